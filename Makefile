@@ -1,0 +1,129 @@
+# rootless-box developer entry points: demo, test, bench, binary.
+#
+# Everything runs from a venv at .venv made from Debian's /usr/bin/python3. The venv sees the
+# system's site-packages, so that a machine with the dependencies installed by apt (python3-rich,
+# python3-zstandard, python3-pyelftools, python3-pytest, python3-wheel) needs no network; any that
+# are missing come from PyPI.
+
+SHELL := /bin/bash
+.ONESHELL:
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON := $(firstword $(wildcard /usr/bin/python3) python3)
+VENV := .venv
+VPY := $(VENV)/bin/python
+RBX := $(VENV)/bin/rootless-box
+PYTEST_ARGS ?=
+
+# Root runs the tests through scripts/ci-root.sh, as an unprivileged user; TEST_AS_ROOT=1 runs
+# them as root directly (only for debugging the tests themselves).
+ifeq ($(shell id -u),0)
+ifeq ($(TEST_AS_ROOT),)
+IS_ROOT := yes
+endif
+endif
+
+.PHONY: help demo test bench binary clean distclean
+
+help:
+	@echo "make demo       build a base image from host binaries and run a container in it"
+	@echo "make test       run the test suite (as root: prepare the machine, run as rbxtest)"
+	@echo "make bench      run bench/*.py beside podman and write bench/RESULTS.md"
+	@echo "make binary     one-file executable in dist/rootless-box (PyInstaller)"
+	@echo "make clean      remove build output; distclean also removes .venv"
+
+$(VPY):
+	$(PYTHON) -m venv --system-site-packages $(VENV)
+
+# Build isolation would fetch setuptools and wheel from PyPI on every install; the venv's own
+# setuptools (>= 64 for PEP 660 editable installs) and the system's wheel do the same offline.
+define pip_install
+	if $(VPY) -c 'import sys, setuptools, wheel; sys.exit(int(setuptools.__version__.split(".")[0]) < 64)' 2>/dev/null; then
+	    $(VPY) -m pip install -q --no-build-isolation -e '$(1)'
+	else
+	    $(VPY) -m pip install -q -e '$(1)'
+	fi
+endef
+
+# Stamps, so that `make test` does not run pip each time; a change of pyproject.toml reinstalls.
+$(VENV)/.rbx-installed: pyproject.toml | $(VPY)
+	@echo "+ pip install -e . (into $(VENV))"
+	$(call pip_install,.)
+	touch $@
+
+$(VENV)/.rbx-installed-test: pyproject.toml | $(VPY)
+	@echo "+ pip install -e '.[test]' (into $(VENV))"
+	$(call pip_install,.[test])
+	touch $@
+
+# The image is made from this machine's own binaries: no download. A static busybox is a whole
+# userland in one file; else a handful of dynamic binaries with their libraries.
+demo: $(VENV)/.rbx-installed
+	@if [ -x /bin/busybox ] && $(VPY) -c 'import sys; from elftools.elf.elffile import ELFFile; sys.exit(any(s["p_type"] == "PT_INTERP" for s in ELFFile(open("/bin/busybox", "rb")).iter_segments()))'; then
+	    set -- /bin/busybox
+	else
+	    set --
+	    for p in /bin/sh /bin/ls /bin/cat /usr/bin/id /bin/echo /usr/bin/env; do
+	        if [ -e "$$p" ]; then set -- "$$@" "$$p"; fi
+	    done
+	fi
+	echo "+ rootless-box image from-host -t demo:latest $$*"
+	$(RBX) image from-host -t demo:latest "$$@"
+	echo "+ rootless-box run --rm demo:latest sh -c 'echo hello from a rootless container; id; ls /'"
+	$(RBX) run --rm demo:latest sh -c 'echo hello from a rootless container; id; ls /'
+	echo "+ rootless-box info"
+	$(RBX) info
+
+ifeq ($(IS_ROOT),yes)
+test:
+	@PYTEST_ARGS='$(PYTEST_ARGS)' bash scripts/ci-root.sh
+else
+test: $(VENV)/.rbx-installed-test
+	@rc=0
+	echo "+ $(VPY) -m pytest -ra $(PYTEST_ARGS) tests"
+	$(VPY) -m pytest -ra $(PYTEST_ARGS) tests || rc=$$?
+	if [ $$rc -eq 5 ]; then
+	    echo "make test: pytest collected no tests, which counts as a failure" >&2
+	fi
+	exit $$rc
+endif
+
+# Each bench/*.py prints Markdown (a table, maybe a line of notes) on stdout and its progress on
+# stderr; the tables are gathered under one heading per script. Benchmarks refuse to run as root.
+bench: $(VENV)/.rbx-installed
+	@out=bench/RESULTS.md.tmp
+	{
+	    echo "# Benchmark results"
+	    echo
+	    echo "$$(date -u '+%Y-%m-%d %H:%M UTC'), $$(uname -sr), $$(nproc) cores, $$($(VPY) -V)."
+	    echo "Ratios are rootless-box / peer: below 1 means rootless-box is faster."
+	    echo
+	} > "$$out"
+	status=0
+	for script in bench/*.py; do
+	    [ -e "$$script" ] || continue
+	    echo "== $$script" >&2
+	    printf '## %s\n\n' "$$(basename "$$script" .py)" >> "$$out"
+	    if ! $(VPY) "$$script" | tee -a "$$out"; then
+	        printf '\n(%s failed)\n' "$$script" >> "$$out"
+	        status=1
+	    fi
+	    echo >> "$$out"
+	done
+	mv "$$out" bench/RESULTS.md
+	echo "wrote bench/RESULTS.md" >&2
+	exit $$status
+
+binary: $(VENV)/.rbx-installed
+	@echo "+ pip install -e '.[binary]' (into $(VENV))"
+	$(call pip_install,.[binary])
+	$(VENV)/bin/pyinstaller --clean -y pyinstaller.spec
+	ls -l dist/rootless-box
+
+clean:
+	rm -rf ./build ./dist ./.pytest_cache ./*.egg-info bench/RESULTS.md.tmp
+	find . -path ./.venv -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,285 @@
+"""Benchmark: `run --rm IMAGE true`, rootless-box beside podman, on the same rootfs.
+
+Owns: timing the start-up and tear-down of a container that does nothing, which is the cost a
+user pays on every `run`. The rootfs is a static busybox made by rootless_box.ops.fromhost, imported
+into a private rootless-box store and, when podman is installed, into a private podman store set up
+the fair way (BASELINES.md: --runtime runc, native overlay via storage.conf, --network host).
+Runs of the two tools alternate in one loop on one filesystem, because the disk's speed here
+drifts from minute to minute.
+Must not: run as root (it measures rootless operation), touch the user's own stores, or leave
+processes behind. Prints a Markdown table on stdout; progress and errors go to stderr.
+
+Usage: .venv/bin/python bench/run_rm_true.py [--runs 30] [--warmup 3] [--rbx PATH]
+As root, set BENCH_USER=NAME to re-run it as that user (who must be able to read this tree).
+"""
+
+import argparse
+import math
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+
+def log(msg):
+    print("run_rm_true: " + msg, file=sys.stderr, flush=True)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--rbx", help="the rootless-box command (default: the one beside this "
+                                      "python, e.g. .venv/bin/rootless-box)")
+    args = parser.parse_args(argv)
+
+    if os.geteuid() == 0:
+        user = os.environ.get("BENCH_USER")
+        if not user:
+            log("refusing to run as root: this measures rootless containers; run it as a plain "
+                "user, or set BENCH_USER=<user> to re-run it as that user")
+            return 2
+        log("re-running as %s" % user)
+        os.execvp("runuser", ["runuser", "-u", user, "--", sys.executable,
+                              os.path.abspath(__file__)] + (argv or sys.argv[1:]))
+
+    rbx = [args.rbx] if args.rbx else _default_rbx()
+    tmp = tempfile.mkdtemp(prefix="rbx-bench-rm-true-")
+    podman = None
+    failures = []
+    try:
+        tar_path = os.path.join(tmp, "busybox-rootfs.tar")
+        from rootless_box.ops.fromhost import write_rootfs_tar
+        with open(tar_path, "wb") as f:
+            write_rootfs_tar(["/bin/busybox"], f)
+
+        ours = _Ours(rbx, tmp)
+        try:
+            ours.setup(tar_path)
+        except _Failed as e:
+            failures.append("rootless-box: %s" % e)
+            log("rootless-box cannot be measured: %s" % e)
+            ours = None
+
+        podman_note = None
+        if shutil.which("podman") is None:
+            podman_note = "not installed"
+        elif shutil.which("runc") is None:
+            podman_note = "runc not installed"
+        else:
+            podman = _Podman(tmp)
+            try:
+                podman.setup(tar_path)
+            except _Failed as e:
+                failures.append("podman: %s" % e)
+                log("podman cannot be measured: %s" % e)
+                podman_note = "failed"
+
+        tools = [t for t in (ours, podman if podman_note is None else None) if t is not None]
+        times = {id(t): [] for t in tools}
+        for i in range(args.warmup + args.runs):
+            for tool in tools:
+                if tool.failed:
+                    continue
+                try:
+                    elapsed = tool.run_true()
+                except _Failed as e:
+                    failures.append("%s: %s" % (tool.name, e))
+                    log("%s failed: %s" % (tool.name, e))
+                    tool.failed = True
+                    continue
+                if i >= args.warmup:
+                    times[id(tool)].append(elapsed)
+        _print_table(args, tmp, ours, podman, podman_note, times)
+    finally:
+        if podman is not None:
+            podman.teardown()
+        _remove(tmp, podman)
+    if failures:
+        for f in failures:
+            log("FAILED " + f)
+        return 1
+    return 0
+
+
+class _Failed(Exception):
+    pass
+
+
+def _default_rbx():
+    beside = os.path.join(os.path.dirname(sys.executable), "rootless-box")
+    if os.access(beside, os.X_OK):
+        return [beside]
+    return [sys.executable, "-m", "rootless_box"]
+
+
+def _check(cmd, env, what):
+    proc = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        detail = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
+        raise _Failed("%s exited %d: %s" % (what, proc.returncode,
+                                            detail[-1] if detail else "no output"))
+    return proc
+
+
+def _timed(cmd, env, what):
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        detail = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise _Failed("%s exited %d: %s" % (what, proc.returncode,
+                                            detail[-1] if detail else "no output"))
+    return elapsed
+
+
+class _Ours:
+    name = "rootless-box"
+
+    def __init__(self, rbx, tmp):
+        self.rbx = rbx
+        self.failed = False
+        self.env = dict(os.environ)
+        # A private store; the runtime dir stays the user's, as in real use.
+        self.env["XDG_DATA_HOME"] = os.path.join(tmp, "rbx-data")
+        os.mkdir(self.env["XDG_DATA_HOME"], 0o700)
+
+    def setup(self, tar_path):
+        _check(self.rbx + ["import", tar_path, "bench:latest"], self.env, "rootless-box import")
+
+    def run_true(self):
+        return _timed(self.rbx + ["run", "--rm", "bench:latest", "true"], self.env,
+                      "rootless-box run")
+
+
+class _Podman:
+    name = "podman"
+
+    def __init__(self, tmp):
+        self.failed = False
+        self.root = os.path.join(tmp, "podman")
+        os.mkdir(self.root, 0o700)
+        self.graph = os.path.join(self.root, "graph")
+        self.run = os.path.join(self.root, "run")
+        storage = os.path.join(self.root, "storage.conf")
+        containers = os.path.join(self.root, "containers.conf")
+        with open(storage, "w") as f:
+            # Without driver = "overlay", rootless podman may pick vfs, 50x slower to start a
+            # large image (BASELINES.md); the kernel's own overlay works in a user namespace.
+            # Rootless podman ignores graphroot in favour of rootless_storage_path, and runroot
+            # in favour of $XDG_RUNTIME_DIR, so both are also given as --root/--runroot.
+            f.write('[storage]\ndriver = "overlay"\ngraphroot = "%s"\nrunroot = "%s"\n'
+                    'rootless_storage_path = "%s"\n' % (self.graph, self.run, self.graph))
+        with open(containers, "w") as f:
+            # cgroupfs: there is no systemd user session under runuser/su, and podman would
+            # otherwise try systemd and fall back on every run. A private tmp_dir gives this
+            # store its own pause process, which teardown() can then end.
+            f.write('[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n'
+                    'events_logfile_path = "%s/events.log"\ntmp_dir = "%s/tmp"\n'
+                    % (self.root, self.root))
+        self.env = dict(os.environ)
+        self.env["CONTAINERS_STORAGE_CONF"] = storage
+        self.env["CONTAINERS_CONF"] = containers
+        # podman keeps a blob-info cache under $XDG_DATA_HOME even with --root: keep it here.
+        self.env["XDG_DATA_HOME"] = os.path.join(self.root, "data")
+        self.env["XDG_CONFIG_HOME"] = os.path.join(self.root, "config")
+        self.base = ["podman", "--root", self.graph, "--runroot", self.run]
+
+    def setup(self, tar_path):
+        _check(self.base + ["import", "-q", tar_path, "localhost/bench:latest"], self.env,
+               "podman import")
+        info = _check(self.base + ["info", "--format",
+                                   "{{.Store.GraphDriverName}} {{.Store.GraphRoot}}"],
+                      self.env, "podman info").stdout.split()
+        if info[:1] != ["overlay"]:
+            raise _Failed("podman uses the %r storage driver, not overlay" % info[:1])
+        if info[1:2] != [self.graph]:
+            raise _Failed("podman's graph root is %r, not the private %s" % (info[1:2], self.graph))
+
+    def run_true(self):
+        return _timed(self.base + ["--runtime", "runc", "run", "--rm", "--network", "host",
+                                   "localhost/bench:latest", "true"], self.env, "podman run")
+
+    def remove(self, path):
+        """rm -rf inside podman's user namespace, where subordinate-id owners are deletable."""
+        subprocess.run(self.base + ["unshare", "rm", "-rf", path], env=self.env,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+
+    def teardown(self):
+        # podman leaves a pause process holding its user namespace; it is ours to end.
+        pid_file = os.path.join(self.root, "tmp", "pause.pid")
+        try:
+            with open(pid_file) as f:
+                pid = int(f.read().strip())
+            os.kill(pid, signal.SIGKILL)
+        except (OSError, ValueError):
+            pass
+
+
+def _remove(tmp, podman):
+    # Layers unpacked in a user namespace belong to subordinate ids the user cannot delete
+    # directly; podman unshare enters the same mapping.
+    if podman is not None:
+        for entry in os.listdir(tmp):
+            if entry != "podman":
+                podman.remove(os.path.join(tmp, entry))
+        podman.remove(podman.graph)
+        # `podman unshare` started a pause process again; its pid file is in tmp, so end it
+        # before the pid file goes.
+        podman.teardown()
+    shutil.rmtree(tmp, ignore_errors=True)
+    if os.path.exists(tmp):
+        log("could not remove %s entirely" % tmp)
+
+
+def _ms(seconds):
+    return "%.1f ms" % (seconds * 1000)
+
+
+def _p90(values):
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.9 * len(ordered)) - 1)]
+
+
+def _fs_type(path):
+    proc = subprocess.run(["stat", "-f", "-c", "%T", path], capture_output=True, text=True)
+    return proc.stdout.strip() or "unknown"
+
+
+def _print_table(args, tmp, ours, podman, podman_note, times):
+    def figures(tool):
+        values = times.get(id(tool)) if tool is not None else None
+        if not values or tool.failed:
+            return None
+        return statistics.median(values), _p90(values), min(values)
+
+    ours_f = figures(ours)
+    pod_f = figures(podman) if podman_note is None else None
+    print("`run --rm busybox true`: %d runs after %d warm-ups, the two tools alternating, "
+          "stores on %s (%s)." % (args.runs, args.warmup, os.path.dirname(tmp), _fs_type(tmp)))
+    print()
+    print("| figure | rootless-box | podman | ratio |")
+    print("|---|---|---|---|")
+    for i, label in enumerate(("median", "p90", "min")):
+        a = _ms(ours_f[i]) if ours_f else "failed"
+        if pod_f:
+            b = _ms(pod_f[i])
+        else:
+            b = "n/a (%s)" % (podman_note or "failed")
+        ratio = "%.2f" % (ours_f[i] / pod_f[i]) if ours_f and pod_f else "-"
+        print("| `run --rm true`, %s | %s | %s | %s |" % (label, a, b, ratio))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

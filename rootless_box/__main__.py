@@ -1,0 +1,4 @@
+"""`python -m rootless_box`: the same entry point as the rootless-box command."""
+from rootless_box.cli import main
+
+raise SystemExit(main())

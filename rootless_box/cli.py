@@ -1,0 +1,135 @@
+"""The command-line entry point: global options, the command table, and error reporting.
+
+Owns: mapping a verb (and Docker's `image ...`/`container ...` group forms) to its module in
+commands/, importing only that module (start-up time is a feature), and being the ONE place
+that turns a BoxError into `rootless-box: error: ...` + `hint: ...` and an exit code.
+Must not: contain command logic.
+"""
+
+import os
+import sys
+
+from . import cliparse, config
+from .commands._common import report
+from .errors import BoxError, UsageError
+
+# verb -> (module in commands/, summary shown by --help)
+COMMANDS = {
+    "run": ("run", "Create and run a new container from an image"),
+    "ps": ("ps", "List containers"),
+    "rm": ("rm", "Remove one or more containers"),
+    "images": ("images", "List images"),
+    "import": ("importcmd", "Import the contents from a tarball to create a filesystem image"),
+    "rmi": ("rmi", "Remove one or more images"),
+    "tag": ("tag", "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE"),
+    "inspect": ("inspect", "Return low-level information on containers or images"),
+    "info": ("info", "Display what this machine supports and how to fix what it lacks"),
+    "version": ("version", "Show the rootless-box version information"),
+}
+GROUPS = {
+    "image": {"ls": "images", "list": "images", "rm": "rmi", "remove": "rmi", "tag": "tag",
+              "inspect": "inspect", "import": "import", "from-host": "image from-host"},
+    "container": {"ls": "ps", "list": "ps", "rm": "rm", "remove": "rm", "run": "run",
+                  "inspect": "inspect"},
+}
+RUN_LIKE = {"run"}
+EXTRA = {"image from-host": ("fromhost", "Make a base image from host binaries and the "
+                                         "shared libraries they need (no download)")}
+
+
+def _usage():
+    lines = ["", "Usage:  rootless-box [OPTIONS] COMMAND", "",
+             "A daemonless, rootless, Docker-compatible container tool", "", "Commands:"]
+    for verb, (_mod, summary) in COMMANDS.items():
+        lines.append("  %-10s %s" % (verb, summary))
+    lines += ["", "Management commands:",
+              "  %-10s %s" % ("image", "Manage images (ls, rm, tag, inspect, import, "
+                                       "from-host)"),
+              "  %-10s %s" % ("container", "Manage containers (ls, rm, run, inspect)"),
+              "", "Global options:", "  -D, --debug     Show tracebacks of internal errors",
+              "  -v, --version   Print version information and quit",
+              "  -h, --help      Print usage", "",
+              "Run 'rootless-box COMMAND --help' for more information on a command."]
+    return "\n".join(lines) + "\n"
+
+
+def _resolve(argv):
+    """-> (verb key, module, summary, remaining args)."""
+    verb = argv[0]
+    if verb in GROUPS:
+        if len(argv) < 2 or argv[1] in ("-h", "--help"):
+            subs = ", ".join(sorted(GROUPS[verb]))
+            raise UsageError('"rootless-box %s" requires a subcommand' % verb,
+                             "one of: %s" % subs)
+        target = GROUPS[verb].get(argv[1])
+        if target is None:
+            raise UsageError('unknown command "%s %s"' % (verb, argv[1]),
+                             "run 'rootless-box --help'")
+        if target in EXTRA:
+            return (target,) + EXTRA[target] + (argv[2:],)
+        return (target,) + COMMANDS[target] + (argv[2:],)
+    if verb not in COMMANDS:
+        raise UsageError('unknown command "%s" for "rootless-box"' % verb,
+                         "run 'rootless-box --help'")
+    return (verb,) + COMMANDS[verb] + (argv[1:],)
+
+
+def dispatch(argv):
+    while argv and argv[0].startswith("-"):
+        flag = argv.pop(0)
+        if flag in ("-D", "--debug"):
+            os.environ["RBX_DEBUG"] = "1"
+        elif flag in ("-v", "--version"):
+            sys.stdout.write("rootless-box version %s\n" % config.VERSION)
+            return 0
+        elif flag in ("-h", "--help"):
+            sys.stdout.write(_usage())
+            return 0
+        else:
+            raise UsageError("unknown flag: %s" % flag, "run 'rootless-box --help'")
+    if not argv:
+        sys.stdout.write(_usage())
+        return 0
+    verb, module_name, summary, rest = _resolve(argv)
+    module = __import__("rootless_box.commands." + module_name, fromlist=["main"])
+    command = module.command(verb, summary)
+    parsed = cliparse.parse(command, rest)
+    if parsed.help:
+        sys.stdout.write(command.help_text())
+        return 0
+    cliparse.check_arity(command, parsed)
+    try:
+        return module.main(parsed) or 0
+    except BoxError as exc:
+        # Docker: 125 is run's "the tool failed"; its other commands fail with 1.
+        if verb not in RUN_LIKE and exc.exit_code == 125:
+            exc.exit_code = 1
+        raise
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return dispatch(argv)
+    except BoxError as exc:
+        if config.debug():
+            import traceback
+            traceback.print_exc()
+        report(exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # Output piped into `head`: not an error (Docker exits quietly too).
+        try:
+            sys.stdout = None
+        except Exception:
+            pass
+        return 0
+    except Exception as exc:  # an internal bug: one line, traceback only on request
+        if config.debug():
+            import traceback
+            traceback.print_exc()
+        report(BoxError("internal error: %s: %s" % (type(exc).__name__, exc),
+                        "run again with --debug (or RBX_DEBUG=1) and report the traceback"))
+        return 125

@@ -1,0 +1,80 @@
+"""Output helpers shared by the commands: Docker-style plain tables, sizes, ages, warnings.
+
+Owns: formatting only. Tables are plain aligned columns as Docker prints them (scripts parse
+them), so rich is not needed here.
+"""
+
+import sys
+import time
+
+
+def report(exc):
+    """A BoxError as the user sees it: one line, then the hint if there is one."""
+    sys.stderr.write("rootless-box: error: %s\n" % exc.message)
+    if exc.hint:
+        sys.stderr.write("hint: %s\n" % exc.hint)
+
+
+def warn(message):
+    sys.stderr.write("rootless-box: warning: %s\n" % message)
+
+
+def table(headers, rows):
+    widths = [len(h) for h in headers]
+    for row in rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    out = []
+    for row in [headers] + rows:
+        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])] + [row[-1]]
+        out.append("   ".join(cells).rstrip())
+    sys.stdout.write("\n".join(out) + "\n")
+
+
+def human_size(size):
+    """Docker's decimal units: 4.26MB, 1.2GB."""
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            text = ("%.3g" % value) if unit != "B" else "%d" % value
+            return text + unit
+        value /= 1000
+    return "%dB" % size
+
+
+def human_ago(epoch):
+    """Docker's 'About a minute ago', '3 hours ago'."""
+    if not epoch:
+        return "N/A"
+    seconds = max(0, time.time() - epoch)
+    return human_duration(seconds) + " ago"
+
+
+def human_duration(seconds):
+    if seconds < 1:
+        return "Less than a second"
+    if seconds < 60:
+        return "%d seconds" % seconds
+    minutes = seconds / 60
+    if minutes < 2:
+        return "About a minute"
+    if minutes < 60:
+        return "%d minutes" % minutes
+    hours = minutes / 60
+    if hours < 2:
+        return "About an hour"
+    if hours < 48:
+        return "%d hours" % hours
+    days = hours / 24
+    if days < 14:
+        return "%d days" % days
+    if days < 60:
+        return "%d weeks" % (days / 7)
+    if days < 730:
+        return "%d months" % (days / 30)
+    return "%d years" % (days / 365)
+
+
+def print_json(obj):
+    import json
+    sys.stdout.write(json.dumps(obj, indent=4) + "\n")

@@ -1,0 +1,55 @@
+"""`inspect [OPTIONS] NAME|ID [NAME|ID...]`: Docker's JSON for containers and images."""
+
+import sys
+
+from ..cliparse import VALUE, Command, Opt
+from ..errors import BoxError, NotFound, UsageError
+from ..ops import containers as container_ops
+from ..ops import images as image_ops
+from ..ops.storage import open_store
+from ._common import print_json, report
+
+
+def command(verb, summary):
+    return Command(verb, "inspect [OPTIONS] NAME|ID [NAME|ID...]", summary, (
+        Opt("--type", VALUE, "Only inspect objects of the given type (container, image)"),
+    ), min_args=1)
+
+
+def container_json(record):
+    state = dict(record.get("State", {}))
+    state.pop("PidStartTime", None)
+    state.setdefault("OOMKilled", False)
+    return {"Id": record["Id"], "Created": record.get("Created", ""),
+            "Path": record.get("Path", ""), "Args": record.get("Args", []), "State": state,
+            "Image": record.get("Image", ""), "Name": "/" + record["Name"],
+            "Driver": record.get("Driver", ""), "Mounts": record.get("Mounts", []),
+            "Config": record.get("Config", {}), "HostConfig": record.get("HostConfig", {})}
+
+
+def _lookup(store, name, kind):
+    if kind in (None, "container"):
+        try:
+            return container_json(container_ops.find(store, name))
+        except NotFound:
+            if kind == "container":
+                raise
+    return image_ops.inspect(image_ops.resolve(store, name))
+
+
+def main(parsed):
+    if parsed.type not in (None, "container", "image"):
+        raise UsageError("unknown --type %r" % parsed.type, "use container or image")
+    store = open_store()
+    results, status = [], 0
+    for name in parsed.args:
+        try:
+            results.append(_lookup(store, name, parsed.type))
+        except BoxError as exc:
+            if isinstance(exc, NotFound):
+                exc = NotFound("no such object: %s" % name, exc.hint)
+            report(exc)
+            status = 1
+    print_json(results)
+    sys.stdout.flush()
+    return status

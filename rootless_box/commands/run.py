@@ -1,0 +1,44 @@
+"""`run [OPTIONS] IMAGE [COMMAND] [ARG...]`: Docker's flags -> ops.run.RunOptions."""
+
+from ..cliparse import FLAG, LIST, VALUE, Command, Opt
+from ..ops import run as run_ops
+from ._common import warn
+
+OPTS = (
+    Opt("--rm", FLAG, "Automatically remove the container and its associated anonymous "
+                      "volumes when it exits"),
+    Opt("--name", VALUE, "Assign a name to the container"),
+    Opt("-e,--env", LIST, "Set environment variables", metavar="list"),
+    Opt("--env-file", LIST, "Read in a file of environment variables", metavar="list"),
+    Opt("-w,--workdir", VALUE, "Working directory inside the container"),
+    Opt("-u,--user", VALUE, "Username or UID (format: <name|uid>[:<group|gid>])"),
+    Opt("--entrypoint", VALUE, "Overwrite the default ENTRYPOINT of the image"),
+    Opt("-i,--interactive", FLAG, "Keep STDIN open even if not attached"),
+    Opt("-t,--tty", FLAG, "Allocate a pseudo-TTY"),
+    Opt("-h,--hostname", VALUE, "Container host name"),
+    Opt("-v,--volume", LIST, "Bind mount a volume", metavar="list"),
+    Opt("--tmpfs", LIST, "Mount a tmpfs directory", metavar="list"),
+    Opt("--read-only", FLAG, "Mount the container's root filesystem as read only"),
+    Opt("--network,--net", VALUE, "Connect a container to a network (host, none)",
+        dest="network"),
+    Opt("--init", FLAG, "Run an init inside the container that forwards signals and reaps "
+                        "processes"),
+)
+
+
+def command(verb, summary):
+    return Command(verb, "run [OPTIONS] IMAGE [COMMAND] [ARG...]", summary, OPTS, min_args=1,
+                   interspersed=False)
+
+
+def options_from(parsed):
+    return run_ops.RunOptions(
+        parsed.args[0], parsed.args[1:], rm=parsed.rm, name=parsed.name, env=parsed.env,
+        env_file=parsed.env_file, workdir=parsed.workdir, user=parsed.user,
+        entrypoint=parsed.entrypoint, interactive=parsed.interactive, tty=parsed.tty,
+        hostname=parsed.hostname, volumes=parsed.volume, tmpfs=parsed.tmpfs,
+        read_only=parsed.read_only, network=parsed.network, init=parsed.init)
+
+
+def main(parsed):
+    return run_ops.run(options_from(parsed), warn=warn)

@@ -1,0 +1,84 @@
+"""Paths and the tool's own environment knobs.
+
+Owns: where state lives (XDG data dir, runtime dir) and every RBX_* environment variable; they are
+read here and nowhere else. Must not: touch the filesystem beyond computing and creating the
+runtime directory, or import anything but errors.
+"""
+
+import os
+
+from .errors import UsageError
+
+VERSION = "0.1.0"
+
+# Docker's default for containers whose image sets no PATH (moby: oci/defaults.go).
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def data_root():
+    """$XDG_DATA_HOME/rootless-box, default ~/.local/share/rootless-box."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"),
+                                                           ".local", "share")
+    return os.path.join(base, "rootless-box")
+
+
+def runtime_root():
+    """$XDG_RUNTIME_DIR/rootless-box, else a private 0700 directory under /tmp.
+
+    Runtime state must not depend on a systemd login session (su/sudo leave XDG_RUNTIME_DIR
+    unset), so the fallback is always usable.
+    """
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    if base and os.path.isdir(base) and os.access(base, os.W_OK):
+        path = os.path.join(base, "rootless-box")
+    else:
+        path = "/tmp/rootless-box-%d" % os.getuid()
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        st = os.lstat(path)
+        if st.st_uid != os.getuid() or (st.st_mode & 0o077) or not os.path.isdir(path):
+            from .errors import StoreError
+            raise StoreError("runtime directory is not private to this user: %s" % path,
+                             "remove it, or set XDG_RUNTIME_DIR to a directory of your own")
+    return path
+
+
+def debug():
+    return os.environ.get("RBX_DEBUG", "") not in ("", "0")
+
+
+def _choice(name, allowed, default):
+    value = os.environ.get(name, "") or default
+    if value not in allowed:
+        raise UsageError("invalid %s: %r" % (name, value),
+                         "use one of: %s" % ", ".join(allowed))
+    return value
+
+
+def idmap_mode():
+    """RBX_USERNS: auto (subuid range when the user has one), subuid, or single."""
+    return _choice("RBX_USERNS", ("auto", "subuid", "single"), "auto")
+
+
+def storage_driver():
+    """RBX_STORAGE_DRIVER: auto (probed), overlay, fuse-overlayfs or copy."""
+    return _choice("RBX_STORAGE_DRIVER", ("auto", "overlay", "fuse-overlayfs", "copy"), "auto")
+
+
+def subid_files():
+    """The subordinate id files (overridable for tests of the detection logic)."""
+    return (os.environ.get("RBX_SUBUID_FILE", "/etc/subuid"),
+            os.environ.get("RBX_SUBGID_FILE", "/etc/subgid"))
+
+
+def host_env_for_helpers():
+    """The environment for host helpers (newuidmap, fuse-overlayfs): the user's, minus a
+    PyInstaller bootloader's LD_LIBRARY_PATH, which would break them (pyinstaller#1759)."""
+    env = dict(os.environ)
+    orig = env.pop("LD_LIBRARY_PATH_ORIG", None)
+    if orig is not None:
+        env["LD_LIBRARY_PATH"] = orig
+    elif getattr(__import__("sys"), "frozen", False):
+        env.pop("LD_LIBRARY_PATH", None)
+    return env

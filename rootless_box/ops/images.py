@@ -1,0 +1,312 @@
+"""Image use cases: import a rootfs tarball, resolve a name, tag, remove, list, inspect.
+
+Owns: the image index semantics (what a tag points at, when an image and its layers go away),
+Docker's `import` (one layer, config built here, `--change` applied) and Docker's inspect JSON.
+Must not: print or exit (commands/ format the results).
+"""
+
+import os
+import time
+
+from .. import errors, fastjson
+from ..oci import image as oci_image
+from ..oci import reference
+from ..oci.digest import short_id
+
+_CHUNK = 1 << 20
+
+
+class Image:
+    """An image record from the index, with its config loaded on demand."""
+
+    def __init__(self, store, image_id, record, tags):
+        self.store = store
+        self.id = image_id
+        self.record = record
+        self.tags = tags
+        self._config = None
+
+    @property
+    def config(self):
+        if self._config is None:
+            self._config = fastjson.loads(self.store.read_blob(self.id))
+        return self._config
+
+    @property
+    def diff_ids(self):
+        return self.record["layers"]
+
+    def layer_dirs(self):
+        """Unpacked layer directories, topmost first (overlayfs lowerdir order)."""
+        return [self.store.layer_path(d) for d in reversed(self.diff_ids)]
+
+
+def _tags_of(index, image_id):
+    return sorted(ref for ref, iid in index["tags"].items() if iid == image_id)
+
+
+def resolve(store, name, index=None):
+    """An image by reference (busybox, host:5000/a/b:tag) or by (short) ID."""
+    index = index if index is not None else store.read_index()
+    ref = None
+    try:
+        ref = reference.parse(name)
+    except errors.UsageError:
+        if not reference.looks_like_id(name):
+            raise
+    if ref is not None:
+        image_id = index["tags"].get(str(ref))
+        if image_id:
+            return Image(store, image_id, index["images"][image_id], _tags_of(index, image_id))
+    if reference.looks_like_id(name):
+        wanted = name if name.startswith("sha256:") else "sha256:" + name
+        matches = [iid for iid in index["images"] if iid.startswith(wanted)]
+        if len(matches) == 1:
+            iid = matches[0]
+            return Image(store, iid, index["images"][iid], _tags_of(index, iid))
+        if len(matches) > 1:
+            raise errors.Conflict("image ID prefix %s is ambiguous" % name,
+                                  "give more characters of the ID")
+    raise errors.NotFound("no such image: %s" % name,
+                          "list local images with 'rootless-box images', or import one with "
+                          "'rootless-box import'")
+
+
+def list_images(store):
+    index = store.read_index()
+    return [Image(store, iid, rec, _tags_of(index, iid)) for iid, rec in
+            sorted(index["images"].items(), key=lambda kv: kv[1].get("added", ""),
+                   reverse=True)]
+
+
+# -- import -------------------------------------------------------------------------------------
+
+def _copy_hashing(src, dst_path):
+    import hashlib
+    digest = hashlib.sha256()
+    size = 0
+    with open(dst_path, "wb") as out:
+        while True:
+            chunk = src.read(_CHUNK)
+            if not chunk:
+                break
+            digest.update(chunk)
+            out.write(chunk)
+            size += len(chunk)
+    return "sha256:" + digest.hexdigest(), size
+
+
+def _blob_from_source(store, source):
+    """Copy the tarball into the store's tmp while hashing; xz/bzip2 are decompressed first,
+    as OCI layers are plain, gzip or zstd. Returns (tmp path, digest, size, compression)."""
+    from ..layers.compression import detect, open_stream
+    tmp = store.mktemp_path("import")
+    try:
+        if source == "-":
+            import sys
+            digest, size = _copy_hashing(sys.stdin.buffer, tmp)
+        else:
+            with open(source, "rb") as f:
+                digest, size = _copy_hashing(f, tmp)
+    except OSError as exc:
+        _unlink(tmp)
+        raise errors.BadArchive("cannot read %s: %s" % (source, exc.strerror or exc))
+    with open(tmp, "rb") as f:
+        compression = detect(f.read(8))
+    if compression in ("bzip2", "xz"):
+        plain = store.mktemp_path("import")
+        try:
+            with open(tmp, "rb") as f:
+                stream, _ = open_stream(f)
+                digest, size = _copy_hashing(stream, plain)
+        finally:
+            _unlink(tmp)
+        tmp, compression = plain, "none"
+    if size == 0:
+        _unlink(tmp)
+        raise errors.BadArchive("cannot import %s: it is empty" % source)
+    return tmp, digest, size, compression
+
+
+def _unlink(path):
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def import_rootfs(store, idmap, source, repository=None, changes=(), message=""):
+    """`import FILE|- [REPOSITORY[:TAG]]`: one-layer image from a rootfs tarball. Returns
+    (image id, unpack report)."""
+    from .storage import unpack_layer
+    ref = reference.parse(repository) if repository else None
+    if ref is not None and ref.digest:
+        raise errors.UsageError("cannot import to a digest reference: %s" % repository)
+    container_config = {}
+    for change in changes:
+        oci_image.apply_change(container_config, change)
+    blob_tmp, digest, size, compression = _blob_from_source(store, source)
+    try:
+        report = unpack_layer(store, idmap, blob_tmp)
+    except BaseException:
+        _unlink(blob_tmp)
+        raise
+    label = "file" if source == "-" else os.path.basename(source)
+    cfg = oci_image.new_config([report["diff_id"]], container_config, comment=message or
+                               "Imported from %s" % ("-" if source == "-" else label),
+                               created_by="rootless-box import %s" % label)
+    with store.lock():
+        store.land_blob_file(blob_tmp, digest)
+        image_id = _commit_image(store, cfg, [(oci_image.MT_LAYER[compression], digest, size)],
+                                 [report["diff_id"]], ref)
+    return image_id, report
+
+
+def _commit_image(store, cfg, layers, diff_ids, ref):
+    """Under the store lock: write config and manifest blobs, record and tag the image."""
+    config_bytes = oci_image.dumps(cfg)
+    image_id = store.put_blob_bytes(config_bytes)
+    manifest = oci_image.new_manifest(image_id, len(config_bytes), layers)
+    manifest_digest = store.put_blob_bytes(oci_image.dumps(manifest))
+    index = store.read_index()
+    index["images"][image_id] = {"manifest": manifest_digest, "layers": list(diff_ids),
+                                 "added": oci_image.now_rfc3339(),
+                                 "size": sum(s for _mt, _d, s in layers)}
+    if ref is not None:
+        index["tags"][str(ref)] = image_id
+    store.write_index(index)
+    return image_id
+
+
+# -- tag, remove --------------------------------------------------------------------------------
+
+def tag(store, source, target):
+    ref = reference.parse(target)
+    if ref.digest:
+        raise errors.UsageError("refusing to create a tag with a digest reference: %s" % target)
+    with store.lock():
+        index = store.read_index()
+        image = resolve(store, source, index)
+        index["tags"][str(ref)] = image.id
+        store.write_index(index)
+    return image.id
+
+
+def containers_using(store, image_id):
+    users = []
+    for cid in store.container_ids():
+        record = store.read_container(cid)
+        if record and record.get("Image") == image_id:
+            users.append(record)
+    return users
+
+
+def remove(store, name, force=False):
+    """`rmi`: untag name; when no tag is left (or name is an ID), delete the image and every
+    blob and layer directory nothing else uses. Returns lines like Docker's
+    ('Untagged: x', 'Deleted: sha256:...')."""
+    out = []
+    with store.lock():
+        index = store.read_index()
+        image = resolve(store, name, index)
+        by_tag = None
+        try:
+            ref = reference.parse(name)
+            if index["tags"].get(str(ref)) == image.id:
+                by_tag = str(ref)
+        except errors.UsageError:
+            pass
+        if by_tag and len(image.tags) > 1:
+            del index["tags"][by_tag]
+            store.write_index(index)
+            return ["Untagged: %s" % reference.parse(by_tag).familiar()]
+        if image.tags and not by_tag and len(image.tags) > 1 and not force:
+            raise errors.Conflict(
+                "unable to delete %s (must be forced): image is referenced in multiple "
+                "repositories" % short_id(image.id), "use -f, or remove the tags one by one")
+        users = containers_using(store, image.id)
+        if users and not force:
+            raise errors.Conflict(
+                "unable to remove image %s: it is used by container %s" % (
+                    name, short_id(users[0]["Id"])),
+                "remove the container first (rootless-box rm), or use rmi -f")
+        for tag_name in image.tags:
+            del index["tags"][tag_name]
+            out.append("Untagged: %s" % reference.parse(tag_name).familiar())
+        if users:
+            # Docker keeps a forced image that containers use, untagged; so do we.
+            store.write_index(index)
+            return out
+        del index["images"][image.id]
+        store.write_index(index)
+        out.append("Deleted: %s" % image.id)
+        _collect_garbage(store, index)
+    return out
+
+
+def _collect_garbage(store, index):
+    """Remove blobs and layer directories no image references any more (under the lock)."""
+    keep_blobs, keep_layers = set(), set()
+    for iid, rec in index["images"].items():
+        keep_blobs.add(iid)
+        keep_blobs.add(rec["manifest"])
+        keep_layers.update(rec["layers"])
+        try:
+            manifest = fastjson.loads(store.read_blob(rec["manifest"]))
+            keep_blobs.update(layer["digest"] for layer in manifest.get("layers", []))
+        except (errors.BoxError, ValueError):
+            pass
+    for name in os.listdir(store.blobs):
+        if "sha256:" + name not in keep_blobs and not name.startswith("."):
+            _unlink(os.path.join(store.blobs, name))
+    for name in os.listdir(store.layers):
+        if "sha256:" + name not in keep_layers:
+            store.remove(os.path.join(store.layers, name))
+
+
+# -- inspect ------------------------------------------------------------------------------------
+
+_CONFIG_DEFAULTS = (("Hostname", ""), ("Domainname", ""), ("User", ""), ("AttachStdin", False),
+                    ("AttachStdout", False), ("AttachStderr", False), ("Tty", False),
+                    ("OpenStdin", False), ("StdinOnce", False), ("Env", None), ("Cmd", None),
+                    ("Image", ""), ("Volumes", None), ("WorkingDir", ""),
+                    ("Entrypoint", None), ("OnBuild", None), ("Labels", None))
+
+
+def docker_config(cfg):
+    """An image config's `config` object with every field Docker's inspect shows."""
+    result = {key: default for key, default in _CONFIG_DEFAULTS}
+    result.update(cfg or {})
+    return result
+
+
+def inspect(image):
+    cfg = image.config
+    history = cfg.get("history") or []
+    return {
+        "Id": image.id,
+        "RepoTags": [reference.parse(t).familiar() for t in image.tags],
+        "RepoDigests": [],
+        "Parent": "",
+        "Comment": (history[-1].get("comment", "") if history else ""),
+        "Created": cfg.get("created", ""),
+        "DockerVersion": "",
+        "Author": cfg.get("author", ""),
+        "Config": docker_config(cfg.get("config")),
+        "Architecture": cfg.get("architecture", ""),
+        "Os": cfg.get("os", ""),
+        "Size": image.record.get("size", 0),
+        "GraphDriver": {"Name": "rootless-box",
+                        "Data": {"LowerDirs": ":".join(image.layer_dirs())}},
+        "RootFS": {"Type": "layers", "Layers": list(image.diff_ids)},
+        "Metadata": {"LastTagTime": image.record.get("added", "")},
+    }
+
+
+def created_epoch(text):
+    """RFC 3339 -> seconds since the epoch (for 'N minutes ago')."""
+    try:
+        base = text.split(".")[0].rstrip("Z")
+        return time.mktime(time.strptime(base, "%Y-%m-%dT%H:%M:%S")) - time.timezone
+    except (ValueError, AttributeError):
+        return 0

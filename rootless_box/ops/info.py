@@ -1,0 +1,83 @@
+"""`info`: what this machine lets a plain user do, and the exact fix for each missing piece.
+
+Owns: the preflight facts (user namespaces allowed, id mapping, storage driver, helpers, paths).
+Must not: print (commands/info.py formats), or change the machine.
+"""
+
+import os
+
+from .. import config
+from ..errors import BoxError
+from ..userns import idmap as idmaps
+from ..userns.launcher import run_in_userns
+from .storage import open_store, probe_driver
+
+
+def _read(path):
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def _userns_works(idmap):
+    try:
+        return run_in_userns(os.getuid, idmap) == 0, ""
+    except BoxError as exc:
+        return False, exc.message
+
+
+def gather():
+    uname = os.uname()
+    uid = os.getuid()
+    user = idmaps.user_name(uid)
+    facts = {"version": config.VERSION, "kernel": uname.release, "arch": uname.machine,
+             "user": "%s (uid %d)" % (user, uid), "data_root": config.data_root(),
+             "runtime_root": config.runtime_root()}
+    fixes = []
+    idmap = idmaps.plan()
+    facts["idmap_mode"] = idmap.mode
+    facts["idmap_detail"] = idmap.reason or ""
+    if idmap.mode == "subuid":
+        facts["uid_map"] = " ".join("%d:%d:%d" % t for t in idmap.uid_map)
+        facts["gid_map"] = " ".join("%d:%d:%d" % t for t in idmap.gid_map)
+    elif config.idmap_mode() != "single":
+        fixes.append(("no subordinate id range: -u with other users, chown and apt privilege "
+                      "drops fail", idmaps.admin_fix(user)))
+    ok, why = _userns_works(idmap)
+    facts["user_namespaces"] = "usable" if ok else "NOT usable: " + why
+    if not ok:
+        fixes.append(("user namespaces are not usable", _userns_fix()))
+        facts["storage_driver"] = "unknown (needs user namespaces)"
+        return facts, fixes
+    store = open_store(idmap)
+    probe = probe_driver(store, idmap)
+    forced = config.storage_driver()
+    facts["storage_driver"] = forced if forced != "auto" else probe["driver"]
+    for driver, reason in sorted(probe["reasons"].items()):
+        facts["storage_%s" % driver] = reason
+    if probe["driver"] == "copy":
+        fixes.append(("no overlay: every container copies its image (slow, uses disk)",
+                      "use a kernel >= 5.11 (overlayfs in user namespaces), or install "
+                      "fuse-overlayfs and give users /dev/fuse (chmod 0666 /dev/fuse)"))
+    helpers = {name: idmaps.find_helper(name) or "not installed" for name in
+               ("newuidmap", "newgidmap", "fuse-overlayfs", "pasta", "slirp4netns")}
+    facts.update({"helper_" + k: v for k, v in helpers.items()})
+    facts["network"] = "host (default); none (private namespace with loopback)"
+    return facts, fixes
+
+
+def _userns_fix():
+    checks = [("/proc/sys/kernel/unprivileged_userns_clone", "0",
+               "sysctl -w kernel.unprivileged_userns_clone=1"),
+              ("/proc/sys/user/max_user_namespaces", "0",
+               "sysctl -w user.max_user_namespaces=15000"),
+              ("/proc/sys/kernel/apparmor_restrict_unprivileged_userns", "1",
+               "add an AppArmor profile with 'userns,' for rootless-box, or sysctl -w "
+               "kernel.apparmor_restrict_unprivileged_userns=0")]
+    for path, bad, fix in checks:
+        if _read(path) == bad:
+            return "an administrator can run: " + fix
+    return "check that the kernel has CONFIG_USER_NS and that no seccomp or LSM policy " \
+           "forbids unshare(CLONE_NEWUSER)"

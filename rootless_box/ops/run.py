@@ -1,0 +1,362 @@
+"""The `run` use case: from options and an image to a finished container and its exit status.
+
+Owns: Docker's rules for the container's command (ENTRYPOINT + CMD, --entrypoint resets CMD),
+environment (image ENV, default PATH, HOSTNAME, TERM, --env-file, -e), working directory, user,
+hostname, volume and tmpfs specs, and network mode; the run spec handed to the launcher; the
+container record's life (created, running, exited, or removed with --rm).
+Must not: import rich, pyelftools, zstandard or an HTTP client (this is the hot path), print,
+or call syscalls (userns/ does).
+"""
+
+import os
+import _signal as signal  # the signal module imports enum: ~10 ms
+
+from .. import config, errors
+from ..userns import caps, idmap as idmaps, launcher
+from . import containers, images
+from .storage import choose_driver, open_store
+
+FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+                     signal.SIGUSR1, signal.SIGUSR2)
+_VOLUME_OPTS = {"ro", "rw", "z", "Z", "private", "rprivate", "shared", "rshared", "slave",
+                "rslave", "nocopy"}
+_NETWORKS = {"host": "host", "default": "host", "none": "none"}
+
+_HOSTS_BASE = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+               "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n"
+               "ff02::2\tip6-allrouters\n")
+
+
+class RunOptions:
+    """What `run` was asked for; commands/run.py fills it from the command line."""
+
+    def __init__(self, image, command=(), **kw):
+        self.image = image
+        self.command = list(command)
+        self.rm = kw.get("rm", False)
+        self.name = kw.get("name")
+        self.env = list(kw.get("env", ()))
+        self.env_file = list(kw.get("env_file", ()))
+        self.workdir = kw.get("workdir")
+        self.user = kw.get("user")
+        self.entrypoint = kw.get("entrypoint")
+        self.interactive = kw.get("interactive", False)
+        self.tty = kw.get("tty", False)
+        self.hostname = kw.get("hostname")
+        self.volumes = list(kw.get("volumes", ()))
+        self.tmpfs = list(kw.get("tmpfs", ()))
+        self.read_only = kw.get("read_only", False)
+        self.network = kw.get("network") or "host"
+        self.init = kw.get("init", False)
+
+
+# -- pure helpers (unit-tested) ----------------------------------------------------------------
+
+def parse_env_file(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError as exc:
+        raise errors.UsageError("cannot read env file %s: %s" % (path, exc.strerror))
+    return [line.lstrip() for line in lines if line.strip() and
+            not line.lstrip().startswith("#")]
+
+
+def _env_entry(item, host_env):
+    key, eq, _value = item.partition("=")
+    if not key:
+        raise errors.UsageError("invalid environment variable: %r" % item)
+    if eq:
+        return item
+    return "%s=%s" % (key, host_env[key]) if key in host_env else None
+
+
+def merge_env(image_env, extra, host_env):
+    """Image ENV, then extra (-e/--env-file, later wins); `-e NAME` takes NAME from the host
+    or is dropped, as Docker does; PATH defaults to Docker's when the image sets none."""
+    merged = {}
+    entries = list(image_env or []) + [e for e in (_env_entry(i, host_env) for i in extra) if e]
+    for entry in entries:
+        key = entry.partition("=")[0]
+        merged.pop(key, None)
+        merged[key] = entry
+    if "PATH" not in merged:
+        merged = {"PATH": "PATH=" + config.DEFAULT_PATH, **merged}
+    return list(merged.values())
+
+
+def command_line(image_config, command, entrypoint):
+    """ENTRYPOINT + CMD as Docker combines them; --entrypoint discards the image's CMD."""
+    if entrypoint is not None:
+        entry = [entrypoint] if entrypoint else []
+        cmd = list(command)
+    else:
+        entry = list(image_config.get("Entrypoint") or [])
+        cmd = list(command) if command else list(image_config.get("Cmd") or [])
+    argv = entry + cmd
+    if not argv:
+        raise errors.UsageError("no command specified",
+                                "give a command after the image name, or set CMD in the image")
+    return argv
+
+
+def parse_volume(spec, volumes_root):
+    """-v SRC:DST[:OPTS] (SRC a host path or a volume name) or -v DST (anonymous)."""
+    parts = spec.split(":")
+    if len(parts) == 1:
+        src, dst, opts = None, parts[0], ""
+    elif len(parts) in (2, 3):
+        src, dst = parts[0], parts[1]
+        opts = parts[2] if len(parts) == 3 else ""
+    else:
+        raise errors.UsageError("invalid volume specification: %r" % spec,
+                                "use -v HOST_PATH:CONTAINER_PATH[:ro]")
+    if not dst.startswith("/"):
+        raise errors.UsageError("invalid volume specification: %r: the container path must be "
+                                "absolute" % spec)
+    options = [o for o in opts.split(",") if o]
+    bad = [o for o in options if o not in _VOLUME_OPTS]
+    if bad:
+        raise errors.UsageError("invalid volume specification: %r: unknown option %s"
+                                % (spec, bad[0]), "use ro or rw")
+    readonly = "ro" in options
+    if src is None or not (src.startswith("/") or src.startswith(".") or src.startswith("~")):
+        name = src or os.urandom(32).hex()
+        containers.validate_name(name)
+        return {"type": "volume", "name": name, "anonymous": src is None,
+                "source": os.path.join(volumes_root, name, "_data"), "destination": dst,
+                "readonly": readonly}
+    source = os.path.abspath(os.path.expanduser(src))
+    if not os.path.exists(source):
+        raise errors.NotFound("invalid mount config: bind source path does not exist: %s"
+                              % source, "create it first, or fix the path")
+    return {"type": "bind", "source": source, "destination": dst, "readonly": readonly}
+
+
+def parse_tmpfs(spec):
+    dst, _, opts = spec.partition(":")
+    if not dst.startswith("/"):
+        raise errors.UsageError("invalid tmpfs specification: %r: the path must be absolute"
+                                % spec)
+    return {"type": "tmpfs", "destination": dst, "options": [o for o in opts.split(",") if o]}
+
+
+def network_mode(name):
+    mode = _NETWORKS.get(name)
+    if mode is None:
+        raise errors.UsageError("unsupported network mode: %s" % name,
+                                "use --network host (the default) or --network none")
+    return mode
+
+
+def host_resolv_conf():
+    """The host's resolver file; a systemd-resolved stub (127.0.0.53) is useless inside a
+    container with its own loopback, so take the upstream list instead (as Podman does)."""
+    path = "/etc/resolv.conf"
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return "nameserver 8.8.8.8\n"
+    upstream = "/run/systemd/resolve/resolv.conf"
+    if "127.0.0.53" in text and os.path.exists(upstream):
+        with open(upstream) as f:
+            return f.read()
+    return text
+
+
+def hosts_file(network, hostname):
+    if network == "host":
+        try:
+            with open("/etc/hosts") as f:
+                text = f.read()
+        except OSError:
+            text = _HOSTS_BASE
+    else:
+        text = _HOSTS_BASE
+    if not text.endswith("\n"):
+        text += "\n"
+    return text + "127.0.0.1\t%s\n" % hostname
+
+
+# -- the use case ------------------------------------------------------------------------------
+
+def _prepare_rootfs(cdir, driver, image):
+    rootfs = {"driver": driver, "lower": image.layer_dirs()}
+    if driver == "copy":
+        rootfs["merged"] = os.path.join(cdir, "rootfs")
+        rootfs["done_marker"] = os.path.join(cdir, "rootfs.done")
+        os.mkdir(rootfs["merged"], 0o755)
+    else:
+        for name in ("upper", "work", "merged"):
+            rootfs[name] = os.path.join(cdir, name)
+            os.mkdir(rootfs[name], 0o755)
+    return rootfs
+
+
+def _write_etc_files(cdir, network, hostname):
+    files = {}
+    for target, name, text in (("/etc/hostname", "hostname", hostname + "\n"),
+                               ("/etc/hosts", "hosts", hosts_file(network, hostname)),
+                               ("/etc/resolv.conf", "resolv.conf", host_resolv_conf())):
+        path = os.path.join(cdir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        files[target] = path
+    return files
+
+
+def prepare(store, idmap, opts):
+    """Check everything the user gave, create the container record and its directories, and
+    return (record, spec). Bad input fails here, before anything is created."""
+    image = images.resolve(store, opts.image)
+    image_config = image.config.get("config") or {}
+    network = network_mode(opts.network)
+    volumes_root = os.path.join(store.root, "volumes")
+    mounts = [parse_volume(v, volumes_root) for v in opts.volumes]
+    mounts += [parse_tmpfs(t) for t in opts.tmpfs]
+    extra_env = []
+    for path in opts.env_file:
+        extra_env += parse_env_file(path)
+    extra_env += opts.env
+    workdir = opts.workdir or image_config.get("WorkingDir") or "/"
+    if not workdir.startswith("/"):
+        raise errors.UsageError("the working directory %r is invalid, it needs to be an "
+                                "absolute path" % workdir)
+    argv = command_line(image_config, opts.command, opts.entrypoint)
+    user = opts.user if opts.user is not None else image_config.get("User") or ""
+    if user and idmap.mode == "single" and user.split(":")[0] not in ("0", "root"):
+        raise errors.SetupError(
+            "cannot run as user %s: this user has no subordinate id range, so only uid 0 "
+            "exists in the container" % user, idmaps.admin_fix(idmaps.user_name(os.getuid())))
+    driver = choose_driver(store, idmap)
+    record = containers.create_record(store, {
+        "Image": image.id, "ImageName": opts.image, "Path": argv[0], "Args": argv[1:],
+        "Driver": driver,
+        "Config": {"Image": opts.image, "Cmd": opts.command or None, "Tty": opts.tty,
+                   "OpenStdin": opts.interactive, "User": user, "WorkingDir": workdir,
+                   "Entrypoint": image_config.get("Entrypoint") if opts.entrypoint is None
+                   else ([opts.entrypoint] if opts.entrypoint else None)},
+        "HostConfig": {"AutoRemove": opts.rm, "NetworkMode": network,
+                       "ReadonlyRootfs": opts.read_only, "Init": opts.init,
+                       "Binds": [v for v in opts.volumes], "Tmpfs": opts.tmpfs},
+        "Mounts": [{"Type": m["type"], "Source": m.get("source", ""),
+                    "Destination": m["destination"], "RW": not m.get("readonly")}
+                   for m in mounts],
+        "State": {"Status": "created", "Running": False, "Pid": 0, "ExitCode": 0},
+    }, opts.name)
+    cid = record["Id"]
+    cdir = store.container_dir(cid)
+    hostname = opts.hostname or (os.uname().nodename if network == "host" else cid[:12])
+    record["Config"]["Hostname"] = hostname
+    try:
+        for m in mounts:
+            if m["type"] == "volume":
+                os.makedirs(m["source"], 0o755, exist_ok=True)
+        env = merge_env(image_config.get("Env"),
+                        ["HOSTNAME=" + hostname] + (["TERM=xterm"] if opts.tty else []) +
+                        extra_env, os.environ)
+        record["Config"]["Env"] = env
+        spec = {
+            "id": cid, "hostname": hostname, "argv": argv, "env": env, "cwd": workdir,
+            "user": user, "tty": opts.tty, "stdin": opts.interactive, "init": opts.init,
+            "network": network, "read_only": opts.read_only,
+            "rootfs": _prepare_rootfs(cdir, driver, image),
+            "mounts": mounts, "etc_files": _write_etc_files(cdir, network, hostname),
+            "caps": list(caps.DOCKER_DEFAULT), "idmap_mode": idmap.mode,
+            "tty_gid_mapped": idmap.to_host_gid(5) is not None,
+            "winsize": None,
+        }
+        store.write_container(record)
+    except BaseException:
+        store.remove(cdir)
+        raise
+    return record, spec
+
+
+class _SignalForwarder:
+    """Forwards the signals a user sends to `rootless-box run` to the container's init.
+
+    Installed before the container starts, so a signal that arrives in between is kept and
+    delivered once init exists rather than killing the CLI and orphaning the container."""
+
+    def __init__(self):
+        self.pid = None
+        self.pending = []
+        self.previous = {sig: signal.signal(sig, self._handle) for sig in FORWARDED_SIGNALS}
+
+    def _handle(self, signum, _frame):
+        if self.pid is None:
+            self.pending.append(signum)
+            return
+        try:
+            os.kill(self.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def attach(self, pid):
+        self.pid = pid
+        for signum in self.pending:
+            self._handle(signum, None)
+        self.pending = []
+
+    def restore(self):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+def _discard(store, record, mounts):
+    store.remove(store.container_dir(record["Id"]))
+    for m in mounts:
+        if m["type"] == "volume" and m.get("anonymous"):
+            store.remove(os.path.dirname(m["source"]))
+
+
+def run(opts, warn=None):
+    """Run a container in the foreground; returns its exit status (Docker's numbers)."""
+    idmap = idmaps.plan()
+    if idmap.warning and warn:
+        warn(idmap.warning)
+    store = open_store(idmap)
+    record, spec = prepare(store, idmap, opts)
+    if opts.tty:
+        from ..userns.pty import host_winsize
+        spec["winsize"] = host_winsize()
+    forwarder = _SignalForwarder()
+    try:
+        try:
+            container = launcher.start(spec, idmap)
+        except errors.BoxError as exc:
+            if isinstance(exc, (errors.CommandNotFound, errors.CannotExecute)) and \
+                    not opts.rm:
+                containers.mark_exited(store, record, exc.exit_code, exc.message)
+            else:
+                _discard(store, record, spec["mounts"])
+            raise
+        except BaseException:
+            _discard(store, record, spec["mounts"])
+            raise
+        containers.mark_running(store, record, container.pid)
+        forwarder.attach(container.pid)
+        code = _wait(container, opts)
+    finally:
+        forwarder.restore()
+    if opts.rm:
+        _discard(store, record, spec["mounts"])
+    else:
+        containers.mark_exited(store, record, code)
+    return code
+
+
+def _wait(container, opts):
+    """Relay the pty (if any) and wait; if relaying fails, the container is killed rather
+    than left running with nobody attached."""
+    try:
+        if container.master_fd is not None:
+            from ..userns.pty import relay
+            relay(container.master_fd, opts.interactive)
+    except BaseException:
+        container.kill()
+        container.wait()
+        raise
+    return container.wait()

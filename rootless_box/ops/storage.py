@@ -1,0 +1,143 @@
+"""Storage policy: which rootfs driver this machine allows, unpacking layers with their owners,
+and removing trees whose files belong to subordinate ids.
+
+Owns: the driver probe (kernel overlayfs with `userxattr` inside a user namespace, else
+fuse-overlayfs when installed and /dev/fuse is usable, else a copy), cached per kernel release
+under the store; layer landing (unpack into a temporary, rename to layers/<diff ID>).
+Must not: print, or know about the CLI.
+"""
+
+import os
+import stat
+
+from .. import config, fastjson
+from ..errors import BoxError, StoreError
+from ..store import Store, atomic_write
+from ..userns import idmap as idmaps
+from ..userns.launcher import run_in_userns
+
+DRIVERS = ("overlay", "fuse-overlayfs", "copy")
+_PROBE_VERSION = 1
+
+
+def open_store(idmap=None):
+    """The user's store; trees it cannot remove as the user (files owned by subordinate ids)
+    are removed from inside a user namespace, as root there: the only place the user may."""
+    store = Store(config.data_root()).ensure()
+    store.remove_tree_fallback = lambda path: run_in_userns(_rmtree_inside,
+                                                            idmap or idmaps.plan(), path)
+    return store
+
+
+def _rmtree_inside(path):
+    import shutil
+    shutil.rmtree(path, ignore_errors=True)
+    return not os.path.lexists(path)
+
+
+# -- driver probe -------------------------------------------------------------------------------
+
+def _probe_overlay(base):
+    """Inside the user namespace: can overlayfs be mounted with userxattr, and does deleting a
+    lower file leave a 0/0 whiteout in the upper dir?"""
+    from ..userns import libc
+    dirs = {name: os.path.join(base, name) for name in ("lower", "upper", "work", "merged")}
+    for path in dirs.values():
+        os.mkdir(path)
+    with open(os.path.join(dirs["lower"], "f"), "w") as f:
+        f.write("x")
+    try:
+        libc.mount("overlay", dirs["merged"], "overlay", 0,
+                   "lowerdir=%(lower)s,upperdir=%(upper)s,workdir=%(work)s,userxattr" % dirs)
+    except OSError as exc:
+        return "kernel overlayfs refused: %s" % exc.strerror
+    try:
+        os.unlink(os.path.join(dirs["merged"], "f"))
+        st = os.lstat(os.path.join(dirs["upper"], "f"))
+        if not stat.S_ISCHR(st.st_mode) or st.st_rdev != 0:
+            return "kernel overlayfs wrote no whiteout"
+    finally:
+        libc.umount2(dirs["merged"], libc.MNT_DETACH)
+    return ""
+
+
+def probe_driver(store, idmap):
+    """-> {"driver": name, "reasons": {driver: why it was not chosen}}; cached per kernel."""
+    cache_path = os.path.join(store.root, "driver.json")
+    release = os.uname().release
+    try:
+        with open(cache_path) as f:
+            cached = fastjson.loads(f.read())
+        if cached.get("kernel") == release and cached.get("version") == _PROBE_VERSION and \
+                cached.get("mode") == idmap.mode:
+            return cached
+    except (OSError, ValueError):
+        pass
+    reasons = {}
+    base = store.mkdtemp("probe")
+    try:
+        reason = run_in_userns(_probe_overlay, idmap, base)
+    except BoxError as exc:
+        reason = exc.message
+    finally:
+        store.remove(base)
+    if not reason:
+        chosen = "overlay"
+    else:
+        reasons["overlay"] = reason
+        fuse = idmaps.find_helper("fuse-overlayfs")
+        if fuse and os.access("/dev/fuse", os.R_OK | os.W_OK):
+            chosen = "fuse-overlayfs"
+        else:
+            reasons["fuse-overlayfs"] = ("not installed" if not fuse else
+                                         "/dev/fuse is not usable by this user")
+            chosen = "copy"
+    result = {"kernel": release, "version": _PROBE_VERSION, "mode": idmap.mode,
+              "driver": chosen, "reasons": reasons}
+    try:
+        atomic_write(cache_path, fastjson.dumps(result))
+    except OSError:
+        pass
+    return result
+
+
+def choose_driver(store, idmap):
+    wanted = config.storage_driver()
+    if wanted != "auto":
+        return wanted
+    return probe_driver(store, idmap)["driver"]
+
+
+# -- layers -------------------------------------------------------------------------------------
+
+def _unpack_inside(blob_path, dest, keep_owners):
+    from ..layers.compression import HashingReader, open_stream
+    from ..layers.unpack import unpack
+    with open(blob_path, "rb") as raw:
+        stream, _compression = open_stream(raw)
+        hashing = HashingReader(stream)
+        stats = unpack(hashing, dest, keep_owners=keep_owners, whiteouts=True)
+        hashing.drain()
+    return {"diff_id": hashing.digest(), "size": hashing.size,
+            "skipped_devices": stats.skipped_devices, "unmapped_owners": stats.unmapped_owners}
+
+
+def unpack_layer(store, idmap, blob_path, expected_diff_id=None):
+    """Unpack a layer blob into layers/<diff ID> (once: an existing one is reused).
+    Returns the unpack report (diff_id, size, skipped_devices, unmapped_owners)."""
+    tmp = store.mkdtemp("layer")
+    try:
+        report = run_in_userns(_unpack_inside, idmap, blob_path, tmp,
+                               idmap.mode != "single")
+        if expected_diff_id and report["diff_id"] != expected_diff_id:
+            raise StoreError("layer content does not match its diff ID: got %s, expected %s"
+                             % (report["diff_id"], expected_diff_id))
+        with store.lock():
+            dest = store.layer_path(report["diff_id"])
+            if not os.path.isdir(dest):
+                os.rename(tmp, dest)
+                tmp = None
+    finally:
+        if tmp:
+            store.remove(tmp)
+    return report

@@ -1,0 +1,1 @@
+"""User namespaces, mounts, capabilities, processes: the only home of raw syscalls."""

@@ -1,0 +1,413 @@
+"""Starting processes in new namespaces: the container launcher and `run_in_userns`.
+
+Owns: the parent / child / init sequence of DESIGN.md (fork before any thread, unshare, id maps
+written by the parent, setresuid(0), fork into the new pid namespace, mount plan, pivot_root,
+credentials, exec), the sync pipes between them, and carrying a failure before exec back to the
+parent as {class, message, hint, exit_code} (EOF on the close-on-exec pipe means exec happened).
+Must not: know about images or the store; the caller passes a complete run spec.
+"""
+
+import errno
+import os
+import _signal as signal  # the signal module imports enum: ~10 ms
+
+from .. import errors, fastjson
+from ..oci.users import resolve as resolve_user
+from . import caps, idmap as idmaps, libc
+from .elf import host_machine, inspect as inspect_elf
+from .mounts import Executor, MountError, build_plan
+
+# Everything init uses must be imported before it forks: after pivot_root the package's files
+# are out of reach (and so would be a frozen binary's archive).
+
+_BASE_FLAGS = (libc.CLONE_NEWUSER | libc.CLONE_NEWNS | libc.CLONE_NEWPID | libc.CLONE_NEWUTS |
+               libc.CLONE_NEWIPC)
+_SIG_EXIT = 125
+
+
+def _pipe():
+    return os.pipe2(os.O_CLOEXEC)
+
+
+def _report(fd, exc):
+    """In a child: send the failure to the parent and leave without Python's cleanup."""
+    if isinstance(exc, errors.BoxError):
+        data = exc.to_dict()
+    elif isinstance(exc, OSError):
+        data = {"class": "SetupError", "message": str(exc.strerror or exc), "hint": None,
+                "exit_code": 125, "errno": exc.errno}
+    else:
+        data = {"class": "SetupError", "message": "%s: %s" % (type(exc).__name__, exc),
+                "hint": None, "exit_code": 125}
+    try:
+        os.write(fd, fastjson.dumps(data))
+    except OSError:
+        pass
+    os._exit(data.get("exit_code") or 125)
+
+
+def _read_all(fd):
+    chunks = []
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _raise_reported(data):
+    try:
+        payload = fastjson.loads(data)
+    except ValueError:
+        raise errors.SetupError("container setup failed: %r" % data[:200])
+    raise errors.from_dict(payload)
+
+
+class _Sync:
+    """The pipes of one launch: child->parent, parent->child, and the error channel."""
+
+    def __init__(self):
+        self.c2p_r, self.c2p_w = _pipe()
+        self.p2c_r, self.p2c_w = _pipe()
+        self.err_r, self.err_w = _pipe()
+
+    def child_side(self):
+        for fd in (self.c2p_r, self.p2c_w, self.err_r):
+            os.close(fd)
+
+    def parent_side(self):
+        for fd in (self.c2p_w, self.p2c_r, self.err_w):
+            os.close(fd)
+
+    def close_parent(self):
+        for fd in (self.c2p_r, self.p2c_w, self.err_r):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _enter(flags, idmap, sync):
+    """Child side: new namespaces, id maps (written by the parent for subuid ranges), and
+    become root of the new user namespace."""
+    libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    try:
+        libc.unshare(flags)
+    except OSError as exc:
+        raise errors.SetupError(
+            "cannot create a user namespace: %s" % exc.strerror,
+            "unprivileged user namespaces may be disabled: check sysctl "
+            "kernel.unprivileged_userns_clone and user.max_user_namespaces, and AppArmor's "
+            "kernel.apparmor_restrict_unprivileged_userns (run 'rootless-box info')")
+    if idmap.mode == "single":
+        idmaps.apply_single_self(idmap)
+    else:
+        os.write(sync.c2p_w, b"U")
+        if os.read(sync.p2c_r, 1) != b"M":
+            os._exit(_SIG_EXIT)
+    os.setresgid(0, 0, 0)
+    os.setresuid(0, 0, 0)
+    if idmap.mode != "single":
+        os.setgroups([])
+
+
+def _parent_maps(pid, idmap, sync):
+    """Parent side of _enter: wait for the unshare, write the maps, release the child.
+    Returns False when the child failed before asking (its error is on the error pipe)."""
+    if idmap.mode == "single":
+        return True
+    if os.read(sync.c2p_r, 1) != b"U":
+        return False
+    idmaps.apply_from_parent(idmap, pid)
+    os.write(sync.p2c_w, b"M")
+    return True
+
+
+def _flush_stdio():
+    import sys
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
+def run_in_userns(func, idmap, *args):
+    """Run func(*args) as root of a fresh user + mount namespace and return its JSON-able
+    result. Used to unpack layers with their owners and to remove trees with subuid owners."""
+    _flush_stdio()
+    sync = _Sync()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            sync.child_side()
+            _enter(libc.CLONE_NEWUSER | libc.CLONE_NEWNS, idmap, sync)
+            result = func(*args)
+            os.write(sync.c2p_w, b"R" + fastjson.dumps(result))
+            os._exit(0)
+        except BaseException as exc:
+            _report(sync.err_w, exc)
+    sync.parent_side()
+    try:
+        ok = _parent_maps(pid, idmap, sync)
+        result = _read_all(sync.c2p_r) if ok else b""
+        err = _read_all(sync.err_r)
+    finally:
+        os.waitpid(pid, 0)
+        sync.close_parent()
+    if err:
+        _raise_reported(err)
+    if not result.startswith(b"R"):
+        raise errors.SetupError("helper in the user namespace died without an answer")
+    return fastjson.loads(result[1:])
+
+
+class Container:
+    """A started container: its init's host pid and, with a tty, the pty master."""
+
+    def __init__(self, pid, master_fd):
+        self.pid = pid
+        self.master_fd = master_fd
+
+    def kill(self, signum=9):
+        try:
+            os.kill(self.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def wait(self):
+        """Wait for init and return Docker's exit status (128+N for signal N)."""
+        while True:
+            try:
+                _pid, status = os.waitpid(self.pid, 0)
+                break
+            except ChildProcessError:
+                return 125
+        if os.WIFSIGNALED(status):
+            return 128 + os.WTERMSIG(status)
+        return os.WEXITSTATUS(status)
+
+
+def start(spec, idmap):
+    """Start the container described by spec (see ops/run.py); returns a Container once the
+    command has been exec'd, or raises the BoxError the setup hit."""
+    _flush_stdio()
+    flags = _BASE_FLAGS | (libc.CLONE_NEWNET if spec["network"] != "host" else 0)
+    sync = _Sync()
+    sock_parent = sock_child = None
+    if spec.get("tty"):
+        import socket
+        from . import pty  # noqa: F401  (loaded for init, see above)
+        sock_parent, sock_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    if spec["network"] != "host":
+        from . import net  # noqa: F401
+    # The middle process exits once init is forked; as subreaper we inherit init and can
+    # wait for it directly.
+    libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)
+    middle = os.fork()
+    if middle == 0:
+        try:
+            sync.child_side()
+            if sock_parent:
+                sock_parent.close()
+            _enter(flags, idmap, sync)
+            init = os.fork()
+            if init == 0:
+                _init(spec, sync, sock_child)
+            os.write(sync.c2p_w, b"%d\n" % init)
+            os._exit(0)
+        except BaseException as exc:
+            _report(sync.err_w, exc)
+    sync.parent_side()
+    if sock_child:
+        sock_child.close()
+    init_pid = None
+    try:
+        if _parent_maps(middle, idmap, sync):
+            text = _read_all(sync.c2p_r)
+            init_pid = int(text) if text.strip().isdigit() else None
+        master = None
+        if sock_parent is not None and init_pid:
+            from .pty import receive_fd
+            master = receive_fd(sock_parent)
+        err = _read_all(sync.err_r)
+    finally:
+        os.waitpid(middle, 0)
+        sync.close_parent()
+        if sock_parent is not None:
+            sock_parent.close()
+    if err:
+        if init_pid:
+            try:
+                os.waitpid(init_pid, 0)
+            except ChildProcessError:
+                pass
+        _raise_reported(err)
+    if not init_pid:
+        raise errors.SetupError("the container's setup process died unexpectedly")
+    return Container(init_pid, master)
+
+
+# -- inside the container ---------------------------------------------------------------------
+
+def _init(spec, sync, sock):
+    """pid 1 of the new pid namespace: mounts, pivot_root, credentials, exec. Never returns."""
+    try:
+        os.close(sync.c2p_w)
+        os.close(sync.p2c_r)
+        os.setsid()
+        try:
+            Executor(spec).run(build_plan(spec))
+        except MountError as exc:
+            raise errors.SetupError("cannot set up the container's filesystem: %s" % exc,
+                                    "run 'rootless-box info' to check what this machine "
+                                    "supports")
+        if spec["network"] != "host":
+            from .net import loopback_up
+            loopback_up()
+        libc.sethostname(spec["hostname"])
+        _exec_command(spec, sync, sock)
+    except BaseException as exc:
+        _report(sync.err_w, exc)
+
+
+def _read_text(path):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def _resolve_user(spec):
+    user = resolve_user(spec.get("user") or "0", _read_text("/etc/passwd"),
+                   _read_text("/etc/group"))
+    if spec["idmap_mode"] == "single" and (user.uid != 0 or user.gid != 0):
+        raise errors.SetupError(
+            "user %s needs a uid/gid the single-id mapping does not have (only 0 is mapped)"
+            % spec.get("user"), "ask an administrator for a subordinate id range: "
+                                "run 'rootless-box info' for the exact command")
+    return user
+
+
+def _lookup(argv0, path_var):
+    if "/" in argv0:
+        return argv0
+    for directory in (path_var or "").split(":"):
+        candidate = os.path.join(directory or ".", argv0)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    raise errors.CommandNotFound('exec: "%s": executable file not found in $PATH' % argv0,
+                                 "check the command and the image's PATH")
+
+
+def _exec_command(spec, sync, sock):
+    user = _resolve_user(spec)
+    env = list(spec["env"])
+    if not any(e.startswith("HOME=") for e in env):
+        env.append("HOME=" + user.home)
+    cwd = spec.get("cwd") or "/"
+    try:
+        os.makedirs(cwd, 0o755, exist_ok=True)
+    except OSError as exc:
+        raise errors.SetupError("cannot create the working directory %s: %s"
+                                % (cwd, exc.strerror))
+    if spec.get("tty"):
+        from .pty import setup_container_tty
+        setup_container_tty(sock, spec.get("winsize"))
+    elif not spec.get("stdin"):
+        null = os.open("/dev/null", os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+    caps.restrict(spec["caps"])
+    caps.no_new_privs()
+    if spec["idmap_mode"] != "single":
+        os.setgroups(user.groups)
+    try:
+        os.setresgid(user.gid, user.gid, user.gid)
+        os.setresuid(user.uid, user.uid, user.uid)
+    except OSError as exc:
+        raise errors.SetupError("cannot switch to user %s: %s" % (spec.get("user"),
+                                                                 exc.strerror),
+                                "the id is outside this user's subordinate range")
+    try:
+        os.chdir(cwd)
+    except OSError as exc:
+        raise errors.SetupError("cannot enter the working directory %s: %s"
+                                % (cwd, exc.strerror))
+    argv = spec["argv"]
+    path_var = next((e[5:] for e in reversed(env) if e.startswith("PATH=")), "")
+    if spec.get("init"):
+        _tiny_init(spec, sync, argv, env, path_var)
+    _execve(argv, env, path_var)
+
+
+def _execve(argv, env, path_var):
+    exe = _lookup(argv[0], path_var)
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+        # Python ignores these; an ignored signal survives exec (signal(7)).
+        signal.signal(sig, signal.SIG_DFL)
+    env_map = dict(e.split("=", 1) if "=" in e else (e, "") for e in env)
+    try:
+        os.execve(exe, argv, env_map)
+    except OSError as exc:
+        raise _exec_error(exe, exc)
+
+
+def _exec_error(exe, exc):
+    if exc.errno == errno.ENOENT and os.path.lexists(exe):
+        _machine, interp = inspect_elf(exe)
+        if interp and not os.path.exists(interp):
+            return errors.CommandNotFound(
+                "exec %s: its dynamic loader %s is missing from the image" % (exe, interp),
+                "the binary was built for another system; rebuild it static or add its "
+                "libraries to the image")
+    if exc.errno == errno.ENOEXEC:
+        machine, _interp = inspect_elf(exe)
+        if machine and machine != host_machine():
+            return errors.CannotExecute(
+                "exec %s: exec format error: the binary is for %s, this machine runs %s"
+                % (exe, machine, host_machine()),
+                "use an image built for %s" % host_machine())
+        return errors.CannotExecute("exec %s: exec format error" % exe)
+    if exc.errno == errno.ENOENT:
+        return errors.CommandNotFound("exec %s: no such file or directory" % exe)
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EISDIR):
+        return errors.CannotExecute("exec %s: permission denied" % exe)
+    return errors.CannotExecute("exec %s: %s" % (exe, exc.strerror))
+
+
+def _tiny_init(spec, sync, argv, env, path_var):
+    """--init: stay as pid 1, reap zombies, forward signals to the command, exit with its
+    status (what tini/catatonit do). The command is exec'd in a child."""
+    child = os.fork()
+    if child == 0:
+        try:
+            _execve(argv, env, path_var)
+        except BaseException as exc:
+            _report(sync.err_w, exc)
+    os.close(sync.err_w)
+
+    def forward(signum, _frame):
+        try:
+            os.kill(child, signum)
+        except ProcessLookupError:
+            pass
+
+    for sig in range(1, signal.NSIG):
+        if sig in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD):
+            continue
+        try:
+            signal.signal(sig, forward)
+        except (OSError, ValueError):
+            pass
+    while True:
+        try:
+            pid, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            os._exit(0)
+        if pid == child:
+            if os.WIFSIGNALED(status):
+                os._exit(128 + os.WTERMSIG(status))
+            os._exit(os.WEXITSTATUS(status))

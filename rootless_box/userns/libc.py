@@ -1,0 +1,151 @@
+"""The only home of ctypes: thin wrappers over the Linux syscalls Python's os module lacks.
+
+Owns: unshare, mount, umount2, pivot_root, mount_setattr, sethostname, prctl, capget/capset, the
+constants they take, and turning a failed call into OSError with the right errno.
+Must not: decide policy (what to mount, which caps to keep); callers in userns/ do that.
+"""
+
+import ctypes
+import errno
+import os
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+# Per-architecture syscall numbers for calls glibc does not wrap (asm/unistd.h).
+_SYSCALLS = {
+    "x86_64": {"pivot_root": 155, "capget": 125, "capset": 126, "mount_setattr": 442,
+               "openat2": 437},
+    "aarch64": {"pivot_root": 41, "capget": 90, "capset": 91, "mount_setattr": 442,
+                "openat2": 437},
+}
+_NR = _SYSCALLS.get(os.uname().machine, {})
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_REMOUNT = 32
+MS_NOATIME = 1024
+MS_BIND = 4096
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MNT_DETACH = 2
+
+MOUNT_ATTR_RDONLY = 0x1
+AT_RECURSIVE = 0x8000
+AT_EMPTY_PATH = 0x1000
+
+PR_SET_PDEATHSIG = 1
+PR_CAPBSET_DROP = 24
+PR_SET_NO_NEW_PRIVS = 38
+PR_SET_CHILD_SUBREAPER = 36
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+_libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong,
+                        ctypes.c_char_p]
+_libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+_libc.unshare.argtypes = [ctypes.c_int]
+_libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
+                        ctypes.c_ulong]
+_libc.syscall.restype = ctypes.c_long
+
+
+def _check(result, what, path=None):
+    if result < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, "%s: %s" % (what, os.strerror(err)), path)
+    return result
+
+
+def _b(text):
+    return None if text is None else os.fsencode(text)
+
+
+def _syscall(name, *args):
+    nr = _NR.get(name)
+    if nr is None:
+        raise OSError(errno.ENOSYS, "%s: unsupported architecture %s" % (name,
+                                                                         os.uname().machine))
+    return _libc.syscall(ctypes.c_long(nr), *args)
+
+
+def unshare(flags):
+    _check(_libc.unshare(flags), "unshare")
+
+
+def mount(source, target, fstype, flags=0, data=None):
+    _check(_libc.mount(_b(source), _b(target), _b(fstype), flags, _b(data)), "mount", target)
+
+
+def umount2(target, flags=0):
+    _check(_libc.umount2(_b(target), flags), "umount", target)
+
+
+def pivot_root(new_root, put_old):
+    _check(_syscall("pivot_root", ctypes.c_char_p(_b(new_root)), ctypes.c_char_p(_b(put_old))),
+           "pivot_root", new_root)
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
+                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+
+
+def make_readonly_recursive(path):
+    """Mark a mount and every mount below it read-only (mount_setattr, Linux 5.12+)."""
+    attr = _MountAttr(MOUNT_ATTR_RDONLY, 0, 0, 0)
+    _check(_syscall("mount_setattr", ctypes.c_int(-100), ctypes.c_char_p(_b(path)),
+                    ctypes.c_uint(AT_RECURSIVE), ctypes.byref(attr),
+                    ctypes.c_size_t(ctypes.sizeof(attr))), "mount_setattr", path)
+
+
+def sethostname(name):
+    data = name.encode()
+    _check(_libc.sethostname(data, len(data)), "sethostname")
+
+
+def prctl(option, arg2=0, arg3=0, arg4=0, arg5=0):
+    return _check(_libc.prctl(option, arg2, arg3, arg4, arg5), "prctl")
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
+                ("inheritable", ctypes.c_uint32)]
+
+
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+
+def capset(effective, permitted, inheritable):
+    """Set the three capability sets of this thread from 64-bit masks."""
+    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    data = (_CapData * 2)()
+    for i in (0, 1):
+        shift = 32 * i
+        data[i].effective = (effective >> shift) & 0xFFFFFFFF
+        data[i].permitted = (permitted >> shift) & 0xFFFFFFFF
+        data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
+    _check(_syscall("capset", ctypes.byref(header), ctypes.byref(data)), "capset")
+
+
+def last_cap():
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 40

@@ -1,0 +1,115 @@
+"""Terminals: the container's pty (opened in its own devpts) and the host-side relay.
+
+Owns: opening /dev/ptmx inside the container after pivot_root, making the peer the controlling
+terminal of the command, handing the master to the parent over a unix socket (SCM_RIGHTS),
+and, in the parent, raw mode on the host terminal, copying bytes both ways, and keeping the
+window size in sync on SIGWINCH (tty_ioctl(4), pty(7)). Must not: know about containers.
+"""
+
+import fcntl
+import os
+import select
+import _signal as signal
+import struct
+import termios
+
+TIOCGPTPEER = 0x5441
+TIOCSPTLCK = 0x40045431
+
+
+def receive_fd(sock):
+    """The pty master sent by init, or None if init died before sending it."""
+    import socket
+    try:
+        _msg, fds, _flags, _addr = socket.recv_fds(sock, 16, 1)
+    except OSError:
+        return None
+    return fds[0] if fds else None
+
+
+def setup_container_tty(sock, winsize):
+    """Inside the container: new pty from the container's devpts, peer on fds 0-2."""
+    import socket
+    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
+    peer = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY)
+    if winsize:
+        fcntl.ioctl(peer, termios.TIOCSWINSZ, struct.pack("HHHH", winsize[0], winsize[1], 0, 0))
+    socket.send_fds(sock, [b"m"], [master])
+    os.close(master)
+    sock.close()
+    fcntl.ioctl(peer, termios.TIOCSCTTY, 0)
+    for fd in (0, 1, 2):
+        os.dup2(peer, fd)
+    if peer > 2:
+        os.close(peer)
+
+
+def host_winsize(fd=None):
+    for candidate in ((fd,) if fd is not None else (0, 1, 2)):
+        try:
+            data = fcntl.ioctl(candidate, termios.TIOCGWINSZ, b"\0" * 8)
+            rows, cols = struct.unpack("HHHH", data)[:2]
+            if rows and cols:
+                return rows, cols
+        except OSError:
+            continue
+    return None
+
+
+def relay(master, forward_stdin, on_signal=None):
+    """Copy stdin -> master and master -> stdout until the container side closes.
+
+    The host terminal is put in raw mode (if stdin is one) and restored afterwards, whatever
+    happens."""
+    stdin_tty = os.isatty(0)
+    saved = termios.tcgetattr(0) if stdin_tty and forward_stdin else None
+
+    def resize(_signum, _frame):
+        size = host_winsize()
+        if size:
+            try:
+                fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1],
+                                                                     0, 0))
+            except OSError:
+                pass
+
+    old_winch = signal.signal(signal.SIGWINCH, resize)
+    try:
+        if saved is not None:
+            import tty
+            tty.setraw(0, termios.TCSANOW)
+        _copy_loop(master, forward_stdin)
+    finally:
+        if saved is not None:
+            termios.tcsetattr(0, termios.TCSADRAIN, saved)
+        signal.signal(signal.SIGWINCH, old_winch)
+        os.close(master)
+
+
+def _write_all(fd, data):
+    while data:
+        written = os.write(fd, data)
+        data = data[written:]
+
+
+def _copy_loop(master, forward_stdin):
+    readers = [master] + ([0] if forward_stdin else [])
+    while True:
+        ready, _w, _x = select.select(readers, [], [])
+        if master in ready:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: every peer fd is closed, the container is done
+                return
+            if not data:
+                return
+            _write_all(1, data)
+        if 0 in ready:
+            data = os.read(0, 65536)
+            if data:
+                _write_all(master, data)
+            else:
+                readers.remove(0)
+                # stdin ended (a pipe): send the terminal's end-of-file character.
+                _write_all(master, b"\x04")

@@ -1,0 +1,173 @@
+"""The container's mount plan, in order, against a recording fake of the syscall layer."""
+
+import os
+
+import pytest
+
+from rootless_box.userns import libc, mounts
+
+
+def spec(tmp_path, **kw):
+    root = tmp_path / "merged"
+    root.mkdir(exist_ok=True)
+    for name in ("hosts", "hostname", "resolv.conf"):
+        (tmp_path / name).write_text(name)
+    base = {"rootfs": {"driver": "overlay", "merged": str(root), "lower": ["/l2", "/l1"],
+                       "upper": "/u", "work": "/w"},
+            "network": "host", "mounts": [], "read_only": False, "tty_gid_mapped": True,
+            "etc_files": {"/etc/" + name: str(tmp_path / name)
+                          for name in ("hosts", "hostname", "resolv.conf")}}
+    base.update(kw)
+    return base
+
+
+class Recorder:
+    """Records calls; the filesystem part (lstat, makedirs, touch, symlink) is real, inside
+    the test's temporary root, so path resolution is exercised for real."""
+
+    def __init__(self):
+        self.calls = []
+
+    def mount(self, source, target, fstype, flags, data):
+        self.calls.append(("mount", source, target, fstype, flags, data))
+
+    def umount2(self, target, flags):
+        self.calls.append(("umount2", target, flags))
+
+    def pivot_root(self, new, old):
+        self.calls.append(("pivot_root", new, old))
+
+    def chdir(self, path):
+        self.calls.append(("chdir", path))
+
+    def make_readonly(self, path, recursive):
+        self.calls.append(("readonly", path, recursive))
+
+    symlink = staticmethod(os.symlink)
+    makedirs = staticmethod(lambda p: os.makedirs(p, exist_ok=True))
+
+    @staticmethod
+    def touch(path):
+        open(path, "a").close()
+
+    @staticmethod
+    def lstat(path):
+        try:
+            return os.lstat(path)
+        except FileNotFoundError:
+            return None
+
+    exists = staticmethod(os.path.exists)
+
+    def run_helper(self, argv):
+        self.calls.append(("helper", argv))
+        return 0
+
+
+def execute(s):
+    rec = Recorder()
+    mounts.Executor(s, sys=rec).run(mounts.build_plan(s))
+    return rec.calls
+
+
+def targets(calls, root):
+    return [c[2].replace(root, "") or "/" for c in calls if c[0] == "mount"]
+
+
+def test_order_rootfs_then_kernel_fs_then_dev_then_user_mounts_then_pivot(tmp_path):
+    s = spec(tmp_path, mounts=[{"type": "tmpfs", "destination": "/a/b", "options": []},
+                               {"type": "bind", "source": str(tmp_path), "destination": "/a",
+                                "readonly": True}])
+    root = s["rootfs"]["merged"]
+    os.makedirs(os.path.join(root, "proc"))
+    open(os.path.join(root, "proc", "kcore"), "w").close()
+    calls = execute(s)
+    assert calls[0] == ("mount", None, "/", None, libc.MS_REC | libc.MS_PRIVATE, None)
+    assert calls[1][3] == "overlay"
+    assert calls[1][5] == "lowerdir=/l2:/l1,upperdir=/u,workdir=/w,userxattr"
+    order = targets(calls[1:], root)
+    assert order[:3] == ["/", "/proc", "/dev"]
+    assert order.index("/dev/pts") < order.index("/dev/shm") < order.index("/sys")
+    # parents before children among user mounts, then the /etc files, then masks
+    assert order.index("/sys") < order.index("/a") < order.index("/a/b")
+    assert order.index("/a/b") < order.index("/etc/hostname")
+    assert order.index("/etc/resolv.conf") < order.index("/proc/kcore")
+    assert ("readonly", root + "/a", True) in calls
+    assert calls[-4:] == [("chdir", root), ("pivot_root", ".", "."),
+                          ("umount2", ".", libc.MNT_DETACH), ("chdir", "/")]
+
+
+def test_dev_nodes_devpts_and_links(tmp_path):
+    s = spec(tmp_path)
+    calls = execute(s)
+    root = s["rootfs"]["merged"]
+    binds = {c[2].replace(root, ""): c[1] for c in calls if c[0] == "mount" and c[1] and
+             c[1].startswith("/dev/")}
+    for node in mounts.DEV_NODES:
+        assert binds["/dev/" + node] == "/dev/" + node
+        assert os.path.isfile(os.path.join(root, "dev", node))
+    devpts = [c for c in calls if c[0] == "mount" and c[3] == "devpts"][0]
+    assert "newinstance" in devpts[5] and "gid=5" in devpts[5]
+    assert os.readlink(os.path.join(root, "dev/ptmx")) == "pts/ptmx"
+    assert os.readlink(os.path.join(root, "dev/fd")) == "/proc/self/fd"
+
+
+def test_devpts_without_gid_when_tty_group_is_unmapped(tmp_path):
+    calls = execute(spec(tmp_path, tty_gid_mapped=False))
+    devpts = [c for c in calls if c[0] == "mount" and c[3] == "devpts"][0]
+    assert "gid=" not in devpts[5]
+
+
+def test_host_network_binds_sys_read_only_private_network_mounts_sysfs(tmp_path):
+    host = execute(spec(tmp_path))
+    root = str(tmp_path / "merged")
+    assert ("mount", "/sys", root + "/sys", None, libc.MS_BIND | libc.MS_REC, None) in host
+    assert ("readonly", root + "/sys", True) in host
+    private = execute(spec(tmp_path, network="none"))
+    sysfs = [c for c in private if c[0] == "mount" and c[3] == "sysfs"][0]
+    assert sysfs[4] & libc.MS_RDONLY
+
+
+def test_read_only_root_is_the_last_step_before_pivot(tmp_path):
+    calls = execute(spec(tmp_path, read_only=True))
+    root = str(tmp_path / "merged")
+    assert calls[-5] == ("readonly", root, False)
+
+
+def test_masks_only_existing_paths(tmp_path):
+    s = spec(tmp_path)
+    root = s["rootfs"]["merged"]
+    os.makedirs(os.path.join(root, "proc/acpi"))
+    open(os.path.join(root, "proc/kcore"), "w").close()
+    calls = execute(s)
+    assert ("mount", "tmpfs", root + "/proc/acpi", "tmpfs", libc.MS_RDONLY, "size=0") in calls
+    assert ("mount", "/dev/null", root + "/proc/kcore", None, libc.MS_BIND, None) in calls
+    assert not any(c[0] == "mount" and c[2] == root + "/proc/keys" for c in calls)
+
+
+def test_symlink_in_image_cannot_redirect_a_mount_to_the_host(tmp_path):
+    s = spec(tmp_path, mounts=[{"type": "tmpfs", "destination": "/data/x", "options": []}])
+    root = s["rootfs"]["merged"]
+    os.symlink("/", os.path.join(root, "data"))
+    calls = execute(s)
+    tmpfs = [c for c in calls if c[0] == "mount" and c[3] == "tmpfs" and c[2].endswith("/x")]
+    assert tmpfs[0][2] == root + "/x"
+
+
+def test_copy_driver_populates_once_and_binds_the_copy(tmp_path):
+    s = spec(tmp_path)
+    s["rootfs"] = {"driver": "copy", "merged": str(tmp_path / "merged"), "lower": ["/l"],
+                   "done_marker": str(tmp_path / "done")}
+    calls = execute(s)
+    assert calls[1] == ("helper", ["/bin/cp", "-a", "/l/.", str(tmp_path / "merged") + "/"])
+    assert os.path.exists(tmp_path / "done")
+    assert not any(c[0] == "helper" for c in execute(s))
+
+
+@pytest.mark.parametrize("options,flags,data", [
+    ([], libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC, None),
+    (["exec", "size=1m"], libc.MS_NOSUID | libc.MS_NODEV, "size=1m"),
+    (["ro", "mode=1777"], libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC | libc.MS_RDONLY,
+     "mode=1777")])
+def test_tmpfs_options(options, flags, data):
+    assert mounts.tmpfs_options(options) == (flags, data)

@@ -40,9 +40,9 @@ $(VPY):
 # setuptools (>= 64 for PEP 660 editable installs) and the system's wheel do the same offline.
 define pip_install
 	if $(VPY) -c 'import sys, setuptools, wheel; sys.exit(int(setuptools.__version__.split(".")[0]) < 64)' 2>/dev/null; then
-	    $(VPY) -m pip install -q --no-build-isolation -e '$(1)'
+	    $(VPY) -m pip install -q --no-build-isolation --config-settings editable_mode=compat -e '$(1)'
 	else
-	    $(VPY) -m pip install -q -e '$(1)'
+	    $(VPY) -m pip install -q --config-settings editable_mode=compat -e '$(1)'
 	fi
 endef
 
@@ -50,6 +50,7 @@ endef
 $(VENV)/.rbx-installed: pyproject.toml | $(VPY)
 	@echo "+ pip install -e . (into $(VENV))"
 	$(call pip_install,.)
+	$(VPY) -m compileall -q rootless_box >/dev/null
 	touch $@
 
 $(VENV)/.rbx-installed-test: pyproject.toml | $(VPY)

@@ -34,7 +34,14 @@ def _lookup(store, name, kind):
         except NotFound:
             if kind == "container":
                 raise
-    return image_ops.inspect(image_ops.resolve(store, name))
+    try:
+        image = image_ops.resolve(store, name)
+    except UsageError:
+        # not a valid image reference: for an untyped inspect it is just no such object
+        if kind is None:
+            raise NotFound("no such object: %s" % name) from None
+        raise
+    return image_ops.inspect(image)
 
 
 def main(parsed):

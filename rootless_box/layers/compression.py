@@ -44,8 +44,9 @@ def detect(head: bytes) -> str:
 def open_stream(fileobj):
     """Return (readable decompressed stream, compression name) for a readable binary stream.
 
-    Only reads forward, so a pipe or an HTTP response will do. A corrupt or truncated compressed
-    stream raises BadArchive when the bad part is read.
+    Only reads forward, so a pipe or an HTTP response will do. A corrupt stream, or a gzip,
+    bzip2 or xz one cut short, raises BadArchive when the bad part is read; a zstd stream cut
+    short just ends early (see _open_zstd).
     """
     head = _read_head(fileobj)
     source = _Replay(head, fileobj)

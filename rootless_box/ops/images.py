@@ -102,29 +102,38 @@ def _blob_from_source(store, source):
     from ..layers.compression import detect, open_stream
     tmp = store.mktemp_path("import")
     try:
-        if source == "-":
-            import sys
-            digest, size = _copy_hashing(sys.stdin.buffer, tmp)
-        else:
-            with open(source, "rb") as f:
-                digest, size = _copy_hashing(f, tmp)
-    except OSError as exc:
-        _unlink(tmp)
-        raise errors.BadArchive("cannot read %s: %s" % (source, exc.strerror or exc))
-    with open(tmp, "rb") as f:
-        compression = detect(f.read(8))
-    if compression in ("bzip2", "xz"):
-        plain = store.mktemp_path("import")
         try:
-            with open(tmp, "rb") as f:
-                stream, _ = open_stream(f)
-                digest, size = _copy_hashing(stream, plain)
-        finally:
+            if source == "-":
+                import sys
+                digest, size = _copy_hashing(sys.stdin.buffer, tmp)
+            else:
+                with open(source, "rb") as f:
+                    digest, size = _copy_hashing(f, tmp)
+        except OSError as exc:
+            raise errors.BadArchive("cannot read %s: %s" % (source, exc.strerror or exc)) \
+                from None
+        if size == 0:
+            raise errors.BadArchive("cannot import %s: it is empty" % source)
+        with open(tmp, "rb") as f:
+            compression = detect(f.read(8))
+        if compression in ("bzip2", "xz"):
+            # the decompressed copy is a temporary too: a failure (a truncated xz) must not
+            # leave it behind, nor the compressed one
+            plain = store.mktemp_path("import")
+            try:
+                with open(tmp, "rb") as f:
+                    stream, _ = open_stream(f)
+                    digest, size = _copy_hashing(stream, plain)
+            except BaseException:
+                _unlink(plain)
+                raise
             _unlink(tmp)
-        tmp, compression = plain, "none"
-    if size == 0:
+            tmp, compression = plain, "none"
+            if size == 0:
+                raise errors.BadArchive("cannot import %s: it is empty" % source)
+    except BaseException:
         _unlink(tmp)
-        raise errors.BadArchive("cannot import %s: it is empty" % source)
+        raise
     return tmp, digest, size, compression
 
 
@@ -148,22 +157,30 @@ def import_rootfs(store, idmap, source, repository=None, changes=(), message="")
     blob_tmp, digest, size, compression = _blob_from_source(store, source)
     try:
         report = unpack_layer(store, idmap, blob_tmp)
-    except BaseException:
-        _unlink(blob_tmp)
-        raise
-    label = "file" if source == "-" else os.path.basename(source)
-    cfg = oci_image.new_config([report["diff_id"]], container_config, comment=message or
-                               "Imported from %s" % ("-" if source == "-" else label),
-                               created_by="rootless-box import %s" % label)
-    with store.lock():
-        store.land_blob_file(blob_tmp, digest)
-        image_id = _commit_image(store, cfg, [(oci_image.MT_LAYER[compression], digest, size)],
-                                 [report["diff_id"]], ref)
+        label = "file" if source == "-" else os.path.basename(source)
+        cfg = oci_image.new_config([report["diff_id"]], container_config, comment=message or
+                                   "Imported from %s" % ("-" if source == "-" else label),
+                                   created_by="rootless-box import %s" % label)
+        with store.lock():
+            if not os.path.isdir(store.layer_path(report["diff_id"])):
+                # unpack_layer landed it under the lock and let go; an `rmi` in between
+                # collected it as unused. Unpack again, now holding the lock (re-entrant).
+                unpack_layer(store, idmap, blob_tmp, report["diff_id"])
+            store.land_blob_file(blob_tmp, digest)
+            blob_tmp = None
+            # Docker's SIZE is the content's (the uncompressed tar), not the tarball's
+            image_id = _commit_image(store, cfg,
+                                     [(oci_image.MT_LAYER[compression], digest, size)],
+                                     [report["diff_id"]], ref, content_size=report["size"])
+    finally:
+        if blob_tmp:
+            _unlink(blob_tmp)
     return image_id, report
 
 
-def _commit_image(store, cfg, layers, diff_ids, ref):
-    """Under the store lock: write config and manifest blobs, record and tag the image."""
+def _commit_image(store, cfg, layers, diff_ids, ref, content_size=None):
+    """Under the store lock: write config and manifest blobs, record and tag the image.
+    content_size: the uncompressed size of the layers (default: the blobs' sizes)."""
     config_bytes = oci_image.dumps(cfg)
     image_id = store.put_blob_bytes(config_bytes)
     manifest = oci_image.new_manifest(image_id, len(config_bytes), layers)
@@ -171,7 +188,8 @@ def _commit_image(store, cfg, layers, diff_ids, ref):
     index = store.read_index()
     index["images"][image_id] = {"manifest": manifest_digest, "layers": list(diff_ids),
                                  "added": oci_image.now_rfc3339(),
-                                 "size": sum(s for _mt, _d, s in layers)}
+                                 "size": (content_size if content_size is not None else
+                                          sum(s for _mt, _d, s in layers))}
     if ref is not None:
         index["tags"][str(ref)] = image_id
     store.write_index(index)
@@ -247,6 +265,7 @@ def remove(store, name, force=False):
 def _collect_garbage(store, index):
     """Remove blobs and layer directories no image references any more (under the lock)."""
     keep_blobs, keep_layers = set(), set()
+    blobs_known = True
     for iid, rec in index["images"].items():
         keep_blobs.add(iid)
         keep_blobs.add(rec["manifest"])
@@ -254,9 +273,11 @@ def _collect_garbage(store, index):
         try:
             manifest = fastjson.loads(store.read_blob(rec["manifest"]))
             keep_blobs.update(layer["digest"] for layer in manifest.get("layers", []))
-        except (errors.BoxError, ValueError):
-            pass
-    for name in os.listdir(store.blobs):
+        except (errors.BoxError, ValueError, KeyError, TypeError, AttributeError):
+            # an unreadable manifest hides which layer blobs its image needs: delete no blob
+            # rather than one a live image uses
+            blobs_known = False
+    for name in os.listdir(store.blobs) if blobs_known else ():
         if "sha256:" + name not in keep_blobs and not name.startswith("."):
             _unlink(os.path.join(store.blobs, name))
     for name in os.listdir(store.layers):
@@ -305,8 +326,10 @@ def inspect(image):
 
 def created_epoch(text):
     """RFC 3339 -> seconds since the epoch (for 'N minutes ago')."""
+    import calendar
     try:
-        base = text.split(".")[0].rstrip("Z")
-        return time.mktime(time.strptime(base, "%Y-%m-%dT%H:%M:%S")) - time.timezone
-    except (ValueError, AttributeError):
+        base = text[:19]  # YYYY-MM-DDTHH:MM:SS; fraction, Z or offset after it
+        # timegm: the text is UTC; mktime - timezone is an hour off while DST is in effect
+        return calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S"))
+    except (ValueError, AttributeError, OverflowError):
         return 0

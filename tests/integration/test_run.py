@@ -375,3 +375,61 @@ def test_help_and_usage_errors(tmp_path):
     bad = cli("run", "--no-such-flag", "x")
     assert bad.returncode == 125 and "unknown flag: --no-such-flag" in bad.err
     assert cli("run").returncode == 125
+
+
+def test_window_size_follows_the_terminal(cli, image):
+    import fcntl
+    import termios
+    pid, master = pty.fork()
+    if pid == 0:
+        os.execve(cli.argv()[0], cli.argv("run", "--rm", "-it", image, "sh", "-c",
+                                           "stty size; echo ready; read x; stty size"),
+                  cli.env)
+    fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 20, 70, 0, 0))
+    data = b""
+    deadline = time.time() + 20
+    resized = False
+    while time.time() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.5)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        data += chunk
+        if b"ready" in data and not resized:
+            fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 45, 132, 0, 0))
+            time.sleep(0.3)
+            os.write(master, b"\n")
+            resized = True
+    os.waitpid(pid, 0)
+    text = data.decode(errors="replace")
+    assert "20 70" in text and "45 132" in text
+
+
+@pytest.mark.parametrize("driver", ["copy", "overlay"])
+def test_storage_drivers_keep_the_image_intact(cli, image, driver):
+    env = {"RBX_STORAGE_DRIVER": driver}
+    cli.ok("run", "--name", "drv-" + driver, image, "sh", "-c",
+           "echo changed > /etc/motd; rm /bin/cat", env=env)
+    assert cli.ok("run", "--rm", image, "sh", "-c", "ls /etc/motd 2>/dev/null; "
+                                                   "ls /bin/cat", env=env).out == "/bin/cat\n"
+    inspect = cli.ok("inspect", "drv-" + driver).out
+    assert '"Driver": "%s"' % driver in inspect
+    cli.ok("rm", "drv-" + driver)
+
+
+def test_info_reports_what_it_detected(cli, image):
+    out = cli.ok("info").out
+    fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line and
+                  not line.startswith(" "))
+    assert fields["idmap_mode"].strip() in ("subuid", "single")
+    assert fields["storage_driver"].strip() in ("overlay", "fuse-overlayfs", "copy")
+    assert fields["user_namespaces"].strip() == "usable"
+    assert fields["data_root"].strip() == cli.root
+    empty_env = {"RBX_SUBUID_FILE": "/dev/null", "RBX_SUBGID_FILE": "/dev/null"}
+    single = cli.ok("info", env=empty_env).out
+    assert "idmap_mode:" in single and "usermod --add-subuids" in single

@@ -7,12 +7,27 @@ them), so rich is not needed here.
 import sys
 import time
 
+from ..errors import BoxError
+
 
 def report(exc):
     """A BoxError as the user sees it: one line, then the hint if there is one."""
     sys.stderr.write("rootless-box: error: %s\n" % exc.message)
     if exc.hint:
         sys.stderr.write("hint: %s\n" % exc.hint)
+
+
+def for_each(names, action):
+    """Docker's way with several names: act on each, report each failure on its line, go on,
+    and fail (exit 1) at the end if any failed."""
+    status = 0
+    for name in names:
+        try:
+            action(name)
+        except BoxError as exc:
+            report(exc)
+            status = 1
+    return status
 
 
 def warn(message):

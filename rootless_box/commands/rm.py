@@ -3,10 +3,9 @@
 import sys
 
 from ..cliparse import FLAG, Command, Opt
-from ..errors import BoxError
 from ..ops import containers as container_ops
 from ..ops.storage import open_store
-from ._common import report
+from ._common import for_each
 
 
 def command(verb, summary):
@@ -18,13 +17,10 @@ def command(verb, summary):
 
 def main(parsed):
     store = open_store()
-    status = 0
-    for name in parsed.args:
-        try:
-            record = container_ops.find(store, name)
-            container_ops.remove(store, record, force=parsed.force)
-            sys.stdout.write(name + "\n")
-        except BoxError as exc:
-            report(exc)
-            status = 1
-    return status
+
+    def remove(name):
+        record = container_ops.find(store, name)
+        container_ops.remove(store, record, force=parsed.force, volumes=parsed.volumes)
+        sys.stdout.write(name + "\n")
+
+    return for_each(parsed.args, remove)

@@ -128,7 +128,9 @@ def mark_exited(store, record, code, error=""):
     store.write_container(record)
 
 
-def remove(store, record, force=False):
+def remove(store, record, force=False, volumes=False):
+    """Remove a container (killing it first with force); with volumes, also the anonymous
+    volumes it created, as `docker rm -v` does."""
     state = refresh_state(store, record)["State"]
     if state.get("Status") == "running":
         if not force:
@@ -144,3 +146,7 @@ def remove(store, record, force=False):
                 break
             time.sleep(0.01)
     store.remove(store.container_dir(record["Id"]))
+    if volumes:
+        for mount in record.get("Mounts", []):
+            if mount.get("Anonymous") and mount.get("Source"):
+                store.remove(os.path.dirname(mount["Source"]))

@@ -153,7 +153,12 @@ def import_rootfs(store, idmap, source, repository=None, changes=(), message="")
         raise errors.UsageError("cannot import to a digest reference: %s" % repository)
     container_config = {}
     for change in changes:
-        oci_image.apply_change(container_config, change)
+        try:
+            oci_image.apply_change(container_config, change)
+        except ValueError as exc:  # shlex: an unbalanced quote in ENV/LABEL
+            raise errors.UsageError("invalid --change %r: %s" % (change, exc),
+                                    "write it as in a Dockerfile, e.g. ENV KEY=\"a value\"") \
+                from None
     blob_tmp, digest, size, compression = _blob_from_source(store, source)
     try:
         report = unpack_layer(store, idmap, blob_tmp)

@@ -240,8 +240,9 @@ def prepare(store, idmap, opts):
         "HostConfig": {"AutoRemove": opts.rm, "NetworkMode": network,
                        "ReadonlyRootfs": opts.read_only, "Init": opts.init,
                        "Binds": [v for v in opts.volumes], "Tmpfs": opts.tmpfs},
-        "Mounts": [{"Type": m["type"], "Source": m.get("source", ""),
-                    "Destination": m["destination"], "RW": not m.get("readonly")}
+        "Mounts": [{"Type": m["type"], "Name": m.get("name", ""),
+                    "Source": m.get("source", ""), "Destination": m["destination"],
+                    "RW": not m.get("readonly"), "Anonymous": m.get("anonymous", False)}
                    for m in mounts],
         "State": {"Status": "created", "Running": False, "Pid": 0, "ExitCode": 0},
     }, opts.name)

@@ -26,6 +26,7 @@ def open_store(idmap=None):
     store = Store(config.data_root()).ensure()
     store.remove_tree_fallback = lambda path: run_in_userns(_rmtree_inside,
                                                             idmap or idmaps.plan(), path)
+    store.clean_if_stale()
     return store
 
 

@@ -89,6 +89,17 @@ class Store:
         return os.path.join(self.tmp, "%d%s%s-%s" % (os.getpid(), _TMP_SEP, purpose,
                                                      os.urandom(6).hex()))
 
+    def clean_if_stale(self):
+        """Called when the store is opened: if a killed process left temporaries, remove them
+        now (under the lock) rather than at the next change. One listdir when there are none."""
+        try:
+            names = os.listdir(self.tmp)
+        except FileNotFoundError:
+            return
+        if any(_stale(name) for name in names):
+            with self.lock():
+                pass  # taking the lock cleans
+
     def _clean_stale_tmp(self):
         """Temporaries of processes that died (a kill mid-import) are removed here, under the
         lock, so a crash never leaves the store needing manual repair."""
@@ -97,9 +108,13 @@ class Store:
         except FileNotFoundError:
             return
         for name in names:
-            pid = name.partition(_TMP_SEP)[0]
-            if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            if _stale(name):
                 self.remove(os.path.join(self.tmp, name))
+        for name in os.listdir(self.root):
+            # atomic_write's temporaries beside the index (images.json.tmp-<pid>-<rnd>)
+            base, sep, rest = name.partition(".tmp-")
+            if sep and _stale(rest):
+                os.unlink(os.path.join(self.root, name))
 
     def remove(self, path):
         """Remove a tree of the store, whoever in the user namespace owns its files."""
@@ -188,6 +203,11 @@ class _LockContext:
     def __exit__(self, *exc):
         self.store._release()
         return False
+
+
+def _stale(tmp_name):
+    pid = tmp_name.partition(_TMP_SEP)[0]
+    return pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid))
 
 
 def _pid_alive(pid):

@@ -415,6 +415,8 @@ def test_import_changes_show_in_inspect_and_apply_in_run(cli, rootfs_tar):
 def test_import_bad_change_or_name_fails_before_reading(cli, image, rootfs_tar):
     before = listing(cli)
     assert_one_error(cli("import", "-c", "BOGUS x", rootfs_tar, "x"))
+    assert_one_error(cli("import", "-c", 'ENV A="unbalanced', rootfs_tar, "x"))
+    assert_one_error(cli("import", "-c", "LABEL novalue", rootfs_tar, "x"))
     assert_one_error(cli("import", rootfs_tar, "Not/A Valid:Name"))
     assert_one_error(cli("import", rootfs_tar, "name@sha256:" + "0" * 64))
     assert listing(cli) == before
@@ -493,6 +495,10 @@ def test_import_symlink_to_root_does_not_write_to_the_host(cli, image, tmp_path)
         ({"name": "abs/" + marker}, b"pwned"),
         ({"name": "rel", "type": tarfile.SYMTYPE, "linkname": depth + str(host_dir)[1:]}, None),
         ({"name": "rel/" + marker + "-rel"}, b"pwned"),
+        # a directory entry over a symlink replaces the symlink, never fills its target
+        ({"name": "sd", "type": tarfile.SYMTYPE, "linkname": str(host_dir)}, None),
+        ({"name": "sd", "type": tarfile.DIRTYPE, "mode": 0o755}, None),
+        ({"name": "sd/" + marker + "-dir"}, b"pwned"),
     ])
     proc = cli("import", write(tmp_path / "hostile.tar", data), "hostile:symlink")
     assert "Traceback" not in proc.err
@@ -623,18 +629,61 @@ def _wait_gone(marker, timeout=10.0):
     raise AssertionError("processes of the killed import are still alive")
 
 
-@pytest.mark.parametrize("delay", [0.2, 0.45])
-def test_kill_during_import_leaves_store_usable(tmp_path, rootfs_tar, big_tar, delay):
+def _kill_when(proc, ready, tmp_dir, timeout=20.0):
+    """SIGKILL proc as soon as ready(names of its temporaries) holds; -> whether it held while
+    proc was still running."""
+    prefix = "%d-" % proc.pid
+    deadline = time.monotonic() + timeout
+    held = False
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            mine = [n for n in os.listdir(tmp_dir) if n.startswith(prefix)]
+        except FileNotFoundError:
+            mine = []
+        if ready(mine):
+            held = proc.poll() is None
+            break
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return held
+
+
+def _unpacking(tmp_dir):
+    def ready(names):
+        for name in names:
+            if "-layer-" in name:
+                try:
+                    if os.listdir(os.path.join(tmp_dir, name)):
+                        return True
+                except OSError:
+                    pass
+        return False
+    return ready
+
+
+@pytest.mark.parametrize("moment", ["after-0.2s", "copying", "unpacking"])
+def test_kill_during_import_leaves_store_usable(tmp_path, rootfs_tar, big_tar, moment):
     cli = Cli(str(tmp_path / "data"))
     base_id = imported_id(cli.ok("import", rootfs_tar, "base:latest"))
     marker = uuid.uuid4().hex
     env = dict(cli.env, RBX_TEST_MARK=marker)
+    tmp_dir = store_dir(cli, "tmp")
     proc = subprocess.Popen(cli.argv("import", big_tar, "big:latest"), env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(delay)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    if moment == "after-0.2s":
+        time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    elif moment == "copying":
+        _kill_when(proc, lambda names: any("-import-" in n for n in names), tmp_dir)
+    else:
+        assert _kill_when(proc, _unpacking(tmp_dir), tmp_dir), "the import was not caught " \
+            "unpacking"
     _wait_gone(marker)
+    if moment == "unpacking":
+        # killed mid-unpack: its temporaries are there, until a locked command clears them
+        assert os.listdir(tmp_dir) != []
 
     # a later command works; the image that was there is intact
     rows = image_rows(cli)

@@ -279,30 +279,58 @@ def test_init_reaps_zombies(cli, image):
     assert out.strip() == "0"
 
 
-def test_pty_with_window_size(cli, image):
-    pid, master = pty.fork()
-    if pid == 0:
-        os.execve(cli.argv()[0], cli.argv("run", "--rm", "-it", image, "sh", "-c",
-                                           "tty; stty size; echo $TERM; exit 5"), cli.env)
+def _run_in_pty(cli, args, rows, cols, on_output=None, timeout=20):
+    """Run the CLI on a new pty of size rows x cols; returns (output text, exit status).
+    on_output(master, data so far) may answer the container."""
     import fcntl
     import termios
-    fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))
+    pid, master = pty.fork()
+    if pid == 0:
+        os.execve(cli.argv()[0], cli.argv(*args), cli.env)
+    fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
     data = b""
-    deadline = time.time() + 20
+    deadline = time.time() + timeout
     while time.time() < deadline:
-        ready, _, _ = select.select([master], [], [], 1)
-        if ready:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            data += chunk
+        ready, _, _ = select.select([master], [], [], 0.5)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        data += chunk
+        if on_output:
+            on_output(master, data)
     _, status = os.waitpid(pid, 0)
-    text = data.decode(errors="replace")
+    os.close(master)
+    return data.decode(errors="replace"), os.waitstatus_to_exitcode(status)
+
+
+def test_pty_with_window_size(cli, image):
+    text, status = _run_in_pty(cli, ("run", "--rm", "-it", image, "sh", "-c",
+                                     "tty; stty size; echo $TERM; exit 5"), 33, 111)
     assert "/dev/pts/0" in text and "33 111" in text and "xterm" in text
-    assert os.waitstatus_to_exitcode(status) == 5
+    assert status == 5
+
+
+def test_window_size_follows_the_terminal(cli, image):
+    import fcntl
+    import termios
+    answered = []
+
+    def resize_then_answer(master, data):
+        if b"ready" in data and not answered:
+            fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 45, 132, 0, 0))
+            time.sleep(0.3)
+            os.write(master, b"\n")
+            answered.append(True)
+
+    text, _status = _run_in_pty(cli, ("run", "--rm", "-it", image, "sh", "-c",
+                                      "stty size; echo ready; read x; stty size"), 20, 70,
+                                resize_then_answer)
+    assert "20 70" in text and "45 132" in text
 
 
 # -- ELF diagnostics ----------------------------------------------------------------------------
@@ -377,39 +405,6 @@ def test_help_and_usage_errors(tmp_path):
     assert cli("run").returncode == 125
 
 
-def test_window_size_follows_the_terminal(cli, image):
-    import fcntl
-    import termios
-    pid, master = pty.fork()
-    if pid == 0:
-        os.execve(cli.argv()[0], cli.argv("run", "--rm", "-it", image, "sh", "-c",
-                                           "stty size; echo ready; read x; stty size"),
-                  cli.env)
-    fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 20, 70, 0, 0))
-    data = b""
-    deadline = time.time() + 20
-    resized = False
-    while time.time() < deadline:
-        ready, _, _ = select.select([master], [], [], 0.5)
-        if not ready:
-            continue
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        data += chunk
-        if b"ready" in data and not resized:
-            fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 45, 132, 0, 0))
-            time.sleep(0.3)
-            os.write(master, b"\n")
-            resized = True
-    os.waitpid(pid, 0)
-    text = data.decode(errors="replace")
-    assert "20 70" in text and "45 132" in text
-
-
 @pytest.mark.parametrize("driver", ["copy", "overlay"])
 def test_storage_drivers_keep_the_image_intact(cli, image, driver):
     env = {"RBX_STORAGE_DRIVER": driver}
@@ -433,3 +428,14 @@ def test_info_reports_what_it_detected(cli, image):
     empty_env = {"RBX_SUBUID_FILE": "/dev/null", "RBX_SUBGID_FILE": "/dev/null"}
     single = cli.ok("info", env=empty_env).out
     assert "idmap_mode:" in single and "usermod --add-subuids" in single
+
+
+def test_anonymous_volume_goes_with_rm_and_rm_v(cli, image):
+    volumes = os.path.join(cli.root, "volumes")
+    before = set(os.listdir(volumes)) if os.path.isdir(volumes) else set()
+    cli.ok("run", "--rm", "-v", "/anon", image, "sh", "-c", "echo x > /anon/f")
+    assert set(os.listdir(volumes)) == before
+    cli.ok("run", "--name", "with-anon", "-v", "/anon", image, "touch", "/anon/f")
+    assert len(set(os.listdir(volumes)) - before) == 1
+    cli.ok("rm", "-v", "with-anon")
+    assert set(os.listdir(volumes)) == before

@@ -1,0 +1,1 @@
+"""Layer tars: secure unpacking (whiteouts as overlay whiteouts), compression, hashing."""

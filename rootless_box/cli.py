@@ -32,7 +32,6 @@ GROUPS = {
     "container": {"ls": "ps", "list": "ps", "rm": "rm", "remove": "rm", "run": "run",
                   "inspect": "inspect"},
 }
-RUN_LIKE = {"run"}
 EXTRA = {"image from-host": ("fromhost", "Make a base image from host binaries and the "
                                          "shared libraries they need (no download)")}
 
@@ -98,13 +97,7 @@ def dispatch(argv):
         sys.stdout.write(command.help_text())
         return 0
     cliparse.check_arity(command, parsed)
-    try:
-        return module.main(parsed) or 0
-    except BoxError as exc:
-        # Docker: 125 is run's "the tool failed"; its other commands fail with 1.
-        if verb not in RUN_LIKE and exc.exit_code == 125:
-            exc.exit_code = 1
-        raise
+    return module.main(parsed) or 0
 
 
 def main(argv=None):

@@ -68,6 +68,8 @@ def human_ago(epoch):
 def human_duration(seconds):
     if seconds < 1:
         return "Less than a second"
+    if seconds < 2:
+        return "1 second"
     if seconds < 60:
         return "%d seconds" % seconds
     minutes = seconds / 60

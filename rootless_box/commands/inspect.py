@@ -3,15 +3,17 @@
 import sys
 
 from ..cliparse import VALUE, Command, Opt
-from ..errors import BoxError, NotFound, UsageError
+from ..errors import NotFound, UsageError
 from ..ops import containers as container_ops
 from ..ops import images as image_ops
 from ..ops.storage import open_store
-from ._common import print_json, report
+from ._common import for_each, print_json
 
 
 def command(verb, summary):
     return Command(verb, "inspect [OPTIONS] NAME|ID [NAME|ID...]", summary, (
+        Opt("-f,--format", VALUE, "Format output using a custom template: 'json' or a Go "
+                                  "template such as '{{.Id}}'"),
         Opt("--type", VALUE, "Only inspect objects of the given type (container, image)"),
     ), min_args=1)
 
@@ -47,16 +49,23 @@ def _lookup(store, name, kind):
 def main(parsed):
     if parsed.type not in (None, "container", "image"):
         raise UsageError("unknown --type %r" % parsed.type, "use container or image")
+    template = None
+    if parsed.format and parsed.format != "json":
+        from ._template import compile_template
+        template = compile_template(parsed.format)
     store = open_store()
-    results, status = [], 0
-    for name in parsed.args:
+    results = []
+
+    def lookup(name):
         try:
             results.append(_lookup(store, name, parsed.type))
-        except BoxError as exc:
-            if isinstance(exc, NotFound):
-                exc = NotFound("no such object: %s" % name, exc.hint)
-            report(exc)
-            status = 1
-    print_json(results)
-    sys.stdout.flush()
+        except NotFound as exc:
+            raise NotFound("no such object: %s" % name, exc.hint) from None
+
+    status = for_each(parsed.args, lookup)
+    if template is None:
+        print_json(results)
+    else:
+        from ._template import render
+        sys.stdout.write("".join(render(template, obj) + "\n" for obj in results))
     return status

@@ -3,10 +3,9 @@
 import sys
 
 from ..cliparse import FLAG, Command, Opt
-from ..errors import BoxError
 from ..ops import images as image_ops
 from ..ops.storage import open_store
-from ._common import report
+from ._common import for_each
 
 
 def command(verb, summary):
@@ -17,13 +16,9 @@ def command(verb, summary):
 
 def main(parsed):
     store = open_store()
-    status = 0
-    for name in parsed.args:
-        try:
-            for line in image_ops.remove(store, name, force=parsed.force):
-                sys.stdout.write(line + "\n")
-        except BoxError as exc:
-            # Docker goes on with the other names and fails at the end.
-            report(exc)
-            status = exc.exit_code if exc.exit_code != 125 else 1
-    return status
+
+    def remove(name):
+        for line in image_ops.remove(store, name, force=parsed.force):
+            sys.stdout.write(line + "\n")
+
+    return for_each(parsed.args, remove)

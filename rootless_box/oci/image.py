@@ -79,7 +79,13 @@ def _key_values(value, instruction):
     """ENV/LABEL arguments: `K=V K2="v 2"` or the legacy `K V` form."""
     import shlex
     value = value.strip()
-    words = shlex.split(value)
+    try:
+        words = shlex.split(value)
+    except ValueError as exc:
+        raise UsageError("invalid %s %r: %s" % (instruction, value, exc),
+                         "quote as in a Dockerfile: %s KEY=\"a value\"" % instruction)
+    if not words:
+        raise UsageError("%s needs an argument" % instruction)
     if words and "=" not in words[0]:
         key, _, rest = value.partition(" ")
         if not rest.strip():
@@ -99,6 +105,10 @@ def apply_change(config, line):
     """Apply one `--change` line (Dockerfile syntax) to a container config dict in place."""
     instruction, _, value = line.strip().partition(" ")
     instruction = instruction.upper()
+    if not instruction:
+        raise UsageError("empty --change", "give a Dockerfile instruction, e.g. CMD [\"sh\"]")
+    if not value.strip():
+        raise UsageError("%s needs an argument" % instruction)
     if instruction == "CMD":
         config["Cmd"] = _json_or_shell(value)
     elif instruction == "ENTRYPOINT":

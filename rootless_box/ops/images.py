@@ -72,6 +72,20 @@ def resolve(store, name, index=None):
                           "'rootless-box import'")
 
 
+def ensure_unpacked(store, idmap, image):
+    """Every layer of image unpacked for the current id mapping. A layer can be missing after
+    the mapping changed (an administrator added a subuid range) or a kill; it is unpacked
+    again from its blob, as Podman's `system migrate` would, but without being asked."""
+    from .storage import unpack_layer
+    missing = [d for d in image.diff_ids if not os.path.isdir(store.layer_path(d))]
+    if not missing:
+        return
+    manifest = fastjson.loads(store.read_blob(image.record["manifest"]))
+    blobs = dict(zip(image.diff_ids, (layer["digest"] for layer in manifest["layers"])))
+    for diff_id in missing:
+        unpack_layer(store, idmap, store.blob_path(blobs[diff_id]), diff_id)
+
+
 def list_images(store):
     index = store.read_index()
     return [Image(store, iid, rec, _tags_of(index, iid)) for iid, rec in
@@ -285,9 +299,10 @@ def _collect_garbage(store, index):
     for name in os.listdir(store.blobs) if blobs_known else ():
         if "sha256:" + name not in keep_blobs and not name.startswith("."):
             _unlink(os.path.join(store.blobs, name))
-    for name in os.listdir(store.layers):
-        if "sha256:" + name not in keep_layers:
-            store.remove(os.path.join(store.layers, name))
+    for mapping in os.listdir(store.layers):
+        for name in os.listdir(os.path.join(store.layers, mapping)):
+            if "sha256:" + name not in keep_layers:
+                store.remove(os.path.join(store.layers, mapping, name))
 
 
 # -- inspect ------------------------------------------------------------------------------------

@@ -210,6 +210,7 @@ def prepare(store, idmap, opts):
     """Check everything the user gave, create the container record and its directories, and
     return (record, spec). Bad input fails here, before anything is created."""
     image = images.resolve(store, opts.image)
+    images.ensure_unpacked(store, idmap, image)
     image_config = image.config.get("config") or {}
     network = network_mode(opts.network)
     volumes_root = os.path.join(store.root, "volumes")

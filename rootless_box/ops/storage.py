@@ -23,9 +23,9 @@ _PROBE_VERSION = 1
 def open_store(idmap=None):
     """The user's store; trees it cannot remove as the user (files owned by subordinate ids)
     are removed from inside a user namespace, as root there: the only place the user may."""
-    store = Store(config.data_root()).ensure()
-    store.remove_tree_fallback = lambda path: run_in_userns(_rmtree_inside,
-                                                            idmap or idmaps.plan(), path)
+    idmap = idmap or idmaps.plan()
+    store = Store(config.data_root(), idmap.key).ensure()
+    store.remove_tree_fallback = lambda path: run_in_userns(_rmtree_inside, idmap, path)
     store.clean_if_stale()
     return store
 

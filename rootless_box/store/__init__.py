@@ -3,7 +3,8 @@
 Owns: the layout under the data root, the store lock, temporaries and landing by rename.
 Layout:
     blobs/sha256/<hex>        content-addressed bytes (layer tars, configs, manifests)
-    layers/<hex of diff ID>/  a layer unpacked once, shared by every image and container
+    layers/<mapping>/<hex>/   a layer unpacked once (per id mapping: owners depend on it),
+                              keyed by its diff ID, shared by every image and container
     images.json               {"images": {id: record}, "tags": {reference: id}}
     containers/<id>/          container.json, upper/ work/ merged/ (or rootfs/), etc files
     tmp/<pid>-<random>        temporaries; those of dead processes are removed under the lock
@@ -23,8 +24,9 @@ _TMP_SEP = "-"
 
 
 class Store:
-    def __init__(self, root):
+    def __init__(self, root, layer_key="single"):
         self.root = root
+        self.layer_key = layer_key
         self.blobs = os.path.join(root, "blobs", "sha256")
         self.layers = os.path.join(root, "layers")
         self.containers = os.path.join(root, "containers")
@@ -38,7 +40,8 @@ class Store:
     # -- layout -------------------------------------------------------------------------
     def ensure(self):
         try:
-            for path in (self.blobs, self.layers, self.containers, self.tmp):
+            for path in (self.blobs, os.path.join(self.layers, self.layer_key),
+                         self.containers, self.tmp):
                 os.makedirs(path, mode=0o700, exist_ok=True)
         except OSError as exc:
             raise StoreError("cannot create the store: %s: %s" % (self.root, exc.strerror),
@@ -51,7 +54,7 @@ class Store:
 
     def layer_path(self, diff_id):
         from ..oci.digest import split
-        return os.path.join(self.layers, split(diff_id)[1])
+        return os.path.join(self.layers, self.layer_key, split(diff_id)[1])
 
     def container_dir(self, cid):
         return os.path.join(self.containers, cid)

@@ -25,6 +25,16 @@ class IdMap:
         self.mode, self.uid_map, self.gid_map = mode, uid_map, gid_map
         self.warning, self.reason = warning, reason
 
+    @property
+    def key(self):
+        """Names the mapping in the store: a layer unpacked under one mapping has host owners
+        that mean other ids under another, so each mapping gets its own layer directories."""
+        if self.mode == "single":
+            return "single"
+        return "subuid-" + "_".join("%dx%d" % (outside, count) for mapping in
+                                    (self.uid_map[1:], self.gid_map[1:])
+                                    for _inside, outside, count in mapping)
+
     def max_uid(self):
         return sum(count for _inside, _outside, count in self.uid_map) - 1
 

@@ -75,11 +75,18 @@ def store_dir(cli, *parts):
     return os.path.join(cli.root, *parts)
 
 
+def layer_dir(cli, *parts):
+    """Where this user's layers are unpacked: one directory per id mapping."""
+    from rootless_box.userns.idmap import plan
+    key = "single" if cli.env.get("RBX_USERNS") == "single" else plan().key
+    return os.path.join(cli.root, "layers", key, *parts)
+
+
 def listing(cli):
     """What a failed import must not change: temporaries, layer directories, blobs."""
     result = {}
     for part in ("tmp", "layers", "blobs/sha256"):
-        path = store_dir(cli, *part.split("/"))
+        path = layer_dir(cli) if part == "layers" else store_dir(cli, *part.split("/"))
         result[part] = sorted(os.listdir(path)) if os.path.isdir(path) else []
     return result
 
@@ -107,8 +114,9 @@ def inspect1(cli, name, *opts):
     return data[0]
 
 
-def assert_one_error(proc, code=1):
-    """Docker's exit status, one `rootless-box: error:` line, an optional hint, no traceback."""
+def assert_one_error(proc, code=125):
+    """The exit status (125: the tool failed; 1: a command of several names failed on one, as
+    Docker's rm/rmi/inspect do), one `rootless-box: error:` line, an optional hint, no traceback."""
     assert proc.returncode == code, (proc.returncode, proc.out, proc.err)
     assert "Traceback" not in proc.err, proc.err
     lines = [line for line in proc.err.splitlines()
@@ -139,7 +147,7 @@ def find_named(top, name):
 
 
 def walk_layers(cli, name):
-    return find_named(store_dir(cli, "layers"), name)
+    return find_named(layer_dir(cli), name)
 
 
 # -- import: formats, the image ID, content -----------------------------------------------------
@@ -200,7 +208,7 @@ def test_same_tarball_twice_is_stored_once(tmp_path, rootfs_tar):
     assert one["RepoTags"] == ["twice:one"] and two["RepoTags"] == ["twice:two"]
     assert one["RootFS"]["Layers"] == two["RootFS"]["Layers"] == [sha256(plain)]
     # one unpacked layer directory, one layer blob (the tarball itself)
-    assert os.listdir(store_dir(cli, "layers")) == [sha256(plain)[7:]]
+    assert os.listdir(layer_dir(cli)) == [sha256(plain)[7:]]
     blobs = blob_names(cli)
     assert sha256(plain)[7:] in blobs
     layer_like = [b for b in blobs if len(read_blob(cli, "sha256:" + b)) == len(plain)]
@@ -212,7 +220,7 @@ def test_same_tarball_twice_is_stored_once(tmp_path, rootfs_tar):
     gz = write(tmp_path / "r.tar.gz", gzip.compress(plain, compresslevel=1))
     cli.ok("import", gz, "twice:gz")
     assert inspect1(cli, "twice:gz")["RootFS"]["Layers"] == [sha256(plain)]
-    assert os.listdir(store_dir(cli, "layers")) == [sha256(plain)[7:]]
+    assert os.listdir(layer_dir(cli)) == [sha256(plain)[7:]]
 
 
 # -- images -------------------------------------------------------------------------------------
@@ -223,6 +231,14 @@ def test_images_lists_short_names_quiet_and_filter(cli, image, rootfs_tar, tmp_p
     other_id = imported_id(cli.ok("import", write(tmp_path / "r.tar", plain),
                                   "example.com:5000/team/app:v1"))
     cli.ok("tag", "base:latest", "base:second")
+    try:
+        _check_listing(cli, base_id, other_id)
+    finally:
+        cli("rmi", "base:second")
+    assert inspect1(cli, image)["RepoTags"] == ["base:latest"]
+
+
+def _check_listing(cli, base_id, other_id):
     rows = image_rows(cli)
     by_name = {(r[0], r[1]): r for r in rows}
     assert by_name[("base", "latest")][2] == base_id[7:19]
@@ -246,7 +262,6 @@ def test_images_lists_short_names_quiet_and_filter(cli, image, rootfs_tar, tmp_p
         ("example.com:5000/team/app", "v1")]
     assert image_rows(cli, "nosuchrepo") == []
     assert cli.ok("images", "-q", "nosuchrepo").out == ""
-    cli.ok("rmi", "base:second")
 
 
 def test_images_size_is_uncompressed(cli, rootfs_tar, tmp_path):
@@ -265,10 +280,10 @@ def test_images_size_is_uncompressed(cli, rootfs_tar, tmp_path):
 def test_tag_then_rmi_untags_then_deletes_everything(cli, image, rootfs_tar, tmp_path):
     plain, text = marked_rootfs(rootfs_tar)
     before = blob_names(cli)
-    layers_before = set(os.listdir(store_dir(cli, "layers")))
+    layers_before = set(os.listdir(layer_dir(cli)))
     image_id = imported_id(cli.ok("import", write(tmp_path / "r.tar", plain), "rmitest:1"))
     new_blobs = blob_names(cli) - before
-    new_layers = set(os.listdir(store_dir(cli, "layers"))) - layers_before
+    new_layers = set(os.listdir(layer_dir(cli))) - layers_before
     # config, manifest, layer; one new layer directory
     assert image_id[7:] in new_blobs and sha256(plain)[7:] in new_blobs
     assert len(new_blobs) == 3, new_blobs
@@ -292,8 +307,8 @@ def test_tag_then_rmi_untags_then_deletes_everything(cli, image, rootfs_tar, tmp
     out = cli.ok("rmi", "rmitest:1").out.splitlines()
     assert out == ["Untagged: rmitest:1", "Deleted: %s" % image_id]
     assert not any(os.path.exists(store_dir(cli, "blobs", "sha256", b)) for b in new_blobs)
-    assert not os.path.exists(store_dir(cli, "layers", sha256(plain)[7:]))
-    assert set(os.listdir(store_dir(cli, "layers"))) == layers_before
+    assert not os.path.exists(layer_dir(cli, sha256(plain)[7:]))
+    assert set(os.listdir(layer_dir(cli))) == layers_before
     assert cli("inspect", image_id).returncode == 1
     assert image_id[7:19] not in cli.ok("images", "-q").out
     # what other images use is untouched
@@ -304,12 +319,12 @@ def test_rmi_by_id_with_several_tags_needs_force(cli, rootfs_tar, tmp_path):
     plain, _ = marked_rootfs(rootfs_tar)
     image_id = imported_id(cli.ok("import", write(tmp_path / "r.tar", plain), "multi:a"))
     cli.ok("tag", "multi:a", "multi:b")
-    assert_one_error(cli("rmi", image_id[7:19]))
+    assert_one_error(cli("rmi", image_id[7:19]), code=1)
     assert inspect1(cli, "multi:a")["Id"] == image_id
     out = cli.ok("rmi", "-f", image_id[7:19]).out.splitlines()
     assert sorted(out) == sorted(["Untagged: multi:a", "Untagged: multi:b",
                                   "Deleted: %s" % image_id])
-    assert not os.path.exists(store_dir(cli, "layers", sha256(plain)[7:]))
+    assert not os.path.exists(layer_dir(cli, sha256(plain)[7:]))
 
 
 def test_rmi_of_image_used_by_container_is_refused_and_forced(cli, rootfs_tar, tmp_path):
@@ -319,10 +334,11 @@ def test_rmi_of_image_used_by_container_is_refused_and_forced(cli, rootfs_tar, t
     cli.ok("run", "--name", name, "inuse:1", "true")
 
     refused = cli("rmi", "inuse:1")
-    assert_one_error(refused)
+    assert_one_error(refused, code=1)
+    assert refused.err.splitlines()[1].startswith("hint: "), refused.err
     assert refused.out == ""
     assert inspect1(cli, "inuse:1")["Id"] == image_id
-    assert os.path.isdir(store_dir(cli, "layers", sha256(plain)[7:]))
+    assert os.path.isdir(layer_dir(cli, sha256(plain)[7:]))
 
     forced = cli("rmi", "-f", "inuse:1")
     assert forced.returncode == 0, forced.err
@@ -335,7 +351,7 @@ def test_rmi_of_image_used_by_container_is_refused_and_forced(cli, rootfs_tar, t
     cli.ok("rm", name)
     if cli("inspect", "--type", "image", image_id).returncode == 0:
         cli.ok("rmi", image_id)
-    assert not os.path.exists(store_dir(cli, "layers", sha256(plain)[7:]))
+    assert not os.path.exists(layer_dir(cli, sha256(plain)[7:]))
     assert not os.path.exists(store_dir(cli, "blobs", "sha256", image_id[7:]))
 
 
@@ -344,7 +360,7 @@ def test_rmi_and_tag_of_unknown_image_fail_cleanly(cli, image):
                  ("tag", "nosuch", "other"), ("inspect", "nosuch"),
                  ("inspect", "--type", "image", "NotAValidRef"), ("tag", image, "Bad Name")):
         proc = cli(*args)
-        assert_one_error(proc)
+        assert_one_error(proc, code=125 if args[0] == "tag" else 1)
     assert json.loads(cli("inspect", "nosuch").out) == []
 
 
@@ -392,7 +408,7 @@ def test_inspect_container(cli, image):
     assert data["Config"]["Cmd"] == ["sh", "-c", "exit 3"]
     assert inspect1(cli, data["Id"][:12])["Name"] == "/" + name
     assert inspect1(cli, name, "--type", "container")["Id"] == data["Id"]
-    assert_one_error(cli("inspect", "--type", "image", name))
+    assert_one_error(cli("inspect", "--type", "image", name), code=1)
     cli.ok("rm", name)
 
 
@@ -455,10 +471,10 @@ def test_import_bad_input_fails_cleanly(cli, image, rootfs_tar, tmp_path, case):
     if case == "unreadable" and os.getuid() == 0:
         pytest.skip("root reads anything")
     source, stdin = _bad_inputs(rootfs_tar, tmp_path)[case]
-    before = listing(cli)
     images_before = cli.ok("images", "-q").out
+    before = listing(cli)
     proc = cli("import", source, "bad:input", input=stdin if stdin is not None else b"")
-    assert_one_error(proc, code=1)
+    assert_one_error(proc)
     assert proc.out == ""
     assert listing(cli) == before
     assert cli.ok("images", "-q").out == images_before
@@ -507,7 +523,7 @@ def test_import_symlink_to_root_does_not_write_to_the_host(cli, image, tmp_path)
     if proc.returncode == 0:
         # what was written landed inside the image
         found = walk_layers(cli, marker)
-        assert found and all(p.startswith(store_dir(cli, "layers") + "/") for p in found)
+        assert found and all(p.startswith(layer_dir(cli) + "/") for p in found)
         cli.ok("rmi", "hostile:symlink")
     else:
         assert_one_error(proc)
@@ -704,7 +720,7 @@ def test_kill_during_import_leaves_store_usable(tmp_path, rootfs_tar, big_tar, m
     with open(big_tar, "rb") as f:
         diff_id = sha256(f.read())
     assert inspect1(cli, "big:latest")["RootFS"]["Layers"] == [diff_id]
-    layer = store_dir(cli, "layers", diff_id[7:])
+    layer = layer_dir(cli, diff_id[7:])
     files = [os.path.join(d, n) for d, _, names in os.walk(layer) for n in names]
     assert len(files) == 50 and all(os.path.getsize(p) == 1 << 20 for p in files)
     assert os.listdir(store_dir(cli, "tmp")) == []
@@ -715,7 +731,7 @@ def test_kill_during_import_leaves_store_usable(tmp_path, rootfs_tar, big_tar, m
         if image_id != base_id:
             cli.ok("rmi", "-f", image_id)
     assert not os.path.exists(layer)
-    assert os.listdir(store_dir(cli, "layers")) == [inspect1(cli, base_id)["RootFS"][
+    assert os.listdir(layer_dir(cli)) == [inspect1(cli, base_id)["RootFS"][
         "Layers"][0][7:]]
 
 
@@ -740,7 +756,7 @@ def test_single_id_mapping_flattens_owners_to_root(tmp_path, rootfs_tar):
     assert cli.ok("run", "--rm", "owned:1", "cat", "/owned").out == "mine"
     assert cli.ok("run", "--rm", "owned:1", "id", "-u").out == "0\n"
     # on the host, everything belongs to the user
-    layer = store_dir(cli, "layers", inspect1(cli, "owned:1")["RootFS"]["Layers"][0][7:])
+    layer = layer_dir(cli, inspect1(cli, "owned:1")["RootFS"]["Layers"][0][7:])
     assert os.lstat(os.path.join(layer, "owned")).st_uid == os.getuid()
     cli.ok("rmi", "owned:1")
     assert not os.path.exists(layer)
@@ -756,7 +772,36 @@ def test_subuid_mapping_keeps_owners(cli, rootfs_tar, tmp_path):
     assert out == ["1000:1001", "1000:1001", "0:0"]
     assert cli.ok("run", "--rm", "-u", "1000", "owned:2", "cat", "/owned").out == "mine"
     # rmi removes a layer whose files belong to subordinate ids
-    layer = store_dir(cli, "layers", inspect1(cli, image_id)["RootFS"]["Layers"][0][7:])
+    layer = layer_dir(cli, inspect1(cli, image_id)["RootFS"]["Layers"][0][7:])
     assert os.lstat(os.path.join(layer, "owned")).st_uid != os.getuid()
     cli.ok("rmi", "owned:2")
     assert not os.path.exists(layer)
+
+
+@needs_subuid
+def test_a_change_of_mapping_unpacks_the_layers_again(tmp_path, rootfs_tar):
+    """Owners on disk mean other ids under another mapping: a store used first with a subuid
+    range, then without (or the other way), must still give the container sane owners."""
+    cli = Cli(str(tmp_path / "data"))
+    cli.ok("import", write(tmp_path / "o.tar", _owned_rootfs(rootfs_tar)), "owned:3",
+           env={"RBX_USERNS": "subuid"})
+    single = {"RBX_USERNS": "single"}
+    out = cli.ok("run", "--rm", "owned:3", "sh", "-c",
+                 "stat -c %u:%g /owned; echo more >> /owned && cat /owned", env=single).out
+    assert out.split() == ["0:0", "minemore"]
+    assert cli.ok("run", "--rm", "owned:3", "stat", "-c", "%u", "/owned",
+                  env={"RBX_USERNS": "subuid"}).out == "1000\n"
+    cli.ok("rmi", "owned:3", env=single)
+    assert os.listdir(os.path.join(cli.root, "layers", "single")) == []
+
+
+def test_inspect_format_templates(cli, image):
+    image_id = inspect1(cli, image)["Id"]
+    assert cli.ok("inspect", "-f", "{{.Id}}", image).out == image_id + "\n"
+    assert cli.ok("inspect", "--format", "{{json .Config.Cmd}}", image).out == '["sh"]\n'
+    cli("run", "--name", "fmt-test", image, "sh", "-c", "exit 6")
+    assert cli.ok("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}",
+                  "fmt-test").out == "exited 6\n"
+    bad = cli("inspect", "-f", "{{.Id", image)
+    assert bad.returncode == 125 and "template" in bad.err
+    cli.ok("rm", "fmt-test")

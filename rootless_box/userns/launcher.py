@@ -154,8 +154,9 @@ def run_in_userns(func, idmap, *args):
         result = _read_all(sync.c2p_r) if ok else b""
         err = _read_all(sync.err_r)
     finally:
-        os.waitpid(pid, 0)
+        # Close first: a child still waiting for its maps reads EOF and leaves.
         sync.close_parent()
+        os.waitpid(pid, 0)
     if err:
         _raise_reported(err)
     if not result.startswith(b"R"):
@@ -233,8 +234,9 @@ def start(spec, idmap):
             master = receive_fd(sock_parent)
         err = _read_all(sync.err_r)
     finally:
-        os.waitpid(middle, 0)
+        # Close first: a middle still waiting for its maps reads EOF and leaves.
         sync.close_parent()
+        os.waitpid(middle, 0)
         if sock_parent is not None:
             sock_parent.close()
     if err:

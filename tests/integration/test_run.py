@@ -439,3 +439,19 @@ def test_anonymous_volume_goes_with_rm_and_rm_v(cli, image):
     assert len(set(os.listdir(volumes)) - before) == 1
     cli.ok("rm", "-v", "with-anon")
     assert set(os.listdir(volumes)) == before
+
+
+@needs_subuid
+def test_a_refused_id_map_is_a_clean_error(cli, image, tmp_path):
+    """newuidmap checks /etc/subuid itself: a range we believe in but it refuses must give one
+    error line, not a hang."""
+    import pwd
+    fake = tmp_path / "subid"
+    fake.write_text("%s:1:50\n" % pwd.getpwuid(os.getuid()).pw_name)
+    before = containers(cli)
+    proc = cli("run", "--rm", image, "true", timeout=30,
+               env={"RBX_SUBUID_FILE": str(fake), "RBX_SUBGID_FILE": str(fake),
+                    "RBX_STORAGE_DRIVER": "overlay"})
+    assert proc.returncode == 125
+    assert "newuidmap failed" in proc.err and "Traceback" not in proc.err
+    assert containers(cli) == before

@@ -23,17 +23,27 @@ COMMANDS = {
     "rmi": ("rmi", "Remove one or more images"),
     "tag": ("tag", "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE"),
     "inspect": ("inspect", "Return low-level information on containers or images"),
+    "commit": ("commit", "Create a new image from a container's changes"),
+    "export": ("export", "Export a container's filesystem as a tar archive"),
+    "save": ("save", "Save one or more images to a tar archive"),
+    "load": ("load", "Load an image from a tar archive or STDIN"),
+    "history": ("history", "Show the history of an image"),
     "info": ("info", "Display what this machine supports and how to fix what it lacks"),
     "version": ("version", "Show the rootless-box version information"),
 }
 GROUPS = {
     "image": {"ls": "images", "list": "images", "rm": "rmi", "remove": "rmi", "tag": "tag",
-              "inspect": "inspect", "import": "import", "from-host": "image from-host"},
+              "inspect": "inspect", "import": "import", "from-host": "image from-host",
+              "save": "save", "load": "load", "history": "history", "prune": "image prune"},
     "container": {"ls": "ps", "list": "ps", "rm": "rm", "remove": "rm", "run": "run",
-                  "inspect": "inspect"},
+                  "inspect": "inspect", "commit": "commit", "export": "export"},
+    "system": {"df": "system df", "prune": "system prune", "info": "info"},
 }
 EXTRA = {"image from-host": ("fromhost", "Make a base image from host binaries and the "
-                                         "shared libraries they need (no download)")}
+                                         "shared libraries they need (no download)"),
+         "image prune": ("imageprune", "Remove unused images"),
+         "system df": ("systemdf", "Show disk usage"),
+         "system prune": ("systemprune", "Remove unused data")}
 
 
 def _usage():
@@ -43,8 +53,10 @@ def _usage():
         lines.append("  %-10s %s" % (verb, summary))
     lines += ["", "Management commands:",
               "  %-10s %s" % ("image", "Manage images (ls, rm, tag, inspect, import, "
-                                       "from-host)"),
-              "  %-10s %s" % ("container", "Manage containers (ls, rm, run, inspect)"),
+                                       "from-host, save, load, history, prune)"),
+              "  %-10s %s" % ("container", "Manage containers (ls, rm, run, inspect, commit, "
+                                           "export)"),
+              "  %-10s %s" % ("system", "Manage rootless-box (df, prune, info)"),
               "", "Global options:", "  -D, --debug     Show tracebacks of internal errors",
               "  -v, --version   Print version information and quit",
               "  -h, --help      Print usage", "",

@@ -188,7 +188,7 @@ def import_rootfs(store, idmap, source, repository=None, changes=(), message="")
             store.land_blob_file(blob_tmp, digest)
             blob_tmp = None
             # Docker's SIZE is the content's (the uncompressed tar), not the tarball's
-            image_id = _commit_image(store, cfg,
+            image_id = record_image(store, cfg,
                                      [(oci_image.MT_LAYER[compression], digest, size)],
                                      [report["diff_id"]], ref, content_size=report["size"])
     finally:
@@ -197,19 +197,29 @@ def import_rootfs(store, idmap, source, repository=None, changes=(), message="")
     return image_id, report
 
 
-def _commit_image(store, cfg, layers, diff_ids, ref, content_size=None):
-    """Under the store lock: write config and manifest blobs, record and tag the image.
+def record_image(store, cfg, layers, diff_ids, ref, content_size=None):
+    """Under the store lock: a new image from a config dict (import, commit): write its config
+    and manifest, record and tag it. layers: [(media type, blob digest, blob size)];
     content_size: the uncompressed size of the layers (default: the blobs' sizes)."""
     config_bytes = oci_image.dumps(cfg)
     image_id = store.put_blob_bytes(config_bytes)
     manifest = oci_image.new_manifest(image_id, len(config_bytes), layers)
-    manifest_digest = store.put_blob_bytes(oci_image.dumps(manifest))
+    manifest_bytes = oci_image.dumps(manifest)
+    size = content_size if content_size is not None else sum(s for _mt, _d, s in layers)
+    return record_blobs(store, config_bytes, manifest_bytes, diff_ids, [ref] if ref else [],
+                        size)
+
+
+def record_blobs(store, config_bytes, manifest_bytes, diff_ids, refs, size):
+    """Under the store lock: record an image whose config and manifest are given byte for byte
+    (load keeps them as they came, so the image ID and digests hold). The layer blobs must be
+    in the store already. Returns the image ID (sha256 of the config)."""
+    image_id = store.put_blob_bytes(config_bytes)
+    manifest_digest = store.put_blob_bytes(manifest_bytes)
     index = store.read_index()
     index["images"][image_id] = {"manifest": manifest_digest, "layers": list(diff_ids),
-                                 "added": oci_image.now_rfc3339(),
-                                 "size": (content_size if content_size is not None else
-                                          sum(s for _mt, _d, s in layers))}
-    if ref is not None:
+                                 "added": oci_image.now_rfc3339(), "size": size}
+    for ref in refs:
         index["tags"][str(ref)] = image_id
     store.write_index(index)
     return image_id

@@ -527,3 +527,31 @@ def test_empty_archive_is_fine(dest):
     assert run_unpack(dest) == UnpackStats()
     assert os.listdir(dest) == []
 
+
+
+def test_huge_sparse_file_keeps_its_holes(tmp_path):
+    """A member that claims a terabyte of mostly holes is written as a sparse file, quickly,
+    not as a terabyte of zeros."""
+    import shutil as _shutil
+    import subprocess as _subprocess
+    if _shutil.which("tar") is None:
+        pytest.skip("GNU tar is needed to make a sparse archive")
+    src = tmp_path / "src"
+    src.mkdir()
+    big = src / "big"
+    with open(big, "wb") as f:
+        f.truncate(1 << 40)
+        f.seek(5_000_000)
+        f.write(b"data")
+    archive = tmp_path / "sparse.tar"
+    _subprocess.run(["tar", "--sparse", "-C", str(src), "-cf", str(archive), "big"], check=True)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with open(archive, "rb") as f:
+        unpack(f, str(dest), keep_owners=False)
+    out = dest / "big"
+    assert out.stat().st_size == 1 << 40
+    assert out.stat().st_blocks * 512 < 1 << 20
+    with open(out, "rb") as f:
+        f.seek(5_000_000)
+        assert f.read(4) == b"data"

@@ -57,6 +57,27 @@ def open_stream(fileobj):
     return io.BufferedReader(_Checked(reader, name, _DECODE_ERRORS + errors), CHUNK_SIZE), name
 
 
+class HashingWriter:
+    """A writable file that keeps the sha256 and size of what went through it (a layer tar
+    being written: its digest is its diff ID)."""
+
+    def __init__(self, fileobj):
+        self._fileobj = fileobj
+        self._sha256 = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data):
+        self._sha256.update(data)
+        self.size += len(data)
+        return self._fileobj.write(data)
+
+    def flush(self):
+        self._fileobj.flush()
+
+    def digest(self):
+        return "sha256:" + self._sha256.hexdigest()
+
+
 class HashingReader:
     """A readable stream that keeps the sha256 and the size of every byte read through it."""
 

@@ -181,12 +181,18 @@ def hosts_file(network, hostname):
 
 # -- the use case ------------------------------------------------------------------------------
 
-def _prepare_rootfs(cdir, driver, image):
+def _populate_inside(layers, root):
+    from ..layers.apply import populate
+    return populate(layers, root)
+
+
+def _prepare_rootfs(cdir, driver, image, idmap):
     rootfs = {"driver": driver, "lower": image.layer_dirs()}
     if driver == "copy":
+        # last resort (no overlay): the container gets its own copy of the image
         rootfs["merged"] = os.path.join(cdir, "rootfs")
-        rootfs["done_marker"] = os.path.join(cdir, "rootfs.done")
         os.mkdir(rootfs["merged"], 0o755)
+        launcher.run_in_userns(_populate_inside, idmap, rootfs["lower"], rootfs["merged"])
     else:
         for name in ("upper", "work", "merged"):
             rootfs[name] = os.path.join(cdir, name)
@@ -263,7 +269,7 @@ def prepare(store, idmap, opts):
             "id": cid, "hostname": hostname, "argv": argv, "env": env, "cwd": workdir,
             "user": user, "tty": opts.tty, "stdin": opts.interactive, "init": opts.init,
             "network": network, "read_only": opts.read_only,
-            "rootfs": _prepare_rootfs(cdir, driver, image),
+            "rootfs": _prepare_rootfs(cdir, driver, image, idmap),
             "mounts": mounts, "etc_files": _write_etc_files(cdir, network, hostname),
             "caps": list(caps.DOCKER_DEFAULT), "idmap_mode": idmap.mode,
             "tty_gid_mapped": idmap.to_host_gid(5) is not None,

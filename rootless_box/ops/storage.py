@@ -41,15 +41,14 @@ def _rmtree_inside(path):
 def _probe_overlay(base):
     """Inside the user namespace: can overlayfs be mounted with userxattr, and does deleting a
     lower file leave a 0/0 whiteout in the upper dir?"""
-    from ..userns import libc
+    from ..userns.mounts import mount_overlay, unmount
     dirs = {name: os.path.join(base, name) for name in ("lower", "upper", "work", "merged")}
     for path in dirs.values():
         os.mkdir(path)
     with open(os.path.join(dirs["lower"], "f"), "w") as f:
         f.write("x")
     try:
-        libc.mount("overlay", dirs["merged"], "overlay", 0,
-                   "lowerdir=%(lower)s,upperdir=%(upper)s,workdir=%(work)s,userxattr" % dirs)
+        mount_overlay(dirs["merged"], [dirs["lower"]], dirs["upper"], dirs["work"])
     except OSError as exc:
         return "kernel overlayfs refused: %s" % exc.strerror
     try:
@@ -58,7 +57,7 @@ def _probe_overlay(base):
         if not stat.S_ISCHR(st.st_mode) or st.st_rdev != 0:
             return "kernel overlayfs wrote no whiteout"
     finally:
-        libc.umount2(dirs["merged"], libc.MNT_DETACH)
+        unmount(dirs["merged"])
     return ""
 
 

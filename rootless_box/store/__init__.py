@@ -172,8 +172,11 @@ class Store:
             raise StoreError("blob missing from the store: %s" % digest,
                              "remove the image and import or pull it again") from None
         if sha256_bytes(data) != digest:
-            raise StoreError("blob is corrupt: %s" % digest,
-                             "remove the image and import or pull it again")
+            # nothing may depend on it: drop it, so the next import or pull brings it back
+            with self.lock():
+                _unlink_quietly(self.blob_path(digest))
+            raise StoreError("blob is corrupt and was removed from the store: %s" % digest,
+                             "remove the image (rmi -f) and import, load or pull it again")
         return data
 
     # -- container records --------------------------------------------------------------
@@ -206,6 +209,13 @@ class _LockContext:
     def __exit__(self, *exc):
         self.store._release()
         return False
+
+
+def _unlink_quietly(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def _stale(tmp_name):

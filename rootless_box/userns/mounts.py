@@ -56,7 +56,8 @@ def build_plan(spec):
     elif rootfs["driver"] == "fuse-overlayfs":
         plan.append(("mount_fuse", root, rootfs["lower"], rootfs["upper"], rootfs["work"]))
     else:
-        plan.append(("populate_copy", rootfs["lower"], root, rootfs["done_marker"]))
+        # the copy driver's rootfs was filled beforehand (layers/apply.py); pivot_root needs
+        # it to be a mount point
         plan.append(("bind", root, None, False, False))
     plan.append(("mount", "proc", "/proc", "proc", NOSUID | NODEV | NOEXEC, None))
     plan.append(("mount", "tmpfs", "/dev", "tmpfs", NOSUID, "mode=755,size=65536k"))
@@ -104,6 +105,19 @@ def _depth(path):
     return len([p for p in path.split("/") if p])
 
 
+def mount_overlay(target, lower, upper=None, work=None):
+    """Mount an overlay at target (in the caller's user and mount namespace). Without upper,
+    a read-only view: the top layer given first (lowerdir order)."""
+    data = "lowerdir=" + ":".join(_overlay_path(p) for p in lower)
+    if upper:
+        data += ",upperdir=%s,workdir=%s" % (_overlay_path(upper), _overlay_path(work))
+    libc.mount("overlay", target, "overlay", 0 if upper else RDONLY, data + ",userxattr")
+
+
+def unmount(target):
+    libc.umount2(target, libc.MNT_DETACH)
+
+
 class RealSys:
     """The syscalls the executor needs, for real."""
 
@@ -147,9 +161,6 @@ class RealSys:
         _pid, status = os.waitpid(pid, 0)
         return os.waitstatus_to_exitcode(status)
 
-    @staticmethod
-    def exists(path):
-        return os.path.exists(path)
 
 
 def _locked_flags(path):
@@ -224,14 +235,6 @@ class Executor:
         helper = find_helper("fuse-overlayfs")
         if not helper or self.sys.run_helper([helper, "-o", data, root]) != 0:
             raise OSError(5, "fuse-overlayfs could not mount the rootfs")
-
-    def op_populate_copy(self, lower, root, marker):
-        if self.sys.exists(marker):
-            return
-        for layer in reversed(lower):
-            if self.sys.run_helper(["/bin/cp", "-a", layer + "/.", root + "/"]) != 0:
-                raise OSError(5, "copying the image into the container failed")
-        self.sys.touch(marker)
 
     def op_mount(self, source, cpath, fstype, flags, data):
         self.sys.mount(source, self._target(cpath), fstype, flags, data)

@@ -1,0 +1,138 @@
+"""Stacking unpacked layer directories into one plain directory (the copy driver's rootfs).
+
+Owns: applying a layer directory onto a rootfs the way overlayfs would show it: whiteouts (0/0
+character devices) delete, opaque directories (`user.overlay.opaque`) hide what lies below, a
+directory replaces a symlink of the same name instead of being written through it (so a layer
+cannot reach outside the rootfs by a symlink an earlier layer planted), and owners, modes, times,
+hard links and user xattrs are kept. Runs inside the user namespace.
+Must not: follow a symlink at the destination, ever.
+"""
+
+import os
+import stat
+
+from .diff import is_opaque, is_whiteout
+
+_BUF = 1 << 20
+
+
+def _remove(path):
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        os.chmod(path, 0o700)
+        with os.scandir(path) as entries:
+            children = [e.path for e in entries]
+        for child in children:
+            _remove(child)
+        os.rmdir(path)
+    else:
+        os.unlink(path)
+
+
+def _clear(directory):
+    with os.scandir(directory) as entries:
+        children = [e.path for e in entries]
+    for child in children:
+        _remove(child)
+
+
+def _copy_file(src, dst, st):
+    fd_in = os.open(src, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        fd_out = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        try:
+            remaining = st.st_size
+            while remaining > 0:
+                try:
+                    count = os.copy_file_range(fd_in, fd_out, min(remaining, 1 << 30))
+                except OSError:
+                    count = os.write(fd_out, os.read(fd_in, _BUF))
+                if count == 0:
+                    break
+                remaining -= count
+        finally:
+            os.close(fd_out)
+    finally:
+        os.close(fd_in)
+
+
+def _metadata(src, dst, st):
+    os.lchown(dst, st.st_uid, st.st_gid)
+    if not stat.S_ISLNK(st.st_mode):
+        os.chmod(dst, stat.S_IMODE(st.st_mode))
+        for name in os.listxattr(src, follow_symlinks=False):
+            if name.startswith("user.") and not name.startswith("user.overlay."):
+                try:
+                    os.setxattr(dst, name, os.getxattr(src, name, follow_symlinks=False),
+                                follow_symlinks=False)
+                except OSError:
+                    pass
+    os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+
+
+def apply_layer(layer, root):
+    """Apply one unpacked layer directory onto root (the layers below already applied)."""
+    links = {}
+    dirs = []
+    stack = [("", layer)]
+    while stack:
+        rel, src_dir = stack.pop()
+        dst_dir = os.path.join(root, rel) if rel else root
+        if rel and is_opaque(src_dir):
+            _clear(dst_dir)
+        with os.scandir(src_dir) as entries:
+            children = sorted(entries, key=lambda e: e.name)
+        for entry in children:
+            child_rel = os.path.join(rel, entry.name) if rel else entry.name
+            dst = os.path.join(dst_dir, entry.name)
+            st = entry.stat(follow_symlinks=False)
+            if is_whiteout(st):
+                _remove(dst)
+                continue
+            existing = _lstat(dst)
+            if stat.S_ISDIR(st.st_mode):
+                if existing is None or not stat.S_ISDIR(existing.st_mode):
+                    _remove(dst)
+                    os.mkdir(dst, 0o700)
+                else:
+                    os.chmod(dst, 0o700)
+                dirs.append((entry.path, dst, st))
+                stack.append((child_rel, entry.path))
+                continue
+            _remove(dst)
+            key = (st.st_dev, st.st_ino)
+            if stat.S_ISREG(st.st_mode) and st.st_nlink > 1 and key in links:
+                os.link(links[key], dst, follow_symlinks=False)
+                continue
+            if stat.S_ISREG(st.st_mode):
+                _copy_file(entry.path, dst, st)
+                links[key] = dst
+            elif stat.S_ISLNK(st.st_mode):
+                os.symlink(os.readlink(entry.path), dst)
+            elif stat.S_ISFIFO(st.st_mode):
+                os.mkfifo(dst, 0o600)
+            elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                os.mknod(dst, st.st_mode, st.st_rdev)
+            else:
+                continue
+            _metadata(entry.path, dst, st)
+    for src, dst, st in reversed(dirs):
+        # deepest last-created first, so modes that forbid writing come after the writes
+        _metadata(src, dst, st)
+
+
+def _lstat(path):
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
+
+
+def populate(layers, root):
+    """Stack layers (topmost first, overlayfs' lowerdir order) into the empty directory root."""
+    for layer in reversed(layers):
+        apply_layer(layer, root)
+    return True

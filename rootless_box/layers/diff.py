@@ -1,0 +1,295 @@
+"""Layer tars from directories: an overlay upper dir (its changes), a copy-driver rootfs against
+the layers it was copied from (changes found by comparing), or a whole tree (export).
+
+Owns: turning a tree into a PAX tar with the owners, modes, times, links, file capabilities
+and user xattrs it holds, and overlay whiteouts (0/0 character devices, the opaque xattr) back
+into OCI whiteouts (`.wh.NAME`, `.wh..wh..opq`: image-spec layer.md). Runs inside the user
+namespace, where stat shows the container's ids and every file is readable.
+Must not: decide where tars go or unpack them (layers/unpack.py does).
+"""
+
+import os
+import stat
+import tarfile
+
+from .unpack import OPAQUE_XATTR
+
+COPY_BUFFER = 1 << 20
+WHITEOUT_PREFIX = ".wh."
+OPAQUE_NAME = ".wh..wh..opq"
+_KEEP_XATTRS = ("user.", "security.capability")
+_SKIP_XATTRS = ("user.overlay.",)
+
+
+def is_whiteout(st):
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+def is_opaque(path):
+    try:
+        return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
+    except OSError:
+        return False
+
+
+class TreeWriter:
+    """Adds filesystem entries to a tar, keeping hard links as links."""
+
+    def __init__(self, fileobj):
+        self.tar = tarfile.open(fileobj=fileobj, mode="w|", format=tarfile.PAX_FORMAT,
+                                bufsize=COPY_BUFFER)
+        self.tar.copybufsize = COPY_BUFFER
+        self._links = {}
+
+    def close(self):
+        self.tar.close()
+
+    def add(self, path, name, st=None):
+        st = st or os.lstat(path)
+        info = tarfile.TarInfo(name)
+        info.mode = stat.S_IMODE(st.st_mode)
+        info.uid, info.gid = st.st_uid, st.st_gid
+        info.uname = info.gname = ""
+        info.mtime = st.st_mtime
+        xattrs = _xattrs(path)
+        if xattrs:
+            info.pax_headers = {"SCHILY.xattr." + k: v.decode("utf-8", "surrogateescape")
+                                for k, v in xattrs.items()}
+        if stat.S_ISREG(st.st_mode):
+            key = (st.st_dev, st.st_ino)
+            if st.st_nlink > 1 and key in self._links:
+                info.type = tarfile.LNKTYPE
+                info.linkname = self._links[key]
+                self.tar.addfile(info)
+                return
+            if st.st_nlink > 1:
+                self._links[key] = name
+            info.size = st.st_size
+            with open(path, "rb") as f:
+                self.tar.addfile(info, f)
+            return
+        if stat.S_ISDIR(st.st_mode):
+            info.type = tarfile.DIRTYPE
+        elif stat.S_ISLNK(st.st_mode):
+            info.type = tarfile.SYMTYPE
+            info.linkname = os.readlink(path)
+        elif stat.S_ISFIFO(st.st_mode):
+            info.type = tarfile.FIFOTYPE
+        elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+            info.type = tarfile.CHRTYPE if stat.S_ISCHR(st.st_mode) else tarfile.BLKTYPE
+            info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+        else:
+            return  # sockets do not go into layers
+        self.tar.addfile(info)
+
+    def add_marker(self, name):
+        """An empty regular file: how OCI writes whiteouts."""
+        info = tarfile.TarInfo(name)
+        info.mode = 0o600
+        self.tar.addfile(info)
+
+
+def _xattrs(path):
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError:
+        return {}
+    result = {}
+    for name in names:
+        if name.startswith(_KEEP_XATTRS) and not name.startswith(_SKIP_XATTRS):
+            try:
+                result[name] = os.getxattr(path, name, follow_symlinks=False)
+            except OSError:
+                continue
+    return result
+
+
+def _walk(top):
+    """(relative name, path, stat) for everything below top, parents first, sorted, so the
+    same tree gives the same tar."""
+    stack = [("", top)]
+    while stack:
+        rel, path = stack.pop()
+        with os.scandir(path) as entries:
+            children = sorted(entries, key=lambda e: e.name, reverse=True)
+        for entry in children:
+            child_rel = rel + entry.name if not rel else rel + "/" + entry.name
+            st = entry.stat(follow_symlinks=False)
+            yield child_rel, entry.path, st
+            if stat.S_ISDIR(st.st_mode):
+                stack.append((child_rel, entry.path))
+
+
+def _whiteout_name(rel):
+    parent, _, base = rel.rpartition("/")
+    return (parent + "/" if parent else "") + WHITEOUT_PREFIX + base
+
+
+def _placeholder(st, path):
+    """An empty file or directory: what is created in a container only to mount onto."""
+    if stat.S_ISREG(st.st_mode):
+        return st.st_size == 0
+    return stat.S_ISDIR(st.st_mode) and not os.listdir(path)
+
+
+def write_upper(upper, fileobj, mountpoints=()):
+    """The changes an overlay upper dir holds, as an OCI layer; mountpoints (relative paths)
+    that are only empty placeholders made to mount onto are left out, as Docker leaves out its
+    init layer. Returns the entry count."""
+    writer = TreeWriter(fileobj)
+    skip = set(mountpoints)
+    count = 0
+    for rel, path, st in _walk(upper):
+        if rel in skip and _placeholder(st, path):
+            continue
+        if is_whiteout(st):
+            writer.add_marker(_whiteout_name(rel))
+        else:
+            writer.add(path, rel, st)
+            if stat.S_ISDIR(st.st_mode) and is_opaque(path):
+                writer.add_marker(rel + "/" + OPAQUE_NAME)
+        count += 1
+    writer.close()
+    return count
+
+
+def write_tree(top, fileobj):
+    """A whole tree (export, a flattened rootfs) as a tar; whiteouts are left out."""
+    writer = TreeWriter(fileobj)
+    count = 0
+    for rel, path, st in _walk(top):
+        if is_whiteout(st):
+            continue
+        writer.add(path, rel, st)
+        count += 1
+    writer.close()
+    return count
+
+
+# -- the copy driver: changes found by comparison ---------------------------------------------
+
+class LowerView:
+    """The merged view of read-only layer directories (topmost first), with whiteouts and
+    opaque directories applied, answering lstat by relative path."""
+
+    def __init__(self, layers):
+        self.layers = layers
+
+    def lstat(self, rel):
+        parts = rel.split("/")
+        for layer in self.layers:
+            found = self._lookup(layer, parts)
+            if found is _HIDDEN:
+                return None
+            if found is not None:
+                return found
+        return None
+
+    def _lookup(self, layer, parts):
+        """A stat, None (not in this layer: look below) or _HIDDEN (deleted by this layer)."""
+        path = layer
+        for i, part in enumerate(parts):
+            path = os.path.join(path, part)
+            try:
+                st = os.lstat(path)
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+            if is_whiteout(st):
+                return _HIDDEN
+            if i < len(parts) - 1:
+                if not stat.S_ISDIR(st.st_mode):
+                    return _HIDDEN
+                if is_opaque(path):
+                    # below an opaque dir, only this layer counts
+                    rest = os.path.join(path, *parts[i + 1:])
+                    try:
+                        inner = os.lstat(rest)
+                    except (FileNotFoundError, NotADirectoryError):
+                        return _HIDDEN
+                    return _HIDDEN if is_whiteout(inner) else inner
+            else:
+                return st
+        return None
+
+    def names(self, rel):
+        """The children visible in the merged view of directory rel."""
+        seen, hidden = set(), set()
+        for layer in self.layers:
+            path = os.path.join(layer, rel) if rel else layer
+            try:
+                entries = list(os.scandir(path))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for entry in entries:
+                if entry.name in seen or entry.name in hidden:
+                    continue
+                if is_whiteout(entry.stat(follow_symlinks=False)):
+                    hidden.add(entry.name)
+                else:
+                    seen.add(entry.name)
+            if is_opaque(path):
+                break
+        return seen
+
+
+_HIDDEN = object()
+
+
+def _same(a, b):
+    if stat.S_IFMT(a.st_mode) != stat.S_IFMT(b.st_mode):
+        return False
+    if (a.st_mode, a.st_uid, a.st_gid) != (b.st_mode, b.st_uid, b.st_gid):
+        return False
+    if stat.S_ISDIR(a.st_mode):
+        return True
+    return a.st_size == b.st_size and a.st_mtime_ns == b.st_mtime_ns
+
+
+def write_changes(rootfs, lower_layers, fileobj, mountpoints=()):
+    """The changes a copy-driver rootfs holds against the layers it was copied from: changed
+    or new entries, and whiteouts for what disappeared. Metadata comparison (type, mode,
+    owner, size, mtime), as Podman's naive diff does; `cp -a` kept the times."""
+    view = LowerView(lower_layers)
+    writer = TreeWriter(fileobj)
+    skip = set(mountpoints)
+    count = 0
+    present = set()
+    for rel, path, st in _walk(rootfs):
+        present.add(rel)
+        old = view.lstat(rel)
+        if old is None and rel in skip and _placeholder(st, path):
+            continue
+        if old is None or not _same(st, old) or (stat.S_ISLNK(st.st_mode) and
+                                                  os.readlink(path) != _readlink_view(view,
+                                                                                      rel)):
+            writer.add(path, rel, st)
+            count += 1
+    for rel in _removed(view, rootfs, present):
+        writer.add_marker(_whiteout_name(rel))
+        count += 1
+    writer.close()
+    return count
+
+
+def _readlink_view(view, rel):
+    for layer in view.layers:
+        try:
+            return os.readlink(os.path.join(layer, rel))
+        except OSError:
+            continue
+    return None
+
+
+def _removed(view, rootfs, present):
+    """Paths the lower view has and the rootfs lost; below a removed directory only the
+    directory itself is reported."""
+    stack = [""]
+    while stack:
+        rel = stack.pop()
+        for name in sorted(view.names(rel)):
+            child = rel + "/" + name if rel else name
+            if child not in present:
+                yield child
+            elif os.path.isdir(os.path.join(rootfs, child)) and \
+                    not os.path.islink(os.path.join(rootfs, child)):
+                stack.append(child)

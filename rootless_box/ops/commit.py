@@ -1,0 +1,135 @@
+"""`commit` and `export`: a container's filesystem as a new image layer, or as one tarball.
+
+Owns: Docker's commit semantics (the new image takes the container's command, environment,
+working directory and user, then `--change` lines; history gets an entry with the command,
+message and author) and export (the container's whole merged rootfs). The tars are written
+inside the user namespace (layers/diff.py), where owners read as the container sees them.
+Must not: print or exit.
+"""
+
+import os
+
+from .. import errors, fastjson
+from ..oci import image as oci_image
+from ..oci import reference
+from ..userns.launcher import run_in_userns
+from . import containers, images
+from .storage import unpack_layer
+
+
+def _parent(store, record):
+    try:
+        return images.resolve(store, record["Image"])
+    except errors.NotFound:
+        raise errors.NotFound("the image of container %s no longer exists" % record["Name"],
+                              "export the container instead (rootless-box export)") from None
+
+
+def _layer_inside(driver, changes_dir, lowers, out_path, mountpoints):
+    from ..layers.compression import HashingWriter
+    from ..layers.diff import write_changes, write_upper
+    with open(out_path, "wb") as raw:
+        out = HashingWriter(raw)
+        if driver == "copy":
+            write_changes(changes_dir, lowers, out, mountpoints)
+        else:
+            write_upper(changes_dir, out, mountpoints)
+    return {"diff_id": out.digest(), "size": out.size}
+
+
+def _mountpoints(record):
+    """Relative paths the run mounted onto (their placeholders are not the user's changes)."""
+    targets = ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/proc", "/sys", "/dev"]
+    targets += [m["Destination"] for m in record.get("Mounts", [])]
+    return [os.path.normpath(t).lstrip("/") for t in targets]
+
+
+def _container_config(parent_config, record, changes):
+    """The new image's runtime config: the parent's, then what the container ran with."""
+    config = dict(parent_config.get("config") or {})
+    ran = record.get("Config", {})
+    if ran.get("Cmd"):
+        config["Cmd"] = ran["Cmd"]
+    if "Entrypoint" in ran:
+        config["Entrypoint"] = ran["Entrypoint"]
+    # HOSTNAME is set per container at run time, not part of the image (Docker leaves it out)
+    env = [e for e in ran.get("Env") or [] if not e.startswith("HOSTNAME=")]
+    if env:
+        config["Env"] = env
+    for key in ("WorkingDir", "User"):
+        if ran.get(key) and ran[key] != "/":
+            config[key] = ran[key]
+    for change in changes:
+        oci_image.apply_change(config, change)
+    return config
+
+
+def commit(store, idmap, name, repository=None, changes=(), message="", author=""):
+    """A new image: the container's image plus one layer of the container's changes."""
+    record = containers.find(store, name)
+    ref = reference.parse(repository) if repository else None
+    if ref is not None and ref.digest:
+        raise errors.UsageError("cannot commit to a digest reference: %s" % repository)
+    parent = _parent(store, record)
+    parent_cfg = fastjson.loads(fastjson.dumps(parent.config))
+    config = _container_config(parent_cfg, record, changes)
+    cdir = store.container_dir(record["Id"])
+    driver = record.get("Driver", "overlay")
+    changes_dir = os.path.join(cdir, "rootfs" if driver == "copy" else "upper")
+    tmp = store.mktemp_path("commit")
+    try:
+        report = run_in_userns(_layer_inside, idmap, driver, changes_dir,
+                               parent.layer_dirs(), tmp, _mountpoints(record))
+        unpack_layer(store, idmap, tmp, report["diff_id"])
+        created = oci_image.now_rfc3339()
+        cfg = dict(parent_cfg, config=config, created=created, container=record["Id"])
+        if author:
+            cfg["author"] = author
+        cfg["rootfs"] = {"type": "layers",
+                         "diff_ids": list(parent.diff_ids) + [report["diff_id"]]}
+        entry = {"created": created, "created_by": " ".join(
+            [record.get("Path", "")] + record.get("Args", []))}
+        if message:
+            entry["comment"] = message
+        if author:
+            entry["author"] = author
+        cfg["history"] = list(parent_cfg.get("history") or []) + [entry]
+        manifest = fastjson.loads(store.read_blob(parent.record["manifest"]))
+        layers = [(d["mediaType"], d["digest"], d["size"]) for d in manifest["layers"]]
+        layers.append((oci_image.MT_LAYER["none"], report["diff_id"], report["size"]))
+        with store.lock():
+            store.land_blob_file(tmp, report["diff_id"])
+            tmp = None
+            return images.record_image(
+                store, cfg, layers, cfg["rootfs"]["diff_ids"], ref,
+                content_size=parent.record.get("size", 0) + report["size"])
+    finally:
+        if tmp and os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _export_inside(driver, cdir, lowers, mountpoint, out_fd):
+    from ..layers.diff import write_tree
+    from ..userns.mounts import mount_overlay
+    if driver == "copy":
+        tree = os.path.join(cdir, "rootfs")
+    else:
+        # a read-only overlay with the upper dir as the topmost lower: works while the
+        # container runs (its upper dir is in use) and applies its whiteouts
+        mount_overlay(mountpoint, [os.path.join(cdir, "upper")] + lowers)
+        tree = mountpoint
+    with os.fdopen(os.dup(out_fd), "wb") as out:
+        return write_tree(tree, out)
+
+
+def export(store, idmap, name, out_fd):
+    """Write the container's merged filesystem as a tar to out_fd."""
+    record = containers.find(store, name)
+    parent = _parent(store, record)
+    mountpoint = store.mkdtemp("export")
+    try:
+        return run_in_userns(_export_inside, idmap, record.get("Driver", "overlay"),
+                             store.container_dir(record["Id"]), parent.layer_dirs(),
+                             mountpoint, out_fd)
+    finally:
+        store.remove(mountpoint)

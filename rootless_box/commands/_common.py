@@ -34,6 +34,16 @@ def warn(message):
     sys.stderr.write("rootless-box: warning: %s\n" % message)
 
 
+def warn_unpack(report):
+    """What unpacking layers had to leave out or change, rootless."""
+    if report.get("skipped_devices"):
+        warn("%d device node(s) in the layers were skipped: a rootless container cannot "
+             "create devices (its /dev is provided at run time)" % report["skipped_devices"])
+    if report.get("unmapped_owners"):
+        warn("%d file(s) have owners outside this user's id range and belong to root in the "
+             "image" % report["unmapped_owners"])
+
+
 def table(headers, rows):
     widths = [len(h) for h in headers]
     for row in rows:

@@ -6,7 +6,7 @@ from ..cliparse import LIST, VALUE, Command, Opt
 from ..ops import images as image_ops
 from ..ops.storage import open_store
 from ..userns import idmap as idmaps
-from ._common import warn
+from ._common import warn, warn_unpack
 
 
 def command(verb, summary):
@@ -25,11 +25,6 @@ def main(parsed):
     repository = parsed.args[1] if len(parsed.args) > 1 else None
     image_id, report = image_ops.import_rootfs(store, idmap, parsed.args[0], repository,
                                                parsed.change, parsed.message or "")
-    if report["skipped_devices"]:
-        warn("%d device node(s) in the tarball were skipped: a rootless container cannot "
-             "create devices (its /dev is provided at run time)" % report["skipped_devices"])
-    if report["unmapped_owners"]:
-        warn("%d file(s) have owners outside this user's id range and belong to root in the "
-             "image" % report["unmapped_owners"])
+    warn_unpack(report)
     sys.stdout.write(image_id + "\n")
     return 0

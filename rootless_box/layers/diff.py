@@ -32,13 +32,33 @@ def is_opaque(path):
         return False
 
 
+class _Position:
+    """tarfile's mode "w" asks its file where it is; a pipe cannot say, so count."""
+
+    def __init__(self, fileobj):
+        self._fileobj = fileobj
+        self._pos = 0
+
+    def write(self, data):
+        self._pos += len(data)
+        return self._fileobj.write(data)
+
+    def tell(self):
+        return self._pos
+
+    def flush(self):
+        self._fileobj.flush()
+
+
 class TreeWriter:
     """Adds filesystem entries to a tar, keeping hard links as links."""
 
     def __init__(self, fileobj):
-        self.tar = tarfile.open(fileobj=fileobj, mode="w|", format=tarfile.PAX_FORMAT,
-                                bufsize=COPY_BUFFER)
-        self.tar.copybufsize = COPY_BUFFER
+        fileobj = _Position(fileobj)
+        # mode "w" on a buffered file, not "w|": the stream mode grows one bytes buffer by
+        # concatenation, quadratic in small entries (1.5 s for 10,000 files)
+        self.tar = tarfile.open(fileobj=fileobj, mode="w", format=tarfile.PAX_FORMAT,
+                                copybufsize=COPY_BUFFER)
         self._links = {}
 
     def close(self):
@@ -50,7 +70,8 @@ class TreeWriter:
         info.mode = stat.S_IMODE(st.st_mode)
         info.uid, info.gid = st.st_uid, st.st_gid
         info.uname = info.gname = ""
-        info.mtime = st.st_mtime
+        # whole seconds: a fractional mtime costs a PAX header per entry, to write and to read
+        info.mtime = int(st.st_mtime)
         xattrs = _xattrs(path)
         if xattrs:
             info.pax_headers = {"SCHILY.xattr." + k: v.decode("utf-8", "surrogateescape")

@@ -76,7 +76,7 @@ def unpack(stream, dest: str, *, keep_owners: bool, whiteouts: bool = False) -> 
     unpacker = _Unpacker(os.path.abspath(dest), keep_owners, whiteouts)
     try:
         with tarfile.open(fileobj=stream, mode="r|", encoding="utf-8",
-                          tarinfo=_StrictTarInfo) as archive:
+                          tarinfo=StrictTarInfo) as archive:
             unpacker.extract_all(archive)
     except (tarfile.TarError, EOFError, zlib.error) as err:
         raise BadArchive(f"cannot unpack layer: corrupt or truncated tar: {err}") from err
@@ -84,7 +84,7 @@ def unpack(stream, dest: str, *, keep_owners: bool, whiteouts: bool = False) -> 
     return unpacker.stats
 
 
-class _StrictTarInfo(tarfile.TarInfo):
+class StrictTarInfo(tarfile.TarInfo):
     """A header reader that refuses a cut or garbled header anywhere in the archive.
 
     tarfile takes either, past the first member, for the end of the archive and stops quietly;

@@ -28,7 +28,7 @@ def _parent(store, record):
 def _layer_inside(driver, changes_dir, lowers, out_path, mountpoints):
     from ..layers.compression import HashingWriter
     from ..layers.diff import write_changes, write_upper
-    with open(out_path, "wb") as raw:
+    with open(out_path, "wb", buffering=1 << 20) as raw:
         out = HashingWriter(raw)
         if driver == "copy":
             write_changes(changes_dir, lowers, out, mountpoints)
@@ -98,6 +98,9 @@ def commit(store, idmap, name, repository=None, changes=(), message="", author="
         layers = [(d["mediaType"], d["digest"], d["size"]) for d in manifest["layers"]]
         layers.append((oci_image.MT_LAYER["none"], report["diff_id"], report["size"]))
         with store.lock():
+            if not os.path.isdir(store.layer_path(report["diff_id"])):
+                # a concurrent rmi collected the layer between its landing and now
+                unpack_layer(store, idmap, tmp, report["diff_id"])
             store.land_blob_file(tmp, report["diff_id"])
             tmp = None
             return images.record_image(

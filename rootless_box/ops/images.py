@@ -287,25 +287,21 @@ def remove(store, name, force=False):
         del index["images"][image.id]
         store.write_index(index)
         out.append("Deleted: %s" % image.id)
-        _collect_garbage(store, index)
+        collect_garbage(store, index)
     return out
 
 
-def _collect_garbage(store, index):
+def collect_garbage(store, index):
     """Remove blobs and layer directories no image references any more (under the lock)."""
     keep_blobs, keep_layers = set(), set()
     blobs_known = True
     for iid, rec in index["images"].items():
-        keep_blobs.add(iid)
-        keep_blobs.add(rec["manifest"])
-        keep_layers.update(rec["layers"])
-        try:
-            manifest = fastjson.loads(store.read_blob(rec["manifest"]))
-            keep_blobs.update(layer["digest"] for layer in manifest.get("layers", []))
-        except (errors.BoxError, ValueError, KeyError, TypeError, AttributeError):
-            # an unreadable manifest hides which layer blobs its image needs: delete no blob
-            # rather than one a live image uses
-            blobs_known = False
+        blobs, layers, complete = _references(store, iid, rec)
+        keep_blobs |= blobs
+        keep_layers.update(layers)
+        # an unreadable manifest hides which layer blobs its image needs: delete no blob
+        # rather than one a live image uses
+        blobs_known = blobs_known and complete
     for name in os.listdir(store.blobs) if blobs_known else ():
         if "sha256:" + name not in keep_blobs and not name.startswith("."):
             _unlink(os.path.join(store.blobs, name))
@@ -363,3 +359,62 @@ def created_epoch(text):
         return calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S"))
     except (ValueError, AttributeError, OverflowError):
         return 0
+
+
+# -- what an image holds, for prune and system df (added; the functions above are unchanged) -----
+
+def references(store, image_id, record):
+    """(blob digests, diff IDs) that one image keeps alive: its config, its manifest, the layer
+    blobs its manifest names, and its unpacked layers. When the manifest cannot be read its
+    layer blobs are missing from the answer: use this to measure, not to decide deletions
+    (collect_garbage keeps every blob in that case)."""
+    blobs, layers, _complete = _references(store, image_id, record)
+    return blobs, layers
+
+
+def _references(store, image_id, record):
+    blobs = {image_id, record["manifest"]}
+    try:
+        manifest = fastjson.loads(store.read_blob(record["manifest"]))
+        blobs.update(layer["digest"] for layer in manifest.get("layers", []))
+    except (errors.BoxError, ValueError, KeyError, TypeError, AttributeError):
+        return blobs, list(record["layers"]), False
+    return blobs, list(record["layers"]), True
+
+
+def created_seconds(text):
+    """created_epoch with the fraction of a second kept: images imported within one second
+    must still order for `images --filter before=/since=`."""
+    seconds = created_epoch(text)
+    if seconds and text[19:20] == ".":
+        digits = ""
+        for ch in text[20:]:
+            if not ch.isdigit():
+                break
+            digits += ch
+        if digits:
+            seconds += int(digits) / 10 ** len(digits)
+    return seconds
+
+
+def label_matches(labels, spec):
+    """Docker's `label=KEY` / `label=KEY=VALUE` filter against a config's Labels."""
+    key, eq, value = spec.partition("=")
+    labels = labels if isinstance(labels, dict) else {}
+    return key in labels and (not eq or labels[key] == value)
+
+
+def readable_config(image):
+    """An image's config, or {} when it cannot be read: prune and the listings must still
+    deal with a broken image (remove it, list it) rather than stop at it."""
+    try:
+        config = image.config
+    except (errors.BoxError, ValueError):
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def labels_of(config):
+    """The Labels of an image config (a dict, possibly empty)."""
+    labels = (config.get("config") or {}).get("Labels") if isinstance(config, dict) else None
+    return labels if isinstance(labels, dict) else {}

@@ -215,17 +215,23 @@ def _write_etc_files(cdir, network, hostname):
 def prepare(store, idmap, opts):
     """Check everything the user gave, create the container record and its directories, and
     return (record, spec). Bad input fails here, before anything is created."""
-    image = images.resolve(store, opts.image)
-    images.ensure_unpacked(store, idmap, image)
-    image_config = image.config.get("config") or {}
     network = network_mode(opts.network)
-    volumes_root = os.path.join(store.root, "volumes")
-    mounts = [parse_volume(v, volumes_root) for v in opts.volumes]
+    mounts = [parse_volume(v, store.volumes) for v in opts.volumes]
     mounts += [parse_tmpfs(t) for t in opts.tmpfs]
     extra_env = []
     for path in opts.env_file:
         extra_env += parse_env_file(path)
     extra_env += opts.env
+    with store.lock():
+        # one hold from resolving the image to recording the container, so a concurrent
+        # rmi or prune cannot take the image away in between
+        return _create(store, idmap, opts, network, mounts, extra_env)
+
+
+def _create(store, idmap, opts, network, mounts, extra_env):
+    image = images.resolve(store, opts.image)
+    images.ensure_unpacked(store, idmap, image)
+    image_config = image.config.get("config") or {}
     workdir = opts.workdir or image_config.get("WorkingDir") or "/"
     if not workdir.startswith("/"):
         raise errors.UsageError("the working directory %r is invalid, it needs to be an "

@@ -125,6 +125,9 @@ def _unpack_inside(blob_path, dest, keep_owners):
 def unpack_layer(store, idmap, blob_path, expected_diff_id=None):
     """Unpack a layer blob into layers/<diff ID> (once: an existing one is reused).
     Returns the unpack report (diff_id, size, skipped_devices, unmapped_owners)."""
+    if expected_diff_id and os.path.isdir(store.layer_path(expected_diff_id)):
+        return {"diff_id": expected_diff_id, "size": os.path.getsize(blob_path),
+                "skipped_devices": 0, "unmapped_owners": 0, "reused": True}
     tmp = store.mkdtemp("layer")
     try:
         report = run_in_userns(_unpack_inside, idmap, blob_path, tmp,

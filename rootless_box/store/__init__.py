@@ -30,6 +30,7 @@ class Store:
         self.blobs = os.path.join(root, "blobs", "sha256")
         self.layers = os.path.join(root, "layers")
         self.containers = os.path.join(root, "containers")
+        self.volumes = os.path.join(root, "volumes")
         self.tmp = os.path.join(root, "tmp")
         self.index_path = os.path.join(root, "images.json")
         self._lock_fd = None

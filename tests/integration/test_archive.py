@@ -553,6 +553,27 @@ def test_podman_save_loads_and_runs_here(cli, image, rootfs_bytes, podman, tmp_p
     cli.ok("rmi", name)
 
 
+@pytest.mark.parametrize("fmt", ["docker-archive", "oci-archive"])
+def test_whiteouts_made_by_podman_apply_here(cli, rootfs_bytes, podman, tmp_path, fmt):
+    """Deletions and an opaque directory written by another tool's overlay diff."""
+    short = fmt.split("-")[0]
+    base = "localhost/pmbase:" + short
+    podman("import", "-q", "--change", 'CMD ["sh"]', write(tmp_path / "rootfs.tar",
+                                                          rootfs_bytes), base)
+    podman("run", "--name", "pmwh-" + short, "--network", "host", base, "sh", "-c",
+           "rm /bin/vi; rm -rf /home; mkdir /home; echo k > /home/kept")
+    name = "localhost/pmwhiteout:" + short
+    podman("commit", "-q", "pmwh-" + short, name)
+    podman("rm", "pmwh-" + short)
+    archive = str(tmp_path / "pmwh.tar")
+    podman("save", "--format", fmt, "-o", archive, name)
+    cli.ok("load", "-i", archive)
+    out = cli.ok("run", "--rm", name, "sh", "-c", "ls /bin/vi 2>&1; ls -A /home").out
+    assert "No such file" in out
+    assert out.strip().splitlines()[-1] == "kept"
+    cli.ok("rmi", name)
+
+
 # -- hostile and broken archives ----------------------------------------------------------------
 
 def _hostile(case, rootfs_bytes, outside):

@@ -23,7 +23,8 @@ def main(parsed):
         warn(idmap.warning)
     store = open_store(idmap)
     repository = parsed.args[1] if len(parsed.args) > 1 else None
-    image_id, report = image_ops.import_rootfs(store, idmap, parsed.args[0], repository,
+    source = sys.stdin.buffer if parsed.args[0] == "-" else parsed.args[0]
+    image_id, report = image_ops.import_rootfs(store, idmap, source, repository,
                                                parsed.change, parsed.message or "")
     warn_unpack(report)
     sys.stdout.write(image_id + "\n")

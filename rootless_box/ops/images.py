@@ -111,23 +111,25 @@ def _copy_hashing(src, dst_path):
 
 
 def _blob_from_source(store, source):
-    """Copy the tarball into the store's tmp while hashing; xz/bzip2 are decompressed first,
-    as OCI layers are plain, gzip or zstd. Returns (tmp path, digest, size, compression)."""
+    """Copy the tarball (a path, or a binary file object such as stdin, which the command
+    passes: library code never reads stdin itself) into the store's tmp while hashing;
+    xz/bzip2 are decompressed first, as OCI layers are plain, gzip or zstd.
+    Returns (tmp path, digest, size, compression)."""
     from ..layers.compression import detect, open_stream
+    name = source if isinstance(source, str) else "-"
     tmp = store.mktemp_path("import")
     try:
         try:
-            if source == "-":
-                import sys
-                digest, size = _copy_hashing(sys.stdin.buffer, tmp)
+            if not isinstance(source, str):
+                digest, size = _copy_hashing(source, tmp)
             else:
                 with open(source, "rb") as f:
                     digest, size = _copy_hashing(f, tmp)
         except OSError as exc:
-            raise errors.BadArchive("cannot read %s: %s" % (source, exc.strerror or exc)) \
+            raise errors.BadArchive("cannot read %s: %s" % (name, exc.strerror or exc)) \
                 from None
         if size == 0:
-            raise errors.BadArchive("cannot import %s: it is empty" % source)
+            raise errors.BadArchive("cannot import %s: it is empty" % name)
         with open(tmp, "rb") as f:
             compression = detect(f.read(8))
         if compression in ("bzip2", "xz"):
@@ -144,7 +146,7 @@ def _blob_from_source(store, source):
             _unlink(tmp)
             tmp, compression = plain, "none"
             if size == 0:
-                raise errors.BadArchive("cannot import %s: it is empty" % source)
+                raise errors.BadArchive("cannot import %s: it is empty" % name)
     except BaseException:
         _unlink(tmp)
         raise
@@ -176,9 +178,9 @@ def import_rootfs(store, idmap, source, repository=None, changes=(), message="")
     blob_tmp, digest, size, compression = _blob_from_source(store, source)
     try:
         report = unpack_layer(store, idmap, blob_tmp)
-        label = "file" if source == "-" else os.path.basename(source)
+        label = os.path.basename(source) if isinstance(source, str) else "-"
         cfg = oci_image.new_config([report["diff_id"]], container_config, comment=message or
-                                   "Imported from %s" % ("-" if source == "-" else label),
+                                   "Imported from %s" % label,
                                    created_by="rootless-box import %s" % label)
         with store.lock():
             if not os.path.isdir(store.layer_path(report["diff_id"])):

@@ -76,11 +76,9 @@ def commit(store, idmap, name, repository=None, changes=(), message="", author="
     cdir = store.container_dir(record["Id"])
     driver = record.get("Driver", "overlay")
     changes_dir = os.path.join(cdir, "rootfs" if driver == "copy" else "upper")
-    tmp = store.mktemp_path("commit")
-    try:
-        report = run_in_userns(_layer_inside, idmap, driver, changes_dir,
-                               parent.layer_dirs(), tmp, _mountpoints(record))
-        unpack_layer(store, idmap, tmp, report["diff_id"])
+    with store.lock():
+        report = make_layer(store, idmap, driver, changes_dir, parent.layer_dirs(),
+                            _mountpoints(record))
         created = oci_image.now_rfc3339()
         cfg = dict(parent_cfg, config=config, created=created, container=record["Id"])
         if author:
@@ -94,18 +92,25 @@ def commit(store, idmap, name, repository=None, changes=(), message="", author="
         if author:
             entry["author"] = author
         cfg["history"] = list(parent_cfg.get("history") or []) + [entry]
-        manifest = fastjson.loads(store.read_blob(parent.record["manifest"]))
-        layers = [(d["mediaType"], d["digest"], d["size"]) for d in manifest["layers"]]
+        layers = images.manifest_layers(store, parent)
         layers.append((oci_image.MT_LAYER["none"], report["diff_id"], report["size"]))
-        with store.lock():
-            if not os.path.isdir(store.layer_path(report["diff_id"])):
-                # a concurrent rmi collected the layer between its landing and now
-                unpack_layer(store, idmap, tmp, report["diff_id"])
-            store.land_blob_file(tmp, report["diff_id"])
-            tmp = None
-            return images.record_image(
-                store, cfg, layers, cfg["rootfs"]["diff_ids"], ref,
-                content_size=parent.record.get("size", 0) + report["size"])
+        return images.record_image(store, cfg, layers, cfg["rootfs"]["diff_ids"], ref,
+                                   content_size=parent.record.get("size", 0) + report["size"])
+
+
+def make_layer(store, idmap, driver, changes_dir, lowers, mountpoints=()):
+    """The changes in changes_dir (an upper dir, or a copy-driver rootfs compared with lowers)
+    as a new layer: its tar in blobs/ (uncompressed: the digest is the diff ID) and unpacked
+    in layers/. Call under the store lock, so no rmi collects the layer before an image uses
+    it. Returns {"diff_id", "size"}."""
+    tmp = store.mktemp_path("layer-tar")
+    try:
+        report = run_in_userns(_layer_inside, idmap, driver, changes_dir, lowers, tmp,
+                               list(mountpoints))
+        unpack_layer(store, idmap, tmp, report["diff_id"])
+        store.land_blob_file(tmp, report["diff_id"])
+        tmp = None
+        return report
     finally:
         if tmp and os.path.exists(tmp):
             os.unlink(tmp)

@@ -72,6 +72,12 @@ def resolve(store, name, index=None):
                           "'rootless-box import'")
 
 
+def manifest_layers(store, image):
+    """[(media type, digest, size)] of the image's layer blobs, from its manifest."""
+    manifest = fastjson.loads(store.read_blob(image.record["manifest"]))
+    return [(d["mediaType"], d["digest"], d["size"]) for d in manifest["layers"]]
+
+
 def ensure_unpacked(store, idmap, image):
     """Every layer of image unpacked for the current id mapping. A layer can be missing after
     the mapping changed (an administrator added a subuid range) or a kill; it is unpacked

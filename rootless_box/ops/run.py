@@ -186,8 +186,9 @@ def _populate_inside(layers, root):
     return populate(layers, root)
 
 
-def _prepare_rootfs(cdir, driver, image, idmap):
-    rootfs = {"driver": driver, "lower": image.layer_dirs()}
+def prepare_rootfs(cdir, driver, lower, idmap):
+    """The rootfs part of a run spec in directory cdir: overlay dirs, or a filled copy."""
+    rootfs = {"driver": driver, "lower": lower}
     if driver == "copy":
         # last resort (no overlay): the container gets its own copy of the image
         rootfs["merged"] = os.path.join(cdir, "rootfs")
@@ -200,7 +201,7 @@ def _prepare_rootfs(cdir, driver, image, idmap):
     return rootfs
 
 
-def _write_etc_files(cdir, network, hostname):
+def write_etc_files(cdir, network, hostname):
     files = {}
     for target, name, text in (("/etc/hostname", "hostname", hostname + "\n"),
                                ("/etc/hosts", "hosts", hosts_file(network, hostname)),
@@ -275,12 +276,10 @@ def _create(store, idmap, opts, network, mounts, extra_env):
             "id": cid, "hostname": hostname, "argv": argv, "env": env, "cwd": workdir,
             "user": user, "tty": opts.tty, "stdin": opts.interactive, "init": opts.init,
             "network": network, "read_only": opts.read_only,
-            "rootfs": _prepare_rootfs(cdir, driver, image, idmap),
-            "mounts": mounts, "etc_files": _write_etc_files(cdir, network, hostname),
-            "caps": list(caps.DOCKER_DEFAULT), "idmap_mode": idmap.mode,
-            "tty_gid_mapped": idmap.to_host_gid(5) is not None,
-            "winsize": None,
+            "rootfs": prepare_rootfs(cdir, driver, image.layer_dirs(), idmap),
+            "mounts": mounts, "etc_files": write_etc_files(cdir, network, hostname),
         }
+        spec.update(confinement(idmap))
         store.write_container(record)
     except BaseException:
         store.remove(cdir)
@@ -288,7 +287,13 @@ def _create(store, idmap, opts, network, mounts, extra_env):
     return record, spec
 
 
-class _SignalForwarder:
+def confinement(idmap):
+    """The parts of a run spec every container gets: Docker's capabilities, the mapping."""
+    return {"caps": list(caps.DOCKER_DEFAULT), "idmap_mode": idmap.mode,
+            "tty_gid_mapped": idmap.to_host_gid(5) is not None, "winsize": None}
+
+
+class SignalForwarder:
     """Forwards the signals a user sends to `rootless-box run` to the container's init.
 
     Installed before the container starts, so a signal that arrives in between is kept and
@@ -336,7 +341,7 @@ def run(opts, warn=None):
     if opts.tty:
         from ..userns.pty import host_winsize
         spec["winsize"] = host_winsize()
-    forwarder = _SignalForwarder()
+    forwarder = SignalForwarder()
     try:
         try:
             container = launcher.start(spec, idmap)

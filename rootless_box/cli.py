@@ -23,6 +23,7 @@ COMMANDS = {
     "rmi": ("rmi", "Remove one or more images"),
     "tag": ("tag", "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE"),
     "inspect": ("inspect", "Return low-level information on containers or images"),
+    "build": ("build", "Build an image from a Dockerfile"),
     "commit": ("commit", "Create a new image from a container's changes"),
     "export": ("export", "Export a container's filesystem as a tar archive"),
     "save": ("save", "Save one or more images to a tar archive"),
@@ -34,7 +35,8 @@ COMMANDS = {
 GROUPS = {
     "image": {"ls": "images", "list": "images", "rm": "rmi", "remove": "rmi", "tag": "tag",
               "inspect": "inspect", "import": "import", "from-host": "image from-host",
-              "save": "save", "load": "load", "history": "history", "prune": "image prune"},
+              "save": "save", "load": "load", "history": "history", "prune": "image prune",
+              "build": "build"},
     "container": {"ls": "ps", "list": "ps", "rm": "rm", "remove": "rm", "run": "run",
                   "inspect": "inspect", "commit": "commit", "export": "export"},
     "system": {"df": "system df", "prune": "system prune", "info": "info"},

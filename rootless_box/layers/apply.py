@@ -16,7 +16,7 @@ from .diff import is_opaque, is_whiteout
 _BUF = 1 << 20
 
 
-def _remove(path):
+def remove_entry(path):
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -26,7 +26,7 @@ def _remove(path):
         with os.scandir(path) as entries:
             children = [e.path for e in entries]
         for child in children:
-            _remove(child)
+            remove_entry(child)
         os.rmdir(path)
     else:
         os.unlink(path)
@@ -36,10 +36,10 @@ def _clear(directory):
     with os.scandir(directory) as entries:
         children = [e.path for e in entries]
     for child in children:
-        _remove(child)
+        remove_entry(child)
 
 
-def _copy_file(src, dst, st):
+def copy_file(src, dst, st):
     fd_in = os.open(src, os.O_RDONLY | os.O_NOFOLLOW)
     try:
         fd_out = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
@@ -90,25 +90,25 @@ def apply_layer(layer, root):
             dst = os.path.join(dst_dir, entry.name)
             st = entry.stat(follow_symlinks=False)
             if is_whiteout(st):
-                _remove(dst)
+                remove_entry(dst)
                 continue
             existing = _lstat(dst)
             if stat.S_ISDIR(st.st_mode):
                 if existing is None or not stat.S_ISDIR(existing.st_mode):
-                    _remove(dst)
+                    remove_entry(dst)
                     os.mkdir(dst, 0o700)
                 else:
                     os.chmod(dst, 0o700)
                 dirs.append((entry.path, dst, st))
                 stack.append((child_rel, entry.path))
                 continue
-            _remove(dst)
+            remove_entry(dst)
             key = (st.st_dev, st.st_ino)
             if stat.S_ISREG(st.st_mode) and st.st_nlink > 1 and key in links:
                 os.link(links[key], dst, follow_symlinks=False)
                 continue
             if stat.S_ISREG(st.st_mode):
-                _copy_file(entry.path, dst, st)
+                copy_file(entry.path, dst, st)
                 links[key] = dst
             elif stat.S_ISLNK(st.st_mode):
                 os.symlink(os.readlink(entry.path), dst)

@@ -1,0 +1,169 @@
+"""COPY and ADD: from the instruction to a plan of what to write where, and its cache key.
+
+Owns: Docker's source and destination rules (several sources or a trailing `/` make the
+destination a directory; a directory's contents are copied, not the directory; a relative
+destination is relative to WORKDIR), `--from` (a stage, a stage index or a local image),
+`--chown` (numbers, or names from the image's own /etc/passwd and /etc/group), `--chmod`,
+heredoc sources (`COPY <<EOF /path`), ADD's extraction of local tar archives, and the content
+key (names, modes and bytes of what is copied: never mtimes).
+Must not: write anything (ops/buildsteps.py does, inside the user namespace).
+"""
+
+import os
+
+from .. import errors
+from ..layers.diff import LowerView
+from ..oci.users import resolve as resolve_user
+from . import context as ctx
+from .shell import expand_word
+
+
+def plan(builder, state, ins, env, what):
+    """-> (plan items for ops.buildsteps.copy_step, content key, lowers of --from or None)."""
+    flags = dict((f[2:].partition("=")[0], f[2:].partition("=")[2]) for f in ins.flags)
+    for flag in flags:
+        if flag not in ("from", "chown", "chmod", "link", "parents", "exclude", "checksum",
+                        "keep-git-dir", "unpack"):
+            raise errors.UsageError("unknown flag for %s: --%s" % (what, flag))
+    args = [expand_word(a, env, builder.escape) if not a.startswith("<<") else a
+            for a in ins.args]
+    if len(args) < 2:
+        raise errors.UsageError("%s requires at least two arguments" % what)
+    sources, dest = args[:-1], args[-1]
+    workdir = state.runtime.get("WorkingDir") or "/"
+    dest_is_dir = dest.endswith("/") or len(sources) > 1
+    if not dest.startswith("/"):
+        dest = os.path.join(workdir, dest)
+    dest = os.path.normpath(dest) if dest not in ("/", "") else "/"
+    uid, gid = _owner(builder, state, flags.get("chown"))
+    mode = int(flags["chmod"], 8) if flags.get("chmod") else None
+    heredocs = {h.name: h for h in ins.heredocs}
+    items, key_parts = [], [dest, str(uid), str(gid), str(mode)]
+    for source in [s for s in sources if s.startswith("<<")]:
+        doc = heredocs.get(source.lstrip("<-").strip("\"'"))
+        if doc is None:
+            raise errors.UsageError("no heredoc body for %s" % source)
+        text = expand_word(doc.content, env, builder.escape) if doc.expand else doc.content
+        target = os.path.join(dest, doc.name) if dest_is_dir else dest
+        items.append({"kind": "file", "dest": target, "data": text, "uid": uid, "gid": gid,
+                      "mode": mode})
+        key_parts.append("file:%s:%s" % (target, text))
+    patterns = [s for s in sources if not s.startswith("<<")]
+    if not patterns:
+        return items, _digest(key_parts), None
+    if flags.get("from"):
+        other, other_id = _other(builder, flags["from"])
+        items.append({"kind": "copy", "from_other": True, "patterns": patterns,
+                      "dest": dest, "dest_is_dir": dest_is_dir, "uid": uid, "gid": gid,
+                      "mode": mode})
+        key_parts += ["from:" + other_id] + patterns
+        return items, _digest(key_parts), other
+    matcher = builder.context_matcher()
+    resolved = []
+    for pattern in patterns:
+        if "://" in pattern:
+            raise errors.UsageError("%s of a URL is not supported yet: %s" % (what, pattern),
+                                    "download it into the build context and COPY it")
+        resolved += ctx.resolve_source(builder.opts.context, pattern, matcher)
+    if len(resolved) > 1:
+        dest_is_dir = True
+    found = []
+    walk = {}
+    for rel in resolved:
+        full = os.path.join(builder.opts.context, rel)
+        is_dir = os.path.isdir(full) and not os.path.islink(full)
+        if what == "ADD" and not is_dir and _is_archive(full):
+            items.append({"kind": "extract", "path": full, "dest": dest, "uid": uid,
+                          "gid": gid, "chown": "chown" in flags})
+            continue
+        found.append((rel, is_dir))
+        if is_dir:
+            prefix = "" if rel in (".", "") else rel + "/"
+            walk[rel] = [p[len(prefix):] for p, _st in ctx.walk(builder.opts.context, matcher,
+                                                                rel)]
+    items.append({"kind": "copy", "from_other": False, "root": builder.opts.context,
+                  "sources": found, "walk": walk, "dest": dest, "dest_is_dir": dest_is_dir,
+                  "uid": uid, "gid": gid, "mode": mode})
+    key_parts.append(ctx.content_key(builder.opts.context, resolved, matcher))
+    return items, _digest(key_parts), None
+
+
+def resolve_in(root, pattern):
+    """COPY --from sources inside another image's mounted root, resolved like context
+    sources (never climbing out of it). Runs inside the user namespace."""
+    found = []
+    for rel in ctx.resolve_source(root, pattern):
+        full = os.path.join(root, rel)
+        is_dir = os.path.isdir(full) and not os.path.islink(full)
+        prefix = "" if rel in (".", "") else rel + "/"
+        subs = [p[len(prefix):] for p, _st in ctx.walk(root, None, rel)] if is_dir else []
+        found.append((rel, is_dir, subs))
+    return found
+
+
+def _digest(parts):
+    import hashlib
+    return "sha256:" + hashlib.sha256("\0".join(parts).encode("utf-8",
+                                                            "surrogateescape")).hexdigest()
+
+
+def _is_archive(path):
+    from ..layers.compression import detect
+    import tarfile
+    with open(path, "rb") as f:
+        head = f.read(512)
+    if detect(head[:8]) != "none":
+        return True
+    return len(head) == 512 and head[257:262] == b"ustar" and tarfile.is_tarfile(path)
+
+
+def _other(builder, ref):
+    """COPY --from: a stage built earlier (by name or index), else a local image."""
+    names = {s["name"]: i for i, s in enumerate(builder.stages) if s["name"]}
+    index = names.get(ref.lower())
+    if index is None and ref.isdigit():
+        index = int(ref)
+    if index is not None:
+        state = builder.stage_results.get(index)
+        if state is None:
+            raise errors.UsageError("COPY --from=%s: the stage is not built before this one"
+                                    % ref)
+        return builder._layer_dirs(state), state.image_id or state.key
+    from ..ops import images
+    try:
+        image = images.resolve(builder.store, ref)
+    except errors.BoxError:
+        raise errors.NotFound("COPY --from=%s: no such stage or image" % ref,
+                              "name a stage of this Dockerfile or a local image") from None
+    images.ensure_unpacked(builder.store, builder.idmap, image)
+    return image.layer_dirs(), image.id
+
+
+def _owner(builder, state, spec):
+    if not spec:
+        return 0, 0
+    user, _, group = spec.partition(":")
+    if user.isdigit() and (not group or group.isdigit()):
+        return int(user), int(group) if group else int(user)
+    view = LowerView(builder._layer_dirs(state))
+    texts = []
+    for name in ("etc/passwd", "etc/group"):
+        texts.append(_read_from(view, name))
+    if group and not group.isdigit() and not user.isdigit():
+        resolved = resolve_user("%s:%s" % (user, group), texts[0], texts[1])
+    else:
+        resolved = resolve_user(spec, texts[0], texts[1])
+    return resolved.uid, resolved.gid if group else resolved.gid
+
+
+def _read_from(view, rel):
+    for layer in view.layers:
+        st = view.lstat(rel)
+        if st is None:
+            return ""
+        try:
+            with open(os.path.join(layer, rel), encoding="utf-8", errors="replace") as f:
+                return f.read()
+        except OSError:
+            continue
+    return ""

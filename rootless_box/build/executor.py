@@ -1,0 +1,556 @@
+"""Running a parsed Dockerfile: stages, instructions, the build cache, the resulting image.
+
+Owns: Docker's semantics for each instruction (what goes in the image config, which
+instructions make a layer, ARG scoping: global ARGs only in FROM unless declared again in the
+stage, build args as RUN's environment, ENV and ARG expansion in the instructions Docker
+expands), multi-stage (only the stages the target needs are built), and the cache: each step's
+key is its parent image, the instruction after expansion, the build args it uses and, for COPY
+and ADD, the content of what it copies (never mtimes). Every step's result is an ordinary
+untagged image, so the cache is cleaned by `image prune`.
+Must not: print (progress goes through the `emit` callback) or touch files itself: RUN and COPY
+go through ops/buildsteps.py.
+"""
+
+import hashlib
+import os
+
+from .. import errors, fastjson
+from ..oci import image as oci_image
+from ..oci import reference
+from ..ops import buildsteps, images
+from . import parser
+from .shell import expand_word, expand_words
+
+DEFAULT_SHELL = ["/bin/sh", "-c"]
+# Docker expands variables in these instructions (RUN, CMD and ENTRYPOINT are the shell's job)
+_EXPANDED = {"add", "copy", "env", "expose", "from", "label", "stopsignal", "user", "volume",
+             "workdir", "onbuild", "arg"}
+_PROXY_ARGS = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY",
+               "ftp_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy")
+
+
+class BuildError(errors.BoxError):
+    """A build that cannot go on: `docker build` exits 1."""
+
+    exit_code = 1
+
+
+class BuildOptions:
+    def __init__(self, context, dockerfile=None, dockerfile_text=None, tags=(),
+                 build_args=None, target=None, no_cache=False, labels=None, quiet=False,
+                 network="host"):
+        self.context = os.path.abspath(context)
+        self.dockerfile = dockerfile or os.path.join(self.context, "Dockerfile")
+        self.dockerfile_text = dockerfile_text
+        self.tags = list(tags)
+        self.build_args = dict(build_args or {})
+        self.target = target
+        self.no_cache = no_cache
+        self.labels = dict(labels or {})
+        self.quiet = quiet
+        self.network = network
+
+
+class _State:
+    """A stage's image so far: its config, layers, and the ID of the image recorded last."""
+
+    def __init__(self, config, layers, image_id, key):
+        self.config = config
+        self.layers = layers  # [(media type, digest, size)]
+        self.image_id = image_id
+        self.key = key  # cache chain: the parent's key for the next step
+        self.args = {}
+        self.used_args = set()
+
+    @property
+    def runtime(self):
+        return self.config.setdefault("config", {})
+
+    @property
+    def diff_ids(self):
+        return self.config.setdefault("rootfs", {"type": "layers", "diff_ids": []})["diff_ids"]
+
+    def env_map(self):
+        return dict(e.split("=", 1) if "=" in e else (e, "") for e in
+                    self.runtime.get("Env") or [])
+
+
+def _scratch():
+    config = {"architecture": oci_image.host_arch(), "os": "linux", "config": {},
+              "rootfs": {"type": "layers", "diff_ids": []}, "history": []}
+    return _State(config, [], None, "scratch")
+
+
+class Builder:
+    def __init__(self, store, idmap, opts, emit):
+        self.store = store
+        self.idmap = idmap
+        self.opts = opts
+        self.emit = emit
+        self.stage_results = {}
+        self.cache = {} if opts.no_cache else _read_cache(store)
+        self.new_cache = {}
+        self.used_build_args = set()
+        self._matcher = None
+
+    # -- the whole build -------------------------------------------------------------------
+    def build(self):
+        text = self.opts.dockerfile_text
+        if text is None:
+            try:
+                with open(self.opts.dockerfile, "rb") as f:
+                    text = f.read()
+            except OSError as exc:
+                raise BuildError("cannot read the Dockerfile %s: %s"
+                                 % (self.opts.dockerfile, exc.strerror),
+                                 "give its path with -f") from None
+        df = parser.parse(text, os.path.basename(self.opts.dockerfile))
+        self.escape = df.escape
+        global_args, stages = _split_stages(df.instructions)
+        self.global_args = {}
+        for ins in global_args:
+            self._declare_args(ins, self.global_args, self.global_args)
+        target = self._target_index(stages)
+        needed = self._needed(stages, target)
+        self.stages = stages
+        total = sum(1 + len(stages[i]["body"]) for i in needed)
+        self.step = 0
+        self.total = total
+        for index in needed:
+            self.stage_results[index] = self._build_stage(stages[index])
+        final = self.stage_results[target]
+        for name, value in self.opts.labels.items():
+            final.runtime.setdefault("Labels", {})
+            final.runtime["Labels"] = dict(final.runtime["Labels"] or {}, **{name: value})
+        image_id = self._record(final, final.key + "|labels:" + fastjson.dumps(
+            self.opts.labels).decode()) if self.opts.labels else final.image_id
+        if image_id is None:
+            image_id = self._record(final, final.key + "|final")
+        _cache_save(self.store, self.new_cache)
+        unused = set(self.opts.build_args) - self.used_build_args - set(_PROXY_ARGS)
+        if unused:
+            self.emit("warning", "one or more build args were not consumed: %s"
+                      % ", ".join(sorted(unused)))
+        with self.store.lock():
+            index = self.store.read_index()
+            for tag in self.opts.tags:
+                index["tags"][str(reference.parse(tag))] = image_id
+            self.store.write_index(index)
+        return image_id
+
+    def _target_index(self, stages):
+        if not self.opts.target:
+            return len(stages) - 1
+        for i, stage in enumerate(stages):
+            if stage["name"] == self.opts.target.lower():
+                return i
+        raise BuildError("target stage %r could not be found" % self.opts.target)
+
+    def _needed(self, stages, target):
+        """Only the stages the target depends on (FROM <stage>, COPY --from=<stage|index>)."""
+        names = {s["name"]: i for i, s in enumerate(stages) if s["name"]}
+        seen = set()
+
+        def visit(i):
+            if i in seen:
+                return
+            seen.add(i)
+            base = self._expand_from(stages[i]["from"])[0].lower()
+            if base in names and names[base] < i:
+                visit(names[base])
+            for ins in stages[i]["body"]:
+                for flag in ins.flags:
+                    if flag.startswith("--from="):
+                        ref = flag[len("--from="):].lower()
+                        if ref in names:
+                            visit(names[ref])
+                        elif ref.isdigit() and int(ref) < i:
+                            visit(int(ref))
+        visit(target)
+        return sorted(seen)
+
+    # -- a stage -----------------------------------------------------------------------------
+    def _expand_from(self, ins):
+        env = {k: v for k, v in self.global_args.items() if v is not None}
+        words = [expand_word(a, env, self.escape) for a in ins.args]
+        return words
+
+    def _build_stage(self, stage):
+        ins = stage["from"]
+        words = self._expand_from(ins)
+        base = words[0]
+        self._announce(ins, "FROM " + " ".join(words))
+        names = {s["name"]: i for i, s in enumerate(self.stages) if s["name"]}
+        if base.lower() == "scratch":
+            state = _scratch()
+        elif base.lower() in names and names[base.lower()] in self.stage_results:
+            parent = self.stage_results[names[base.lower()]]
+            state = _State(fastjson.loads(fastjson.dumps(parent.config)), list(parent.layers),
+                           parent.image_id, parent.key)
+        else:
+            state = self._from_image(ins, base)
+        for trigger in list((state.runtime.get("OnBuild") or [])):
+            # ONBUILD triggers of the base run first, then are cleared (Docker)
+            for nested in parser.parse(trigger, "ONBUILD").instructions:
+                self._instruction(state, nested, onbuild=True)
+        if state.runtime.get("OnBuild"):
+            state.runtime["OnBuild"] = None
+        for ins in stage["body"]:
+            self._instruction(state, ins)
+        return state
+
+    def _from_image(self, ins, name):
+        try:
+            image = images.resolve(self.store, name)
+        except errors.NotFound:
+            raise BuildError("%s:%d: base image %s not found" % (
+                os.path.basename(self.opts.dockerfile), ins.start_line, name),
+                "import or load it first (pulling from a registry is not supported yet)") \
+                from None
+        images.ensure_unpacked(self.store, self.idmap, image)
+        config = fastjson.loads(fastjson.dumps(image.config))
+        return _State(config, images.manifest_layers(self.store, image), image.id, image.id)
+
+    # -- instructions ------------------------------------------------------------------------
+    def _announce(self, ins, text):
+        self.step += 1
+        self.emit("step", "STEP %d/%d: %s" % (self.step, self.total, text))
+
+    def _instruction(self, state, ins, onbuild=False):
+        cmd = ins.cmd
+        env = dict(state.env_map())
+        for name, value in state.args.items():
+            if value is not None and name not in env:
+                env[name] = value
+        handler = getattr(self, "_do_" + cmd, None)
+        if handler is None:
+            raise BuildError("%s:%d: unsupported instruction: %s" % (
+                os.path.basename(self.opts.dockerfile), ins.start_line, cmd.upper()))
+        if not onbuild:
+            self._announce(ins, ins.original.strip())
+        try:
+            handler(state, ins, env)
+        except errors.BoxError as exc:
+            if isinstance(exc, (BuildError, parser.DockerfileError)):
+                raise
+            raise BuildError("%s:%d: %s" % (os.path.basename(self.opts.dockerfile),
+                                            ins.start_line, exc.message),
+                             exc.hint) from None
+
+    def _expand(self, word, env):
+        return expand_word(word, env, self.escape)
+
+    def _metadata(self, state, ins, description, change):
+        """A step that changes only the config: no layer, an empty_layer history entry."""
+        key = _key(state.key, description)
+        if self._cached(state, key):
+            return
+        change(state.runtime)
+        self._history(state, description, empty=True)
+        state.image_id = self._record(state, key)
+        state.key = key
+
+    def _cached(self, state, key):
+        image_id = self.cache.get(key)
+        if not image_id:
+            return False
+        try:
+            image = images.resolve(self.store, image_id)
+        except errors.BoxError:
+            return False
+        images.ensure_unpacked(self.store, self.idmap, image)
+        state.config = fastjson.loads(fastjson.dumps(image.config))
+        state.layers = images.manifest_layers(self.store, image)
+        state.image_id = image.id
+        state.key = key
+        self.new_cache[key] = image.id
+        self.emit("cached", "--> Using cache %s" % image.id[7:19])
+        return True
+
+    def _history(self, state, created_by, empty=False):
+        entry = {"created": oci_image.now_rfc3339(), "created_by": created_by}
+        if empty:
+            entry["empty_layer"] = True
+        state.config.setdefault("history", []).append(entry)
+        state.config["created"] = entry["created"]
+
+    def _record(self, state, key):
+        with self.store.lock():
+            image_id = images.record_image(self.store, state.config, state.layers,
+                                           state.diff_ids, None, content_size=sum(
+                                               s for _m, _d, s in state.layers))
+        self.new_cache[key] = image_id
+        return image_id
+
+    def _add_layer(self, state, key, description, report):
+        state.layers.append((oci_image.MT_LAYER["none"], report["diff_id"], report["size"]))
+        state.diff_ids.append(report["diff_id"])
+        self._history(state, description)
+        state.image_id = self._record(state, key)
+        state.key = key
+        self.emit("done", "--> %s" % state.image_id[7:19])
+
+    def context_matcher(self):
+        if self._matcher is None:
+            from .context import load_ignore
+            self._matcher = load_ignore(self.opts.context, self.opts.dockerfile)
+        return self._matcher
+
+    def _layer_dirs(self, state):
+        return [self.store.layer_path(d) for d in reversed(state.diff_ids)]
+
+    # ENV, LABEL: (key, value, separator) triples
+    def _pairs(self, ins, env):
+        args = ins.args
+        return [(self._expand(args[i], env), self._expand(args[i + 1], env))
+                for i in range(0, len(args) - 2, 3)]
+
+    def _do_env(self, state, ins, env):
+        pairs = self._pairs(ins, env)
+
+        def change(cfg):
+            current = [e for e in cfg.get("Env") or []]
+            for key, value in pairs:
+                current = [e for e in current if e.split("=", 1)[0] != key]
+                current.append("%s=%s" % (key, value))
+            cfg["Env"] = current
+        self._metadata(state, ins, "ENV " + " ".join("%s=%s" % p for p in pairs), change)
+
+    def _do_label(self, state, ins, env):
+        pairs = self._pairs(ins, env)
+
+        def change(cfg):
+            labels = dict(cfg.get("Labels") or {})
+            labels.update(pairs)
+            cfg["Labels"] = labels
+        self._metadata(state, ins, "LABEL " + " ".join("%s=%s" % p for p in pairs), change)
+
+    def _do_maintainer(self, state, ins, env):
+        author = " ".join(ins.args)
+        state.config["author"] = author
+        self._metadata(state, ins, "MAINTAINER " + author,
+                       lambda cfg: cfg.update(Labels=dict(cfg.get("Labels") or {},
+                                                          maintainer=author)))
+
+    def _do_arg(self, state, ins, env):
+        self._declare_args(ins, state.args, self.global_args)
+        self._metadata(state, ins, "ARG " + " ".join(ins.args), lambda cfg: None)
+
+    def _declare_args(self, ins, target, global_args):
+        for word in ins.args:
+            name, eq, default = word.partition("=")
+            if name in self.opts.build_args:
+                value = self.opts.build_args[name]
+                self.used_build_args.add(name)
+            elif eq:
+                value = expand_word(default, {k: v for k, v in global_args.items()
+                                              if v is not None}, self.escape)
+            else:
+                value = global_args.get(name)
+            target[name] = value
+
+    def _do_workdir(self, state, ins, env):
+        path = self._expand(ins.args[0], env)
+        if not path.startswith("/"):
+            path = os.path.join(state.runtime.get("WorkingDir") or "/", path)
+        path = os.path.normpath(path)
+        self._metadata(state, ins, "WORKDIR " + path,
+                       lambda cfg: cfg.update(WorkingDir=path))
+
+    def _do_user(self, state, ins, env):
+        user = self._expand(ins.args[0], env)
+        self._metadata(state, ins, "USER " + user, lambda cfg: cfg.update(User=user))
+
+    def _do_stopsignal(self, state, ins, env):
+        sig = self._expand(ins.args[0], env)
+        self._metadata(state, ins, "STOPSIGNAL " + sig, lambda cfg: cfg.update(StopSignal=sig))
+
+    def _do_expose(self, state, ins, env):
+        ports = [p if "/" in p else p + "/tcp" for a in ins.args
+                 for p in expand_words(a, env, self.escape)]
+        self._metadata(state, ins, "EXPOSE " + " ".join(ports), lambda cfg: cfg.update(
+            ExposedPorts=dict(cfg.get("ExposedPorts") or {}, **{p: {} for p in ports})))
+
+    def _do_volume(self, state, ins, env):
+        vols = [self._expand(a, env) for a in ins.args]
+        self._metadata(state, ins, "VOLUME " + " ".join(vols), lambda cfg: cfg.update(
+            Volumes=dict(cfg.get("Volumes") or {}, **{v: {} for v in vols})))
+
+    def _command(self, state, ins):
+        if ins.json:
+            return list(ins.args)
+        shell = state.runtime.get("Shell") or DEFAULT_SHELL
+        return list(shell) + [ins.args[0]]
+
+    def _do_cmd(self, state, ins, env):
+        argv = self._command(state, ins)
+        self._metadata(state, ins, "CMD " + fastjson.dumps(argv).decode(),
+                       lambda cfg: cfg.update(Cmd=argv))
+
+    def _do_entrypoint(self, state, ins, env):
+        argv = self._command(state, ins)
+
+        def change(cfg):
+            cfg["Entrypoint"] = argv
+            cfg["Cmd"] = None  # Docker: a new ENTRYPOINT resets the CMD of the base
+        self._metadata(state, ins, "ENTRYPOINT " + fastjson.dumps(argv).decode(), change)
+
+    def _do_shell(self, state, ins, env):
+        if not ins.json:
+            raise BuildError("SHELL requires the arguments to be in JSON form")
+        self._metadata(state, ins, "SHELL " + fastjson.dumps(ins.args).decode(),
+                       lambda cfg: cfg.update(Shell=list(ins.args)))
+
+    def _do_onbuild(self, state, ins, env):
+        trigger = ins.original.strip()[len("ONBUILD"):].strip()
+        self._metadata(state, ins, "ONBUILD " + trigger, lambda cfg: cfg.update(
+            OnBuild=list(cfg.get("OnBuild") or []) + [trigger]))
+
+    def _do_healthcheck(self, state, ins, env):
+        flags = dict(f[2:].split("=", 1) for f in ins.flags if "=" in f)
+        if ins.args and ins.args[0].upper() == "NONE" and not ins.json:
+            check = {"Test": ["NONE"]}
+        else:
+            cmd = ins.args[1:] if ins.args and ins.args[0].upper() == "CMD" else ins.args
+            check = {"Test": (["CMD"] + list(cmd)) if ins.json else ["CMD-SHELL", cmd[0]]}
+            for flag, key in (("interval", "Interval"), ("timeout", "Timeout"),
+                              ("start-period", "StartPeriod"),
+                              ("start-interval", "StartInterval")):
+                if flag in flags:
+                    check[key] = _duration_ns(flags[flag])
+            if "retries" in flags:
+                check["Retries"] = int(flags["retries"])
+        self._metadata(state, ins, "HEALTHCHECK " + fastjson.dumps(check).decode(),
+                       lambda cfg: cfg.update(Healthcheck=check))
+
+    def _do_run(self, state, ins, env):
+        flags = _flags(ins)
+        network = flags.get("network", self.opts.network)
+        if ins.heredocs and not ins.json and ins.args[0].strip().startswith("<<"):
+            # RUN <<EOF: the heredoc is the script
+            body = ins.heredocs[0].content
+            argv = list(state.runtime.get("Shell") or DEFAULT_SHELL) + [body]
+        elif ins.heredocs and not ins.json:
+            # cmd <<EOF: the shell reads the heredoc itself
+            text = ins.args[0] + "\n" + "".join(h.content + h.name + "\n"
+                                                for h in ins.heredocs)
+            argv = list(state.runtime.get("Shell") or DEFAULT_SHELL) + [text]
+        else:
+            argv = self._command(state, ins)
+        build_env = {k: v for k, v in state.args.items() if v is not None}
+        run_env = dict(build_env, **state.env_map())
+        used = sorted(k for k in build_env if k in self.opts.build_args)
+        self.used_build_args.update(used)
+        key = _key(state.key, "RUN " + fastjson.dumps(argv).decode(),
+                   fastjson.dumps(sorted(build_env.items())).decode(), network)
+        if self._cached(state, key):
+            return
+        if "PATH" not in run_env:
+            from ..config import DEFAULT_PATH
+            run_env["PATH"] = DEFAULT_PATH
+        report = buildsteps.run_step(
+            self.store, self.idmap, self._layer_dirs(state), argv,
+            ["%s=%s" % kv for kv in run_env.items()], state.runtime.get("WorkingDir") or "/",
+            state.runtime.get("User") or "", network, quiet=self.opts.quiet)
+        shown = " ".join(argv[len(DEFAULT_SHELL):]) if not ins.json else " ".join(argv)
+        if used:
+            shown = "|%d %s %s" % (len(used), " ".join("%s=%s" % (k, build_env[k])
+                                                        for k in used), shown)
+        self._add_layer(state, key, "RUN " + shown, report)
+
+    def _do_copy(self, state, ins, env):
+        self._copy(state, ins, env, "COPY")
+
+    def _do_add(self, state, ins, env):
+        self._copy(state, ins, env, "ADD")
+
+    def _copy(self, state, ins, env, what):
+        from . import copyplan
+        plan, content_key, other = copyplan.plan(self, state, ins, env, what)
+        key = _key(state.key, what, fastjson.dumps(ins.flags).decode(), content_key)
+        if self._cached(state, key):
+            return
+        report = buildsteps.copy_step(self.store, self.idmap, self._layer_dirs(state), plan,
+                                      other, copyplan.resolve_in)
+        dests = ", ".join(item["dest"] for item in plan)
+        self._add_layer(state, key, "%s %s in %s" % (what, content_key[:19], dests), report)
+
+
+def _split_stages(instructions):
+    """-> (ARG instructions before the first FROM, [{"from", "name", "body"}])."""
+    global_args, stages = [], []
+    for ins in instructions:
+        if ins.cmd == "from":
+            name = ""
+            if len(ins.args) == 3 and ins.args[1].lower() == "as":
+                name = ins.args[2].lower()
+            stages.append({"from": ins, "name": name, "body": []})
+        elif not stages:
+            if ins.cmd != "arg":
+                raise BuildError("Dockerfile:%d: %s before FROM: only ARG may come first"
+                                 % (ins.start_line, ins.cmd.upper()))
+            global_args.append(ins)
+        else:
+            stages[-1]["body"].append(ins)
+    if not stages:
+        raise BuildError("the Dockerfile has no FROM instruction")
+    return global_args, stages
+
+
+def _flags(ins):
+    result = {}
+    for flag in ins.flags:
+        name, _, value = flag[2:].partition("=")
+        result[name] = value
+    return result
+
+
+def _key(*parts):
+    return "sha256:" + hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def _duration_ns(text):
+    units = {"ns": 1, "us": 1000, "ms": 10 ** 6, "s": 10 ** 9, "m": 60 * 10 ** 9,
+             "h": 3600 * 10 ** 9}
+    total, number = 0, ""
+    i = 0
+    while i < len(text):
+        if text[i].isdigit() or text[i] == ".":
+            number += text[i]
+            i += 1
+            continue
+        unit = text[i:i + 2] if text[i:i + 2] in units else text[i]
+        if unit not in units or not number:
+            raise BuildError("invalid duration %r" % text)
+        total += int(float(number) * units[unit])
+        number = ""
+        i += len(unit)
+    if number:
+        raise BuildError("invalid duration %r: missing unit" % text)
+    return total
+
+
+def _cache_path(store):
+    return os.path.join(store.root, "buildcache.json")
+
+
+def _read_cache(store):
+    try:
+        with open(_cache_path(store), "rb") as f:
+            return fastjson.loads(f.read())
+    except (OSError, ValueError):
+        return {}
+
+
+def _cache_save(store, entries):
+    from ..store import atomic_write
+    with store.lock():
+        cache = _read_cache(store)
+        cache.update(entries)
+        index = store.read_index()
+        cache = {k: v for k, v in cache.items() if v in index["images"]}
+        atomic_write(_cache_path(store), fastjson.dumps(cache))
+
+
+def build(store, idmap, opts, emit):
+    return Builder(store, idmap, opts, emit).build()

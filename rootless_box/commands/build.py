@@ -1,0 +1,91 @@
+"""`build [OPTIONS] PATH | -`: an image from a Dockerfile, with plain progress lines."""
+
+import os
+import sys
+import tempfile
+
+from ..build.executor import BuildOptions, build
+from ..cliparse import FLAG, LIST, VALUE, Command, Opt
+from ..errors import UsageError
+from ..ops.storage import open_store
+from ..userns import idmap as idmaps
+from ._common import warn
+
+
+def command(verb, summary):
+    return Command(verb, "build [OPTIONS] PATH | -", summary, (
+        Opt("-t,--tag", LIST, "Name and optionally a tag in the \"name:tag\" format",
+            metavar="list"),
+        Opt("-f,--file", VALUE, "Name of the Dockerfile (default: \"PATH/Dockerfile\")"),
+        Opt("--build-arg", LIST, "Set build-time variables", metavar="list"),
+        Opt("--target", VALUE, "Set the target build stage to build"),
+        Opt("--no-cache", FLAG, "Do not use cache when building the image"),
+        Opt("--pull", FLAG, "Always attempt to pull a newer version of the image "
+                            "(accepted; pulling arrives with registry support)"),
+        Opt("--label", LIST, "Set metadata for an image", metavar="list"),
+        Opt("--platform", VALUE, "Set platform if server is multi-platform capable"),
+        Opt("-q,--quiet", FLAG, "Suppress the build output and print image ID on success"),
+        Opt("--iidfile", VALUE, "Write the image ID to the file"),
+        Opt("--network", VALUE, "Set the networking mode for the RUN instructions during "
+                                "build (host, none)"),
+        Opt("--progress", VALUE, "Set type of progress output (auto, plain)"),
+    ), min_args=1, max_args=1)
+
+
+def _pairs(items, what):
+    result = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not key:
+            raise UsageError("invalid %s: %r" % (what, item), "use KEY=VALUE")
+        if not eq and what == "--build-arg":
+            if key not in os.environ:
+                continue
+            value = os.environ[key]
+        result[key] = value
+    return result
+
+
+def main(parsed):
+    context = parsed.args[0]
+    dockerfile_text = None
+    if context == "-":
+        dockerfile_text = sys.stdin.buffer.read()
+        context = tempfile.mkdtemp(prefix="rootless-box-build-")
+    elif not os.path.isdir(context):
+        raise UsageError("unable to prepare context: path %r not found" % context)
+    dockerfile = parsed.file
+    if dockerfile == "-":
+        dockerfile_text, dockerfile = sys.stdin.buffer.read(), None
+    elif dockerfile and not os.path.isabs(dockerfile):
+        dockerfile = os.path.join(os.getcwd(), dockerfile) if os.path.exists(dockerfile) \
+            else os.path.join(context, dockerfile)
+    if parsed.network not in (None, "host", "none", "default"):
+        raise UsageError("unsupported network mode for build: %s" % parsed.network)
+    opts = BuildOptions(context, dockerfile, dockerfile_text, parsed.tag,
+                        _pairs(parsed.build_arg, "--build-arg"), parsed.target,
+                        parsed.no_cache, _pairs(parsed.label, "--label"), parsed.quiet,
+                        "none" if parsed.network == "none" else "host")
+    idmap = idmaps.plan()
+    if idmap.warning:
+        warn(idmap.warning)
+    store = open_store(idmap)
+
+    def emit(kind, text):
+        if kind == "warning":
+            warn(text)
+        elif not parsed.quiet:
+            sys.stdout.write(text + "\n")
+            sys.stdout.flush()
+
+    image_id = build(store, idmap, opts, emit)
+    if parsed.iidfile:
+        with open(parsed.iidfile, "w") as f:
+            f.write(image_id)
+    if parsed.quiet:
+        sys.stdout.write(image_id + "\n")
+    else:
+        for tag in parsed.tag:
+            sys.stdout.write("Successfully tagged %s\n" % tag)
+        sys.stdout.write(image_id + "\n")
+    return 0

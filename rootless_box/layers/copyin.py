@@ -1,0 +1,91 @@
+"""COPY/ADD into an image's root: files from the build context (or another image's root)
+written at a destination inside a mounted container root.
+
+Owns: creating the entries a COPY lists (directories, files, symlinks) below the destination,
+resolving every destination path inside the root (symlinks in the image are followed inside it,
+never out: securepath), the owner (--chown, default 0:0) and mode (--chmod, else the
+source's), and Docker's rule that a source's mtime is kept. Runs inside the user namespace.
+Must not: read a source path it was not given (the caller resolved and filtered them).
+"""
+
+import os
+import stat
+
+from ..securepath import resolve_in_root
+from .apply import copy_file, remove_entry
+
+
+def copy_into(root, entries, uid=0, gid=0, mode=None):
+    """entries: [(source path, destination path inside the container)], parents before
+    children. Returns the number of entries written."""
+    count = 0
+    for src, dest in entries:
+        st = os.lstat(src)
+        target = resolve_in_root(root, dest, follow_final=False)
+        _ensure_parent(root, os.path.dirname(dest))
+        existing = _lstat(target)
+        if stat.S_ISDIR(st.st_mode):
+            if existing is None or not stat.S_ISDIR(existing.st_mode):
+                remove_entry(target)
+                os.mkdir(target, 0o755)
+        else:
+            if existing is not None:
+                remove_entry(target)
+            if stat.S_ISLNK(st.st_mode):
+                os.symlink(os.readlink(src), target)
+            elif stat.S_ISREG(st.st_mode):
+                copy_file(src, target, st)
+            else:
+                continue  # fifos, sockets and devices in a context are not copied
+        os.lchown(target, uid, gid)
+        if not stat.S_ISLNK(st.st_mode):
+            os.chmod(target, mode if mode is not None else stat.S_IMODE(st.st_mode))
+        os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+        count += 1
+    return count
+
+
+def write_file(root, dest, data, uid=0, gid=0, mode=0o644):
+    """A file with the given content (COPY <<EOF)."""
+    _ensure_parent(root, os.path.dirname(dest))
+    target = resolve_in_root(root, dest, follow_final=False)
+    remove_entry(target)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+    os.lchown(target, uid, gid)
+    os.chmod(target, mode)
+
+
+def _ensure_parent(root, cpath):
+    """mkdir -p inside the root (Docker creates missing destination directories 0755, root)."""
+    parts = [p for p in cpath.split("/") if p]
+    current = ""
+    for part in parts:
+        current += "/" + part
+        path = resolve_in_root(root, current)
+        st = _lstat(path)
+        if st is None:
+            os.mkdir(path, 0o755)
+        elif not stat.S_ISDIR(st.st_mode):
+            raise NotADirectoryError(20, "not a directory in the image", current)
+
+
+def ensure_dir(root, cpath):
+    """The host path of directory cpath inside root, created (0755) when missing."""
+    _ensure_parent(root, cpath)
+    return resolve_in_root(root, cpath)
+
+
+def is_dir_in(root, cpath):
+    st = _lstat(resolve_in_root(root, cpath))
+    return st is not None and stat.S_ISDIR(st.st_mode)
+
+
+def _lstat(path):
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None

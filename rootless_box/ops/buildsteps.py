@@ -1,0 +1,169 @@
+"""The two build steps that change a filesystem: RUN (a command in a temporary container) and
+COPY/ADD (files written into the image's root), each ending as one new layer.
+
+Owns: a temporary container directory per step (under the store's tmp, so a killed build
+leaves nothing the next command does not clean), running the step with the same launcher as
+`run`, and turning its changes into a layer (ops/commit.make_layer).
+Must not: know Dockerfile syntax (build/ does) or print (the step's own output goes to the
+caller's stdout and stderr, as `docker build` shows it).
+"""
+
+import os
+
+from .. import errors
+from ..userns import launcher
+from ..userns.launcher import run_in_userns
+from .commit import make_layer
+from .run import SignalForwarder, confinement, prepare_rootfs, write_etc_files
+from .storage import choose_driver
+
+_MOUNTPOINTS = ("etc/hosts", "etc/hostname", "etc/resolv.conf", "proc", "sys", "dev")
+
+
+class StepFailed(errors.BoxError):
+    """A RUN step's command exited non-zero (`docker build` exits 1)."""
+
+    exit_code = 1
+
+
+def run_step(store, idmap, lowers, argv, env, workdir="/", user="", network="host",
+             quiet=False):
+    """Run argv on top of the layer directories lowers; returns {"diff_id", "size"} of the
+    layer holding its changes, or raises StepFailed with the command's exit status."""
+    tmp = store.mkdtemp("build-run")
+    try:
+        driver = choose_driver(store, idmap)
+        spec = {"id": os.path.basename(tmp), "hostname": "buildkitsandbox", "argv": argv,
+                "env": env, "cwd": workdir or "/", "user": user, "tty": False,
+                "stdin": False, "init": False, "network": network, "read_only": False,
+                "rootfs": prepare_rootfs(tmp, driver, lowers, idmap), "mounts": [],
+                "etc_files": write_etc_files(tmp, network, "buildkitsandbox")}
+        spec.update(confinement(idmap))
+        code = _run_quietly(spec, idmap) if quiet else _run(spec, idmap)
+        if code != 0:
+            raise StepFailed("process %s did not complete successfully: exit code: %d"
+                             % (_quote(argv), code), exit_code=1)
+        changes = spec["rootfs"]["merged"] if driver == "copy" else spec["rootfs"]["upper"]
+        with store.lock():
+            return make_layer(store, idmap, driver, changes, lowers, _MOUNTPOINTS)
+    finally:
+        store.remove(tmp)
+
+
+def _run(spec, idmap):
+    forwarder = SignalForwarder()
+    try:
+        container = launcher.start(spec, idmap)
+        forwarder.attach(container.pid)
+        return container.wait()
+    finally:
+        forwarder.restore()
+
+
+def _run_quietly(spec, idmap):
+    """The step's output goes nowhere (build -q): stdout and stderr point at /dev/null while
+    the container inherits them."""
+    null = os.open("/dev/null", os.O_WRONLY)
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+        return _run(spec, idmap)
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in saved + [null]:
+            os.close(fd)
+
+
+def _quote(argv):
+    return "\"" + " ".join(argv).replace("\"", "\\\"") + "\""
+
+
+def _copy_inside(driver, rootfs, other_lowers, other_mount, plan, resolve_other):
+    from ..userns.mounts import mount_overlay
+    if driver != "copy":
+        mount_overlay(rootfs["merged"], rootfs["lower"], rootfs["upper"], rootfs["work"])
+    if other_lowers:
+        mount_overlay(other_mount, other_lowers)
+    count = 0
+    for item in plan:
+        if item.get("from_other"):
+            item = dict(item, sources=[], walk={})
+            for pattern in item["patterns"]:
+                for rel, is_dir, subs in resolve_other(other_mount, pattern):
+                    item["sources"].append((rel, is_dir))
+                    item["walk"][rel] = subs
+        count += _APPLY[item["kind"]](rootfs["merged"], item, other_mount)
+    return count
+
+
+def _apply_file(root, item, _other):
+    from ..layers.copyin import write_file
+    write_file(root, item["dest"], item["data"].encode("utf-8", "surrogateescape"),
+               item["uid"], item["gid"], item["mode"] or 0o644)
+    return 1
+
+
+def _apply_extract(root, item, _other):
+    """ADD of a local tar archive: unpacked at the destination (owners from the archive unless
+    --chown), as Docker does."""
+    from ..layers.compression import open_stream
+    from ..layers.copyin import ensure_dir
+    from ..layers.unpack import unpack
+    target = ensure_dir(root, item["dest"])
+    with open(item["path"], "rb") as raw:
+        stream, _compression = open_stream(raw)
+        stats = unpack(stream, target, keep_owners=not item["chown"])
+    if item["chown"]:
+        for top, dirs, files in os.walk(target):
+            for name in dirs + files:
+                os.lchown(os.path.join(top, name), item["uid"], item["gid"])
+    return stats.entries
+
+
+def _apply_copy(root, item, other_mount):
+    from ..layers.copyin import copy_into, is_dir_in
+    src_root = other_mount if item["from_other"] else item["root"]
+    sources, walk = item["sources"], item["walk"]
+    dest = item["dest"]
+    into = item["dest_is_dir"] or len(sources) > 1 or (
+        len(sources) == 1 and not sources[0][1] and is_dir_in(root, dest))
+    entries = []
+    for rel, is_dir in sources:
+        src = os.path.join(src_root, rel)
+        if is_dir:
+            # a directory's contents are copied, not the directory itself (Docker)
+            entries += [(os.path.join(src, sub), dest.rstrip("/") + "/" + sub)
+                        for sub in walk.get(rel, [])]
+            if not is_dir_in(root, dest):
+                entries.insert(0, (src, dest))
+        else:
+            entries.append((src, dest.rstrip("/") + "/" + os.path.basename(rel) if into
+                            else dest))
+    return copy_into(root, entries, item["uid"], item["gid"], item["mode"])
+
+
+_APPLY = {"file": _apply_file, "extract": _apply_extract, "copy": _apply_copy}
+
+
+def copy_step(store, idmap, lowers, plan, other_lowers=None, resolve_other=None):
+    """Write the plan's items into the root of lowers; returns the new layer's report.
+    plan: items from build/copyplan.py: {"kind": "copy"} (context sources, resolved, or
+    --from patterns, resolved here against the other root), {"kind": "file"} (a heredoc),
+    {"kind": "extract"} (ADD of a local archive). other_lowers: the layers of the stage or
+    image of COPY --from, mounted read-only beside the root; resolve_other(root, pattern) ->
+    [(relpath, is_dir, sub paths of a directory)] resolves their sources there."""
+    tmp = store.mkdtemp("build-copy")
+    try:
+        driver = choose_driver(store, idmap)
+        rootfs = prepare_rootfs(tmp, driver, lowers, idmap)
+        other_mount = os.path.join(tmp, "from")
+        os.mkdir(other_mount)
+        run_in_userns(_copy_inside, idmap, driver, rootfs, other_lowers or [], other_mount,
+                      plan, resolve_other)
+        changes = rootfs["merged"] if driver == "copy" else rootfs["upper"]
+        with store.lock():
+            return make_layer(store, idmap, driver, changes, lowers)
+    finally:
+        store.remove(tmp)

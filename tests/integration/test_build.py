@@ -1,0 +1,192 @@
+"""`build` end to end: instructions, multi-stage, .dockerignore, the cache, failures."""
+
+import json
+import os
+import tarfile
+import time
+
+import pytest
+
+from conftest import needs_userns
+
+pytestmark = needs_userns
+
+
+@pytest.fixture
+def context(tmp_path):
+    def make(dockerfile, files=None):
+        ctx = tmp_path / ("ctx%d" % len(list(tmp_path.iterdir())))
+        ctx.mkdir()
+        (ctx / "Dockerfile").write_text(dockerfile)
+        for name, data in (files or {}).items():
+            path = ctx / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(data, bytes):
+                path.write_bytes(data)
+            else:
+                path.write_text(data)
+        return str(ctx)
+    return make
+
+
+def config_of(cli, name):
+    return json.loads(cli.ok("inspect", name).out)[0]["Config"]
+
+
+def test_instructions_make_docker_configs_and_layers(cli, image, context):
+    ctx = context(
+        "FROM %s\n"
+        "ENV A=1 B=\"two words\"\n"
+        "WORKDIR /app\n"
+        "COPY hello.txt dir/ ./\n"
+        "RUN echo \"$A $B\" > run.txt && cat hello.txt\n"
+        "LABEL stage=test\n"
+        "EXPOSE 8080 53/udp\n"
+        "VOLUME /data\n"
+        "STOPSIGNAL SIGUSR1\n"
+        "HEALTHCHECK --interval=5s --retries=2 CMD true\n"
+        "USER app\n"
+        "ENTRYPOINT [\"sh\", \"-c\"]\n"
+        "CMD [\"cat /app/run.txt\"]\n" % image,
+        {"hello.txt": "hi\n", "dir/inner.txt": "inner\n"})
+    out = cli.ok("build", "-t", "built:cfg", ctx).out
+    assert "STEP 1/13: FROM" in out and "hi\n" in out
+    assert cli.ok("run", "--rm", "built:cfg").out == "1 two words\n"
+    cfg = config_of(cli, "built:cfg")
+    assert cfg["WorkingDir"] == "/app" and cfg["User"] == "app"
+    assert "A=1" in cfg["Env"] and "B=two words" in cfg["Env"]
+    assert cfg["Labels"] == {"stage": "test"}
+    assert set(cfg["ExposedPorts"]) == {"8080/tcp", "53/udp"}
+    assert cfg["Volumes"] == {"/data": {}} and cfg["StopSignal"] == "SIGUSR1"
+    assert cfg["Entrypoint"] == ["sh", "-c"] and cfg["Cmd"] == ["cat /app/run.txt"]
+    assert cfg["Healthcheck"]["Test"] == ["CMD-SHELL", "true"]  # shell form, as Docker
+    assert cfg["Healthcheck"]["Interval"] == 5 * 10 ** 9
+    assert cli.ok("run", "--rm", "--entrypoint", "ls", "built:cfg", "/app").out.split() == \
+        ["hello.txt", "inner.txt", "run.txt"]
+    layers = json.loads(cli.ok("inspect", "built:cfg").out)[0]["RootFS"]["Layers"]
+    base_layers = json.loads(cli.ok("inspect", image).out)[0]["RootFS"]["Layers"]
+    assert len(layers) == len(base_layers) + 2  # COPY and RUN only
+    history = json.loads(open(os.path.join(cli.root, "blobs", "sha256", json.loads(
+        cli.ok("inspect", "built:cfg").out)[0]["Id"][7:])).read())["history"]
+    assert history[-1]["empty_layer"] is True
+    assert any(h["created_by"].startswith("RUN") for h in history)
+
+
+def test_a_rebuild_is_cached_and_no_cache_is_not(cli, image, context):
+    ctx = context("FROM %s\nCOPY f /f\nRUN cat /f > /g\nENV X=1\n" % image, {"f": "v1"})
+    first = cli.ok("build", "-q", ctx).out.strip()
+    start = time.time()
+    again = cli.ok("build", ctx)
+    assert again.out.count("Using cache") == 3
+    assert again.out.strip().splitlines()[-1] == first
+    assert time.time() - start < 5
+    # mtime is not part of the key; content is
+    os.utime(os.path.join(ctx, "f"), (0, 0))
+    assert cli.ok("build", "-q", ctx).out.strip() == first
+    with open(os.path.join(ctx, "f"), "w") as f:
+        f.write("v2")
+    changed = cli.ok("build", ctx).out
+    assert "Using cache" not in changed
+    assert cli.ok("run", "--rm", changed.strip().splitlines()[-1], "cat", "/g").out == "v2"
+    assert "Using cache" not in cli.ok("build", "--no-cache", ctx).out
+
+
+def test_build_args_and_arg_scoping(cli, image, context):
+    ctx = context("ARG BASE=%s\nARG GLOBAL=g\nFROM $BASE\nARG WHO=nobody\nARG GLOBAL\n"
+                  "RUN echo \"$WHO $GLOBAL\" > /who\n" % image)
+    cli.ok("build", "--build-arg", "WHO=someone", "-t", "args:1", ctx)
+    assert cli.ok("run", "--rm", "args:1", "cat", "/who").out == "someone g\n"
+    assert "WHO" not in " ".join(config_of(cli, "args:1")["Env"] or [])
+    unused = cli.ok("build", "--build-arg", "NOPE=1", ctx)
+    assert "NOPE" in unused.err
+
+
+def test_multi_stage_target_and_unused_stages(cli, image, context):
+    ctx = context("FROM %s AS broken\nRUN exit 3\n\n"
+                  "FROM %s AS builder\nRUN echo built > /artifact\n\n"
+                  "FROM %s\nCOPY --from=builder /artifact /from-builder\n" % ((image,) * 3))
+    cli.ok("build", "-t", "multi:1", ctx)  # the failing stage is not needed
+    assert cli.ok("run", "--rm", "multi:1", "cat", "/from-builder").out == "built\n"
+    cli.ok("build", "--target", "builder", "-t", "multi:builder", ctx)
+    assert cli.ok("run", "--rm", "multi:builder", "cat", "/artifact").out == "built\n"
+    failed = cli("build", "--target", "broken", ctx)
+    assert failed.returncode == 1 and "exit code: 3" in failed.err
+
+
+def test_dockerignore_and_copy_flags(cli, image, context):
+    ctx = context("FROM %s\nCOPY --chown=app:app --chmod=600 . /ctx/\n" % image,
+                  {"keep.txt": "k", "secret.env": "s", "logs/a.log": "l",
+                   "logs/important.log": "i", ".dockerignore": "*.env\nlogs\n!logs/important.log\n"})
+    cli.ok("build", "-t", "ignore:1", ctx)
+    out = cli.ok("run", "--rm", "ignore:1", "sh", "-c",
+                 "cd /ctx && find . -type f | sort; stat -c '%u:%g %a' keep.txt").out.split("\n")
+    assert "./keep.txt" in out and "./logs/important.log" in out
+    assert "./secret.env" not in out and "./logs/a.log" not in out
+    assert "1000:1000 600" in out
+
+
+def test_add_extracts_local_archives(cli, image, context, tmp_path):
+    archive = tmp_path / "a.tar.gz"
+    src = tmp_path / "tree"
+    (src / "d").mkdir(parents=True)
+    (src / "d" / "x").write_text("x")
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(src / "d", arcname="d")
+    ctx = context("FROM %s\nADD a.tar.gz /opt/\n" % image, {"a.tar.gz": archive.read_bytes()})
+    cli.ok("build", "-t", "add:1", ctx)
+    assert cli.ok("run", "--rm", "add:1", "cat", "/opt/d/x").out == "x"
+
+
+def test_onbuild_triggers_run_in_child_builds(cli, image, context):
+    parent = context("FROM %s\nONBUILD RUN echo triggered > /onbuild\n" % image)
+    cli.ok("build", "-t", "onbuild:parent", parent)
+    child = context("FROM onbuild:parent\nRUN cat /onbuild\n")
+    out = cli.ok("build", "-t", "onbuild:child", child).out
+    assert "triggered" in out
+    assert config_of(cli, "onbuild:child")["OnBuild"] is None
+
+
+def test_shell_instruction_changes_run(cli, image, context):
+    ctx = context("FROM %s\nSHELL [\"/bin/sh\", \"-ec\"]\nRUN echo $0 > /shell\n" % image)
+    cli.ok("build", "-t", "shell:1", ctx)
+    assert cli.ok("run", "--rm", "shell:1", "cat", "/shell").out == "/bin/sh\n"
+    assert config_of(cli, "shell:1")["Shell"] == ["/bin/sh", "-ec"]
+
+
+@pytest.mark.parametrize("dockerfile,files,message", [
+    ("FROM {img}\nFROBNICATE x\n", {}, "Dockerfile:2: unknown instruction: FROBNICATE"),
+    ("FROM {img}\nCOPY missing.txt /\n", {}, "not found"),
+    ("FROM {img}\nCOPY ../outside /\n", {}, "outside the build context"),
+    ("FROM no-such-base:1\n", {}, "base image no-such-base:1 not found"),
+    ("FROM {img}\nRUN echo failing; exit 7\n", {}, "exit code: 7"),
+    ("FROM {img}\nCOPY --from=nostage /a /b\n", {}, "no such stage or image"),
+])
+def test_bad_builds_fail_with_one_line(cli, image, context, dockerfile, files, message):
+    before = set(json.loads(open(os.path.join(cli.root, "images.json")).read())["tags"])
+    proc = cli("build", "-t", "bad:1", context(dockerfile.format(img=image), files))
+    assert proc.returncode == 1, proc.err
+    assert message in proc.err
+    assert "Traceback" not in proc.err
+    assert [l for l in proc.err.splitlines() if l.startswith("rootless-box: error:")]
+    tags = set(json.loads(open(os.path.join(cli.root, "images.json")).read())["tags"])
+    assert tags == before
+    assert os.listdir(os.path.join(cli.root, "tmp")) == []
+
+
+def test_symlinks_in_the_context_are_not_followed_out(cli, image, context, tmp_path):
+    secret = tmp_path / "host-secret"
+    secret.write_text("host only")
+    ctx = context("FROM %s\nCOPY link /copied\n" % image)
+    os.symlink(str(secret), os.path.join(ctx, "link"))
+    cli.ok("build", "-t", "link:1", ctx)
+    out = cli.ok("run", "--rm", "link:1", "sh", "-c", "readlink /copied; cat /copied 2>&1; "
+                                                    "true").out
+    assert str(secret) in out and "host only" not in out
+
+
+def test_build_from_stdin_and_iidfile(cli, image, tmp_path):
+    iid = tmp_path / "iid"
+    proc = cli.ok("build", "--iidfile", iid, "-q", "-", input=(
+        "FROM %s\nRUN echo stdin > /s\n" % image).encode())
+    assert iid.read_text() == proc.out.strip()
+    assert cli.ok("run", "--rm", proc.out.strip(), "cat", "/s").out == "stdin\n"

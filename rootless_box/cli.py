@@ -40,6 +40,8 @@ GROUPS = {
     "container": {"ls": "ps", "list": "ps", "rm": "rm", "remove": "rm", "run": "run",
                   "inspect": "inspect", "commit": "commit", "export": "export"},
     "system": {"df": "system df", "prune": "system prune", "info": "info"},
+    # build cache entries are ordinary untagged images: pruning them is an image prune
+    "builder": {"prune": "image prune", "build": "build"},
 }
 EXTRA = {"image from-host": ("fromhost", "Make a base image from host binaries and the "
                                          "shared libraries they need (no download)"),
@@ -59,6 +61,7 @@ def _usage():
               "  %-10s %s" % ("container", "Manage containers (ls, rm, run, inspect, commit, "
                                            "export)"),
               "  %-10s %s" % ("system", "Manage rootless-box (df, prune, info)"),
+              "  %-10s %s" % ("builder", "Manage builds (build, prune)"),
               "", "Global options:", "  -D, --debug     Show tracebacks of internal errors",
               "  -v, --version   Print version information and quit",
               "  -h, --help      Print usage", "",

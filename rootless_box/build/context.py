@@ -195,6 +195,10 @@ def resolve_source(context_dir: str, pattern: str, matcher: Matcher | None = Non
     parts = cleaned.split("/") if cleaned else []
     for index, part in enumerate(parts):
         last = index == len(parts) - 1
+        if part == "**" and not last:
+            # zero or more directories (BuildKit's patterns; Go's Match alone has no `**`)
+            found = [d for base in found for d in _directories_below(context_dir, base)]
+            continue
         found = [relpath for base in found for relpath in _expand(context_dir, base, part, last)]
     if matcher:
         found = [relpath for relpath in found if _present(context_dir, relpath, matcher)]
@@ -227,6 +231,20 @@ def _expand(context_dir, base, part, last):
         st = _lstat(context_dir, relpath)
         if st is not None and (last or stat.S_ISDIR(st.st_mode)):
             yield relpath
+
+
+def _directories_below(context_dir, base):
+    """base and every directory under it, never through a symlink."""
+    result, stack = [], [base]
+    while stack:
+        current = stack.pop()
+        result.append(current)
+        for name in sorted(_names_in(context_dir, current), reverse=True):
+            relpath = f"{current}/{name}" if current else name
+            st = _lstat(context_dir, relpath)
+            if st is not None and stat.S_ISDIR(st.st_mode):
+                stack.append(relpath)
+    return result
 
 
 def _names_in(context_dir, relpath):

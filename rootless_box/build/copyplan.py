@@ -31,7 +31,9 @@ def plan(builder, state, ins, env, what):
         raise errors.UsageError("%s requires at least two arguments" % what)
     sources, dest = args[:-1], args[-1]
     workdir = state.runtime.get("WorkingDir") or "/"
-    dest_is_dir = dest.endswith("/") or len(sources) > 1
+    # `COPY f .` and `COPY f dir/.` name a directory, like a trailing slash (Docker)
+    dest_is_dir = dest.endswith("/") or len(sources) > 1 or \
+        os.path.basename(dest) in (".", "..")
     if not dest.startswith("/"):
         dest = os.path.join(workdir, dest)
     dest = os.path.normpath(dest) if dest not in ("/", "") else "/"

@@ -107,7 +107,8 @@ class Builder:
         df = parser.parse(text, os.path.basename(self.opts.dockerfile))
         self.escape = df.escape
         global_args, stages = _split_stages(df.instructions)
-        self.global_args = {}
+        # BuildKit's automatic platform ARGs: in FROM lines, and in a stage that declares them
+        self.global_args = platform_args()
         for ins in global_args:
             self._declare_args(ins, self.global_args, self.global_args)
         target = self._target_index(stages)
@@ -264,7 +265,7 @@ class Builder:
         state.image_id = image.id
         state.key = key
         self.new_cache[key] = image.id
-        self.emit("cached", "--> Using cache %s" % image.id[7:19])
+        self.emit("cached", "--> CACHED %s" % image.id[7:19])
         return True
 
     def _history(self, state, created_by, empty=False):
@@ -297,7 +298,7 @@ class Builder:
         return self._matcher
 
     def _layer_dirs(self, state):
-        return [self.store.layer_path(d) for d in reversed(state.diff_ids)]
+        return images.layer_dirs(self.store, state.diff_ids)
 
     # ENV, LABEL: (key, value, separator) triples
     def _pairs(self, ins, env):
@@ -474,6 +475,17 @@ class Builder:
                                       other, copyplan.resolve_in)
         dests = ", ".join(item["dest"] for item in plan)
         self._add_layer(state, key, "%s %s in %s" % (what, content_key[:19], dests), report)
+
+
+def platform_args():
+    arch = oci_image.host_arch()
+    variant = "v8" if arch == "arm64" else ""
+    platform = "linux/%s%s" % (arch, "/" + variant if variant else "")
+    values = {}
+    for prefix in ("TARGET", "BUILD"):
+        values.update({prefix + "PLATFORM": platform, prefix + "OS": "linux",
+                       prefix + "ARCH": arch, prefix + "VARIANT": variant})
+    return values
 
 
 def _split_stages(instructions):

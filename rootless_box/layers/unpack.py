@@ -63,6 +63,7 @@ class UnpackStats:
     skipped_devices: int = 0
     ignored_whiteouts: int = 0
     unmapped_owners: int = 0
+    skipped_entries: int = 0
 
 
 def unpack(stream, dest: str, *, keep_owners: bool, whiteouts: bool = False) -> UnpackStats:
@@ -160,8 +161,10 @@ class _Unpacker:
 
     def _root(self, member):
         if not member.isdir():
-            raise BadArchive(f"unsafe archive entry: {member.name!r}: only a directory can "
-                             "stand for the root")
+            # a file named "" or "." cannot replace the root: skipped, as Docker's and
+            # buildah's extractors skip it (buildah's add/dir-not-dir context has one)
+            self.stats.skipped_entries += 1
+            return
         self._deferred[self._dest] = member
 
     def _directory(self, name):

@@ -38,7 +38,20 @@ class Image:
 
     def layer_dirs(self):
         """Unpacked layer directories, topmost first (overlayfs lowerdir order)."""
-        return [self.store.layer_path(d) for d in reversed(self.diff_ids)]
+        return layer_dirs(self.store, self.diff_ids)
+
+
+def layer_dirs(store, diff_ids):
+    """Directories of diff_ids (bottom first), topmost first as overlayfs wants them. A layer
+    that appears twice (two RUN steps that changed nothing give the same empty layer) is kept
+    only at its topmost place: overlayfs refuses a directory twice (ELOOP), and the lower copy
+    cannot show through the upper one, which holds the same entries and whiteouts."""
+    seen, dirs = set(), []
+    for diff_id in reversed(diff_ids):
+        if diff_id not in seen:
+            seen.add(diff_id)
+            dirs.append(store.layer_path(diff_id))
+    return dirs
 
 
 def _tags_of(index, image_id):

@@ -188,6 +188,10 @@ def _populate_inside(layers, root):
 
 def prepare_rootfs(cdir, driver, lower, idmap):
     """The rootfs part of a run spec in directory cdir: overlay dirs, or a filled copy."""
+    if not lower:
+        # an image with no layer yet (FROM scratch): overlayfs needs one lower directory
+        lower = [os.path.join(cdir, "empty")]
+        os.mkdir(lower[0], 0o755)
     rootfs = {"driver": driver, "lower": lower}
     if driver == "copy":
         # last resort (no overlay): the container gets its own copy of the image

@@ -105,13 +105,34 @@ def _depth(path):
     return len([p for p in path.split("/") if p])
 
 
+# mount(2) copies at most one page of options: long layer paths must be shortened
+_MAX_MOUNT_DATA = 4000
+
+
+def overlay_data(lower, upper=None, work=None):
+    """-> (directory to chdir to first or None, overlay mount options). Past a page of
+    options, the lower dirs are named relative to their common parent (the store's layers
+    directory), as containers/storage does with its short links."""
+    def build(names):
+        data = "lowerdir=" + ":".join(_overlay_path(p) for p in names)
+        if upper:
+            data += ",upperdir=%s,workdir=%s" % (_overlay_path(upper), _overlay_path(work))
+        return data + ",userxattr"
+
+    data = build(lower)
+    parents = {os.path.dirname(p) for p in lower}
+    if len(data) <= _MAX_MOUNT_DATA or len(parents) != 1:
+        return None, data
+    return parents.pop(), build([os.path.basename(p) for p in lower])
+
+
 def mount_overlay(target, lower, upper=None, work=None):
     """Mount an overlay at target (in the caller's user and mount namespace). Without upper,
     a read-only view: the top layer given first (lowerdir order)."""
-    data = "lowerdir=" + ":".join(_overlay_path(p) for p in lower)
-    if upper:
-        data += ",upperdir=%s,workdir=%s" % (_overlay_path(upper), _overlay_path(work))
-    libc.mount("overlay", target, "overlay", 0 if upper else RDONLY, data + ",userxattr")
+    cwd, data = overlay_data(lower, upper, work)
+    if cwd:
+        os.chdir(cwd)
+    libc.mount("overlay", target, "overlay", 0 if upper else RDONLY, data)
 
 
 def unmount(target):
@@ -223,9 +244,9 @@ class Executor:
         self.sys.mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE, None)
 
     def op_mount_overlay(self, root, lower, upper, work):
-        data = "lowerdir=%s,upperdir=%s,workdir=%s,userxattr" % (
-            ":".join(_overlay_path(p) for p in lower), _overlay_path(upper),
-            _overlay_path(work))
+        cwd, data = overlay_data(lower, upper, work)
+        if cwd:
+            self.sys.chdir(cwd)
         self.sys.mount("overlay", root, "overlay", 0, data)
 
     def op_mount_fuse(self, root, lower, upper, work):

@@ -167,3 +167,13 @@ def test_copy_driver_binds_the_prepared_copy_onto_itself(tmp_path):
      "mode=1777")])
 def test_tmpfs_options(options, flags, data):
     assert mounts.tmpfs_options(options) == (flags, data)
+
+
+def test_long_layer_lists_are_named_relative_to_their_parent():
+    layers = ["/home/someone/.local/share/rootless-box/layers/subuid-1x2_1x2/%064x" % i
+              for i in range(40)]
+    cwd, data = mounts.overlay_data(layers, "/u", "/w")
+    assert cwd == os.path.dirname(layers[0])
+    assert data.startswith("lowerdir=%064x:%064x" % (0, 1)) and len(data) < 4000
+    short_cwd, short = mounts.overlay_data(layers[:2], "/u", "/w")
+    assert short_cwd is None and short.startswith("lowerdir=" + layers[0])

@@ -1,0 +1,189 @@
+"""Benchmark: `build` of an 8-step Dockerfile, cold and fully cached, beside podman build and
+buildah bud (when installed) on the same context and the same busybox base.
+
+Owns: timing the build figures of issue 4 (a COPY of 5,000 small files and a 50 MB file, a RUN
+that creates 1,000 files; then a rebuild where every step is cached). The peers get a private
+store set up the fair way (BASELINES.md: native overlay via storage.conf, runc, host network).
+Must not: run as root, touch the user's own stores, or leave processes or files behind.
+
+Usage: .venv/bin/python bench/build.py [--runs 3]
+"""
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+DOCKERFILE = """FROM {base}
+ENV APP=/app
+WORKDIR /app
+COPY small/ /app/small/
+COPY big.bin /app/big.bin
+RUN mkdir /app/gen && cd /app/gen && i=0; while [ $i -lt 1000 ]; do echo $i > f$i; i=$((i+1)); done
+LABEL bench=build
+CMD ["ls", "/app"]
+"""
+
+
+def log(msg):
+    print("build: " + msg, file=sys.stderr, flush=True)
+
+
+def _context(top):
+    ctx = os.path.join(top, "ctx")
+    small = os.path.join(ctx, "small")
+    os.makedirs(small)
+    for i in range(5000):
+        with open(os.path.join(small, "f%04d" % i), "w") as f:
+            f.write("file %d\n" % i)
+    block = os.urandom(1 << 20)
+    with open(os.path.join(ctx, "big.bin"), "wb") as f:
+        for _ in range(50):
+            f.write(block)
+    return ctx
+
+
+def _timed(cmd, env, cwd=None):
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if proc.returncode != 0:
+        raise RuntimeError("%s: %s" % (" ".join(cmd[:3]), proc.stderr.decode(
+            "utf-8", "replace").strip().splitlines()[-1:]))
+    return time.perf_counter() - start
+
+
+class _Peer:
+    """podman or buildah on a private overlay store."""
+
+    def __init__(self, tool, top, base_tar):
+        self.tool = tool
+        self.root = os.path.join(top, tool)
+        graph, run = os.path.join(self.root, "graph"), os.path.join(self.root, "run")
+        for sub in ("data", "config", "xdg", "tmp"):
+            os.makedirs(os.path.join(self.root, sub), mode=0o700)
+        conf = os.path.join(self.root, "storage.conf")
+        with open(conf, "w") as f:
+            f.write('[storage]\ndriver = "overlay"\ngraphroot = "%s"\nrunroot = "%s"\n'
+                    'rootless_storage_path = "%s"\n' % (graph, run, graph))
+        engine = os.path.join(self.root, "containers.conf")
+        with open(engine, "w") as f:
+            f.write('[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n'
+                    'tmp_dir = "%s/tmp"\n' % self.root)
+        self.env = dict(os.environ, CONTAINERS_STORAGE_CONF=conf, CONTAINERS_CONF=engine,
+                        XDG_DATA_HOME=os.path.join(self.root, "data"),
+                        XDG_CONFIG_HOME=os.path.join(self.root, "config"),
+                        XDG_RUNTIME_DIR=os.path.join(self.root, "xdg"))
+        self.base = [tool, "--root", graph, "--runroot", run]
+        podman = ["podman", "--root", graph, "--runroot", run, "--runtime", "runc"]
+        subprocess.run(podman + ["import", "-q", base_tar, "localhost/bench-base"],
+                       env=self.env, check=True, capture_output=True)
+
+    def build(self, ctx, tag, no_cache=False):
+        if self.tool == "podman":
+            cmd = self.base + ["--runtime", "runc", "build", "--network", "host", "-t", tag]
+        else:
+            cmd = self.base + ["bud", "--runtime", "runc", "--network", "host", "--layers",
+                               "-t", tag]
+        return _timed(cmd + (["--no-cache"] if no_cache else []) + [ctx], self.env)
+
+    def close(self):
+        subprocess.run(["podman", "unshare", "rm", "-rf", self.root], env=self.env,
+                       capture_output=True)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args(argv)
+    if os.geteuid() == 0:
+        log("refusing to run as root: this measures rootless builds")
+        return 2
+    top = tempfile.mkdtemp(prefix="rbx-bench-build-")
+    peers = []
+    try:
+        log("making the context (5,000 files and 50 MB)")
+        ctx = _context(top)
+        from rootless_box.ops.fromhost import write_rootfs_tar
+        base_tar = os.path.join(top, "base.tar")
+        with open(base_tar, "wb") as f:
+            write_rootfs_tar(["/bin/busybox"], f)
+        env = dict(os.environ, XDG_DATA_HOME=os.path.join(top, "rbx"))
+        rbx = [sys.executable, "-m", "rootless_box"]
+        subprocess.run(rbx + ["import", base_tar, "localhost/bench-base"], env=env,
+                       check=True, capture_output=True)
+        with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+            f.write(DOCKERFILE.format(base="localhost/bench-base"))
+        tools = {"rootless-box": None}
+        for tool in ("podman", "buildah"):
+            if shutil.which(tool) and shutil.which("runc"):
+                try:
+                    tools[tool] = _Peer(tool, top, base_tar)
+                    peers.append(tools[tool])
+                except (subprocess.CalledProcessError, OSError) as exc:
+                    log("%s cannot be set up: %s" % (tool, exc))
+        cold = {name: [] for name in tools}
+        cached = {name: [] for name in tools}
+        failed = {}
+        for run in range(args.runs):
+            for name, peer in tools.items():
+                if name in failed:
+                    continue
+                try:
+                    if peer is None:
+                        cold[name].append(_timed(rbx + ["build", "--no-cache", "-t", "b",
+                                                        ctx], env))
+                        cached[name].append(_timed(rbx + ["build", "-t", "b", ctx], env))
+                    else:
+                        cold[name].append(peer.build(ctx, "b", no_cache=True))
+                        cached[name].append(peer.build(ctx, "b"))
+                except RuntimeError as exc:
+                    failed[name] = str(exc)
+                    log("%s failed: %s" % (name, exc))
+        _table(args, cold, cached, failed)
+    finally:
+        for peer in peers:
+            peer.close()
+        from rootless_box.store import remove_tree
+        if not remove_tree(top):
+            subprocess.run(["podman", "unshare", "rm", "-rf", top], capture_output=True)
+    return 0
+
+
+def _table(args, cold, cached, failed):
+    def med(values):
+        return statistics.median(values) if values else None
+
+    ours_cold, ours_cached = med(cold["rootless-box"]), med(cached["rootless-box"])
+    print("An 8-step Dockerfile (busybox base, COPY of 5,000 small files and a 50 MB file, a "
+          "RUN creating 1,000 files); %d runs, tools alternating; medians." % args.runs)
+    print()
+    print("| figure | rootless-box | peer | ratio |")
+    print("|---|---|---|---|")
+    for tool in ("podman", "buildah"):
+        if tool not in cold:
+            continue
+        for label, ours, theirs in (("cold build", ours_cold, med(cold[tool])),
+                                    ("fully cached rebuild", ours_cached, med(cached[tool]))):
+            if theirs is None or ours is None:
+                print("| %s, beside %s | %s | n/a (%s) | - |" % (
+                    label, tool, "%.2f s" % ours if ours else "failed",
+                    failed.get(tool, "failed")))
+            else:
+                print("| %s, beside %s | %.2f s | %.2f s | %.2f |"
+                      % (label, tool, ours, theirs, ours / theirs))
+    if len(cold) == 1:
+        print("| cold build | %.2f s | n/a | - |" % ours_cold)
+        print("| fully cached rebuild | %.2f s | n/a | - |" % ours_cached)
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

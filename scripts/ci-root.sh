@@ -78,6 +78,12 @@ install -d -m 0755 -o "$user" -g "$(id -g "$user")" "$work/src"
 tar -C "$src" --exclude=./.venv --exclude=./.git --exclude=./build --exclude=./dist \
     --exclude='__pycache__' -cf - . |
     runuser -u "$user" -- tar -C "$work/src" -xf -
+# The conformance data (../shared/conformance beside the clone) goes beside the copy too, so
+# tests/conformance finds it where it looks: next to the tree.
+if [ -d "$src/../shared" ]; then
+    install -d -m 0755 -o "$user" -g "$(id -g "$user")" "$work/shared"
+    tar -C "$src/../shared" -cf - . | runuser -u "$user" -- tar -C "$work/shared" -xf -
+fi
 
 # A clean environment: root's PATH may name directories the user cannot read (pyenv shims),
 # and HOME must be the user's. Proxy, pip and CA settings are kept so pip reaches its index.

@@ -22,8 +22,11 @@ def plan(builder, state, ins, env, what):
     """-> (plan items for ops.buildsteps.copy_step, content key, lowers of --from or None)."""
     flags = dict((f[2:].partition("=")[0], f[2:].partition("=")[2]) for f in ins.flags)
     for flag in flags:
-        if flag not in ("from", "chown", "chmod", "link", "parents", "exclude", "checksum",
-                        "keep-git-dir", "unpack"):
+        if flag in ("parents", "exclude", "keep-git-dir", "unpack"):
+            # accepting and ignoring these would copy what the Dockerfile asked to leave out
+            raise errors.UsageError("%s --%s is not supported yet" % (what, flag),
+                                    "copy without it, or filter with .dockerignore")
+        if flag not in ("from", "chown", "chmod", "link", "checksum"):
             raise errors.UsageError("unknown flag for %s: --%s" % (what, flag))
     args = [expand_word(a, env, builder.escape) if not a.startswith("<<") else a
             for a in ins.args]
@@ -60,12 +63,22 @@ def plan(builder, state, ins, env, what):
                       "mode": mode})
         key_parts += ["from:" + other_id] + patterns
         return items, _digest(key_parts), other
+    urls = [p for p in patterns if "://" in p]
+    if urls:
+        if what != "ADD" or len(patterns) != 1:
+            raise errors.UsageError("%s cannot take a URL here: %s" % (what, urls[0]),
+                                    "ADD takes one URL at a time; COPY takes none")
+        tmp, name, digest = builder.fetch(urls[0], flags.get("checksum"))
+        items.append({"kind": "copy", "from_other": False, "root": tmp,
+                      "sources": [(name, False)], "walk": {}, "dest": dest,
+                      "dest_is_dir": dest_is_dir, "uid": uid, "gid": gid, "mode": mode})
+        key_parts += [urls[0], digest]
+        return items, _digest(key_parts), None
+    if flags.get("checksum"):
+        raise errors.UsageError("ADD --checksum is only for URLs")
     matcher = builder.context_matcher()
     resolved = []
     for pattern in patterns:
-        if "://" in pattern:
-            raise errors.UsageError("%s of a URL is not supported yet: %s" % (what, pattern),
-                                    "download it into the build context and COPY it")
         resolved += ctx.resolve_source(builder.opts.context, pattern, matcher)
     if len(resolved) > 1:
         dest_is_dir = True

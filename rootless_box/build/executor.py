@@ -92,9 +92,17 @@ class Builder:
         self.new_cache = {}
         self.used_build_args = set()
         self._matcher = None
+        self._downloads = []
 
     # -- the whole build -------------------------------------------------------------------
     def build(self):
+        try:
+            return self._build()
+        finally:
+            for tmp in self._downloads:
+                self.store.remove(tmp)
+
+    def _build(self):
         text = self.opts.dockerfile_text
         if text is None:
             try:
@@ -290,6 +298,11 @@ class Builder:
         state.image_id = self._record(state, key)
         state.key = key
         self.emit("done", "--> %s" % state.image_id[7:19])
+
+    def fetch(self, url, checksum):
+        tmp, name, digest = buildsteps.fetch_url(self.store, url, checksum)
+        self._downloads.append(tmp)
+        return tmp, name, digest
 
     def context_matcher(self):
         if self._matcher is None:

@@ -80,6 +80,42 @@ def _quote(argv):
     return "\"" + " ".join(argv).replace("\"", "\\\"") + "\""
 
 
+def fetch_url(store, url, checksum=None):
+    """ADD <url>: download into a store temporary (verified against --checksum when given).
+    Returns (temporary directory, file name); the caller removes the directory."""
+    import hashlib
+    import posixpath
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme not in ("http", "https"):
+        raise errors.UsageError("unsupported URL scheme in ADD: %s" % url)
+    name = posixpath.basename(parsed.path.rstrip("/")) or "__unnamed__"
+    tmp = store.mkdtemp("add-url")
+    digest = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, \
+                open(os.path.join(tmp, name), "wb") as out:
+            while True:
+                chunk = response.read(1 << 20)
+                if not chunk:
+                    break
+                digest.update(chunk)
+                out.write(chunk)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        store.remove(tmp)
+        raise errors.BoxError("ADD cannot download %s: %s" % (url, getattr(exc, "reason", exc)),
+                              "check the URL, or download it into the context and COPY it")
+    got = "sha256:" + digest.hexdigest()
+    if checksum and checksum != got:
+        store.remove(tmp)
+        raise errors.BoxError("ADD %s: checksum mismatch: expected %s, got %s"
+                              % (url, checksum, got))
+    os.chmod(os.path.join(tmp, name), 0o600)  # Docker's mode for downloaded files
+    return tmp, name, got
+
+
 def _copy_inside(driver, rootfs, other_lowers, other_mount, plan, resolve_other):
     from ..userns.mounts import mount_overlay
     if driver != "copy":

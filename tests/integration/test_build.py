@@ -199,3 +199,42 @@ def test_build_from_stdin_and_iidfile(cli, image, tmp_path):
         "FROM %s\nRUN echo stdin > /s\n" % image).encode())
     assert iid.read_text() == proc.out.strip()
     assert cli.ok("run", "--rm", proc.out.strip(), "cat", "/s").out == "stdin\n"
+
+
+def test_unsupported_copy_flags_are_refused_not_ignored(cli, image, context):
+    proc = cli("build", context("FROM %s\nCOPY --exclude=*.md . /x/\n" % image, {"a.md": "a"}))
+    assert proc.returncode == 1 and "--exclude is not supported yet" in proc.err
+
+
+def test_add_from_a_url_with_checksum(cli, image, context, tmp_path):
+    import hashlib
+    import http.server
+    import threading
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "payload.txt").write_text("from the web\n")
+    digest = "sha256:" + hashlib.sha256(b"from the web\n").hexdigest()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, directory=str(served), **kw)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = "http://127.0.0.1:%d/payload.txt" % server.server_address[1]
+    try:
+        ok = context("FROM %s\nADD --checksum=%s %s /web/\n" % (image, digest, url))
+        direct = {"NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"}
+        cli.ok("build", "-t", "url:1", ok, env=direct)
+        assert cli.ok("run", "--rm", "url:1", "sh", "-c",
+                      "cat /web/payload.txt; stat -c %a /web/payload.txt").out == \
+            "from the web\n600\n"
+        bad = context("FROM %s\nADD --checksum=sha256:%s %s /web/\n" % (image, "0" * 64, url))
+        proc = cli("build", bad, env=direct)
+        assert proc.returncode == 1 and "checksum mismatch" in proc.err
+        assert os.listdir(os.path.join(cli.root, "tmp")) == []
+    finally:
+        server.shutdown()

@@ -78,6 +78,12 @@ def main(parsed):
             sys.stdout.write(text + "\n")
             sys.stdout.flush()
 
+    if not parsed.quiet and parsed.progress not in ("plain", None, "auto"):
+        raise UsageError("unknown --progress %r" % parsed.progress, "use auto or plain")
+    if not parsed.quiet and parsed.progress != "plain" and sys.stdout.isatty():
+        from ..ui.buildprogress import RichSteps
+        emit = RichSteps()
+
     image_id = build(store, idmap, opts, emit)
     if parsed.iidfile:
         with open(parsed.iidfile, "w") as f:

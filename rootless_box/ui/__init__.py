@@ -1,0 +1,1 @@
+"""Terminal display with rich (imported lazily: never on the `run` path)."""

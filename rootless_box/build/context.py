@@ -299,28 +299,33 @@ def _present(context_dir, relpath, matcher):
 
 # --- content keys -------------------------------------------------------------------------------
 
-def content_key(context_dir: str, relpaths, matcher: Matcher | None = None) -> str:
+def content_key(context_dir: str, relpaths, matcher: Matcher | None = None,
+                known: dict | None = None) -> str:
     """sha256 over the names, mode bits and contents of the sources and everything under them.
 
     Never mtimes, owners or inode numbers, so a fresh clone of the same tree gets the same key.
     Excluded entries are left out; a symlink contributes its target text, not what it points to.
+    known: {relpath: [size, mtime_ns, ctime_ns, inode, digest]} from an earlier build of this
+    context, updated in place: a file whose stat is unchanged is not read again (as git's index
+    does). The stat only decides whether to read; the key is always made of content digests.
     """
     matcher = matcher or Matcher()
     digest = hashlib.sha256()
     buffer = bytearray(CHUNK_SIZE)
+    buffer_known = (buffer, known)
     for relpath in relpaths:
         relpath = _internal(relpath)
         parent, _, name = relpath.rpartition("/")
         parent_fd = _open_dir_or_fail(context_dir, parent)
         try:
             st = _lstat_in(parent_fd, name, relpath) if name else os.stat(context_dir)
-            _add_entry(digest, buffer, parent_fd, name, relpath or ROOT, st)
+            _add_entry(digest, buffer_known, parent_fd, name, relpath or ROOT, st)
         finally:
             os.close(parent_fd)
         if stat.S_ISDIR(st.st_mode):
             for child, child_st, dir_fd, child_name in _walk_entries(context_dir, matcher,
                                                                     relpath):
-                _add_entry(digest, buffer, dir_fd, child_name, child, child_st)
+                _add_entry(digest, buffer_known, dir_fd, child_name, child, child_st)
     return "sha256:" + digest.hexdigest()
 
 
@@ -331,12 +336,20 @@ def _lstat_in(dir_fd, name, relpath):
         raise ContextError(f'failed to compute cache key: "/{relpath}": not found') from None
 
 
-def _add_entry(digest, buffer, dir_fd, name, relpath, st):
+def _add_entry(digest, buffer_known, dir_fd, name, relpath, st):
     """One record: type and permission bits, NUL, the name, NUL, the content's digest, NUL.
     Names hold no NUL, so the records cannot run into each other."""
     kind = stat.S_IFMT(st.st_mode)
     if stat.S_ISREG(st.st_mode):
-        body = _file_digest(dir_fd, name, relpath, st, buffer)
+        buffer, known = buffer_known
+        signature = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+        entry = known.get(relpath) if known is not None else None
+        if entry is not None and entry[:4] == signature:
+            body = entry[4]
+        else:
+            body = _file_digest(dir_fd, name, relpath, st, buffer)
+            if known is not None:
+                known[relpath] = signature + [body]
     elif stat.S_ISLNK(st.st_mode):
         body = hashlib.sha256(os.readlink(os.fsencode(name), dir_fd=dir_fd)).hexdigest()
     else:

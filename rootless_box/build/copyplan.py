@@ -99,7 +99,8 @@ def plan(builder, state, ins, env, what):
     items.append({"kind": "copy", "from_other": False, "root": builder.opts.context,
                   "sources": found, "walk": walk, "dest": dest, "dest_is_dir": dest_is_dir,
                   "uid": uid, "gid": gid, "mode": mode})
-    key_parts.append(ctx.content_key(builder.opts.context, resolved, matcher))
+    key_parts.append(ctx.content_key(builder.opts.context, resolved, matcher,
+                                     builder.known_files()))
     return items, _digest(key_parts), None
 
 

@@ -93,6 +93,7 @@ class Builder:
         self.used_build_args = set()
         self._matcher = None
         self._downloads = []
+        self._known = None
 
     # -- the whole build -------------------------------------------------------------------
     def build(self):
@@ -136,6 +137,8 @@ class Builder:
         if image_id is None:
             image_id = self._record(final, final.key + "|final")
         _cache_save(self.store, self.new_cache)
+        if self._known is not None:
+            _save_known(self.store, self.opts.context, self._known)
         unused = set(self.opts.build_args) - self.used_build_args - set(_PROXY_ARGS)
         if unused:
             self.emit("warning", "one or more build args were not consumed: %s"
@@ -304,6 +307,12 @@ class Builder:
         self._downloads.append(tmp)
         return tmp, name, digest
 
+    def known_files(self):
+        """Content digests of this context's files from the last build, by stat signature."""
+        if self._known is None:
+            self._known = _read_known(self.store).get(self.opts.context, {})
+        return self._known
+
     def context_matcher(self):
         if self._matcher is None:
             from .context import load_ignore
@@ -452,7 +461,11 @@ class Builder:
         else:
             argv = self._command(state, ins)
         build_env = {k: v for k, v in state.args.items() if v is not None}
-        run_env = dict(build_env, **state.env_map())
+        # Docker's predefined proxy ARGs reach RUN without an ARG line, and stay out of the
+        # cache key and the history (they change with the network, not the image)
+        proxies = {k: v for k, v in self.opts.build_args.items() if k in _PROXY_ARGS}
+        run_env = dict(proxies, **build_env)
+        run_env.update(state.env_map())
         used = sorted(k for k in build_env if k in self.opts.build_args)
         self.used_build_args.update(used)
         key = _key(state.key, "RUN " + fastjson.dumps(argv).decode(),
@@ -575,6 +588,30 @@ def _cache_save(store, entries):
         index = store.read_index()
         cache = {k: v for k, v in cache.items() if v in index["images"]}
         atomic_write(_cache_path(store), fastjson.dumps(cache))
+
+
+def _known_path(store):
+    return os.path.join(store.root, "buildcache-files.json")
+
+
+def _read_known(store):
+    try:
+        with open(_known_path(store), "rb") as f:
+            return fastjson.loads(f.read())
+    except (OSError, ValueError):
+        return {}
+
+
+def _save_known(store, context, known):
+    """Keep the file digests of the most recent contexts (a handful: a user builds few)."""
+    from ..store import atomic_write
+    with store.lock():
+        everything = _read_known(store)
+        everything.pop(context, None)
+        everything[context] = known
+        for old in list(everything)[:-8]:
+            del everything[old]
+        atomic_write(_known_path(store), fastjson.dumps(everything, compact=True))
 
 
 def build(store, idmap, opts, emit):

@@ -266,3 +266,30 @@ def test_terminal_progress_and_plain_lines(cli, image, context):
     assert "\x1b[" in text and "STEP 2/2" in text and "inside-step" in text
     plain = cli.ok("build", "--progress=plain", "--no-cache", ctx).out
     assert "\x1b[" not in plain and "STEP 2/2: RUN echo inside-step" in plain
+
+
+def test_proxy_args_reach_run_without_an_arg_line(cli, image, context):
+    ctx = context("FROM %s\nRUN echo \"[$HTTP_PROXY]\" > /proxy\n" % image)
+    cli.ok("build", "--build-arg", "HTTP_PROXY=http://proxy.invalid:3128", "-t", "proxy:1", ctx)
+    assert cli.ok("run", "--rm", "proxy:1", "cat", "/proxy").out == \
+        "[http://proxy.invalid:3128]\n"
+    history = cli.ok("history", "--no-trunc", "proxy:1").out
+    assert "proxy.invalid" not in history
+
+
+def test_a_killed_build_leaves_no_image_and_no_temporaries(cli, image, context):
+    import signal
+    import subprocess
+    ctx = context("FROM %s\nRUN echo started; sleep 30\n" % image)
+    proc = subprocess.Popen(cli.argv("build", "-t", "killed:1", ctx), env=cli.env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 20
+    line = b""
+    while b"started" not in line and time.time() < deadline:
+        line = proc.stdout.readline()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    time.sleep(0.5)
+    assert cli("inspect", "killed:1").returncode == 1
+    cli.ok("images")  # the next command cleans the dead build's temporaries
+    assert os.listdir(os.path.join(cli.root, "tmp")) == []

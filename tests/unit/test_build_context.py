@@ -213,3 +213,18 @@ def test_content_key_of_large_file_in_chunks(ctx):
 def test_content_key_of_whole_context(tree):
     assert content_key(tree, ["."]) == content_key(tree, [""])
     assert content_key(tree, ["."]).startswith("sha256:")
+
+
+def test_known_digests_skip_rereading_but_never_hide_a_change(tmp_path):
+    from rootless_box.build.context import content_key
+    (tmp_path / "a").write_text("one")
+    (tmp_path / "b").write_text("two")
+    known = {}
+    first = content_key(str(tmp_path), ["."], None, known)
+    assert set(known) == {"a", "b"}
+    # a poisoned cache entry with a stale signature is not trusted
+    known["a"][0] += 1
+    assert content_key(str(tmp_path), ["."], None, known) == first
+    (tmp_path / "a").write_text("ONE")
+    assert content_key(str(tmp_path), ["."], None, known) != first
+    assert content_key(str(tmp_path), ["."], None, {}) == content_key(str(tmp_path), ["."])

@@ -568,50 +568,49 @@ def _duration_ns(text):
     return total
 
 
-def _cache_path(store):
-    return os.path.join(store.root, "buildcache.json")
+_CACHE_FILE = "buildcache.json"  # step key -> image ID
+_KNOWN_FILE = "buildcache-files.json"  # context -> {relpath: [stat signature..., digest]}
+
+
+def _read_json(store, name):
+    try:
+        with open(os.path.join(store.root, name), "rb") as f:
+            return fastjson.loads(f.read())
+    except (OSError, ValueError):
+        return {}
+
+
+def _update_json(store, name, change):
+    """Read, change and write back one of the build's files, under the store lock."""
+    from ..store import atomic_write
+    with store.lock():
+        data = change(_read_json(store, name))
+        atomic_write(os.path.join(store.root, name), fastjson.dumps(data, compact=True))
 
 
 def _read_cache(store):
-    try:
-        with open(_cache_path(store), "rb") as f:
-            return fastjson.loads(f.read())
-    except (OSError, ValueError):
-        return {}
-
-
-def _cache_save(store, entries):
-    from ..store import atomic_write
-    with store.lock():
-        cache = _read_cache(store)
-        cache.update(entries)
-        index = store.read_index()
-        cache = {k: v for k, v in cache.items() if v in index["images"]}
-        atomic_write(_cache_path(store), fastjson.dumps(cache))
-
-
-def _known_path(store):
-    return os.path.join(store.root, "buildcache-files.json")
+    return _read_json(store, _CACHE_FILE)
 
 
 def _read_known(store):
-    try:
-        with open(_known_path(store), "rb") as f:
-            return fastjson.loads(f.read())
-    except (OSError, ValueError):
-        return {}
+    return _read_json(store, _KNOWN_FILE)
+
+
+def _cache_save(store, entries):
+    def change(cache):
+        cache.update(entries)
+        live = store.read_index()["images"]
+        return {k: v for k, v in cache.items() if v in live}
+    _update_json(store, _CACHE_FILE, change)
 
 
 def _save_known(store, context, known):
     """Keep the file digests of the most recent contexts (a handful: a user builds few)."""
-    from ..store import atomic_write
-    with store.lock():
-        everything = _read_known(store)
+    def change(everything):
         everything.pop(context, None)
         everything[context] = known
-        for old in list(everything)[:-8]:
-            del everything[old]
-        atomic_write(_known_path(store), fastjson.dumps(everything, compact=True))
+        return {k: everything[k] for k in list(everything)[-8:]}
+    _update_json(store, _KNOWN_FILE, change)
 
 
 def build(store, idmap, opts, emit):

@@ -15,6 +15,7 @@ from .. import errors
 from ..layers.diff import LowerView
 from ..oci.users import resolve as resolve_user
 from . import context as ctx
+from .dockerignore import go_clean
 from .shell import expand_word
 
 
@@ -22,11 +23,11 @@ def plan(builder, state, ins, env, what):
     """-> (plan items for ops.buildsteps.copy_step, content key, lowers of --from or None)."""
     flags = dict((f[2:].partition("=")[0], f[2:].partition("=")[2]) for f in ins.flags)
     for flag in flags:
-        if flag in ("parents", "exclude", "keep-git-dir", "unpack"):
+        if flag in ("keep-git-dir", "unpack"):
             # accepting and ignoring these would copy what the Dockerfile asked to leave out
             raise errors.UsageError("%s --%s is not supported yet" % (what, flag),
                                     "copy without it, or filter with .dockerignore")
-        if flag not in ("from", "chown", "chmod", "link", "checksum"):
+        if flag not in ("from", "chown", "chmod", "link", "checksum", "parents", "exclude"):
             raise errors.UsageError("unknown flag for %s: --%s" % (what, flag))
     args = [expand_word(a, env, builder.escape) if not a.startswith("<<") else a
             for a in ins.args]
@@ -56,6 +57,11 @@ def plan(builder, state, ins, env, what):
     patterns = [s for s in sources if not s.startswith("<<")]
     if not patterns:
         return items, _digest(key_parts), None
+    excludes = [f.partition("=")[2] for f in ins.flags if f.startswith("--exclude=")]
+    parents = "parents" in flags and flags["parents"] != "false"
+    if flags.get("from") and (excludes or parents):
+        raise errors.UsageError("%s --from with --exclude or --parents is not supported yet"
+                                % what)
     if flags.get("from"):
         other, other_id = _other(builder, flags["from"])
         items.append({"kind": "copy", "from_other": True, "patterns": patterns,
@@ -77,10 +83,16 @@ def plan(builder, state, ins, env, what):
     if flags.get("checksum"):
         raise errors.UsageError("ADD --checksum is only for URLs")
     matcher = builder.context_matcher()
-    resolved = []
+    excluded = _exclusions(excludes)
+    resolved, names = [], {}
     for pattern in patterns:
-        resolved += ctx.resolve_source(builder.opts.context, pattern, matcher)
-    if len(resolved) > 1:
+        for rel in ctx.resolve_source(builder.opts.context, pattern, matcher):
+            if not excluded(rel):
+                resolved.append(rel)
+                names[rel] = _parents_name(pattern, rel)
+    if not resolved:
+        raise errors.NotFound("%s: every source is excluded" % what)
+    if len(resolved) > 1 or parents:
         dest_is_dir = True
     found = []
     walk = {}
@@ -95,10 +107,12 @@ def plan(builder, state, ins, env, what):
         if is_dir:
             prefix = "" if rel in (".", "") else rel + "/"
             walk[rel] = [p[len(prefix):] for p, _st in ctx.walk(builder.opts.context, matcher,
-                                                                rel)]
+                                                                rel)
+                         if not excluded(p) and not excluded(p[len(prefix):])]
     items.append({"kind": "copy", "from_other": False, "root": builder.opts.context,
                   "sources": found, "walk": walk, "dest": dest, "dest_is_dir": dest_is_dir,
-                  "uid": uid, "gid": gid, "mode": mode})
+                  "uid": uid, "gid": gid, "mode": mode,
+                  "names": names if parents else None})
     key_parts.append(ctx.content_key(builder.opts.context, resolved, matcher,
                                      builder.known_files()))
     return items, _digest(key_parts), None
@@ -115,6 +129,26 @@ def resolve_in(root, pattern):
         subs = [p[len(prefix):] for p, _st in ctx.walk(root, None, rel)] if is_dir else []
         found.append((rel, is_dir, subs))
     return found
+
+
+def _exclusions(patterns):
+    """COPY --exclude: a path is left out when a pattern matches it (.dockerignore rules)."""
+    if not patterns:
+        return lambda _path: False
+    from .dockerignore import Matcher
+    matcher = Matcher(patterns)
+    return lambda path: path not in (".", "") and matcher.matches(path)
+
+
+def _parents_name(pattern, rel):
+    """COPY --parents keeps a source's path under the destination; a `/./` in the pattern
+    marks where that kept path starts (BuildKit's pivot)."""
+    head, pivot, _tail = pattern.lstrip("/").partition("/./")
+    if pivot:
+        prefix = go_clean(head)
+        if rel.startswith(prefix + "/"):
+            return rel[len(prefix) + 1:]
+    return rel
 
 
 def _digest(parts):

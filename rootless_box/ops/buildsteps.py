@@ -165,15 +165,20 @@ def _apply_copy(root, item, other_mount):
     dest = item["dest"]
     into = item["dest_is_dir"] or len(sources) > 1 or (
         len(sources) == 1 and not sources[0][1] and is_dir_in(root, dest))
+    names = item.get("names")  # COPY --parents: each source keeps its path under dest
     entries = []
     for rel, is_dir in sources:
         src = os.path.join(src_root, rel)
         if is_dir:
             # a directory's contents are copied, not the directory itself (Docker)
-            entries += [(os.path.join(src, sub), dest.rstrip("/") + "/" + sub)
+            base = dest.rstrip("/") + "/" + names[rel] if names and names[rel] not in (
+                ".", "") else dest
+            if not is_dir_in(root, base):
+                entries.append((src, base))
+            entries += [(os.path.join(src, sub), base.rstrip("/") + "/" + sub)
                         for sub in walk.get(rel, [])]
-            if not is_dir_in(root, dest):
-                entries.insert(0, (src, dest))
+        elif names:
+            entries.append((src, dest.rstrip("/") + "/" + names[rel]))
         else:
             entries.append((src, dest.rstrip("/") + "/" + os.path.basename(rel) if into
                             else dest))

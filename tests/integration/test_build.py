@@ -201,9 +201,17 @@ def test_build_from_stdin_and_iidfile(cli, image, tmp_path):
     assert cli.ok("run", "--rm", proc.out.strip(), "cat", "/s").out == "stdin\n"
 
 
-def test_unsupported_copy_flags_are_refused_not_ignored(cli, image, context):
-    proc = cli("build", context("FROM %s\nCOPY --exclude=*.md . /x/\n" % image, {"a.md": "a"}))
-    assert proc.returncode == 1 and "--exclude is not supported yet" in proc.err
+def test_copy_exclude_and_parents(cli, image, context):
+    files = {"x/a.txt": "a", "x/y/b.txt": "b", "x/y/c.md": "c", "x/z/d.txt": "d"}
+    ctx = context("FROM %s\n"
+                  "COPY --exclude=**/*.md --exclude=z x /ex/\n"
+                  "COPY --parents x/y/*.txt x/z/d.txt /par/\n"
+                  "COPY --parents x/./y/b.txt /piv/\n" % image, files)
+    cli.ok("build", "-t", "flags:1", ctx)
+    out = cli.ok("run", "--rm", "flags:1", "sh", "-c",
+                 "cd / && find /ex /par /piv -type f | sort").out.split()
+    assert out == ["/ex/a.txt", "/ex/y/b.txt", "/par/x/y/b.txt", "/par/x/z/d.txt",
+                   "/piv/y/b.txt"]
 
 
 def test_add_from_a_url_with_checksum(cli, image, context, tmp_path):

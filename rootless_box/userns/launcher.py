@@ -165,10 +165,13 @@ def run_in_userns(func, idmap, *args):
 
 
 class Container:
-    """A started container: its init's host pid and, with a tty, the pty master."""
+    """A started container: its init's host pid (what signals go to), the process that waits
+    for it (the middle, whose exit status is the container's) and, with a tty, the pty
+    master."""
 
-    def __init__(self, pid, master_fd):
+    def __init__(self, pid, waiter, master_fd):
         self.pid = pid
+        self.waiter = waiter
         self.master_fd = master_fd
 
     def kill(self, signum=9):
@@ -178,16 +181,29 @@ class Container:
             pass
 
     def wait(self):
-        """Wait for init and return Docker's exit status (128+N for signal N)."""
-        while True:
-            try:
-                _pid, status = os.waitpid(self.pid, 0)
-                break
-            except ChildProcessError:
-                return 125
+        """Wait for the container and return Docker's exit status (128+N for signal N)."""
+        try:
+            _pid, status = os.waitpid(self.waiter, 0)
+        except ChildProcessError:
+            return 125
         if os.WIFSIGNALED(status):
             return 128 + os.WTERMSIG(status)
         return os.WEXITSTATUS(status)
+
+
+def _keep(init):
+    """The middle process, once init runs: wait for it and leave with its status. Both carry a
+    parent-death signal, so a killed `rootless-box` (run, build) takes its container with it
+    instead of leaving an orphan nobody watches."""
+    while True:
+        try:
+            _pid, status = os.waitpid(init, 0)
+            break
+        except ChildProcessError:
+            os._exit(125)
+    if os.WIFSIGNALED(status):
+        os._exit(128 + os.WTERMSIG(status))
+    os._exit(os.WEXITSTATUS(status))
 
 
 def start(spec, idmap):
@@ -203,9 +219,6 @@ def start(spec, idmap):
         sock_parent, sock_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     if spec["network"] != "host":
         from . import net  # noqa: F401
-    # The middle process exits once init is forked; as subreaper we inherit init and can
-    # wait for it directly.
-    libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)
     middle = os.fork()
     if middle == 0:
         try:
@@ -215,9 +228,15 @@ def start(spec, idmap):
             _enter(flags, idmap, sync)
             init = os.fork()
             if init == 0:
+                libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
                 _init(spec, sync, sock_child)
             os.write(sync.c2p_w, b"%d\n" % init)
-            os._exit(0)
+            # only init may hold these now: the parent reads them until EOF
+            for fd in (sync.c2p_w, sync.err_w, sync.p2c_r):
+                os.close(fd)
+            if sock_child:
+                sock_child.close()
+            _keep(init)
         except BaseException as exc:
             _report(sync.err_w, exc)
     sync.parent_side()
@@ -233,22 +252,21 @@ def start(spec, idmap):
             from .pty import receive_fd
             master = receive_fd(sock_parent)
         err = _read_all(sync.err_r)
-    finally:
-        # Close first: a middle still waiting for its maps reads EOF and leaves.
+    except BaseException:
         sync.close_parent()
         os.waitpid(middle, 0)
+        raise
+    finally:
         if sock_parent is not None:
             sock_parent.close()
-    if err:
-        if init_pid:
-            try:
-                os.waitpid(init_pid, 0)
-            except ChildProcessError:
-                pass
-        _raise_reported(err)
-    if not init_pid:
+    # Close first: a middle still waiting for its maps reads EOF and leaves.
+    sync.close_parent()
+    if err or not init_pid:
+        os.waitpid(middle, 0)  # it leaves once init has exited
+        if err:
+            _raise_reported(err)
         raise errors.SetupError("the container's setup process died unexpectedly")
-    return Container(init_pid, master)
+    return Container(init_pid, middle, master)
 
 
 # -- inside the container ---------------------------------------------------------------------

@@ -298,6 +298,10 @@ def test_a_killed_build_leaves_no_image_and_no_temporaries(cli, image, context):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     time.sleep(0.5)
+    # the step's container dies with the build (parent-death signals), no orphan is left
+    left = subprocess.run(["pgrep", "-u", str(os.getuid()), "-f", "^sleep 30$"],
+                          capture_output=True, text=True).stdout.split()
+    assert left == []
     assert cli("inspect", "killed:1").returncode == 1
     cli.ok("images")  # the next command cleans the dead build's temporaries
     assert os.listdir(os.path.join(cli.root, "tmp")) == []

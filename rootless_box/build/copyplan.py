@@ -21,7 +21,9 @@ from .shell import expand_word
 
 def plan(builder, state, ins, env, what):
     """-> (plan items for ops.buildsteps.copy_step, content key, lowers of --from or None)."""
-    flags = dict((f[2:].partition("=")[0], f[2:].partition("=")[2]) for f in ins.flags)
+    # flag values are expanded like the arguments (BuildKit: --chown=$UID, --from=$STAGE)
+    flags = dict((f[2:].partition("=")[0], expand_word(f[2:].partition("=")[2], env,
+                                                       builder.escape)) for f in ins.flags)
     for flag in flags:
         if flag in ("keep-git-dir", "unpack"):
             # accepting and ignoring these would copy what the Dockerfile asked to leave out
@@ -42,17 +44,17 @@ def plan(builder, state, ins, env, what):
         dest = os.path.join(workdir, dest)
     dest = os.path.normpath(dest) if dest not in ("/", "") else "/"
     uid, gid = _owner(builder, state, flags.get("chown"))
-    mode = int(flags["chmod"], 8) if flags.get("chmod") else None
+    mode = _mode(flags.get("chmod"))
     heredocs = {h.name: h for h in ins.heredocs}
-    items, key_parts = [], [dest, str(uid), str(gid), str(mode)]
+    items, key_parts = [], [dest, str(dest_is_dir), str(uid), str(gid), str(mode)]
     for source in [s for s in sources if s.startswith("<<")]:
         doc = heredocs.get(source.lstrip("<-").strip("\"'"))
         if doc is None:
             raise errors.UsageError("no heredoc body for %s" % source)
         text = expand_word(doc.content, env, builder.escape) if doc.expand else doc.content
         target = os.path.join(dest, doc.name) if dest_is_dir else dest
-        items.append({"kind": "file", "dest": target, "data": text, "uid": uid, "gid": gid,
-                      "mode": mode})
+        items.append({"kind": "file", "dest": target, "name": doc.name, "data": text,
+                      "uid": uid, "gid": gid, "mode": mode})
         key_parts.append("file:%s:%s" % (target, text))
     patterns = [s for s in sources if not s.startswith("<<")]
     if not patterns:
@@ -113,6 +115,10 @@ def plan(builder, state, ins, env, what):
                   "sources": found, "walk": walk, "dest": dest, "dest_is_dir": dest_is_dir,
                   "uid": uid, "gid": gid, "mode": mode,
                   "names": names if parents else None})
+    # the expanded sources and the names they land under belong to the key too: the same
+    # files copied by another pattern (a --parents pivot) make another layout
+    key_parts += patterns + ["%s=%s" % item for item in sorted(names.items())
+                             if parents]
     key_parts.append(ctx.content_key(builder.opts.context, resolved, matcher,
                                      builder.known_files()))
     return items, _digest(key_parts), None
@@ -158,13 +164,39 @@ def _digest(parts):
 
 
 def _is_archive(path):
-    from ..layers.compression import detect
+    """ADD extracts a regular file whose (decompressed) start is a tar header; anything else,
+    a plain .gz of a text included, is copied as it is. Never follows a symlink or opens a
+    fifo."""
+    import stat
     import tarfile
-    with open(path, "rb") as f:
-        head = f.read(512)
-    if detect(head[:8]) != "none":
-        return True
-    return len(head) == 512 and head[257:262] == b"ustar" and tarfile.is_tarfile(path)
+    from ..layers.compression import open_stream
+    if not stat.S_ISREG(os.lstat(path).st_mode):
+        return False
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as raw:
+        try:
+            stream, _kind = open_stream(raw)
+            head = stream.read(512)
+        except (errors.BoxError, OSError, EOFError):
+            return False
+    try:
+        tarfile.TarInfo.frombuf(head, "utf-8", "surrogateescape")
+    except (tarfile.HeaderError, ValueError):
+        return False
+    return True
+
+
+def _mode(text):
+    if not text:
+        return None
+    try:
+        mode = int(text, 8)
+    except ValueError:
+        raise errors.UsageError("invalid --chmod %r: give an octal mode such as 0644" % text) \
+            from None
+    if not 0 <= mode <= 0o7777:
+        raise errors.UsageError("invalid --chmod %r: out of range" % text)
+    return mode
 
 
 def _other(builder, ref):
@@ -196,24 +228,26 @@ def _owner(builder, state, spec):
     if user.isdigit() and (not group or group.isdigit()):
         return int(user), int(group) if group else int(user)
     view = LowerView(builder._layer_dirs(state))
-    texts = []
-    for name in ("etc/passwd", "etc/group"):
-        texts.append(_read_from(view, name))
-    if group and not group.isdigit() and not user.isdigit():
-        resolved = resolve_user("%s:%s" % (user, group), texts[0], texts[1])
-    else:
-        resolved = resolve_user(spec, texts[0], texts[1])
-    return resolved.uid, resolved.gid if group else resolved.gid
+    resolved = resolve_user(spec, _read_from(view, "etc/passwd"),
+                            _read_from(view, "etc/group"))
+    return resolved.uid, resolved.gid
 
 
-def _read_from(view, rel):
+def _read_from(view, rel, limit=1 << 20):
+    """A regular file of the image's merged view (at most limit bytes), never through a
+    symlink: a hostile image's /etc/passwd -> /host/file or -> /dev/zero reads as absent."""
+    import stat
     for layer in view.layers:
-        st = view.lstat(rel)
-        if st is None:
+        found = view.lookup(layer, rel.split("/"))
+        if found is None:
+            continue
+        if not isinstance(found, os.stat_result) or not stat.S_ISREG(found.st_mode):
             return ""
         try:
-            with open(os.path.join(layer, rel), encoding="utf-8", errors="replace") as f:
-                return f.read()
+            fd = os.open(os.path.join(layer, rel),
+                         os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError:
-            continue
+            return ""
+        with os.fdopen(fd, "rb") as f:
+            return f.read(limit).decode("utf-8", "replace")
     return ""

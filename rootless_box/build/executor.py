@@ -22,9 +22,6 @@ from . import parser
 from .shell import expand_word, expand_words
 
 DEFAULT_SHELL = ["/bin/sh", "-c"]
-# Docker expands variables in these instructions (RUN, CMD and ENTRYPOINT are the shell's job)
-_EXPANDED = {"add", "copy", "env", "expose", "from", "label", "stopsignal", "user", "volume",
-             "workdir", "onbuild", "arg"}
 _PROXY_ARGS = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY",
                "ftp_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy")
 
@@ -60,7 +57,7 @@ class _State:
         self.image_id = image_id
         self.key = key  # cache chain: the parent's key for the next step
         self.args = {}
-        self.used_args = set()
+        self.cmd_set = False  # a CMD in this stage survives a later ENTRYPOINT
 
     @property
     def runtime(self):
@@ -100,6 +97,10 @@ class Builder:
         try:
             return self._build()
         finally:
+            # steps that succeeded stay cached, also when a later step failed
+            _cache_save(self.store, self.new_cache)
+            if self._known is not None:
+                _save_known(self.store, self.opts.context, self._known)
             for tmp in self._downloads:
                 self.store.remove(tmp)
 
@@ -136,9 +137,6 @@ class Builder:
             self.opts.labels).decode()) if self.opts.labels else final.image_id
         if image_id is None:
             image_id = self._record(final, final.key + "|final")
-        _cache_save(self.store, self.new_cache)
-        if self._known is not None:
-            _save_known(self.store, self.opts.context, self._known)
         unused = set(self.opts.build_args) - self.used_build_args - set(_PROXY_ARGS)
         if unused:
             self.emit("warning", "one or more build args were not consumed: %s"
@@ -201,12 +199,15 @@ class Builder:
                            parent.image_id, parent.key)
         else:
             state = self._from_image(ins, base)
-        for trigger in list((state.runtime.get("OnBuild") or [])):
-            # ONBUILD triggers of the base run first, then are cleared (Docker)
+        triggers = list(state.runtime.get("OnBuild") or [])
+        if triggers:
+            # the base's ONBUILD triggers run first and are not inherited (Docker): cleared
+            # before they run, so no image this build records carries them
+            state.runtime["OnBuild"] = None
+            state.key = _key(state.key, "ONBUILD cleared")
+        for trigger in triggers:
             for nested in parser.parse(trigger, "ONBUILD").instructions:
                 self._instruction(state, nested, onbuild=True)
-        if state.runtime.get("OnBuild"):
-            state.runtime["OnBuild"] = None
         for ins in stage["body"]:
             self._instruction(state, ins)
         return state
@@ -243,7 +244,8 @@ class Builder:
         try:
             handler(state, ins, env)
         except errors.BoxError as exc:
-            if isinstance(exc, (BuildError, parser.DockerfileError)):
+            if isinstance(exc, parser.DockerfileError) or exc.message.startswith(
+                    os.path.basename(self.opts.dockerfile) + ":"):
                 raise
             raise BuildError("%s:%d: %s" % (os.path.basename(self.opts.dockerfile),
                                             ins.start_line, exc.message),
@@ -252,9 +254,12 @@ class Builder:
     def _expand(self, word, env):
         return expand_word(word, env, self.escape)
 
-    def _metadata(self, state, ins, description, change):
-        """A step that changes only the config: no layer, an empty_layer history entry."""
-        key = _key(state.key, description)
+    def _metadata(self, state, ins, description, change, key_data=None):
+        """A step that changes only the config: no layer, an empty_layer history entry.
+        key_data: what the step sets, when its description text is ambiguous (ENV A="x B=y"
+        and ENV A=x B=y print alike)."""
+        key = _key(state.key, ins.cmd, fastjson.dumps(key_data).decode()
+                   if key_data is not None else description)
         if self._cached(state, key):
             return
         change(state.runtime)
@@ -337,7 +342,8 @@ class Builder:
                 current = [e for e in current if e.split("=", 1)[0] != key]
                 current.append("%s=%s" % (key, value))
             cfg["Env"] = current
-        self._metadata(state, ins, "ENV " + " ".join("%s=%s" % p for p in pairs), change)
+        self._metadata(state, ins, "ENV " + " ".join("%s=%s" % p for p in pairs), change,
+                       pairs)
 
     def _do_label(self, state, ins, env):
         pairs = self._pairs(ins, env)
@@ -346,31 +352,39 @@ class Builder:
             labels = dict(cfg.get("Labels") or {})
             labels.update(pairs)
             cfg["Labels"] = labels
-        self._metadata(state, ins, "LABEL " + " ".join("%s=%s" % p for p in pairs), change)
+        self._metadata(state, ins, "LABEL " + " ".join("%s=%s" % p for p in pairs), change,
+                       pairs)
 
     def _do_maintainer(self, state, ins, env):
         author = " ".join(ins.args)
-        state.config["author"] = author
-        self._metadata(state, ins, "MAINTAINER " + author,
-                       lambda cfg: cfg.update(Labels=dict(cfg.get("Labels") or {},
-                                                          maintainer=author)))
+
+        def change(cfg):
+            state.config["author"] = author
+            cfg["Labels"] = dict(cfg.get("Labels") or {}, maintainer=author)
+        self._metadata(state, ins, "MAINTAINER " + author, change)
 
     def _do_arg(self, state, ins, env):
-        self._declare_args(ins, state.args, self.global_args)
+        self._declare_args(ins, state.args, self.global_args, env)
         self._metadata(state, ins, "ARG " + " ".join(ins.args), lambda cfg: None)
 
-    def _declare_args(self, ins, target, global_args):
+    def _declare_args(self, ins, target, global_args, env=None):
+        """ARG: a build arg wins, else the default (expanded with what is visible here: the
+        global ARGs before FROM; in a stage, its ENV and the ARGs declared so far), else the
+        global ARG of that name."""
+        scope = dict(env) if env is not None else {
+            k: v for k, v in global_args.items() if v is not None}
         for word in ins.args:
             name, eq, default = word.partition("=")
             if name in self.opts.build_args:
                 value = self.opts.build_args[name]
                 self.used_build_args.add(name)
             elif eq:
-                value = expand_word(default, {k: v for k, v in global_args.items()
-                                              if v is not None}, self.escape)
+                value = expand_word(default, scope, self.escape)
             else:
                 value = global_args.get(name)
             target[name] = value
+            if value is not None and name not in (env or {}):
+                scope[name] = value
 
     def _do_workdir(self, state, ins, env):
         path = self._expand(ins.args[0], env)
@@ -397,7 +411,7 @@ class Builder:
     def _do_volume(self, state, ins, env):
         vols = [self._expand(a, env) for a in ins.args]
         self._metadata(state, ins, "VOLUME " + " ".join(vols), lambda cfg: cfg.update(
-            Volumes=dict(cfg.get("Volumes") or {}, **{v: {} for v in vols})))
+            Volumes=dict(cfg.get("Volumes") or {}, **{v: {} for v in vols})), vols)
 
     def _command(self, state, ins):
         if ins.json:
@@ -407,16 +421,21 @@ class Builder:
 
     def _do_cmd(self, state, ins, env):
         argv = self._command(state, ins)
+        state.cmd_set = True
         self._metadata(state, ins, "CMD " + fastjson.dumps(argv).decode(),
                        lambda cfg: cfg.update(Cmd=argv))
 
     def _do_entrypoint(self, state, ins, env):
         argv = self._command(state, ins)
 
+        reset = not state.cmd_set
+
         def change(cfg):
             cfg["Entrypoint"] = argv
-            cfg["Cmd"] = None  # Docker: a new ENTRYPOINT resets the CMD of the base
-        self._metadata(state, ins, "ENTRYPOINT " + fastjson.dumps(argv).decode(), change)
+            if reset:
+                cfg["Cmd"] = None  # Docker: ENTRYPOINT resets a CMD inherited from the base
+        self._metadata(state, ins, "ENTRYPOINT " + fastjson.dumps(argv).decode(), change,
+                       [argv, reset])
 
     def _do_shell(self, state, ins, env):
         if not ins.json:
@@ -442,12 +461,19 @@ class Builder:
                 if flag in flags:
                     check[key] = _duration_ns(flags[flag])
             if "retries" in flags:
+                if not flags["retries"].isdigit():
+                    raise errors.UsageError("invalid --retries %r: give a number"
+                                            % flags["retries"])
                 check["Retries"] = int(flags["retries"])
         self._metadata(state, ins, "HEALTHCHECK " + fastjson.dumps(check).decode(),
                        lambda cfg: cfg.update(Healthcheck=check))
 
     def _do_run(self, state, ins, env):
         flags = _flags(ins)
+        for flag in flags:
+            if flag != "network":
+                # --mount, --security...: ignoring them would run a different step
+                raise errors.UsageError("RUN --%s is not supported yet" % flag)
         network = flags.get("network", self.opts.network)
         if ins.heredocs and not ins.json and ins.args[0].strip().startswith("<<"):
             # RUN <<EOF: the heredoc is the script
@@ -479,7 +505,8 @@ class Builder:
             self.store, self.idmap, self._layer_dirs(state), argv,
             ["%s=%s" % kv for kv in run_env.items()], state.runtime.get("WorkingDir") or "/",
             state.runtime.get("User") or "", network, quiet=self.opts.quiet)
-        shown = " ".join(argv[len(DEFAULT_SHELL):]) if not ins.json else " ".join(argv)
+        shell = state.runtime.get("Shell") or DEFAULT_SHELL
+        shown = " ".join(argv[len(shell):]) if not ins.json else " ".join(argv)
         if used:
             shown = "|%d %s %s" % (len(used), " ".join("%s=%s" % (k, build_env[k])
                                                         for k in used), shown)
@@ -563,7 +590,7 @@ def _duration_ns(text):
         total += int(float(number) * units[unit])
         number = ""
         i += len(unit)
-    if number:
+    if number and number != "0":  # Go's ParseDuration takes a bare "0"
         raise BuildError("invalid duration %r: missing unit" % text)
     return total
 

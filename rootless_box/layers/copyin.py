@@ -49,6 +49,9 @@ def write_file(root, dest, data, uid=0, gid=0, mode=0o644):
     """A file with the given content (COPY <<EOF)."""
     _ensure_parent(root, os.path.dirname(dest))
     target = resolve_in_root(root, dest, follow_final=False)
+    existing = _lstat(target)
+    if existing is not None and stat.S_ISDIR(existing.st_mode):
+        raise IsADirectoryError(21, "is a directory", dest)
     remove_entry(target)
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
     try:

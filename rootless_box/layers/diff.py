@@ -199,14 +199,14 @@ class LowerView:
     def lstat(self, rel):
         parts = rel.split("/")
         for layer in self.layers:
-            found = self._lookup(layer, parts)
+            found = self.lookup(layer, parts)
             if found is _HIDDEN:
                 return None
             if found is not None:
                 return found
         return None
 
-    def _lookup(self, layer, parts):
+    def lookup(self, layer, parts):
         """A stat, None (not in this layer: look below) or _HIDDEN (deleted by this layer)."""
         path = layer
         for i, part in enumerate(parts):

@@ -66,15 +66,17 @@ class UnpackStats:
     skipped_entries: int = 0
 
 
-def unpack(stream, dest: str, *, keep_owners: bool, whiteouts: bool = False) -> UnpackStats:
+def unpack(stream, dest: str, *, keep_owners: bool, whiteouts: bool = False,
+           owner=None) -> UnpackStats:
     """Extract the tar read from `stream` into the existing directory `dest`.
 
     keep_owners: chown to the header's ids (inside a user namespace that maps them); an id the
     kernel refuses leaves the owner as is and is counted. whiteouts: turn whiteout entries into
     overlayfs whiteouts (Linux 5.8+, where anyone may mknod a 0/0 character device); otherwise
-    they are skipped.
+    they are skipped. owner: (uid, gid) given to every entry instead (ADD --chown).
     """
-    unpacker = _Unpacker(os.path.abspath(dest), keep_owners, whiteouts)
+    unpacker = _Unpacker(os.path.abspath(dest), keep_owners or owner is not None, whiteouts)
+    unpacker.owner = owner
     try:
         with tarfile.open(fileobj=stream, mode="r|", encoding="utf-8",
                           tarinfo=StrictTarInfo) as archive:
@@ -107,6 +109,7 @@ class _Unpacker:
         self._dest = dest
         self._keep_owners = keep_owners
         self._whiteouts = whiteouts
+        self.owner = None
         self.stats = UnpackStats()
         # member name of a directory -> its host path, so that each parent is resolved once;
         # emptied whenever an entry is removed, as a removed symlink or directory may have been
@@ -302,8 +305,9 @@ class _Unpacker:
     def _chown(self, target, member, **kwargs):
         if not self._keep_owners:
             return
+        uid, gid = self.owner or (member.uid, member.gid)
         try:
-            os.chown(target, member.uid, member.gid, **kwargs)
+            os.chown(target, uid, gid, **kwargs)
         except OSError as err:
             if err.errno not in _UNMAPPED_ERRNOS:
                 raise

@@ -135,8 +135,12 @@ def _copy_inside(driver, rootfs, other_lowers, other_mount, plan, resolve_other)
 
 
 def _apply_file(root, item, _other):
-    from ..layers.copyin import write_file
-    write_file(root, item["dest"], item["data"].encode("utf-8", "surrogateescape"),
+    from ..layers.copyin import is_dir_in, write_file
+    dest = item["dest"]
+    if is_dir_in(root, dest):
+        # COPY <<EOF /existing-dir: the file goes into it, named after the heredoc
+        dest = dest.rstrip("/") + "/" + item["name"]
+    write_file(root, dest, item["data"].encode("utf-8", "surrogateescape"),
                item["uid"], item["gid"], item["mode"] or 0o644)
     return 1
 
@@ -148,13 +152,12 @@ def _apply_extract(root, item, _other):
     from ..layers.copyin import ensure_dir
     from ..layers.unpack import unpack
     target = ensure_dir(root, item["dest"])
-    with open(item["path"], "rb") as raw:
+    # O_NOFOLLOW: the archive is the context's own file, never what a symlink points at
+    fd = os.open(item["path"], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as raw:
         stream, _compression = open_stream(raw)
-        stats = unpack(stream, target, keep_owners=not item["chown"])
-    if item["chown"]:
-        for top, dirs, files in os.walk(target):
-            for name in dirs + files:
-                os.lchown(os.path.join(top, name), item["uid"], item["gid"])
+        stats = unpack(stream, target, keep_owners=True,
+                       owner=(item["uid"], item["gid"]) if item["chown"] else None)
     return stats.entries
 
 

@@ -129,6 +129,11 @@ def overlay_data(lower, upper=None, work=None):
 def mount_overlay(target, lower, upper=None, work=None):
     """Mount an overlay at target (in the caller's user and mount namespace). Without upper,
     a read-only view: the top layer given first (lowerdir order)."""
+    if not upper and len(lower) == 1:
+        # overlayfs wants two lowers when it has no upper: one directory is a bind mount
+        libc.mount(lower[0], target, None, libc.MS_BIND | libc.MS_REC, None)
+        RealSys.make_readonly(target, True)
+        return
     cwd, data = overlay_data(lower, upper, work)
     if cwd:
         os.chdir(cwd)

@@ -48,6 +48,13 @@ def _copy(tmp_path, rel):
     """A private copy of a context (the corpus is read-only; symlinks kept)."""
     dest = tmp_path / "ctx"
     shutil.copytree(os.path.join(CONTEXTS, rel), dest, symlinks=True)
+    # the corpus may be read-only (CI lays it out without write bits): the copy is ours
+    for top, dirs, files in os.walk(dest):
+        for name in dirs + files:
+            path = os.path.join(top, name)
+            if not os.path.islink(path):
+                os.chmod(path, os.stat(path).st_mode | 0o200)
+    os.chmod(dest, 0o755)
     return str(dest)
 
 
@@ -127,3 +134,73 @@ def test_archive_symlink_cannot_escape_the_destination(bcli, tmp_path):
     top = _top_layer(bcli, image_id)
     assert not os.path.exists(os.path.join(top, "etc", "myfile"))
     assert os.path.isdir(os.path.join(top, "testsubdir"))
+
+
+POPULATED = [
+    # (case, Dockerfile body after FROM scratch, .dockerignore or None, must succeed)
+    ("from-scratch-simple-file", "COPY file-a.txt /", None, True),
+    ("copy-multiple-some-missing", "COPY file-a.txt subdir-a file-z.txt subdir-z subdir/",
+     None, False),
+    ("copy-multiple-missing-file-with-glob", "COPY file-z.txt subdir-* subdir/", None, False),
+    ("copy-multiple-missing-file-with-nomatch-on-glob", "COPY missing* subdir/", None, False),
+    ("dockerignore-exceptions-dot", "COPY . subdir/", "**/*-a\n!**/*-c\n", True),
+    ("dockerignore-extensions-star", "COPY * subdir/", "**/*-a\n!**/*-c\n", True),
+    ("dockerignore-includes-dot", "COPY . subdir/", "!**/*-c\n", True),
+    ("dockerignore-exclude-plain-dot", "COPY . subdir/", "subdir-c\n", True),
+    ("dockerignore-exclude-wildcard-star", "COPY * subdir/", "subdir-*\n", True),
+    ("dockerignore-exclude-deep-wildcard-dot", "COPY . subdir/", "**/subdir-*\n", True),
+    ("dockerignore-exclude-deep-subdir-dot", "COPY . subdir/", "**/subdir-f\n", True),
+    ("dockerignore-exclude-kind-of-deep-subdir-dot", "COPY . subdir/",
+     "**/subdir-e\n!**/subdir-f\n", True),
+    ("copy--exclude-includes-subdir-slash", "COPY --exclude=**/*-c / subdir/", None, True),
+    ("add--exclude-includes-dot", "ADD --exclude=*-c . subdir/", None, True),
+]
+
+
+@pytest.mark.parametrize("case,body,ignore,succeeds", POPULATED,
+                         ids=[c[0] for c in POPULATED])
+def test_dockerignore_populated_cases(bcli, tmp_path, case, body, ignore, succeeds):
+    ctx = _copy(tmp_path, "dockerignore/populated")
+    with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+        f.write("FROM scratch\n" + body + "\n")
+    if ignore is not None:
+        with open(os.path.join(ctx, ".dockerignore"), "w") as f:
+            f.write(ignore)
+    proc = bcli("build", "-q", ctx)
+    if not succeeds:
+        assert proc.returncode == 1 and "Dockerfile:2:" in proc.err, proc.err
+        return
+    assert proc.returncode == 0, proc.err
+    top = _top_layer(bcli, proc.out.strip())
+    copied = [os.path.relpath(os.path.join(d, n), top) for d, dirs, files in os.walk(top)
+              for n in dirs + files]
+    assert copied
+    excluded_suffix = "-a" if ignore and ignore.startswith("**/*-a") else None
+    if excluded_suffix:
+        assert not [p for p in copied if p.endswith(excluded_suffix)]
+    if "--exclude=**/*-c" in body:
+        assert not [p for p in copied if p.endswith("-c")]
+
+
+@pytest.mark.parametrize("source,expected", [
+    ("./x/./y/*.txt", ["parents/y/a.txt", "parents/y/b.txt"]),
+    ("./x/y/./*.txt", ["parents/a.txt", "parents/b.txt"]),
+    ("./x/y/*.txt", ["parents/x/y/a.txt", "parents/x/y/b.txt"]),
+])
+def test_copy_parents_pivot(bcli, tmp_path, source, expected):
+    ctx = _copy(tmp_path, "copy-parents")
+    with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+        f.write("FROM scratch\nCOPY --parents %s /parents/\n" % source)
+    top = _top_layer(bcli, bcli.ok("build", "-q", ctx).out.strip())
+    files = sorted(os.path.relpath(os.path.join(d, n), top) for d, _dirs, names in
+                   os.walk(top) for n in names)
+    assert files == expected
+
+
+def test_exclude_is_relative_to_the_source_directory(bcli, tmp_path):
+    ctx = _copy(tmp_path, "dockerignore/exclude_subdir_under_source")
+    with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+        f.write("FROM scratch\nCOPY --exclude=storage/views app/ app/\n")
+    top = _top_layer(bcli, bcli.ok("build", "-q", ctx).out.strip())
+    assert os.path.exists(os.path.join(top, "app/storage/cache/cache_file"))
+    assert not os.path.exists(os.path.join(top, "app/storage/views"))

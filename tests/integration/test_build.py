@@ -305,3 +305,81 @@ def test_a_killed_build_leaves_no_image_and_no_temporaries(cli, image, context):
     assert cli("inspect", "killed:1").returncode == 1
     cli.ok("images")  # the next command cleans the dead build's temporaries
     assert os.listdir(os.path.join(cli.root, "tmp")) == []
+
+
+# -- review findings, each a Docker rule or a safety property --------------------------------
+
+def _build(cli, context, dockerfile, files=None, *args):
+    return cli.ok("build", "-q", *args, context(dockerfile, files)).out.strip()
+
+
+def test_cache_keys_tell_apart_what_prints_alike(cli, image, context):
+    one = _build(cli, context, 'FROM %s\nENV A="x B=y"\n' % image)
+    two = _build(cli, context, "FROM %s\nENV A=x B=y\n" % image)
+    assert "B=y" in config_of(cli, two)["Env"] and one != two
+    ctx_file = context("FROM %s\nCOPY a.txt /dst\n" % image, {"a.txt": "a"})
+    cli.ok("build", ctx_file)
+    with open(os.path.join(ctx_file, "Dockerfile"), "w") as f:
+        f.write("FROM %s\nCOPY a.txt /dst/\n" % image)
+    as_dir = cli.ok("build", "-q", ctx_file).out.strip()
+    assert cli.ok("run", "--rm", as_dir, "cat", "/dst/a.txt").out == "a"
+
+
+def test_cmd_in_the_stage_survives_entrypoint_and_onbuild_is_cleared(cli, image, context):
+    img = _build(cli, context, 'FROM %s\nCMD ["mycmd"]\nENTRYPOINT ["/bin/echo"]\n' % image)
+    assert config_of(cli, img)["Cmd"] == ["mycmd"]
+    cli.ok("build", "-t", "onb:1", context("FROM %s\nONBUILD RUN touch /trig\n" % image))
+    child = _build(cli, context, "FROM onb:1\n")
+    assert config_of(cli, child)["OnBuild"] is None
+
+
+def test_arg_defaults_see_env_and_earlier_args(cli, image, context):
+    img = _build(cli, context, "FROM %s\nENV E=env\nARG A=1\nARG B=${A}2 C=${E}x\n"
+                               "RUN echo \"$B $C\" > /out\n" % image)
+    assert cli.ok("run", "--rm", img, "cat", "/out").out == "12 envx\n"
+
+
+def test_add_never_reads_through_a_context_symlink(cli, image, context, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_text("SECRET")
+    with tarfile.open(outside / "secret.tar", "w") as tar:
+        tar.add(outside / "secret", arcname="secret")
+    ctx = context("FROM %s\nADD link.tar /leak/\n" % image)
+    os.symlink(str(outside / "secret.tar"), os.path.join(ctx, "link.tar"))
+    img = cli.ok("build", "-q", ctx).out.strip()
+    out = cli.ok("run", "--rm", img, "sh", "-c", "ls /leak; cat /leak/secret 2>&1; true").out
+    assert "SECRET" not in out
+
+
+def test_chown_names_never_come_from_outside_the_image(cli, image, context, tmp_path):
+    fake = tmp_path / "passwd"
+    fake.write_text("evil:x:4242:4242::/:/bin/sh\n")
+    ctx = context("FROM %s\nRUN rm /etc/passwd && ln -s %s /etc/passwd\n"
+                  "COPY --chown=evil a.txt /a\n" % (image, fake), {"a.txt": "a"})
+    proc = cli("build", ctx)
+    assert proc.returncode == 1 and "unable to find user evil" in proc.err
+
+
+def test_copy_from_a_one_layer_image_and_heredoc_into_a_directory(cli, image, context):
+    img = _build(cli, context, "FROM %s\nCOPY --from=%s /etc/passwd /p\n"
+                               "COPY <<EOF /etc\nhello\nEOF\n" % (image, image))
+    out = cli.ok("run", "--rm", img, "sh", "-c", "head -1 /p; cat /etc/EOF; ls /etc | wc -l")
+    assert out.out.split("\n")[:2] == ["root:x:0:0:root:/root:/bin/sh", "hello"]
+
+
+def test_add_copies_a_compressed_file_that_is_no_tar(cli, image, context):
+    import gzip
+    img = _build(cli, context, "FROM %s\nADD data.gz /d/\n" % image,
+                 {"data.gz": gzip.compress(b"plain\n")})
+    assert cli.ok("run", "--rm", img, "ls", "/d").out == "data.gz\n"
+
+
+def test_unsupported_run_flags_and_a_failed_build_keeps_its_steps(cli, image, context):
+    proc = cli("build", context("FROM %s\nRUN --mount=type=cache,target=/c true\n" % image))
+    assert proc.returncode == 1 and "RUN --mount is not supported yet" in proc.err
+    ctx = context("FROM %s\nRUN echo step2 > /s2\nRUN false\n" % image)
+    assert cli("build", ctx).returncode == 1
+    with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+        f.write("FROM %s\nRUN echo step2 > /s2\nRUN true\n" % image)
+    assert "CACHED" in cli.ok("build", ctx).out.split("STEP 3/3")[0]

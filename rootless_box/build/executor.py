@@ -391,8 +391,19 @@ class Builder:
         if not path.startswith("/"):
             path = os.path.join(state.runtime.get("WorkingDir") or "/", path)
         path = os.path.normpath(path)
-        self._metadata(state, ins, "WORKDIR " + path,
-                       lambda cfg: cfg.update(WorkingDir=path))
+        state.runtime["WorkingDir"] = path
+        from ..layers.diff import LowerView
+        if path == "/" or LowerView(self._layer_dirs(state)).lstat(path.lstrip("/")):
+            self._metadata(state, ins, "WORKDIR " + path,
+                           lambda cfg: cfg.update(WorkingDir=path))
+            return
+        # Docker creates a missing WORKDIR (root-owned, 0755): a small layer
+        key = _key(state.key, "WORKDIR", path, "mkdir")
+        if self._cached(state, key):
+            return
+        report = buildsteps.copy_step(self.store, self.idmap, self._layer_dirs(state),
+                                      [{"kind": "mkdir", "dest": path}])
+        self._add_layer(state, key, "WORKDIR " + path, report)
 
     def _do_user(self, state, ins, env):
         user = self._expand(ins.args[0], env)

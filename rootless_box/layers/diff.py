@@ -233,21 +233,28 @@ class LowerView:
         return None
 
     def names(self, rel):
-        """The children visible in the merged view of directory rel."""
+        """The children visible in the merged view of directory rel. Each layer's rel is
+        looked up one component at a time without following symlinks: a layer's symlink must
+        never make the host's own directories show up here."""
         seen, hidden = set(), set()
         for layer in self.layers:
-            path = os.path.join(layer, rel) if rel else layer
-            try:
-                entries = list(os.scandir(path))
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-            for entry in entries:
-                if entry.name in seen or entry.name in hidden:
+            if rel:
+                found = self.lookup(layer, rel.split("/"))
+                if found is None:
                     continue
-                if is_whiteout(entry.stat(follow_symlinks=False)):
-                    hidden.add(entry.name)
-                else:
-                    seen.add(entry.name)
+                if found is _HIDDEN or not stat.S_ISDIR(found.st_mode):
+                    break  # deleted or replaced by a non-directory here: nothing below shows
+                path = os.path.join(layer, rel)
+            else:
+                path = layer
+            with os.scandir(path) as entries:
+                for entry in entries:
+                    if entry.name in seen or entry.name in hidden:
+                        continue
+                    if is_whiteout(entry.stat(follow_symlinks=False)):
+                        hidden.add(entry.name)
+                    else:
+                        seen.add(entry.name)
             if is_opaque(path):
                 break
         return seen

@@ -188,7 +188,14 @@ def _apply_copy(root, item, other_mount):
     return copy_into(root, entries, item["uid"], item["gid"], item["mode"])
 
 
-_APPLY = {"file": _apply_file, "extract": _apply_extract, "copy": _apply_copy}
+def _apply_mkdir(root, item, _other):
+    from ..layers.copyin import ensure_dir
+    ensure_dir(root, item["dest"])
+    return 1
+
+
+_APPLY = {"file": _apply_file, "extract": _apply_extract, "copy": _apply_copy,
+          "mkdir": _apply_mkdir}
 
 
 def copy_step(store, idmap, lowers, plan, other_lowers=None, resolve_other=None):

@@ -122,3 +122,16 @@ def test_copy_driver_diff_finds_changes_and_deletions(tree):
     names = names_of(lambda top, out: write_changes(top, [lower], out), root)
     assert {"change", "added", ".wh.gone", "dir/.wh.sub"} <= set(names)
     assert "keep" not in names and "dir/sub/.wh.f" not in names
+
+
+def test_copy_driver_diff_never_lists_the_host_through_a_layer_symlink(tree, tmp_path):
+    host = tmp_path / "hostdir"
+    host.mkdir()
+    (host / "host-only-name").write_text("h")
+    lower = tree("lower", [("x", "link", str(host))])
+    root = tree("rootfs", [])
+    populate([lower], root)
+    os.unlink(os.path.join(root, "x"))
+    os.mkdir(os.path.join(root, "x"))
+    names = names_of(lambda top, out: write_changes(top, [lower], out), root)
+    assert not any("host-only-name" in n for n in names)

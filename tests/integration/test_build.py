@@ -65,7 +65,7 @@ def test_instructions_make_docker_configs_and_layers(cli, image, context):
         ["hello.txt", "inner.txt", "run.txt"]
     layers = json.loads(cli.ok("inspect", "built:cfg").out)[0]["RootFS"]["Layers"]
     base_layers = json.loads(cli.ok("inspect", image).out)[0]["RootFS"]["Layers"]
-    assert len(layers) == len(base_layers) + 2  # COPY and RUN only
+    assert len(layers) == len(base_layers) + 3  # WORKDIR (a new dir), COPY and RUN
     history = json.loads(open(os.path.join(cli.root, "blobs", "sha256", json.loads(
         cli.ok("inspect", "built:cfg").out)[0]["Id"][7:])).read())["history"]
     assert history[-1]["empty_layer"] is True
@@ -383,3 +383,10 @@ def test_unsupported_run_flags_and_a_failed_build_keeps_its_steps(cli, image, co
     with open(os.path.join(ctx, "Dockerfile"), "w") as f:
         f.write("FROM %s\nRUN echo step2 > /s2\nRUN true\n" % image)
     assert "CACHED" in cli.ok("build", ctx).out.split("STEP 3/3")[0]
+
+
+def test_workdir_is_created_in_the_image(cli, image, context):
+    img = _build(cli, context, "FROM %s\nWORKDIR /w/x\nWORKDIR rel\n" % image)
+    out = cli.ok("run", "--rm", "-w", "/", img, "sh", "-c", "ls -d /w/x/rel; pwd").out
+    assert out == "/w/x/rel\n/\n"
+    assert config_of(cli, img)["WorkingDir"] == "/w/x/rel"

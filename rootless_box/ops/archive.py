@@ -26,7 +26,7 @@ from ..oci import reference
 from ..oci.digest import sha256_bytes, split
 from ..securepath import clean_member_name
 from .images import record_blobs, resolve
-from .storage import unpack_layer
+from .storage import unpack_layer, unpack_layers
 
 # Media types beyond those oci/image.py writes: what Docker and registries put in archives.
 _MANIFEST_TYPES = (oci_image.MT_MANIFEST, oci_image.MT_DOCKER_MANIFEST)
@@ -787,6 +787,7 @@ def _unpack_all(store, idmap, extracted, images, landed, reports):
     already. Each (blob, diff ID) pair is checked once: two images may claim one diff ID for
     different blobs (gzip and plain), and each claim must hold. -> {diff ID: size}."""
     sizes, checked = {}, set()
+    pending = []
     for image in images:
         for layer in image.layers:
             if (layer.digest, layer.diff_id) in checked:
@@ -799,10 +800,13 @@ def _unpack_all(store, idmap, extracted, images, landed, reports):
                 sizes[layer.diff_id] = layer.size if layer.digest == layer.diff_id else \
                     _check_diff_id(blob, layer.diff_id)
                 continue
-            report = unpack_layer(store, idmap, blob, layer.diff_id)
-            landed.append(layer.diff_id)
-            reports.append(report)
-            sizes[layer.diff_id] = report["size"]
+            pending.append(layer)
+    # the layers unpack in parallel, one user-namespace helper each
+    for layer, report in zip(pending, unpack_layers(
+            store, idmap, [(extracted.path(layer.name), layer.diff_id) for layer in pending])):
+        landed.append(layer.diff_id)
+        reports.append(report)
+        sizes[layer.diff_id] = report["size"]
     return sizes
 
 

@@ -95,14 +95,14 @@ def ensure_unpacked(store, idmap, image):
     """Every layer of image unpacked for the current id mapping. A layer can be missing after
     the mapping changed (an administrator added a subuid range) or a kill; it is unpacked
     again from its blob, as Podman's `system migrate` would, but without being asked."""
-    from .storage import unpack_layer
+    from .storage import unpack_layers
     missing = [d for d in image.diff_ids if not os.path.isdir(store.layer_path(d))]
     if not missing:
         return
     manifest = fastjson.loads(store.read_blob(image.record["manifest"]))
     blobs = dict(zip(image.diff_ids, (layer["digest"] for layer in manifest["layers"])))
-    for diff_id in missing:
-        unpack_layer(store, idmap, store.blob_path(blobs[diff_id]), diff_id)
+    unpack_layers(store, idmap, [(store.blob_path(blobs[d]), d)
+                                 for d in dict.fromkeys(missing)])
 
 
 def list_images(store):

@@ -125,22 +125,40 @@ def _unpack_inside(blob_path, dest, keep_owners):
 def unpack_layer(store, idmap, blob_path, expected_diff_id=None):
     """Unpack a layer blob into layers/<diff ID> (once: an existing one is reused).
     Returns the unpack report (diff_id, size, skipped_devices, unmapped_owners)."""
-    if expected_diff_id and os.path.isdir(store.layer_path(expected_diff_id)):
-        return {"diff_id": expected_diff_id, "size": os.path.getsize(blob_path),
-                "skipped_devices": 0, "unmapped_owners": 0, "reused": True}
-    tmp = store.mkdtemp("layer")
+    return unpack_layers(store, idmap, [(blob_path, expected_diff_id)])[0]
+
+
+def unpack_layers(store, idmap, blobs):
+    """unpack_layer for [(blob path, expected diff ID or None)], the layers in parallel (each
+    in its own user namespace: decompression, hashing and file creation spread over the
+    CPUs). Returns the reports in order."""
+    from ..userns.launcher import run_in_userns_many
+    reports = [None] * len(blobs)
+    work = []
+    for i, (blob_path, expected) in enumerate(blobs):
+        if expected and os.path.isdir(store.layer_path(expected)):
+            reports[i] = {"diff_id": expected, "size": os.path.getsize(blob_path),
+                          "skipped_devices": 0, "unmapped_owners": 0, "reused": True}
+        else:
+            work.append((i, blob_path, expected))
+    tmps = [store.mkdtemp("layer") for _ in work]
     try:
-        report = run_in_userns(_unpack_inside, idmap, blob_path, tmp,
-                               idmap.mode != "single")
-        if expected_diff_id and report["diff_id"] != expected_diff_id:
-            raise StoreError("layer content does not match its diff ID: got %s, expected %s"
-                             % (report["diff_id"], expected_diff_id))
+        done = run_in_userns_many(_unpack_inside, idmap, [
+            (blob_path, tmp, idmap.mode != "single")
+            for (_i, blob_path, _e), tmp in zip(work, tmps)])
+        for (i, _blob, expected), report in zip(work, done):
+            if expected and report["diff_id"] != expected:
+                raise StoreError("layer content does not match its diff ID: got %s, expected %s"
+                                 % (report["diff_id"], expected))
         with store.lock():
-            dest = store.layer_path(report["diff_id"])
-            if not os.path.isdir(dest):
-                os.rename(tmp, dest)
-                tmp = None
+            for n, ((i, _blob, _expected), report) in enumerate(zip(work, done)):
+                dest = store.layer_path(report["diff_id"])
+                if not os.path.isdir(dest):
+                    os.rename(tmps[n], dest)
+                    tmps[n] = None
+                reports[i] = report
     finally:
-        if tmp:
-            store.remove(tmp)
-    return report
+        for tmp in tmps:
+            if tmp:
+                store.remove(tmp)
+    return reports

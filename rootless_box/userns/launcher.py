@@ -133,14 +133,17 @@ def _flush_stdio():
             pass
 
 
-def run_in_userns(func, idmap, *args):
-    """Run func(*args) as root of a fresh user + mount namespace and return its JSON-able
-    result. Used to unpack layers with their owners and to remove trees with subuid owners."""
+def _start_helper(func, idmap, args, others=()):
+    """Fork a helper that runs func(*args) as root of a fresh user + mount namespace, and
+    write its id maps; its work then goes on while the caller does something else."""
     _flush_stdio()
     sync = _Sync()
     pid = os.fork()
     if pid == 0:
         try:
+            for other in others:
+                # other helpers' pipes: holding them would hide their EOFs
+                other.close_parent()
             sync.child_side()
             _enter(libc.CLONE_NEWUSER | libc.CLONE_NEWNS, idmap, sync)
             result = func(*args)
@@ -151,6 +154,15 @@ def run_in_userns(func, idmap, *args):
     sync.parent_side()
     try:
         ok = _parent_maps(pid, idmap, sync)
+    except BaseException:
+        sync.close_parent()
+        os.waitpid(pid, 0)
+        raise
+    return pid, sync, ok
+
+
+def _finish_helper(pid, sync, ok):
+    try:
         result = _read_all(sync.c2p_r) if ok else b""
         err = _read_all(sync.err_r)
     finally:
@@ -162,6 +174,44 @@ def run_in_userns(func, idmap, *args):
     if not result.startswith(b"R"):
         raise errors.SetupError("helper in the user namespace died without an answer")
     return fastjson.loads(result[1:])
+
+
+def run_in_userns(func, idmap, *args):
+    """Run func(*args) as root of a fresh user + mount namespace and return its JSON-able
+    result. Used to unpack layers with their owners and to remove trees with subuid owners."""
+    return _finish_helper(*_start_helper(func, idmap, args))
+
+
+def run_in_userns_many(func, idmap, arglists, jobs=None):
+    """run_in_userns for each argument tuple, up to `jobs` at once (default: the CPUs), as
+    enroot unpacks layers in parallel. Returns the results in order; the first failure is
+    raised once every helper has ended."""
+    jobs = max(1, jobs or os.cpu_count() or 1)
+    results = [None] * len(arglists)
+    running, failure = [], None
+
+    def finish(entry):
+        nonlocal failure
+        index, helper = entry
+        try:
+            results[index] = _finish_helper(*helper)
+        except BaseException as exc:  # keep going: no helper may be left unwaited
+            failure = failure or exc
+
+    for index, args in enumerate(arglists):
+        if len(running) >= jobs:
+            finish(running.pop(0))
+        try:
+            running.append((index, _start_helper(func, idmap, args,
+                                                 [h[1] for _i, h in running])))
+        except BaseException as exc:
+            failure = failure or exc
+            break
+    for entry in running:
+        finish(entry)
+    if failure is not None:
+        raise failure
+    return results
 
 
 class Container:

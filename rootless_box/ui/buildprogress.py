@@ -13,6 +13,7 @@ class RichSteps:
     def __init__(self):
         from rich.console import Console
         self.console = Console(highlight=False)
+        self.errors = Console(highlight=False, stderr=True)
         self.started = None
 
     def __call__(self, kind, text):
@@ -28,7 +29,7 @@ class RichSteps:
             self.console.print("[dim]%s  %.1fs[/]" % (_escape(text), now - (self.started or now)))
             self.started = None
         elif kind == "warning":
-            self.console.print("[yellow]warning:[/] %s" % _escape(text), stderr=True)
+            self.errors.print("[yellow]rootless-box: warning:[/] %s" % _escape(text))
         else:
             self.console.print(_escape(text))
 

@@ -48,3 +48,4 @@ def test_human_duration_words_like_docker():
     assert human_duration(30) == "30 seconds"
     assert human_duration(90) == "About a minute"
     assert human_duration(3 * 3600) == "3 hours"
+

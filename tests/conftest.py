@@ -1,16 +1,20 @@
-"""Shared fixtures: an isolated store per test module, the CLI as a user runs it, and a base
-image made from this machine's busybox (or its own binaries), with no download.
+"""Shared fixtures and helpers: an isolated store per test module, the CLI as a user runs it
+(also on a pty), a base image made from this machine's busybox (or its own binaries) with no
+download, and the store inspections and timed kills the image, archive and layer tests share.
 
 Integration tests need real user namespaces and an unprivileged user: as root they skip (CI
 runs them as the unprivileged test user; see scripts/ci-root.sh).
 """
 
 import io
+import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
+import time
 
 import pytest
 
@@ -91,6 +95,39 @@ class Cli:
         return self(*args, check=0, **kw)
 
 
+def run_in_pty(cli, args, rows=24, cols=80, on_output=None, timeout=20):
+    """Run the CLI on a new pty of size rows x cols; returns (output text, exit status).
+    on_output(master, data so far) may answer the container."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+    import time
+    pid, master = pty.fork()
+    if pid == 0:
+        os.execve(cli.argv()[0], cli.argv(*args), cli.env)
+    fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    data = b""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.5)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        data += chunk
+        if on_output:
+            on_output(master, data)
+    _, status = os.waitpid(pid, 0)
+    os.close(master)
+    return data.decode(errors="replace"), os.waitstatus_to_exitcode(status)
+
+
 def busybox_path():
     for path in ("/bin/busybox", "/usr/bin/busybox"):
         if os.path.exists(path):
@@ -143,3 +180,108 @@ def tar_bytes(entries):
             else:
                 tar.addfile(info)
     return buf.getvalue()
+
+
+# -- store inspection and kills, shared by the image, archive and layer tests ---------------
+
+def store_dir(cli, *parts):
+    return os.path.join(cli.root, *parts)
+
+
+def layer_dir(cli, *parts):
+    """Where this user's layers are unpacked: one directory per id mapping."""
+    from rootless_box.userns.idmap import plan
+    key = "single" if cli.env.get("RBX_USERNS") == "single" else plan().key
+    return os.path.join(cli.root, "layers", key, *parts)
+
+
+def listing(cli):
+    """What a failed import must not change: temporaries, layer directories, blobs."""
+    result = {}
+    for part in ("tmp", "layers", "blobs/sha256"):
+        path = layer_dir(cli) if part == "layers" else store_dir(cli, *part.split("/"))
+        result[part] = sorted(os.listdir(path)) if os.path.isdir(path) else []
+    return result
+
+
+def inspect1(cli, name, *opts):
+    data = json.loads(cli.ok("inspect", *opts, name).out)
+    assert isinstance(data, list) and len(data) == 1, data
+    return data[0]
+
+
+def assert_one_error(proc, code=125):
+    """The exit status (125: the tool failed; 1: a command of several names failed on one, as
+    Docker's rm/rmi/inspect do), one `rootless-box: error:` line, an optional hint, no traceback."""
+    assert proc.returncode == code, (proc.returncode, proc.out, proc.err)
+    assert "Traceback" not in proc.err, proc.err
+    lines = [line for line in proc.err.splitlines()
+             if not line.startswith("rootless-box: warning:")]
+    assert lines and lines[0].startswith("rootless-box: error: "), proc.err
+    assert len(lines) <= 2, proc.err
+    if len(lines) == 2:
+        assert lines[1].startswith("hint: "), proc.err
+
+
+def find_named(top, name):
+    """Every path called `name` under top (not following symlinks)."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(top):
+        found += [os.path.join(dirpath, n) for n in dirnames + filenames if n == name]
+    return found
+
+
+def wait_gone(marker, timeout=10.0):
+    """Wait until no process of ours carries marker in its environment (the killed import and
+    any helper it forked into a user namespace, which PR_SET_PDEATHSIG kills)."""
+    deadline = time.monotonic() + timeout
+    needle = ("RBX_TEST_MARK=%s" % marker).encode()
+    while time.monotonic() < deadline:
+        alive = False
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open("/proc/%s/environ" % pid, "rb") as f:
+                    if needle in f.read().split(b"\0"):
+                        alive = True
+                        break
+            except OSError:
+                continue
+        if not alive:
+            return
+        time.sleep(0.02)
+    raise AssertionError("processes of the killed import are still alive")
+
+
+def kill_when(proc, ready, tmp_dir, timeout=20.0):
+    """SIGKILL proc as soon as ready(names of its temporaries) holds; -> whether it held while
+    proc was still running."""
+    prefix = "%d-" % proc.pid
+    deadline = time.monotonic() + timeout
+    held = False
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            mine = [n for n in os.listdir(tmp_dir) if n.startswith(prefix)]
+        except FileNotFoundError:
+            mine = []
+        if ready(mine):
+            held = proc.poll() is None
+            break
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return held
+
+
+def unpacking(tmp_dir):
+    def ready(names):
+        for name in names:
+            if "-layer-" in name:
+                try:
+                    if os.listdir(os.path.join(tmp_dir, name)):
+                        return True
+                except OSError:
+                    pass
+        return False
+    return ready

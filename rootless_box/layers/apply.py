@@ -73,6 +73,31 @@ def _metadata(src, dst, st):
     os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
 
 
+def place(src, dst, st, dir_mode, specials=True):
+    """Make dst an entry of src's kind (st: src's lstat): a directory stays or replaces
+    what is there (a new one is made with dir_mode); anything else
+    replaces what is there, never written through it. Returns False for a kind not placed
+    (sockets; fifos and devices too unless specials): what was there is gone all the same."""
+    existing = _lstat(dst)
+    if stat.S_ISDIR(st.st_mode):
+        if existing is None or not stat.S_ISDIR(existing.st_mode):
+            remove_entry(dst)
+            os.mkdir(dst, dir_mode)
+        return True
+    remove_entry(dst)
+    if stat.S_ISREG(st.st_mode):
+        copy_file(src, dst, st)
+    elif stat.S_ISLNK(st.st_mode):
+        os.symlink(os.readlink(src), dst)
+    elif specials and stat.S_ISFIFO(st.st_mode):
+        os.mkfifo(dst, 0o600)
+    elif specials and (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)):
+        os.mknod(dst, st.st_mode, st.st_rdev)
+    else:
+        return False
+    return True
+
+
 def apply_layer(layer, root):
     """Apply one unpacked layer directory onto root (the layers below already applied)."""
     links = {}
@@ -92,32 +117,21 @@ def apply_layer(layer, root):
             if is_whiteout(st):
                 remove_entry(dst)
                 continue
-            existing = _lstat(dst)
             if stat.S_ISDIR(st.st_mode):
-                if existing is None or not stat.S_ISDIR(existing.st_mode):
-                    remove_entry(dst)
-                    os.mkdir(dst, 0o700)
-                else:
-                    os.chmod(dst, 0o700)
+                place(entry.path, dst, st, 0o700)
+                os.chmod(dst, 0o700)  # writable until its own metadata, at the end
                 dirs.append((entry.path, dst, st))
                 stack.append((child_rel, entry.path))
                 continue
-            remove_entry(dst)
             key = (st.st_dev, st.st_ino)
             if stat.S_ISREG(st.st_mode) and st.st_nlink > 1 and key in links:
+                remove_entry(dst)
                 os.link(links[key], dst, follow_symlinks=False)
                 continue
-            if stat.S_ISREG(st.st_mode):
-                copy_file(entry.path, dst, st)
-                links[key] = dst
-            elif stat.S_ISLNK(st.st_mode):
-                os.symlink(os.readlink(entry.path), dst)
-            elif stat.S_ISFIFO(st.st_mode):
-                os.mkfifo(dst, 0o600)
-            elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
-                os.mknod(dst, st.st_mode, st.st_rdev)
-            else:
+            if not place(entry.path, dst, st, 0o700):
                 continue
+            if stat.S_ISREG(st.st_mode):
+                links[key] = dst
             _metadata(entry.path, dst, st)
     for src, dst, st in reversed(dirs):
         # deepest last-created first, so modes that forbid writing come after the writes

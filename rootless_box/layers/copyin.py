@@ -12,7 +12,7 @@ import os
 import stat
 
 from ..securepath import resolve_in_root
-from .apply import copy_file, remove_entry
+from .apply import place, remove_entry
 
 
 def copy_into(root, entries, uid=0, gid=0, mode=None):
@@ -23,20 +23,9 @@ def copy_into(root, entries, uid=0, gid=0, mode=None):
         st = os.lstat(src)
         target = resolve_in_root(root, dest, follow_final=False)
         _ensure_parent(root, os.path.dirname(dest))
-        existing = _lstat(target)
-        if stat.S_ISDIR(st.st_mode):
-            if existing is None or not stat.S_ISDIR(existing.st_mode):
-                remove_entry(target)
-                os.mkdir(target, 0o755)
-        else:
-            if existing is not None:
-                remove_entry(target)
-            if stat.S_ISLNK(st.st_mode):
-                os.symlink(os.readlink(src), target)
-            elif stat.S_ISREG(st.st_mode):
-                copy_file(src, target, st)
-            else:
-                continue  # fifos, sockets and devices in a context are not copied
+        # fifos, sockets and devices in a context are not copied
+        if not place(src, target, st, 0o755, specials=False):
+            continue
         os.lchown(target, uid, gid)
         if not stat.S_ISLNK(st.st_mode):
             os.chmod(target, mode if mode is not None else stat.S_IMODE(st.st_mode))

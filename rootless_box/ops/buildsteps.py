@@ -13,12 +13,9 @@ import os
 from .. import errors
 from ..userns import launcher
 from ..userns.launcher import run_in_userns
-from .commit import make_layer
+from .commit import BASE_MOUNTPOINTS, make_layer
 from .run import SignalForwarder, confinement, prepare_rootfs, write_etc_files
 from .storage import choose_driver
-
-_MOUNTPOINTS = ("etc/hosts", "etc/hostname", "etc/resolv.conf", "proc", "sys", "dev")
-
 
 class StepFailed(errors.BoxError):
     """A RUN step's command exited non-zero (`docker build` exits 1)."""
@@ -45,7 +42,7 @@ def run_step(store, idmap, lowers, argv, env, workdir="/", user="", network="hos
                              % (_quote(argv), code), exit_code=1)
         changes = spec["rootfs"]["merged"] if driver == "copy" else spec["rootfs"]["upper"]
         with store.lock():
-            return make_layer(store, idmap, driver, changes, lowers, _MOUNTPOINTS)
+            return make_layer(store, idmap, driver, changes, lowers, BASE_MOUNTPOINTS)
     finally:
         store.remove(tmp)
 

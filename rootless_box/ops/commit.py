@@ -37,11 +37,15 @@ def _layer_inside(driver, changes_dir, lowers, out_path, mountpoints):
     return {"diff_id": out.digest(), "size": out.size}
 
 
+# What every container mounts onto (relative to its root): their placeholders in an upper dir
+# are not the user's changes.
+BASE_MOUNTPOINTS = ("etc/hosts", "etc/hostname", "etc/resolv.conf", "proc", "sys", "dev")
+
+
 def _mountpoints(record):
-    """Relative paths the run mounted onto (their placeholders are not the user's changes)."""
-    targets = ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/proc", "/sys", "/dev"]
-    targets += [m["Destination"] for m in record.get("Mounts", [])]
-    return [os.path.normpath(t).lstrip("/") for t in targets]
+    """BASE_MOUNTPOINTS and the volumes and tmpfs the run mounted."""
+    return list(BASE_MOUNTPOINTS) + [os.path.normpath(m["Destination"]).lstrip("/")
+                                     for m in record.get("Mounts", [])]
 
 
 def _container_config(parent_config, record, changes):

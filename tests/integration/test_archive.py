@@ -21,9 +21,8 @@ import uuid
 
 import pytest
 
-from conftest import Cli, needs_userns, tar_bytes
-from test_images import _kill_when, _unpacking, _wait_gone, assert_one_error, find_named, \
-    inspect1, layer_dir, listing
+from conftest import Cli, assert_one_error, find_named, inspect1, kill_when, layer_dir, listing, \
+    needs_userns, tar_bytes, unpacking, wait_gone
 
 pytestmark = needs_userns
 
@@ -710,9 +709,9 @@ def test_kill_during_load_leaves_store_usable(tmp_path, rootfs_tar, big_archive,
     mark = uuid.uuid4().hex
     proc = subprocess.Popen(cli.argv("load", "-i", path), env=dict(cli.env, RBX_TEST_MARK=mark),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ready = _extracting(tmp_dir) if moment == "extracting" else _unpacking(tmp_dir)
-    assert _kill_when(proc, ready, tmp_dir), "the load was not caught " + moment
-    _wait_gone(mark)
+    ready = _extracting(tmp_dir) if moment == "extracting" else unpacking(tmp_dir)
+    assert kill_when(proc, ready, tmp_dir), "the load was not caught " + moment
+    wait_gone(mark)
     assert os.listdir(tmp_dir) != []  # the killed load's temporaries, until the next command
 
     # the next command works and clears them

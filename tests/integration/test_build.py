@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import needs_userns
+from conftest import needs_userns, run_in_pty
 
 pytestmark = needs_userns
 
@@ -250,27 +250,9 @@ def test_add_from_a_url_with_checksum(cli, image, context, tmp_path):
 
 def test_terminal_progress_and_plain_lines(cli, image, context):
     """On a terminal the steps are styled by rich; piped, they are plain STEP lines."""
-    import pty
-    import select
     ctx = context("FROM %s\nRUN echo inside-step\n" % image)
-    pid, master = pty.fork()
-    if pid == 0:
-        os.execve(cli.argv()[0], cli.argv("build", "--no-cache", ctx), cli.env)
-    data = b""
-    while True:
-        ready, _, _ = select.select([master], [], [], 20)
-        if not ready:
-            break
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        data += chunk
-    _, status = os.waitpid(pid, 0)
-    text = data.decode(errors="replace")
-    assert os.waitstatus_to_exitcode(status) == 0
+    text, status = run_in_pty(cli, ("build", "--no-cache", ctx), timeout=60)
+    assert status == 0
     assert "\x1b[" in text and "STEP 2/2" in text and "inside-step" in text
     plain = cli.ok("build", "--progress=plain", "--no-cache", ctx).out
     assert "\x1b[" not in plain and "STEP 2/2: RUN echo inside-step" in plain

@@ -23,7 +23,8 @@ import uuid
 
 import pytest
 
-from conftest import Cli, needs_subuid, needs_userns, tar_bytes
+from conftest import Cli, assert_one_error, find_named, inspect1, kill_when, layer_dir, listing, \
+    needs_subuid, needs_userns, store_dir, tar_bytes, unpacking, wait_gone
 
 pytestmark = needs_userns
 
@@ -71,26 +72,6 @@ def write(path, data, mode=0o644):
     return str(path)
 
 
-def store_dir(cli, *parts):
-    return os.path.join(cli.root, *parts)
-
-
-def layer_dir(cli, *parts):
-    """Where this user's layers are unpacked: one directory per id mapping."""
-    from rootless_box.userns.idmap import plan
-    key = "single" if cli.env.get("RBX_USERNS") == "single" else plan().key
-    return os.path.join(cli.root, "layers", key, *parts)
-
-
-def listing(cli):
-    """What a failed import must not change: temporaries, layer directories, blobs."""
-    result = {}
-    for part in ("tmp", "layers", "blobs/sha256"):
-        path = layer_dir(cli) if part == "layers" else store_dir(cli, *part.split("/"))
-        result[part] = sorted(os.listdir(path)) if os.path.isdir(path) else []
-    return result
-
-
 def blob_names(cli):
     return set(os.listdir(store_dir(cli, "blobs", "sha256")))
 
@@ -108,25 +89,6 @@ def imported_id(proc):
     return lines[0]
 
 
-def inspect1(cli, name, *opts):
-    data = json.loads(cli.ok("inspect", *opts, name).out)
-    assert isinstance(data, list) and len(data) == 1, data
-    return data[0]
-
-
-def assert_one_error(proc, code=125):
-    """The exit status (125: the tool failed; 1: a command of several names failed on one, as
-    Docker's rm/rmi/inspect do), one `rootless-box: error:` line, an optional hint, no traceback."""
-    assert proc.returncode == code, (proc.returncode, proc.out, proc.err)
-    assert "Traceback" not in proc.err, proc.err
-    lines = [line for line in proc.err.splitlines()
-             if not line.startswith("rootless-box: warning:")]
-    assert lines and lines[0].startswith("rootless-box: error: "), proc.err
-    assert len(lines) <= 2, proc.err
-    if len(lines) == 2:
-        assert lines[1].startswith("hint: "), proc.err
-
-
 def image_rows(cli, *args):
     """`images` as rows of its five columns (cells are separated by 2+ spaces)."""
     lines = cli.ok("images", *args).out.splitlines()
@@ -136,14 +98,6 @@ def image_rows(cli, *args):
     for row in rows:
         assert len(row) == 5, row
     return rows
-
-
-def find_named(top, name):
-    """Every path called `name` under top (not following symlinks)."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(top):
-        found += [os.path.join(dirpath, n) for n in dirnames + filenames if n == name]
-    return found
 
 
 def walk_layers(cli, name):
@@ -622,62 +576,6 @@ def big_tar(tmp_path_factory):
     return str(path)
 
 
-def _wait_gone(marker, timeout=10.0):
-    """Wait until no process of ours carries marker in its environment (the killed import and
-    any helper it forked into a user namespace, which PR_SET_PDEATHSIG kills)."""
-    deadline = time.monotonic() + timeout
-    needle = ("RBX_TEST_MARK=%s" % marker).encode()
-    while time.monotonic() < deadline:
-        alive = False
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit():
-                continue
-            try:
-                with open("/proc/%s/environ" % pid, "rb") as f:
-                    if needle in f.read().split(b"\0"):
-                        alive = True
-                        break
-            except OSError:
-                continue
-        if not alive:
-            return
-        time.sleep(0.02)
-    raise AssertionError("processes of the killed import are still alive")
-
-
-def _kill_when(proc, ready, tmp_dir, timeout=20.0):
-    """SIGKILL proc as soon as ready(names of its temporaries) holds; -> whether it held while
-    proc was still running."""
-    prefix = "%d-" % proc.pid
-    deadline = time.monotonic() + timeout
-    held = False
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            mine = [n for n in os.listdir(tmp_dir) if n.startswith(prefix)]
-        except FileNotFoundError:
-            mine = []
-        if ready(mine):
-            held = proc.poll() is None
-            break
-        time.sleep(0.002)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    return held
-
-
-def _unpacking(tmp_dir):
-    def ready(names):
-        for name in names:
-            if "-layer-" in name:
-                try:
-                    if os.listdir(os.path.join(tmp_dir, name)):
-                        return True
-                except OSError:
-                    pass
-        return False
-    return ready
-
-
 @pytest.mark.parametrize("moment", ["after-0.2s", "copying", "unpacking"])
 def test_kill_during_import_leaves_store_usable(tmp_path, rootfs_tar, big_tar, moment):
     cli = Cli(str(tmp_path / "data"))
@@ -692,11 +590,11 @@ def test_kill_during_import_leaves_store_usable(tmp_path, rootfs_tar, big_tar, m
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     elif moment == "copying":
-        _kill_when(proc, lambda names: any("-import-" in n for n in names), tmp_dir)
+        kill_when(proc, lambda names: any("-import-" in n for n in names), tmp_dir)
     else:
-        assert _kill_when(proc, _unpacking(tmp_dir), tmp_dir), "the import was not caught " \
+        assert kill_when(proc, unpacking(tmp_dir), tmp_dir), "the import was not caught " \
             "unpacking"
-    _wait_gone(marker)
+    wait_gone(marker)
     if moment == "unpacking":
         # killed mid-unpack: its temporaries are there, until a locked command clears them
         assert os.listdir(tmp_dir) != []

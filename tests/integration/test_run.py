@@ -1,7 +1,6 @@
 """`run` end to end: real user namespaces, overlayfs, a real pty, signals, exit codes."""
 
 import os
-import pty
 import select
 import shutil
 import signal
@@ -11,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import Cli, needs_subuid, needs_userns
+from conftest import Cli, needs_subuid, needs_userns, run_in_pty
 
 pytestmark = needs_userns
 
@@ -279,37 +278,8 @@ def test_init_reaps_zombies(cli, image):
     assert out.strip() == "0"
 
 
-def _run_in_pty(cli, args, rows, cols, on_output=None, timeout=20):
-    """Run the CLI on a new pty of size rows x cols; returns (output text, exit status).
-    on_output(master, data so far) may answer the container."""
-    import fcntl
-    import termios
-    pid, master = pty.fork()
-    if pid == 0:
-        os.execve(cli.argv()[0], cli.argv(*args), cli.env)
-    fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-    data = b""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        ready, _, _ = select.select([master], [], [], 0.5)
-        if not ready:
-            continue
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        data += chunk
-        if on_output:
-            on_output(master, data)
-    _, status = os.waitpid(pid, 0)
-    os.close(master)
-    return data.decode(errors="replace"), os.waitstatus_to_exitcode(status)
-
-
 def test_pty_with_window_size(cli, image):
-    text, status = _run_in_pty(cli, ("run", "--rm", "-it", image, "sh", "-c",
+    text, status = run_in_pty(cli, ("run", "--rm", "-it", image, "sh", "-c",
                                      "tty; stty size; echo $TERM; exit 5"), 33, 111)
     assert "/dev/pts/0" in text and "33 111" in text and "xterm" in text
     assert status == 5
@@ -327,7 +297,7 @@ def test_window_size_follows_the_terminal(cli, image):
             os.write(master, b"\n")
             answered.append(True)
 
-    text, _status = _run_in_pty(cli, ("run", "--rm", "-it", image, "sh", "-c",
+    text, _status = run_in_pty(cli, ("run", "--rm", "-it", image, "sh", "-c",
                                       "stty size; echo ready; read x; stty size"), 20, 70,
                                 resize_then_answer)
     assert "20 70" in text and "45 132" in text

@@ -81,6 +81,7 @@ def fetch_url(store, url, checksum=None):
     """ADD <url>: download into a store temporary (verified against --checksum when given).
     Returns (temporary directory, file name); the caller removes the directory."""
     import hashlib
+    import http.client
     import posixpath
     import urllib.error
     import urllib.parse
@@ -94,13 +95,19 @@ def fetch_url(store, url, checksum=None):
     try:
         with urllib.request.urlopen(url, timeout=60) as response, \
                 open(os.path.join(tmp, name), "wb") as out:
+            received = 0
             while True:
                 chunk = response.read(1 << 20)
                 if not chunk:
                     break
                 digest.update(chunk)
                 out.write(chunk)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+                received += len(chunk)
+            expected = response.headers.get("Content-Length")
+            if expected and expected.isdigit() and int(expected) != received:
+                # a connection closed early reads as a short, quiet EOF
+                raise http.client.IncompleteRead(b"", int(expected) - received)
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
         store.remove(tmp)
         raise errors.BoxError("ADD cannot download %s: %s" % (url, getattr(exc, "reason", exc)),
                               "check the URL, or download it into the context and COPY it")

@@ -372,3 +372,28 @@ def test_workdir_is_created_in_the_image(cli, image, context):
     out = cli.ok("run", "--rm", "-w", "/", img, "sh", "-c", "ls -d /w/x/rel; pwd").out
     assert out == "/w/x/rel\n/\n"
     assert config_of(cli, img)["WorkingDir"] == "/w/x/rel"
+
+
+def test_add_of_a_truncated_download_is_one_error_line(cli, image, context):
+    import socket
+    import threading
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+
+    def answer():
+        conn, _ = server.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 1000\r\n\r\nonly a part")
+        conn.close()
+
+    threading.Thread(target=answer, daemon=True).start()
+    url = "http://127.0.0.1:%d/cut.txt" % server.getsockname()[1]
+    try:
+        proc = cli("build", context("FROM %s\nADD %s /cut.txt\n" % (image, url)),
+                   env={"NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"})
+    finally:
+        server.close()
+    assert proc.returncode == 1 and "cannot download" in proc.err
+    assert "internal error" not in proc.err and "Traceback" not in proc.err
+    assert os.listdir(os.path.join(cli.root, "tmp")) == []

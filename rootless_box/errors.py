@@ -62,9 +62,17 @@ class CommandNotFound(BoxError):
     exit_code = 127
 
 
+class RegistryError(BoxError):
+    """A registry refused, failed, or answered with something that cannot be trusted."""
+
+
+class AuthError(RegistryError):
+    """The registry wants credentials the user has not given, or refused the ones given."""
+
+
 _CLASSES = {cls.__name__: cls for cls in (BoxError, UsageError, NotFound, Conflict, StoreError,
                                           BadArchive, SetupError, CannotExecute,
-                                          CommandNotFound)}
+                                          CommandNotFound, RegistryError, AuthError)}
 
 
 def from_dict(data):

@@ -1,8 +1,9 @@
 """Paths and the tool's own environment knobs.
 
-Owns: where state lives (XDG data dir, runtime dir) and every RBX_* environment variable; they are
-read here and nowhere else. Must not: touch the filesystem beyond computing and creating the
-runtime directory, or import anything but errors.
+Owns: where state and configuration live (XDG data and config dirs, runtime dir, the credential
+and registries.conf files other tools share) and every environment variable that names them or
+is an RBX_* knob; they are read here and nowhere else. Must not: touch the filesystem beyond
+computing and creating the runtime directory, or import anything but errors.
 """
 
 import os
@@ -20,6 +21,55 @@ def data_root():
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"),
                                                            ".local", "share")
     return os.path.join(base, "rootless-box")
+
+
+def config_home():
+    """$XDG_CONFIG_HOME, default ~/.config."""
+    return os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+
+
+def config_root():
+    """$XDG_CONFIG_HOME/rootless-box, default ~/.config/rootless-box."""
+    return os.path.join(config_home(), "rootless-box")
+
+
+def auth_file():
+    """Where registry credentials are written: $REGISTRY_AUTH_FILE (Podman's knob), else
+    <config_root>/auth.json."""
+    return os.environ.get("REGISTRY_AUTH_FILE") or os.path.join(config_root(), "auth.json")
+
+
+def auth_read_files():
+    """Credential files in lookup order, first match wins: $REGISTRY_AUTH_FILE when set, our
+    auth.json, then Docker's ($DOCKER_CONFIG/config.json, default ~/.docker/config.json)."""
+    files = []
+    env = os.environ.get("REGISTRY_AUTH_FILE")
+    if env:
+        files.append(env)
+    files.append(os.path.join(config_root(), "auth.json"))
+    docker_dir = os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"),
+                                                                 ".docker")
+    files.append(os.path.join(docker_dir, "config.json"))
+    seen = set()
+    return [f for f in files if not (f in seen or seen.add(f))]
+
+
+def registries_conf_files():
+    """registries.conf candidates; the first that exists is read. $RBX_REGISTRIES_CONF alone
+    when set (a file that must exist)."""
+    env = os.environ.get("RBX_REGISTRIES_CONF")
+    if env:
+        return [env]
+    return [os.path.join(config_root(), "registries.conf"),
+            os.path.join(config_home(), "containers", "registries.conf"),
+            "/etc/containers/registries.conf"]
+
+
+def certs_dirs():
+    """certs.d directories (per-host CA and client certificates), all of them consulted."""
+    return [os.path.join(config_root(), "certs.d"),
+            os.path.join(config_home(), "containers", "certs.d"),
+            "/etc/containers/certs.d", "/etc/docker/certs.d"]
 
 
 def runtime_root():

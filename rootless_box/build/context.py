@@ -8,7 +8,8 @@ content key of a COPY's sources for the build cache.
 Must not: write anything, print, or follow a symlink out of the context. The context is hostile:
 directories are opened one component at a time relative to their parent with O_NOFOLLOW, so a
 symlink (planted or swapped in) is never traversed by the walk; COPY sources resolve symlinks in
-their parent components inside the context (securepath.resolve_in_root) and never follow the last.
+their parent components inside the context (securepath.resolve_in_root); a source that is itself
+a symlink is followed inside the context too (follow_link), never out of it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import os
 import stat
 
 from ..errors import BadArchive, BoxError
-from ..securepath import clean_member_name, resolve_in_root
+from ..securepath import MAX_SYMLINKS, clean_member_name, resolve_in_root
 from .dockerignore import Matcher, PatternError, go_match, has_wildcards, read_patterns
 
 # Files are hashed in chunks this large: big enough for few syscalls, small enough for memory.
@@ -205,6 +206,72 @@ def resolve_source(context_dir: str, pattern: str, matcher: Matcher | None = Non
     if not found:
         raise ContextError(f'failed to compute cache key: "/{cleaned}": not found')
     return [relpath or ROOT for relpath in dict.fromkeys(found)]
+
+
+def resolve_copy_sources(context_dir: str, pattern: str, matcher: Matcher | None = None,
+                         image_root: bool = False) -> list[tuple[str, str]]:
+    """The entries a COPY/ADD source names, as (name, real) relpath pairs.
+
+    name is the entry as matched (it names the destination); real is what is copied: the entry
+    itself, or, when it is a symlink, what the link points to, resolved inside the root
+    (BuildKit follows the links a source names; links inside a copied directory stay links).
+    image_root: the root is an image's (COPY --from), where `/..` is `/` as in any root
+    filesystem; in a build context a link climbing out of it is an error instead.
+    """
+    return [(name, follow_link(context_dir, name, matcher, image_root))
+            for name in resolve_source(context_dir, pattern, matcher)]
+
+
+def follow_link(context_dir: str, relpath: str, matcher: Matcher | None = None,
+                image_root: bool = False) -> str:
+    """relpath with its last component followed while it is a symlink, inside the root.
+
+    An absolute target starts again at the root (the context, or the --from stage's root, is
+    the link's `/`); a target whose `..` climbs above the root is refused (stays at the root
+    with image_root), as is a target that is missing or left out by the ignore file.
+    """
+    current = _internal(relpath)
+    for _hop in range(MAX_SYMLINKS + 1):
+        parent, _, name = current.rpartition("/")
+        st = _lstat(context_dir, current)
+        if st is None:
+            raise ContextError(f'failed to compute cache key: "/{relpath}": not found '
+                               f'(a symlink to "/{current}")')
+        if not stat.S_ISLNK(st.st_mode):
+            if matcher and current != _internal(relpath) and \
+                    not _present(context_dir, current, matcher):
+                raise ContextError(f'failed to compute cache key: "/{relpath}": not found '
+                                   f'("/{current}" is excluded by .dockerignore)')
+            return current or ROOT
+        fd = _open_dir(context_dir, parent)
+        try:
+            target = os.readlink(name, dir_fd=fd)
+        finally:
+            os.close(fd)
+        joined = target if target.startswith("/") else f"{parent}/{target}"
+        try:
+            cleaned = _clean_clamped(joined) if image_root else clean_member_name(joined) or ""
+        except BadArchive:
+            raise ContextError(f"COPY failed: symlink /{relpath} points outside the build "
+                               f"context: {target}") from None
+        head, _, tail = cleaned.rpartition("/")
+        # the directories on the way may be links too: resolved inside the root
+        base = _resolve(context_dir, head) if head else ""
+        current = f"{base}/{tail}" if base else tail
+    raise ContextError(f"cannot resolve /{relpath} in the build context: "
+                       "too many levels of symbolic links")
+
+
+def _clean_clamped(path):
+    """A path cleaned lexically, `..` at the root staying there (as the kernel does at /)."""
+    parts = []
+    for part in path.split("/"):
+        if part == "..":
+            if parts:
+                parts.pop()
+        elif part not in ("", "."):
+            parts.append(part)
+    return "/".join(parts)
 
 
 def _clean_source(pattern):

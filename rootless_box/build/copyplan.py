@@ -78,7 +78,7 @@ def plan(builder, state, ins, env, what):
                                     "ADD takes one URL at a time; COPY takes none")
         tmp, name, digest = builder.fetch(urls[0], flags.get("checksum"))
         items.append({"kind": "copy", "from_other": False, "root": tmp,
-                      "sources": [(name, False)], "walk": {}, "dest": dest,
+                      "sources": [(name, False, name)], "walk": {}, "dest": dest,
                       "dest_is_dir": dest_is_dir, "uid": uid, "gid": gid, "mode": mode})
         key_parts += [urls[0], digest]
         return items, _digest(key_parts), None
@@ -86,26 +86,26 @@ def plan(builder, state, ins, env, what):
         raise errors.UsageError("ADD --checksum is only for URLs")
     matcher = builder.context_matcher()
     excluded = _exclusions(excludes)
-    resolved, names = [], {}
+    resolved, names = [], {}  # resolved: (name as matched, what is copied)
     for pattern in patterns:
-        for rel in ctx.resolve_source(builder.opts.context, pattern, matcher):
-            if not excluded(rel):
-                resolved.append(rel)
-                names[rel] = _parents_name(pattern, rel)
+        for name, rel in ctx.resolve_copy_sources(builder.opts.context, pattern, matcher):
+            if not excluded(name):
+                resolved.append((name, rel))
+                names[rel] = _parents_name(pattern, name)
     if not resolved:
         raise errors.NotFound("%s: every source is excluded" % what)
     if len(resolved) > 1 or parents:
         dest_is_dir = True
     found = []
     walk = {}
-    for rel in resolved:
+    for name, rel in resolved:
         full = os.path.join(builder.opts.context, rel)
         is_dir = os.path.isdir(full) and not os.path.islink(full)
         if what == "ADD" and not is_dir and _is_archive(full):
             items.append({"kind": "extract", "path": full, "dest": dest, "uid": uid,
                           "gid": gid, "chown": "chown" in flags})
             continue
-        found.append((rel, is_dir))
+        found.append((rel, is_dir, name))
         if is_dir:
             prefix = "" if rel in (".", "") else rel + "/"
             walk[rel] = [p[len(prefix):] for p, _st in ctx.walk(builder.opts.context, matcher,
@@ -119,8 +119,10 @@ def plan(builder, state, ins, env, what):
     # files copied by another pattern (a --parents pivot) make another layout
     key_parts += patterns + ["%s=%s" % item for item in sorted(names.items())
                              if parents]
-    key_parts.append(ctx.content_key(builder.opts.context, resolved, matcher,
-                                     builder.known_files()))
+    # a followed link names the destination entry while the content key covers its target
+    key_parts += ["%s->%s" % pair for pair in resolved if pair[0] != pair[1]]
+    key_parts.append(ctx.content_key(builder.opts.context, [rel for _name, rel in resolved],
+                                     matcher, builder.known_files()))
     return items, _digest(key_parts), None
 
 
@@ -128,12 +130,12 @@ def resolve_in(root, pattern):
     """COPY --from sources inside another image's mounted root, resolved like context
     sources (never climbing out of it). Runs inside the user namespace."""
     found = []
-    for rel in ctx.resolve_source(root, pattern):
+    for name, rel in ctx.resolve_copy_sources(root, pattern, image_root=True):
         full = os.path.join(root, rel)
         is_dir = os.path.isdir(full) and not os.path.islink(full)
         prefix = "" if rel in (".", "") else rel + "/"
         subs = [p[len(prefix):] for p, _st in ctx.walk(root, None, rel)] if is_dir else []
-        found.append((rel, is_dir, subs))
+        found.append((rel, is_dir, subs, name))
     return found
 
 

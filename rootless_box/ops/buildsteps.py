@@ -131,8 +131,8 @@ def _copy_inside(driver, rootfs, other_lowers, other_mount, plan, resolve_other)
         if item.get("from_other"):
             item = dict(item, sources=[], walk={})
             for pattern in item["patterns"]:
-                for rel, is_dir, subs in resolve_other(other_mount, pattern):
-                    item["sources"].append((rel, is_dir))
+                for rel, is_dir, subs, name in resolve_other(other_mount, pattern):
+                    item["sources"].append((rel, is_dir, name))
                     item["walk"][rel] = subs
         count += _APPLY[item["kind"]](rootfs["merged"], item, other_mount)
     return count
@@ -174,7 +174,7 @@ def _apply_copy(root, item, other_mount):
         len(sources) == 1 and not sources[0][1] and is_dir_in(root, dest))
     names = item.get("names")  # COPY --parents: each source keeps its path under dest
     entries = []
-    for rel, is_dir in sources:
+    for rel, is_dir, name in sources:
         src = os.path.join(src_root, rel)
         if is_dir:
             # a directory's contents are copied, not the directory itself (Docker)
@@ -187,7 +187,8 @@ def _apply_copy(root, item, other_mount):
         elif names:
             entries.append((src, dest.rstrip("/") + "/" + names[rel]))
         else:
-            entries.append((src, dest.rstrip("/") + "/" + os.path.basename(rel) if into
+            # named after the source as written: a followed symlink keeps the link's name
+            entries.append((src, dest.rstrip("/") + "/" + os.path.basename(name) if into
                             else dest))
     return copy_into(root, entries, item["uid"], item["gid"], item["mode"])
 
@@ -208,7 +209,8 @@ def copy_step(store, idmap, lowers, plan, other_lowers=None, resolve_other=None)
     --from patterns, resolved here against the other root), {"kind": "file"} (a heredoc),
     {"kind": "extract"} (ADD of a local archive). other_lowers: the layers of the stage or
     image of COPY --from, mounted read-only beside the root; resolve_other(root, pattern) ->
-    [(relpath, is_dir, sub paths of a directory)] resolves their sources there."""
+    [(relpath, is_dir, sub paths of a directory, name as matched)] resolves their sources
+    there."""
     tmp = store.mkdtemp("build-copy")
     try:
         driver = choose_driver(store, idmap)

@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from rootless_box.build.context import (ContextError, content_key, load_ignore, resolve_source,
-                                        walk)
+from rootless_box.build.context import (ContextError, content_key, load_ignore,
+                                        resolve_copy_sources, resolve_source, walk)
 from rootless_box.build.dockerignore import Matcher
 
 
@@ -142,6 +142,47 @@ def test_symlink_out_of_context_is_not_followed(ctx, tmp_path):
     key_before = content_key(ctx, ["out"])
     os.remove(tmp_path / "outside" / "secret")
     assert content_key(ctx, ["out"]) == key_before  # the key never looked outside
+
+
+def test_a_source_that_is_a_symlink_is_followed_inside_the_context(ctx):
+    make(ctx, {"data/real.txt": "r", "link.txt": ("link", "data/real.txt"),
+               "abs.txt": ("link", "/data/real.txt"), "hop": ("link", "link.txt"),
+               "dirlink": ("link", "data"), "data/inner": ("link", "real.txt")})
+    assert resolve_copy_sources(ctx, "link.txt") == [("link.txt", "data/real.txt")]
+    # an absolute target starts at the context's root; links to links are followed
+    assert resolve_copy_sources(ctx, "abs.txt") == [("abs.txt", "data/real.txt")]
+    assert resolve_copy_sources(ctx, "hop") == [("hop", "data/real.txt")]
+    assert resolve_copy_sources(ctx, "dirlink") == [("dirlink", "data")]
+    # a wildcard's matches are followed too; a plain entry names itself
+    assert resolve_copy_sources(ctx, "*.txt") == [("abs.txt", "data/real.txt"),
+                                                  ("link.txt", "data/real.txt")]
+    assert resolve_copy_sources(ctx, "data") == [("data", "data")]
+
+
+@pytest.mark.parametrize("target", ["../outside", "data/../../outside", "/../../x/.."])
+def test_a_source_symlink_out_of_the_context_is_an_error(ctx, tmp_path, target):
+    make(str(tmp_path), {"outside": "host"})
+    make(ctx, {"data/x": "", "link": ("link", target)})
+    with pytest.raises(ContextError, match="outside the build context|not found") as err:
+        resolve_copy_sources(ctx, "link")
+    assert "host" not in str(err.value)
+
+
+def test_in_an_image_root_a_source_symlink_climbing_above_it_stays_at_its_root(ctx):
+    make(ctx, {"bin/busybox": "b", "bin/sh": ("link", "../../../bin/busybox")})
+    assert resolve_copy_sources(ctx, "/bin/sh", image_root=True) == [("bin/sh",
+                                                                      "bin/busybox")]
+
+
+def test_a_source_symlink_to_something_missing_excluded_or_looping(ctx):
+    make(ctx, {"secret": "s", "gone": ("link", "nothing"), "hidden": ("link", "secret"),
+               "loop1": ("link", "loop2"), "loop2": ("link", "loop1")})
+    with pytest.raises(ContextError, match="not found"):
+        resolve_copy_sources(ctx, "gone")
+    with pytest.raises(ContextError, match="excluded"):
+        resolve_copy_sources(ctx, "hidden", Matcher(["secret"]))
+    with pytest.raises(ContextError, match="too many levels"):
+        resolve_copy_sources(ctx, "loop1")
 
 
 # --- content keys --------------------------------------------------------------------------

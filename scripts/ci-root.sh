@@ -20,7 +20,7 @@ work=${CI_WORK_DIR:-/var/tmp/rootless-box-ci}
 # runc: podman and buildah are compared with --runtime runc (crun refuses hybrid cgroups on these
 # machines, see BASELINES.md), and Debian's podman pulls in crun only.
 packages=(busybox-static uidmap docker-registry skopeo umoci podman buildah runc debootstrap
-          fuse-overlayfs python3-venv hyperfine make tar)
+          fuse-overlayfs python3-venv hyperfine make tar apache2-utils)
 missing=()
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

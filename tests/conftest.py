@@ -18,6 +18,8 @@ import time
 
 import pytest
 
+from registry_server import *  # noqa: F401,F403  (the registry fixtures: see its __all__)
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(REPO), "shared")
 

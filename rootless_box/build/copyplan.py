@@ -16,7 +16,7 @@ from ..layers.diff import LowerView
 from ..oci.users import resolve as resolve_user
 from . import context as ctx
 from .dockerignore import go_clean
-from .shell import expand_word
+from .shell import expand_pattern, expand_word
 
 
 def plan(builder, state, ins, env, what):
@@ -31,11 +31,10 @@ def plan(builder, state, ins, env, what):
                                     "copy without it, or filter with .dockerignore")
         if flag not in ("from", "chown", "chmod", "link", "checksum", "parents", "exclude"):
             raise errors.UsageError("unknown flag for %s: --%s" % (what, flag))
-    args = [expand_word(a, env, builder.escape) if not a.startswith("<<") else a
-            for a in ins.args]
-    if len(args) < 2:
+    if len(ins.args) < 2:
         raise errors.UsageError("%s requires at least two arguments" % what)
-    sources, dest = args[:-1], args[-1]
+    sources = [_expand_source(a, env, builder.escape) for a in ins.args[:-1]]
+    dest = expand_word(ins.args[-1], env, builder.escape)
     workdir = state.runtime.get("WorkingDir") or "/"
     # `COPY f .` and `COPY f dir/.` name a directory, like a trailing slash (Docker)
     dest_is_dir = dest.endswith("/") or len(sources) > 1 or \
@@ -124,6 +123,14 @@ def plan(builder, state, ins, env, what):
     key_parts.append(ctx.content_key(builder.opts.context, [rel for _name, rel in resolved],
                                      matcher, builder.known_files()))
     return items, _digest(key_parts), None
+
+
+def _expand_source(word, env, escape):
+    """A source as the glob matcher takes it (escapes kept); heredocs and URLs as written."""
+    if word.startswith("<<"):
+        return word
+    plain = expand_word(word, env, escape)
+    return plain if "://" in plain else expand_pattern(word, env, escape)
 
 
 def resolve_in(root, pattern):

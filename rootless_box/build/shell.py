@@ -40,13 +40,14 @@ unset: names looked up and not found (BuildKit's "unmatched": undefined-variable
 """
 
 
-def expand(word, env, escape="\\"):
-    """Expand `word` against `env` (a mapping, or a list of "K=V" / "K" strings) -> Expansion."""
+def expand(word, env, escape="\\", raw_escapes=False):
+    """Expand `word` against `env` (a mapping, or a list of "K=V" / "K" strings) -> Expansion.
+    raw_escapes keeps the escape characters in the text (for a word that is then a pattern)."""
     if len(escape) != 1:
         raise ValueError("the escape character must be one character, not %r" % (escape,))
     lexer = _Lexer(word, _environment(env), escape)
     try:
-        text, words = lexer.until(None, raw=False)
+        text, words = lexer.until(None, raw=raw_escapes)
     except _Failure as failure:
         raise ExpansionError(word, str(failure)) from None
     return Expansion(text, words, frozenset(lexer.used), frozenset(lexer.unset))
@@ -55,6 +56,12 @@ def expand(word, env, escape="\\"):
 def expand_word(word, env, escape="\\"):
     """The expanded word as one string, no splitting (for ENV values, WORKDIR, COPY paths...)."""
     return expand(word, env, escape).text
+
+
+def expand_pattern(word, env, escape="\\"):
+    """A COPY/ADD source: expanded, its backslash escapes kept for the glob matcher, so that
+    `n\\?pe` names the literal `n?pe` (as BuildKit's COPY does) and not `nope` as well."""
+    return expand(word, env, escape, raw_escapes=escape == "\\").text
 
 
 def expand_words(word, env, escape="\\"):

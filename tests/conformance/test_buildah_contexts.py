@@ -44,6 +44,34 @@ def bcli(tmp_path_factory, rootfs_tar):
     return cli
 
 
+# The corpus's 9 symlinks (buildah-contexts.md, "Gotchas"). A copy of the corpus made by a tool
+# that does not keep links holds each as a small file with the target's text: made links again.
+SYMLINKS = {
+    "copysymlink/file-link.tar.gz": "file.tar.gz",
+    "replace/symlink-with-directory/tree1/maybe-directory": "directory",
+    "dockerignore/populated/subdir-c/file-b.txt": "../file-a.txt",
+    "dockerignore/populated/subdir-c/file-c.txt": "../file-b.txt",
+    "dockerignore/populated/subdir-e/file-a.txt": "../file-a.txt",
+    "dockerignore/populated/subdir-e/file-b.txt": "../file-b.txt",
+    "dockerignore/populated/subdir-e/subdir-f/file-a.txt": "../../file-a.txt",
+    "dockerignore/populated/subdir-e/subdir-f/file-n.txt": "../file-n.txt",
+    "dockerignore/populated/subdir-e/subdir-f/subdir-g/subdir-b": "../../../subdir-b",
+}
+
+
+def _restore_links(dest, rel):
+    for path, target in SYMLINKS.items():
+        if not path.startswith(rel + "/"):
+            continue
+        full = os.path.join(dest, path[len(rel) + 1:])
+        if not os.path.islink(full) and os.path.isfile(full):
+            with open(full) as f:
+                flattened = f.read() == target
+            if flattened:
+                os.remove(full)
+                os.symlink(target, full)
+
+
 def _copy(tmp_path, rel):
     """A private copy of a context (the corpus is read-only; symlinks kept)."""
     dest = tmp_path / "ctx"
@@ -55,6 +83,7 @@ def _copy(tmp_path, rel):
             if not os.path.islink(path):
                 os.chmod(path, os.stat(path).st_mode | 0o200)
     os.chmod(dest, 0o755)
+    _restore_links(str(dest), rel)
     return str(dest)
 
 
@@ -204,3 +233,153 @@ def test_exclude_is_relative_to_the_source_directory(bcli, tmp_path):
     top = _top_layer(bcli, bcli.ok("build", "-q", ctx).out.strip())
     assert os.path.exists(os.path.join(top, "app/storage/cache/cache_file"))
     assert not os.path.exists(os.path.join(top, "app/storage/views"))
+
+
+def _files(top):
+    """Every entry below a directory, as sorted relpaths."""
+    return sorted(os.path.relpath(os.path.join(d, n), top) for d, dirs, names in os.walk(top)
+                  for n in dirs + names)
+
+
+def _rootfs(cli, image_id):
+    """The image's entries as (relpath -> layer dir of the topmost one holding it)."""
+    from rootless_box.userns.idmap import plan
+    layers = json.loads(cli.ok("inspect", image_id).out)[0]["RootFS"]["Layers"]
+    seen = {}
+    for diff in layers:
+        top = os.path.join(cli.root, "layers", plan().key, diff[7:])
+        for rel in _files(top):
+            seen[rel] = top
+    return seen
+
+
+def test_copy_escape_glob(bcli, tmp_path):
+    ctx = _copy(tmp_path, "copy-escape-glob")
+    # the runtime tweak: names Windows cannot hold, so they are not in the repository
+    for name, text in (("jkl?", "another"), ("n?pe", "and also"), ("st*uv", "and yet")):
+        os.mkdir(os.path.join(ctx, "app", name), 0o700)
+        path = os.path.join(ctx, "app", name, "file.txt")
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+            f.write(text)
+    image_id = bcli.ok("build", "-q", ctx).out.strip()
+    files = _rootfs(bcli, image_id)
+
+    def read(rel):
+        with open(os.path.join(files[rel], rel)) as f:
+            return f.read()
+    assert read("app/file.txt") == "a file\n"
+    assert read("app2/file.txt") == "also a file\n"
+    assert read("app4/file.txt") == "and also"  # n\?pe: the literal `?`, not nope
+    assert read("app5/file.txt") == "and yet"  # st\*uv: the literal `*`, not strauv
+    # ./app/* copies each directory's contents into /app3: a name present in several is
+    # written by each in turn, the last match (Go's sorted order) winning
+    assert [f for f in files if f.startswith("app3/")] == ["app3/[abc]", "app3/[abc]/file.txt",
+                                                           "app3/file.txt"]
+    assert read("app3/file.txt") == "not this one\n"  # strauv sorts after st*uv
+
+
+@pytest.mark.parametrize("rel,expected", [
+    ("dockerignore/allowlist/nothing-dot", ["file"]),
+    ("dockerignore/allowlist/nothing-slash", ["file"]),
+    ("dockerignore/allowlist/subdir-file", ["f1", "f1/file1"]),
+    ("dockerignore/allowlist/subsubdir-file",
+     ["file", "folder", "folder/subfolder", "folder/subfolder/file"]),
+    ("dockerignore/allowlist/subsubdir-nofile", ["file"]),
+    ("dockerignore/allowlist/subsubdir-nosubdir", ["file"]),
+    ("dockerignore/allowlist/alternating",
+     ["file", "subdir1", "subdir1/subdir2", "subdir1/subdir2/subdir3",
+      "subdir1/subdir2/subdir3/subdir4", "subdir1/subdir2/subdir3/subdir4/subdir5",
+      "subdir1/subdir2/subdir3/subdir4/subdir5/file",
+      "subdir2", "subdir2/subdir3", "subdir2/subdir3/subdir4",
+      "subdir2/subdir3/subdir4/subdir5", "subdir2/subdir3/subdir4/subdir5/file",
+      "subdir3", "subdir3/subdir4", "subdir3/subdir4/subdir5", "subdir3/subdir4/subdir5/file",
+      "subdir4", "subdir4/subdir5", "subdir4/subdir5/file", "subdir5", "subdir5/file"]),
+])
+def test_dockerignore_allowlist_builds_only_what_is_allowed(bcli, tmp_path, rel, expected):
+    """`**` excludes everything, the Dockerfile and .dockerignore included; only the
+    exceptions (and the directories holding them) reach the image."""
+    ctx = _copy(tmp_path, rel)
+    image_id = bcli.ok("build", "-q", ctx).out.strip()
+    assert sorted(_rootfs(bcli, image_id)) == expected
+
+
+@pytest.mark.parametrize("rel", ["dockerignore/allowlist/alternating-nothing",
+                                 "dockerignore/allowlist/alternating-other"])
+def test_dockerignore_allowlist_without_the_deepest_exception_fails_at_line_7(bcli, tmp_path,
+                                                                              rel):
+    proc = bcli("build", _copy(tmp_path, rel))
+    assert proc.returncode == 1 and "Dockerfile:7:" in proc.err and "not found" in proc.err
+    assert "Traceback" not in proc.err
+
+
+# The ENV lines of Dockerfile.env, each after `FROM scratch / COPY script .` in context `copy`,
+# with the values BuildKit gives them.
+ENV_CASES = [
+    ("env-whitespace", "ENV name value", {"name": "value"}),
+    ("env-simple", "ENV name=value", {"name": "value"}),
+    ("env-unquoted-list", "ENV name=value name2=value2", {"name": "value", "name2": "value2"}),
+    ("env-dquoted-list", 'ENV name="value value1"', {"name": "value value1"}),
+    ("env-escaped-value", "ENV name=value\\ value2", {"name": "value value2"}),
+    ("env-squote-in-dquote", "ENV name=\"value'quote space'value2\"",
+     {"name": "value'quote space'value2"}),
+    ("env-dquote-in-squote", "ENV name='value\"double quote\"value2'",
+     {"name": 'value"double quote"value2'}),
+    ("env-escaped-list", "ENV name=value\\ value2 name2=value2\\ value3",
+     {"name": "value value2", "name2": "value2 value3"}),
+    ("env-eddquote", 'ENV name="a\\"b"', {"name": 'a"b'}),
+    ("env-esdquote", "ENV name=\"a\\'b\"", {"name": "a\\'b"}),
+    ("env-essquote", "ENV name='a\\'b''", {"name": "a\\b"}),
+    ("env-edsquote", "ENV name='a\\\"b'", {"name": 'a\\"b'}),
+    ("env-empty-squote-in-empty-dquote", "ENV name=\"''\"", {"name": "''"}),
+]
+
+
+def _env_of(cli, image_id):
+    env = json.loads(cli.ok("inspect", image_id).out)[0]["Config"]["Env"] or []
+    return dict(e.split("=", 1) for e in env)
+
+
+def _copy_context(tmp_path, dockerfile):
+    ctx = _copy(tmp_path, "copy")
+    with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+        f.write(dockerfile)
+    return ctx
+
+
+@pytest.mark.parametrize("case,line,expected", ENV_CASES, ids=[c[0] for c in ENV_CASES])
+def test_copy_context_env_cases(bcli, tmp_path, case, line, expected):
+    ctx = _copy_context(tmp_path, "FROM scratch\nCOPY script .\n%s\n" % line)
+    image_id = bcli.ok("build", "-q", ctx).out.strip()
+    assert _env_of(bcli, image_id) == expected
+    assert "script" in _rootfs(bcli, image_id)
+
+
+def test_copy_context_env_multiline(bcli, tmp_path):
+    with open(os.path.join(CONTEXTS, "Dockerfile.env")) as f:
+        text = f.read()
+    # the last ENV of Dockerfile.env, ending in a continuation at EOF
+    multiline = text[text.rindex("ENV name=value \\"):]
+    ctx = _copy_context(tmp_path, "FROM scratch\nCOPY script .\n" + multiline)
+    env = _env_of(bcli, bcli.ok("build", "-q", ctx).out.strip())
+    assert env["name"] == "value" and env["name1"] == "value1"
+    assert env["name2"].startswith("value2a ") and env["name2"].endswith("value2b")
+    assert env["name3"] == 'value3a\\n"value3b"' and env["name4"] == "value4a\\nvalue4b"
+
+
+def test_copy_context_env_invalid_single_quote_fails_at_line_3(bcli, tmp_path):
+    proc = bcli("build", _copy_context(tmp_path, "FROM scratch\nCOPY script .\n"
+                                                 "ENV name='a\\'b'\n"))
+    assert proc.returncode == 1 and "Dockerfile:3:" in proc.err and "Traceback" not in proc.err
+
+
+@pytest.mark.parametrize("chown,owner", [("", (0, 0)), ("--chown=1:1 ", (1, 1))])
+def test_copy_for_user(bcli, tmp_path, chown, owner):
+    """USER does not change who owns copied files: 0:0 unless --chown (Docker). The case
+    uses alpine upstream; the local busybox stands in (the rule does not depend on the base)."""
+    ctx = _copy_context(tmp_path, "FROM mirror.gcr.io/busybox\nUSER 66:66\n"
+                                  "COPY %s/script /script\n" % chown)
+    image_id = bcli.ok("build", "-q", ctx).out.strip()
+    out = bcli.ok("run", "--rm", "-u", "0", image_id, "stat", "-c", "%u:%g %a",
+                  "/script").out.split()
+    assert out == ["%d:%d" % owner, "%o" % (os.stat(os.path.join(ctx, "script")).st_mode
+                                            & 0o777)]

@@ -116,6 +116,21 @@ def storage_driver():
     return _choice("RBX_STORAGE_DRIVER", ("auto", "overlay", "fuse-overlayfs", "copy"), "auto")
 
 
+def upload_chunk_size():
+    """RBX_UPLOAD_CHUNK_SIZE: bytes per PATCH when pushing a blob in chunks; 0 (the default)
+    sends each blob in one PUT, as Docker does. Registries that cap request bodies (a proxy's
+    limit) need chunks."""
+    text = os.environ.get("RBX_UPLOAD_CHUNK_SIZE", "") or "0"
+    try:
+        value = int(text)
+        if value < 0:
+            raise ValueError
+    except ValueError:
+        raise UsageError("invalid RBX_UPLOAD_CHUNK_SIZE: %r" % text,
+                         "give a number of bytes, e.g. 5242880, or 0 for one request") from None
+    return value
+
+
 def subid_files():
     """The subordinate id files (overridable for tests of the detection logic)."""
     return (os.environ.get("RBX_SUBUID_FILE", "/etc/subuid"),

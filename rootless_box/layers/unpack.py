@@ -13,6 +13,7 @@ caller does), or decompress (compression.py does).
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import errno
 import os
@@ -168,6 +169,13 @@ class _Unpacker:
             # buildah's extractors skip it (buildah's add/dir-not-dir context has one)
             self.stats.skipped_entries += 1
             return
+        # The layer's own directory keeps the namespace root as owner and owner rwx: the
+        # store moves it into place from outside the namespace, and rename(2) of a directory
+        # needs write permission on it (a "./" entry from a user's own tar names that user,
+        # which maps to a subordinate id and would lock the store out).
+        member = copy.copy(member)
+        member.uid = member.gid = 0
+        member.mode |= 0o700
         self._deferred[self._dest] = member
 
     def _directory(self, name):

@@ -68,7 +68,7 @@ def resolve(store, name, index=None):
         if not reference.looks_like_id(name):
             raise
     if ref is not None:
-        image_id = index["tags"].get(str(ref))
+        image_id = index["tags"].get(str(ref)) if not ref.digest else _by_digest(index, ref)
         if image_id:
             return Image(store, image_id, index["images"][image_id], _tags_of(index, image_id))
     if reference.looks_like_id(name):
@@ -83,6 +83,15 @@ def resolve(store, name, index=None):
     raise errors.NotFound("no such image: %s" % name,
                           "list local images with 'rootless-box images', or import one with "
                           "'rootless-box import'")
+
+
+def _by_digest(index, ref):
+    """The image a registry digest names (pulled or pushed by this store), for name@sha256:."""
+    wanted = "%s@%s" % (ref.repository, ref.digest)
+    for image_id, record in index["images"].items():
+        if wanted in (record.get("digests") or ()):
+            return image_id
+    return None
 
 
 def manifest_layers(store, image):
@@ -231,19 +240,48 @@ def record_image(store, cfg, layers, diff_ids, ref, content_size=None):
                         size)
 
 
-def record_blobs(store, config_bytes, manifest_bytes, diff_ids, refs, size):
+def record_blobs(store, config_bytes, manifest_bytes, diff_ids, refs, size, digests=()):
     """Under the store lock: record an image whose config and manifest are given byte for byte
     (load keeps them as they came, so the image ID and digests hold). The layer blobs must be
-    in the store already. Returns the image ID (sha256 of the config)."""
+    in the store already. digests: `repository@sha256:...` names the image has in registries
+    (pull, push), added to those recorded before. Returns the image ID (sha256 of the
+    config)."""
     image_id = store.put_blob_bytes(config_bytes)
     manifest_digest = store.put_blob_bytes(manifest_bytes)
     index = store.read_index()
+    known = list((index["images"].get(image_id) or {}).get("digests") or [])
+    known += [d for d in digests if d not in known]
     index["images"][image_id] = {"manifest": manifest_digest, "layers": list(diff_ids),
                                  "added": oci_image.now_rfc3339(), "size": size}
+    if known:
+        index["images"][image_id]["digests"] = known
     for ref in refs:
         index["tags"][str(ref)] = image_id
     store.write_index(index)
     return image_id
+
+
+def add_digest(store, image_id, repo_digest):
+    """Under the store lock: remember that a registry knows image_id as repo_digest (push)."""
+    index = store.read_index()
+    record = index["images"].get(image_id)
+    if record is not None and repo_digest not in record.setdefault("digests", []):
+        record["digests"].append(repo_digest)
+        store.write_index(index)
+
+
+def tree_size(path):
+    """The bytes of the regular files under path (a layer directory's content size)."""
+    total = 0
+    for top, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                st = os.lstat(os.path.join(top, name))
+            except OSError:
+                continue
+            if (st.st_mode & 0o170000) == 0o100000:
+                total += st.st_size
+    return total
 
 
 # -- tag, remove --------------------------------------------------------------------------------
@@ -354,7 +392,7 @@ def inspect(image):
     return {
         "Id": image.id,
         "RepoTags": [reference.parse(t).familiar() for t in image.tags],
-        "RepoDigests": [],
+        "RepoDigests": [_familiar_digest(d) for d in image.record.get("digests") or ()],
         "Parent": "",
         "Comment": (history[-1].get("comment", "") if history else ""),
         "Created": cfg.get("created", ""),
@@ -369,6 +407,14 @@ def inspect(image):
         "RootFS": {"Type": "layers", "Layers": list(image.diff_ids)},
         "Metadata": {"LastTagTime": image.record.get("added", "")},
     }
+
+
+def _familiar_digest(text):
+    name, _, digest = text.rpartition("@")
+    try:
+        return "%s@%s" % (reference.parse(name, default_tag=False).familiar_repository(), digest)
+    except errors.UsageError:
+        return text
 
 
 def created_epoch(text):

@@ -214,6 +214,78 @@ def run_in_userns_many(func, idmap, arglists, jobs=None):
     return results
 
 
+def _with_sender(func, msg_w, index, args):
+    def send(obj):
+        # one write under PIPE_BUF is atomic: lines of several helpers never interleave
+        os.write(msg_w, fastjson.dumps([index, obj]) + b"\n")
+    return func(send, *args)
+
+
+def run_in_userns_pool(func, idmap, arglists, jobs, on_message):
+    """run_in_userns_many for work that reports as it goes (a download's progress): each
+    helper runs func(send, *args), and every send(obj) reaches on_message(index, obj) in the
+    caller while the helpers run. No thread is started (DESIGN.md: fork before any thread):
+    the caller's loop select()s over the helpers' pipes. Returns the results in order; the
+    first failure is raised once every started helper has ended, and no new one starts
+    after it."""
+    import select
+    results = [None] * len(arglists)
+    pending = list(enumerate(arglists))
+    running = {}
+    failure = None
+    msg_r, msg_w = _pipe()
+    buffered = b""
+
+    def deliver(data):
+        nonlocal buffered
+        buffered += data
+        *lines, buffered = buffered.split(b"\n")
+        for line in lines:
+            index, obj = fastjson.loads(line)
+            on_message(index, obj)
+
+    try:
+        while pending or running:
+            while pending and failure is None and len(running) < max(1, jobs):
+                index, args = pending.pop(0)
+                try:
+                    helper = _start_helper(_with_sender, idmap, (func, msg_w, index, args),
+                                           [h[1] for _i, h in running.values()])
+                except BaseException as exc:
+                    failure = exc
+                    break
+                running[helper[1].c2p_r] = (index, helper)
+            if not running:
+                break
+            ready, _w, _x = select.select([msg_r] + list(running), [], [])
+            if msg_r in ready:
+                deliver(os.read(msg_r, 65536))
+            for fd in ready:
+                if fd == msg_r:
+                    continue
+                index, helper = running.pop(fd)
+                try:
+                    results[index] = _finish_helper(*helper)
+                except BaseException as exc:  # keep going: no helper may be left unwaited
+                    failure = failure or exc
+        # what the last helpers said before they ended
+        os.set_blocking(msg_r, False)
+        try:
+            while True:
+                data = os.read(msg_r, 65536)
+                if not data:
+                    break
+                deliver(data)
+        except BlockingIOError:
+            pass
+    finally:
+        os.close(msg_r)
+        os.close(msg_w)
+    if failure is not None:
+        raise failure
+    return results
+
+
 class Container:
     """A started container: its init's host pid (what signals go to), the process that waits
     for it (the middle, whose exit status is the container's) and, with a tty, the pty

@@ -252,6 +252,22 @@ def image_rows(image, config, tags, no_trunc):
             "Size": size, "VirtualSize": size, "Containers": "N/A", "SharedSize": "N/A",
             "UniqueSize": "N/A"}
     rows = []
+    if not tags:
+        # untagged but pulled by digest: Docker shows the repository with a <none> tag
+        repos = []
+        for entry in image.record.get("digests") or ():
+            try:
+                repo = reference.parse(entry.rpartition("@")[0],
+                                       default_tag=False).familiar_repository()
+            except UsageError:
+                continue
+            if repo not in repos:
+                repos.append(repo)
+        for repo in repos:
+            rows.append(dict(base, Repository=repo, Tag="<none>",
+                             Digest=digest_for(image.record, repo)))
+        if rows:
+            return rows
     for tag in tags or [None]:
         if tag is None:
             repo, tagname = "<none>", "<none>"

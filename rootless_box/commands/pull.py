@@ -56,12 +56,13 @@ def pull_one(store, idmap, name, out, quiet=False, platform=None, tls_verify=Non
     return result
 
 
-def pull_missing(store, idmap, name):
+def pull_missing(store, idmap, name, notice=True, platform=None):
     """`run`/`build` with an image that is not here: Docker's notice, then a pull whose
     progress goes to stderr (stdout belongs to the container)."""
-    sys.stderr.write("Unable to find image '%s' locally\n" % name)
-    sys.stderr.flush()
-    pull_one(store, idmap, name, sys.stderr)
+    if notice:
+        sys.stderr.write("Unable to find image '%s' locally\n" % name)
+        sys.stderr.flush()
+    pull_one(store, idmap, name, sys.stderr, platform=platform)
 
 
 def main(parsed):

@@ -1,6 +1,7 @@
 """`run [OPTIONS] IMAGE [COMMAND] [ARG...]`: Docker's flags -> ops.run.RunOptions."""
 
 from ..cliparse import FLAG, LIST, VALUE, Command, Opt
+from ..errors import NotFound, UsageError
 from ..ops import run as run_ops
 from ._common import warn
 
@@ -23,6 +24,9 @@ OPTS = (
         dest="network"),
     Opt("--init", FLAG, "Run an init inside the container that forwards signals and reaps "
                         "processes"),
+    Opt("--pull", VALUE, 'Pull image before running ("always", "missing", "never")',
+        default="missing"),
+    Opt("--platform", VALUE, "Set platform if server is multi-platform capable"),
 )
 
 
@@ -40,5 +44,33 @@ def options_from(parsed):
         read_only=parsed.read_only, network=parsed.network, init=parsed.init)
 
 
+def puller(policy, platform=None):
+    """The pull step of `run`/`create` for --pull: missing (Docker's default) pulls an image
+    that is not here, always pulls, never leaves a missing image to fail as not found."""
+    if policy not in ("always", "missing", "never"):
+        raise UsageError('invalid pull option: "%s"' % policy,
+                         "use one of: always, missing, never")
+    if policy == "never":
+        return None
+
+    def pull(store, idmap, name):
+        from ..ops import images
+        from ..oci import reference
+        if policy == "missing" or platform is None:
+            try:
+                images.resolve(store, name)
+                if policy == "missing":
+                    return
+            except NotFound:
+                try:
+                    reference.parse(name)
+                except UsageError:
+                    raise NotFound("no such image: %s" % name) from None
+        from .pull import pull_missing
+        pull_missing(store, idmap, name, notice=policy == "missing", platform=platform)
+    return pull
+
+
 def main(parsed):
-    return run_ops.run(options_from(parsed), warn=warn)
+    return run_ops.run(options_from(parsed), warn=warn,
+                       pull=puller(parsed.pull, parsed.platform))

@@ -335,12 +335,15 @@ def _discard(store, record, mounts):
             store.remove(os.path.dirname(m["source"]))
 
 
-def run(opts, warn=None):
-    """Run a container in the foreground; returns its exit status (Docker's numbers)."""
+def run(opts, warn=None, pull=None):
+    """Run a container in the foreground; returns its exit status (Docker's numbers).
+    pull(store, idmap, image name): called first, to fetch the image as --pull says."""
     idmap = idmaps.plan()
     if idmap.warning and warn:
         warn(idmap.warning)
     store = open_store(idmap)
+    if pull is not None:
+        pull(store, idmap, opts.image)
     record, spec = prepare(store, idmap, opts)
     if opts.tty:
         from ..userns.pty import host_winsize

@@ -162,20 +162,31 @@ def _fetch_layer(send, registry, repo, desc, blob_tmp, dest, keep_owners):
     try:
         with open(blob_tmp, "wb") as out:
             tee = _Tee(source, out, send)
-            stream, _compression = open_stream(tee)
-            hashing = HashingReader(stream)
-            stats = unpack(hashing, dest, keep_owners=keep_owners, whiteouts=True)
-            hashing.drain()
+            try:
+                stream, _compression = open_stream(tee)
+                hashing = HashingReader(stream)
+                stats = unpack(hashing, dest, keep_owners=keep_owners, whiteouts=True)
+                hashing.drain()
+            except errors.BadArchive:
+                # corrupted bytes mostly fail to unpack first: when they are not the blob that
+                # was asked for, that is the error to report, not the tar's symptom
+                tee.drain()
+                _check_blob(tee, desc)
+                raise
             tee.drain()
     finally:
         source.close()
+    _check_blob(tee, desc)
+    send(tee.size)
+    return {"diff_id": hashing.digest(), "size": hashing.size,
+            "skipped_devices": stats.skipped_devices, "unmapped_owners": stats.unmapped_owners}
+
+
+def _check_blob(tee, desc):
     if tee.digest() != desc["digest"] or tee.size != desc["size"]:
         raise errors.RegistryError("layer %s does not match its digest (got %s, %d bytes)" % (
             desc["digest"], tee.digest(), tee.size),
             "the registry or something between is corrupting data; try again")
-    send(tee.size)
-    return {"diff_id": hashing.digest(), "size": hashing.size,
-            "skipped_devices": stats.skipped_devices, "unmapped_owners": stats.unmapped_owners}
 
 
 def _unpack_local(send, blob_path, dest, keep_owners):

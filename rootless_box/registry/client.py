@@ -133,8 +133,9 @@ class Registry:
                              "check that you may access it; log in with 'rootless-box login "
                              "%s'" % self.name)
         if resp.status == 429 or "TOOMANYREQUESTS" in codes:
-            return RegistryError("%s: the registry's rate limit was reached" % what,
-                                 "wait, or log in: registries allow logged-in users more")
+            return RegistryError("%s: the registry's rate limit was reached%s" % (
+                what, ": " + detail if detail else ""),
+                "wait, or log in: registries allow logged-in users more")
         return RegistryError("%s: %d %s%s" % (what, resp.status, resp.reason,
                                               ": " + detail if detail else ""))
 

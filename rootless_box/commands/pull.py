@@ -37,8 +37,9 @@ def pull_one(store, idmap, name, out, quiet=False, platform=None, tls_verify=Non
     if display:
         if "@" not in name and ":" not in name.rpartition("/")[2]:
             display.line("Using default tag: latest")
+        # Docker names the repository without its registry: `latest: Pulling from x/y`
         display.line("%s: Pulling from %s" % (ref.tag if ref.tag and not ref.digest else
-                                              ref.digest, ref.familiar_repository()))
+                                              ref.digest, ref.path))
     try:
         result = pull_ops.pull(store, idmap, name, platform=platform, tls_verify=tls_verify,
                                progress=display)

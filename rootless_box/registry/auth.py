@@ -194,8 +194,10 @@ class Authenticator:
         if not isinstance(token, str) or not token:
             raise RegistryError("token server %s answered without a token" % parts.netloc)
         expires_in = doc.get("expires_in")
-        if not isinstance(expires_in, int) or isinstance(expires_in, bool) or expires_in < 1:
-            expires_in = 60  # the spec's default
+        if not isinstance(expires_in, int) or isinstance(expires_in, bool) or expires_in < 60:
+            # the spec's default and minimum (token.md); a shorter token that is refused
+            # early brings a new one through the 401 path
+            expires_in = 60
         self._tokens[_scope_key(scopes)] = (token, time.time() + expires_in)
         return token
 

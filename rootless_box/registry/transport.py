@@ -179,14 +179,16 @@ class Transport:
             last = attempt == attempts - 1
             try:
                 resp = self._send(method, url, headers, body)
+            except ConnectionRefusedError as exc:
+                # nothing listens: no use waiting (and a dead mirror must not hold up the
+                # next endpoint)
+                raise _connection_error(url, exc) from None
             except CONNECTION_ERRORS as exc:
                 if last:
                     raise _connection_error(url, exc) from None
             except OSError as exc:
-                # refused, unreachable, DNS: retrying a refused connection rarely helps, but a
-                # registry restarting behind a load balancer does come back
-                if last or isinstance(exc, ssl.SSLError):
-                    raise _connection_error(url, exc) from None
+                # DNS, unreachable networks, TLS failures: the same answer next time
+                raise _connection_error(url, exc) from None
             else:
                 if resp.status not in _RETRY_STATUS or last:
                     return resp

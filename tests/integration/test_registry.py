@@ -61,7 +61,7 @@ def test_pull_runs_and_records_the_digest(user, plain_registry, busybox_layout):
     name = plain_registry.ref("library/bb1", "latest")
     first = user.ok("pull", name)
     lines = first.out.splitlines()
-    assert lines[0] == "latest: Pulling from %s/library/bb1" % plain_registry.host
+    assert lines[0] == "latest: Pulling from library/bb1"
     assert "Digest: %s" % digest in lines
     assert "Status: Downloaded newer image for %s" % name in lines
     assert lines[-1] == name
@@ -345,3 +345,32 @@ def test_run_pulls_a_missing_image(user, plain_registry, busybox_layout):
 
     bad = user("run", "--rm", "--pull", "sometimes", name, "true")
     assert_one_error(bad)
+
+
+# -- mirrors and the terminal display ---------------------------------------------------------------
+
+def test_docker_hub_names_through_a_mirror(user, plain_registry, busybox_layout, tmp_path):
+    """A docker.io mirror in registries.conf serves `busybox` (docker.io/library/busybox);
+    a mirror that is down is passed over for the next one."""
+    rs.push_busybox(plain_registry, busybox_layout, "library/busybox", "1.36")
+    dead = rs.free_port()
+    with open(user.env["RBX_REGISTRIES_CONF"], "w") as f:
+        f.write('[[registry]]\nprefix = "docker.io"\nlocation = "docker.io"\n'
+                '[[registry.mirror]]\nlocation = "127.0.0.1:%d"\n'
+                '[[registry.mirror]]\nlocation = "%s"\n' % (dead, plain_registry.host))
+    proc = user.ok("pull", "busybox:1.36")
+    assert proc.out.splitlines()[0] == "1.36: Pulling from library/busybox"
+    assert proc.out.splitlines()[-1] == "docker.io/library/busybox:1.36"
+    assert images(user)[0].startswith("busybox:1.36 ")
+    assert user.ok("run", "--rm", "busybox:1.36", "echo", "mirrored").out == "mirrored\n"
+
+
+def test_progress_bars_on_a_terminal(user, plain_registry, busybox_layout):
+    from conftest import run_in_pty
+    rs.push_busybox(plain_registry, busybox_layout, "library/pbb")
+    name = plain_registry.ref("library/pbb")
+    text, status = run_in_pty(user, ["pull", name], timeout=60)
+    assert status == 0, text
+    # rich draws a bar per layer with its size, and the result lines stay
+    assert "Pull complete" in text and "MB" in text and "━" in text
+    assert "Status: Downloaded newer image for %s" % name in text

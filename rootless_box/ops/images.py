@@ -321,7 +321,16 @@ def remove(store, name, force=False):
             if index["tags"].get(str(ref)) == image.id:
                 by_tag = str(ref)
         except errors.UsageError:
-            pass
+            ref = None
+        if ref is not None and ref.digest:
+            # name@sha256: drops that registry name; the image goes with its last name
+            record = index["images"][image.id]
+            wanted = "%s@%s" % (ref.repository, ref.digest)
+            record["digests"] = [d for d in record.get("digests") or () if d != wanted]
+            if image.tags or record["digests"]:
+                store.write_index(index)
+                return ["Untagged: %s@%s" % (ref.familiar_repository(), ref.digest)]
+            out.append("Untagged: %s@%s" % (ref.familiar_repository(), ref.digest))
         if by_tag and len(image.tags) > 1:
             del index["tags"][by_tag]
             store.write_index(index)

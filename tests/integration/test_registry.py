@@ -76,6 +76,11 @@ def test_pull_runs_and_records_the_digest(user, plain_registry, busybox_layout):
     assert info["RepoDigests"] == ["%s/library/bb1@%s" % (plain_registry.host, digest)]
     rows = user.ok("images", "--digests", "--format", "{{.Digest}}").out.split()
     assert rows == [digest]
+    # a second tag; rmi by digest then forgets the digest, and the tags stay
+    user.ok("tag", name, "again:1")
+    user.ok("rmi", "%s/library/bb1@%s" % (plain_registry.host, digest))
+    assert json.loads(user.ok("image", "inspect", name).out)[0]["RepoDigests"] == []
+    user.ok("pull", name)
     # by digest: resolves locally, and runs
     by_digest = "%s/library/bb1@%s" % (plain_registry.host, digest)
     assert user.ok("run", "--rm", by_digest, "true").returncode == 0
@@ -89,6 +94,10 @@ def test_pull_by_digest_makes_no_tag(user, plain_registry, busybox_layout):
     assert out.splitlines()[-1] == by_digest
     assert images(user)[0].startswith("%s/library/bb2:<none> " % plain_registry.host)
     assert user.ok("run", "--rm", by_digest, "echo", "ok").out == "ok\n"
+    # its last name gone, the image goes
+    out = user.ok("rmi", by_digest).out.splitlines()
+    assert out[0] == "Untagged: %s" % by_digest and out[1].startswith("Deleted: sha256:")
+    assert images(user) == []
 
 
 def test_quiet_pull_prints_only_the_name(user, plain_registry, busybox_layout):

@@ -62,7 +62,7 @@ def _usage():
         lines.append("  %-10s %s" % (verb, summary))
     lines += ["", "Management commands:",
               "  %-10s %s" % ("image", "Manage images (ls, rm, tag, inspect, import, "
-                                       "from-host, save, load, history, prune)"),
+                                       "from-host, save, load, history, prune, pull, push)"),
               "  %-10s %s" % ("container", "Manage containers (ls, rm, run, inspect, commit, "
                                            "export)"),
               "  %-10s %s" % ("system", "Manage rootless-box (df, prune, info)"),

@@ -126,8 +126,8 @@ class Registry:
         codes = _error_codes(body)
         if resp.status == 404 or "MANIFEST_UNKNOWN" in codes or "NAME_UNKNOWN" in codes:
             return NotFound("%s: not found%s" % (what, ": " + detail if detail else ""),
-                            "check the name and tag, e.g. 'rootless-box pull %s/%s:latest'"
-                            % (self.name, repo) if repo else None)
+                            "check the name and tag; a private repository needs "
+                            "'rootless-box login %s' first" % self.name)
         if resp.status == 403 or "DENIED" in codes or "UNAUTHORIZED" in codes:
             return AuthError("%s: denied%s" % (what, ": " + detail if detail else ""),
                              "check that you may access it; log in with 'rootless-box login "

@@ -383,3 +383,26 @@ def test_progress_bars_on_a_terminal(user, plain_registry, busybox_layout):
     # rich draws a bar per layer with its size, and the result lines stay
     assert "Pull complete" in text and "MB" in text and "━" in text
     assert "Status: Downloaded newer image for %s" % name in text
+
+
+def test_credential_helper_from_docker_config(user, auth_registry, busybox_layout, tmp_path):
+    """~/.docker/config.json's credHelpers: the helper is asked, and its login used."""
+    trust(user, auth_registry)
+    rs.push_busybox(auth_registry, busybox_layout, "library/hbb")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    asked = tmp_path / "asked"
+    helper = bindir / "docker-credential-rbxtest"
+    helper.write_text("#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread url\n"
+                      "echo \"$url\" >> %s\n"
+                      "printf '{\"ServerURL\":\"%%s\",\"Username\":\"%s\",\"Secret\":\"%s\"}' "
+                      "\"$url\"\n" % (asked, auth_registry.username, auth_registry.password))
+    helper.chmod(0o755)
+    docker_config = tmp_path / "docker"
+    docker_config.mkdir()
+    (docker_config / "config.json").write_text(json.dumps(
+        {"credHelpers": {auth_registry.host: "rbxtest"}}))
+    env = {"DOCKER_CONFIG": str(docker_config),
+           "PATH": "%s:%s" % (bindir, os.environ.get("PATH", "/usr/bin:/bin"))}
+    user.ok("pull", auth_registry.ref("library/hbb"), env=env)
+    assert asked.read_text().split()[0] == auth_registry.host

@@ -153,15 +153,48 @@ def _placeholder(st, path):
     return stat.S_ISDIR(st.st_mode) and not os.listdir(path)
 
 
-def write_upper(upper, fileobj, mountpoints=()):
-    """The changes an overlay upper dir holds, as an OCI layer; mountpoints (relative paths)
-    that are only empty placeholders made to mount onto are left out, as Docker leaves out its
-    init layer. Returns the entry count."""
+def mount_leftovers(top, mountpoints, view=None, upper=True):
+    """The entries below top that exist only because something was mounted onto them: each
+    mountpoint (relative path) that is an empty placeholder, and each directory on the way to
+    one that holds nothing else and is new (not in view, the layers below) or, in an overlay
+    upper dir, copied up unchanged (same mode and owner, not opaque). In a copy-driver rootfs
+    (upper=False) only a placeholder that is new counts: what the layers had is no change."""
+    points = {m.strip("/") for m in mountpoints if m.strip("/")}
+    candidates = set(points)
+    for point in points:
+        parts = point.split("/")
+        candidates.update("/".join(parts[:i]) for i in range(1, len(parts)))
+    leftovers = set()
+    # deepest first: a directory is judged once everything below it was
+    for rel in sorted(candidates, key=lambda r: r.count("/"), reverse=True):
+        path = os.path.join(top, rel)
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        old = view.lstat(rel) if view is not None else None
+        if rel in points and (upper or old is None) and _placeholder(st, path):
+            leftovers.add(rel)
+            continue
+        if not stat.S_ISDIR(st.st_mode) or is_opaque(path) or any(
+                rel + "/" + name not in leftovers for name in os.listdir(path)):
+            continue
+        if old is None or (stat.S_ISDIR(old.st_mode) and (old.st_mode, old.st_uid, old.st_gid)
+                           == (st.st_mode, st.st_uid, st.st_gid)):
+            leftovers.add(rel)
+    return leftovers
+
+
+def write_upper(upper, fileobj, mountpoints=(), lowers=None):
+    """The changes an overlay upper dir holds, as an OCI layer; what exists only to mount onto
+    (mount_leftovers: mountpoints, the directories made or copied up for them; lowers are the
+    layers below, topmost first) is left out, as Docker leaves out its init layer. Returns the
+    entry count."""
     writer = TreeWriter(fileobj)
-    skip = set(mountpoints)
+    skip = mount_leftovers(upper, mountpoints, LowerView(lowers) if lowers else None)
     count = 0
     for rel, path, st in _walk(upper):
-        if rel in skip and _placeholder(st, path):
+        if rel in skip:
             continue
         if is_whiteout(st):
             writer.add_marker(_whiteout_name(rel))
@@ -279,13 +312,13 @@ def write_changes(rootfs, lower_layers, fileobj, mountpoints=()):
     owner, size, mtime), as Podman's naive diff does; `cp -a` kept the times."""
     view = LowerView(lower_layers)
     writer = TreeWriter(fileobj)
-    skip = set(mountpoints)
+    skip = mount_leftovers(rootfs, mountpoints, view, upper=False)
     count = 0
     present = set()
     for rel, path, st in _walk(rootfs):
         present.add(rel)
         old = view.lstat(rel)
-        if old is None and rel in skip and _placeholder(st, path):
+        if rel in skip:
             continue
         if old is None or not _same(st, old) or (stat.S_ISLNK(st.st_mode) and
                                                   os.readlink(path) != _readlink_view(view,

@@ -33,7 +33,7 @@ def _layer_inside(driver, changes_dir, lowers, out_path, mountpoints):
         if driver == "copy":
             write_changes(changes_dir, lowers, out, mountpoints)
         else:
-            write_upper(changes_dir, out, mountpoints)
+            write_upper(changes_dir, out, mountpoints, lowers)
     return {"diff_id": out.digest(), "size": out.size}
 
 

@@ -69,6 +69,26 @@ def test_upper_dir_whiteouts_and_opaque_dirs_become_oci_entries(tree):
     assert not any("overlay" in k for m in names.values() for k in m.pax_headers)
 
 
+def test_directories_made_or_copied_up_only_for_mountpoints_are_left_out(tree):
+    lower = tree("lower", [("etc/passwd", "file", "p"), ("root", "dir", None)])
+    os.chmod(os.path.join(lower, "etc"), 0o755)
+    upper = tree("upper", [("etc/hosts", "file", ""), ("run/secrets/id", "file", ""),
+                           ("root/.cache/pip", "dir", None), ("var/x/keep", "file", "k"),
+                           ("var/x/mnt", "dir", None)])
+    os.chmod(os.path.join(upper, "etc"), 0o755)
+    names = names_of(write_upper, upper, ["etc/hosts", "run/secrets/id", "root/.cache/pip",
+                                          "var/x/mnt"], [lower])
+    # the copied-up etc/ and the new run/, root/.cache/ only held placeholders
+    assert sorted(names) == ["var", "var/x", "var/x/keep"]
+    # a copied-up directory whose mode changed is a change
+    os.chmod(os.path.join(upper, "etc"), 0o700)
+    assert "etc" in names_of(write_upper, upper, ["etc/hosts"], [lower])
+    # so is a placeholder directory that got content
+    with open(os.path.join(upper, "root", ".cache", "pip", "f"), "w") as f:
+        f.write("x")
+    assert "root/.cache/pip/f" in names_of(write_upper, upper, ["root/.cache/pip"], [lower])
+
+
 def test_hard_links_and_symlinks_are_kept(tree):
     upper = tree("upper", [("a", "file", "x"), ("s", "link", "/a")])
     os.link(os.path.join(upper, "a"), os.path.join(upper, "b"))

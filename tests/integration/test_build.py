@@ -401,6 +401,16 @@ def test_unsupported_run_flags_and_a_failed_build_keeps_its_steps(cli, image, co
     assert "CACHED" in cli.ok("build", ctx).out.split("STEP 3/3")[0]
 
 
+def test_a_run_layer_holds_only_what_the_command_changed(cli, image, context):
+    """The /etc/hosts, hostname and resolv.conf placeholders and the etc/ directory copied
+    up to hold them stay out of RUN layers."""
+    from rootless_box.userns.idmap import plan
+    img = _build(cli, context, "FROM %s\nRUN touch /made\n" % image)
+    top = json.loads(cli.ok("inspect", img).out)[0]["RootFS"]["Layers"][-1]
+    layer = os.path.join(cli.root, "layers", plan().key, top[7:])
+    assert os.listdir(layer) == ["made"]
+
+
 def test_workdir_is_created_in_the_image(cli, image, context):
     img = _build(cli, context, "FROM %s\nWORKDIR /w/x\nWORKDIR rel\n" % image)
     out = cli.ok("run", "--rm", "-w", "/", img, "sh", "-c", "ls -d /w/x/rel; pwd").out

@@ -20,6 +20,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+
+from _peers import PodmanStore  # noqa: E402
 
 DOCKERFILE = """FROM {base}
 ENV APP=/app
@@ -60,30 +63,13 @@ def _timed(cmd, env, cwd=None):
     return time.perf_counter() - start
 
 
-class _Peer:
-    """podman or buildah on a private overlay store."""
+class _Peer(PodmanStore):
+    """podman or buildah on a private overlay store under top/tool (bench/_peers.py)."""
 
     def __init__(self, tool, top, base_tar):
-        self.tool = tool
-        self.root = os.path.join(top, tool)
-        graph, run = os.path.join(self.root, "graph"), os.path.join(self.root, "run")
-        for sub in ("data", "config", "xdg", "tmp"):
-            os.makedirs(os.path.join(self.root, sub), mode=0o700)
-        conf = os.path.join(self.root, "storage.conf")
-        with open(conf, "w") as f:
-            f.write('[storage]\ndriver = "overlay"\ngraphroot = "%s"\nrunroot = "%s"\n'
-                    'rootless_storage_path = "%s"\n' % (graph, run, graph))
-        engine = os.path.join(self.root, "containers.conf")
-        with open(engine, "w") as f:
-            f.write('[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n'
-                    'tmp_dir = "%s/tmp"\n' % self.root)
-        self.env = dict(os.environ, CONTAINERS_STORAGE_CONF=conf, CONTAINERS_CONF=engine,
-                        XDG_DATA_HOME=os.path.join(self.root, "data"),
-                        XDG_CONFIG_HOME=os.path.join(self.root, "config"),
-                        XDG_RUNTIME_DIR=os.path.join(self.root, "xdg"))
-        self.base = [tool, "--root", graph, "--runroot", run]
-        podman = ["podman", "--root", graph, "--runroot", run, "--runtime", "runc"]
-        subprocess.run(podman + ["import", "-q", base_tar, "localhost/bench-base"],
+        super().__init__(top, name=tool, tool=tool, runtime_dir=True)
+        subprocess.run(self.podman + ["--runtime", "runc", "import", "-q", base_tar,
+                                      "localhost/bench-base"],
                        env=self.env, check=True, capture_output=True)
 
     def build(self, ctx, tag, no_cache=False):
@@ -93,10 +79,6 @@ class _Peer:
             cmd = self.base + ["bud", "--runtime", "runc", "--network", "host", "--layers",
                                "-t", tag]
         return _timed(cmd + (["--no-cache"] if no_cache else []) + [ctx], self.env)
-
-    def close(self):
-        subprocess.run(["podman", "unshare", "rm", "-rf", self.root], env=self.env,
-                       capture_output=True)
 
 
 def main(argv=None):

@@ -17,15 +17,16 @@ import argparse
 import math
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+
+from _peers import PeerFailed, PodmanStore, check, timed  # noqa: E402
 
 
 def log(msg):
@@ -63,7 +64,7 @@ def main(argv=None):
         ours = _Ours(rbx, tmp)
         try:
             ours.setup(tar_path)
-        except _Failed as e:
+        except PeerFailed as e:
             failures.append("rootless-box: %s" % e)
             log("rootless-box cannot be measured: %s" % e)
             ours = None
@@ -77,7 +78,7 @@ def main(argv=None):
             podman = _Podman(tmp)
             try:
                 podman.setup(tar_path)
-            except _Failed as e:
+            except PeerFailed as e:
                 failures.append("podman: %s" % e)
                 log("podman cannot be measured: %s" % e)
                 podman_note = "failed"
@@ -90,7 +91,7 @@ def main(argv=None):
                     continue
                 try:
                     elapsed = tool.run_true()
-                except _Failed as e:
+                except PeerFailed as e:
                     failures.append("%s: %s" % (tool.name, e))
                     log("%s failed: %s" % (tool.name, e))
                     tool.failed = True
@@ -109,37 +110,11 @@ def main(argv=None):
     return 0
 
 
-class _Failed(Exception):
-    pass
-
-
 def _default_rbx():
     beside = os.path.join(os.path.dirname(sys.executable), "rootless-box")
     if os.access(beside, os.X_OK):
         return [beside]
     return [sys.executable, "-m", "rootless_box"]
-
-
-def _check(cmd, env, what):
-    proc = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, text=True)
-    if proc.returncode != 0:
-        detail = (proc.stderr.strip() or proc.stdout.strip()).splitlines()
-        raise _Failed("%s exited %d: %s" % (what, proc.returncode,
-                                            detail[-1] if detail else "no output"))
-    return proc
-
-
-def _timed(cmd, env, what):
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE)
-    elapsed = time.perf_counter() - start
-    if proc.returncode != 0:
-        detail = proc.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise _Failed("%s exited %d: %s" % (what, proc.returncode,
-                                            detail[-1] if detail else "no output"))
-    return elapsed
 
 
 class _Ours:
@@ -154,76 +129,33 @@ class _Ours:
         os.mkdir(self.env["XDG_DATA_HOME"], 0o700)
 
     def setup(self, tar_path):
-        _check(self.rbx + ["import", tar_path, "bench:latest"], self.env, "rootless-box import")
+        check(self.rbx + ["import", tar_path, "bench:latest"], self.env, "rootless-box import")
 
     def run_true(self):
-        return _timed(self.rbx + ["run", "--rm", "bench:latest", "true"], self.env,
+        return timed(self.rbx + ["run", "--rm", "bench:latest", "true"], self.env,
                       "rootless-box run")
 
 
-class _Podman:
+class _Podman(PodmanStore):
+    """podman on a private store under tmp/podman (bench/_peers.py)."""
+
     name = "podman"
 
     def __init__(self, tmp):
+        super().__init__(tmp)
         self.failed = False
-        self.root = os.path.join(tmp, "podman")
-        os.mkdir(self.root, 0o700)
-        self.graph = os.path.join(self.root, "graph")
-        self.run = os.path.join(self.root, "run")
-        storage = os.path.join(self.root, "storage.conf")
-        containers = os.path.join(self.root, "containers.conf")
-        with open(storage, "w") as f:
-            # Without driver = "overlay", rootless podman may pick vfs, 50x slower to start a
-            # large image (BASELINES.md); the kernel's own overlay works in a user namespace.
-            # Rootless podman ignores graphroot in favour of rootless_storage_path, and runroot
-            # in favour of $XDG_RUNTIME_DIR, so both are also given as --root/--runroot.
-            f.write('[storage]\ndriver = "overlay"\ngraphroot = "%s"\nrunroot = "%s"\n'
-                    'rootless_storage_path = "%s"\n' % (self.graph, self.run, self.graph))
-        with open(containers, "w") as f:
-            # cgroupfs: there is no systemd user session under runuser/su, and podman would
-            # otherwise try systemd and fall back on every run. A private tmp_dir gives this
-            # store its own pause process, which teardown() can then end.
-            f.write('[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n'
-                    'events_logfile_path = "%s/events.log"\ntmp_dir = "%s/tmp"\n'
-                    % (self.root, self.root))
-        self.env = dict(os.environ)
-        self.env["CONTAINERS_STORAGE_CONF"] = storage
-        self.env["CONTAINERS_CONF"] = containers
-        # podman keeps a blob-info cache under $XDG_DATA_HOME even with --root: keep it here.
-        self.env["XDG_DATA_HOME"] = os.path.join(self.root, "data")
-        self.env["XDG_CONFIG_HOME"] = os.path.join(self.root, "config")
-        self.base = ["podman", "--root", self.graph, "--runroot", self.run]
 
     def setup(self, tar_path):
-        _check(self.base + ["import", "-q", tar_path, "localhost/bench:latest"], self.env,
+        check(self.base + ["import", "-q", tar_path, "localhost/bench:latest"], self.env,
                "podman import")
-        info = _check(self.base + ["info", "--format",
-                                   "{{.Store.GraphDriverName}} {{.Store.GraphRoot}}"],
-                      self.env, "podman info").stdout.split()
-        if info[:1] != ["overlay"]:
-            raise _Failed("podman uses the %r storage driver, not overlay" % info[:1])
-        if info[1:2] != [self.graph]:
-            raise _Failed("podman's graph root is %r, not the private %s" % (info[1:2], self.graph))
+        self.check_overlay()
 
     def run_true(self):
-        return _timed(self.base + ["--runtime", "runc", "run", "--rm", "--network", "host",
+        return timed(self.base + ["--runtime", "runc", "run", "--rm", "--network", "host",
                                    "localhost/bench:latest", "true"], self.env, "podman run")
 
-    def remove(self, path):
-        """rm -rf inside podman's user namespace, where subordinate-id owners are deletable."""
-        subprocess.run(self.base + ["unshare", "rm", "-rf", path], env=self.env,
-                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
-
     def teardown(self):
-        # podman leaves a pause process holding its user namespace; it is ours to end.
-        pid_file = os.path.join(self.root, "tmp", "pause.pid")
-        try:
-            with open(pid_file) as f:
-                pid = int(f.read().strip())
-            os.kill(pid, signal.SIGKILL)
-        except (OSError, ValueError):
-            pass
+        self.end_pause()
 
 
 def _remove(tmp, podman):

@@ -102,7 +102,7 @@ bench: $(VENV)/.rbx-installed
 	    echo
 	} > "$$out"
 	status=0
-	for script in bench/*.py; do
+	for script in bench/[!_]*.py; do  # bench/_*.py are shared helpers, not benchmarks
 	    [ -e "$$script" ] || continue
 	    echo "== $$script" >&2
 	    printf '## %s\n\n' "$$(basename "$$script" .py)" >> "$$out"

@@ -217,6 +217,8 @@ class _Job:
 
 
 def _run_jobs(store, idmap, registry, repo, jobs, progress):
+    # imported once here rather than in each helper after its fork (~0.1 s apiece)
+    from ..layers import compression, unpack  # noqa: F401
     from ..userns.launcher import run_in_userns_pool
     keep = idmap.mode != "single"
     arglists = []

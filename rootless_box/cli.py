@@ -18,6 +18,7 @@ COMMANDS = {
     "run": ("run", "Create and run a new container from an image"),
     "ps": ("ps", "List containers"),
     "rm": ("rm", "Remove one or more containers"),
+    "exec": ("exec", "Execute a command in a running container"),
     "images": ("images", "List images"),
     "import": ("importcmd", "Import the contents from a tarball to create a filesystem image"),
     "rmi": ("rmi", "Remove one or more images"),
@@ -43,6 +44,7 @@ GROUPS = {
               "pull": "pull", "push": "push",
               "build": "build"},
     "container": {"ls": "ps", "list": "ps", "rm": "rm", "remove": "rm", "run": "run",
+                  "exec": "exec",
                   "inspect": "inspect", "commit": "commit", "export": "export"},
     "system": {"df": "system df", "prune": "system prune", "info": "info"},
     # build cache entries are ordinary untagged images: pruning them is an image prune
@@ -63,8 +65,8 @@ def _usage():
     lines += ["", "Management commands:",
               "  %-10s %s" % ("image", "Manage images (ls, rm, tag, inspect, import, "
                                        "from-host, save, load, history, prune, pull, push)"),
-              "  %-10s %s" % ("container", "Manage containers (ls, rm, run, inspect, commit, "
-                                           "export)"),
+              "  %-10s %s" % ("container", "Manage containers (ls, rm, run, exec, inspect, "
+                                           "commit, export)"),
               "  %-10s %s" % ("system", "Manage rootless-box (df, prune, info)"),
               "  %-10s %s" % ("builder", "Manage builds (build, prune)"),
               "", "Global options:", "  -D, --debug     Show tracebacks of internal errors",

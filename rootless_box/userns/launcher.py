@@ -445,16 +445,29 @@ def _lookup(argv0, path_var):
 
 
 def _exec_command(spec, sync, sock):
+    argv, env, path_var = become(spec, sock)
+    if spec.get("init"):
+        _tiny_init(spec, sync, argv, env, path_var)
+    execve(argv, env, path_var)
+
+
+def become(spec, sock):
+    """Inside the container's root: turn this process into the one spec describes (user,
+    HOME, working directory, terminal or stdin, capabilities, no_new_privs) and return
+    (argv, env, PATH) for execve. Shared by init and by `exec` (userns/join.py); spec keys
+    beyond the run spec's: create_cwd (default true: run makes a missing working directory,
+    exec fails as runc's exec does) and no_new_privs (default true)."""
     user = _resolve_user(spec)
     env = list(spec["env"])
     if not any(e.startswith("HOME=") for e in env):
         env.append("HOME=" + user.home)
     cwd = spec.get("cwd") or "/"
-    try:
-        os.makedirs(cwd, 0o755, exist_ok=True)
-    except OSError as exc:
-        raise errors.SetupError("cannot create the working directory %s: %s"
-                                % (cwd, exc.strerror))
+    if spec.get("create_cwd", True):
+        try:
+            os.makedirs(cwd, 0o755, exist_ok=True)
+        except OSError as exc:
+            raise errors.SetupError("cannot create the working directory %s: %s"
+                                    % (cwd, exc.strerror))
     if spec.get("tty"):
         from .pty import setup_container_tty
         setup_container_tty(sock, spec.get("winsize"))
@@ -463,7 +476,8 @@ def _exec_command(spec, sync, sock):
         os.dup2(null, 0)
         os.close(null)
     caps.restrict(spec["caps"])
-    caps.no_new_privs()
+    if spec.get("no_new_privs", True):
+        caps.no_new_privs()
     if spec["idmap_mode"] != "single":
         os.setgroups(user.groups)
     try:
@@ -476,16 +490,19 @@ def _exec_command(spec, sync, sock):
     try:
         os.chdir(cwd)
     except OSError as exc:
+        if not spec.get("create_cwd", True):
+            # runc's words; Docker reports a process that could not start as 126
+            raise errors.CannotExecute('chdir to cwd ("%s") set in config.json failed: %s'
+                                       % (cwd, (exc.strerror or "").lower()))
         raise errors.SetupError("cannot enter the working directory %s: %s"
                                 % (cwd, exc.strerror))
-    argv = spec["argv"]
     path_var = next((e[5:] for e in reversed(env) if e.startswith("PATH=")), "")
-    if spec.get("init"):
-        _tiny_init(spec, sync, argv, env, path_var)
-    _execve(argv, env, path_var)
+    return spec["argv"], env, path_var
 
 
-def _execve(argv, env, path_var):
+def execve(argv, env, path_var):
+    """execve argv[0] found in path_var (the container's PATH), or raise the BoxError that
+    says why not (127 not found, 126 cannot execute, explained from the ELF header)."""
     exe = _lookup(argv[0], path_var)
     for sig in (signal.SIGPIPE, signal.SIGXFSZ):
         # Python ignores these; an ignored signal survives exec (signal(7)).
@@ -526,7 +543,7 @@ def _tiny_init(spec, sync, argv, env, path_var):
     child = os.fork()
     if child == 0:
         try:
-            _execve(argv, env, path_var)
+            execve(argv, env, path_var)
         except BaseException as exc:
             _report(sync.err_w, exc)
     os.close(sync.err_w)

@@ -1,7 +1,8 @@
 """The only home of ctypes: thin wrappers over the Linux syscalls Python's os module lacks.
 
-Owns: unshare, mount, umount2, pivot_root, mount_setattr, sethostname, prctl, capget/capset, the
-constants they take, and turning a failed call into OSError with the right errno.
+Owns: unshare, setns, mount, umount2, pivot_root, mount_setattr, sethostname, prctl,
+capget/capset, the constants they take, and turning a failed call into OSError with the right
+errno.
 Must not: decide policy (what to mount, which caps to keep); callers in userns/ do that.
 """
 
@@ -22,6 +23,7 @@ _SYSCALLS = {
 _NR = _SYSCALLS.get(os.uname().machine, {})
 
 CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
 CLONE_NEWUTS = 0x04000000
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
@@ -54,6 +56,7 @@ _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctype
                         ctypes.c_char_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _libc.unshare.argtypes = [ctypes.c_int]
+_libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
 _libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
 _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
                         ctypes.c_ulong]
@@ -81,6 +84,11 @@ def _syscall(name, *args):
 
 def unshare(flags):
     _check(_libc.unshare(flags), "unshare")
+
+
+def setns(fd, nstype=0):
+    """Join the namespace fd refers to (setns(2)); nstype 0 accepts any kind."""
+    _check(_libc.setns(fd, nstype), "setns")
 
 
 def mount(source, target, fstype, flags=0, data=None):

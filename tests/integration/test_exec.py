@@ -221,3 +221,21 @@ def test_sigterm_reaches_the_command(cli, box):
     assert proc.returncode == 9 and out == b"got-term\n"
     # the container is untouched
     assert cli.ok("exec", box, "cat", "/tmp/made").out == "hello\n"
+
+
+def _peek(path):
+    with open(path) as f:
+        return [f.read(), os.getuid()]
+
+
+def test_run_in_target_works_in_the_containers_root(cli, box):
+    """The helper `cp` builds on: a function run as root of the container's user namespace,
+    seeing its mounts."""
+    from rootless_box.userns import join
+    pid = _record(cli, box)["State"]["Pid"]
+    target = join.open_target(pid)
+    try:
+        assert join.run_in_target(target, _peek, "/tmp/made") == ["hello\n", 0]
+    finally:
+        target.close()
+    assert join.open_target(pid, lambda: False) is None  # a recycled pid is refused

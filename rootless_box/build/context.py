@@ -262,6 +262,18 @@ def follow_link(context_dir: str, relpath: str, matcher: Matcher | None = None,
                        "too many levels of symbolic links")
 
 
+def mount_source(context_dir: str, source: str, matcher: Matcher | None = None) -> str:
+    """RUN --mount's source in the context: a path (no wildcards), its symlinks followed inside
+    the context; missing or excluded by the ignore file is an error."""
+    cleaned = _clean_source(source)
+    head, _, tail = cleaned.rpartition("/")
+    base = _resolve(context_dir, head) if head else ""
+    rel = f"{base}/{tail}" if base and tail else (tail or base)
+    if matcher and rel and not _present(context_dir, rel, matcher):
+        raise ContextError(f'failed to compute cache key: "/{cleaned}": not found')
+    return follow_link(context_dir, rel or ROOT, matcher)
+
+
 def _clean_clamped(path):
     """A path cleaned lexically, `..` at the root staying there (as the kernel does at /)."""
     parts = []

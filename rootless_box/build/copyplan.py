@@ -64,7 +64,7 @@ def plan(builder, state, ins, env, what):
         raise errors.UsageError("%s --from with --exclude or --parents is not supported yet"
                                 % what)
     if flags.get("from"):
-        other, other_id = _other(builder, flags["from"])
+        other, other_id = other_root(builder, flags["from"])
         items.append({"kind": "copy", "from_other": True, "patterns": patterns,
                       "dest": dest, "dest_is_dir": dest_is_dir, "uid": uid, "gid": gid,
                       "mode": mode})
@@ -208,8 +208,9 @@ def _mode(text):
     return mode
 
 
-def _other(builder, ref):
-    """COPY --from: a stage built earlier (by name or index), else a local image."""
+def other_root(builder, ref, what="COPY --from"):
+    """COPY --from, RUN --mount from=: a stage built earlier (by name or index), else a local
+    image -> (its layer directories, its ID)."""
     names = {s["name"]: i for i, s in enumerate(builder.stages) if s["name"]}
     index = names.get(ref.lower())
     if index is None and ref.isdigit():
@@ -217,14 +218,14 @@ def _other(builder, ref):
     if index is not None:
         state = builder.stage_results.get(index)
         if state is None:
-            raise errors.UsageError("COPY --from=%s: the stage is not built before this one"
-                                    % ref)
+            raise errors.UsageError("%s=%s: the stage is not built before this one"
+                                    % (what, ref))
         return builder._layer_dirs(state), state.image_id or state.key
     from ..ops import images
     try:
         image = images.resolve(builder.store, ref)
     except errors.BoxError:
-        raise errors.NotFound("COPY --from=%s: no such stage or image" % ref,
+        raise errors.NotFound("%s=%s: no such stage or image" % (what, ref),
                               "name a stage of this Dockerfile or a local image") from None
     images.ensure_unpacked(builder.store, builder.idmap, image)
     return image.layer_dirs(), image.id

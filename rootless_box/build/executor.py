@@ -18,7 +18,7 @@ from .. import errors, fastjson
 from ..oci import image as oci_image
 from ..oci import reference
 from ..ops import buildsteps, images
-from . import parser
+from . import parser, runmount
 from .shell import expand_word, expand_words
 
 DEFAULT_SHELL = ["/bin/sh", "-c"]
@@ -35,7 +35,7 @@ class BuildError(errors.BoxError):
 class BuildOptions:
     def __init__(self, context, dockerfile=None, dockerfile_text=None, tags=(),
                  build_args=None, target=None, no_cache=False, labels=None, quiet=False,
-                 network="host"):
+                 network="host", secrets=None):
         self.context = os.path.abspath(context)
         self.dockerfile = dockerfile or os.path.join(self.context, "Dockerfile")
         self.dockerfile_text = dockerfile_text
@@ -46,6 +46,7 @@ class BuildOptions:
         self.labels = dict(labels or {})
         self.quiet = quiet
         self.network = network
+        self.secrets = dict(secrets or {})  # --secret id -> bytes (RUN --mount=type=secret)
 
 
 class _State:
@@ -169,13 +170,13 @@ class Builder:
             if base in names and names[base] < i:
                 visit(names[base])
             for ins in stages[i]["body"]:
-                for flag in ins.flags:
-                    if flag.startswith("--from="):
-                        ref = flag[len("--from="):].lower()
-                        if ref in names:
-                            visit(names[ref])
-                        elif ref.isdigit() and int(ref) < i:
-                            visit(int(ref))
+                refs = [f[len("--from="):].lower() for f in ins.flags
+                        if f.startswith("--from=")]
+                for ref in refs + runmount.from_stage_names(ins.flags):
+                    if ref in names:
+                        visit(names[ref])
+                    elif ref.isdigit() and int(ref) < i:
+                        visit(int(ref))
         visit(target)
         return sorted(seen)
 
@@ -482,10 +483,18 @@ class Builder:
     def _do_run(self, state, ins, env):
         flags = _flags(ins)
         for flag in flags:
-            if flag != "network":
-                # --mount, --security...: ignoring them would run a different step
+            if flag not in ("network", "mount"):
+                # --security...: ignoring it would run a different step
                 raise errors.UsageError("RUN --%s is not supported yet" % flag)
         network = flags.get("network", self.opts.network)
+        mounts, mount_keys = [], []
+        for flag in ins.flags:
+            if flag.startswith("--mount="):
+                spec = runmount.parse(self._expand(flag[len("--mount="):], env))
+                desc, key_part = runmount.describe(self, spec, state.runtime.get(
+                    "WorkingDir") or "/")
+                mounts.append(desc)
+                mount_keys.append(key_part)
         if ins.heredocs and not ins.json and ins.args[0].strip().startswith("<<"):
             # RUN <<EOF: the heredoc is the script
             body = ins.heredocs[0].content
@@ -506,7 +515,8 @@ class Builder:
         used = sorted(k for k in build_env if k in self.opts.build_args)
         self.used_build_args.update(used)
         key = _key(state.key, "RUN " + fastjson.dumps(argv).decode(),
-                   fastjson.dumps(sorted(build_env.items())).decode(), network)
+                   fastjson.dumps(sorted(build_env.items())).decode(), network,
+                   *([fastjson.dumps(mount_keys).decode()] if mount_keys else []))
         if self._cached(state, key):
             return
         if "PATH" not in run_env:
@@ -515,7 +525,7 @@ class Builder:
         report = buildsteps.run_step(
             self.store, self.idmap, self._layer_dirs(state), argv,
             ["%s=%s" % kv for kv in run_env.items()], state.runtime.get("WorkingDir") or "/",
-            state.runtime.get("User") or "", network, quiet=self.opts.quiet)
+            state.runtime.get("User") or "", network, quiet=self.opts.quiet, mounts=mounts)
         shell = state.runtime.get("Shell") or DEFAULT_SHELL
         shown = " ".join(argv[len(shell):]) if not ins.json else " ".join(argv)
         if used:

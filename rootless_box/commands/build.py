@@ -29,6 +29,9 @@ def command(verb, summary):
         Opt("--network", VALUE, "Set the networking mode for the RUN instructions during "
                                 "build (host, none)"),
         Opt("--progress", VALUE, "Set type of progress output (auto, plain)"),
+        Opt("--secret", LIST, "Secret to expose to the build (format: "
+                              "\"id=mysecret[,src=/local/secret|,env=VAR]\")",
+            metavar="stringArray"),
     ), min_args=1, max_args=1)
 
 
@@ -43,6 +46,39 @@ def _pairs(items, what):
                 continue
             value = os.environ[key]
         result[key] = value
+    return result
+
+
+def _secrets(items):
+    """--secret id=X,src=FILE | id=X,env=VAR (buildx's forms) -> {id: bytes}. Read now, so
+    a file that changes later does not change the build halfway."""
+    result = {}
+    for item in items:
+        fields = dict(f.partition("=")[::2] for f in item.split(",") if f)
+        ident = fields.pop("id", "")
+        kind = fields.pop("type", "")
+        src = fields.pop("src", None) or fields.pop("source", None)
+        env = fields.pop("env", None)
+        if not ident or fields or kind not in ("", "file", "env") or (src and env):
+            raise UsageError("invalid --secret %r" % item,
+                             "use id=NAME,src=FILE or id=NAME,env=VARIABLE")
+        if kind == "env" and src:
+            src, env = None, src
+        if not src and not env:
+            env = ident if ident in os.environ else None
+            src = None if env else ident
+        if env:
+            if env not in os.environ:
+                raise UsageError("--secret %s: the environment variable %s is not set"
+                                 % (ident, env))
+            result[ident] = os.environ[env].encode("utf-8", "surrogateescape")
+            continue
+        try:
+            with open(src, "rb") as f:
+                result[ident] = f.read()
+        except OSError as exc:
+            raise UsageError("--secret %s: cannot read %s: %s" % (ident, src, exc.strerror)) \
+                from None
     return result
 
 
@@ -65,7 +101,8 @@ def main(parsed):
     opts = BuildOptions(context, dockerfile, dockerfile_text, parsed.tag,
                         _pairs(parsed.build_arg, "--build-arg"), parsed.target,
                         parsed.no_cache, _pairs(parsed.label, "--label"), parsed.quiet,
-                        "none" if parsed.network == "none" else "host")
+                        "none" if parsed.network == "none" else "host",
+                        _secrets(parsed.secret))
     idmap = idmaps.plan()
     if idmap.warning:
         warn(idmap.warning)

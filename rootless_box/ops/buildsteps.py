@@ -24,16 +24,21 @@ class StepFailed(errors.BoxError):
 
 
 def run_step(store, idmap, lowers, argv, env, workdir="/", user="", network="host",
-             quiet=False):
+             quiet=False, mounts=()):
     """Run argv on top of the layer directories lowers; returns {"diff_id", "size"} of the
-    layer holding its changes, or raises StepFailed with the command's exit status."""
+    layer holding its changes, or raises StepFailed with the command's exit status.
+    mounts: RUN --mount descriptions from build/runmount.py; what they show never reaches the
+    layer, nor do the placeholders made to mount them onto."""
     tmp = store.mkdtemp("build-run")
+    locks = []
     try:
         driver = choose_driver(store, idmap)
         spec = {"id": os.path.basename(tmp), "hostname": "buildkitsandbox", "argv": argv,
                 "env": env, "cwd": workdir or "/", "user": user, "tty": False,
                 "stdin": False, "init": False, "network": network, "read_only": False,
-                "rootfs": prepare_rootfs(tmp, driver, lowers, idmap), "mounts": [],
+                "rootfs": prepare_rootfs(tmp, driver, lowers, idmap),
+                "mounts": [m for n, desc in enumerate(mounts)
+                           for m in _step_mount(tmp, n, desc, driver, idmap, locks)],
                 "etc_files": write_etc_files(tmp, network, "buildkitsandbox")}
         spec.update(confinement(idmap))
         code = _run_quietly(spec, idmap) if quiet else _run(spec, idmap)
@@ -41,10 +46,103 @@ def run_step(store, idmap, lowers, argv, env, workdir="/", user="", network="hos
             raise StepFailed("process %s did not complete successfully: exit code: %d"
                              % (_quote(argv), code), exit_code=1)
         changes = spec["rootfs"]["merged"] if driver == "copy" else spec["rootfs"]["upper"]
+        points = list(BASE_MOUNTPOINTS) + [m["destination"].lstrip("/")
+                                           for m in spec["mounts"]]
         with store.lock():
-            return make_layer(store, idmap, driver, changes, lowers, BASE_MOUNTPOINTS)
+            return make_layer(store, idmap, driver, changes, lowers, points)
     finally:
+        for fd in locks:
+            os.close(fd)
         store.remove(tmp)
+
+
+def _step_mount(tmp, n, desc, driver, idmap, locks):
+    """One RUN --mount as run spec mounts (userns/mounts.py), preparing what it shows: a copy
+    of context files, a view of another stage, a cache directory, a secret's file."""
+    kind, target = desc["kind"], desc["target"]
+    if kind == "tmpfs":
+        options = ["exec"] + (["size=%d" % desc["size"]] if desc.get("size") else [])
+        return [{"type": "tmpfs", "destination": target, "options": options}]
+    if kind == "host":
+        return [{"type": "bind", "source": desc["source"], "destination": target,
+                 "readonly": True}]
+    own = os.path.join(tmp, "mount%d" % n)
+    os.mkdir(own, 0o700)
+    if kind == "context":
+        copy = os.path.join(own, "data")
+        _copy_context(desc["root"], desc["source"], desc["paths"], copy)
+        return [{"type": "bind", "source": copy, "destination": target,
+                 "readonly": not desc["rw"]}]
+    if kind == "layers":
+        view = {"type": "bind", "destination": target, "readonly": not desc["rw"],
+                "subpath": desc["source"]}
+        if driver != "overlay":
+            # no overlayfs here: the other stage is copied, writes then go to the copy
+            view["source"] = prepare_rootfs(own, "copy", desc["lowers"], idmap)["merged"]
+            return [view]
+        rootfs = prepare_rootfs(own, "overlay", desc["lowers"], idmap)
+        view.update(type="overlay", source=rootfs["merged"], lower=rootfs["lower"])
+        if desc["rw"]:
+            # writes land in this step's temporary upper dir and go with it
+            view.update(upper=rootfs["upper"], work=rootfs["work"])
+        return [view]
+    if kind == "cache":
+        if not os.path.isdir(desc["dir"]):
+            _make_owned(desc["dir"], None, desc, idmap)
+        if desc["sharing"] == "locked":
+            import fcntl
+            fd = os.open(desc["dir"] + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            locks.append(fd)
+            fcntl.flock(fd, fcntl.LOCK_EX)  # one step at a time uses this cache
+        return [{"type": "bind", "source": desc["dir"], "destination": target,
+                 "readonly": not desc["rw"]}]
+    if kind == "secret":
+        if desc["data"] is None:
+            return []
+        path = os.path.join(own, "secret")
+        _make_owned(path, desc["data"], desc, idmap)
+        return [{"type": "bind", "source": path, "destination": target, "readonly": True}]
+    raise errors.UsageError("RUN --mount=type=%s is not supported" % kind)
+
+
+def _make_owned(path, data, desc, idmap):
+    """A directory (data None) or a file holding data, with the owner and mode the mount
+    asks for; a container owner other than root is set from inside the user namespace."""
+    tmp = path + ".new"
+    if data is None:
+        os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
+        os.mkdir(tmp, 0o700)
+    else:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+    run_in_userns(_own_inside, idmap, tmp, desc["uid"], desc["gid"], desc["mode"])
+    os.rename(tmp, path)  # a cache directory appears whole or not at all
+
+
+def _own_inside(path, uid, gid, mode):
+    os.chown(path, uid, gid)
+    os.chmod(path, mode)
+
+
+def _copy_context(root, rel, paths, dest):
+    """A private copy of context files for a mount whose writes are thrown away (or whose
+    ignore file leaves some out): paths are the entries below rel to copy, None for a file.
+    Links are copied as links (the bind shows the context as the build sees it)."""
+    import shutil
+    src = os.path.join(root, rel)
+    if paths is None:
+        shutil.copy2(src, dest, follow_symlinks=False)
+        return
+    os.mkdir(dest, 0o755)
+    shutil.copystat(src, dest)
+    for sub in paths:
+        source, target = os.path.join(src, sub), os.path.join(dest, sub)
+        if os.path.isdir(source) and not os.path.islink(source):
+            os.mkdir(target, 0o755)
+            shutil.copystat(source, target)
+        elif os.path.islink(source) or os.path.isfile(source):
+            shutil.copy2(source, target, follow_symlinks=False)
 
 
 def _run(spec, idmap):

@@ -85,9 +85,14 @@ def build_plan(spec):
         if m["type"] == "tmpfs":
             flags, data = tmpfs_options(m.get("options", []))
             plan.append(("mount", "tmpfs", m["destination"], "tmpfs", flags, data))
-        else:
-            plan.append(("bind", m["source"], m["destination"], m.get("readonly", False),
-                         True))
+            continue
+        if m["type"] == "overlay":
+            # another image's root (RUN --mount from=), seen at a host staging directory
+            plan.append(("mount_view", m["source"], m["lower"], m.get("upper"), m.get("work")))
+        op = ("bind", m["source"], m["destination"], m.get("readonly", False), True)
+        if m.get("subpath"):
+            op += (m["subpath"],)  # a path inside that root, resolved inside it
+        plan.append(op)
     for target, source in sorted(spec["etc_files"].items()):
         if target not in user_targets:
             plan.append(("bind", source, target, False, False))
@@ -271,7 +276,20 @@ class Executor:
         except OSError:
             pass
 
-    def op_bind(self, source, cpath, readonly, recursive):
+    def op_mount_view(self, target, lower, upper, work):
+        if not upper and len(lower) == 1:
+            # overlayfs wants two lowers when it has no upper: one directory is a bind mount
+            self.sys.mount(lower[0], target, None, libc.MS_BIND | libc.MS_REC, None)
+            return
+        cwd, data = overlay_data(lower, upper, work)
+        if cwd:
+            self.sys.chdir(cwd)
+        self.sys.mount("overlay", target, "overlay", 0 if upper else RDONLY, data)
+
+    def op_bind(self, source, cpath, readonly, recursive, subpath=None):
+        if subpath is not None:
+            # symlinks in the other root are followed inside it, never to the host
+            source = resolve_in_root(source, subpath)
         if cpath is None:
             target = source
         else:

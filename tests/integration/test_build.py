@@ -392,8 +392,8 @@ def test_add_copies_a_compressed_file_that_is_no_tar(cli, image, context):
 
 
 def test_unsupported_run_flags_and_a_failed_build_keeps_its_steps(cli, image, context):
-    proc = cli("build", context("FROM %s\nRUN --mount=type=cache,target=/c true\n" % image))
-    assert proc.returncode == 1 and "RUN --mount is not supported yet" in proc.err
+    proc = cli("build", context("FROM %s\nRUN --security=insecure true\n" % image))
+    assert proc.returncode == 1 and "RUN --security is not supported yet" in proc.err
     ctx = context("FROM %s\nRUN echo step2 > /s2\nRUN false\n" % image)
     assert cli("build", ctx).returncode == 1
     with open(os.path.join(ctx, "Dockerfile"), "w") as f:
@@ -441,3 +441,135 @@ def test_add_of_a_truncated_download_is_one_error_line(cli, image, context):
     assert proc.returncode == 1 and "cannot download" in proc.err
     assert "internal error" not in proc.err and "Traceback" not in proc.err
     assert os.listdir(os.path.join(cli.root, "tmp")) == []
+
+
+# -- RUN --mount ------------------------------------------------------------------------------
+
+def _top_layer_entries(cli, image_id):
+    from rootless_box.userns.idmap import plan
+    top = json.loads(cli.ok("inspect", image_id).out)[0]["RootFS"]["Layers"][-1]
+    layer = os.path.join(cli.root, "layers", plan().key, top[7:])
+    return sorted(os.path.relpath(os.path.join(d, n), layer)
+                  for d, dirs, names in os.walk(layer) for n in dirs + names)
+
+
+def test_run_mount_bind_from_the_context(cli, image, context):
+    ctx = context("FROM %s\nRUN --mount=target=/src,source=sub "
+                  "cat /src/a > /out && (touch /src/w 2>/dev/null || echo ro >> /out)\n"
+                  "RUN --mount=type=bind,src=sub,dst=/rw,rw echo new > /rw/a && cat /rw/a\n"
+                  % image, {"sub/a": "from context\n", "secret.txt": "s"})
+    img = cli.ok("build", "-q", ctx).out.strip()
+    assert cli.ok("run", "--rm", img, "cat", "/out").out == "from context\nro\n"
+    # the targets and what was written through a rw bind stay out of the image and context
+    assert cli.ok("run", "--rm", img, "ls", "/").out.split().count("src") == 0
+    assert _top_layer_entries(cli, img) == []
+    assert open(os.path.join(ctx, "sub", "a")).read() == "from context\n"
+    # the key covers the bound files' content
+    assert cli.ok("build", ctx).out.count("CACHED") == 2
+    with open(os.path.join(ctx, "sub", "a"), "w") as f:
+        f.write("changed\n")
+    img2 = cli.ok("build", "-q", ctx).out.strip()
+    assert cli.ok("run", "--rm", img2, "cat", "/out").out == "changed\nro\n"
+
+
+def test_run_mount_bind_honours_the_ignore_file(cli, image, context):
+    ctx = context("FROM %s\nRUN --mount=target=/ctx ls -a /ctx > /listing\n" % image,
+                  {"keep": "k", "hidden.key": "h", ".dockerignore": "*.key\n"})
+    img = cli.ok("build", "-q", ctx).out.strip()
+    listing = cli.ok("run", "--rm", img, "cat", "/listing").out.split()
+    assert "keep" in listing and "hidden.key" not in listing
+
+
+def test_run_mount_bind_from_a_stage_writes_are_thrown_away(cli, image, context):
+    """buildah's multistage/copyback: a rw bind of another stage's root."""
+    img = _build(cli, context,
+                 "FROM %s AS base\nRUN echo base > /base-file\n"
+                 "FROM %s\n"
+                 "RUN --mount=type=bind,from=base,source=/,destination=/base,rw "
+                 "echo scribble > /base/base-file && cp -a /base/base-file /copied\n"
+                 "RUN --mount=from=base,target=/b cat /b/base-file > /again\n"
+                 % (image, image))
+    out = cli.ok("run", "--rm", img, "cat", "/copied", "/again").out
+    assert out == "scribble\nbase\n"  # the second mount sees the stage unchanged
+    assert _top_layer_entries(cli, img) == ["again"]
+
+
+def test_run_mount_cache_persists_across_builds_and_stays_out(cli, image, context):
+    df = ("FROM %s\nRUN --mount=type=cache,target=/var/cache/app,id=c1 "
+          "echo run >> /var/cache/app/log && wc -l < /var/cache/app/log > /count\n" % image)
+    first = cli.ok("build", "-q", "--no-cache", context(df)).out.strip()
+    second = cli.ok("build", "-q", "--no-cache", context(df)).out.strip()
+    assert cli.ok("run", "--rm", first, "cat", "/count").out.strip() == "1"
+    assert cli.ok("run", "--rm", second, "cat", "/count").out.strip() == "2"
+    assert _top_layer_entries(cli, second) == ["count"]
+    # the same id at another target is the same cache; sharing=locked is accepted
+    other = _build(cli, context, "FROM %s\nRUN --mount=type=cache,id=c1,target=/c,"
+                                 "sharing=locked cat /c/log > /seen\n" % image)
+    assert cli.ok("run", "--rm", other, "cat", "/seen").out == "run\nrun\n"
+    assert os.listdir(os.path.join(cli.root, "buildcache-mounts"))
+
+
+def test_run_mount_tmpfs(cli, image, context):
+    img = _build(cli, context, "FROM %s\nRUN --mount=type=tmpfs,target=/scratch,size=1m "
+                               "echo x > /scratch/f && grep -q /scratch /proc/mounts && "
+                               "touch /made\n" % image)
+    assert _top_layer_entries(cli, img) == ["made"]
+
+
+def test_run_mount_secret(cli, image, context, tmp_path):
+    secret = tmp_path / "token"
+    secret.write_text("s3cr3t")
+    ctx = context("FROM %s\nRUN --mount=type=secret,id=tok "
+                  "test \"$(cat /run/secrets/tok)\" = s3cr3t && "
+                  "stat -c %%a /run/secrets/tok > /mode\n"
+                  "RUN --mount=type=secret,id=fromenv,target=/e,required "
+                  "cat /e > /leak-check-not-the-secret-$(wc -c < /e)\n" % image)
+    args = ("build", "-q", "--secret", "id=tok,src=%s" % secret,
+            "--secret", "id=fromenv,env=RBX_TEST_SECRET")
+    img = cli.ok(*args, ctx, env={"RBX_TEST_SECRET": "abc"}).out.strip()
+    assert cli.ok("run", "--rm", img, "cat", "/mode").out == "400\n"
+    layers = json.loads(cli.ok("inspect", img).out)[0]["RootFS"]["Layers"]
+    assert _top_layer_entries(cli, img) == ["leak-check-not-the-secret-3"]
+    for diff in layers[-2:]:
+        blob = open(os.path.join(cli.root, "blobs", "sha256", diff[7:]), "rb").read()
+        assert b"s3cr3t" not in blob and b"run/secrets" not in blob
+    # a secret's content is not in the cache key
+    secret.write_text("other!")
+    assert cli.ok(*args, ctx, env={"RBX_TEST_SECRET": "xyz"}).out.strip() == img
+    proc = cli("build", context("FROM %s\nRUN --mount=type=secret,id=nope,required true\n"
+                                % image))
+    assert proc.returncode == 1 and "secret nope: not provided" in proc.err
+    # not required and not given: the step runs without it
+    _build(cli, context, "FROM %s\nRUN --mount=type=secret,id=nope "
+                         "test ! -e /run/secrets/nope\n" % image)
+
+
+@pytest.mark.parametrize("mount,message", [
+    ("type=ssh", "type=ssh is not supported"),
+    ("type=bind,target=/x,bogus=1", "unexpected key 'bogus'"),
+    ("type=volume,target=/x", "unsupported mount type 'volume'"),
+    ("type=cache", "needs a target"),
+    ("target=/x,source=missing", "not found"),
+    ("target=/x,source=../up", "outside the build context"),
+    ("target=/x,from=nostage", "no such stage or image"),
+])
+def test_run_mount_bad_input_is_one_line(cli, image, context, mount, message):
+    proc = cli("build", context("FROM %s\nRUN --mount=%s true\n" % (image, mount)))
+    assert proc.returncode == 1 and message in proc.err, proc.err
+    assert "Traceback" not in proc.err and "Dockerfile:2:" in proc.err
+
+
+def test_run_mounts_with_the_copy_driver(cli, image, context):
+    """Without overlayfs the other stage is a copy; writes to it are still thrown away and
+    no mount target reaches the layer."""
+    copy = {"RBX_STORAGE_DRIVER": "copy"}
+    ctx = context("FROM %s AS base\nRUN echo base > /base-file\nFROM %s\n"
+                  "RUN --mount=from=base,target=/b,rw --mount=type=tmpfs,target=/t "
+                  "--mount=target=/ctx,rw echo x > /b/base-file && echo y > /ctx/f && "
+                  "cat /b/base-file /ctx/f > /seen\n"
+                  "RUN --mount=from=base,target=/b cat /b/base-file >> /seen\n"
+                  % (image, image), {"f": "f\n"})
+    img = cli.ok("build", "-q", ctx, env=copy).out.strip()
+    assert cli.ok("run", "--rm", img, "cat", "/seen", env=copy).out == "x\ny\nbase\n"
+    assert _top_layer_entries(cli, img) == ["seen"]
+    assert open(os.path.join(ctx, "f")).read() == "f\n"

@@ -177,3 +177,22 @@ def test_long_layer_lists_are_named_relative_to_their_parent():
     assert data.startswith("lowerdir=%064x:%064x" % (0, 1)) and len(data) < 4000
     short_cwd, short = mounts.overlay_data(layers[:2], "/u", "/w")
     assert short_cwd is None and short.startswith("lowerdir=" + layers[0])
+
+
+def test_another_roots_view_then_a_path_inside_it_resolved_there(tmp_path):
+    """RUN --mount from=: the other stage's overlay at a staging directory, then a bind of a
+    path inside it; a symlink there is resolved inside that root, never on the host."""
+    staging = tmp_path / "staging"
+    (staging / "real").mkdir(parents=True)
+    os.symlink("/real", staging / "link")
+    s = spec(tmp_path, mounts=[{"type": "overlay", "source": str(staging),
+                                "lower": ["/a", "/b"], "destination": "/base",
+                                "readonly": True, "subpath": "/link"}])
+    calls = execute(s)
+    root = s["rootfs"]["merged"]
+    view = calls.index(("mount", "overlay", str(staging), "overlay", libc.MS_RDONLY,
+                        "lowerdir=/a:/b,userxattr"))
+    bind = calls[view + 1]
+    assert bind == ("mount", str(staging / "real"), root + "/base", None,
+                    libc.MS_BIND | libc.MS_REC, None)
+    assert calls[view + 2] == ("readonly", root + "/base", True)

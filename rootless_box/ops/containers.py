@@ -54,6 +54,11 @@ def find(store, name_or_id):
                           "list containers with 'rootless-box ps -a'")
 
 
+def log_path(store, cid):
+    """The container's json-file log (what its monitor writes and `logs` reads)."""
+    return os.path.join(store.container_dir(cid), "json.log")
+
+
 def _pick(words):
     return words[int.from_bytes(os.urandom(2), "little") % len(words)]
 

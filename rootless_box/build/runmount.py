@@ -146,9 +146,10 @@ def describe(builder, mount, workdir):
     rw = bool(mount.get("readwrite"))
     source = mount.get("source", "/")
     if kind == "cache":
-        if "from" in mount:
-            raise MountError("RUN --mount=type=cache,from= is not supported yet",
-                             "fill the cache in the step itself")
+        if mount.get("from"):
+            lowers, image_id = copyplan.other_root(builder, mount["from"], "RUN --mount from")
+            desc.update(seed_lowers=lowers, source=source)
+            key.append("from:" + image_id)
         ident = mount.get("id") or target
         desc.update(rw=not mount.get("readonly"), sharing=mount.get("sharing", "shared"),
                     dir=os.path.join(builder.store.root, CACHE_MOUNTS, hashlib.sha256(

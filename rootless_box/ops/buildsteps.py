@@ -88,7 +88,12 @@ def _step_mount(tmp, n, desc, driver, idmap, locks):
         return [view]
     if kind == "cache":
         if not os.path.isdir(desc["dir"]):
-            _make_owned(desc["dir"], None, desc, idmap)
+            seed = None
+            if desc.get("seed_lowers"):
+                # from=: a new cache starts as a copy of that path of the other root
+                seed = (os.path.join(own, "view"), desc["seed_lowers"], desc["source"])
+                os.mkdir(seed[0], 0o700)
+            _make_owned(desc["dir"], None, desc, idmap, seed)
         if desc["sharing"] == "locked":
             import fcntl
             fd = os.open(desc["dir"] + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -105,9 +110,10 @@ def _step_mount(tmp, n, desc, driver, idmap, locks):
     raise errors.UsageError("RUN --mount=type=%s is not supported" % kind)
 
 
-def _make_owned(path, data, desc, idmap):
+def _make_owned(path, data, desc, idmap, seed=None):
     """A directory (data None) or a file holding data, with the owner and mode the mount
-    asks for; a container owner other than root is set from inside the user namespace."""
+    asks for; a container owner other than root is set from inside the user namespace.
+    seed: (staging dir, layer dirs, path) whose tree fills the new directory."""
     tmp = path + ".new"
     if data is None:
         os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
@@ -116,13 +122,51 @@ def _make_owned(path, data, desc, idmap):
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-    run_in_userns(_own_inside, idmap, tmp, desc["uid"], desc["gid"], desc["mode"])
+    try:
+        run_in_userns(_own_inside, idmap, tmp, desc["uid"], desc["gid"], desc["mode"], seed)
+    except BaseException:
+        run_in_userns(_remove_inside, idmap, tmp)
+        raise
     os.rename(tmp, path)  # a cache directory appears whole or not at all
 
 
-def _own_inside(path, uid, gid, mode):
+def _own_inside(path, uid, gid, mode, seed):
     os.chown(path, uid, gid)
     os.chmod(path, mode)
+    if seed:
+        _copy_tree_inside(path, *seed)
+
+
+def _remove_inside(path):
+    import shutil
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        os.unlink(path)
+
+
+def _copy_tree_inside(dest, view, lowers, source):
+    """The tree at source in the root of lowers (mounted at view, read-only), copied into dest
+    with its owners and modes. Runs inside the user namespace."""
+    import stat
+    from ..layers.apply import place
+    from ..securepath import resolve_in_root
+    from ..userns.mounts import mount_overlay
+    mount_overlay(view, lowers)
+    top = resolve_in_root(view, source)
+    if not os.path.isdir(top):
+        raise errors.NotFound("RUN --mount=type=cache,from=: %s is no directory in that "
+                              "stage" % source)
+    for dirpath, dirs, files in os.walk(top):  # never into a symlinked directory
+        rel = os.path.relpath(dirpath, top)
+        for name in sorted(dirs) + sorted(files):
+            src, dst = os.path.join(dirpath, name), os.path.normpath(os.path.join(dest, rel,
+                                                                                   name))
+            st = os.lstat(src)
+            if place(src, dst, st, 0o755, specials=False):
+                os.lchown(dst, st.st_uid, st.st_gid)
+                if not stat.S_ISLNK(st.st_mode):
+                    os.chmod(dst, stat.S_IMODE(st.st_mode))
 
 
 def _copy_context(root, rel, paths, dest):

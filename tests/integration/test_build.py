@@ -573,3 +573,15 @@ def test_run_mounts_with_the_copy_driver(cli, image, context):
     assert cli.ok("run", "--rm", img, "cat", "/seen", env=copy).out == "x\ny\nbase\n"
     assert _top_layer_entries(cli, img) == ["seen"]
     assert open(os.path.join(ctx, "f")).read() == "f\n"
+
+
+def test_run_mount_cache_from_a_stage_starts_as_its_copy(cli, image, context):
+    img = _build(cli, context,
+                 "FROM %s AS seed\nRUN mkdir -p /deps/sub && echo dep > /deps/sub/d && "
+                 "chown -R 7:8 /deps/sub\n"
+                 "FROM %s\nRUN --mount=type=cache,target=/c,from=seed,source=/deps,id=seeded "
+                 "cat /c/sub/d > /seen && stat -c %%u:%%g /c/sub >> /seen && "
+                 "echo more > /c/added\n"
+                 "RUN --mount=type=cache,target=/c2,id=seeded ls /c2 > /kept\n" % (image, image))
+    out = cli.ok("run", "--rm", img, "cat", "/seen", "/kept").out
+    assert out == "dep\n7:8\nadded\nsub\n"

@@ -18,6 +18,9 @@ COMMANDS = {
     "run": ("run", "Create and run a new container from an image"),
     "ps": ("ps", "List containers"),
     "rm": ("rm", "Remove one or more containers"),
+    "rename": ("rename", "Rename a container"),
+    "top": ("top", "Display the running processes of a container"),
+    "stats": ("stats", "Display a live stream of container(s) resource usage statistics"),
     "logs": ("logs", "Fetch the logs of a container"),
     "exec": ("exec", "Execute a command in a running container"),
     "images": ("images", "List images"),
@@ -45,6 +48,8 @@ GROUPS = {
               "pull": "pull", "push": "push",
               "build": "build"},
     "container": {"ls": "ps", "list": "ps", "rm": "rm", "remove": "rm", "run": "run",
+                  "rename": "rename", "top": "top", "stats": "stats",
+                  "prune": "container prune",
                   "logs": "logs",
                   "exec": "exec",
                   "inspect": "inspect", "commit": "commit", "export": "export"},
@@ -55,6 +60,7 @@ GROUPS = {
 EXTRA = {"image from-host": ("fromhost", "Make a base image from host binaries and the "
                                          "shared libraries they need (no download)"),
          "image prune": ("imageprune", "Remove unused images"),
+         "container prune": ("containerprune", "Remove all stopped containers"),
          "system df": ("systemdf", "Show disk usage"),
          "system prune": ("systemprune", "Remove unused data")}
 

@@ -24,6 +24,13 @@ OPTS = (
         dest="network"),
     Opt("--init", FLAG, "Run an init inside the container that forwards signals and reaps "
                         "processes"),
+    Opt("-d,--detach", FLAG, "Run container in background and print container ID"),
+    Opt("--restart", VALUE, "Restart policy to apply when a container exits",
+        default="no"),
+    Opt("--log-opt", LIST, "Log driver options", metavar="list", dest="log_opt"),
+    Opt("--log-driver", VALUE, "Logging driver for the container", default="json-file"),
+    Opt("--stop-signal", VALUE, "Signal to stop the container"),
+    Opt("--stop-timeout", VALUE, "Timeout (in seconds) to stop a container"),
     Opt("--pull", VALUE, 'Pull image before running ("always", "missing", "never")',
         default="missing"),
     Opt("--platform", VALUE, "Set platform if server is multi-platform capable"),
@@ -36,12 +43,23 @@ def command(verb, summary):
 
 
 def options_from(parsed):
+    if parsed.log_driver not in ("json-file", "k8s-file"):
+        raise UsageError("unsupported log driver %r" % parsed.log_driver,
+                         "rootless-box writes Docker's json-file logs")
+    stop_timeout = None
+    if parsed.stop_timeout is not None:
+        try:
+            stop_timeout = int(parsed.stop_timeout)
+        except ValueError:
+            raise UsageError("invalid --stop-timeout %r" % parsed.stop_timeout) from None
     return run_ops.RunOptions(
         parsed.args[0], parsed.args[1:], rm=parsed.rm, name=parsed.name, env=parsed.env,
         env_file=parsed.env_file, workdir=parsed.workdir, user=parsed.user,
         entrypoint=parsed.entrypoint, interactive=parsed.interactive, tty=parsed.tty,
         hostname=parsed.hostname, volumes=parsed.volume, tmpfs=parsed.tmpfs,
-        read_only=parsed.read_only, network=parsed.network, init=parsed.init)
+        read_only=parsed.read_only, network=parsed.network, init=parsed.init,
+        detach=getattr(parsed, "detach", False), restart=parsed.restart,
+        log_opts=parsed.log_opt, stop_signal=parsed.stop_signal, stop_timeout=stop_timeout)
 
 
 def puller(policy, platform=None):
@@ -72,5 +90,16 @@ def puller(policy, platform=None):
 
 
 def main(parsed):
-    return run_ops.run(options_from(parsed), warn=warn,
-                       pull=puller(parsed.pull, parsed.platform))
+    opts = options_from(parsed)
+    pull = puller(parsed.pull, parsed.platform)
+    if opts.detach:
+        import sys
+        if opts.interactive and not opts.tty:
+            pass  # Docker keeps stdin open for a later attach; nothing reads it here
+        record = run_ops.run_detached(opts, warn=warn, pull=pull)
+        sys.stdout.write(record["Id"] + "\n")
+        return 0
+    if opts.restart != "no":
+        raise UsageError("--restart needs a detached container (-d)",
+                         "add -d: a restart policy is applied by the container's monitor")
+    return run_ops.run(opts, warn=warn, pull=pull)

@@ -155,3 +155,32 @@ def remove(store, record, force=False, volumes=False):
         for mount in record.get("Mounts", []):
             if mount.get("Anonymous") and mount.get("Source"):
                 store.remove(os.path.dirname(mount["Source"]))
+
+
+def rename(store, name_or_id, new_name):
+    """Give a container a new name (`docker rename`): checked against every other name under
+    the store lock, so two renames (or a run) cannot take the same name. Returns the record."""
+    # Docker accepts the name as the daemon stores it, with its leading slash
+    new_name = new_name[1:] if new_name.startswith("/") else new_name
+    try:
+        validate_name(new_name)
+    except errors.UsageError as exc:
+        raise errors.UsageError(exc.message, "a name starts with a letter or digit") from None
+    with store.lock():
+        record = find(store, name_or_id)
+        if record["Name"] == new_name:
+            raise errors.Conflict("renaming a container with the same name as its current "
+                                  "name", "choose another name")
+        for cid in store.container_ids():
+            other = store.read_container(cid)
+            if other and other["Id"] != record["Id"] and other["Name"] == new_name:
+                raise errors.Conflict(
+                    'the container name "%s" is already in use by container %s'
+                    % (new_name, other["Id"][:12]),
+                    "remove (or rename) that container to reuse its name")
+        current = store.read_container(record["Id"])
+        if current is None:
+            raise errors.NotFound("no such container: %s" % name_or_id)
+        current["Name"] = new_name
+        store.write_container(current)
+    return current

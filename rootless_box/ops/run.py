@@ -48,6 +48,43 @@ class RunOptions:
         self.read_only = kw.get("read_only", False)
         self.network = kw.get("network") or "host"
         self.init = kw.get("init", False)
+        self.detach = kw.get("detach", False)
+        self.restart = kw.get("restart") or "no"
+        self.log_opts = list(kw.get("log_opts", ()))
+        self.stop_signal = kw.get("stop_signal")
+        self.stop_timeout = kw.get("stop_timeout")
+
+
+def parse_restart(text):
+    """--restart no|on-failure[:N]|always|unless-stopped -> Docker's RestartPolicy."""
+    name, _, count = (text or "no").partition(":")
+    if name not in ("no", "on-failure", "always", "unless-stopped") or \
+            (count and (name != "on-failure" or not count.isdigit())):
+        raise errors.UsageError("invalid restart policy %r" % text,
+                                "use no, on-failure[:max-retries], always or unless-stopped")
+    return {"Name": name, "MaximumRetryCount": int(count or 0)}
+
+
+def parse_log_opts(items):
+    """--log-opt max-size=10m --log-opt max-file=3 -> the json-file driver's options."""
+    result = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or key not in ("max-size", "max-file"):
+            raise errors.UsageError("unknown log opt %r" % item,
+                                    "the json-file driver takes max-size and max-file")
+        result[key] = value
+    if "max-file" in result and not (result["max-file"].isdigit() and
+                                     int(result["max-file"]) > 0):
+        raise errors.UsageError("invalid max-file %r" % result["max-file"])
+    if "max-size" in result:
+        from .containers import parse_size
+        try:
+            parse_size(result["max-size"])
+        except ValueError:
+            raise errors.UsageError("invalid max-size %r" % result["max-size"],
+                                    "give a size like 10m or 500k") from None
+    return result
 
 
 # -- pure helpers (unit-tested) ----------------------------------------------------------------
@@ -257,7 +294,10 @@ def _create(store, idmap, opts, network, mounts, extra_env):
                    else ([opts.entrypoint] if opts.entrypoint else None)},
         "HostConfig": {"AutoRemove": opts.rm, "NetworkMode": network,
                        "ReadonlyRootfs": opts.read_only, "Init": opts.init,
-                       "Binds": [v for v in opts.volumes], "Tmpfs": opts.tmpfs},
+                       "Binds": [v for v in opts.volumes], "Tmpfs": opts.tmpfs,
+                       "RestartPolicy": parse_restart(opts.restart),
+                       "LogConfig": {"Type": "json-file",
+                                     "Config": parse_log_opts(opts.log_opts)}},
         "Mounts": [{"Type": m["type"], "Name": m.get("name", ""),
                     "Source": m.get("source", ""), "Destination": m["destination"],
                     "RW": not m.get("readonly"), "Anonymous": m.get("anonymous", False)}
@@ -268,6 +308,12 @@ def _create(store, idmap, opts, network, mounts, extra_env):
     cdir = store.container_dir(cid)
     hostname = opts.hostname or (os.uname().nodename if network == "host" else cid[:12])
     record["Config"]["Hostname"] = hostname
+    record["Config"]["StopSignal"] = opts.stop_signal or image_config.get("StopSignal") or \
+        "SIGTERM"
+    if opts.stop_timeout is not None:
+        record["Config"]["StopTimeout"] = opts.stop_timeout
+    record["RestartCount"] = 0
+    record["LogPath"] = containers.log_path(store, cid)
     try:
         for m in mounts:
             if m["type"] == "volume":
@@ -285,6 +331,7 @@ def _create(store, idmap, opts, network, mounts, extra_env):
         }
         spec.update(confinement(idmap))
         store.write_container(record)
+        containers.save_spec(store, cid, spec)
     except BaseException:
         store.remove(cdir)
         raise
@@ -333,6 +380,49 @@ def _discard(store, record, mounts):
     for m in mounts:
         if m["type"] == "volume" and m.get("anonymous"):
             store.remove(os.path.dirname(m["source"]))
+
+
+def create(opts, warn=None, pull=None):
+    """`create`, and the first half of `run -d`: the container made, not started. -> record"""
+    idmap = idmaps.plan()
+    if idmap.warning and warn:
+        warn(idmap.warning)
+    store = open_store(idmap)
+    if pull is not None:
+        pull(store, idmap, opts.image)
+    record, _spec = prepare(store, idmap, opts)
+    return record
+
+
+def start(store, idmap, record):
+    """Start a created or exited container under a monitor (a detached container). Returns
+    the record, running."""
+    from . import monitor
+    record = containers.refresh_state(store, record)
+    if record["State"].get("Status") in containers.LIVE_STATES:
+        return record  # Docker: starting a running container is a no-op
+    spec = containers.load_spec(store, record)
+    containers.update_state(store, record, StoppedByUser=False)
+    monitor.launch(store, idmap, record, spec)
+    return store.read_container(record["Id"]) or record
+
+
+def run_detached(opts, warn=None, pull=None):
+    """`run -d`: create, start under a monitor, return the container's record at once."""
+    idmap = idmaps.plan()
+    if idmap.warning and warn:
+        warn(idmap.warning)
+    store = open_store(idmap)
+    if pull is not None:
+        pull(store, idmap, opts.image)
+    record, _spec = prepare(store, idmap, opts)
+    try:
+        return start(store, idmap, record)
+    except errors.BoxError as exc:
+        if opts.rm or not isinstance(exc, (errors.CommandNotFound, errors.CannotExecute)):
+            from .monitor import discard
+            discard(store, record)
+        raise
 
 
 def run(opts, warn=None, pull=None):

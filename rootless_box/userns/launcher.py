@@ -313,10 +313,41 @@ class Container:
         return os.WEXITSTATUS(status)
 
 
-def _keep(init):
+# A detached container's middle process lives as long as the container: it replaces the
+# forked tool (~10 MB) with a bare interpreter that only waits (the parent-death signal
+# survives execve). It writes to fd argv[2] once started: init waits for that.
+_WAITER = ("import posix, sys\n"
+           "pid, ready = int(sys.argv[1]), int(sys.argv[2])\n"
+           "posix.write(ready, b'1')\n"
+           "posix.close(ready)\n"
+           "while True:\n"
+           "    try:\n"
+           "        status = posix.waitpid(pid, 0)[1]\n"
+           "        break\n"
+           "    except InterruptedError:\n"
+           "        pass\n"
+           "    except ChildProcessError:\n"
+           "        posix._exit(125)\n"
+           "posix._exit(128 + posix.WTERMSIG(status) if posix.WIFSIGNALED(status) "
+           "else posix.WEXITSTATUS(status))\n")
+
+
+def _keep(init, ready_fd=None):
     """The middle process, once init runs: wait for it and leave with its status. Both carry a
     parent-death signal, so a killed `rootless-box` (run, build) takes its container with it
-    instead of leaving an orphan nobody watches."""
+    instead of leaving an orphan nobody watches. ready_fd: become a bare interpreter first
+    (a detached container's middle, where memory matters more than the ~15 ms that costs),
+    which tells init on ready_fd that it has started."""
+    if ready_fd is not None:
+        import sys
+        if not getattr(sys, "frozen", False):
+            try:
+                os.set_inheritable(ready_fd, True)
+                os.execv(sys.executable, [sys.executable, "-S", "-I", "-c", _WAITER,
+                                          str(init), str(ready_fd)])
+            except OSError:
+                pass  # waiting here works too, only bigger
+        os.close(ready_fd)  # init goes on
     while True:
         try:
             _pid, status = os.waitpid(init, 0)
@@ -348,9 +379,17 @@ def start(spec, idmap):
             if sock_parent:
                 sock_parent.close()
             _enter(flags, idmap, sync)
+            small = spec.get("small_middle", False)
+            ready_r, ready_w = _pipe() if small else (None, None)
             init = os.fork()
             if init == 0:
                 libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
+                if small:
+                    # pivot_root moves the middle's root too: its interpreter must have
+                    # started (read its files) before the host's tree goes away
+                    os.close(ready_w)
+                    os.read(ready_r, 1)
+                    os.close(ready_r)
                 _init(spec, sync, sock_child)
             os.write(sync.c2p_w, b"%d\n" % init)
             # only init may hold these now: the parent reads them until EOF
@@ -358,7 +397,9 @@ def start(spec, idmap):
                 os.close(fd)
             if sock_child:
                 sock_child.close()
-            _keep(init)
+            if small:
+                os.close(ready_r)
+            _keep(init, ready_w)
         except BaseException as exc:
             _report(sync.err_w, exc)
     sync.parent_side()

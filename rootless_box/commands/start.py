@@ -1,0 +1,66 @@
+"""`start [-a] CONTAINER...`: start created or stopped containers under a monitor.
+
+Owns: Docker's output (each name as given, or with -a the container's output until it exits,
+and its exit status). Must not: start anything itself (ops/run.py start does).
+"""
+
+import sys
+
+from ..cliparse import FLAG, Command, Opt
+from ..errors import UsageError
+from ._common import for_each
+
+
+def command(verb, summary):
+    return Command(verb, "start [OPTIONS] CONTAINER [CONTAINER...]", summary, (
+        Opt("-a,--attach", FLAG, "Attach STDOUT/STDERR and forward signals"),
+        Opt("-i,--interactive", FLAG, "Attach container's STDIN"),
+    ), min_args=1)
+
+
+def main(parsed):
+    from ..ops import containers, run as run_ops
+    from ..ops.storage import open_store
+    from ..userns import idmap as idmaps
+    if parsed.interactive:
+        raise UsageError("start -i is not supported yet",
+                         "use 'rootless-box run -it' for an interactive container")
+    if parsed.attach and len(parsed.args) > 1:
+        raise UsageError("you cannot start and attach multiple containers at once")
+    idmap = idmaps.plan()
+    store = open_store(idmap)
+
+    def start_one(name):
+        record = containers.find(store, name)
+        run_ops.start(store, idmap, record)
+        if not parsed.attach:
+            sys.stdout.write(name + "\n")
+        return record
+
+    if not parsed.attach:
+        return for_each(parsed.args, start_one)
+    record = start_one(parsed.args[0])
+    return _attach(store, record)
+
+
+def _attach(store, record):
+    """-a: this start's output as the container writes it, then its exit status (Docker's
+    start -a returns the container's status)."""
+    from ..ops import containers, logfile
+    cid = record["Id"]
+    current = store.read_container(cid) or record
+    since = logfile.parse_time(current["State"].get("StartedAt") or "") or None
+
+    def running():
+        now = store.read_container(cid)
+        return now is not None and containers.refresh_state(store, now)["State"].get(
+            "Status") in ("running", "paused")
+
+    out, err = sys.stdout.buffer, sys.stderr.buffer
+    for entry in logfile.follow(current.get("LogPath") or containers.log_path(store, cid),
+                                running, since=since):
+        stream = err if entry.stream == "stderr" else out
+        stream.write(entry.log.encode("utf-8", "replace"))
+        stream.flush()
+    final = store.read_container(cid)
+    return final["State"].get("ExitCode", 0) if final else 0

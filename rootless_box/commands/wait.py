@@ -1,0 +1,23 @@
+"""`wait CONTAINER...`: block until each stops, then print its exit code."""
+
+import sys
+
+from ..cliparse import Command
+from ._common import for_each
+
+
+def command(verb, summary):
+    return Command(verb, "wait CONTAINER [CONTAINER...]", summary, (), min_args=1)
+
+
+def main(parsed):
+    from ..ops import containers, lifecycle
+    from ..ops.storage import open_store
+    store = open_store()
+
+    def wait_one(name):
+        record = lifecycle.wait_exit(store, containers.find(store, name))
+        code = record["State"].get("ExitCode", 0) if record else 0
+        sys.stdout.write("%d\n" % code)
+        sys.stdout.flush()
+    return for_each(parsed.args, wait_one)

@@ -1,0 +1,121 @@
+"""stop, kill, wait and restart: signals to a container and waiting for its recorded exit.
+
+Owns: Docker's stop (the container's stop signal, then SIGKILL after the timeout; a stop is
+remembered so restart policies leave the container down), kill (SIGKILL by default, any signal
+by name or number), wait (until the exit is recorded) and restart.
+Must not: write a container's exit itself while its monitor lives (the monitor knows the
+status), or print.
+"""
+
+import os
+import time
+
+from .. import errors
+from . import containers
+
+_POLL = 0.02
+DEFAULT_STOP_TIMEOUT = 10
+
+
+def signal_number(text):
+    """SIGTERM, TERM, term, 15 -> 15 (Docker accepts all of these)."""
+    import signal
+    value = str(text).strip()
+    if value.isdigit():
+        number = int(value)
+        if 0 < number < 65:
+            return number
+    else:
+        name = value.upper()
+        if not name.startswith("SIG"):
+            name = "SIG" + name
+        number = getattr(signal, name, None)
+        if isinstance(number, int) and name.isidentifier():
+            return int(number)
+    raise errors.UsageError("invalid signal: %s" % text,
+                            "give a name such as SIGTERM or KILL, or a number")
+
+
+def _running(store, record):
+    record = containers.refresh_state(store, record)
+    state = record["State"]
+    if state.get("Status") not in containers.LIVE_STATES or not state.get("Pid"):
+        return None
+    return record
+
+
+def kill(store, name, sig="KILL"):
+    """`kill [-s SIG]`: the signal to the container's init. A container that is not running
+    is Docker's error (exit 1 per name)."""
+    number = signal_number(sig)
+    record = containers.find(store, name)
+    running = _running(store, record)
+    if running is None:
+        raise errors.Conflict("cannot kill container %s: container %s is not running" % (
+            name, record["Id"]), None, exit_code=1)
+    _signal(running, number)
+    return record
+
+
+def _signal(record, number):
+    pid = record["State"]["Pid"]
+    if containers.proc_start_time(pid) != record["State"].get("PidStartTime"):
+        return False
+    try:
+        os.kill(pid, number)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def wait_exit(store, record, timeout=None):
+    """Until the container's exit is recorded (or its keeper is found gone). -> the record,
+    or None when the container was removed meanwhile."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    cid = record["Id"]
+    while True:
+        current = store.read_container(cid)
+        if current is None:
+            return None
+        current = containers.refresh_state(store, current)
+        if current["State"].get("Status") not in containers.LIVE_STATES:
+            return current
+        if deadline is not None and time.monotonic() >= deadline:
+            return current
+        time.sleep(_POLL)
+
+
+def stop(store, name, timeout=None, sig=None):
+    """`stop [-t N] [-s SIG]`: the stop signal (sig, else the container's), then SIGKILL
+    after N seconds (the container's StopTimeout, else 10). Stopping a stopped container is
+    not an error (Docker)."""
+    record = containers.find(store, name)
+    if timeout is None:
+        timeout = record.get("Config", {}).get("StopTimeout")
+        timeout = DEFAULT_STOP_TIMEOUT if timeout is None else timeout
+    record = containers.update_state(store, record, StoppedByUser=True) or record
+    running = _running(store, record)
+    if running is None:
+        return record
+    if running["State"].get("Status") == "paused":
+        from . import pause
+        pause.thaw(store, running)
+    number = signal_number(sig or running.get("Config", {}).get("StopSignal") or "SIGTERM")
+    if timeout < 0:
+        timeout = None  # Docker: -1 waits for ever
+    if _signal(running, number) and timeout != 0:
+        done = wait_exit(store, running, timeout)
+        if done is None or done["State"].get("Status") not in containers.LIVE_STATES:
+            return done or record
+    current = store.read_container(record["Id"])
+    if current is not None and current["State"].get("Status") in containers.LIVE_STATES:
+        _signal(current, 9)
+        return wait_exit(store, current) or record
+    return current or record
+
+
+def restart(store, idmap, name, timeout=None, sig=None):
+    from .run import start
+    stop(store, name, timeout, sig)
+    record = containers.find(store, name)
+    return start(store, idmap, record)

@@ -1,0 +1,185 @@
+"""Detached containers: the monitor that stands in for Docker's daemon, as conmon does for Podman.
+
+Owns: starting a container that outlives the command that asked for it. `launch` forks twice
+(a new session, so the user's shell and terminal can go), the grandchild points the container's
+stdout/stderr (or its pty) at pipes, starts it, records it running with its own pid as the
+keeper, tells the waiting CLI the init pid (or the setup error), and then replaces itself with
+the small watcher (ops/watch.py) that logs, waits and records the exit. The watcher comes back
+here (`serve_again`, a re-exec of the full tool) only to restart a container or remove one
+started with --rm.
+Must not: be imported by a foreground `run` (it pays for nothing it does not use), print, or
+leave the CLI waiting when the monitor dies (the report pipe closes).
+"""
+
+import os
+import sys
+
+from .. import errors, fastjson
+from ..userns import launcher
+from . import containers
+
+
+def _read_report(fd):
+    """The monitor's one line. Not to EOF: the container's middle process, forked while the
+    pipe was open, holds the write end for the container's whole life."""
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        data += chunk
+    return data.rstrip(b"\n")
+
+
+def launch(store, idmap, record, spec):
+    """Start record's container under a new monitor; return once it runs (its init's pid)
+    or raise the error its setup hit. The monitor is not this process's child: it is
+    reparented at once, so the CLI can exit and leave no zombie."""
+    report_r, report_w = os.pipe()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()  # or the forked monitor would write the CLI's buffered output again
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(report_r)
+            os.setsid()
+            if os.fork():
+                os._exit(0)
+            _serve(store, idmap, record["Id"], spec, report_w)
+        except BaseException as exc:  # nothing may escape into the CLI's code paths
+            _send(report_w, exc)
+        os._exit(125)
+    os.close(report_w)
+    os.waitpid(pid, 0)
+    try:
+        data = _read_report(report_r)
+    finally:
+        os.close(report_r)
+    if data.startswith(b"R"):
+        return int(data[1:])
+    if data.startswith(b"E"):
+        raise errors.from_dict(fastjson.loads(data[1:]))
+    raise errors.SetupError("the container's monitor died before the container started")
+
+
+def _max_fd():
+    try:
+        return max(os.sysconf("SC_OPEN_MAX"), 256)
+    except (ValueError, OSError):
+        return 1024
+
+
+def _send(fd, exc):
+    if fd is None:
+        return
+    payload = exc.to_dict() if isinstance(exc, errors.BoxError) else {
+        "class": "SetupError", "message": "%s: %s" % (type(exc).__name__, exc),
+        "hint": None, "exit_code": 125}
+    try:
+        os.write(fd, b"E" + fastjson.dumps(payload) + b"\n")
+    except OSError:
+        pass
+
+
+def _serve(store, idmap, cid, spec, report_fd):
+    """In the monitor: start the container with its output on pipes, then become the
+    watcher. Never returns."""
+    # nothing of the caller's may stay open here (and so in the container's middle process):
+    # a caller reading our stdout to its end, or holding another pipe, would wait for ever
+    keep = report_fd if report_fd is not None else -1
+    if keep > 2:
+        os.closerange(3, keep)
+        os.closerange(keep + 1, _max_fd())
+    else:
+        os.closerange(3, _max_fd())
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    fds = {}
+    if not spec.get("tty"):
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        os.dup2(out_w, 1)
+        os.dup2(err_w, 2)
+        os.close(out_w)
+        os.close(err_w)
+        fds = {"stdout": out_r, "stderr": err_r}
+    else:
+        os.dup2(null, 1)
+        os.dup2(null, 2)
+    spec = dict(spec, small_middle=True)
+    try:
+        container = launcher.start(spec, idmap)
+    except errors.BoxError as exc:
+        if isinstance(exc, (errors.CommandNotFound, errors.CannotExecute)):
+            containers.mark_exited(store, cid, exc.exit_code, exc.message)
+        else:
+            containers.mark_exited(store, cid, 125, exc.message)
+        _send(report_fd, exc)
+        os._exit(0)
+    # the container holds the pipes' write ends now; the monitor's own output goes nowhere
+    os.dup2(null, 1)
+    os.dup2(null, 2)
+    if container.master_fd is not None:
+        fds = {"tty": container.master_fd}
+    record = containers.mark_running(store, cid, container.pid, monitor=os.getpid())
+    if record is None:  # removed while it started (rm -f racing start)
+        container.kill()
+        container.wait()
+        os._exit(0)
+    from . import pause
+    cgroup = pause.place(cid, container.pid)
+    if cgroup:
+        record = containers.update_state(store, cid, CgroupPath=cgroup) or record
+    with open(os.path.join(store.container_dir(cid), "monitor.pid"), "w") as f:
+        f.write("%d\n" % os.getpid())
+    if report_fd is not None:
+        os.write(report_fd, b"R%d\n" % container.pid)
+        os.close(report_fd)
+    _exec_watcher(store, record, container.waiter, fds)
+
+
+def _exec_watcher(store, record, middle, fds):
+    for fd in fds.values():
+        os.set_inheritable(fd, True)
+    args = [store.root, record["Id"], str(middle),
+            ",".join("%s=%d" % item for item in sorted(fds.items()))]
+    os.execv(sys.executable, watcher_argv(args))
+
+
+def watcher_argv(args):
+    """How to start the small watcher: the interpreter without site (it needs the standard
+    library and this package only), or a frozen binary's hidden mode."""
+    if getattr(sys, "frozen", False):
+        return [sys.executable, "__watch"] + args
+    package_parent = os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))))
+    boot = ("import sys; sys.path.insert(0, %r); from rootless_box.ops.watch import main; "
+            "main(sys.argv[1:])" % package_parent)
+    return [sys.executable, "-S", "-c", boot] + args
+
+
+def serve_again(cid, action):
+    """`rootless-box __monitor ACTION ID`, exec'd by the watcher: "restart" starts the
+    container again in this same process (it stays the keeper), "remove" removes a --rm
+    container after its exit."""
+    from ..userns import idmap as idmaps
+    from .storage import open_store
+    idmap = idmaps.plan()
+    store = open_store(idmap)
+    record = store.read_container(cid)
+    if record is None:
+        return 0
+    if action == "remove":
+        discard(store, record)
+        return 0
+    spec = containers.load_spec(store, record)
+    _serve(store, idmap, cid, spec, None)
+    return 0
+
+
+def discard(store, record):
+    """Remove a container's directory and the anonymous volumes it made."""
+    store.remove(store.container_dir(record["Id"]))
+    for mount in record.get("Mounts", []):
+        if mount.get("Anonymous") and mount.get("Source"):
+            store.remove(os.path.dirname(mount["Source"]))

@@ -1,0 +1,173 @@
+"""The watcher: what a detached container's monitor becomes once the container runs.
+
+Owns: copying the container's output into its json-file log, waiting for it, recording its
+exit, and applying its restart policy (no, on-failure[:N], always, unless-stopped) with
+Docker's doubling delay; a restart or a --rm removal goes back to the full tool (monitor.py's
+`serve_again`) by exec, in the same process, which stays the container's keeper.
+Must not: import more than the standard library's os/select/time and the package's small
+modules (it stays resident for the container's life: each import is memory per container), or
+use CPU while the container is quiet (it blocks in select and waitpid).
+"""
+
+import errno
+import os
+import select
+import sys
+import time
+
+from .. import fastjson
+
+_READ = 65536
+# Docker's restart delay: 100 ms, doubling, at most a minute; reset after 10 s of running.
+_FIRST_DELAY = 0.1
+_MAX_DELAY = 60.0
+_STABLE = 10.0
+
+
+def _parse_fds(text):
+    fds = {}
+    for item in text.split(","):
+        if item:
+            name, _, fd = item.partition("=")
+            fds[int(fd)] = name
+    return fds
+
+
+def _copy_output(fds, log):
+    """Until every output fd reaches its end. A pty master reports EIO once the container's
+    side is closed: that is its end."""
+    while fds:
+        try:
+            ready, _w, _x = select.select(list(fds), [], [])
+        except InterruptedError:
+            continue
+        for fd in ready:
+            try:
+                data = os.read(fd, _READ)
+            except OSError as exc:
+                if exc.errno == errno.EINTR:
+                    continue
+                data = b""
+            if not data:
+                os.close(fd)
+                del fds[fd]
+                continue
+            if log is not None:
+                stream = "stdout" if fds[fd] == "tty" else fds[fd]
+                log.write(stream, data)
+
+
+def _wait(middle):
+    while True:
+        try:
+            _pid, status = os.waitpid(middle, 0)
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            return 125
+        if os.WIFSIGNALED(status):
+            return 128 + os.WTERMSIG(status)
+        return os.WEXITSTATUS(status)
+
+
+def _read_record(path):
+    try:
+        with open(path, "rb") as f:
+            return fastjson.loads(f.read())
+    except (OSError, ValueError):
+        return None
+
+
+def should_restart(record, code):
+    """Docker's rules: no; on-failure[:N] (a non-zero exit, at most N restarts); always and
+    unless-stopped (except after a `stop`)."""
+    policy = (record.get("HostConfig") or {}).get("RestartPolicy") or {}
+    name = policy.get("Name") or "no"
+    state = record.get("State") or {}
+    if name == "no" or state.get("StoppedByUser"):
+        return False
+    if name == "on-failure":
+        limit = policy.get("MaximumRetryCount") or 0
+        return code != 0 and (not limit or (record.get("RestartCount") or 0) < limit)
+    return name in ("always", "unless-stopped")
+
+
+def main(argv):
+    """argv: store root, container ID, the middle process's pid, fds ("stdout=N,stderr=M" or
+    "tty=N")."""
+    root, cid, middle, fd_text = argv[:4]
+    from ..store import Store
+    from .logfile import LogWriter
+    store = Store(root)
+    cdir = store.container_dir(cid)
+    record_path = os.path.join(cdir, "container.json")
+    record = _read_record(record_path) or {}
+    started = time.monotonic()
+    log = None
+    log_path = record.get("LogPath")
+    if log_path:
+        opts = (record.get("HostConfig") or {}).get("LogConfig", {}).get("Config") or {}
+        log = LogWriter(log_path, **_log_options(opts))
+    try:
+        _copy_output(_parse_fds(fd_text), log)
+    finally:
+        if log is not None:
+            log.close()
+    code = _wait(int(middle))
+    cgroup = (record.get("State") or {}).get("CgroupPath")
+    if cgroup:
+        try:
+            os.rmdir(cgroup)
+        except OSError:
+            pass  # a process the container left behind still holds it
+    now = _now()
+    with store.lock():
+        record = _read_record(record_path)
+        if record is None or not os.path.isdir(cdir):
+            return 0  # removed meanwhile (rm -f)
+        restart = should_restart(record, code)
+        state = record.setdefault("State", {})
+        state.update({"Running": False, "Paused": False, "Pid": 0, "ExitCode": code,
+                      "FinishedAt": now, "Error": "", "CgroupPath": None})
+        if restart:
+            state.update({"Status": "restarting", "Restarting": True})
+            record["RestartCount"] = (record.get("RestartCount") or 0) + 1
+        else:
+            state.update({"Status": "exited", "Restarting": False, "MonitorPid": 0})
+        store.write_container(record)
+    auto_remove = (record.get("HostConfig") or {}).get("AutoRemove")
+    if restart:
+        delay = _FIRST_DELAY if time.monotonic() - started > _STABLE else min(
+            _MAX_DELAY, _FIRST_DELAY * 2 ** min(record["RestartCount"], 10))
+        time.sleep(delay)
+        _exec_full("restart", cid)
+    elif auto_remove:
+        _exec_full("remove", cid)
+    return 0
+
+
+def _log_options(opts):
+    from .containers import parse_size
+    result = {}
+    if opts.get("max-size"):
+        result["max_size"] = parse_size(opts["max-size"])
+    if opts.get("max-file"):
+        result["max_files"] = int(opts["max-file"])
+    return result
+
+
+def _now():
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%09dZ" % int((t % 1) * 1e9)
+
+
+def _exec_full(action, cid):
+    """Back to the whole tool, in this process (a frozen binary: itself)."""
+    if getattr(sys, "frozen", False):
+        argv = [sys.executable, "__monitor", action, cid]
+    else:
+        boot = "import sys; sys.path.insert(0, %r); from rootless_box.cli import main; " \
+               "sys.exit(main())" % os.path.dirname(os.path.dirname(os.path.dirname(
+                   os.path.abspath(__file__))))
+        argv = [sys.executable, "-c", boot, "__monitor", action, cid]
+    os.execv(sys.executable, argv)

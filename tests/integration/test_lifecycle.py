@@ -1,0 +1,279 @@
+"""Detached containers with no daemon: run -d, create/start, stop, kill, wait, restart, restart
+policies, --rm with -d, a dead monitor, and the races issue 6 names.
+
+What a user relies on: `run -d` prints the ID at once even when its own stdout is a pipe that
+stays open (the monitor holds none of the caller's stdio), the container outlives the CLI, its
+output lands in `logs`, `stop` uses the stop signal then SIGKILL after the timeout, `wait`
+prints the exit code, a restart policy restarts (and a stop ends it), a container whose monitor
+was killed shows as exited and starts again, and concurrent runs, stops and removals leave every
+record consistent. Real namespaces, the real CLI, an unprivileged user.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import Cli, assert_one_error, needs_userns
+
+pytestmark = needs_userns
+
+
+@pytest.fixture
+def user(tmp_path, rootfs_tar):
+    cli = Cli(str(tmp_path / "data"))
+    cli.ok("import", "-c", 'CMD ["sh"]', rootfs_tar, "base:latest")
+    yield cli
+    # nothing may outlive the test: a leftover monitor would hold the store
+    for cid in cli.ok("ps", "-a", "-q", "--no-trunc").out.split():
+        cli("rm", "-f", cid)
+
+
+def state(cli, name):
+    return json.loads(cli.ok("inspect", "--type", "container", name).out)[0]["State"]
+
+
+def wait_for(predicate, timeout=10.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for %s" % what)
+
+
+def test_run_detached_returns_at_once_with_pipes_held_open(user):
+    # a caller that reads our stdout to its end (as $(...) does) must not wait for the
+    # container: the monitor keeps none of the caller's pipes
+    proc = subprocess.Popen(user.argv("run", "-d", "--name", "bg", "base:latest", "sleep",
+                                      "30"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=user.env)
+    out, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
+    cid = out.decode().strip()
+    assert len(cid) == 64 and set(cid) <= set("0123456789abcdef")
+    st = state(user, "bg")
+    assert st["Status"] == "running" and st["Running"] and st["Pid"] > 0
+    assert user.ok("ps", "-q").out.split() == [cid[:12]]
+    # the keeper is in a session of its own: the caller's terminal and shell can go
+    monitor = st["MonitorPid"]
+    assert monitor and os.getsid(monitor) != os.getsid(0)
+
+
+def test_output_goes_to_the_log_and_wait_prints_the_code(user):
+    cid = user.ok("run", "-d", "base:latest", "sh", "-c",
+                  "echo out; echo err >&2; exit 3").out.strip()
+    assert user.ok("wait", cid).out == "3\n"
+    st = state(user, cid)
+    assert st["Status"] == "exited" and st["ExitCode"] == 3 and not st["Running"]
+    logs = user.ok("logs", cid)
+    assert logs.out == "out\n" and logs.err == "err\n"
+    with open(os.path.join(user.root, "containers", cid, "json.log")) as f:
+        first = json.loads(f.readline())
+    assert set(first) == {"log", "stream", "time"}
+
+
+def test_stop_uses_the_stop_signal_then_kills(user):
+    user.ok("run", "-d", "--name", "polite", "base:latest", "sh", "-c",
+            "trap 'echo got TERM; exit 0' TERM; while :; do sleep 0.1; done")
+    wait_for(lambda: "polite" in user.ok("ps").out, what="running")
+    time.sleep(0.3)  # the shell has set its trap
+    assert user.ok("stop", "polite").out == "polite\n"
+    st = state(user, "polite")
+    assert st["Status"] == "exited" and st["ExitCode"] == 0
+    assert "got TERM" in user.ok("logs", "polite").out
+
+    user.ok("run", "-d", "--name", "stubborn", "base:latest", "sh", "-c",
+            "trap '' TERM; while :; do sleep 0.1; done")
+    time.sleep(0.3)
+    start = time.monotonic()
+    user.ok("stop", "-t", "1", "stubborn")
+    assert 0.9 < time.monotonic() - start < 8
+    assert state(user, "stubborn")["ExitCode"] == 137  # SIGKILL, as Docker reports it
+    # stopping a stopped container is fine, as in Docker
+    user.ok("stop", "stubborn")
+
+
+def test_stop_signal_from_run(user):
+    user.ok("run", "-d", "--name", "usr1", "--stop-signal", "USR1", "base:latest", "sh",
+            "-c", "trap 'exit 42' USR1; while :; do sleep 0.1; done")
+    time.sleep(0.3)
+    user.ok("stop", "usr1")
+    assert state(user, "usr1")["ExitCode"] == 42
+
+
+def test_kill_signals(user):
+    user.ok("run", "-d", "--name", "k", "base:latest", "sh", "-c",
+            "trap 'exit 5' USR1; while :; do sleep 0.1; done")
+    time.sleep(0.3)
+    assert user.ok("kill", "-s", "usr1", "k").out == "k\n"
+    assert user.ok("wait", "k").out == "5\n"
+    user.ok("start", "k")
+    user.ok("kill", "k")  # SIGKILL by default
+    assert user.ok("wait", "k").out == "137\n"
+    proc = user("kill", "k")
+    assert_one_error(proc, code=1)
+    assert "is not running" in proc.err
+    bad = user("kill", "-s", "NOPE", "k")
+    assert_one_error(bad, code=1)
+
+
+def test_create_then_start_then_restart(user):
+    cid = user.ok("create", "--name", "later", "base:latest", "sh", "-c",
+                  "echo started; sleep 30").out.strip()
+    assert state(user, "later")["Status"] == "created"
+    assert user.ok("start", "later").out == "later\n"
+    wait_for(lambda: state(user, "later")["Status"] == "running", what="running")
+    first_pid = state(user, "later")["Pid"]
+    user.ok("restart", "-t", "1", "later")
+    st = state(user, "later")
+    assert st["Status"] == "running" and st["Pid"] != first_pid
+    wait_for(lambda: user.ok("logs", cid).out.count("started") == 2, what="two starts")
+    user.ok("stop", "-t", "0", "later")
+    # a stopped container starts again with its filesystem as it was
+    user.ok("start", "later")
+    assert state(user, "later")["Status"] == "running"
+
+
+def test_restart_policy_on_failure_counts_and_stop_ends_always(user):
+    user.ok("run", "-d", "--name", "flaky", "--restart", "on-failure:2", "base:latest", "sh",
+            "-c", "echo try; exit 1")
+    wait_for(lambda: state(user, "flaky")["Status"] == "exited" and
+             user.ok("logs", "flaky").out.count("try") == 3, timeout=20, what="3 tries")
+    info = json.loads(user.ok("inspect", "flaky").out)[0]
+    assert info["RestartCount"] == 2 and info["State"]["ExitCode"] == 1
+
+    user.ok("run", "-d", "--name", "forever", "--restart", "always", "base:latest", "sh", "-c",
+            "sleep 0.2")
+    wait_for(lambda: json.loads(user.ok("inspect", "forever").out)[0]["RestartCount"] >= 2,
+             timeout=20, what="restarts")
+    user.ok("stop", "-t", "1", "forever")
+    count = json.loads(user.ok("inspect", "forever").out)[0]["RestartCount"]
+    time.sleep(1.5)
+    info = json.loads(user.ok("inspect", "forever").out)[0]
+    assert info["State"]["Status"] == "exited" and info["RestartCount"] == count
+
+
+def test_detached_rm_removes_the_container_when_it_exits(user):
+    user.ok("run", "-d", "--rm", "--name", "gone", "base:latest", "true")
+    wait_for(lambda: "gone" not in user.ok("ps", "-a").out, what="removal")
+    # the name is free at once
+    user.ok("run", "-d", "--rm", "--name", "gone", "base:latest", "true")
+
+
+def test_dead_monitor_shows_exited_and_can_start_again(user):
+    user.ok("run", "-d", "--name", "orphan", "base:latest", "sleep", "30")
+    st = state(user, "orphan")
+    os.kill(st["MonitorPid"], signal.SIGKILL)
+    wait_for(lambda: state(user, "orphan")["Status"] == "exited", what="exited")
+    # the container went with its monitor (parent-death signal), not left running unwatched
+    wait_for(lambda: not os.path.exists("/proc/%d" % st["Pid"]) or
+             open("/proc/%d/stat" % st["Pid"]).read().split()[2] == "Z", what="init gone")
+    user.ok("start", "orphan")
+    assert state(user, "orphan")["Status"] == "running"
+
+
+def test_bad_command_in_detached_run(user):
+    proc = user("run", "-d", "base:latest", "/no/such/command")
+    assert_one_error(proc, code=127)
+    assert user.ok("ps", "-q").out == ""
+
+
+def test_restart_needs_detach_and_a_valid_policy(user):
+    assert_one_error(user("run", "--restart", "always", "base:latest", "true"))
+    assert_one_error(user("run", "-d", "--restart", "sometimes", "base:latest", "true"))
+
+
+def test_pause_says_why_it_cannot(user):
+    user.ok("run", "-d", "--name", "p", "base:latest", "sleep", "30")
+    proc = user("pause", "p")
+    if proc.returncode == 0:
+        assert state(user, "p")["Status"] == "paused"
+        user.ok("unpause", "p")
+        assert state(user, "p")["Status"] == "running"
+    else:
+        assert_one_error(proc, code=1)
+        assert "cgroup" in proc.err
+
+
+# -- faults and concurrency ----------------------------------------------------------------------
+
+def test_concurrent_detached_runs_then_ps(user):
+    procs = [subprocess.Popen(user.argv("run", "-d", "--name", "c%d" % i, "base:latest",
+                                        "sleep", "30"),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=user.env)
+             for i in range(8)]
+    ids = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+        ids.append(out.decode().strip())
+    listed = user.ok("ps", "-q", "--no-trunc").out.split()
+    assert sorted(listed) == sorted(ids)
+    for cid in ids:
+        assert state(user, cid)["Status"] == "running"
+
+
+def test_concurrent_foreground_runs(user):
+    procs = [subprocess.Popen(user.argv("run", "--rm", "base:latest", "echo", str(i)),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=user.env)
+             for i in range(16)]
+    outs = sorted(int(p.communicate(timeout=120)[0]) for p in procs)
+    assert outs == list(range(16))
+    assert user.ok("ps", "-a", "-q").out == ""
+
+
+def test_rm_force_racing_stop(user):
+    for round_ in range(3):
+        name = "race%d" % round_
+        user.ok("run", "-d", "--name", name, "base:latest", "sh", "-c",
+                "trap '' TERM; while :; do sleep 0.1; done")
+        results = {}
+        stopper = threading.Thread(target=lambda: results.setdefault(
+            "stop", user("stop", "-t", "1", name)))
+        stopper.start()
+        time.sleep(0.1)
+        removed = user("rm", "-f", name)
+        stopper.join(30)
+        assert removed.returncode == 0, removed.err
+        assert results["stop"].returncode in (0, 1)
+        # the record is gone, whole: no half-written leftovers, and the name is free
+        assert name not in user.ok("ps", "-a").out
+        assert not [d for d in os.listdir(os.path.join(user.root, "containers"))
+                    if not os.path.exists(os.path.join(user.root, "containers", d,
+                                                       "container.json"))]
+
+
+def test_start_attach_streams_this_run_and_returns_its_status(user):
+    user.ok("create", "--name", "att", "base:latest", "sh", "-c",
+            "echo one; sleep 0.3; echo two >&2; exit 4")
+    proc = user("start", "-a", "att")
+    assert proc.returncode == 4
+    assert proc.out == "one\n" and proc.err == "two\n"
+    # a second start -a shows only the second run's output
+    proc = user("start", "-a", "att")
+    assert proc.out == "one\n"
+
+
+def test_generate_systemd_unit_starts_and_stops(user, tmp_path):
+    user.ok("create", "--name", "svc", "base:latest", "sleep", "30")
+    unit = user.ok("generate", "systemd", "--name", "-t", "1", "svc").out
+    lines = dict(line.split("=", 1) for line in unit.splitlines() if "=" in line and
+                 not line.startswith("#"))
+    assert lines["Type"] == "forking" and lines["WantedBy"] == "default.target"
+    assert lines["ExecStart"].endswith(" start svc")
+    assert lines["ExecStop"].endswith(" stop -t 1 svc")
+    # what the unit runs works, and the PIDFile names the container's monitor
+    env = dict(user.env)
+    subprocess.run(lines["ExecStart"], shell=True, check=True, env=env,
+                   stdout=subprocess.DEVNULL)
+    with open(lines["PIDFile"]) as f:
+        assert int(f.read()) == state(user, "svc")["MonitorPid"]
+    subprocess.run(lines["ExecStop"], shell=True, check=True, env=env,
+                   stdout=subprocess.DEVNULL)
+    assert state(user, "svc")["Status"] == "exited"

@@ -1,7 +1,8 @@
 """Docker's `--format` templates: the subset of Go's text/template that people type.
 
 Owns: `{{.Field.Sub}}`, `{{json .X}}`, `{{index .X "key"}}`, `{{len .X}}`, `{{join .X ","}}`,
-`{{upper .X}}`, `{{lower .X}}`, `{{println .X}}`, `{{range .X}}...{{end}}`,
+`{{upper .X}}`, `{{lower .X}}`, `{{println .X}}`, `{{range .X}}...{{end}}`, methods that take
+arguments when the field holds a callable (`{{.Label "key"}}`),
 `{{if .X}}...{{else}}...{{end}}`, and printing values the way Go's fmt does (`[a b]`,
 `map[k:v]`, `<no value>`). Must not: evaluate anything else; unknown functions are errors.
 """
@@ -140,6 +141,12 @@ def _evaluate(action, dot):
             return _FUNCS[head](*args)
         except TypeError:
             raise _error("wrong arguments to %s" % head) from None
+    if kind == "word" and head.startswith(".") and len(words) > 1:
+        # a method with arguments, as Docker's `{{.Label "com.example.key"}}`: the field
+        # holds a callable
+        method = _operand(words[0], dot)
+        if callable(method):
+            return method(*[_operand(w, dot) for w in words[1:]])
     if len(words) != 1:
         raise _error("unknown function %r" % head)
     return _operand(words[0], dot)

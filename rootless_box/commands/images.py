@@ -89,6 +89,9 @@ def write_formatted(compiled, rows, headers):
     kind, nodes = compiled
     if kind == "json":
         import json
+        # callables are template methods (ps's `.Label "key"`), not fields: Docker's JSON
+        # leaves them out
+        rows = [{k: v for k, v in row.items() if not callable(v)} for row in rows]
         sys.stdout.write("".join(json.dumps(row, sort_keys=True, separators=(",", ":"),
                                             ensure_ascii=False) + "\n" for row in rows))
         return

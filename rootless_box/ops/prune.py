@@ -349,13 +349,20 @@ def prune_images(store, all_images=False, accepts=None):
     return result
 
 
-def prune_containers(store):
-    """Remove every container that is not running (Docker's `container prune`).
+def prune_containers(store, accepts=None):
+    """Remove every stopped container (created or exited: not running, paused or
+    restarting) that accepts(created, labels) lets through (Docker's `container prune`).
     Returns {"deleted": [container IDs], "reclaimed": bytes}."""
+    from .psfilter import LIVE_STATES, labels
     result = {"deleted": [], "reclaimed": 0}
+    cache = {}
     with store.lock():
         for record in container_ops.all_records(store):
-            if _is_running(record):
+            if record.get("State", {}).get("Status") in LIVE_STATES:
+                continue
+            if accepts is not None and not accepts(
+                    image_ops.created_seconds(record.get("Created") or ""),
+                    labels(store, record, cache)):
                 continue
             size = tree_size(store.container_dir(record["Id"]))
             container_ops.remove(store, record)

@@ -38,6 +38,14 @@ COMMANDS = {
     "login": ("login", "Log in to a registry"),
     "logout": ("logout", "Log out from a registry"),
     "history": ("history", "Show the history of an image"),
+    "create": ("create", "Create a new container"),
+    "start": ("start", "Start one or more stopped containers"),
+    "stop": ("stop", "Stop one or more running containers"),
+    "restart": ("restart", "Restart one or more containers"),
+    "kill": ("kill", "Kill one or more running containers"),
+    "wait": ("wait", "Block until one or more containers stop, then print their exit codes"),
+    "pause": ("pause", "Pause all processes within one or more containers"),
+    "unpause": ("pause", "Unpause all processes within one or more containers"),
     "info": ("info", "Display what this machine supports and how to fix what it lacks"),
     "version": ("version", "Show the rootless-box version information"),
 }
@@ -52,15 +60,19 @@ GROUPS = {
                   "prune": "container prune",
                   "logs": "logs",
                   "exec": "exec",
-                  "inspect": "inspect", "commit": "commit", "export": "export"},
+                  "inspect": "inspect", "commit": "commit", "export": "export",
+                  "create": "create", "start": "start", "stop": "stop", "restart": "restart",
+                  "kill": "kill", "wait": "wait", "pause": "pause", "unpause": "unpause"},
     "system": {"df": "system df", "prune": "system prune", "info": "info"},
     # build cache entries are ordinary untagged images: pruning them is an image prune
     "builder": {"prune": "image prune", "build": "build"},
+    "generate": {"systemd": "generate systemd"},
 }
 EXTRA = {"image from-host": ("fromhost", "Make a base image from host binaries and the "
                                          "shared libraries they need (no download)"),
          "image prune": ("imageprune", "Remove unused images"),
          "container prune": ("containerprune", "Remove all stopped containers"),
+         "generate systemd": ("generate", "Generate a systemd user unit for a container"),
          "system df": ("systemdf", "Show disk usage"),
          "system prune": ("systemprune", "Remove unused data")}
 
@@ -73,10 +85,12 @@ def _usage():
     lines += ["", "Management commands:",
               "  %-10s %s" % ("image", "Manage images (ls, rm, tag, inspect, import, "
                                        "from-host, save, load, history, prune, pull, push)"),
-              "  %-10s %s" % ("container", "Manage containers (ls, rm, run, exec, inspect, "
-                                           "commit, export)"),
+              "  %-10s %s" % ("container", "Manage containers (ls, rm, run, create, start, "
+                                           "stop, restart, kill, wait, pause, unpause, "
+                                           "exec, inspect, commit, export)"),
               "  %-10s %s" % ("system", "Manage rootless-box (df, prune, info)"),
               "  %-10s %s" % ("builder", "Manage builds (build, prune)"),
+              "  %-10s %s" % ("generate", "Generate systemd units (systemd)"),
               "", "Global options:", "  -D, --debug     Show tracebacks of internal errors",
               "  -v, --version   Print version information and quit",
               "  -h, --help      Print usage", "",
@@ -132,9 +146,20 @@ def dispatch(argv):
     return module.main(parsed) or 0
 
 
+def _hidden(argv):
+    """The monitor's own modes (ops/monitor.py): never typed by users."""
+    if argv[0] == "__watch":  # a frozen binary's watcher (ops/monitor.watcher_argv)
+        from .ops.watch import main as watch
+        return watch(argv[1:])
+    from .ops.monitor import serve_again
+    return serve_again(argv[2], argv[1])
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        if argv and argv[0] in ("__watch", "__monitor"):
+            return _hidden(argv)
         return dispatch(argv)
     except BoxError as exc:
         if config.debug():

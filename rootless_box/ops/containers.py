@@ -54,11 +54,6 @@ def find(store, name_or_id):
                           "list containers with 'rootless-box ps -a'")
 
 
-def log_path(store, cid):
-    """The container's json-file log (what its monitor writes and `logs` reads)."""
-    return os.path.join(store.container_dir(cid), "json.log")
-
-
 def _pick(words):
     return words[int.from_bytes(os.urandom(2), "little") % len(words)]
 
@@ -104,33 +99,120 @@ def proc_start_time(pid):
         return None
 
 
+def _alive(pid, start_time):
+    return bool(pid) and proc_start_time(pid) == start_time
+
+
+def _keeper_gone(state):
+    if state.get("Status") not in LIVE_STATES:
+        return False
+    if state.get("MonitorPid"):
+        return not _alive(state["MonitorPid"], state.get("MonitorStartTime"))
+    return not _alive(state.get("Pid") or 0, state.get("PidStartTime"))
+
+
 def refresh_state(store, record):
-    """A 'running' record whose process is gone (its run was killed) becomes exited."""
-    state = record.get("State", {})
-    if state.get("Status") == "running":
-        pid = state.get("Pid") or 0
-        if not pid or proc_start_time(pid) != state.get("PidStartTime"):
-            state.update({"Status": "exited", "Running": False, "Pid": 0, "ExitCode": 255,
-                          "Error": "the process that ran the container died",
-                          "FinishedAt": state.get("FinishedAt") or now_rfc3339()})
+    """A live-looking record whose keeper is gone becomes exited: the `run` process of a
+    foreground container, the monitor of a detached one (killed, or the machine rebooted).
+    While a monitor lives it alone records the exit (it knows the status)."""
+    if not _keeper_gone(record.get("State", {})):
+        return record
+    with store.lock():
+        # decided again on the record as it is now: a `start` may have just given it a new
+        # monitor
+        current = store.read_container(record["Id"])
+        if current is not None and _keeper_gone(current.get("State", {})):
+            current["State"].update({
+                "Status": "exited", "Running": False, "Paused": False, "Restarting": False,
+                "Pid": 0, "MonitorPid": 0, "ExitCode": 255,
+                "Error": "the process that ran the container died",
+                "FinishedAt": current["State"].get("FinishedAt") or now_rfc3339()})
             try:
-                store.write_container(record)
+                store.write_container(current)
             except OSError:
                 pass
+    if current is not None:
+        record.clear()
+        record.update(current)
     return record
 
 
-def mark_running(store, record, pid):
-    record["State"].update({"Status": "running", "Running": True, "Pid": pid,
-                            "PidStartTime": proc_start_time(pid),
-                            "StartedAt": now_rfc3339()})
-    store.write_container(record)
+def mark_running(store, record, pid, monitor=None):
+    """The container's init runs as host pid `pid`; monitor: the pid of the process that
+    watches it (a detached container's), else the foreground `run` keeps it."""
+    fields = {"Status": "running", "Running": True, "Paused": False, "Restarting": False,
+              "Pid": pid, "PidStartTime": proc_start_time(pid), "StartedAt": now_rfc3339(),
+              "ExitCode": 0, "Error": "", "MonitorPid": monitor or 0,
+              "MonitorStartTime": proc_start_time(monitor) if monitor else None}
+    return update_state(store, record, **fields)
 
 
 def mark_exited(store, record, code, error=""):
-    record["State"].update({"Status": "exited", "Running": False, "Pid": 0, "ExitCode": code,
-                            "Error": error, "FinishedAt": now_rfc3339()})
-    store.write_container(record)
+    return update_state(store, record, Status="exited", Running=False, Paused=False,
+                        Restarting=False, Pid=0, MonitorPid=0, ExitCode=code, Error=error,
+                        FinishedAt=now_rfc3339())
+
+
+def update_state(store, record, **fields):
+    """Change State fields of a container under the store lock, on the record as it is on
+    disk now (another process may have changed it), and replace it by rename. Returns the
+    new record, or None when the container was removed meanwhile. record may be the record
+    or its ID."""
+    cid = record if isinstance(record, str) else record["Id"]
+    with store.lock():
+        current = store.read_container(cid)
+        if current is None or not os.path.isdir(store.container_dir(cid)):
+            return None
+        current.setdefault("State", {}).update(fields)
+        store.write_container(current)
+    if not isinstance(record, str):
+        record.clear()
+        record.update(current)
+    return current
+
+
+LIVE_STATES = ("running", "paused", "restarting")
+
+
+def parse_size(text):
+    """Docker's sizes for --log-opt max-size: 1024, 500k, 10m, 1g (binary units). ValueError
+    on anything else."""
+    text = str(text).strip().lower()
+    scale = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}.get(text[-1:] if text else "", 1)
+    number = text[:-1] if scale > 1 else text
+    if number.endswith("b"):
+        number = number[:-1]
+    value = int(float(number) * scale)
+    if value <= 0:
+        raise ValueError(text)
+    return value
+
+
+def log_path(store, cid):
+    """The container's json-file log (what its monitor writes and `logs` reads)."""
+    return os.path.join(store.container_dir(cid), "json.log")
+
+
+def spec_path(store, cid):
+    return os.path.join(store.container_dir(cid), "spec.json")
+
+
+def save_spec(store, cid, spec):
+    """The run spec of a created container, for `start` (and a monitor's restarts)."""
+    from ..store import atomic_write
+    from .. import fastjson
+    atomic_write(spec_path(store, cid), fastjson.dumps(spec))
+
+
+def load_spec(store, record):
+    from .. import fastjson
+    try:
+        with open(spec_path(store, record["Id"]), "rb") as f:
+            return fastjson.loads(f.read())
+    except (OSError, ValueError):
+        raise errors.Conflict("container %s cannot be started again: it was made by a "
+                              "foreground run" % record["Name"],
+                              "run a new container (rootless-box run -d ...)") from None
 
 
 def remove(store, record, force=False, volumes=False):

@@ -348,8 +348,8 @@ def _complete_end(fd, size):
 
 
 class _Reader:
-    """Reads the chain of log files forward from start offsets, and for following, keeps the
-    newest file open and notices when the writer rotated it away."""
+    """The log's files held open (oldest first), so a rotation while reading moves names,
+    not the data under the reader."""
 
     def __init__(self, path):
         self.path = path

@@ -4,7 +4,6 @@ written by LogWriter in the test (standing in for the detached container's monit
 import json
 import os
 import subprocess
-import sys
 import time
 
 import pytest

@@ -15,9 +15,8 @@ from . import containers as container_ops
 from . import images as image_ops
 
 PS_FILTERS = ("status", "name", "id", "ancestor", "label", "exited", "before", "since")
-# live (Docker's State.Running is true): plain ps lists them, prune keeps them. The same tuple
-# as ops/containers.LIVE_STATES, kept here so this module stands on containers.py's stable API
-LIVE_STATES = ("running", "paused", "restarting")
+# live (Docker's State.Running is true): plain ps lists them, prune keeps them
+LIVE_STATES = container_ops.LIVE_STATES
 STATES = ("created", "running", "paused", "restarting", "exited", "removing", "dead")
 
 

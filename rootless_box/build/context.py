@@ -39,6 +39,10 @@ class ContextError(BoxError):
     exit_code = 1
 
 
+class SourceNotFound(ContextError):
+    """A COPY/ADD source that names nothing in the context."""
+
+
 # --- the ignore file --------------------------------------------------------------------------
 
 def load_ignore(context_dir: str, dockerfile_path: str | None = None) -> Matcher:
@@ -204,7 +208,7 @@ def resolve_source(context_dir: str, pattern: str, matcher: Matcher | None = Non
     if matcher:
         found = [relpath for relpath in found if _present(context_dir, relpath, matcher)]
     if not found:
-        raise ContextError(f'failed to compute cache key: "/{cleaned}": not found')
+        raise SourceNotFound(f'failed to compute cache key: "/{cleaned}": not found')
     return [relpath or ROOT for relpath in dict.fromkeys(found)]
 
 

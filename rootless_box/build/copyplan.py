@@ -15,7 +15,7 @@ from .. import errors
 from ..layers.diff import LowerView
 from ..oci.users import resolve as resolve_user
 from . import context as ctx
-from .dockerignore import go_clean
+from .dockerignore import go_clean, has_wildcards
 from .shell import expand_pattern, expand_word
 
 
@@ -86,12 +86,24 @@ def plan(builder, state, ins, env, what):
     matcher = builder.context_matcher()
     excluded = _exclusions(excludes)
     resolved, names = [], {}  # resolved: (name as matched, what is copied)
+    unmatched = None
     for pattern in patterns:
-        for name, rel in ctx.resolve_copy_sources(builder.opts.context, pattern, matcher):
+        try:
+            pairs = ctx.resolve_copy_sources(builder.opts.context, pattern, matcher)
+        except ctx.SourceNotFound as exc:
+            # a wildcard that matches nothing is fine when another source names something
+            # (BuildKit); a plain name that is missing never is
+            if not has_wildcards(pattern):
+                raise
+            unmatched = unmatched or exc
+            continue
+        for name, rel in pairs:
             if not excluded(name):
                 resolved.append((name, rel))
                 names[rel] = _parents_name(pattern, name)
-    if not resolved:
+    if not resolved and unmatched and not items:
+        raise unmatched
+    if not resolved and not items:
         raise errors.NotFound("%s: every source is excluded" % what)
     if len(resolved) > 1 or parents:
         dest_is_dir = True

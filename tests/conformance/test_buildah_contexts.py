@@ -183,6 +183,27 @@ POPULATED = [
      "**/subdir-e\n!**/subdir-f\n", True),
     ("copy--exclude-includes-subdir-slash", "COPY --exclude=**/*-c / subdir/", None, True),
     ("add--exclude-includes-dot", "ADD --exclude=*-c . subdir/", None, True),
+    ("copy-multiple-some-missing-glob", "COPY file-a.txt subdir-* file-?.txt missing* subdir/",
+     None, True),
+    ("dockerignore-includes-star", "COPY * subdir/", "!**/*-c\n", True),
+    ("dockerignore-exclude-plain-star", "COPY * subdir/", "subdir-c\n", True),
+    ("dockerignore-exclude-plain-dot-2", "COPY . subdir/", "**/subdir-c\n", True),
+    ("dockerignore-exclude-plain-star-2", "COPY * subdir/", "**/subdir-c\n", True),
+    ("dockerignore-exclude-wildcard-dot", "COPY . subdir/", "subdir-*\n", True),
+    ("dockerignore-exclude-deep-wildcard-star", "COPY * subdir/", "**/subdir-*\n", True),
+    ("dockerignore-exclude-deep-subdir-star", "COPY * subdir/", "**/subdir-f\n", True),
+    ("dockerignore-exclude-not-so-deep-subdir-dot", "COPY . subdir/", "**/subdir-b\n", True),
+    ("dockerignore-exclude-not-so-deep-subdir-star", "COPY * subdir/", "**/subdir-b\n", True),
+    ("dockerignore-exclude-kind-of-deep-subdir-star", "COPY * subdir/",
+     "**/subdir-e\n!**/subdir-f\n", True),
+    ("dockerignore-exclude-deep-subdir-dot-2", "COPY . subdir/", "**/subdir-f\n!**/subdir-g\n",
+     True),
+    ("dockerignore-exclude-deep-subdir-star-2", "COPY * subdir/",
+     "**/subdir-f\n!**/subdir-g\n", True),
+    ("add--exclude-includes-star", "ADD --exclude=**/*-c ./ subdir/", None, True),
+    ("add--exclude-includes-slash", "ADD --exclude=*.txt / subdir/", None, True),
+    ("copy--exclude-includes-dot-slash", "COPY --exclude='!**/*-c' ./ subdir/", None, True),
+    ("copy--exclude-includes-slash", "COPY --exclude='!**/*-c' . subdir/", None, True),
 ]
 
 
@@ -383,3 +404,14 @@ def test_copy_for_user(bcli, tmp_path, chown, owner):
                   "/script").out.split()
     assert out == ["%d:%d" % owner, "%o" % (os.stat(os.path.join(ctx, "script")).st_mode
                                             & 0o777)]
+
+
+def test_copy_from_a_stage_ignores_its_workdir(bcli, tmp_path):
+    """file-in-workdir-in-other-stage: `COPY --from=base . .` copies base's root, not its
+    WORKDIR, into this stage's WORKDIR."""
+    ctx = _copy(tmp_path, "dockerignore/populated")
+    with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+        f.write("FROM scratch AS base\nCOPY . /subdir/\nWORKDIR /subdir\n"
+                "FROM base\nCOPY --from=base . .\n")
+    files = _rootfs(bcli, bcli.ok("build", "-q", ctx).out.strip())
+    assert "subdir/subdir/file-a.txt" in files and "subdir/file-a.txt" in files

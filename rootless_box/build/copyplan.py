@@ -60,15 +60,14 @@ def plan(builder, state, ins, env, what):
         return items, _digest(key_parts), None
     excludes = [f.partition("=")[2] for f in ins.flags if f.startswith("--exclude=")]
     parents = "parents" in flags and flags["parents"] != "false"
-    if flags.get("from") and (excludes or parents):
-        raise errors.UsageError("%s --from with --exclude or --parents is not supported yet"
-                                % what)
     if flags.get("from"):
         other, other_id = other_root(builder, flags["from"])
         items.append({"kind": "copy", "from_other": True, "patterns": patterns,
-                      "dest": dest, "dest_is_dir": dest_is_dir, "uid": uid, "gid": gid,
-                      "mode": mode})
-        key_parts += ["from:" + other_id] + patterns
+                      "excludes": excludes, "parents": parents,
+                      "dest": dest, "dest_is_dir": dest_is_dir or parents, "uid": uid,
+                      "gid": gid, "mode": mode})
+        key_parts += ["from:" + other_id] + patterns + ["exclude:" + e for e in excludes] + \
+            (["parents"] if parents else [])
         return items, _digest(key_parts), other
     urls = [p for p in patterns if "://" in p]
     if urls:
@@ -145,17 +144,37 @@ def _expand_source(word, env, escape):
     return plain if "://" in plain else expand_pattern(word, env, escape)
 
 
-def resolve_in(root, pattern):
+def resolve_in(root, item):
     """COPY --from sources inside another image's mounted root, resolved like context
-    sources (never climbing out of it). Runs inside the user namespace."""
-    found = []
-    for name, rel in ctx.resolve_copy_sources(root, pattern, image_root=True):
-        full = os.path.join(root, rel)
-        is_dir = os.path.isdir(full) and not os.path.islink(full)
-        prefix = "" if rel in (".", "") else rel + "/"
-        subs = [p[len(prefix):] for p, _st in ctx.walk(root, None, rel)] if is_dir else []
-        found.append((rel, is_dir, subs, name))
-    return found
+    sources (never climbing out of it), with --exclude and --parents applied. Runs inside the
+    user namespace. -> {"sources": [(relpath, is_dir, name)], "walk": {relpath: [sub paths]},
+    "names": {relpath: name under dest} or None}."""
+    excluded = _exclusions(item.get("excludes") or [])
+    sources, walk, names = [], {}, {}
+    unmatched = None
+    for pattern in item["patterns"]:
+        try:
+            pairs = ctx.resolve_copy_sources(root, pattern, image_root=True)
+        except ctx.SourceNotFound as exc:
+            if not has_wildcards(pattern):
+                raise
+            unmatched = unmatched or exc
+            continue
+        for name, rel in pairs:
+            if excluded(name):
+                continue
+            full = os.path.join(root, rel)
+            is_dir = os.path.isdir(full) and not os.path.islink(full)
+            prefix = "" if rel in (".", "") else rel + "/"
+            walk[rel] = [p[len(prefix):] for p, _st in ctx.walk(root, None, rel)
+                         if not excluded(p) and not excluded(p[len(prefix):])] \
+                if is_dir else []
+            sources.append((rel, is_dir, name))
+            names[rel] = _parents_name(pattern, name)
+    if not sources and unmatched:
+        raise unmatched
+    return {"sources": sources, "walk": walk,
+            "names": names if item.get("parents") else None}
 
 
 def _exclusions(patterns):
@@ -175,6 +194,8 @@ def _parents_name(pattern, rel):
         prefix = go_clean(head)
         if rel.startswith(prefix + "/"):
             return rel[len(prefix) + 1:]
+        if rel == prefix:
+            return "."  # `x/./`: the directory's contents land right under the destination
     return rel
 
 

@@ -271,11 +271,7 @@ def _copy_inside(driver, rootfs, other_lowers, other_mount, plan, resolve_other)
     count = 0
     for item in plan:
         if item.get("from_other"):
-            item = dict(item, sources=[], walk={})
-            for pattern in item["patterns"]:
-                for rel, is_dir, subs, name in resolve_other(other_mount, pattern):
-                    item["sources"].append((rel, is_dir, name))
-                    item["walk"][rel] = subs
+            item = dict(item, **resolve_other(other_mount, item))
         count += _APPLY[item["kind"]](rootfs["merged"], item, other_mount)
     return count
 
@@ -350,9 +346,8 @@ def copy_step(store, idmap, lowers, plan, other_lowers=None, resolve_other=None)
     plan: items from build/copyplan.py: {"kind": "copy"} (context sources, resolved, or
     --from patterns, resolved here against the other root), {"kind": "file"} (a heredoc),
     {"kind": "extract"} (ADD of a local archive). other_lowers: the layers of the stage or
-    image of COPY --from, mounted read-only beside the root; resolve_other(root, pattern) ->
-    [(relpath, is_dir, sub paths of a directory, name as matched)] resolves their sources
-    there."""
+    image of COPY --from, mounted read-only beside the root; resolve_other(root, item) ->
+    {"sources", "walk", "names"} resolves a --from item's patterns there."""
     tmp = store.mkdtemp("build-copy")
     try:
         driver = choose_driver(store, idmap)

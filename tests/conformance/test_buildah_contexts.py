@@ -32,6 +32,7 @@ DIRECTORIES = [
     ("copyblahblub", "Dockerfile"), ("copyblahblub", "Dockerfile2"),
     ("copyblahblub", "Dockerfile3"), ("subdir", "subdir/Dockerfile"),
     ("heredoc", "Dockerfile.heredoc_copy")] + [
+    ("dockerignore/minimal_test", "Dockerfile")] + [
     ("add/archive", "Dockerfile.%d" % i) for i in range(1, 8)] + [
     ("replace/symlink-with-directory", name) for name in
     ("Dockerfile", "Dockerfile.2", "Dockerfile.3", "Dockerfile.4")]
@@ -415,3 +416,57 @@ def test_copy_from_a_stage_ignores_its_workdir(bcli, tmp_path):
                 "FROM base\nCOPY --from=base . .\n")
     files = _rootfs(bcli, bcli.ok("build", "-q", ctx).out.strip())
     assert "subdir/subdir/file-a.txt" in files and "subdir/file-a.txt" in files
+
+
+def _files_of_build(cli, ctx, dockerfile):
+    with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+        f.write(dockerfile)
+    root = _rootfs(cli, cli.ok("build", "-q", ctx).out.strip())
+    return sorted(rel for rel, top in root.items()
+                  if not os.path.isdir(os.path.join(top, rel)))
+
+
+X_TREE = ["x/a.txt", "x/y/a.txt", "x/y/b.txt", "x/z/a.txt", "x/z/b.txt"]
+
+
+@pytest.mark.parametrize("body,expected", [
+    ("COPY ./x/a.txt ./y/a.txt /no_parents/\nCOPY --parents ./x/a.txt ./y/a.txt /parents/",
+     ["no_parents/a.txt", "parents/x/a.txt", "parents/y/a.txt"]),
+    ("COPY --parents ./x /parents/", ["parents/" + p for p in X_TREE]),
+    ("COPY --parents ./ /parents/",
+     ["parents/" + p for p in ["Dockerfile"] + X_TREE + ["y/a.txt", "y/b.txt"]]),
+    ("COPY --parents ./x/y/ /parents/", ["parents/x/y/a.txt", "parents/x/y/b.txt"]),
+    ("COPY --parents ./x/*/a.txt ./*/b.txt /parents/",
+     ["parents/x/y/a.txt", "parents/x/z/a.txt", "parents/y/b.txt"]),
+    ("COPY --parents ./x/* /parents/", ["parents/" + p for p in X_TREE]),
+    ("COPY --parents ./x/./ /parents/", ["parents/" + p[2:] for p in X_TREE]),
+    ("COPY --parents ./x/./* /parents/", ["parents/" + p[2:] for p in X_TREE]),
+], ids=["no-parents-and-parents", "dir", "root", "dir-slash", "globs", "dir-star",
+        "pivot-dir", "pivot-star"])
+def test_copy_parents_cases(bcli, tmp_path, body, expected):
+    ctx = _copy(tmp_path, "copy-parents")
+    assert _files_of_build(bcli, ctx, "FROM scratch\n%s\n" % body) == expected
+
+
+def test_copydir_file_from_a_subdir_to_a_new_directory(bcli, tmp_path):
+    ctx = _copy(tmp_path, "copydir")
+    assert _files_of_build(bcli, ctx, "FROM scratch\nCOPY dir/file /subdir/\n") == \
+        ["subdir/file"]
+
+
+def test_minimal_test_keeps_only_the_exception(bcli, tmp_path):
+    ctx = _copy(tmp_path, "dockerignore/minimal_test")
+    assert _files_of_build(bcli, ctx, "FROM scratch\nCOPY stuff /tmp/stuff\n") == \
+        ["tmp/stuff/huge/usr/bin/file1", "tmp/stuff/huge/usr/bin/file2"]
+
+
+@pytest.mark.parametrize("dockerfile,expected", [
+    ("FROM scratch as base\nCOPY . .\nFROM scratch\n"
+     "COPY --from=base --exclude=storage/views app/ app/\n", ["app/storage/cache/cache_file"]),
+    ("FROM scratch\nCOPY --exclude=storage/views/test_file "
+     "--exclude=!storage/views/exception app/ app/\n",
+     ["app/storage/cache/cache_file", "app/storage/views/exception"]),
+], ids=["from-stage", "exception-through-exclude"])
+def test_exclude_subdir_under_source_cases(bcli, tmp_path, dockerfile, expected):
+    proc_ctx = _copy(tmp_path, "dockerignore/exclude_subdir_under_source")
+    assert _files_of_build(bcli, proc_ctx, dockerfile) == expected

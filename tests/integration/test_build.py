@@ -585,3 +585,17 @@ def test_run_mount_cache_from_a_stage_starts_as_its_copy(cli, image, context):
                  "RUN --mount=type=cache,target=/c2,id=seeded ls /c2 > /kept\n" % (image, image))
     out = cli.ok("run", "--rm", img, "cat", "/seen", "/kept").out
     assert out == "dep\n7:8\nadded\nsub\n"
+
+
+def test_copy_from_a_stage_with_exclude_parents_and_an_unmatched_glob(cli, image, context):
+    img = _build(cli, context,
+                 "FROM %s AS base\nRUN mkdir -p /src/a /src/b && touch /src/a/keep /src/a/x.log"
+                 " /src/b/keep\n"
+                 "FROM %s\nCOPY --from=base --exclude=*.log /src/a/ /one/\n"
+                 "COPY --from=base --parents /src/./*/keep /two/\n"
+                 "COPY --from=base /src/a/keep /nothing* /three/\n" % (image, image))
+    out = cli.ok("run", "--rm", img, "sh", "-c", "ls /one /two/a /two/b /three").out.split()
+    # (ls sorts its operands)
+    assert out == ["/one:", "keep", "/three:", "keep", "/two/a:", "keep", "/two/b:", "keep"]
+    proc = cli("build", context("FROM %s\nCOPY --from=%s /nothing* /d/\n" % (image, image)))
+    assert proc.returncode == 1 and "not found" in proc.err

@@ -45,6 +45,8 @@ COMMANDS = {
     "restart": ("restart", "Restart one or more containers"),
     "kill": ("kill", "Kill one or more running containers"),
     "wait": ("wait", "Block until one or more containers stop, then print their exit codes"),
+    "attach": ("attach", "Attach local standard input, output, and error streams to a running "
+                         "container"),
     "pause": ("pause", "Pause all processes within one or more containers"),
     "unpause": ("pause", "Unpause all processes within one or more containers"),
     "info": ("info", "Display what this machine supports and how to fix what it lacks"),
@@ -64,7 +66,8 @@ GROUPS = {
                   "cp": "cp",
                   "inspect": "inspect", "commit": "commit", "export": "export",
                   "create": "create", "start": "start", "stop": "stop", "restart": "restart",
-                  "kill": "kill", "wait": "wait", "pause": "pause", "unpause": "unpause"},
+                  "kill": "kill", "wait": "wait", "pause": "pause", "unpause": "unpause",
+                  "attach": "attach"},
     "system": {"df": "system df", "prune": "system prune", "info": "info"},
     # build cache entries are ordinary untagged images: pruning them is an image prune
     "builder": {"prune": "image prune", "build": "build"},

@@ -97,9 +97,10 @@ class Cli:
         return self(*args, check=0, **kw)
 
 
-def run_in_pty(cli, args, rows=24, cols=80, on_output=None, timeout=20):
+def run_in_pty(cli, args, rows=24, cols=80, on_output=None, timeout=20, send=None):
     """Run the CLI on a new pty of size rows x cols; returns (output text, exit status).
-    on_output(master, data so far) may answer the container."""
+    on_output(master, data so far) may answer the container; send: bytes typed at once
+    (for a program that prints nothing until it hears something, as `attach`)."""
     import fcntl
     import pty
     import select
@@ -110,6 +111,8 @@ def run_in_pty(cli, args, rows=24, cols=80, on_output=None, timeout=20):
     if pid == 0:
         os.execve(cli.argv()[0], cli.argv(*args), cli.env)
     fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    if send:
+        os.write(master, send)
     data = b""
     deadline = time.time() + timeout
     while time.time() < deadline:

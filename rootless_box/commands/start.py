@@ -43,13 +43,15 @@ def main(parsed):
     return _attach(store, record)
 
 
-def _attach(store, record):
-    """-a: this start's output as the container writes it, then its exit status (Docker's
-    start -a returns the container's status)."""
+def _attach(store, record, since_now=False):
+    """-a: this start's output as the container writes it (since_now: from now on, for
+    `attach`), then its exit status (Docker's start -a returns the container's status)."""
+    import time
     from ..ops import containers, logfile
     cid = record["Id"]
     current = store.read_container(cid) or record
-    since = logfile.parse_time(current["State"].get("StartedAt") or "") or None
+    since = time.time_ns() if since_now else \
+        logfile.parse_time(current["State"].get("StartedAt") or "") or None
 
     def running():
         now = store.read_container(cid)

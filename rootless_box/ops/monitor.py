@@ -142,8 +142,16 @@ def _exec_watcher(store, record, middle, fds):
     for fd in fds.values():
         os.set_inheritable(fd, True)
     args = [store.root, record["Id"], str(middle),
-            ",".join("%s=%d" % item for item in sorted(fds.items()))]
+            ",".join("%s=%d" % item for item in sorted(fds.items())),
+            attach_socket(record["Id"]) if "tty" in fds else ""]
     os.execv(sys.executable, watcher_argv(args))
+
+
+def attach_socket(cid):
+    """Where a -t container's watcher listens for `attach` (the runtime dir: a socket path
+    must be short, and it is gone after a reboot, as the container is)."""
+    from .. import config
+    return os.path.join(config.runtime_root(), "attach-%s.sock" % cid)
 
 
 def watcher_argv(args):

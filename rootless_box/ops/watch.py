@@ -9,7 +9,6 @@ modules (it stays resident for the container's life: each import is memory per c
 use CPU while the container is quiet (it blocks in select and waitpid).
 """
 
-import errno
 import os
 import select
 import sys
@@ -33,28 +32,91 @@ def _parse_fds(text):
     return fds
 
 
-def _copy_output(fds, log):
+def _copy_output(fds, log, attach_path=None):
     """Until every output fd reaches its end. A pty master reports EIO once the container's
-    side is closed: that is its end."""
-    while fds:
-        try:
-            ready, _w, _x = select.select(list(fds), [], [])
-        except InterruptedError:
-            continue
-        for fd in ready:
+    side is closed: that is its end. With attach_path (a -t container's), `attach` clients
+    connect there: they get the terminal's output from then on, and what they send goes to
+    the terminal."""
+    master = next((fd for fd, name in fds.items() if name == "tty"), None)
+    listener = _listen(attach_path) if master is not None and attach_path else None
+    clients = set()
+    try:
+        while fds:
+            watched = list(fds) + list(clients) + ([listener.fileno()] if listener else [])
             try:
-                data = os.read(fd, _READ)
-            except OSError as exc:
-                if exc.errno == errno.EINTR:
-                    continue
-                data = b""
-            if not data:
-                os.close(fd)
-                del fds[fd]
+                ready, _w, _x = select.select(watched, [], [])
+            except InterruptedError:
                 continue
-            if log is not None:
-                stream = "stdout" if fds[fd] == "tty" else fds[fd]
-                log.write(stream, data)
+            for fd in ready:
+                if listener is not None and fd == listener.fileno():
+                    try:
+                        conn, _addr = listener.accept()
+                    except OSError:
+                        continue
+                    clients.add(conn.detach())
+                    continue
+                if fd in clients:
+                    data = _read(fd)
+                    if not data:
+                        clients.discard(fd)
+                        os.close(fd)
+                    elif master in fds:
+                        _write_all(master, data)
+                    continue
+                data = _read(fd)
+                if not data:
+                    os.close(fd)
+                    del fds[fd]
+                    continue
+                if log is not None:
+                    stream = "stdout" if fds[fd] == "tty" else fds[fd]
+                    log.write(stream, data)
+                for client in list(clients):
+                    if not _write_all(client, data):
+                        clients.discard(client)
+                        os.close(client)
+    finally:
+        for client in clients:
+            os.close(client)
+        if listener is not None:
+            listener.close()
+            try:
+                os.unlink(attach_path)
+            except OSError:
+                pass
+
+
+def _read(fd):
+    try:
+        return os.read(fd, _READ)
+    except OSError:
+        return b""
+
+
+def _write_all(fd, data):
+    """False when the peer is gone (an attach client that left)."""
+    try:
+        while data:
+            data = data[os.write(fd, data):]
+    except OSError:
+        return False
+    return True
+
+
+def _listen(path):
+    import socket
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+    try:
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(path)
+        os.chmod(path, 0o600)
+        listener.listen(4)
+    except OSError:
+        return None  # no attach, the container runs on
+    return listener
 
 
 def _wait(middle):
@@ -94,8 +156,9 @@ def should_restart(record, code):
 
 def main(argv):
     """argv: store root, container ID, the middle process's pid, fds ("stdout=N,stderr=M" or
-    "tty=N")."""
+    "tty=N"), and the attach socket's path (empty: none)."""
     root, cid, middle, fd_text = argv[:4]
+    attach_path = argv[4] if len(argv) > 4 else ""
     from ..store import Store
     from .logfile import LogWriter
     store = Store(root)
@@ -109,7 +172,7 @@ def main(argv):
         opts = (record.get("HostConfig") or {}).get("LogConfig", {}).get("Config") or {}
         log = LogWriter(log_path, **_log_options(opts))
     try:
-        _copy_output(_parse_fds(fd_text), log)
+        _copy_output(_parse_fds(fd_text), log, attach_path)
     finally:
         if log is not None:
             log.close()

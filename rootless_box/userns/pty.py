@@ -57,8 +57,9 @@ def host_winsize(fd=None):
     return None
 
 
-def relay(master, forward_stdin, on_signal=None):
-    """Copy stdin -> master and master -> stdout until the container side closes.
+def relay(master, forward_stdin, on_signal=None, detach_keys=None):
+    """Copy stdin -> master and master -> stdout until the container side closes, or until
+    the user types detach_keys (bytes, e.g. ctrl-p ctrl-q: then True is returned).
 
     The host terminal is put in raw mode (if stdin is one) and restored afterwards, whatever
     happens."""
@@ -79,7 +80,7 @@ def relay(master, forward_stdin, on_signal=None):
         if saved is not None:
             import tty
             tty.setraw(0, termios.TCSANOW)
-        _copy_loop(master, forward_stdin)
+        return _copy_loop(master, forward_stdin, detach_keys)
     finally:
         if saved is not None:
             termios.tcsetattr(0, termios.TCSADRAIN, saved)
@@ -93,8 +94,9 @@ def _write_all(fd, data):
         data = data[written:]
 
 
-def _copy_loop(master, forward_stdin):
+def _copy_loop(master, forward_stdin, detach_keys=None):
     readers = [master] + ([0] if forward_stdin else [])
+    typed = b""
     while True:
         ready, _w, _x = select.select(readers, [], [])
         if master in ready:
@@ -107,7 +109,21 @@ def _copy_loop(master, forward_stdin):
             _write_all(1, data)
         if 0 in ready:
             data = os.read(0, 65536)
-            if data:
+            if data and detach_keys:
+                # the keys may arrive one read at a time: hold back a prefix of them
+                typed += data
+                if detach_keys in typed:
+                    _write_all(master, typed[:typed.index(detach_keys)])
+                    return True
+                keep = 0
+                for n in range(min(len(detach_keys) - 1, len(typed)), 0, -1):
+                    if typed.endswith(detach_keys[:n]):
+                        keep = n
+                        break
+                data, typed = typed[:len(typed) - keep], typed[len(typed) - keep:]
+                if data:
+                    _write_all(master, data)
+            elif data:
                 _write_all(master, data)
             else:
                 readers.remove(0)

@@ -280,3 +280,32 @@ def test_generate_systemd_unit_starts_and_stops(user, tmp_path):
     subprocess.run(lines["ExecStop"], shell=True, check=True, env=env,
                    stdout=subprocess.DEVNULL)
     assert state(user, "svc")["Status"] == "exited"
+
+
+def test_attach_to_a_detached_terminal_and_detach(user):
+    from conftest import run_in_pty
+    user.ok("run", "-d", "-t", "--name", "term", "base:latest", "sh")
+    wait_for(lambda: state(user, "term")["Status"] == "running", what="running")
+    sent = []
+
+    def detach(master, data):
+        if "attached-42" in data.decode(errors="replace") and not sent:
+            os.write(master, b"\x10\x11")  # ctrl-p ctrl-q
+            sent.append("detach")
+    text, status = run_in_pty(user, ["attach", "term"], on_output=detach, timeout=20,
+                              send=b"echo attached-$((6*7))\r")
+    assert status == 0 and "attached-42" in text and "read escape sequence" in text
+    assert state(user, "term")["Status"] == "running"
+
+    text, status = run_in_pty(user, ["attach", "term"], timeout=20, send=b"exit 3\r")
+    assert status == 3
+    assert state(user, "term")["Status"] == "exited"
+    # what the terminal showed is in the log too
+    assert "attached-42" in user.ok("logs", "term").out
+
+
+def test_attach_refuses_a_stopped_container(user):
+    user.ok("create", "--name", "idle", "base:latest", "true")
+    proc = user("attach", "idle")
+    assert_one_error(proc, code=1)
+    assert "start it first" in proc.err

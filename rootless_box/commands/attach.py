@@ -1,0 +1,71 @@
+"""`attach [--detach-keys K] [--no-stdin] CONTAINER`: the terminal of a `run -d -t` container
+(through its monitor's socket), or the output of any other running container.
+
+Owns: Docker's attach behaviour as a user sees it: the terminal in raw mode, ctrl-p ctrl-q (or
+--detach-keys) to leave the container running ("read escape sequence"), the container's exit
+status when it ends. Must not: touch the container's processes (its monitor holds the terminal).
+"""
+
+import os
+import sys
+
+from ..cliparse import FLAG, VALUE, Command, Opt
+from ..errors import Conflict, UsageError
+
+
+def command(verb, summary):
+    return Command(verb, "attach [OPTIONS] CONTAINER", summary, (
+        Opt("--detach-keys", VALUE, "Override the key sequence for detaching a container"),
+        Opt("--no-stdin", FLAG, "Do not attach STDIN"),
+        Opt("--sig-proxy", FLAG, "Proxy all received signals to the process (default true)"),
+    ), min_args=1, max_args=1)
+
+
+def detach_sequence(text):
+    """Docker's --detach-keys: comma-separated keys, "ctrl-X" or a single character."""
+    keys = b""
+    for item in (text or "ctrl-p,ctrl-q").split(","):
+        item = item.strip()
+        if item.startswith("ctrl-") and len(item) == 6 and (item[5].isalpha() or
+                                                              item[5] in "@[\\]^_"):
+            keys += bytes([ord(item[5].upper()) & 0x1f])
+        elif len(item) == 1:
+            keys += item.encode()
+        else:
+            raise UsageError("invalid detach keys %r" % text,
+                             "give keys like ctrl-p,ctrl-q or ctrl-a,x")
+    return keys
+
+
+def main(parsed):
+    import socket
+    from ..ops import containers, lifecycle
+    from ..ops.monitor import attach_socket
+    from ..ops.storage import open_store
+    from ..userns.pty import relay
+    keys = detach_sequence(parsed.detach_keys)
+    store = open_store()
+    record = containers.refresh_state(store, containers.find(store, parsed.args[0]))
+    if record["State"].get("Status") not in ("running", "paused"):
+        raise Conflict("you cannot attach to a stopped container, start it first", None,
+                       exit_code=1)
+    if not record.get("Config", {}).get("Tty"):
+        from .start import _attach
+        return _attach(store, record, since_now=True)
+    path = attach_socket(record["Id"])
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        conn.connect(path)
+    except OSError:
+        raise Conflict("cannot attach to %s: its monitor does not offer its terminal"
+                       % parsed.args[0], "it was started before attach existed; restart it",
+                       exit_code=1) from None
+    fd = conn.detach()
+    if not parsed.no_stdin and os.isatty(0):
+        sys.stdout.flush()
+    detached = relay(fd, not parsed.no_stdin, detach_keys=keys)
+    if detached:
+        sys.stderr.write("read escape sequence\n")
+        return 0
+    final = lifecycle.wait_exit(store, record, timeout=10)
+    return final["State"].get("ExitCode", 0) if final else 0

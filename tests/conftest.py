@@ -61,13 +61,29 @@ needs_subuid = pytest.mark.skipif(not has_subuid(),
                                          "uidmap package (newuidmap)")
 
 
+def _offline_registries():
+    """A registries.conf that sends docker.io to a closed loopback port: a test that pulls a
+    Docker Hub name by accident fails at once instead of waiting on a network CI lacks."""
+    import tempfile
+    fd, path = tempfile.mkstemp(prefix="rbx-offline-", suffix=".conf")
+    os.write(fd, b'[[registry]]\nprefix = "docker.io"\nlocation = "127.0.0.1:9"\n')
+    os.close(fd)
+    import atexit
+    atexit.register(os.unlink, path)
+    return path
+
+
+OFFLINE_REGISTRIES = _offline_registries()
+
+
 class Cli:
     """Runs `python -m rootless_box` as a user would, against one data root."""
 
     def __init__(self, data_home, env=None):
         self.data_home = data_home
         self.env = dict(os.environ)
-        self.env.update({"XDG_DATA_HOME": data_home, "PYTHONPATH": REPO})
+        self.env.update({"XDG_DATA_HOME": data_home, "PYTHONPATH": REPO,
+                         "RBX_REGISTRIES_CONF": OFFLINE_REGISTRIES})
         self.env.pop("RBX_DEBUG", None)
         if env:
             self.env.update(env)

@@ -355,9 +355,15 @@ def test_subuid_mapping_covers_the_range(cli, image):
 
 
 def test_unknown_image(cli):
-    proc = cli("run", "--rm", "no-such-image:v9", "true")
+    proc = cli("run", "--rm", "--pull", "never", "no-such-image:v9", "true")
     assert proc.returncode == 125 and "no such image" in proc.err
     assert len(proc.err.strip().splitlines()) == 2  # the error and its hint
+    # by default it is looked for in the registry (the tests' docker.io answers nowhere)
+    proc = cli("run", "--rm", "no-such-image:v9", "true")
+    lines = proc.err.strip().splitlines()
+    assert proc.returncode == 125 and "Traceback" not in proc.err
+    assert lines[0] == "Unable to find image 'no-such-image:v9' locally"
+    assert lines[-2].startswith("rootless-box: error: cannot reach 127.0.0.1:9")
 
 
 def test_debug_shows_a_traceback_only_on_request(cli):

@@ -256,7 +256,7 @@ def other_root(builder, ref, what="COPY --from"):
         return builder._layer_dirs(state), state.image_id or state.key
     from ..ops import images
     try:
-        image = images.resolve(builder.store, ref)
+        image = builder.resolve_image(ref)
     except errors.BoxError:
         raise errors.NotFound("%s=%s: no such stage or image" % (what, ref),
                               "name a stage of this Dockerfile or a local image") from None

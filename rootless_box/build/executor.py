@@ -35,7 +35,7 @@ class BuildError(errors.BoxError):
 class BuildOptions:
     def __init__(self, context, dockerfile=None, dockerfile_text=None, tags=(),
                  build_args=None, target=None, no_cache=False, labels=None, quiet=False,
-                 network="host", secrets=None):
+                 network="host", secrets=None, pull=None, pull_always=False):
         self.context = os.path.abspath(context)
         self.dockerfile = dockerfile or os.path.join(self.context, "Dockerfile")
         self.dockerfile_text = dockerfile_text
@@ -47,6 +47,10 @@ class BuildOptions:
         self.quiet = quiet
         self.network = network
         self.secrets = dict(secrets or {})  # --secret id -> bytes (RUN --mount=type=secret)
+        # pull(store, idmap, name, missing): fetch an image (commands/ show the progress, and
+        # say when it was missing); pull_always: --pull, bases are fetched even when present
+        self.pull = pull
+        self.pull_always = pull_always
 
 
 class _State:
@@ -213,14 +217,32 @@ class Builder:
             self._instruction(state, ins)
         return state
 
+    def resolve_image(self, name, always=False):
+        """A local image by name, pulled first when it is missing (or always, for --pull)
+        and the build may pull."""
+        missing = True
+        if not (always and self.opts.pull):
+            try:
+                return images.resolve(self.store, name)
+            except errors.NotFound:
+                if self.opts.pull is None or reference.looks_like_id(name):
+                    raise
+        else:
+            missing = False
+        reference.parse(name)  # an ID or a malformed name is not pulled
+        self.opts.pull(self.store, self.idmap, name, missing)
+        return images.resolve(self.store, name)
+
     def _from_image(self, ins, name):
         try:
-            image = images.resolve(self.store, name)
-        except errors.NotFound:
-            raise BuildError("%s:%d: base image %s not found" % (
-                os.path.basename(self.opts.dockerfile), ins.start_line, name),
-                "import or load it first (pulling from a registry is not supported yet)") \
-                from None
+            image = self.resolve_image(name, always=self.opts.pull_always)
+        except (errors.NotFound, errors.RegistryError, errors.UsageError) as exc:
+            where = "%s:%d" % (os.path.basename(self.opts.dockerfile), ins.start_line)
+            if isinstance(exc, errors.NotFound) and self.opts.pull is None:
+                raise BuildError("%s: base image %s not found" % (where, name),
+                                 "import, load or pull it first") from None
+            raise BuildError("%s: base image %s: %s" % (where, name, exc.message),
+                             exc.hint) from None
         images.ensure_unpacked(self.store, self.idmap, image)
         config = fastjson.loads(fastjson.dumps(image.config))
         return _State(config, images.manifest_layers(self.store, image), image.id, image.id)

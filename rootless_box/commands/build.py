@@ -20,8 +20,7 @@ def command(verb, summary):
         Opt("--build-arg", LIST, "Set build-time variables", metavar="list"),
         Opt("--target", VALUE, "Set the target build stage to build"),
         Opt("--no-cache", FLAG, "Do not use cache when building the image"),
-        Opt("--pull", FLAG, "Always attempt to pull a newer version of the image "
-                            "(accepted; pulling arrives with registry support)"),
+        Opt("--pull", FLAG, "Always attempt to pull a newer version of the image"),
         Opt("--label", LIST, "Set metadata for an image", metavar="list"),
         Opt("--platform", VALUE, "Set platform if server is multi-platform capable"),
         Opt("-q,--quiet", FLAG, "Suppress the build output and print image ID on success"),
@@ -82,6 +81,11 @@ def _secrets(items):
     return result
 
 
+def _pull_missing(store, idmap, name, missing):
+    from .pull import pull_missing
+    pull_missing(store, idmap, name, notice=missing)
+
+
 def main(parsed):
     context = parsed.args[0]
     dockerfile_text = None
@@ -102,7 +106,8 @@ def main(parsed):
                         _pairs(parsed.build_arg, "--build-arg"), parsed.target,
                         parsed.no_cache, _pairs(parsed.label, "--label"), parsed.quiet,
                         "none" if parsed.network == "none" else "host",
-                        _secrets(parsed.secret))
+                        _secrets(parsed.secret), pull=_pull_missing,
+                        pull_always=parsed.pull)
     idmap = idmaps.plan()
     if idmap.warning:
         warn(idmap.warning)

@@ -406,3 +406,25 @@ def test_credential_helper_from_docker_config(user, auth_registry, busybox_layou
            "PATH": "%s:%s" % (bindir, os.environ.get("PATH", "/usr/bin:/bin"))}
     user.ok("pull", auth_registry.ref("library/hbb"), env=env)
     assert asked.read_text().split()[0] == auth_registry.host
+
+
+# -- build pulls its bases -----------------------------------------------------------------------
+
+def test_build_pulls_a_missing_base_and_copy_from_image(user, plain_registry, busybox_layout,
+                                                        tmp_path):
+    rs.push_busybox(plain_registry, busybox_layout, "library/base")
+    base = plain_registry.ref("library/base")
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(
+        "FROM %s\nCOPY --from=%s /bin/busybox /copied-busybox\nRUN echo built > /made\n"
+        % (base, base))
+    proc = user.ok("build", "-t", "child:1", str(ctx))
+    assert "Unable to find image '%s' locally" % base in proc.err
+    assert user.ok("run", "--rm", "child:1", "cat", "/made").out == "built\n"
+    assert user.ok("run", "--rm", "child:1", "ls", "/copied-busybox").returncode == 0
+
+    # --pull asks the registry again, even with the base here
+    again = user.ok("build", "--pull", "-t", "child:2", str(ctx))
+    assert "Image is up to date for %s" % base in again.err
+    assert "Unable to find" not in again.err

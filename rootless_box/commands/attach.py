@@ -6,7 +6,6 @@ Owns: Docker's attach behaviour as a user sees it: the terminal in raw mode, ctr
 status when it ends. Must not: touch the container's processes (its monitor holds the terminal).
 """
 
-import os
 import sys
 
 from ..cliparse import FLAG, VALUE, Command, Opt
@@ -38,11 +37,8 @@ def detach_sequence(text):
 
 
 def main(parsed):
-    import socket
-    from ..ops import containers, lifecycle
-    from ..ops.monitor import attach_socket
+    from ..ops import containers
     from ..ops.storage import open_store
-    from ..userns.pty import relay
     keys = detach_sequence(parsed.detach_keys)
     store = open_store()
     record = containers.refresh_state(store, containers.find(store, parsed.args[0]))
@@ -51,19 +47,27 @@ def main(parsed):
                        exit_code=1)
     if not record.get("Config", {}).get("Tty"):
         from .start import _attach
-        return _attach(store, record, since_now=True)
-    path = attach_socket(record["Id"])
+        return _attach(store, record, since_now=True, stdin=not parsed.no_stdin)
+    return attach_terminal(store, record, stdin=not parsed.no_stdin, keys=keys)
+
+
+def attach_terminal(store, record, stdin=True, keys=None):
+    """The terminal of a -t container, through its watcher's socket, until the container
+    ends (-> its exit status) or the detach keys are typed (-> 0)."""
+    import socket
+    from ..ops import lifecycle
+    from ..ops.monitor import attach_socket
+    from ..userns.pty import relay
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        conn.connect(path)
+        conn.connect(attach_socket(record["Id"]))
     except OSError:
         raise Conflict("cannot attach to %s: its monitor does not offer its terminal"
-                       % parsed.args[0], "it was started before attach existed; restart it",
+                       % record["Name"], "it was started before attach existed; restart it",
                        exit_code=1) from None
     fd = conn.detach()
-    if not parsed.no_stdin and os.isatty(0):
-        sys.stdout.flush()
-    detached = relay(fd, not parsed.no_stdin, detach_keys=keys)
+    sys.stdout.flush()
+    detached = relay(fd, stdin, detach_keys=keys or detach_sequence(None))
     if detached:
         sys.stderr.write("read escape sequence\n")
         return 0

@@ -4,6 +4,7 @@ Owns: Docker's output (each name as given, or with -a the container's output unt
 and its exit status). Must not: start anything itself (ops/run.py start does).
 """
 
+import os
 import sys
 
 from ..cliparse import FLAG, Command, Opt
@@ -22,9 +23,6 @@ def main(parsed):
     from ..ops import containers, run as run_ops
     from ..ops.storage import open_store
     from ..userns import idmap as idmaps
-    if parsed.interactive:
-        raise UsageError("start -i is not supported yet",
-                         "use 'rootless-box run -it' for an interactive container")
     if parsed.attach and len(parsed.args) > 1:
         raise UsageError("you cannot start and attach multiple containers at once")
     idmap = idmaps.plan()
@@ -37,15 +35,48 @@ def main(parsed):
             sys.stdout.write(name + "\n")
         return record
 
-    if not parsed.attach:
+    if not parsed.attach and not parsed.interactive:
         return for_each(parsed.args, start_one)
+    if len(parsed.args) > 1:
+        raise UsageError("you cannot start and attach multiple containers at once")
     record = start_one(parsed.args[0])
-    return _attach(store, record)
+    if record.get("Config", {}).get("Tty"):
+        from .attach import attach_terminal
+        return attach_terminal(store, record, stdin=parsed.interactive)
+    return _attach(store, record, stdin=parsed.interactive)
 
 
-def _attach(store, record, since_now=False):
+def _feed_stdin(cid):
+    """A child process that copies our stdin into the container's (through its watcher's
+    attach socket) until it ends; -> its pid, or None when the container takes no input."""
+    import socket
+    from ..ops.monitor import attach_socket
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        conn.connect(attach_socket(cid))
+    except OSError:
+        conn.close()
+        return None
+    sys.stdout.flush()
+    pid = os.fork()
+    if pid:
+        conn.close()
+        return pid
+    try:
+        while True:
+            data = os.read(0, 65536)
+            if not data:
+                break
+            conn.sendall(data)
+    except OSError:
+        pass
+    os._exit(0)
+
+
+def _attach(store, record, since_now=False, stdin=False):
     """-a: this start's output as the container writes it (since_now: from now on, for
-    `attach`), then its exit status (Docker's start -a returns the container's status)."""
+    `attach`), then its exit status (Docker's start -a returns the container's status).
+    stdin: our input goes to a container made with -i."""
     import time
     from ..ops import containers, logfile
     cid = record["Id"]
@@ -58,11 +89,22 @@ def _attach(store, record, since_now=False):
         return now is not None and containers.refresh_state(store, now)["State"].get(
             "Status") in ("running", "paused")
 
+    feeder = _feed_stdin(cid) if stdin and current.get("Config", {}).get("OpenStdin") \
+        else None
     out, err = sys.stdout.buffer, sys.stderr.buffer
-    for entry in logfile.follow(current.get("LogPath") or containers.log_path(store, cid),
-                                running, since=since):
-        stream = err if entry.stream == "stderr" else out
-        stream.write(entry.log.encode("utf-8", "replace"))
-        stream.flush()
+    try:
+        for entry in logfile.follow(current.get("LogPath") or
+                                    containers.log_path(store, cid), running, since=since):
+            stream = err if entry.stream == "stderr" else out
+            stream.write(entry.log.encode("utf-8", "replace"))
+            stream.flush()
+    finally:
+        if feeder:
+            try:
+                os.kill(feeder, 9)
+            except ProcessLookupError:
+                pass
+            os.waitpid(feeder, 0)
     final = store.read_container(cid)
     return final["State"].get("ExitCode", 0) if final else 0
+

@@ -103,6 +103,12 @@ def _serve(store, idmap, cid, spec, report_fd):
         os.close(out_w)
         os.close(err_w)
         fds = {"stdout": out_r, "stderr": err_r}
+        if spec.get("stdin"):
+            # -i: the container reads a pipe the watcher feeds from `attach`/`start -ai`
+            in_r, in_w = os.pipe()
+            os.dup2(in_r, 0)
+            os.close(in_r)
+            fds["stdin"] = in_w
     else:
         os.dup2(null, 1)
         os.dup2(null, 2)
@@ -116,9 +122,9 @@ def _serve(store, idmap, cid, spec, report_fd):
             containers.mark_exited(store, cid, 125, exc.message)
         _send(report_fd, exc)
         os._exit(0)
-    # the container holds the pipes' write ends now; the monitor's own output goes nowhere
-    os.dup2(null, 1)
-    os.dup2(null, 2)
+    # the container holds the pipes' other ends now; the monitor's own stdio goes nowhere
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
     if container.master_fd is not None:
         fds = {"tty": container.master_fd}
     record = containers.mark_running(store, cid, container.pid, monitor=os.getpid())
@@ -132,18 +138,39 @@ def _serve(store, idmap, cid, spec, report_fd):
         record = containers.update_state(store, cid, CgroupPath=cgroup) or record
     with open(os.path.join(store.container_dir(cid), "monitor.pid"), "w") as f:
         f.write("%d\n" % os.getpid())
+    # listening before the CLI hears "running": `start -ai` connects right after
+    attach = _listen(attach_socket(cid)) if "tty" in fds or "stdin" in fds else ""
     if report_fd is not None:
         os.write(report_fd, b"R%d\n" % container.pid)
         os.close(report_fd)
-    _exec_watcher(store, record, container.waiter, fds)
+    _exec_watcher(store, record, container.waiter, fds, attach)
 
 
-def _exec_watcher(store, record, middle, fds):
+def _listen(path):
+    """The attach socket, as "FD:PATH" for the watcher; "" when it cannot be made (the
+    container runs on, without attach)."""
+    import socket
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+    try:
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(path)
+        os.chmod(path, 0o600)
+        listener.listen(4)
+    except OSError:
+        return ""
+    fd = listener.detach()
+    os.set_inheritable(fd, True)
+    return "%d:%s" % (fd, path)
+
+
+def _exec_watcher(store, record, middle, fds, attach):
     for fd in fds.values():
         os.set_inheritable(fd, True)
     args = [store.root, record["Id"], str(middle),
-            ",".join("%s=%d" % item for item in sorted(fds.items())),
-            attach_socket(record["Id"]) if "tty" in fds else ""]
+            ",".join("%s=%d" % item for item in sorted(fds.items())), attach]
     os.execv(sys.executable, watcher_argv(args))
 
 

@@ -32,17 +32,21 @@ def _parse_fds(text):
     return fds
 
 
-def _copy_output(fds, log, attach_path=None):
+def _copy_output(fds, log, attach=""):
     """Until every output fd reaches its end. A pty master reports EIO once the container's
-    side is closed: that is its end. With attach_path (a -t container's), `attach` clients
-    connect there: they get the terminal's output from then on, and what they send goes to
+    side is closed: that is its end. With attach ("FD:PATH" of a listening socket, for -t or -i
+    containers), `attach` clients connect there: they get the terminal's output from then on, and what they send goes to
     the terminal."""
-    master = next((fd for fd, name in fds.items() if name == "tty"), None)
-    listener = _listen(attach_path) if master is not None and attach_path else None
+    # where attach clients' input goes: the terminal, or (-i without -t) the stdin pipe,
+    # which closes when the first client leaves, as Docker's StdinOnce does
+    target = next((fd for fd, name in fds.items() if name in ("tty", "stdin")), None)
+    stdin = target if fds.get(target) == "stdin" else None
+    listener, attach_path = _listener(attach)
     clients = set()
     try:
-        while fds:
-            watched = list(fds) + list(clients) + ([listener.fileno()] if listener else [])
+        while any(name != "stdin" for name in fds.values()):
+            watched = [fd for fd, name in fds.items() if name != "stdin"] + list(clients) + \
+                ([listener.fileno()] if listener else [])
             try:
                 ready, _w, _x = select.select(watched, [], [])
             except InterruptedError:
@@ -60,8 +64,12 @@ def _copy_output(fds, log, attach_path=None):
                     if not data:
                         clients.discard(fd)
                         os.close(fd)
-                    elif master in fds:
-                        _write_all(master, data)
+                        if stdin is not None and stdin in fds:
+                            os.close(stdin)
+                            del fds[stdin]
+                    elif target in fds and not _write_all(target, data) and target == stdin:
+                        os.close(stdin)  # the container closed its stdin
+                        del fds[stdin]
                     continue
                 data = _read(fd)
                 if not data:
@@ -71,6 +79,8 @@ def _copy_output(fds, log, attach_path=None):
                 if log is not None:
                     stream = "stdout" if fds[fd] == "tty" else fds[fd]
                     log.write(stream, data)
+                if fds[fd] != "tty":
+                    continue  # attach reads a pipe container's output from its log
                 for client in list(clients):
                     if not _write_all(client, data):
                         clients.discard(client)
@@ -78,6 +88,9 @@ def _copy_output(fds, log, attach_path=None):
     finally:
         for client in clients:
             os.close(client)
+        for fd, name in list(fds.items()):
+            if name == "stdin":
+                os.close(fd)
         if listener is not None:
             listener.close()
             try:
@@ -103,20 +116,13 @@ def _write_all(fd, data):
     return True
 
 
-def _listen(path):
+def _listener(attach):
+    """The attach socket the monitor made ("FD:PATH"), or None."""
+    if not attach:
+        return None, None
     import socket
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
-    try:
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        listener.bind(path)
-        os.chmod(path, 0o600)
-        listener.listen(4)
-    except OSError:
-        return None  # no attach, the container runs on
-    return listener
+    fd, _, path = attach.partition(":")
+    return socket.socket(fileno=int(fd)), path
 
 
 def _wait(middle):
@@ -156,9 +162,9 @@ def should_restart(record, code):
 
 def main(argv):
     """argv: store root, container ID, the middle process's pid, fds ("stdout=N,stderr=M" or
-    "tty=N"), and the attach socket's path (empty: none)."""
+    "tty=N"), and the attach socket ("FD:PATH", empty: none)."""
     root, cid, middle, fd_text = argv[:4]
-    attach_path = argv[4] if len(argv) > 4 else ""
+    attach = argv[4] if len(argv) > 4 else ""
     from ..store import Store
     from .logfile import LogWriter
     store = Store(root)
@@ -172,7 +178,7 @@ def main(argv):
         opts = (record.get("HostConfig") or {}).get("LogConfig", {}).get("Config") or {}
         log = LogWriter(log_path, **_log_options(opts))
     try:
-        _copy_output(_parse_fds(fd_text), log, attach_path)
+        _copy_output(_parse_fds(fd_text), log, attach)
     finally:
         if log is not None:
             log.close()

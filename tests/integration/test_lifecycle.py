@@ -309,3 +309,17 @@ def test_attach_refuses_a_stopped_container(user):
     proc = user("attach", "idle")
     assert_one_error(proc, code=1)
     assert "start it first" in proc.err
+
+
+def test_start_attach_interactive_feeds_stdin(user):
+    user.ok("create", "-i", "--name", "cat", "base:latest", "sh", "-c",
+            "read line; echo got:$line; cat")
+    proc = user("start", "-a", "-i", "cat", input=b"hello\nmore\n", timeout=30)
+    assert proc.returncode == 0, proc.err
+    assert proc.out == "got:hello\nmore\n"
+    # a detached -i container reads what `attach` sends; its stdin closes when attach ends
+    user.ok("run", "-d", "-i", "--name", "reader", "base:latest", "sh", "-c",
+            "while read l; do echo seen:$l; done; echo eof")
+    proc = user("attach", "reader", input=b"one\ntwo\n", timeout=30)
+    assert proc.returncode == 0, proc.err
+    assert proc.out == "seen:one\nseen:two\neof\n"

@@ -14,7 +14,7 @@ import time
 from .. import errors
 from ..cliparse import FLAG, VALUE, Command, Opt
 from ..ops import containers as container_ops
-from ..ops import logfile
+from ..ops import logfile, logwriter
 from ..ops.storage import open_store
 
 
@@ -184,7 +184,7 @@ def main(parsed):
         if prefix_details:
             line = b" " + line  # Docker: the attrs (none here), a space, the line
         if parsed.timestamps:
-            line = logfile.format_time(entry.ns, fixed=True).encode() + b" " + line
+            line = logwriter.format_time(entry.ns, fixed=True).encode() + b" " + line
         stream.write(line)
         if parsed.follow:
             stream.flush()

@@ -112,7 +112,9 @@ def _serve(store, idmap, cid, spec, report_fd):
     else:
         os.dup2(null, 1)
         os.dup2(null, 2)
-    spec = dict(spec, small_middle=True)
+    # the container's init becomes this process's own child: no middle process stays
+    launcher.adopt_orphans()
+    spec = dict(spec, adopt=True)
     try:
         container = launcher.start(spec, idmap)
     except errors.BoxError as exc:

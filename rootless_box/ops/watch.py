@@ -166,7 +166,7 @@ def main(argv):
     root, cid, middle, fd_text = argv[:4]
     attach = argv[4] if len(argv) > 4 else ""
     from ..store import Store
-    from .logfile import LogWriter
+    from .logwriter import LogWriter
     store = Store(root)
     cdir = store.container_dir(cid)
     record_path = os.path.join(cdir, "container.json")

@@ -313,41 +313,10 @@ class Container:
         return os.WEXITSTATUS(status)
 
 
-# A detached container's middle process lives as long as the container: it replaces the
-# forked tool (~10 MB) with a bare interpreter that only waits (the parent-death signal
-# survives execve). It writes to fd argv[2] once started: init waits for that.
-_WAITER = ("import posix, sys\n"
-           "pid, ready = int(sys.argv[1]), int(sys.argv[2])\n"
-           "posix.write(ready, b'1')\n"
-           "posix.close(ready)\n"
-           "while True:\n"
-           "    try:\n"
-           "        status = posix.waitpid(pid, 0)[1]\n"
-           "        break\n"
-           "    except InterruptedError:\n"
-           "        pass\n"
-           "    except ChildProcessError:\n"
-           "        posix._exit(125)\n"
-           "posix._exit(128 + posix.WTERMSIG(status) if posix.WIFSIGNALED(status) "
-           "else posix.WEXITSTATUS(status))\n")
-
-
-def _keep(init, ready_fd=None):
+def _keep(init):
     """The middle process, once init runs: wait for it and leave with its status. Both carry a
     parent-death signal, so a killed `rootless-box` (run, build) takes its container with it
-    instead of leaving an orphan nobody watches. ready_fd: become a bare interpreter first
-    (a detached container's middle, where memory matters more than the ~15 ms that costs),
-    which tells init on ready_fd that it has started."""
-    if ready_fd is not None:
-        import sys
-        if not getattr(sys, "frozen", False):
-            try:
-                os.set_inheritable(ready_fd, True)
-                os.execv(sys.executable, [sys.executable, "-S", "-I", "-c", _WAITER,
-                                          str(init), str(ready_fd)])
-            except OSError:
-                pass  # waiting here works too, only bigger
-        os.close(ready_fd)  # init goes on
+    instead of leaving an orphan nobody watches."""
     while True:
         try:
             _pid, status = os.waitpid(init, 0)
@@ -372,44 +341,53 @@ def start(spec, idmap):
         sock_parent, sock_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     if spec["network"] != "host":
         from . import net  # noqa: F401
+    # adopt: init becomes the caller's child once the middle leaves; it waits for the caller's
+    # word that the middle is reaped (re-parenting done) before arming its parent-death
+    # signal, which the re-parenting itself would otherwise fire
+    adopt_r, adopt_w = _pipe() if spec.get("adopt") else (None, None)
     middle = os.fork()
     if middle == 0:
         try:
             sync.child_side()
             if sock_parent:
                 sock_parent.close()
+            if adopt_w is not None:
+                os.close(adopt_w)
             _enter(flags, idmap, sync)
-            small = spec.get("small_middle", False)
-            ready_r, ready_w = _pipe() if small else (None, None)
             init = os.fork()
             if init == 0:
-                libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
-                if small:
-                    # pivot_root moves the middle's root too: its interpreter must have
-                    # started (read its files) before the host's tree goes away
-                    os.close(ready_w)
-                    os.read(ready_r, 1)
-                    os.close(ready_r)
-                _init(spec, sync, sock_child)
+                if adopt_r is None:
+                    libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
+                _init(spec, sync, sock_child, adopt_r)
             os.write(sync.c2p_w, b"%d\n" % init)
             # only init may hold these now: the parent reads them until EOF
             for fd in (sync.c2p_w, sync.err_w, sync.p2c_r):
                 os.close(fd)
             if sock_child:
                 sock_child.close()
-            if small:
-                os.close(ready_r)
-            _keep(init, ready_w)
+            if adopt_r is not None:
+                os._exit(0)  # init is re-parented to the caller, which waits for it
+            _keep(init)
         except BaseException as exc:
             _report(sync.err_w, exc)
     sync.parent_side()
     if sock_child:
         sock_child.close()
+    if adopt_r is not None:
+        os.close(adopt_r)
     init_pid = None
+    reaped = False
     try:
         if _parent_maps(middle, idmap, sync):
             text = _read_all(sync.c2p_r)
             init_pid = int(text) if text.strip().isdigit() else None
+        if adopt_w is not None:
+            os.waitpid(middle, 0)
+            reaped = True
+            if init_pid:
+                os.write(adopt_w, b"A")
+            os.close(adopt_w)
+            adopt_w = None
         master = None
         if sock_parent is not None and init_pid:
             from .pty import receive_fd
@@ -417,7 +395,10 @@ def start(spec, idmap):
         err = _read_all(sync.err_r)
     except BaseException:
         sync.close_parent()
-        os.waitpid(middle, 0)
+        if adopt_w is not None:
+            os.close(adopt_w)
+        if not reaped:
+            os.waitpid(middle, 0)
         raise
     finally:
         if sock_parent is not None:
@@ -425,20 +406,40 @@ def start(spec, idmap):
     # Close first: a middle still waiting for its maps reads EOF and leaves.
     sync.close_parent()
     if err or not init_pid:
-        os.waitpid(middle, 0)  # it leaves once init has exited
+        if reaped and init_pid:
+            os.waitpid(init_pid, 0)  # adopted: it leaves after reporting
+        elif not reaped:
+            os.waitpid(middle, 0)  # it leaves once init has exited
         if err:
             _raise_reported(err)
         raise errors.SetupError("the container's setup process died unexpectedly")
+    if reaped:
+        return Container(init_pid, init_pid, master)
     return Container(init_pid, middle, master)
+
+
+def adopt_orphans():
+    """Make this process a child subreaper, so that a container's init started with
+    spec["adopt"] becomes its child when the middle process leaves (a detached container's
+    monitor: one process per container instead of two, as conmon with runc). Kept across
+    execve."""
+    libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)
 
 
 # -- inside the container ---------------------------------------------------------------------
 
-def _init(spec, sync, sock):
-    """pid 1 of the new pid namespace: mounts, pivot_root, credentials, exec. Never returns."""
+def _init(spec, sync, sock, adopt_r=None):
+    """pid 1 of the new pid namespace: mounts, pivot_root, credentials, exec. Never returns.
+    adopt_r: wait for the caller's word that it adopted this process (see start)."""
     try:
         os.close(sync.c2p_w)
         os.close(sync.p2c_r)
+        if adopt_r is not None:
+            word = os.read(adopt_r, 1)
+            os.close(adopt_r)
+            if word != b"A":
+                os._exit(_SIG_EXIT)  # the caller died: nobody would watch this container
+            libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
         os.setsid()
         try:
             Executor(spec).run(build_plan(spec))
@@ -528,6 +529,9 @@ def become(spec, sock):
         raise errors.SetupError("cannot switch to user %s: %s" % (spec.get("user"),
                                                                  exc.strerror),
                                 "the id is outside this user's subordinate range")
+    # a change of credentials clears the parent-death signal (prctl(2)): armed again, so a
+    # container run as another user still goes with the process that keeps it
+    libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
     try:
         os.chdir(cwd)
     except OSError as exc:

@@ -13,8 +13,8 @@ import time
 import pytest
 
 from rootless_box.commands.logs import parse_duration, parse_timestamp
-from rootless_box.ops import logfile
-from rootless_box.ops.logfile import LogWriter
+from rootless_box.ops import logfile, logwriter
+from rootless_box.ops.logwriter import LogWriter
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 T0 = 1546341071111111111  # 2019-01-01T11:11:11.111111111Z
@@ -69,7 +69,7 @@ def test_docker_sample_line_byte_exact(tmp_path):
     (b"tab\there\x1b[0m\x00", b"tab\\u0009here\\u001b[0m\\u0000"),
 ])
 def test_escaping_as_moby(raw, encoded):
-    line = logfile.encode_entry("stderr", raw, T0)
+    line = logwriter.encode_entry("stderr", raw, T0)
     assert line == b'{"log":"' + encoded + b'","stream":"stderr","time":' \
                    b'"2019-01-01T11:11:11.111111111Z"}\n'
     assert json.loads(line)["stream"] == "stderr"  # valid JSON, whatever the bytes were
@@ -82,9 +82,9 @@ def test_escaping_as_moby(raw, encoded):
     (1504227661000000001, "2017-09-01T01:01:01.000000001Z"),
 ])
 def test_time_format_and_parse(ns, text):
-    assert logfile.format_time(ns) == text
+    assert logwriter.format_time(ns) == text
     assert logfile.parse_time(text) == ns
-    assert logfile.format_time(ns, fixed=True)[19:] == ".%09dZ" % (ns % 10 ** 9)
+    assert logwriter.format_time(ns, fixed=True)[19:] == ".%09dZ" % (ns % 10 ** 9)
 
 
 def test_parse_time_against_datetime():
@@ -146,7 +146,7 @@ def test_rotation_names_sizes_and_reading_across(tmp_path):
         for i in range(100):
             w.write("stdout" if i % 3 else "stderr", b"line %03d\n" % i)
     assert sorted(os.listdir(tmp_path)) == ["json.log", "json.log.1", "json.log.2"]
-    per_line = len(logfile.encode_entry("stdout", b"line 000\n", T0))
+    per_line = len(logwriter.encode_entry("stdout", b"line 000\n", T0))
     for name in ("json.log.1", "json.log.2"):
         size = os.path.getsize(tmp_path / name)
         # rotated before the entry that would start past max_size: >= 1000, < 1000 + one line
@@ -199,11 +199,11 @@ def test_tail_across_rotated_files(tmp_path, n):
 def test_tail_of_a_big_log_reads_backwards(tmp_path):
     path = str(tmp_path / "json.log")
     with open(path, "wb") as f:  # ~60 MB, written directly: the writer is not under test
-        block = b"".join(logfile.encode_entry("stdout", b"%09d\n" % i, T0 + i)
+        block = b"".join(logwriter.encode_entry("stdout", b"%09d\n" % i, T0 + i)
                          for i in range(10000))
         for _ in range(60):
             f.write(block)
-        f.write(logfile.encode_entry("stderr", b"last\n", T0 + 10 ** 9))
+        f.write(logwriter.encode_entry("stderr", b"last\n", T0 + 10 ** 9))
     started = time.monotonic()
     got = logfile.tail(path, 3)
     assert time.monotonic() - started < 0.5
@@ -213,7 +213,7 @@ def test_tail_of_a_big_log_reads_backwards(tmp_path):
 
 def test_torn_and_foreign_lines_are_skipped(tmp_path):
     path = str(tmp_path / "json.log")
-    good = logfile.encode_entry("stdout", b"ok\n", T0)
+    good = logwriter.encode_entry("stdout", b"ok\n", T0)
     with open(path, "wb") as f:
         f.write(good + b"not json\n" + b'{"log":"x\\n","stream":"stdout","time":"bad"}\n' +
                 good + b'{"log":"half')  # a line still being written
@@ -379,7 +379,7 @@ def test_follow_stops_at_until_and_skips_before_since(tmp_path):
 _FSIZE_CHILD = r"""
 import os, resource, sys
 sys.path.insert(0, %(repo)r)
-from rootless_box.ops.logfile import LogWriter
+from rootless_box.ops.logwriter import LogWriter
 path = sys.argv[1]
 soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
 resource.setrlimit(resource.RLIMIT_FSIZE, (1000, hard))
@@ -432,11 +432,13 @@ def test_unwritable_path_drops_and_retries(tmp_path):
     assert logs_of(str(target / "json.log")) == [("stdout", "kept\n")]
 
 
-def test_writer_module_imports_stay_small():
+def test_the_watchers_imports_stay_small():
+    """The watcher stays resident per container: it imports the writer, never the readers."""
     code = ("import sys, os, time; sys.path.insert(0, %r); before = set(sys.modules); "
-            "import rootless_box.ops.logfile; print(' '.join(sorted(set(sys.modules) - before)))"
-            % REPO)
+            "import rootless_box.ops.watch, rootless_box.ops.logwriter; "
+            "print(' '.join(sorted(set(sys.modules) - before)))" % REPO)
     new = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
                          check=True).stdout.split()
-    assert set(new) <= {"rootless_box", "rootless_box.ops", "rootless_box.ops.logfile",
-                        "rootless_box.fastjson", "_json", "time"}, new
+    assert set(new) <= {"rootless_box", "rootless_box.ops", "rootless_box.ops.watch",
+                        "rootless_box.ops.logwriter", "rootless_box.fastjson", "_json",
+                        "time", "select"}, new

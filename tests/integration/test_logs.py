@@ -9,7 +9,7 @@ import time
 import pytest
 
 from conftest import assert_one_error, needs_userns
-from rootless_box.ops.logfile import LogWriter, format_time
+from rootless_box.ops.logwriter import LogWriter, format_time
 
 pytestmark = needs_userns
 

@@ -323,3 +323,29 @@ def test_start_attach_interactive_feeds_stdin(user):
     proc = user("attach", "reader", input=b"one\ntwo\n", timeout=30)
     assert proc.returncode == 0, proc.err
     assert proc.out == "seen:one\nseen:two\neof\n"
+
+
+def test_one_keeper_process_per_detached_container(user):
+    user.ok("run", "-d", "--name", "lean", "base:latest", "sleep", "30")
+    st = state(user, "lean")
+    with open("/proc/%d/stat" % st["Pid"]) as f:
+        ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+    # the container's init is the monitor's own child: no process in between
+    assert ppid == st["MonitorPid"]
+
+
+@pytest.mark.skipif(not __import__("conftest").has_subuid(), reason="needs a subuid range")
+def test_a_killed_run_takes_a_container_of_another_user_with_it(user):
+    proc = subprocess.Popen(user.argv("run", "--name", "other", "-u", "1000", "base:latest",
+                                      "sleep", "60"), env=user.env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    def started():
+        proc_ = user("inspect", "--type", "container", "other")
+        return proc_.returncode == 0 and json.loads(proc_.out)[0]["State"].get("Pid")
+    pid = wait_for(started, what="started")
+    proc.kill()
+    proc.wait()
+    # switching to uid 1000 clears the parent-death signal; it is armed again after
+    wait_for(lambda: not os.path.exists("/proc/%d" % pid) or
+             open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()[0] == "Z",
+             what="the container's end")

@@ -382,16 +382,22 @@ def _discard(store, record, mounts):
             store.remove(os.path.dirname(m["source"]))
 
 
-def create(opts, warn=None, pull=None):
-    """`create`, and the first half of `run -d`: the container made, not started. -> record"""
+def _made(opts, warn, pull):
+    """The id map, the store, and the container prepared (its image pulled first if need
+    be): what run, create and run -d all begin with. -> (idmap, store, record, spec)"""
     idmap = idmaps.plan()
     if idmap.warning and warn:
         warn(idmap.warning)
     store = open_store(idmap)
     if pull is not None:
         pull(store, idmap, opts.image)
-    record, _spec = prepare(store, idmap, opts)
-    return record
+    record, spec = prepare(store, idmap, opts)
+    return idmap, store, record, spec
+
+
+def create(opts, warn=None, pull=None):
+    """`create`: the container made, not started. -> record"""
+    return _made(opts, warn, pull)[2]
 
 
 def start(store, idmap, record):
@@ -409,13 +415,7 @@ def start(store, idmap, record):
 
 def run_detached(opts, warn=None, pull=None):
     """`run -d`: create, start under a monitor, return the container's record at once."""
-    idmap = idmaps.plan()
-    if idmap.warning and warn:
-        warn(idmap.warning)
-    store = open_store(idmap)
-    if pull is not None:
-        pull(store, idmap, opts.image)
-    record, _spec = prepare(store, idmap, opts)
+    idmap, store, record, _spec = _made(opts, warn, pull)
     try:
         return start(store, idmap, record)
     except errors.BoxError as exc:
@@ -428,13 +428,7 @@ def run_detached(opts, warn=None, pull=None):
 def run(opts, warn=None, pull=None):
     """Run a container in the foreground; returns its exit status (Docker's numbers).
     pull(store, idmap, image name): called first, to fetch the image as --pull says."""
-    idmap = idmaps.plan()
-    if idmap.warning and warn:
-        warn(idmap.warning)
-    store = open_store(idmap)
-    if pull is not None:
-        pull(store, idmap, opts.image)
-    record, spec = prepare(store, idmap, opts)
+    idmap, store, record, spec = _made(opts, warn, pull)
     if opts.tty:
         from ..userns.pty import host_winsize
         spec["winsize"] = host_winsize()

@@ -51,6 +51,7 @@ COMMANDS = {
     "unpause": ("pause", "Unpause all processes within one or more containers"),
     "info": ("info", "Display what this machine supports and how to fix what it lacks"),
     "version": ("version", "Show the rootless-box version information"),
+    "completion": ("completion", "Generate the autocompletion script for the specified shell"),
 }
 GROUPS = {
     "image": {"ls": "images", "list": "images", "rm": "rmi", "remove": "rmi", "tag": "tag",
@@ -80,23 +81,50 @@ EXTRA = {"image from-host": ("fromhost", "Make a base image from host binaries a
          "generate systemd": ("generate", "Generate a systemd user unit for a container"),
          "system df": ("systemdf", "Show disk usage"),
          "system prune": ("systemprune", "Remove unused data")}
+GROUP_SUMMARIES = {"image": "Manage images", "container": "Manage containers",
+                   "system": "Manage rootless-box", "builder": "Manage builds",
+                   "generate": "Generate systemd units"}
+
+
+def table():
+    """Every command line the tables accept: (words, verb key, module, summary)."""
+    rows = [((verb,), verb, mod, summary) for verb, (mod, summary) in COMMANDS.items()]
+    for group, subs in GROUPS.items():
+        for sub, target in subs.items():
+            rows.append(((group, sub), target) + (EXTRA.get(target) or COMMANDS[target]))
+    return rows
+
+
+def _group_usage(group):
+    lines = ["", "Usage:  rootless-box %s COMMAND" % group, "", GROUP_SUMMARIES[group], "",
+             "Commands:"]
+    for words, _key, _mod, summary in table():
+        if words[0] == group and len(words) == 2:
+            lines.append("  %-10s %s" % (words[1], summary))
+    lines += ["", "Run 'rootless-box %s COMMAND --help' for more information on a command."
+              % group]
+    return "\n".join(lines) + "\n"
 
 
 def _usage():
     lines = ["", "Usage:  rootless-box [OPTIONS] COMMAND", "",
              "A daemonless, rootless, Docker-compatible container tool", "", "Commands:"]
+    width = max(map(len, list(COMMANDS) + list(GROUPS))) + 2
     for verb, (_mod, summary) in COMMANDS.items():
-        lines.append("  %-10s %s" % (verb, summary))
-    lines += ["", "Management commands:",
-              "  %-10s %s" % ("image", "Manage images (ls, rm, tag, inspect, import, "
-                                       "from-host, save, load, history, prune, pull, push)"),
-              "  %-10s %s" % ("container", "Manage containers (ls, rm, run, create, start, "
-                                           "stop, restart, kill, wait, pause, unpause, "
-                                           "exec, inspect, commit, export)"),
-              "  %-10s %s" % ("system", "Manage rootless-box (df, prune, info)"),
-              "  %-10s %s" % ("builder", "Manage builds (build, prune)"),
-              "  %-10s %s" % ("generate", "Generate systemd units (systemd)"),
-              "", "Global options:", "  -D, --debug     Show tracebacks of internal errors",
+        lines.append("  %s%s" % (verb.ljust(width), summary))
+    lines += ["", "Management commands:"]
+    for group, subs in GROUPS.items():
+        # aliases (ls/list, rm/remove) named once: the first spelling of each target
+        firsts = {}
+        for sub, target in subs.items():
+            firsts.setdefault(target, sub)
+        text = "%s (%s)" % (GROUP_SUMMARIES[group], ", ".join(firsts.values()))
+        while len(text) > 78 - width:
+            cut = text.rfind(" ", 0, 78 - width)
+            lines.append("  %s%s" % (group.ljust(width), text[:cut]))
+            group, text = "", text[cut + 1:]
+        lines.append("  %s%s" % (group.ljust(width), text))
+    lines += ["", "Global options:", "  -D, --debug     Show tracebacks of internal errors",
               "  -v, --version   Print version information and quit",
               "  -h, --help      Print usage", "",
               "Run 'rootless-box COMMAND --help' for more information on a command."]
@@ -108,9 +136,7 @@ def _resolve(argv):
     verb = argv[0]
     if verb in GROUPS:
         if len(argv) < 2 or argv[1] in ("-h", "--help"):
-            subs = ", ".join(sorted(GROUPS[verb]))
-            raise UsageError('"rootless-box %s" requires a subcommand' % verb,
-                             "one of: %s" % subs)
+            return (verb, None, None, argv[1:])
         target = GROUPS[verb].get(argv[1])
         if target is None:
             raise UsageError('unknown command "%s %s"' % (verb, argv[1]),
@@ -141,9 +167,13 @@ def dispatch(argv):
         sys.stdout.write(_usage())
         return 0
     verb, module_name, summary, rest = _resolve(argv)
+    if module_name is None:  # a group alone, as Docker: its subcommands
+        sys.stdout.write(_group_usage(verb))
+        return 0
     module = __import__("rootless_box.commands." + module_name, fromlist=["main"])
     command = module.command(verb, summary)
     parsed = cliparse.parse(command, rest)
+    parsed.table = table  # for `completion`, as cobra commands reach their root
     if parsed.help:
         sys.stdout.write(command.help_text())
         return 0
@@ -153,6 +183,9 @@ def dispatch(argv):
 
 def _hidden(argv):
     """The monitor's own modes (ops/monitor.py): never typed by users."""
+    if argv[0] == "__complete":  # the completion scripts' callback (commands/completion.py)
+        from .commands.completion import names
+        return names(argv[1:])
     if argv[0] == "__watch":  # a frozen binary's watcher (ops/monitor.watcher_argv)
         from .ops.watch import main as watch
         return watch(argv[1:])
@@ -163,7 +196,7 @@ def _hidden(argv):
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        if argv and argv[0] in ("__watch", "__monitor"):
+        if argv and argv[0] in ("__watch", "__monitor", "__complete"):
             return _hidden(argv)
         return dispatch(argv)
     except BoxError as exc:

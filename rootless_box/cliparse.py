@@ -59,7 +59,12 @@ class Command:
                 left = ("%s, " % shorts[0] if shorts else "    ") + ", ".join(longs or shorts)
                 if o.kind != FLAG:
                     left += " " + (o.metavar if o.kind == VALUE else o.metavar)
-                rows.append((left, o.help))
+                text = o.help
+                # pflag's rendering of a non-zero default, as Docker's help shows it
+                if o.kind == VALUE and isinstance(o.default, str) and o.default and \
+                        "(default" not in text:
+                    text += ' (default "%s")' % o.default
+                rows.append((left, text))
             width = max(len(r[0]) for r in rows) + 3
             lines += ["  %s%s" % (left.ljust(width), h) for left, h in rows]
         return "\n".join(lines) + "\n"

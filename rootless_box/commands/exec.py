@@ -13,7 +13,7 @@ OPTS = (
     Opt("-i,--interactive", FLAG, "Keep STDIN open even if not attached"),
     Opt("--privileged", FLAG, "Give extended privileges to the command (not supported)"),
     Opt("-t,--tty", FLAG, "Allocate a pseudo-TTY"),
-    Opt("-u,--user", VALUE, "Username or UID (format: <name|uid>[:<group|gid>])"),
+    Opt("-u,--user", VALUE, 'Username or UID (format: "<name|uid>[:<group|gid>]")'),
     Opt("-w,--workdir", VALUE, "Working directory inside the container"),
 )
 

@@ -9,7 +9,7 @@ from .stop import timeout_of
 
 def command(verb, summary):
     return Command(verb, "restart [OPTIONS] CONTAINER [CONTAINER...]", summary, (
-        Opt("-t,--time", VALUE, "Seconds to wait before killing the container"),
+        Opt("-t,--time", VALUE, "Seconds to wait before killing the container", metavar="int"),
         Opt("-s,--signal", VALUE, "Signal to send to the container"),
     ), min_args=1)
 

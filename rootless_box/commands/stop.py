@@ -9,7 +9,7 @@ from ._common import for_each
 
 def command(verb, summary):
     return Command(verb, "stop [OPTIONS] CONTAINER [CONTAINER...]", summary, (
-        Opt("-t,--time", VALUE, "Seconds to wait before killing the container"),
+        Opt("-t,--time", VALUE, "Seconds to wait before killing the container", metavar="int"),
         Opt("-s,--signal", VALUE, "Signal to send to the container"),
     ), min_args=1)
 

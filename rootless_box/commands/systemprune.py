@@ -16,7 +16,7 @@ def command(verb, summary):
     return Command(verb, "system prune [OPTIONS]", summary, (
         Opt("-a,--all", FLAG, "Remove all unused images not just dangling ones"),
         Opt("-f,--force", FLAG, "Do not prompt for confirmation"),
-        Opt("--volumes", FLAG, "Prune volumes"),
+        Opt("--volumes", FLAG, "Prune anonymous volumes"),
     ), max_args=0)
 
 

@@ -87,9 +87,11 @@ GROUP_SUMMARIES = {"image": "Manage images", "container": "Manage containers",
 
 
 def table():
-    """Every command line the tables accept: (words, verb key, module, summary)."""
+    """Every command line the tables accept: (words, verb key, module, summary); a group
+    alone is a row with no key or module."""
     rows = [((verb,), verb, mod, summary) for verb, (mod, summary) in COMMANDS.items()]
     for group, subs in GROUPS.items():
+        rows.append(((group,), None, None, GROUP_SUMMARIES[group]))
         for sub, target in subs.items():
             rows.append(((group, sub), target) + (EXTRA.get(target) or COMMANDS[target]))
     return rows

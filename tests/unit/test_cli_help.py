@@ -13,6 +13,8 @@ from rootless_box.commands import completion, version
 def _commands():
     seen = {}
     for words, key, module_name, summary in cli.table():
+        if key is None:  # a group alone
+            continue
         module = __import__("rootless_box.commands." + module_name, fromlist=["command"])
         seen.setdefault(key, (words, module.command(key, summary)))
     return seen
@@ -35,7 +37,8 @@ def test_every_command_documents_itself():
 
 
 def test_help_of_every_command_line_through_the_cli(capsys):
-    lines = [list(words) for words, *_rest in cli.table()] + [[g] for g in cli.GROUPS]
+    lines = [list(words) for words, *_rest in cli.table()]
+    assert all([g] in lines for g in cli.GROUPS)
     for words in lines:
         assert cli.main(words + ["--help"]) == 0, words
         out = capsys.readouterr().out

@@ -116,7 +116,7 @@ class Registry:
             auth = self.auth.on_unauthorized(resp, scopes)
         raise AssertionError("unreachable")
 
-    def _error(self, resp, what, repo=None):
+    def _error(self, resp, what):
         """An error for a failed answer, with the registry's own message when it gave one."""
         try:
             body = resp.read_limited(1 << 16, "error")
@@ -149,7 +149,7 @@ class Registry:
         what = "manifest %s:%s" % (repo, reference) if not reference.startswith("sha256:") \
             else "manifest %s@%s" % (repo, reference)
         if resp.status != 200:
-            raise self._error(resp, what, repo)
+            raise self._error(resp, what)
         data = resp.read_limited(MANIFEST_LIMIT, what)
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         if reference.startswith("sha256:") and digest != reference:
@@ -175,7 +175,7 @@ class Registry:
         resp = self.request("GET", "%s/blobs/%s" % (repo, digest),
                             [pull_scope(repo)])
         if resp.status != 200:
-            raise self._error(resp, what, repo)
+            raise self._error(resp, what)
         data = resp.read_limited(limit, what)
         if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
             raise RegistryError("%s does not match its digest %s" % (what, digest),
@@ -194,7 +194,7 @@ class Registry:
         for _page in range(1000):
             resp = self.request("GET", path, [pull_scope(repo)], url=url)
             if resp.status != 200:
-                raise self._error(resp, "tags of %s" % repo, repo)
+                raise self._error(resp, "tags of %s" % repo)
             try:
                 doc = fastjson.loads(resp.read_limited(MANIFEST_LIMIT, "tag list"))
                 tags = doc.get("tags") or []
@@ -217,7 +217,7 @@ class Registry:
             return True
         if resp.status == 404:
             return False
-        raise self._error(resp, "blob %s in %s" % (digest, repo), repo)
+        raise self._error(resp, "blob %s in %s" % (digest, repo))
 
     def mount_blob(self, repo, digest, source_repo):
         """Cross-repository mount: True when the registry linked the blob, False when it
@@ -257,7 +257,7 @@ class Registry:
         resp.read()
         resp.close()
         if resp.status != 202 or not resp.header("location"):
-            raise self._error(resp, "starting the upload of %s to %s" % (digest, repo), repo)
+            raise self._error(resp, "starting the upload of %s to %s" % (digest, repo))
         location = self._location(resp.header("location"))
         sent = 0
         if chunk_size and size > chunk_size:
@@ -272,7 +272,7 @@ class Registry:
                 resp.read()
                 resp.close()
                 if resp.status != 202 or not resp.header("location"):
-                    raise self._error(resp, "uploading %s to %s" % (digest, repo), repo)
+                    raise self._error(resp, "uploading %s to %s" % (digest, repo))
                 location = self._location(resp.header("location"))
                 sent += len(data)
                 if progress:
@@ -288,7 +288,7 @@ class Registry:
         resp.read()
         resp.close()
         if resp.status != 201:
-            raise self._error(resp, "uploading %s to %s" % (digest, repo), repo)
+            raise self._error(resp, "uploading %s to %s" % (digest, repo))
 
     def put_manifest(self, repo, reference, data, media_type):
         """-> the digest the registry gives the manifest (checked against the bytes)."""
@@ -296,7 +296,7 @@ class Registry:
                             [push_scope(repo)], body=data,
                             headers={"Content-Type": media_type})
         if resp.status not in (200, 201):
-            raise self._error(resp, "pushing the manifest of %s:%s" % (repo, reference), repo)
+            raise self._error(resp, "pushing the manifest of %s:%s" % (repo, reference))
         resp.read()
         resp.close()
         return "sha256:" + hashlib.sha256(data).hexdigest()
@@ -354,8 +354,7 @@ class BlobReader(io.RawIOBase):
                                         % self._digest)
                 skip -= len(data)
         else:
-            raise self._registry._error(resp, "blob %s of %s" % (self._digest, self._repo),
-                                        self._repo)
+            raise self._registry._error(resp, "blob %s of %s" % (self._digest, self._repo))
         self._resp = resp
 
     def readinto(self, buffer):

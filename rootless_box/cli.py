@@ -184,7 +184,10 @@ def dispatch(argv):
 
 
 def _hidden(argv):
-    """The monitor's own modes (ops/monitor.py): never typed by users."""
+    """The monitor's own modes (ops/monitor.py) and completion's callback: never typed by
+    users. A frozen binary is re-executed with `__watch` and `__monitor` (it has no
+    `python -c`): `__watch` becomes the watcher and imports no more than ops/watch.py does
+    (it stays resident, one per container); `__monitor` restarts or removes a container."""
     if argv[0] == "__complete":  # the completion scripts' callback (commands/completion.py)
         from .commands.completion import names
         return names(argv[1:])
@@ -197,6 +200,9 @@ def _hidden(argv):
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
+    if getattr(sys, "frozen", False):
+        # before anything: every child, host helper and `-e NAME` copies from os.environ
+        config.unbundle_environ()
     try:
         if argv and argv[0] in ("__watch", "__monitor", "__complete"):
             return _hidden(argv)

@@ -137,13 +137,53 @@ def subid_files():
             os.environ.get("RBX_SUBGID_FILE", "/etc/subgid"))
 
 
-def host_env_for_helpers():
-    """The environment for host helpers (newuidmap, fuse-overlayfs): the user's, minus a
-    PyInstaller bootloader's LD_LIBRARY_PATH, which would break them (pyinstaller#1759)."""
-    env = dict(os.environ)
+# What a PyInstaller bootloader adds to its process's environment (bootloader/src/pyi_main.c,
+# pyi_utils.c): the bundle's library directory prepended to LD_LIBRARY_PATH (the user's value
+# kept in LD_LIBRARY_PATH_ORIG), and its own bookkeeping. A second bootloader started with them
+# (a detached container's watcher re-executing the binary) would take itself for a child.
+_BUNDLER_PREFIXES = ("_PYI_", "_MEIPASS")
+
+
+def unbundled_env(environ, bundle_dir=None):
+    """environ without a bundler's additions: LD_LIBRARY_PATH back to the user's own value
+    (LD_LIBRARY_PATH_ORIG), or without entries inside bundle_dir (sys._MEIPASS) when the
+    bootloader kept no original; no _PYI_* or _MEIPASS* variables."""
+    env = {k: v for k, v in environ.items() if not k.startswith(_BUNDLER_PREFIXES)}
     orig = env.pop("LD_LIBRARY_PATH_ORIG", None)
     if orig is not None:
         env["LD_LIBRARY_PATH"] = orig
-    elif getattr(__import__("sys"), "frozen", False):
-        env.pop("LD_LIBRARY_PATH", None)
+    elif bundle_dir and "LD_LIBRARY_PATH" in env:
+        bundle = os.path.realpath(bundle_dir)
+        kept = [p for p in env["LD_LIBRARY_PATH"].split(":")
+                if p and os.path.realpath(p) != bundle
+                and not os.path.realpath(p).startswith(bundle + os.sep)]
+        if kept:
+            env["LD_LIBRARY_PATH"] = ":".join(kept)
+        else:
+            del env["LD_LIBRARY_PATH"]
     return env
+
+
+def unbundle_environ():
+    """In a frozen binary, before anything runs: this process's own environment as the user
+    gave it. Every child inherits os.environ (host helpers such as newuidmap and
+    fuse-overlayfs, `ps`, credential helpers, the watcher) and `-e NAME` copies from it into a
+    container; the bundle's libraries were already loaded, so the process itself needs none
+    of it (ld.so reads LD_LIBRARY_PATH once, at exec)."""
+    import sys
+    if not getattr(sys, "frozen", False):
+        return
+    clean = unbundled_env(os.environ, getattr(sys, "_MEIPASS", None))
+    for key in list(os.environ):
+        if key not in clean:
+            del os.environ[key]
+    os.environ.update(clean)
+
+
+def host_env_for_helpers():
+    """The environment for host helpers (newuidmap, fuse-overlayfs, credential helpers): the
+    user's, without a PyInstaller bootloader's LD_LIBRARY_PATH, which would load the bundle's
+    libraries into them (pyinstaller#1759). unbundle_environ already did this for a frozen
+    binary; this also covers a caller whose own parent was one."""
+    import sys
+    return unbundled_env(os.environ, getattr(sys, "_MEIPASS", None))

@@ -19,8 +19,10 @@ work=${CI_WORK_DIR:-/var/tmp/rootless-box-ci}
 
 # runc: podman and buildah are compared with --runtime runc (crun refuses hybrid cgroups on these
 # machines, see BASELINES.md), and Debian's podman pulls in crun only.
+# binutils: PyInstaller strips the binary's libraries with strip(1) (`make test` builds
+# dist/rootless-box as the test user, for tests/binary; PyInstaller itself comes from PyPI).
 packages=(busybox-static uidmap docker-registry skopeo umoci podman buildah runc debootstrap
-          fuse-overlayfs python3-venv hyperfine make tar apache2-utils)
+          fuse-overlayfs python3-venv hyperfine make tar apache2-utils binutils)
 missing=()
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

@@ -23,6 +23,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 from _peers import PodmanStore  # noqa: E402
+from _report import row  # noqa: E402
 
 DOCKERFILE = """FROM {base}
 ENV APP=/app
@@ -154,6 +155,10 @@ def _table(args, cold, cached, failed):
             continue
         for label, ours, theirs in (("cold build", ours_cold, med(cold[tool])),
                                     ("fully cached rebuild", ours_cached, med(cached[tool]))):
+            row("%s of an 8-step Dockerfile" % label, ours, theirs, "`%s`" % (
+                "podman build" if tool == "podman" else "buildah bud"), "s",
+                why=None if theirs is not None and ours is not None
+                else failed.get(tool, failed.get("rootless-box", "failed")))
             if theirs is None or ours is None:
                 print("| %s, beside %s | %s | n/a (%s) | - |" % (
                     label, tool, "%.2f s" % ours if ours else "failed",
@@ -164,6 +169,9 @@ def _table(args, cold, cached, failed):
     if len(cold) == 1:
         print("| cold build | %.2f s | n/a | - |" % ours_cold)
         print("| fully cached rebuild | %.2f s | n/a | - |" % ours_cached)
+        for label, ours in (("cold build", ours_cold), ("fully cached rebuild", ours_cached)):
+            row("%s of an 8-step Dockerfile" % label, ours, None, "podman, buildah", "s",
+                why="not installed")
     sys.stdout.flush()
 
 

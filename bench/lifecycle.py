@@ -13,7 +13,8 @@ rootless-box store and a private podman store set up the fair way (bench/_peers.
 Must not: run as root, touch the user's own stores, or leave containers or processes behind:
 every container either tool started is removed with `rm -f` even when a step fails, and a
 rootless-box container whose removal failed has its init and watcher killed by pid.
-Prints a Markdown table on stdout; progress and errors go to stderr.
+Prints a Markdown table on stdout (and its rows as JSON lines on $BENCH_JSON_FD,
+bench/_report.py); progress and errors go to stderr.
 
 Usage: python bench/lifecycle.py [--runs 10] [--warmup 2] [--count 50] [--idle 5]
 """
@@ -34,6 +35,7 @@ sys.path.insert(0, TOP)
 sys.path.insert(0, HERE)
 
 from _peers import PeerFailed, PodmanStore, check  # noqa: E402
+from _report import row as report_row  # noqa: E402
 
 IMAGE = "bench:latest"
 PODMAN_IMAGE = "localhost/bench:latest"
@@ -394,6 +396,16 @@ def _table(args, tmp, res, names, floor):
             b, b_text = cell(peer, row, fmt, pick)
         ratio = "%.2f" % (a / b) if a is not None and b else "-"
         print("| %s | %s | %s | %s |" % (label, a_text, b_text, ratio))
+        unit, scale = {_ms: ("ms", 1000.0), _mib: ("MiB", 1.0 / MIB)}.get(fmt, ("ticks", 1))
+        if ours_only:  # RSS / PSS pairs of rootless-box alone: two rows
+            for i, part in enumerate(("RSS", "PSS")):
+                report_row(label.replace("RSS / PSS", part), a[i] / MIB if a else None,
+                           unit="MiB", why=None if a else "failed")
+            return
+        why = None if a is not None and b is not None else \
+            (b_text if a is not None else a_text)[len("n/a ("):-1]
+        report_row(label, a * scale if a is not None else None,
+                   b * scale if b is not None else None, peer, unit, why=why)
 
     median = statistics.median
     line("`run -d busybox sleep 300`, median", "run_d", _ms, median)
@@ -416,6 +428,9 @@ def _table(args, tmp, res, names, floor):
     if floor:
         print("| floor: a bare `python -S -I` blocked in read(), RSS / PSS | %s / %s | - | - |"
               % (_mib(floor[0]), _mib(floor[1])))
+        for i, part in enumerate(("RSS", "PSS")):
+            report_row("floor: a bare `python -S -I` blocked in read(), %s" % part,
+                       floor[i] / MIB, unit="MiB")
     print()
     ours_avg = res.values.get(("avg", "rootless-box"))
     ours_cpu = res.values.get(("idle_cpu", "rootless-box"))

@@ -7,7 +7,8 @@ the fair way (BASELINES.md: --runtime runc, native overlay via storage.conf, --n
 Runs of the two tools alternate in one loop on one filesystem, because the disk's speed here
 drifts from minute to minute.
 Must not: run as root (it measures rootless operation), touch the user's own stores, or leave
-processes behind. Prints a Markdown table on stdout; progress and errors go to stderr.
+processes behind. Prints a Markdown table on stdout (and its rows as JSON lines on $BENCH_JSON_FD,
+bench/_report.py); progress and errors go to stderr.
 
 Usage: .venv/bin/python bench/run_rm_true.py [--runs 30] [--warmup 3] [--rbx PATH]
 As root, set BENCH_USER=NAME to re-run it as that user (who must be able to read this tree).
@@ -27,6 +28,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
 from _peers import PeerFailed, PodmanStore, check, timed  # noqa: E402
+from _report import row  # noqa: E402
 
 
 def log(msg):
@@ -210,6 +212,9 @@ def _print_table(args, tmp, ours, podman, podman_note, times):
             b = "n/a (%s)" % (podman_note or "failed")
         ratio = "%.2f" % (ours_f[i] / pod_f[i]) if ours_f and pod_f else "-"
         print("| `run --rm true`, %s | %s | %s | %s |" % (label, a, b, ratio))
+        row("`run --rm busybox true`, %s" % label, ours_f[i] * 1000 if ours_f else None,
+            pod_f[i] * 1000 if pod_f else None, "podman", "ms",
+            why=None if pod_f else (podman_note or "failed"))
     sys.stdout.flush()
 
 

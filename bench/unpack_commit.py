@@ -26,6 +26,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
+from _report import row  # noqa: E402 (bench/ is sys.path[0])
+
 SOURCES = ("/usr/lib/python3.11", "/usr/share/perl", "/usr/share/locale")
 
 
@@ -219,12 +221,17 @@ def _table(args, data, times, commit):
     print("|---|---|---|---|")
     print("| unpack, beside `tar -xzf` of each layer | %.2f s | %.2f s | %.2f |"
           % (med["ours"], med["tar"], med["ours"] / med["tar"]))
+    row("unpack of 3 gzip layers (%d MB)" % (data >> 20), med["ours"], med["tar"],
+        "`tar -xzf` of each layer", "s")
     if "umoci" in med:
         print("| unpack, beside `umoci unpack --rootless` | %.2f s | %.2f s | %.2f |"
               % (med["ours"], med["umoci"], med["ours"] / med["umoci"]))
+    row("unpack of 3 gzip layers (%d MB)" % (data >> 20), med["ours"], med.get("umoci"),
+        "`umoci unpack --rootless`", "s", why=None if "umoci" in med else "not installed")
     ours, tar = statistics.median(commit["ours"]), statistics.median(commit["tar"])
     print("| commit of a 10,000-file upper dir, beside `tar -cf` of it | %.2f s | %.2f s | "
           "%.2f |" % (ours, tar, ours / tar))
+    row("`commit` of a 10,000-file upper dir", ours, tar, "`tar -cf` of it", "s")
     sys.stdout.flush()
 
 

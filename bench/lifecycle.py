@@ -369,7 +369,8 @@ def _mib(b):
 def _table(args, tmp, res, names, floor):
     print("Busybox `sleep 300` containers; latencies are medians of %d runs after %d warm-ups, "
           "the two tools alternating; memory from /proc/PID/smaps_rollup of rootless-box's "
-          "watcher + middle process and of podman's conmon (podman's pause process, one per "
+          "watcher (and any process between it and the container's init: none since the "
+          "monitor adopts init) and of podman's conmon (podman's pause process, one per "
           "user, not counted); idle CPU is utime+stime over %d s; stores on %s (%s); load "
           "average %s when done."
           % (args.runs, args.warmup, args.idle, os.path.dirname(tmp), _fs_type(tmp),
@@ -421,7 +422,8 @@ def _table(args, tmp, res, names, floor):
     line("keepers per container, mean of %d, PSS" % args.count, "avg", _mib, pss)
     line("- of which the watcher, RSS / PSS (mean of %d)" % args.count, "avg_watcher",
          lambda v: "%s / %s" % (_mib(v[0]), _mib(v[1])), lambda v: v, ours_only=True)
-    line("- of which the middle process, RSS / PSS (mean of %d)" % args.count, "avg_middle",
+    line("- of which processes between watcher and init, RSS / PSS (mean of %d)" % args.count,
+         "avg_middle",
          lambda v: "%s / %s" % (_mib(v[0]), _mib(v[1])), lambda v: v, ours_only=True)
     line("idle CPU of all %d containers' keepers over %d s" % (args.count, args.idle),
          "idle_cpu", lambda v: "%d ticks" % v, lambda v: v)

@@ -29,7 +29,7 @@ endif
 help:
 	@echo "make demo       build a base image from host binaries and run a container in it"
 	@echo "make test       run the test suite (as root: prepare the machine, run as rbxtest)"
-	@echo "make bench      run bench/*.py beside their peers, one table in bench/RESULTS.md (QUICK=1: smallest run counts)"
+	@echo "make bench      run bench/*.py beside podman and write bench/RESULTS.md"
 	@echo "make binary     one-file executable in dist/rootless-box (PyInstaller)"
 	@echo "make clean      remove build output; distclean also removes .venv"
 
@@ -82,6 +82,13 @@ test:
 else
 test: $(VENV)/.rbx-installed-test
 	@rc=0
+	# The binary's smoke suite (tests/binary) runs against dist/rootless-box: built here when
+	# PyInstaller can be installed (else those tests skip, saying so); a build that fails fails.
+	if $(MAKE) --no-print-directory $(VENV)/.rbx-installed-binary; then
+	    $(MAKE) --no-print-directory dist/rootless-box
+	else
+	    echo "make test: PyInstaller could not be installed; tests/binary will skip" >&2
+	fi
 	echo "+ $(VPY) -m pytest -ra $(PYTEST_ARGS) tests"
 	$(VPY) -m pytest -ra $(PYTEST_ARGS) tests || rc=$$?
 	if [ $$rc -eq 5 ]; then
@@ -90,40 +97,48 @@ test: $(VENV)/.rbx-installed-test
 	exit $$rc
 endif
 
-# Every bench/[!_]*.py (bench/_*.py are shared helpers) prints its own Markdown on stdout, its
-# progress on stderr, and one JSON line per figure on fd 3 (BENCH_JSON_FD; the convention is in
-# bench/_report.py), which merges them into ONE table in bench/RESULTS.md with the machine, the
-# date and the load. QUICK=1 runs each script with its smallest run counts and says so in the
-# header. BENCH_OUT=FILE writes elsewhere. Benchmarks refuse to run as root.
-BENCH_OUT ?= bench/RESULTS.md
-QUICK ?=
+# Each bench/*.py prints Markdown (a table, maybe a line of notes) on stdout and its progress on
+# stderr; the tables are gathered under one heading per script. Benchmarks refuse to run as root.
 bench: $(VENV)/.rbx-installed
-	@work=$$(mktemp -d "$${TMPDIR:-/tmp}/rbx-bench-report-XXXXXX")
-	trap 'rm -rf "$$work"' EXIT
-	: > "$$work/rows.jsonl"
-	$(VPY) bench/_report.py start "$$work"
+	@out=bench/RESULTS.md.tmp
+	{
+	    echo "# Benchmark results"
+	    echo
+	    echo "$$(date -u '+%Y-%m-%d %H:%M UTC'), $$(uname -sr), $$(nproc) cores, $$($(VPY) -V)."
+	    echo "Ratios are rootless-box / peer: below 1 means rootless-box is faster."
+	    echo
+	} > "$$out"
 	status=0
-	for script in bench/[!_]*.py; do
+	for script in bench/[!_]*.py; do  # bench/_*.py are shared helpers, not benchmarks
 	    [ -e "$$script" ] || continue
-	    name=$$(basename "$$script" .py)
-	    args=()
-	    if [ -n "$(QUICK)" ]; then read -ra args <<< "$$($(VPY) bench/_report.py quick-args "$$name")"; fi
-	    echo "== $$script $${args[*]}" >&2
-	    rc=0
-	    BENCH_JSON_FD=3 $(VPY) "$$script" "$${args[@]}" 3>>"$$work/rows.jsonl" | tee "$$work/$$name.md" || rc=$$?
-	    echo "$$rc $${args[*]}" > "$$work/$$name.status"
-	    if [ $$rc -ne 0 ]; then status=1; fi
+	    echo "== $$script" >&2
+	    printf '## %s\n\n' "$$(basename "$$script" .py)" >> "$$out"
+	    if ! $(VPY) "$$script" | tee -a "$$out"; then
+	        printf '\n(%s failed)\n' "$$script" >> "$$out"
+	        status=1
+	    fi
+	    echo >> "$$out"
 	done
-	$(VPY) bench/_report.py merge "$$work" > "$$work/RESULTS.md"
-	cp "$$work/RESULTS.md" "$(BENCH_OUT)"
-	echo "wrote $(BENCH_OUT)" >&2
+	mv "$$out" bench/RESULTS.md
+	echo "wrote bench/RESULTS.md" >&2
 	exit $$status
 
-binary: $(VENV)/.rbx-installed
+# One file, dist/rootless-box (pyinstaller.spec says how it is laid out). Rebuilt only when a
+# source, the spec or the launcher changed: a build takes ~30 s.
+$(VENV)/.rbx-installed-binary: pyproject.toml | $(VPY)
 	@echo "+ pip install -e '.[binary]' (into $(VENV))"
 	$(call pip_install,.[binary])
-	$(VENV)/bin/pyinstaller --clean -y pyinstaller.spec
+	touch $@
+
+BINARY_SOURCES := pyinstaller.spec scripts/binary-launcher.sh scripts/write_build_info.py \
+	$(shell find rootless_box -name '*.py' ! -name _build.py)
+
+dist/rootless-box: $(BINARY_SOURCES) $(VENV)/.rbx-installed-binary
+	@echo "+ pyinstaller pyinstaller.spec"
+	$(VENV)/bin/pyinstaller --clean -y --log-level WARN pyinstaller.spec
 	ls -l dist/rootless-box
+
+binary: dist/rootless-box
 
 clean:
 	rm -rf ./build ./dist ./.pytest_cache ./*.egg-info bench/RESULTS.md.tmp

@@ -29,7 +29,7 @@ endif
 help:
 	@echo "make demo       build a base image from host binaries and run a container in it"
 	@echo "make test       run the test suite (as root: prepare the machine, run as rbxtest)"
-	@echo "make bench      run bench/*.py beside podman and write bench/RESULTS.md"
+	@echo "make bench      run bench/*.py beside their peers, one table in bench/RESULTS.md (QUICK=1: smallest run counts)"
 	@echo "make binary     one-file executable in dist/rootless-box (PyInstaller)"
 	@echo "make clean      remove build output; distclean also removes .venv"
 
@@ -97,30 +97,33 @@ test: $(VENV)/.rbx-installed-test
 	exit $$rc
 endif
 
-# Each bench/*.py prints Markdown (a table, maybe a line of notes) on stdout and its progress on
-# stderr; the tables are gathered under one heading per script. Benchmarks refuse to run as root.
+# Every bench/[!_]*.py (bench/_*.py are shared helpers) prints its own Markdown on stdout, its
+# progress on stderr, and one JSON line per figure on fd 3 (BENCH_JSON_FD; the convention is in
+# bench/_report.py), which merges them into ONE table in bench/RESULTS.md with the machine, the
+# date and the load. QUICK=1 runs each script with its smallest run counts and says so in the
+# header. BENCH_OUT=FILE writes elsewhere. Benchmarks refuse to run as root.
+BENCH_OUT ?= bench/RESULTS.md
+QUICK ?=
 bench: $(VENV)/.rbx-installed
-	@out=bench/RESULTS.md.tmp
-	{
-	    echo "# Benchmark results"
-	    echo
-	    echo "$$(date -u '+%Y-%m-%d %H:%M UTC'), $$(uname -sr), $$(nproc) cores, $$($(VPY) -V)."
-	    echo "Ratios are rootless-box / peer: below 1 means rootless-box is faster."
-	    echo
-	} > "$$out"
+	@work=$$(mktemp -d "$${TMPDIR:-/tmp}/rbx-bench-report-XXXXXX")
+	trap 'rm -rf "$$work"' EXIT
+	: > "$$work/rows.jsonl"
+	$(VPY) bench/_report.py start "$$work"
 	status=0
-	for script in bench/[!_]*.py; do  # bench/_*.py are shared helpers, not benchmarks
+	for script in bench/[!_]*.py; do
 	    [ -e "$$script" ] || continue
-	    echo "== $$script" >&2
-	    printf '## %s\n\n' "$$(basename "$$script" .py)" >> "$$out"
-	    if ! $(VPY) "$$script" | tee -a "$$out"; then
-	        printf '\n(%s failed)\n' "$$script" >> "$$out"
-	        status=1
-	    fi
-	    echo >> "$$out"
+	    name=$$(basename "$$script" .py)
+	    args=()
+	    if [ -n "$(QUICK)" ]; then read -ra args <<< "$$($(VPY) bench/_report.py quick-args "$$name")"; fi
+	    echo "== $$script $${args[*]}" >&2
+	    rc=0
+	    BENCH_JSON_FD=3 $(VPY) "$$script" "$${args[@]}" 3>>"$$work/rows.jsonl" | tee "$$work/$$name.md" || rc=$$?
+	    echo "$$rc $${args[*]}" > "$$work/$$name.status"
+	    if [ $$rc -ne 0 ]; then status=1; fi
 	done
-	mv "$$out" bench/RESULTS.md
-	echo "wrote bench/RESULTS.md" >&2
+	$(VPY) bench/_report.py merge "$$work" > "$$work/RESULTS.md"
+	cp "$$work/RESULTS.md" "$(BENCH_OUT)"
+	echo "wrote $(BENCH_OUT)" >&2
 	exit $$status
 
 # One file, dist/rootless-box (pyinstaller.spec says how it is laid out). Rebuilt only when a

@@ -10,7 +10,11 @@ Must not: run as root (it measures rootless operation), touch the user's own sto
 processes behind. Prints a Markdown table on stdout (and its rows as JSON lines on $BENCH_JSON_FD,
 bench/_report.py); progress and errors go to stderr.
 
+The one-file binary (dist/rootless-box, `make binary`) joins the loop as a third tool when it
+exists: its rows say what a user of the binary pays.
+
 Usage: .venv/bin/python bench/run_rm_true.py [--runs 30] [--warmup 3] [--rbx PATH]
+       [--binary PATH|none]
 As root, set BENCH_USER=NAME to re-run it as that user (who must be able to read this tree).
 """
 
@@ -41,6 +45,8 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--rbx", help="the rootless-box command (default: the one beside this "
                                       "python, e.g. .venv/bin/rootless-box)")
+    parser.add_argument("--binary", help="the one-file binary (default: dist/rootless-box "
+                                         "when it was built; 'none': leave it out)")
     args = parser.parse_args(argv)
 
     if os.geteuid() == 0:
@@ -71,6 +77,17 @@ def main(argv=None):
             log("rootless-box cannot be measured: %s" % e)
             ours = None
 
+        binary = _binary_path(args.binary)
+        if binary:
+            # its own store and the user's cache: the first call (a warm-up) unpacks it
+            binary = _Ours([binary], tmp, name="rootless-box binary", data="rbx-bin-data")
+            try:
+                binary.setup(tar_path)
+            except PeerFailed as e:
+                failures.append("rootless-box binary: %s" % e)
+                log("the binary cannot be measured: %s" % e)
+                binary = None
+
         podman_note = None
         if shutil.which("podman") is None:
             podman_note = "not installed"
@@ -85,7 +102,8 @@ def main(argv=None):
                 log("podman cannot be measured: %s" % e)
                 podman_note = "failed"
 
-        tools = [t for t in (ours, podman if podman_note is None else None) if t is not None]
+        tools = [t for t in (ours, binary, podman if podman_note is None else None)
+                 if t is not None]
         times = {id(t): [] for t in tools}
         for i in range(args.warmup + args.runs):
             for tool in tools:
@@ -100,7 +118,7 @@ def main(argv=None):
                     continue
                 if i >= args.warmup:
                     times[id(tool)].append(elapsed)
-        _print_table(args, tmp, ours, podman, podman_note, times)
+        _print_table(args, tmp, ours, podman, podman_note, times, binary)
     finally:
         if podman is not None:
             podman.teardown()
@@ -119,15 +137,21 @@ def _default_rbx():
     return [sys.executable, "-m", "rootless_box"]
 
 
-class _Ours:
-    name = "rootless-box"
+def _binary_path(arg):
+    if arg == "none":
+        return None
+    path = arg or os.path.join(os.path.dirname(HERE), "dist", "rootless-box")
+    return path if os.access(path, os.X_OK) else None
 
-    def __init__(self, rbx, tmp):
+
+class _Ours:
+    def __init__(self, rbx, tmp, name="rootless-box", data="rbx-data"):
         self.rbx = rbx
+        self.name = name
         self.failed = False
         self.env = dict(os.environ)
         # A private store; the runtime dir stays the user's, as in real use.
-        self.env["XDG_DATA_HOME"] = os.path.join(tmp, "rbx-data")
+        self.env["XDG_DATA_HOME"] = os.path.join(tmp, data)
         os.mkdir(self.env["XDG_DATA_HOME"], 0o700)
 
     def setup(self, tar_path):
@@ -190,7 +214,7 @@ def _fs_type(path):
     return proc.stdout.strip() or "unknown"
 
 
-def _print_table(args, tmp, ours, podman, podman_note, times):
+def _print_table(args, tmp, ours, podman, podman_note, times, binary=None):
     def figures(tool):
         values = times.get(id(tool)) if tool is not None else None
         if not values or tool.failed:
@@ -199,7 +223,7 @@ def _print_table(args, tmp, ours, podman, podman_note, times):
 
     ours_f = figures(ours)
     pod_f = figures(podman) if podman_note is None else None
-    print("`run --rm busybox true`: %d runs after %d warm-ups, the two tools alternating, "
+    print("`run --rm busybox true`: %d runs after %d warm-ups, the tools alternating, "
           "stores on %s (%s)." % (args.runs, args.warmup, os.path.dirname(tmp), _fs_type(tmp)))
     print()
     print("| figure | rootless-box | podman | ratio |")
@@ -215,6 +239,17 @@ def _print_table(args, tmp, ours, podman, podman_note, times):
         row("`run --rm busybox true`, %s" % label, ours_f[i] * 1000 if ours_f else None,
             pod_f[i] * 1000 if pod_f else None, "podman", "ms",
             why=None if pod_f else (podman_note or "failed"))
+    if binary is not None:
+        bin_f = figures(binary)
+        for i, label in enumerate(("median", "p90", "min")):
+            a = _ms(bin_f[i]) if bin_f else "failed"
+            b = _ms(pod_f[i]) if pod_f else "n/a (%s)" % (podman_note or "failed")
+            ratio = "%.2f" % (bin_f[i] / pod_f[i]) if bin_f and pod_f else "-"
+            print("| `run --rm true`, the one-file binary, %s | %s | %s | %s |"
+                  % (label, a, b, ratio))
+            row("`run --rm busybox true`, the one-file binary, %s" % label,
+                bin_f[i] * 1000 if bin_f else None, pod_f[i] * 1000 if pod_f else None,
+                "podman", "ms", why=None if pod_f else (podman_note or "failed"))
     sys.stdout.flush()
 
 

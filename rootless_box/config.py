@@ -164,6 +164,13 @@ def unbundled_env(environ, bundle_dir=None):
     return env
 
 
+def launcher_path():
+    """RBX_LAUNCHER: the one-file binary's own path (its launcher sets it), where a frozen tool
+    must name itself for later (sys.executable is the unpacked cache copy); None otherwise."""
+    path = os.environ.get("RBX_LAUNCHER")
+    return path if path and os.path.isabs(path) else None
+
+
 def unbundle_environ():
     """In a frozen binary, before anything runs: this process's own environment as the user
     gave it. Every child inherits os.environ (host helpers such as newuidmap and

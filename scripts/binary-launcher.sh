@@ -5,12 +5,20 @@
 # Owns: finding the unpacked tool for this very build under the user's cache directory,
 # unpacking it there once (never under TMPDIR, which may be noexec), and exec'ing it. Must not:
 # stay as a process (exec: the tool's pid is this pid, so nothing sits between a caller and
-# the tool, or between the tool and a container), or change the environment the tool sees.
+# the tool, or between the tool and a container), or change the environment the tool sees
+# beyond RBX_LAUNCHER (its own path).
 # Later calls cost one sh start and one exec; the tree is keyed by version and content hash,
 # so a new build never runs an old tree. Needs only sh, tail, gzip and tar, which every Linux
 # has. Remove ~/.cache/rootless-box to reclaim the space of old builds.
 id=@ID@
 skip=@SKIP@
+# the one file's own path, for what must name the tool that outlives this cache (generate
+# systemd): the unpacked tree may be removed or replaced by a newer build
+case $0 in
+    /*) RBX_LAUNCHER=$0 ;;
+    *) RBX_LAUNCHER=$(pwd)/$0 ;;
+esac
+export RBX_LAUNCHER
 case ${XDG_CACHE_HOME-} in
     /*) cache=$XDG_CACHE_HOME/rootless-box ;;
     *) cache=${HOME:-/nonexistent}/.cache/rootless-box ;;

@@ -29,7 +29,10 @@ def command(verb, summary):
 def _tool():
     """How systemd should call this very tool."""
     if getattr(sys, "frozen", False):
-        return [sys.executable]
+        from .. import config
+        # the one file, not its unpacked cache copy: a cleared cache or a new build would
+        # leave the unit pointing at nothing
+        return [config.launcher_path() or sys.executable]
     script = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
     if os.path.basename(script) == "rootless-box" and os.access(script, os.X_OK):
         return [script]

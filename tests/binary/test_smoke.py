@@ -297,3 +297,13 @@ def test_host_helper_env(rbx, image, detached, tmp_path, cache_home):
     seen = env_lines(record.read_text())
     assert "LD_LIBRARY_PATH=/opt/user-libs" in seen
     assert_no_bundler_paths(seen, cache_home)
+
+
+def test_generate_systemd_names_the_one_file(rbx, image, detached):
+    """A unit must outlive the unpacked cache (cleared, or replaced by a newer build): it
+    names the file the user copied, not its cache copy."""
+    rbx.ok("create", "--name", "unit", image, "true")
+    detached.append("unit")
+    unit = rbx.ok("generate", "systemd", "unit").out
+    start = [l for l in unit.splitlines() if l.startswith("ExecStart=")][0]
+    assert start.split("=", 1)[1].split()[0] == os.path.abspath(BINARY)

@@ -47,66 +47,12 @@ def _inside(rootfs, func, args):
     return func(*args)
 
 
-class Peer:
-    """A forked helper running beside the caller (see start_peer)."""
-
-    def __init__(self, pid, res_r, err_r):
-        self.pid = pid
-        self._res_r = res_r
-        self._err_r = err_r
-
-    def finish(self):
-        """Wait for it; its JSON-able result, or the BoxError it raised."""
-        from .. import errors, fastjson
-        try:
-            result = launcher._read_all(self._res_r)
-            err = launcher._read_all(self._err_r)
-        finally:
-            self._close()
-            os.waitpid(self.pid, 0)
-        if err:
-            launcher._raise_reported(err)
-        if not result.startswith(b"R"):
-            raise errors.SetupError("the copying helper died without an answer")
-        return fastjson.loads(result[1:])
-
-    def abandon(self):
-        """End it (the other side of its pipe failed) and wait for it."""
-        try:
-            os.kill(self.pid, 9)
-        except ProcessLookupError:
-            pass
-        self._close()
-        os.waitpid(self.pid, 0)
-
-    def _close(self):
-        for fd in (self._res_r, self._err_r):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-
-
 def start_peer(func, *args, close=()):
     """Fork a helper that runs func(*args) as the user, in the caller's namespaces (the
     host side of a copy: reading the host's source files, or writing the host's
     destination). close: fds the helper must not hold (the pipe end it does not use, so
-    that its partner sees EOF)."""
-    from .. import fastjson
-    launcher._flush_stdio()
-    res_r, res_w = os.pipe2(os.O_CLOEXEC)
-    err_r, err_w = os.pipe2(os.O_CLOEXEC)
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(res_r)
-            os.close(err_r)
-            for fd in close:
-                os.close(fd)
-            os.write(res_w, b"R" + fastjson.dumps(func(*args)))
-            os._exit(0)
-        except BaseException as exc:
-            launcher._report(err_w, exc)
-    os.close(res_w)
-    os.close(err_w)
-    return Peer(pid, res_r, err_r)
+    that its partner sees EOF). -> launcher.Forked (finish, abandon)."""
+    def before():
+        for fd in close:
+            os.close(fd)
+    return launcher.fork_call(func, args, before, "the copying helper")

@@ -117,37 +117,12 @@ def run_in_target(target, func, *args):
     result or raises the BoxError it raised. For work on a running container's files with
     the container's owners (cp): the child is root of the container's user namespace, with
     every capability there, and sees the container's mounts."""
-    from .. import fastjson
-    launcher._flush_stdio()
-    res_r, res_w = os.pipe2(os.O_CLOEXEC)
-    err_r, err_w = os.pipe2(os.O_CLOEXEC)
-    child = os.fork()
-    if child == 0:
-        try:
-            os.close(res_r)
-            os.close(err_r)
-            libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
-            enter(target)
-            libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)  # setns(user) cleared it
-            os.write(res_w, b"R" + fastjson.dumps(func(*args)))
-            os._exit(0)
-        except BaseException as exc:
-            launcher._report(err_w, exc)
-    os.close(res_w)
-    os.close(err_w)
-    try:
-        result = launcher._read_all(res_r)
-        err = launcher._read_all(err_r)
-    finally:
-        os.close(res_r)
-        os.close(err_r)
-        os.waitpid(child, 0)
-    if err:
-        launcher._raise_reported(err)
-    if not result.startswith(b"R"):
-        from ..errors import SetupError
-        raise SetupError("the process that entered the container died without an answer")
-    return fastjson.loads(result[1:])
+    def before():
+        libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
+        enter(target)
+        libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)  # setns(user) cleared it
+    return launcher.fork_call(func, args, before,
+                              "the process that entered the container").finish()
 
 
 def spawn(target, spec, detach=False):

@@ -176,6 +176,65 @@ def _finish_helper(pid, sync, ok):
     return fastjson.loads(result[1:])
 
 
+class Forked:
+    """A forked child computing a JSON-able result (see fork_call)."""
+
+    def __init__(self, pid, res_r, err_r, what):
+        self.pid, self._res_r, self._err_r, self._what = pid, res_r, err_r, what
+
+    def finish(self):
+        """Wait for it; its result, or the BoxError it raised."""
+        try:
+            result = _read_all(self._res_r)
+            err = _read_all(self._err_r)
+        finally:
+            self._close()
+            os.waitpid(self.pid, 0)
+        if err:
+            _raise_reported(err)
+        if not result.startswith(b"R"):
+            raise errors.SetupError("%s died without an answer" % self._what)
+        return fastjson.loads(result[1:])
+
+    def abandon(self):
+        """End it (the other side of its work failed) and wait for it."""
+        try:
+            os.kill(self.pid, 9)
+        except ProcessLookupError:
+            pass
+        self._close()
+        os.waitpid(self.pid, 0)
+
+    def _close(self):
+        for fd in (self._res_r, self._err_r):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def fork_call(func, args, before=None, what="the helper process"):
+    """Fork a child that runs before() (entering namespaces, closing fds it must not hold),
+    then func(*args), and sends back its JSON-able result or its failure; -> Forked."""
+    _flush_stdio()
+    res_r, res_w = os.pipe2(os.O_CLOEXEC)
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(res_r)
+            os.close(err_r)
+            if before is not None:
+                before()
+            os.write(res_w, b"R" + fastjson.dumps(func(*args)))
+            os._exit(0)
+        except BaseException as exc:
+            _report(err_w, exc)
+    os.close(res_w)
+    os.close(err_w)
+    return Forked(pid, res_r, err_r, what)
+
+
 def run_in_userns(func, idmap, *args):
     """Run func(*args) as root of a fresh user + mount namespace and return its JSON-able
     result. Used to unpack layers with their owners and to remove trees with subuid owners."""

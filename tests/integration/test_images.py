@@ -703,3 +703,18 @@ def test_inspect_format_templates(cli, image):
     bad = cli("inspect", "-f", "{{.Id", image)
     assert bad.returncode == 125 and "template" in bad.err
     cli.ok("rm", "fmt-test")
+
+
+def test_a_tar_made_by_the_user_with_its_own_root_entry_imports(cli, rootfs_tar, tmp_path):
+    """`tar -C dir -cf x.tar .` as the user writes a `./` entry owned by the user's uid, which
+    a subuid mapping turns into a subordinate id: the layer directory must still be the
+    store's to move into place (it keeps the namespace root as owner)."""
+    with tarfile.open(rootfs_tar) as base, tarfile.open(tmp_path / "own.tar", "w") as out:
+        root = tarfile.TarInfo(".")
+        root.type, root.mode = tarfile.DIRTYPE, 0o555
+        root.uid, root.gid = os.getuid(), os.getgid()
+        out.addfile(root)
+        for member in base.getmembers():
+            out.addfile(member, base.extractfile(member) if member.isreg() else None)
+    cli.ok("import", tmp_path / "own.tar", "own:1")
+    assert cli.ok("run", "--rm", "own:1", "echo", "imported").out == "imported\n"

@@ -1,8 +1,8 @@
 """The only home of ctypes: thin wrappers over the Linux syscalls Python's os module lacks.
 
 Owns: unshare, setns, mount, umount2, pivot_root, mount_setattr, sethostname, prctl,
-capget/capset, the constants they take, and turning a failed call into OSError with the right
-errno.
+capget/capset, seccomp, the constants they take, and turning a failed call into OSError with
+the right errno.
 Must not: decide policy (what to mount, which caps to keep); callers in userns/ do that.
 """
 
@@ -16,9 +16,9 @@ _libc = ctypes.CDLL(None, use_errno=True)
 # Per-architecture syscall numbers for calls glibc does not wrap (asm/unistd.h).
 _SYSCALLS = {
     "x86_64": {"pivot_root": 155, "capget": 125, "capset": 126, "mount_setattr": 442,
-               "openat2": 437},
+               "openat2": 437, "seccomp": 317},
     "aarch64": {"pivot_root": 41, "capget": 90, "capset": 91, "mount_setattr": 442,
-                "openat2": 437},
+                "openat2": 437, "seccomp": 277},
 }
 _NR = _SYSCALLS.get(os.uname().machine, {})
 
@@ -149,6 +149,23 @@ def capset(effective, permitted, inheritable):
         data[i].permitted = (permitted >> shift) & 0xFFFFFFFF
         data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
     _check(_syscall("capset", ctypes.byref(header), ctypes.byref(data)), "capset")
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+_SECCOMP_SET_MODE_FILTER = 1
+
+
+def seccomp_set_filter(program, count, flags=0):
+    """seccomp(SECCOMP_SET_MODE_FILTER, flags, &prog) with program the packed struct
+    sock_filter array of count instructions; returns what the call returns (a listener fd
+    with SECCOMP_FILTER_FLAG_NEW_LISTENER, else 0)."""
+    buf = ctypes.create_string_buffer(program, len(program))
+    prog = _SockFprog(count, ctypes.cast(buf, ctypes.c_void_p))
+    return _check(_syscall("seccomp", ctypes.c_uint(_SECCOMP_SET_MODE_FILTER),
+                           ctypes.c_uint(flags), ctypes.byref(prog)), "seccomp")
 
 
 def last_cap():

@@ -1,0 +1,162 @@
+"""The seccomp "fake root" filter for single-id mappings, as a classic BPF program.
+
+Owns: the per-architecture syscall numbers the filter names (from the kernel's tables:
+arch/x86/entry/syscalls/syscall_64.tbl and include/uapi/asm-generic/unistd.h for aarch64),
+building the program in Python (struct sock_filter, no libseccomp), and installing it.
+Under a single-id mapping only uid/gid 0 exist, so the credential changes package managers
+make (apt's `seteuid 100`, setgroups, chown to a system user) fail; the filter makes them
+return success without doing anything (SECCOMP_RET_ERRNO with errno 0), as Charliecloud's
+`--seccomp` and enroot do.
+Must not: grant anything. The filter only turns some failures into no-op successes; a process
+under it can touch no file its user could not touch without it. Nor decide when the filter
+applies (ops/ sets spec["seccomp"]).
+"""
+
+import os
+import struct
+
+from .. import errors
+
+# linux/audit.h: EM_* | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE
+AUDIT_ARCH_X86_64 = 62 | 0x80000000 | 0x40000000
+AUDIT_ARCH_AARCH64 = 183 | 0x80000000 | 0x40000000
+# arch/x86/include/uapi/asm/unistd.h: x32 calls carry this bit in their number and the
+# x86_64 arch word, with numbers of their own a filter for x86_64 would not recognise
+X32_SYSCALL_BIT = 0x40000000
+
+# linux/seccomp.h
+SECCOMP_RET_KILL_PROCESS = 0x80000000
+SECCOMP_RET_ERRNO = 0x00050000
+SECCOMP_RET_USER_NOTIF = 0x7FC00000
+SECCOMP_RET_ALLOW = 0x7FFF0000
+SECCOMP_SET_MODE_FILTER = 1
+
+# linux/bpf_common.h
+BPF_LD_W_ABS = 0x00 | 0x00 | 0x20
+BPF_JEQ_K = 0x05 | 0x10 | 0x00
+BPF_JGE_K = 0x05 | 0x30 | 0x00
+BPF_AND_K = 0x04 | 0x50 | 0x00
+BPF_RET_K = 0x06 | 0x00
+
+# struct seccomp_data: int nr; __u32 arch; __u64 instruction_pointer; __u64 args[6].
+# Both architectures are little-endian, so an argument's low 32 bits sit at its offset.
+OFF_NR, OFF_ARCH = 0, 4
+
+
+def off_arg(index):
+    return 16 + 8 * index
+
+
+S_IFMT, S_IFCHR, S_IFBLK = 0o170000, 0o020000, 0o060000
+ENOSYS = 38
+
+# machine -> (arch word, {name: number}); chown-family names listed apart, mknod with the
+# index of its mode argument
+TABLES = {
+    "x86_64": {
+        "arch": AUDIT_ARCH_X86_64, "x32": True,
+        "fake": {"setuid": 105, "setgid": 106, "setreuid": 113, "setregid": 114,
+                 "setgroups": 116, "setresuid": 117, "setresgid": 119, "setfsuid": 122,
+                 "setfsgid": 123, "capset": 126},
+        "chown": {"chown": 92, "fchown": 93, "lchown": 94, "fchownat": 260},
+        "mknod": {"mknod": (133, 1), "mknodat": (259, 2)},
+    },
+    "aarch64": {
+        "arch": AUDIT_ARCH_AARCH64, "x32": False,
+        "fake": {"capset": 91, "setregid": 143, "setgid": 144, "setreuid": 145,
+                 "setuid": 146, "setresuid": 147, "setresgid": 149, "setfsuid": 151,
+                 "setfsgid": 152, "setgroups": 159},
+        "chown": {"fchownat": 54, "fchown": 55},
+        "mknod": {"mknodat": (33, 2)},
+    },
+}
+
+FAKE_SUCCESS = SECCOMP_RET_ERRNO | 0
+
+
+def table(machine=None):
+    """The syscall table of machine (default: this one), or a BoxError naming it."""
+    machine = machine or os.uname().machine
+    entry = TABLES.get(machine)
+    if entry is None:
+        raise errors.SetupError(
+            "the seccomp fake root has no syscall table for this machine's architecture "
+            "(%s; it knows %s)" % (machine, ", ".join(sorted(TABLES))),
+            "run with --security-opt seccomp=unconfined, or use a subordinate id mapping "
+            "(--userns=subuid)")
+    return entry
+
+
+def program(machine=None, chown_action=FAKE_SUCCESS):
+    """The fake-root filter for machine as a list of (code, jt, jf, k). chown_action: the
+    verdict for the chown family (fake success, or SECCOMP_RET_USER_NOTIF for a supervisor
+    that records the owner asked for)."""
+    t = table(machine)
+    code = []  # entries: (code, jt, jf, k), jumps as label names until resolved
+    labels = {}
+
+    def emit(op, k, jt=0, jf=0):
+        code.append((op, jt, jf, k))
+
+    emit(BPF_LD_W_ABS, OFF_ARCH)
+    # Another arch word (i386 on x86_64, arm32 on aarch64) numbers its calls differently:
+    # nothing below applies, and allowing is safe as the filter only fakes successes.
+    emit(BPF_JEQ_K, t["arch"], 0, "allow")
+    emit(BPF_LD_W_ABS, OFF_NR)
+    if t["x32"]:
+        # x32's chown would slip past under its own numbers: refused as on a kernel built
+        # without x32 (ENOSYS), not allowed, so no call escapes the table unnoticed
+        emit(BPF_JGE_K, X32_SYSCALL_BIT, "x32", 0)
+    for nr in sorted(t["fake"].values()):
+        emit(BPF_JEQ_K, nr, "fake", 0)
+    for nr in sorted(t["chown"].values()):
+        emit(BPF_JEQ_K, nr, "chown", 0)
+    for name, (nr, _arg) in sorted(t["mknod"].items()):
+        emit(BPF_JEQ_K, nr, "mknod_" + name, 0)
+    # classic BPF jumps forward only: the mknod checks sit between the list and the verdicts
+    labels["allow"] = len(code)
+    emit(BPF_RET_K, SECCOMP_RET_ALLOW)
+    for name, (_nr, arg) in sorted(t["mknod"].items()):
+        # only device nodes are faked: a fifo, socket or regular file is made for real
+        labels["mknod_" + name] = len(code)
+        emit(BPF_LD_W_ABS, off_arg(arg))
+        emit(BPF_AND_K, S_IFMT)
+        emit(BPF_JEQ_K, S_IFCHR, "fake", 0)
+        emit(BPF_JEQ_K, S_IFBLK, "fake", "allow_file")
+    labels["allow_file"] = len(code)
+    emit(BPF_RET_K, SECCOMP_RET_ALLOW)
+    labels["fake"] = len(code)
+    emit(BPF_RET_K, FAKE_SUCCESS)
+    labels["chown"] = len(code)
+    emit(BPF_RET_K, chown_action)
+    if t["x32"]:
+        labels["x32"] = len(code)
+        emit(BPF_RET_K, SECCOMP_RET_ERRNO | ENOSYS)
+    out = []
+    for i, (op, jt, jf, k) in enumerate(code):
+        jt = labels[jt] - i - 1 if isinstance(jt, str) else jt
+        jf = labels[jf] - i - 1 if isinstance(jf, str) else jf
+        if not (0 <= jt < 256 and 0 <= jf < 256):  # u8 forward offsets
+            raise AssertionError("seccomp program jump out of range")
+        out.append((op, jt, jf, k))
+    return out
+
+
+def pack(prog):
+    """struct sock_filter[]: u16 code, u8 jt, u8 jf, u32 k, native byte order."""
+    return b"".join(struct.pack("=HBBI", *insn) for insn in prog)
+
+
+def install(policy):
+    """Install the filter named by policy in this (single-threaded) process; it is kept
+    across fork and execve. Needs no_new_privs (or CAP_SYS_ADMIN): seccomp(2)."""
+    if policy != "fakeroot":
+        raise errors.SetupError("unknown seccomp policy %r" % policy)
+    from . import libc
+    prog = program()
+    try:
+        libc.seccomp_set_filter(pack(prog), len(prog), 0)
+    except OSError as exc:
+        raise errors.SetupError("cannot install the seccomp fake-root filter: %s"
+                                % exc.strerror,
+                                "run with --security-opt seccomp=unconfined") from None

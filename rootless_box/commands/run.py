@@ -34,6 +34,10 @@ OPTS = (
     Opt("--pull", VALUE, 'Pull image before running ("always", "missing", "never")',
         default="missing"),
     Opt("--platform", VALUE, "Set platform if server is multi-platform capable"),
+    Opt("--userns", VALUE, "User namespace mapping: auto (a subordinate id range when the "
+                           "user has one), single, subuid"),
+    Opt("--security-opt", LIST, "Security options (seccomp=unconfined, no-new-privileges)",
+        metavar="list", dest="security_opt"),
 )
 
 
@@ -59,7 +63,8 @@ def options_from(parsed):
         hostname=parsed.hostname, volumes=parsed.volume, tmpfs=parsed.tmpfs,
         read_only=parsed.read_only, network=parsed.network, init=parsed.init,
         detach=getattr(parsed, "detach", False), restart=parsed.restart,
-        log_opts=parsed.log_opt, stop_signal=parsed.stop_signal, stop_timeout=stop_timeout)
+        log_opts=parsed.log_opt, stop_signal=parsed.stop_signal, stop_timeout=stop_timeout,
+        userns=run_ops.parse_userns(parsed.userns), security_opts=parsed.security_opt)
 
 
 def puller(policy, platform=None):

@@ -103,6 +103,15 @@ def build_spec(record, opts, target):
     return spec
 
 
+def _seccomp_of(store, record):
+    """The seccomp filter the container's init installed (its kept run spec): an exec'd
+    process gets the same, as it gets the same capabilities."""
+    try:
+        return containers.load_spec(store, record).get("seccomp")
+    except errors.Conflict:
+        return None  # no kept spec: the filter only fakes successes, nothing is exposed
+
+
 def exec_in(opts):
     """Run opts.command in the running container opts.container; returns its exit status
     (Docker's numbers), or 0 at once when detached."""
@@ -111,6 +120,7 @@ def exec_in(opts):
     target = open_container(record)
     try:
         spec = build_spec(record, opts, target)
+        spec["seccomp"] = _seccomp_of(store, record)
         if opts.detach:
             join.spawn(target, spec, detach=True)
             return 0

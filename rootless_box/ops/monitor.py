@@ -210,7 +210,8 @@ def serve_again(cid, action):
         discard(store, record)
         return 0
     spec = containers.load_spec(store, record)
-    _serve(store, idmap, cid, spec, None)
+    from .run import idmap_of
+    _serve(store, idmap_of(spec, idmap), cid, spec, None)
     return 0
 
 

@@ -53,6 +53,39 @@ class RunOptions:
         self.log_opts = list(kw.get("log_opts", ()))
         self.stop_signal = kw.get("stop_signal")
         self.stop_timeout = kw.get("stop_timeout")
+        self.userns = kw.get("userns")
+        self.security_opts = list(kw.get("security_opts", ()))
+
+
+USERNS_MODES = ("auto", "single", "subuid")
+
+
+def parse_userns(text):
+    """--userns auto|single|subuid (auto: a subordinate range when the user has one)."""
+    if text is None or text == "":
+        return None
+    if text not in USERNS_MODES:
+        raise errors.UsageError("invalid --userns %r" % text,
+                                "use one of: %s" % ", ".join(USERNS_MODES))
+    return text
+
+
+def parse_security_opts(items):
+    """--security-opt values -> whether seccomp is unconfined. no-new-privileges is accepted
+    and changes nothing: every container here has it (the fake-root filter needs it)."""
+    unconfined = False
+    for item in items:
+        # Docker takes both key=value and the older key:value
+        key, _sep, value = item.partition("=" if "=" in item else ":")
+        if key == "seccomp" and value == "unconfined":
+            unconfined = True
+        elif key == "no-new-privileges" and value in ("", "true"):
+            pass
+        else:
+            raise errors.UsageError("unsupported --security-opt %r" % item,
+                                    "rootless-box accepts seccomp=unconfined and "
+                                    "no-new-privileges")
+    return unconfined
 
 
 def parse_restart(text):
@@ -271,6 +304,7 @@ def prepare(store, idmap, opts):
 
 
 def _create(store, idmap, opts, network, mounts, extra_env):
+    unconfined = parse_security_opts(opts.security_opts)
     image = images.resolve(store, opts.image)
     images.ensure_unpacked(store, idmap, image)
     image_config = image.config.get("config") or {}
@@ -293,6 +327,7 @@ def _create(store, idmap, opts, network, mounts, extra_env):
                    "Entrypoint": image_config.get("Entrypoint") if opts.entrypoint is None
                    else ([opts.entrypoint] if opts.entrypoint else None)},
         "HostConfig": {"AutoRemove": opts.rm, "NetworkMode": network,
+                       "UsernsMode": opts.userns or "", "SecurityOpt": opts.security_opts,
                        "ReadonlyRootfs": opts.read_only, "Init": opts.init,
                        "Binds": [v for v in opts.volumes], "Tmpfs": opts.tmpfs,
                        "RestartPolicy": parse_restart(opts.restart),
@@ -329,7 +364,7 @@ def _create(store, idmap, opts, network, mounts, extra_env):
             "rootfs": prepare_rootfs(cdir, driver, image.layer_dirs(), idmap),
             "mounts": mounts, "etc_files": write_etc_files(cdir, network, hostname),
         }
-        spec.update(confinement(idmap))
+        spec.update(confinement(idmap, unconfined))
         store.write_container(record)
         containers.save_spec(store, cid, spec)
     except BaseException:
@@ -338,10 +373,21 @@ def _create(store, idmap, opts, network, mounts, extra_env):
     return record, spec
 
 
-def confinement(idmap):
-    """The parts of a run spec every container gets: Docker's capabilities, the mapping."""
+def confinement(idmap, unconfined=False):
+    """The parts of a run spec every container gets: Docker's capabilities, the mapping, and
+    under a single-id mapping the seccomp fake root (userns/seccomp.py), so that the
+    credential changes and chowns of package managers succeed where only uid 0 exists."""
     return {"caps": list(caps.DOCKER_DEFAULT), "idmap_mode": idmap.mode,
-            "tty_gid_mapped": idmap.to_host_gid(5) is not None, "winsize": None}
+            "tty_gid_mapped": idmap.to_host_gid(5) is not None, "winsize": None,
+            "seccomp": "fakeroot" if idmap.mode == "single" and not unconfined else None}
+
+
+def idmap_of(spec, idmap):
+    """The mapping a kept run spec was made for (`create --userns=single` then `start`):
+    layers and the container's files were prepared under it, whatever the default is now."""
+    if spec.get("idmap_mode") and spec["idmap_mode"] != idmap.mode:
+        return idmaps.plan(spec["idmap_mode"])
+    return idmap
 
 
 class SignalForwarder:
@@ -385,7 +431,8 @@ def _discard(store, record, mounts):
 def _made(opts, warn, pull):
     """The id map, the store, and the container prepared (its image pulled first if need
     be): what run, create and run -d all begin with. -> (idmap, store, record, spec)"""
-    idmap = idmaps.plan()
+    parse_security_opts(opts.security_opts)  # bad input fails before the image is pulled
+    idmap = idmaps.plan(parse_userns(opts.userns))
     if idmap.warning and warn:
         warn(idmap.warning)
     store = open_store(idmap)
@@ -408,6 +455,7 @@ def start(store, idmap, record):
     if record["State"].get("Status") in containers.LIVE_STATES:
         return record  # Docker: starting a running container is a no-op
     spec = containers.load_spec(store, record)
+    idmap = idmap_of(spec, idmap)
     containers.update_state(store, record, StoppedByUser=False)
     monitor.launch(store, idmap, record, spec)
     return store.read_container(record["Id"]) or record

@@ -144,6 +144,8 @@ def spawn(target, spec, detach=False):
         import socket
         from . import pty  # noqa: F401  (the command's side needs it after chroot)
         sock_parent, sock_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    if spec.get("seccomp"):
+        from . import seccomp  # noqa: F401  (the command's side installs it after chroot)
     joiner = os.fork()
     if joiner == 0:
         try:

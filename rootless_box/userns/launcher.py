@@ -400,6 +400,9 @@ def start(spec, idmap):
         sock_parent, sock_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     if spec["network"] != "host":
         from . import net  # noqa: F401
+    if spec.get("seccomp"):
+        from . import seccomp
+        seccomp.table()  # an architecture without a table fails here, before any fork
     # adopt: init becomes the caller's child once the middle leaves; it waits for the caller's
     # word that the middle is reaped (re-parenting done) before arming its parent-death
     # signal, which the re-parenting itself would otherwise fire
@@ -554,8 +557,8 @@ def _exec_command(spec, sync, sock):
 
 def become(spec, sock):
     """Inside the container's root: turn this process into the one spec describes (user,
-    HOME, working directory, terminal or stdin, capabilities, no_new_privs) and return
-    (argv, env, PATH) for execve. Shared by init and by `exec` (userns/join.py); spec keys
+    HOME, working directory, terminal or stdin, capabilities, no_new_privs, the seccomp
+    filter spec["seccomp"] names) and return (argv, env, PATH) for execve. Shared by init and by `exec` (userns/join.py); spec keys
     beyond the run spec's: create_cwd (default true: run makes a missing working directory,
     exec fails as runc's exec does) and no_new_privs (default true)."""
     user = _resolve_user(spec)
@@ -600,6 +603,12 @@ def become(spec, sock):
                                        % (cwd, (exc.strerror or "").lower()))
         raise errors.SetupError("cannot enter the working directory %s: %s"
                                 % (cwd, exc.strerror))
+    if spec.get("seccomp"):
+        # last, after no_new_privs (an unprivileged filter needs it) and after this
+        # process's own credential calls, which must really happen; before the command's
+        # first instruction, and kept across execve
+        from .seccomp import install
+        install(spec["seccomp"])
     path_var = next((e[5:] for e in reversed(env) if e.startswith("PATH=")), "")
     return spec["argv"], env, path_var
 

@@ -4,7 +4,8 @@ written at a destination inside a mounted container root.
 Owns: creating the entries a COPY lists (directories, files, symlinks) below the destination,
 resolving every destination path inside the root (symlinks in the image are followed inside it,
 never out: securepath), the owner (--chown, default 0:0) and mode (--chmod, else the
-source's), and Docker's rule that a source's mtime is kept. Runs inside the user namespace.
+source's), and Docker's rule that a source's mtime is kept. Runs inside the user namespace; an
+owner outside its id map (a single mapping) is recorded in `user.rootlesscontainers` (owners.py).
 Must not: read a source path it was not given (the caller resolved and filtered them).
 """
 
@@ -12,6 +13,7 @@ import os
 import stat
 
 from ..securepath import resolve_in_root
+from . import owners
 from .apply import place, remove_entry
 
 
@@ -26,7 +28,7 @@ def copy_into(root, entries, uid=0, gid=0, mode=None):
         # fifos, sockets and devices in a context are not copied
         if not place(src, target, st, 0o755, specials=False):
             continue
-        os.lchown(target, uid, gid)
+        owners.chown(target, uid, gid)
         if not stat.S_ISLNK(st.st_mode):
             os.chmod(target, mode if mode is not None else stat.S_IMODE(st.st_mode))
         os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
@@ -47,7 +49,7 @@ def write_file(root, dest, data, uid=0, gid=0, mode=0o644):
         os.write(fd, data)
     finally:
         os.close(fd)
-    os.lchown(target, uid, gid)
+    owners.chown(target, uid, gid)
     os.chmod(target, mode)
 
 

@@ -4,7 +4,9 @@ the layers it was copied from (changes found by comparing), or a whole tree (exp
 Owns: turning a tree into a PAX tar with the owners, modes, times, links, file capabilities
 and user xattrs it holds, and overlay whiteouts (0/0 character devices, the opaque xattr) back
 into OCI whiteouts (`.wh.NAME`, `.wh..wh..opq`: image-spec layer.md). Runs inside the user
-namespace, where stat shows the container's ids and every file is readable.
+namespace, where stat shows the container's ids and every file is readable. Under a single-id
+mapping the owners come from the `user.rootlesscontainers` record (owners.py), which itself
+stays out of the tar: it is how this host stores an owner, not image content.
 Must not: decide where tars go or unpack them (layers/unpack.py does).
 """
 
@@ -12,13 +14,14 @@ import os
 import stat
 import tarfile
 
+from . import owners
 from .unpack import OPAQUE_XATTR
 
 COPY_BUFFER = 1 << 20
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_NAME = ".wh..wh..opq"
 _KEEP_XATTRS = ("user.", "security.capability")
-_SKIP_XATTRS = ("user.overlay.",)
+_SKIP_XATTRS = ("user.overlay.", owners.XATTR)
 
 
 def is_whiteout(st):
@@ -68,7 +71,7 @@ class TreeWriter:
         st = st or os.lstat(path)
         info = tarfile.TarInfo(name)
         info.mode = stat.S_IMODE(st.st_mode)
-        info.uid, info.gid = st.st_uid, st.st_gid
+        info.uid, info.gid = owners.read(path, st)
         info.uname = info.gname = ""
         # whole seconds: a fractional mtime costs a PAX header per entry, to write and to read
         info.mtime = int(st.st_mtime)
@@ -230,13 +233,18 @@ class LowerView:
         self.layers = layers
 
     def lstat(self, rel):
+        found = self.locate(rel)
+        return found and found[1]
+
+    def locate(self, rel):
+        """(path in the layer that shows it, its stat), or None."""
         parts = rel.split("/")
         for layer in self.layers:
             found = self.lookup(layer, parts)
             if found is _HIDDEN:
                 return None
             if found is not None:
-                return found
+                return os.path.join(layer, rel), found
         return None
 
     def lookup(self, layer, parts):
@@ -296,10 +304,10 @@ class LowerView:
 _HIDDEN = object()
 
 
-def _same(a, b):
+def _same(a, b, a_path, b_path):
     if stat.S_IFMT(a.st_mode) != stat.S_IFMT(b.st_mode):
         return False
-    if (a.st_mode, a.st_uid, a.st_gid) != (b.st_mode, b.st_uid, b.st_gid):
+    if a.st_mode != b.st_mode or owners.read(a_path, a) != owners.read(b_path, b):
         return False
     if stat.S_ISDIR(a.st_mode):
         return True
@@ -317,10 +325,10 @@ def write_changes(rootfs, lower_layers, fileobj, mountpoints=()):
     present = set()
     for rel, path, st in _walk(rootfs):
         present.add(rel)
-        old = view.lstat(rel)
+        found = view.locate(rel)
         if rel in skip:
             continue
-        if old is None or not _same(st, old) or (stat.S_ISLNK(st.st_mode) and
+        if found is None or not _same(st, found[1], path, found[0]) or (stat.S_ISLNK(st.st_mode) and
                                                   os.readlink(path) != _readlink_view(view,
                                                                                       rel)):
             writer.add(path, rel, st)

@@ -4,7 +4,8 @@ Owns: extracting every entry type a layer may hold, keeping every write inside t
 (names cleaned and resolved with securepath, final components never followed), the OCI
 image-spec whiteouts (layer.md) turned into overlayfs ones (0/0 character devices and the
 `user.overlay.opaque` xattr of an overlay mounted with `userxattr`), owners, modes, times and
-`user.*` xattrs.
+`user.*` xattrs; under a single-id mapping the owners chown cannot give are recorded in the
+`user.rootlesscontainers` xattr instead (owners.py).
 Must not: seek in the stream, hold a file's content in memory, follow a symlink out of the
 destination, create device nodes other than whiteouts, remove the destination on failure (the
 caller does), or decompress (compression.py does).
@@ -24,6 +25,7 @@ import zlib
 
 from ..errors import BadArchive, StoreError
 from ..securepath import clean_member_name, resolve_in_root
+from . import owners
 
 COPY_SIZE = 1 << 20
 
@@ -37,9 +39,10 @@ OPAQUE_XATTR = "user.overlay.opaque"
 
 _PAX_XATTR = "SCHILY.xattr."
 # Only user.* can be set unprivileged; user.overlay.* is the kernel's to interpret, so an archive
-# must not be able to forge an opaque dir or a redirect through it.
+# must not be able to forge an opaque dir or a redirect through it. The owner record is ours:
+# the tar header says who owns an entry, never an xattr an archive carries.
 _ALLOWED_XATTR = "user."
-_FORBIDDEN_XATTR = "user.overlay."
+_FORBIDDEN_XATTR = ("user.overlay.", owners.XATTR)
 
 _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -68,15 +71,20 @@ class UnpackStats:
 
 
 def unpack(stream, dest: str, *, keep_owners: bool, whiteouts: bool = False,
-           owner=None) -> UnpackStats:
+           owner=None, record_owners: bool = False) -> UnpackStats:
     """Extract the tar read from `stream` into the existing directory `dest`.
 
     keep_owners: chown to the header's ids (inside a user namespace that maps them); an id the
     kernel refuses leaves the owner as is and is counted. whiteouts: turn whiteout entries into
     overlayfs whiteouts (Linux 5.8+, where anyone may mknod a 0/0 character device); otherwise
     they are skipped. owner: (uid, gid) given to every entry instead (ADD --chown).
+    record_owners: an owner the id map lacks (a single mapping) is recorded in the
+    `user.rootlesscontainers` xattr (owners.py) instead of dropped; implies keep_owners. Only
+    an entry that cannot carry the xattr (a symlink or FIFO not owned by root) is counted.
     """
-    unpacker = _Unpacker(os.path.abspath(dest), keep_owners or owner is not None, whiteouts)
+    unpacker = _Unpacker(os.path.abspath(dest),
+                         keep_owners or owner is not None or record_owners, whiteouts,
+                         record_owners)
     unpacker.owner = owner
     try:
         with tarfile.open(fileobj=stream, mode="r|", encoding="utf-8",
@@ -106,9 +114,10 @@ class StrictTarInfo(tarfile.TarInfo):
 class _Unpacker:
     """The state of one unpack: resolved directories, directories whose metadata waits."""
 
-    def __init__(self, dest, keep_owners, whiteouts):
+    def __init__(self, dest, keep_owners, whiteouts, record_owners=False):
         self._dest = dest
         self._keep_owners = keep_owners
+        self._record_owners = record_owners
         self._whiteouts = whiteouts
         self.owner = None
         self.stats = UnpackStats()
@@ -319,7 +328,12 @@ class _Unpacker:
         except OSError as err:
             if err.errno not in _UNMAPPED_ERRNOS:
                 raise
-            self.stats.unmapped_owners += 1
+            if not (self._record_owners and owners.record(target, uid, gid, **kwargs)):
+                self.stats.unmapped_owners += 1
+            return
+        if self._record_owners:
+            # an entry met again (a directory listed twice) must not keep an earlier record
+            owners.record(target, 0, 0, **kwargs)
 
 
 @contextlib.contextmanager

@@ -298,7 +298,7 @@ def _apply_extract(root, item, _other):
     fd = os.open(item["path"], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     with os.fdopen(fd, "rb") as raw:
         stream, _compression = open_stream(raw)
-        stats = unpack(stream, target, keep_owners=True,
+        stats = unpack(stream, target, keep_owners=True, record_owners=True,
                        owner=(item["uid"], item["gid"]) if item["chown"] else None)
     return stats.entries
 

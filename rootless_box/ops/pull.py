@@ -165,7 +165,8 @@ def _fetch_layer(send, registry, repo, desc, blob_tmp, dest, keep_owners):
             try:
                 stream, _compression = open_stream(tee)
                 hashing = HashingReader(stream)
-                stats = unpack(hashing, dest, keep_owners=keep_owners, whiteouts=True)
+                stats = unpack(hashing, dest, keep_owners=keep_owners, whiteouts=True,
+                               record_owners=not keep_owners)
                 hashing.drain()
             except errors.BadArchive:
                 # corrupted bytes mostly fail to unpack first: when they are not the blob that
@@ -197,7 +198,8 @@ def _unpack_local(send, blob_path, dest, keep_owners):
     with open(blob_path, "rb") as raw:
         stream, _compression = open_stream(raw)
         hashing = HashingReader(stream)
-        stats = unpack(hashing, dest, keep_owners=keep_owners, whiteouts=True)
+        stats = unpack(hashing, dest, keep_owners=keep_owners, whiteouts=True,
+                       record_owners=not keep_owners)
         hashing.drain()
     send(os.path.getsize(blob_path))
     return {"diff_id": hashing.digest(), "size": hashing.size,

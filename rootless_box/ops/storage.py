@@ -116,7 +116,8 @@ def _unpack_inside(blob_path, dest, keep_owners):
     with open(blob_path, "rb") as raw:
         stream, _compression = open_stream(raw)
         hashing = HashingReader(stream)
-        stats = unpack(hashing, dest, keep_owners=keep_owners, whiteouts=True)
+        stats = unpack(hashing, dest, keep_owners=keep_owners, whiteouts=True,
+                       record_owners=not keep_owners)
         hashing.drain()
     return {"diff_id": hashing.digest(), "size": hashing.size,
             "skipped_devices": stats.skipped_devices, "unmapped_owners": stats.unmapped_owners}

@@ -121,3 +121,17 @@ def test_userns_single_option_chooses_the_filter(tmp_path_factory, rootfs_tar):
     status = status_of(cli.ok("run", "--rm", "--userns=single", "base", "cat",
                               "/proc/self/status").out)
     assert status["Seccomp"] == "2"
+
+
+@needs_subuid
+def test_created_single_container_starts_under_its_mapping(tmp_path_factory, rootfs_tar):
+    cli = Cli(str(tmp_path_factory.mktemp("data")))  # default: the user's subuid range
+    cli.ok("import", "-c", 'CMD ["sh"]', rootfs_tar, "base:latest")
+    cid = cli.ok("create", "--userns=single", "base", "cat", "/proc/self/status").out.strip()
+    try:
+        cli.ok("start", "-a", cid)
+        status = status_of(cli.ok("logs", cid).out)
+        assert status["Seccomp"] == "2"
+        assert "single" in cli.ok("inspect", "-f", "{{.HostConfig.UsernsMode}}", cid).out
+    finally:
+        cli("rm", "-f", cid)

@@ -85,3 +85,18 @@ def test_network_modes():
 def test_hosts_file_names_the_container():
     text = run.hosts_file("none", "box1")
     assert "127.0.0.1\tlocalhost" in text and text.endswith("127.0.0.1\tbox1\n")
+
+
+def test_security_opts_and_userns():
+    assert run.parse_security_opts([]) is False
+    assert run.parse_security_opts(["seccomp=unconfined"]) is True
+    assert run.parse_security_opts(["seccomp:unconfined", "no-new-privileges"]) is True
+    assert run.parse_security_opts(["no-new-privileges=true", "no-new-privileges:true"]) is False
+    for bad in ("seccomp=profile.json", "apparmor=unconfined", "label=disable",
+                "no-new-privileges=false"):
+        with pytest.raises(UsageError):
+            run.parse_security_opts([bad])
+    assert [run.parse_userns(v) for v in (None, "", "auto", "single", "subuid")] == \
+        [None, None, "auto", "single", "subuid"]
+    with pytest.raises(UsageError):
+        run.parse_userns("host")

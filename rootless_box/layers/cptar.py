@@ -111,7 +111,9 @@ def extract(in_fd, dest, *, keep_owners=False, owner=None, rename=None, shown_as
     headers' ids (cp -a into a container); owner: (uid, gid) for every entry instead;
     neither: the extracting user's. rename: (old top, new top). shown_as: how dest is named
     in error messages (the container path). Returns the bytes of file content written."""
-    unpacker = _CopyUnpacker(os.path.abspath(dest), keep_owners or owner is not None, False)
+    # an owner the id map lacks (a single mapping) is recorded, as a layer's is (owners.py)
+    unpacker = _CopyUnpacker(os.path.abspath(dest), keep_owners or owner is not None, False,
+                             record_owners=keep_owners or owner is not None)
     unpacker.owner = owner
     unpacker.rename = rename
     unpacker.show_root = shown_as

@@ -136,3 +136,25 @@ def test_copy_chown_under_a_single_mapping_writes_the_owner(tmp_path, rootfs_tar
     (ctx / "Dockerfile").write_text("FROM copied:1\nRUN echo more >> /opt/b\n")
     again = cli.ok("build", "-q", str(ctx)).out.strip()
     assert _owners(layer_tar(cli, again), ["opt/b"])["opt/b"][:2] == (1000, 1000)
+
+
+def test_cp_archive_under_a_single_mapping_keeps_the_owner_both_ways(tmp_path, rootfs_tar):
+    cli = Cli(str(tmp_path / "data"), env=SINGLE)
+    _import(cli, tmp_path, rootfs_tar, "owned:cp", SINGLE)
+    cli.ok("create", "--name", "box", "owned:cp", "true")
+    stream = io.BytesIO()
+    with tarfile.open(fileobj=stream, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, uid in (("kept", 1000), ("rooted", 0)):
+            info = tarfile.TarInfo(name)
+            info.uid = info.gid = uid
+            info.size = 2
+            tar.addfile(info, io.BytesIO(b"k\n"))
+    cli.ok("cp", "-a", "-", "box:/tmp", input=stream.getvalue())
+    cli.ok("cp", "-", "box:/srv", input=stream.getvalue())  # without -a: root's (Docker)
+    names = ["tmp/kept", "tmp/rooted", "srv/kept", "srv/data"]
+    got = _owners(_export(cli, tmp_path, "box", SINGLE), names)
+    assert {name: ids[:2] for name, ids in got.items()} == {
+        "tmp/kept": (1000, 1000), "tmp/rooted": (0, 0), "srv/kept": (0, 0),
+        "srv/data": (1000, 1001)}
+    out = cli.ok("cp", "box:/srv/data", "-").stdout
+    assert _owners(out, ["data"])["data"][:2] == (1000, 1001)

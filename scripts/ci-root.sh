@@ -3,9 +3,10 @@
 # unprivileged user, because rootless-box exists to work without root and tests as root would
 # prove nothing about that.
 #
-# Owns: the Debian packages the tests use, the test user and its subordinate id ranges, a
-# private copy of the source tree that user can write. Must not: run any test as root, or change
-# anything else on the machine. The exit status is the unprivileged `make test`'s.
+# Owns: the Debian packages the tests use, the test user and its subordinate id ranges, the
+# cached debootstrap Debian rootfs tar (RBX_TEST_DEBIAN_TAR), a private copy of the source tree
+# that user can write. Must not: run any test as root, or change anything else on the machine.
+# The exit status is the unprivileged `make test`'s.
 set -euo pipefail
 
 if [ "$(id -u)" != 0 ]; then
@@ -65,6 +66,87 @@ runtime=/run/user/$uid
 if [ ! -d "$runtime" ]; then
     install -d -m 0755 /run/user
     install -d -m 0700 -o "$user" -g "$(id -g "$user")" "$runtime"
+fi
+
+# A Debian base image (tests/integration/test_debian.py) with no registry: a minbase bookworm made
+# by debootstrap as root, so its owners are real, and kept as a tar with numeric owners that the
+# test user imports. Made once per machine (CI starts clean, so once per run there); a mirror that
+# cannot be reached costs a warning, never the run: the tests that need the tar skip, saying why.
+# A tar the caller names in RBX_TEST_DEBIAN_TAR is used as it is.
+debian_cache=${CI_DEBIAN_CACHE:-/var/cache/rootless-box-ci}
+debian_tar=$debian_cache/debian-bookworm-minbase.tar
+
+# The mirror apt already uses here (a local mirror or proxy is likely the only one reachable):
+# the first deb URI of a bookworm suite, deb822 .sources first, then the one-line lists.
+debian_mirror() {
+    local uri=""
+    if compgen -G '/etc/apt/sources.list.d/*.sources' >/dev/null; then
+        uri=$(awk 'BEGIN { RS = ""; FS = "\n" }
+                   { types = uris = suites = ""; enabled = "yes"
+                     for (i = 1; i <= NF; i++) {
+                         if ($i ~ /^#/) continue
+                         split($i, kv, ":[ \t]*")
+                         key = tolower(kv[1]); val = substr($i, length(kv[1]) + 2)
+                         sub(/^[ \t]+/, "", val)
+                         if (key == "types") types = val
+                         else if (key == "uris") uris = val
+                         else if (key == "suites") suites = val
+                         else if (key == "enabled") enabled = tolower(val)
+                     }
+                     if (enabled != "no" && (" " types " ") ~ / deb / &&
+                         (" " suites " ") ~ / bookworm /) {
+                         split(uris, u, /[ \t]+/); print u[1]; exit
+                     } }' /etc/apt/sources.list.d/*.sources 2>/dev/null)
+    fi
+    if [ -z "$uri" ]; then
+        uri=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+              sed -e 's/#.*//' -e 's/\[[^]]*\]//' |
+              awk '$1 == "deb" && $3 == "bookworm" { print $2; exit }')
+    fi
+    case $uri in
+        http://*|https://*|ftp://*|file:/*) echo "${uri%/}" ;;
+        *) echo http://deb.debian.org/debian ;;
+    esac
+}
+
+make_debian_tar() {
+    local mirror=$1 tmp
+    install -d -m 0755 "$debian_cache" || return 1
+    tmp=$(mktemp -d "$debian_cache/.build-XXXXXX") || return 1
+    echo "ci-root.sh: debootstrap --variant=minbase bookworm from $mirror (once; cached as $debian_tar)"
+    # wget's defaults (900 s, 20 tries per file) would stall a run on a mirror that drops
+    # packets: one short probe first, and a bound on the whole debootstrap.
+    local ok=0
+    if ! wget -q -T 15 -t 2 -O /dev/null "$mirror/dists/bookworm/Release"; then
+        echo "ci-root.sh: warning: $mirror/dists/bookworm/Release cannot be fetched" >&2
+    elif ! timeout 1200 debootstrap --variant=minbase bookworm "$tmp/rootfs" "$mirror" \
+            >"$tmp/debootstrap.log" 2>&1; then
+        echo "ci-root.sh: warning: debootstrap failed; its log ends:" >&2
+        tail -n 15 "$tmp/debootstrap.log" | sed 's/^/    /' >&2
+    else
+        # What Docker's debian images leave out: device nodes (the runtime makes /dev), the
+        # downloaded packages and lists, and this host's name and resolver.
+        (cd "$tmp/rootfs" && rm -rf dev/* var/cache/apt/archives/*.deb var/lib/apt/lists/*_*
+         : > etc/hostname && : > etc/resolv.conf)
+        if tar --numeric-owner -C "$tmp/rootfs" -cf "$tmp/rootfs.tar" . &&
+           chmod 0644 "$tmp/rootfs.tar" && mv -f "$tmp/rootfs.tar" "$debian_tar"; then
+            ok=1
+        fi
+    fi
+    # A debootstrap that died may leave proc or sys mounted inside the tree.
+    findmnt -rno TARGET | grep -F "$tmp/" | sort -r | xargs -r -d '\n' umount -l || true
+    rm -rf --one-file-system "$tmp"
+    [ $ok = 1 ]
+}
+
+if [ -n "${RBX_TEST_DEBIAN_TAR:-}" ]; then
+    echo "ci-root.sh: Debian base image from RBX_TEST_DEBIAN_TAR=$RBX_TEST_DEBIAN_TAR"
+elif [ -f "$debian_tar" ] ||
+     make_debian_tar "${RBX_DEBIAN_MIRROR:-$(debian_mirror)}"; then
+    echo "ci-root.sh: Debian base image: $debian_tar"
+    export RBX_TEST_DEBIAN_TAR=$debian_tar
+else
+    echo "ci-root.sh: warning: no Debian base image; the tests that need it will skip" >&2
 fi
 
 if [ -r /proc/sys/kernel/unprivileged_userns_clone ] &&

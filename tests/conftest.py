@@ -1,6 +1,7 @@
 """Shared fixtures and helpers: an isolated store per test module, the CLI as a user runs it
 (also on a pty), a base image made from this machine's busybox (or its own binaries) with no
-download, and the store inspections and timed kills the image, archive and layer tests share.
+download, a Debian one from the debootstrap tar `make test` makes as root (RBX_TEST_DEBIAN_TAR),
+and the store inspections and timed kills the image, archive and layer tests share.
 
 Integration tests need real user namespaces and an unprivileged user: as root they skip (CI
 runs them as the unprivileged test user; see scripts/ci-root.sh).
@@ -185,6 +186,31 @@ def image(cli, rootfs_tar):
         pytest.skip(USERNS_SKIP)
     cli.ok("import", "-c", 'CMD ["sh"]', rootfs_tar, "base:latest")
     return "base:latest"
+
+
+DEBIAN_TAR = os.environ.get("RBX_TEST_DEBIAN_TAR") or None
+
+
+def _debian_reason():
+    if DEBIAN_TAR is None:
+        return ("no Debian base tarball: set RBX_TEST_DEBIAN_TAR to a rootfs tar (as root, "
+                "`make test` makes one with debootstrap, see scripts/ci-root.sh)")
+    if not os.access(DEBIAN_TAR, os.R_OK):
+        return "RBX_TEST_DEBIAN_TAR=%s cannot be read" % DEBIAN_TAR
+    return None
+
+
+@pytest.fixture(scope="module")
+def debian_image(cli):
+    """`debian:bookworm`, the debootstrap rootfs named by RBX_TEST_DEBIAN_TAR, imported once per
+    module (owners as root made them: a real Debian needs root:adm, _apt and the like)."""
+    if USERNS_SKIP:
+        pytest.skip(USERNS_SKIP)
+    reason = _debian_reason()
+    if reason:
+        pytest.skip(reason)
+    cli.ok("import", "-c", 'CMD ["bash"]', DEBIAN_TAR, "debian:bookworm", timeout=300)
+    return "debian:bookworm"
 
 
 def tar_bytes(entries):

@@ -41,6 +41,7 @@ def run_step(store, idmap, lowers, argv, env, workdir="/", user="", network="hos
                            for m in _step_mount(tmp, n, desc, driver, idmap, locks)],
                 "etc_files": write_etc_files(tmp, network, "buildkitsandbox")}
         spec.update(confinement(idmap))
+        spec["mounts"] += _apt_sandbox(tmp, lowers, spec)
         code = _run_quietly(spec, idmap) if quiet else _run(spec, idmap)
         if code != 0:
             raise StepFailed("process %s did not complete successfully: exit code: %d"
@@ -54,6 +55,24 @@ def run_step(store, idmap, lowers, argv, env, workdir="/", user="", network="hos
         for fd in locks:
             os.close(fd)
         store.remove(tmp)
+
+
+APT_SANDBOX_CONF = "/etc/apt/apt.conf.d/00rootless-box-sandbox"
+
+
+def _apt_sandbox(tmp, lowers, spec):
+    """Under the fake-root filter apt's sandbox cannot work: it drops to _apt, and then checks
+    that it cannot become root again, which the faked setuid lets it do; so apt is told to
+    stay root (as Charliecloud does), by a file mounted for the step alone: never in the
+    layer, never in the image. Images without apt get nothing."""
+    if spec.get("seccomp") != "fakeroot" or \
+            not any(os.path.isdir(os.path.join(d, "etc", "apt")) for d in lowers):
+        return []
+    conf = os.path.join(tmp, "apt-sandbox.conf")
+    with open(conf, "w") as f:
+        f.write('APT::Sandbox::User "root";\n')
+    return [{"type": "bind", "source": conf, "destination": APT_SANDBOX_CONF,
+             "readonly": True}]
 
 
 def _step_mount(tmp, n, desc, driver, idmap, locks):

@@ -105,6 +105,24 @@ def test_build_run_step_gets_the_filter(single, tmp_path):
     assert proc.returncode == 0, proc.err
 
 
+def test_apt_is_told_to_stay_root_for_the_step_alone(single, tmp_path):
+    """apt's sandbox drops to _apt and then checks it cannot become root again, which the
+    faked setuid lets it: apt is told to stay root, in a file that never reaches the image."""
+    (tmp_path / "Dockerfile").write_text(
+        "FROM base\n"
+        "RUN mkdir -p /etc/apt/apt.conf.d\n"
+        "RUN cat /etc/apt/apt.conf.d/00rootless-box-sandbox > /seen\n")
+    single.ok("build", "-t", "aptish:1", str(tmp_path))
+    assert single.ok("run", "--rm", "aptish:1", "cat", "/seen").out == \
+        'APT::Sandbox::User "root";\n'
+    listing = single.ok("run", "--rm", "aptish:1", "ls", "-a", "/etc/apt/apt.conf.d").out
+    assert "00rootless-box-sandbox" not in listing
+    # an image without apt gets nothing
+    (tmp_path / "Dockerfile").write_text(
+        "FROM base\nRUN test ! -e /etc/apt/apt.conf.d/00rootless-box-sandbox\n")
+    single.ok("build", "-q", str(tmp_path))
+
+
 @needs_subuid
 def test_subuid_mapping_has_no_filter(single):
     # the same store's user asks for a subuid mapping: no fake root, real ids instead

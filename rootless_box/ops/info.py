@@ -45,6 +45,7 @@ def gather():
     elif config.idmap_mode() != "single":
         fixes.append(("no subordinate id range: -u with other users, chown and apt privilege "
                       "drops fail", idmaps.admin_fix(user)))
+    facts["build_and_run_mode"] = _mode_text(idmap)
     ok, why = _userns_works(idmap)
     facts["user_namespaces"] = "usable" if ok else "NOT usable: " + why
     if not ok:
@@ -66,6 +67,25 @@ def gather():
     facts.update({"helper_" + k: v for k, v in helpers.items()})
     facts["network"] = "host (default); none (private namespace with loopback)"
     return facts, fixes
+
+
+def _mode_text(idmap):
+    """What RUN steps and containers can and cannot do under the mapping they will get."""
+    if idmap.mode != "single":
+        return ("real ids: the subordinate range gives the container uids 0-%d, so chown, "
+                "setuid, apt's privilege drop and -u work as under Docker"
+                % (sum(count for _inner, _outer, count in idmap.uid_map) - 1))
+    from ..userns import seccomp
+    try:
+        seccomp.program()
+    except BoxError as exc:
+        return "single id, and no fake root here: %s" % exc.message
+    return ("fake root (a seccomp filter): setuid/setgid/setgroups/capset, chown and device "
+            "mknod succeed without effect; owners from layers, COPY --chown and cp -a are "
+            "kept in the user.rootlesscontainers xattr and written to every layer; but "
+            "getuid() after setuid() still says 0, stat shows root for every file, a RUN "
+            "step's own chown is not recorded, and symlinks/fifos cannot carry an owner "
+            "(--security-opt seccomp=unconfined turns the filter off)")
 
 
 def _userns_fix():

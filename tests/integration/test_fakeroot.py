@@ -153,3 +153,12 @@ def test_created_single_container_starts_under_its_mapping(tmp_path_factory, roo
         assert "single" in cli.ok("inspect", "-f", "{{.HostConfig.UsernsMode}}", cid).out
     finally:
         cli("rm", "-f", cid)
+
+
+def test_info_says_which_mode_and_what_it_cannot_do(single):
+    text = single.ok("info").out
+    mode = [line for line in text.splitlines() if line.startswith("build_and_run_mode:")][0]
+    assert "fake root" in mode and "getuid() after setuid() still says 0" in mode
+    if __import__("conftest").has_subuid():
+        text = single.ok("info", env={"RBX_USERNS": "auto"}).out
+        assert "build_and_run_mode:     real ids" in text

@@ -104,6 +104,9 @@ def test_apt_build_under_subuid(cli, debian_image, mirror, tmp_path):
                    "owner xattrs (issue 8); without them apt's setgroups/seteuid to _apt fail")
 def test_apt_build_under_single_mapping(debian_image, mirror, tmp_path_factory, tmp_path):
     single = Cli(str(tmp_path_factory.mktemp("single")), env={"RBX_USERNS": "single"})
-    single.ok("import", "-c", 'CMD ["bash"]', DEBIAN_TAR, debian_image, timeout=300)
-    owners = build_hello(single, tmp_path, "hello:single")
-    assert_docker_owners(single, debian_image, owners)
+    try:
+        single.ok("import", "-c", 'CMD ["bash"]', DEBIAN_TAR, debian_image, timeout=300)
+        owners = build_hello(single, tmp_path, "hello:single")
+        assert_docker_owners(single, debian_image, owners)
+    finally:
+        single("system", "prune", "-a", "-f", timeout=300)

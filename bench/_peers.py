@@ -5,7 +5,8 @@ Owns: one private containers-storage root per peer as BASELINES.md says a fair c
 pause process of its own), the environment and argv prefixes that point podman or buildah at
 it, the check that podman really uses that root with overlay, removing trees whose files belong
 to subordinate ids, and ending the pause process podman leaves behind. Also the two subprocess
-helpers the benchmarks share (`check`, `timed`), which turn a failure into `PeerFailed`.
+helpers the benchmarks share (`check`, `timed`), which turn a failure into `PeerFailed`, and
+`BuildPeer`, the build side of both peers.
 Must not: touch the user's own stores, run as root, or end any process but this store's pause
 process (found by its pid file).
 """
@@ -124,3 +125,24 @@ class PodmanStore:
         self.remove(self.run)
         self.end_pause()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+class BuildPeer(PodmanStore):
+    """podman build or buildah bud on a private overlay store under top/tool, with base_tar
+    imported as `name` (the same base the rootless-box figure builds on)."""
+
+    def __init__(self, tool, top, base_tar, name="localhost/bench-base"):
+        super().__init__(top, name=tool, tool=tool, runtime_dir=True)
+        check(self.podman + ["--runtime", "runc", "import", "-q", base_tar, name], self.env,
+              "%s import" % tool)
+
+    def build(self, ctx, tag, no_cache=False):
+        """Seconds the build took; PeerFailed when it failed."""
+        if self.tool == "podman":
+            cmd = self.base + ["--runtime", "runc", "build", "--network", "host", "-t", tag]
+        else:
+            cmd = self.base + ["bud", "--runtime", "runc", "--network", "host", "--layers",
+                               "-t", tag]
+        return timed(cmd + (["--no-cache"] if no_cache else []) + [ctx], self.env,
+                     "%s build" % self.tool)
+

@@ -40,6 +40,7 @@ QUICK_ARGS = {
     "build": ["--runs", "1"],
     "pull": ["--runs", "1", "--warmup", "0"],
     "lifecycle": ["--runs", "3", "--warmup", "1", "--count", "10", "--idle", "2"],
+    "aptbuild": ["--runs", "1"],
 }
 
 PEER_VERSIONS = ("podman", "buildah", "skopeo", "umoci", "runc", "tar")

@@ -16,13 +16,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
-from _peers import PodmanStore  # noqa: E402
+from _peers import BuildPeer, PeerFailed, timed  # noqa: E402
 from _report import row  # noqa: E402
 
 DOCKERFILE = """FROM {base}
@@ -54,32 +53,8 @@ def _context(top):
     return ctx
 
 
-def _timed(cmd, env, cwd=None):
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    if proc.returncode != 0:
-        raise RuntimeError("%s: %s" % (" ".join(cmd[:3]), proc.stderr.decode(
-            "utf-8", "replace").strip().splitlines()[-1:]))
-    return time.perf_counter() - start
-
-
-class _Peer(PodmanStore):
-    """podman or buildah on a private overlay store under top/tool (bench/_peers.py)."""
-
-    def __init__(self, tool, top, base_tar):
-        super().__init__(top, name=tool, tool=tool, runtime_dir=True)
-        subprocess.run(self.podman + ["--runtime", "runc", "import", "-q", base_tar,
-                                      "localhost/bench-base"],
-                       env=self.env, check=True, capture_output=True)
-
-    def build(self, ctx, tag, no_cache=False):
-        if self.tool == "podman":
-            cmd = self.base + ["--runtime", "runc", "build", "--network", "host", "-t", tag]
-        else:
-            cmd = self.base + ["bud", "--runtime", "runc", "--network", "host", "--layers",
-                               "-t", tag]
-        return _timed(cmd + (["--no-cache"] if no_cache else []) + [ctx], self.env)
+def _timed(cmd, env):
+    return timed(cmd, env, " ".join(cmd[:3]))
 
 
 def main(argv=None):
@@ -108,9 +83,9 @@ def main(argv=None):
         for tool in ("podman", "buildah"):
             if shutil.which(tool) and shutil.which("runc"):
                 try:
-                    tools[tool] = _Peer(tool, top, base_tar)
+                    tools[tool] = BuildPeer(tool, top, base_tar)
                     peers.append(tools[tool])
-                except (subprocess.CalledProcessError, OSError) as exc:
+                except (PeerFailed, OSError) as exc:
                     log("%s cannot be set up: %s" % (tool, exc))
         cold = {name: [] for name in tools}
         cached = {name: [] for name in tools}
@@ -127,7 +102,7 @@ def main(argv=None):
                     else:
                         cold[name].append(peer.build(ctx, "b", no_cache=True))
                         cached[name].append(peer.build(ctx, "b"))
-                except RuntimeError as exc:
+                except PeerFailed as exc:
                     failed[name] = str(exc)
                     log("%s failed: %s" % (name, exc))
         _table(args, cold, cached, failed)

@@ -107,13 +107,20 @@ def row(store, record, trunc, with_size, cache):
     return {"ID": record["Id"][:12] if trunc else record["Id"], "Image": image,
             "Command": _command_text(record, not trunc),
             "CreatedAt": go_time_string(created) if created else "",
-            "RunningFor": human_ago(created), "Ports": "", "State": state.get("Status", ""),
+            "RunningFor": human_ago(created), "Ports": _ports(record), "State": state.get("Status", ""),
             "Status": status_text(state), "Size": size, "Names": record["Name"],
             "Labels": ",".join("%s=%s" % (k, labels[k]) for k in sorted(labels)),
             "Label": lambda key, _l=labels: _l.get(key, ""),
             "Mounts": ",".join(mounts), "Networks": network,
             "LocalVolumes": str(sum(1 for m in record.get("Mounts") or []
                                     if m.get("Type") == "volume"))}
+
+
+def _ports(record):
+    if not (record.get("State") or {}).get("Running"):
+        return ""
+    from ..ops.ports import ps_text
+    return ps_text((record.get("NetworkSettings") or {}).get("Ports"))
 
 
 def main(parsed):

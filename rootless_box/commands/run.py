@@ -20,8 +20,18 @@ OPTS = (
     Opt("-v,--volume", LIST, "Bind mount a volume", metavar="list"),
     Opt("--tmpfs", LIST, "Mount a tmpfs directory", metavar="list"),
     Opt("--read-only", FLAG, "Mount the container's root filesystem as read only"),
-    Opt("--network,--net", VALUE, "Connect a container to a network (host, none)",
-        dest="network"),
+    Opt("--network,--net", VALUE, "Connect a container to a network (host, private or "
+                                  "bridge, none)", dest="network"),
+    Opt("-p,--publish", LIST, "Publish a container's port(s) to the host", metavar="list",
+        dest="publish"),
+    Opt("-P,--publish-all", FLAG, "Publish all exposed ports to random ports",
+        dest="publish_all"),
+    Opt("--add-host", LIST, "Add a custom host-to-IP mapping (host:ip)", metavar="list",
+        dest="add_host"),
+    Opt("--dns", LIST, "Set custom DNS servers", metavar="list", dest="dns"),
+    Opt("--dns-search", LIST, "Set custom DNS search domains", metavar="list",
+        dest="dns_search"),
+    Opt("--dns-option", LIST, "Set DNS options", metavar="list", dest="dns_option"),
     Opt("--init", FLAG, "Run an init inside the container that forwards signals and reaps "
                         "processes"),
     Opt("-d,--detach", FLAG, "Run container in background and print container ID"),
@@ -64,7 +74,9 @@ def options_from(parsed):
         read_only=parsed.read_only, network=parsed.network, init=parsed.init,
         detach=getattr(parsed, "detach", False), restart=parsed.restart,
         log_opts=parsed.log_opt, stop_signal=parsed.stop_signal, stop_timeout=stop_timeout,
-        userns=run_ops.parse_userns(parsed.userns), security_opts=parsed.security_opt)
+        userns=run_ops.parse_userns(parsed.userns), security_opts=parsed.security_opt,
+        publish=parsed.publish, publish_all=parsed.publish_all, add_hosts=parsed.add_host,
+        dns=parsed.dns, dns_search=parsed.dns_search, dns_options=parsed.dns_option)
 
 
 def puller(policy, platform=None):

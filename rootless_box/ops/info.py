@@ -65,7 +65,12 @@ def gather():
     helpers = {name: idmaps.find_helper(name) or "not installed" for name in
                ("newuidmap", "newgidmap", "fuse-overlayfs", "pasta", "slirp4netns")}
     facts.update({"helper_" + k: v for k, v in helpers.items()})
-    facts["network"] = "host (default); none (private namespace with loopback)"
+    facts["network"] = ("host (default); private/bridge (own namespace with loopback, -p "
+                        "publishes ports through the built-in forwarder); none")
+    from .ports import outbound
+    usable, detail = outbound()
+    facts["outbound_network"] = ("usable for private networks: " if usable else
+                                 "NOT usable for private networks: ") + detail
     return facts, fixes
 
 
@@ -80,11 +85,13 @@ def _mode_text(idmap):
         seccomp.program()
     except BoxError as exc:
         return "single id, and no fake root here: %s" % exc.message
-    return ("fake root (a seccomp filter): setuid/setgid/setgroups/capset, chown and device "
-            "mknod succeed without effect; owners from layers, COPY --chown and cp -a are "
+    return ("fake root (a seccomp filter): setuid/setgid/setgroups/capset and device "
+            "mknod succeed without effect; chown succeeds and its owner is recorded by the "
+            "container's keeper; owners from layers, COPY --chown, cp -a and chown are "
             "kept in the user.rootlesscontainers xattr and written to every layer; but "
-            "getuid() after setuid() still says 0, stat shows root for every file, a RUN "
-            "step's own chown is not recorded, and symlinks/fifos cannot carry an owner "
+            "getuid() after setuid() still says 0, stat shows root for every file (a tool "
+            "that passes stat's ids back, as busybox `chown USER` does, resets them), "
+            "symlinks/fifos cannot carry an owner, and `exec -d`'s chowns are not recorded "
             "(--security-opt seccomp=unconfined turns the filter off)")
 
 

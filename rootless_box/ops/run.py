@@ -13,14 +13,13 @@ import _signal as signal  # the signal module imports enum: ~10 ms
 
 from .. import config, errors
 from ..userns import caps, idmap as idmaps, launcher
-from . import containers, images
+from . import containers, images, ports
 from .storage import choose_driver, open_store
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
                      signal.SIGUSR1, signal.SIGUSR2)
 _VOLUME_OPTS = {"ro", "rw", "z", "Z", "private", "rprivate", "shared", "rshared", "slave",
                 "rslave", "nocopy"}
-_NETWORKS = {"host": "host", "default": "host", "none": "none"}
 
 _HOSTS_BASE = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
                "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n"
@@ -46,7 +45,13 @@ class RunOptions:
         self.volumes = list(kw.get("volumes", ()))
         self.tmpfs = list(kw.get("tmpfs", ()))
         self.read_only = kw.get("read_only", False)
-        self.network = kw.get("network") or "host"
+        self.network = kw.get("network") or None
+        self.publish = list(kw.get("publish", ()))
+        self.publish_all = kw.get("publish_all", False)
+        self.add_hosts = list(kw.get("add_hosts", ()))
+        self.dns = list(kw.get("dns", ()))
+        self.dns_search = list(kw.get("dns_search", ()))
+        self.dns_options = list(kw.get("dns_options", ()))
         self.init = kw.get("init", False)
         self.detach = kw.get("detach", False)
         self.restart = kw.get("restart") or "no"
@@ -211,12 +216,9 @@ def parse_tmpfs(spec):
     return {"type": "tmpfs", "destination": dst, "options": [o for o in opts.split(",") if o]}
 
 
-def network_mode(name):
-    mode = _NETWORKS.get(name)
-    if mode is None:
-        raise errors.UsageError("unsupported network mode: %s" % name,
-                                "use --network host (the default) or --network none")
-    return mode
+def network_mode(name, publishing=False):
+    """--network NAME -> host | private | none (ops/ports.py has the names)."""
+    return ports.network_mode(name, publishing)
 
 
 def host_resolv_conf():
@@ -235,7 +237,7 @@ def host_resolv_conf():
     return text
 
 
-def hosts_file(network, hostname):
+def hosts_file(network, hostname, extra=""):
     if network == "host":
         try:
             with open("/etc/hosts") as f:
@@ -246,7 +248,7 @@ def hosts_file(network, hostname):
         text = _HOSTS_BASE
     if not text.endswith("\n"):
         text += "\n"
-    return text + "127.0.0.1\t%s\n" % hostname
+    return text + extra + "127.0.0.1\t%s\n" % hostname
 
 
 # -- the use case ------------------------------------------------------------------------------
@@ -275,11 +277,16 @@ def prepare_rootfs(cdir, driver, lower, idmap):
     return rootfs
 
 
-def write_etc_files(cdir, network, hostname):
+def write_etc_files(cdir, network, hostname, opts=None):
     files = {}
+    extra_hosts = ports.parse_add_hosts(opts.add_hosts) if opts is not None else ""
+    resolv = host_resolv_conf()
+    if opts is not None:
+        resolv = ports.resolv_conf(resolv, opts.dns, opts.dns_search, opts.dns_options)
     for target, name, text in (("/etc/hostname", "hostname", hostname + "\n"),
-                               ("/etc/hosts", "hosts", hosts_file(network, hostname)),
-                               ("/etc/resolv.conf", "resolv.conf", host_resolv_conf())):
+                               ("/etc/hosts", "hosts", hosts_file(network, hostname,
+                                                                  extra_hosts)),
+                               ("/etc/resolv.conf", "resolv.conf", resolv)):
         path = os.path.join(cdir, name)
         with open(path, "w") as f:
             f.write(text)
@@ -290,7 +297,14 @@ def write_etc_files(cdir, network, hostname):
 def prepare(store, idmap, opts):
     """Check everything the user gave, create the container record and its directories, and
     return (record, spec). Bad input fails here, before anything is created."""
-    network = network_mode(opts.network)
+    network = network_mode(opts.network, bool(opts.publish or opts.publish_all))
+    if network == "none" and (opts.publish or opts.publish_all):
+        raise errors.UsageError("conflicting options: port publishing and the container "
+                                "type network mode")
+    ports.parse_add_hosts(opts.add_hosts)
+    ports.resolv_conf("", opts.dns)
+    for spec in opts.publish:
+        ports.parse_publish(spec)
     mounts = [parse_volume(v, store.volumes) for v in opts.volumes]
     mounts += [parse_tmpfs(t) for t in opts.tmpfs]
     extra_env = []
@@ -319,14 +333,21 @@ def _create(store, idmap, opts, network, mounts, extra_env):
             "cannot run as user %s: this user has no subordinate id range, so only uid 0 "
             "exists in the container" % user, idmaps.admin_fix(idmaps.user_name(os.getuid())))
     driver = choose_driver(store, idmap)
+    bindings, exposed = ports.port_bindings(
+        opts.publish if network == "private" else (),
+        opts.publish_all and network == "private", image_config.get("ExposedPorts"))
     record = containers.create_record(store, {
         "Image": image.id, "ImageName": opts.image, "Path": argv[0], "Args": argv[1:],
         "Driver": driver,
         "Config": {"Image": opts.image, "Cmd": opts.command or None, "Tty": opts.tty,
                    "OpenStdin": opts.interactive, "User": user, "WorkingDir": workdir,
+                   "ExposedPorts": exposed or None,
                    "Entrypoint": image_config.get("Entrypoint") if opts.entrypoint is None
                    else ([opts.entrypoint] if opts.entrypoint else None)},
         "HostConfig": {"AutoRemove": opts.rm, "NetworkMode": network,
+                       "PortBindings": bindings, "ExtraHosts": opts.add_hosts or None,
+                       "Dns": opts.dns, "DnsSearch": opts.dns_search,
+                       "DnsOptions": opts.dns_options,
                        "UsernsMode": opts.userns or "", "SecurityOpt": opts.security_opts,
                        "ReadonlyRootfs": opts.read_only, "Init": opts.init,
                        "Binds": [v for v in opts.volumes], "Tmpfs": opts.tmpfs,
@@ -338,6 +359,7 @@ def _create(store, idmap, opts, network, mounts, extra_env):
                     "RW": not m.get("readonly"), "Anonymous": m.get("anonymous", False)}
                    for m in mounts],
         "State": {"Status": "created", "Running": False, "Pid": 0, "ExitCode": 0},
+        "NetworkSettings": {"Ports": {}},
     }, opts.name)
     cid = record["Id"]
     cdir = store.container_dir(cid)
@@ -362,7 +384,7 @@ def _create(store, idmap, opts, network, mounts, extra_env):
             "user": user, "tty": opts.tty, "stdin": opts.interactive, "init": opts.init,
             "network": network, "read_only": opts.read_only,
             "rootfs": prepare_rootfs(cdir, driver, image.layer_dirs(), idmap),
-            "mounts": mounts, "etc_files": write_etc_files(cdir, network, hostname),
+            "mounts": mounts, "etc_files": write_etc_files(cdir, network, hostname, opts),
         }
         spec.update(confinement(idmap, unconfined))
         store.write_container(record)
@@ -435,11 +457,24 @@ def _made(opts, warn, pull):
     idmap = idmaps.plan(parse_userns(opts.userns))
     if idmap.warning and warn:
         warn(idmap.warning)
+    _network_warnings(opts, warn)
     store = open_store(idmap)
     if pull is not None:
         pull(store, idmap, opts.image)
     record, spec = prepare(store, idmap, opts)
     return idmap, store, record, spec
+
+
+def _network_warnings(opts, warn):
+    if warn is None:
+        return
+    network = network_mode(opts.network, bool(opts.publish or opts.publish_all))
+    if network == "host" and (opts.publish or opts.publish_all):
+        warn(ports.HOST_NET_WARNING)
+    elif network == "private":
+        text = ports.outbound_warning()
+        if text:
+            warn(text)
 
 
 def create(opts, warn=None, pull=None):
@@ -457,7 +492,9 @@ def start(store, idmap, record):
     spec = containers.load_spec(store, record)
     idmap = idmap_of(spec, idmap)
     containers.update_state(store, record, StoppedByUser=False)
-    monitor.launch(store, idmap, record, spec)
+    published = ports.bind(store, record)
+    with published:
+        published.start(monitor.launch(store, idmap, record, spec))
     return store.read_container(record["Id"]) or record
 
 
@@ -483,7 +520,10 @@ def run(opts, warn=None, pull=None):
     forwarder = SignalForwarder()
     try:
         try:
-            container = launcher.start(spec, idmap)
+            published = ports.bind(store, record)
+            with published:
+                container = launcher.start(spec, idmap)
+                published.start(container.pid)
         except errors.BoxError as exc:
             if isinstance(exc, (errors.CommandNotFound, errors.CannotExecute)) and \
                     not opts.rm:

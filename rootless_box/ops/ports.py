@@ -1,0 +1,361 @@
+"""Published ports and the container's network files: Docker's rules, the record's fields.
+
+Owns: `-p`/`-P` as Docker parses them (nat.ParsePortSpec: `[IP:][HOSTPORT:]CONTAINERPORT[/PROTO]`,
+ranges, its error texts), the network mode names (`private`, `bridge`, `host`, `none`), the
+record's HostConfig.PortBindings / Config.ExposedPorts / NetworkSettings.Ports, the text of
+`port` and of `ps`'s PORTS column, `--add-host`/`--dns`/`--dns-search` as /etc/hosts and
+resolv.conf lines, whether outbound networking helpers (pasta, slirp4netns) are usable, and
+binding the host ports and handing them to the forwarder (userns/portfwd.py) once the
+container runs.
+Must not: import json, re or anything heavy (it is on the `run` path), print, or move bytes
+(the forwarder does).
+"""
+
+import os
+import socket
+
+from .. import errors
+
+PROTOCOLS = ("tcp", "udp")
+# Docker's names for the private namespace: bridge is what its users type
+NETWORKS = {"host": "host", "bridge": "private", "private": "private", "none": "none"}
+HOST_NET_WARNING = "Published ports are discarded when using host network mode"
+
+
+def network_mode(name, publishing=False):
+    """--network NAME -> host | private | none. Without --network, host, unless ports are
+    published (-p implies the private namespace, as Docker's default bridge)."""
+    if name is None or name in ("", "default"):
+        return "private" if publishing else "host"
+    mode = NETWORKS.get(name)
+    if mode is None:
+        if name.startswith("container:"):
+            raise errors.UsageError("--network container:NAME is not supported yet",
+                                    "publish the ports of one container, or use "
+                                    "--network host")
+        raise errors.UsageError("unsupported network mode: %s" % name,
+                                "use --network private (bridge), host or none")
+    return mode
+
+
+def _port_range(text, what, spec):
+    start, dash, end = text.partition("-")
+    try:
+        lo = int(start)
+        hi = int(end) if dash else lo
+    except ValueError:
+        raise errors.UsageError("invalid %s: %s" % (what, text or spec)) from None
+    if not (0 < lo <= 65535 and 0 < hi <= 65535) or hi < lo:
+        raise errors.UsageError("invalid %s: %s" % (what, text))
+    return lo, hi
+
+
+def _split_ip(spec):
+    """-> (ip, rest): an IPv6 address is bracketed, as in Docker."""
+    if spec.startswith("["):
+        close = spec.find("]")
+        if close < 0 or spec[close + 1:close + 2] != ":":
+            raise errors.UsageError("invalid IP address: %s" % spec)
+        return spec[1:close], spec[close + 2:]
+    parts = spec.split(":")
+    if len(parts) == 3:
+        return parts[0], parts[1] + ":" + parts[2]
+    if len(parts) > 3:
+        raise errors.UsageError("invalid port format: %s" % spec,
+                                "use [IP:]HOSTPORT:CONTAINERPORT[/tcp|udp]")
+    return "", spec
+
+
+def parse_publish(spec):
+    """One -p value -> [(container port "80/tcp", host ip, host port or "" for any)]."""
+    body, slash, proto = spec.rpartition("/") if "/" in spec else (spec, "", "tcp")
+    proto = (proto or "tcp").lower() if slash else "tcp"
+    if proto == "sctp":
+        raise errors.UsageError("unsupported protocol sctp in -p %s" % spec,
+                                "rootless-box publishes tcp and udp ports")
+    if proto not in PROTOCOLS:
+        raise errors.UsageError("invalid proto: %s" % proto)
+    ip, rest = _split_ip(body)
+    if ip:
+        try:
+            socket.inet_pton(socket.AF_INET6 if ":" in ip else socket.AF_INET, ip)
+        except OSError:
+            raise errors.UsageError("invalid IP address: %s" % ip) from None
+    host, colon, container = rest.rpartition(":")
+    if not colon:
+        host, container = "", rest
+    if not container:
+        raise errors.UsageError("no port specified: %s<empty>" % spec)
+    c_lo, c_hi = _port_range(container, "containerPort", spec)
+    if host:
+        h_lo, h_hi = _port_range(host, "hostPort", spec)
+        if h_hi - h_lo != c_hi - c_lo and not (c_lo == c_hi):
+            raise errors.UsageError("invalid ranges specified for container and host Ports: "
+                                    "%s and %s" % (container, host))
+    result = []
+    for i, port in enumerate(range(c_lo, c_hi + 1)):
+        if not host:
+            host_port = ""
+        elif c_lo == c_hi and h_lo != h_hi:
+            # a host range for one container port: Docker picks one free port from it
+            host_port = "%d-%d" % (h_lo, h_hi)
+        else:
+            host_port = str(h_lo + i)
+        result.append(("%d/%s" % (port, proto), ip, host_port))
+    return result
+
+
+def port_bindings(publish, publish_all, exposed):
+    """-p values, -P and the image's ExposedPorts -> (PortBindings, ExposedPorts) as Docker
+    records them: every published port is exposed too; -P gives each exposed port that no
+    -p names a random host port."""
+    bindings = {}
+    for spec in publish:
+        for key, ip, host_port in parse_publish(spec):
+            bindings.setdefault(key, []).append({"HostIp": ip, "HostPort": host_port})
+    exposed_all = {}
+    for key in exposed or {}:
+        exposed_all[key if "/" in key else key + "/tcp"] = {}
+    for key in bindings:
+        exposed_all[key] = {}
+    if publish_all:
+        for key in exposed_all:
+            bindings.setdefault(key, [{"HostIp": "", "HostPort": ""}])
+    return bindings, exposed_all
+
+
+def sort_key(key):
+    number, _, proto = key.partition("/")
+    return (int(number) if number.isdigit() else 0, proto)
+
+
+def port_lines(ports, private=None):
+    """NetworkSettings.Ports -> `port`'s lines ("80/tcp -> 0.0.0.0:49153"); with private
+    ("80" or "80/udp"), only its host addresses ("0.0.0.0:49153")."""
+    if private is not None and "/" not in private:
+        private += "/tcp"
+    lines = []
+    for key in sorted(ports or {}, key=sort_key):
+        for binding in ports[key] or []:
+            address = _address(binding)
+            if private is None:
+                lines.append("%s -> %s" % (key, address))
+            elif key == private:
+                lines.append(address)
+    return lines
+
+
+def _address(binding):
+    ip = binding.get("HostIp") or "0.0.0.0"
+    return "%s:%s" % ("[%s]" % ip if ":" in ip else ip, binding.get("HostPort"))
+
+
+def ps_text(ports):
+    """The PORTS column: "0.0.0.0:8080->80/tcp, 53/udp"."""
+    items = []
+    for key in sorted(ports or {}, key=sort_key):
+        if not ports[key]:
+            items.append(key)
+            continue
+        for binding in ports[key]:
+            items.append("%s->%s" % (_address(binding), key))
+    return ", ".join(items)
+
+
+# -- /etc/hosts and resolv.conf ----------------------------------------------------------------
+
+def parse_add_hosts(items):
+    """--add-host NAME:IP (NAME=IP too, as newer Docker) -> hosts lines. host-gateway has no
+    meaning without a bridge: refused."""
+    lines = []
+    for item in items:
+        sep = "=" if "=" in item else ":"
+        name, found, ip = item.partition(sep)
+        if ip.startswith("[") and ip.endswith("]"):
+            ip = ip[1:-1]
+        if not found or not name or not ip:
+            raise errors.UsageError("bad format for add-host: %r" % item,
+                                    "use --add-host NAME:IP")
+        if ip == "host-gateway":
+            raise errors.UsageError("--add-host %s: host-gateway is not supported" % item,
+                                    "give the address itself")
+        try:
+            socket.inet_pton(socket.AF_INET6 if ":" in ip else socket.AF_INET, ip)
+        except OSError:
+            raise errors.UsageError("invalid IP address in add-host: %r" % ip) from None
+        lines.append("%s\t%s\n" % (ip, name))
+    return "".join(lines)
+
+
+def resolv_conf(base, dns=(), search=(), options=()):
+    """The host's resolver file with --dns / --dns-search / --dns-option put in its place."""
+    for ip in dns:
+        try:
+            socket.inet_pton(socket.AF_INET6 if ":" in ip else socket.AF_INET, ip)
+        except OSError:
+            raise errors.UsageError("%s is not an ip address" % ip) from None
+    if not (dns or search or options):
+        return base
+    kept = []
+    for line in base.splitlines():
+        word = line.split()[0] if line.split() else ""
+        if (dns and word == "nameserver") or (search and word in ("search", "domain")) or \
+                (options and word == "options"):
+            continue
+        kept.append(line)
+    if search:
+        # Docker: --dns-search . leaves no search line
+        names = [s for s in search if s != "."]
+        if names:
+            kept.append("search " + " ".join(names))
+    kept += ["nameserver " + ip for ip in dns]
+    if options:
+        kept.append("options " + " ".join(options))
+    return "\n".join(kept) + "\n"
+
+
+# -- outbound networking helpers ---------------------------------------------------------------
+
+def _which(name):
+    for directory in os.environ.get("PATH", "/usr/bin:/bin").split(":"):
+        path = os.path.join(directory or ".", name)
+        if os.access(path, os.X_OK) and not os.path.isdir(path):
+            return path
+    return None
+
+
+def outbound():
+    """-> (usable, detail): pasta or slirp4netns installed and /dev/net/tun openable. Used by
+    `info` and by the warning a private-network container gets (neither is started yet)."""
+    helpers = [name for name in ("pasta", "slirp4netns") if _which(name)]
+    try:
+        os.close(os.open("/dev/net/tun", os.O_RDWR))
+        tun = ""
+    except OSError as exc:
+        tun = "/dev/net/tun cannot be opened (%s)" % (exc.strerror or exc)
+    if not helpers:
+        return False, "neither pasta nor slirp4netns is installed" + (
+            "; " + tun if tun else "")
+    if tun:
+        return False, "%s installed, but %s" % (" and ".join(helpers), tun)
+    return True, " and ".join(helpers) + " installed, /dev/net/tun usable"
+
+
+def outbound_warning():
+    usable, detail = outbound()
+    if usable:
+        return None
+    return ("this container has its own network namespace without outbound network (%s); "
+            "published ports (-p) reach it, nothing inside reaches out. For outbound traffic "
+            "install passt (pasta) or slirp4netns and make /dev/net/tun usable, or use "
+            "--network host" % detail)
+
+
+# -- binding and the forwarder -----------------------------------------------------------------
+
+class Published:
+    """Host ports bound for a container before it starts; start(pid) hands them to a
+    forwarder process and records the ports actually bound (a random one included)."""
+
+    def __init__(self, store, cid, listeners, ports):
+        self.store = store
+        self.cid = cid
+        self.listeners = listeners  # [(socket, proto, container port)]
+        self.ports = ports  # NetworkSettings.Ports
+
+    def close(self):
+        for sock, _proto, _port in self.listeners:
+            sock.close()
+        self.listeners = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def start(self, pid):
+        """The container's init is pid: start the forwarder, write the record's ports."""
+        if not self.listeners:
+            return
+        from ..userns import portfwd
+        try:
+            portfwd.spawn(pid, [(s.fileno(), proto, port) for s, proto, port
+                                in self.listeners])
+        except BaseException:
+            # a container whose published ports do not work is not left running
+            try:
+                os.kill(pid, 9)
+            except OSError:
+                pass
+            raise
+        finally:
+            self.close()
+        set_ports(self.store, self.cid, self.ports)
+
+
+def _bind_one(proto, ip, host_port):
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+    if "-" in host_port:
+        lo, hi = (int(p) for p in host_port.split("-"))
+        candidates = list(range(lo, hi + 1))
+    else:
+        candidates = [int(host_port or 0)]
+    last = None
+    for port in candidates:
+        sock = socket.socket(family, kind)
+        try:
+            if kind == socket.SOCK_STREAM:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((ip or ("::" if family == socket.AF_INET6 else "0.0.0.0"), port))
+            if kind == socket.SOCK_STREAM:
+                sock.listen(socket.SOMAXCONN)
+            sock.setblocking(False)
+            return sock
+        except OSError as exc:
+            sock.close()
+            last = exc
+    raise last
+
+
+def bind(store, record):
+    """Bind every published host port of record now (before its container starts): a port
+    in use is one clear error, and nothing has started. -> Published"""
+    bindings = (record.get("HostConfig") or {}).get("PortBindings") or {}
+    if (record.get("HostConfig") or {}).get("NetworkMode") != "private":
+        return Published(store, record["Id"], [], {})
+    exposed = (record.get("Config") or {}).get("ExposedPorts") or {}
+    ports = {key: None for key in exposed}
+    listeners = []
+    try:
+        for key in sorted(bindings, key=sort_key):
+            number, _, proto = key.partition("/")
+            for binding in bindings[key]:
+                ip, host_port = binding.get("HostIp") or "", binding.get("HostPort") or ""
+                try:
+                    sock = _bind_one(proto, ip, host_port)
+                except OSError as exc:
+                    raise errors.SetupError(
+                        "cannot publish port %s: %s:%s: %s" % (
+                            key, ip or "0.0.0.0", host_port or "(random)",
+                            exc.strerror or exc),
+                        "choose another host port, or stop what listens on it") from None
+                listeners.append((sock, proto, int(number)))
+                ports.setdefault(key, None)
+                ports[key] = (ports[key] or []) + [
+                    {"HostIp": ip or "0.0.0.0", "HostPort": str(sock.getsockname()[1])}]
+    except BaseException:
+        for sock, _proto, _port in listeners:
+            sock.close()
+        raise
+    return Published(store, record["Id"], listeners, ports)
+
+
+def set_ports(store, cid, ports):
+    with store.lock():
+        current = store.read_container(cid)
+        if current is None:
+            return
+        current.setdefault("NetworkSettings", {})["Ports"] = ports
+        store.write_container(current)

@@ -1,0 +1,396 @@
+"""The port forwarder: host ports moved into a container's private network namespace.
+
+Owns: the forwarder process (host side: it holds the listening sockets ops/ports.py bound, and
+for each TCP connection moves bytes with splice(2) through a pipe per direction, half-closes
+included; for UDP it keeps one socket inside per client address and relays datagrams), and the
+connector that lives inside the container's user and network namespaces (setns once, via
+/proc/PID/ns) and answers each request with a socket connected to 127.0.0.1:PORT there, handed
+back over a unix socket with SCM_RIGHTS. This is RootlessKit's builtin port driver: no tap
+device, no root, no copy through user space.
+Must not: start threads (setns of a user namespace refuses a threaded process, and the rule
+is fork before any thread), know about records or the store, or outlive the container: it
+watches the container's init through a pidfd and leaves when it exits (init itself dies with
+its keeper, the foreground `run` or the detached monitor, by its parent-death signal).
+"""
+
+import errno
+import os
+import select
+import socket
+import _signal as signal
+
+from . import libc
+
+_CHUNK = 1 << 20
+_PIPE_SIZE = 1 << 20
+_F_SETPIPE_SZ = 1031
+_UDP_IDLE = 90.0  # Docker's userland proxy forgets a UDP client after 90 s
+_BURST = 64  # splices per event before others get their turn
+
+
+def spawn(pid, listeners):
+    """listeners: [(fd, "tcp"|"udp", container port)], fds bound on the host. Start a
+    forwarder for the container whose init is host pid `pid`; return once its connector has
+    joined the container's namespaces, or raise the SetupError that stopped it. The
+    forwarder is not our child (double fork): a CLI that exits leaves no zombie."""
+    from ..errors import SetupError
+    try:
+        pidfd = os.pidfd_open(pid)
+        ns = [os.open("/proc/%d/ns/%s" % (pid, name), os.O_RDONLY | os.O_CLOEXEC)
+              for name in ("user", "net")]
+    except OSError as exc:
+        raise SetupError("cannot reach the container's network namespace: %s" % exc) from None
+    report_r, report_w = os.pipe2(os.O_CLOEXEC)
+    first = os.fork()
+    if first == 0:
+        try:
+            os.close(report_r)
+            os.setsid()
+            if os.fork():
+                os._exit(0)
+            _forwarder(pidfd, ns, listeners, report_w)
+        except BaseException as exc:
+            try:
+                os.write(report_w, ("E%s" % exc).encode(errors="replace"))
+            except OSError:
+                pass
+        os._exit(0)
+    os.close(report_w)
+    for fd in ns + [pidfd]:
+        os.close(fd)
+    os.waitpid(first, 0)
+    try:
+        word = os.read(report_r, 4096)
+    finally:
+        os.close(report_r)
+    if word != b"R":
+        raise SetupError("the port forwarder did not start: %s" % (
+            word[1:].decode(errors="replace") or "it died"))
+
+
+def _forwarder(pidfd, ns, listeners, report_w):
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    keep = {pidfd, report_w, *ns, *(fd for fd, _p, _c in listeners)}
+    # nothing of the caller's (its pipes to a shell reading `run -d`'s output) may stay open
+    for fd in os.listdir("/proc/self/fd"):
+        fd = int(fd)
+        if fd > 2 and fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    helper = os.fork()
+    if helper == 0:
+        try:
+            ours.close()
+            _connector(ns, theirs)
+        finally:
+            os._exit(0)
+    theirs.close()
+    for fd in ns:
+        os.close(fd)
+    if ours.recv(16) != b"R":
+        raise OSError("the connector could not join the container's namespaces")
+    os.write(report_w, b"R")
+    os.close(report_w)
+    Relay(pidfd, ours, listeners).loop()
+    os.kill(helper, signal.SIGKILL)
+    os._exit(0)
+
+
+# -- inside the container's namespaces -------------------------------------------------------
+
+def _connector(ns, chan):
+    """Join the container's user then network namespace (the user namespace grants the
+    capability setns(net) needs), then connect on request until the forwarder goes."""
+    libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    libc.setns(ns[0], libc.CLONE_NEWUSER)
+    libc.setns(ns[1], libc.CLONE_NEWNET)
+    libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)  # setns(user) cleared it
+    for fd in ns:
+        os.close(fd)
+    chan.send(b"R")
+    while True:
+        try:
+            request = chan.recv(64)
+        except InterruptedError:
+            continue
+        if not request:
+            return
+        kind, port = request[:1], int(request[1:])
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM if kind == b"T"
+                             else socket.SOCK_DGRAM)
+        try:
+            sock.settimeout(30)
+            sock.connect(("127.0.0.1", port))
+            socket.send_fds(chan, [b"K"], [sock.fileno()])
+        except OSError as exc:
+            chan.send(b"E%d" % (exc.errno or errno.EIO))
+        finally:
+            sock.close()
+
+
+# -- on the host -----------------------------------------------------------------------------
+
+class _Direction:
+    """One way of a TCP connection: src -> pipe -> dst."""
+
+    def __init__(self, src, dst):
+        self.src, self.dst = src, dst
+        self.pr, self.pw = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            import fcntl
+            fcntl.fcntl(self.pw, _F_SETPIPE_SZ, _PIPE_SIZE)
+        except OSError:
+            pass  # above /proc/sys/fs/pipe-max-size: the default 64 KiB still works
+        self.pending = 0
+        self.eof = False
+        self.done = False
+        self.want = select.POLLIN  # POLLIN on src, or POLLOUT on dst, or 0 when done
+
+    def pump(self):
+        """Move what can be moved now. False on an error that ends the connection."""
+        flags = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
+        for _ in range(_BURST):
+            if self.pending:
+                try:
+                    n = os.splice(self.pr, self.dst, self.pending, flags=flags)
+                except BlockingIOError:
+                    self.want = select.POLLOUT
+                    return True
+                except OSError:
+                    return False
+                self.pending -= n
+                continue
+            if self.eof:
+                try:
+                    # the half-close travels on: the other way may still carry a reply
+                    _shutdown_write(self.dst)
+                except OSError:
+                    pass
+                self.done = True
+                self.want = 0
+                return True
+            try:
+                n = os.splice(self.src, self.pw, _CHUNK, flags=flags)
+            except BlockingIOError:
+                self.want = select.POLLIN
+                return True
+            except OSError:
+                return False
+            if n == 0:
+                self.eof = True
+            self.pending += n
+        # a busy stream yields to the others; level-triggered poll brings it back
+        self.want = select.POLLOUT if self.pending else select.POLLIN
+        return True
+
+    def close(self):
+        os.close(self.pr)
+        os.close(self.pw)
+
+
+def _shutdown_write(fd):
+    sock = socket.socket(fileno=fd)
+    try:
+        sock.shutdown(socket.SHUT_WR)
+    finally:
+        sock.detach()
+
+
+class _Conn:
+    def __init__(self, a, b):
+        self.socks = (a, b)
+        self.ab = _Direction(a.fileno(), b.fileno())
+        self.ba = _Direction(b.fileno(), a.fileno())
+
+    def masks(self):
+        a, b = self.socks[0].fileno(), self.socks[1].fileno()
+        mask = {a: 0, b: 0}
+        for d in (self.ab, self.ba):
+            if d.want == select.POLLIN:
+                mask[d.src] |= select.POLLIN
+            elif d.want == select.POLLOUT:
+                mask[d.dst] |= select.POLLOUT
+        return mask
+
+    def close(self):
+        for d in (self.ab, self.ba):
+            d.close()
+        for s in self.socks:
+            s.close()
+
+
+class Relay:
+    """The forwarder's single-threaded loop over poll(2)."""
+
+    def __init__(self, pidfd, chan, listeners):
+        self.poll = select.poll()
+        self.pidfd = pidfd
+        self.chan = chan
+        self.listeners = {}
+        self.conns = {}  # fd -> _Conn
+        self.registered = {}  # fd -> mask
+        self.waiting = []  # requests in flight, in order: ("tcp", sock) or ("udp", fd, addr)
+        self.udp = {}  # (listener fd, client addr) -> [inner socket, last use]
+        self.udp_inner = {}  # inner fd -> (listener fd, client addr)
+        self.udp_queue = {}  # (listener fd, addr) -> datagrams waiting for their socket
+        for fd, proto, port in listeners:
+            sock = socket.socket(fileno=fd)
+            sock.setblocking(False)
+            self.listeners[fd] = (sock, proto, port)
+            self._set(fd, select.POLLIN)
+        self._set(pidfd, select.POLLIN)
+        self._set(chan.fileno(), select.POLLIN)
+
+    def _set(self, fd, mask):
+        old = self.registered.get(fd)
+        if mask == 0:
+            # an fd with nothing to wait for is left out: poll would report its HUP forever
+            if old is not None:
+                self.poll.unregister(fd)
+                del self.registered[fd]
+            return
+        if old is None:
+            self.poll.register(fd, mask)
+        elif old != mask:
+            self.poll.modify(fd, mask)
+        self.registered[fd] = mask
+
+    def loop(self):
+        import time
+        while True:
+            try:
+                events = self.poll.poll(30000 if self.udp else None)
+            except InterruptedError:
+                continue
+            for fd, ev in events:
+                if fd == self.pidfd:
+                    return  # the container's init exited
+                if fd == self.chan.fileno():
+                    if not self._answer():
+                        return
+                elif fd in self.listeners:
+                    self._listener_ready(fd)
+                elif fd in self.conns:
+                    self._drive(self.conns[fd])
+                elif fd in self.udp_inner:
+                    self._udp_back(fd)
+            if self.udp:
+                now = time.monotonic()
+                for key, (sock, used) in list(self.udp.items()):
+                    if now - used > _UDP_IDLE:
+                        self._udp_drop(key)
+
+    def _request(self, kind, port, item):
+        self.chan.send(b"%s%d" % (kind, port))
+        self.waiting.append(item)
+
+    def _listener_ready(self, fd):
+        sock, proto, port = self.listeners[fd]
+        if proto == "tcp":
+            for _ in range(256):
+                try:
+                    conn, _addr = sock.accept()
+                except (BlockingIOError, InterruptedError):
+                    return
+                except OSError:
+                    return  # EMFILE and friends: the client waits in the backlog
+                self._request(b"T", port, ("tcp", conn))
+            return
+        for _ in range(256):
+            try:
+                data, addr = sock.recvfrom(65536)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            import time
+            key = (fd, addr)
+            if key in self.udp:
+                self.udp[key][1] = time.monotonic()
+                try:
+                    self.udp[key][0].send(data)
+                except OSError:
+                    pass
+            elif key in self.udp_queue:
+                self.udp_queue[key].append(data)
+            else:
+                self.udp_queue[key] = [data]
+                self._request(b"U", port, ("udp", fd, addr))
+
+    def _answer(self):
+        try:
+            msg, fds, _flags, _addr = socket.recv_fds(self.chan, 64, 1)
+        except (BlockingIOError, InterruptedError):
+            return True
+        if not msg:
+            return False  # the connector is gone: so is the namespace's last way in
+        item = self.waiting.pop(0)
+        inner = socket.socket(fileno=fds[0]) if fds else None
+        if item[0] == "tcp":
+            outer = item[1]
+            if inner is None:
+                outer.close()  # nothing listens inside: the client sees its connection end
+                return True
+            inner.setblocking(False)
+            outer.setblocking(False)
+            conn = _Conn(outer, inner)
+            for s in conn.socks:
+                self.conns[s.fileno()] = conn
+            self._drive(conn)
+            return True
+        _kind, lfd, addr = item
+        queued = self.udp_queue.pop((lfd, addr), [])
+        if inner is None:
+            return True
+        import time
+        inner.setblocking(False)
+        self.udp[(lfd, addr)] = [inner, time.monotonic()]
+        self.udp_inner[inner.fileno()] = (lfd, addr)
+        self._set(inner.fileno(), select.POLLIN)
+        for data in queued:
+            try:
+                inner.send(data)
+            except OSError:
+                pass
+        return True
+
+    def _drive(self, conn):
+        ok = conn.ab.pump() and conn.ba.pump()
+        if not ok or (conn.ab.done and conn.ba.done):
+            for s in conn.socks:
+                self._set(s.fileno(), 0)
+                self.conns.pop(s.fileno(), None)
+            conn.close()
+            return
+        for fd, mask in conn.masks().items():
+            self._set(fd, mask)
+
+    def _udp_back(self, fd):
+        lfd, addr = self.udp_inner[fd]
+        inner = self.udp[(lfd, addr)][0]
+        listener = self.listeners[lfd][0]
+        for _ in range(256):
+            try:
+                data = inner.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                # ECONNREFUSED: nothing listens inside (yet); forget this client's socket
+                self._udp_drop((lfd, addr))
+                return
+            try:
+                listener.sendto(data, addr)
+            except OSError:
+                pass
+
+    def _udp_drop(self, key):
+        sock, _used = self.udp.pop(key)
+        self.udp_inner.pop(sock.fileno(), None)
+        self._set(sock.fileno(), 0)
+        sock.close()

@@ -1,0 +1,255 @@
+"""Published ports: `-p`/`-P` into a private network namespace through the built-in forwarder.
+
+What a user relies on: `run -d -p HOST:80` serves the container's port 80 (below 1024 inside,
+no root) on the host; `-p 80` takes a random free host port that `port`, `ps` and inspect
+report; UDP round-trips; many connections at once pass; the host port is free again once the
+container stops and no forwarder stays; a host port in use is one clear error and leaves no
+container; `-p` with `--network host` warns and is ignored; --add-host and --dns land in the
+container's /etc files. Real namespaces, the real CLI, an unprivileged user.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+
+import pytest
+
+from conftest import Cli, assert_one_error, needs_userns
+
+pytestmark = needs_userns
+
+# the host's Python inside the container (busybox here has neither `nc -u` nor a UDP server)
+PYTHON = ["-v", "/usr:/usr:ro", "-v", "/usr/lib:/lib:ro", "-v", "/usr/lib64:/lib64:ro"]
+UDP_ECHO = ("import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+            "s.bind(('127.0.0.1', 9999))\n"
+            "while True:\n    data, addr = s.recvfrom(65536)\n    s.sendto(data, addr)\n")
+# reads a connection to its end, then answers with the count: a half-close must pass
+COUNTER = ("import socket\nl = socket.socket()\nl.bind(('127.0.0.1', 7000))\nl.listen(8)\n"
+           "while True:\n    c, _ = l.accept()\n    n = 0\n    while True:\n"
+           "        b = c.recv(1 << 20)\n        if not b:\n            break\n"
+           "        n += len(b)\n    c.sendall(b'%d\\n' % n)\n    c.close()\n")
+HTTPD = ("mkdir -p /www && echo hello-from-80 > /www/index.html && "
+         "exec busybox httpd -f -p 80 -h /www")
+
+
+@pytest.fixture
+def user(tmp_path, rootfs_tar):
+    cli = Cli(str(tmp_path / "data"))
+    cli.ok("import", "-c", 'CMD ["sh"]', "-c", 'EXPOSE 80', rootfs_tar, "base:latest")
+    yield cli
+    for cid in cli.ok("ps", "-a", "-q", "--no-trunc").out.split():
+        cli("rm", "-f", cid)
+
+
+def free_port(kind=socket.SOCK_STREAM):
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_is_free(port):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+        return True
+
+
+def fetch(port, path="/index.html", timeout=10.0):
+    """GET through the forwarder, retrying while the server inside is still starting."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path),
+                                        timeout=10) as r:
+                return r.read()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def wait_for(predicate, timeout=10.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for %s" % what)
+
+
+def processes_with(word):
+    """Host processes whose command line holds word: a forwarder is a fork of the `run`
+    that published the port, so it carries that command line."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open("/proc/%s/cmdline" % pid, "rb") as f:
+                    if word.encode() in f.read().split(b"\0"):
+                        found.append(int(pid))
+            except OSError:
+                pass
+    return found
+
+
+def test_http_on_port_80_published_and_fetched(user):
+    port = free_port()
+    cid = user.ok("run", "-d", "-p", "%d:80" % port, "base:latest", "sh", "-c",
+                  HTTPD).out.strip()
+    assert fetch(port) == b"hello-from-80\n"
+    assert user.ok("port", cid).out == "80/tcp -> 0.0.0.0:%d\n" % port
+    assert user.ok("port", cid, "80/tcp").out == "0.0.0.0:%d\n" % port
+    missing = user("port", cid, "81")
+    assert missing.returncode != 0 and "No public port '81/tcp'" in missing.err
+    assert "0.0.0.0:%d->80/tcp" % port in user.ok("ps").out
+    doc = json.loads(user.ok("inspect", cid).out)[0]
+    assert doc["HostConfig"]["NetworkMode"] == "private"
+    assert doc["HostConfig"]["PortBindings"] == {"80/tcp": [{"HostIp": "",
+                                                             "HostPort": str(port)}]}
+    assert doc["NetworkSettings"]["Ports"]["80/tcp"] == [{"HostIp": "0.0.0.0",
+                                                          "HostPort": str(port)}]
+    # the forwarder ends with the container, and the host port is free again
+    user.ok("stop", "-t", "1", cid)
+    wait_for(lambda: port_is_free(port), what="the host port to be released")
+    wait_for(lambda: not processes_with("%d:80" % port), what="the forwarder to end")
+    assert user.ok("port", cid).out == ""
+
+
+def test_random_host_port_and_publish_all(user):
+    cid = user.ok("run", "-d", "-p", "80", "base:latest", "sh", "-c", HTTPD).out.strip()
+    line = user.ok("port", cid).out.strip()
+    assert line.startswith("80/tcp -> 0.0.0.0:"), line
+    port = int(line.rsplit(":", 1)[1])
+    assert port > 0 and fetch(port) == b"hello-from-80\n"
+    # -P: the image's EXPOSE 80 gets a port of its own
+    other = user.ok("run", "-d", "-P", "base:latest", "sh", "-c", HTTPD).out.strip()
+    line = user.ok("port", other, "80").out.strip()
+    port2 = int(line.rsplit(":", 1)[1])
+    assert port2 != port and fetch(port2) == b"hello-from-80\n"
+
+
+def test_udp_echo(user):
+    port = free_port(socket.SOCK_DGRAM)
+    # a reply per datagram: the forwarder keeps one socket inside per client address
+    cid = user.ok("run", "-d", "-p", "%d:9999/udp" % port, *PYTHON, "base:latest",
+                  "/usr/bin/python3", "-c", UDP_ECHO).out.strip()
+    assert user.ok("port", cid).out == "9999/udp -> 0.0.0.0:%d\n" % port
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.5)
+        deadline = time.monotonic() + 15
+        while True:
+            s.sendto(b"ping-udp\n", ("127.0.0.1", port))
+            try:
+                data, _ = s.recvfrom(100)
+                break
+            except socket.timeout:
+                assert time.monotonic() < deadline, "no UDP echo"
+    assert data == b"ping-udp\n"
+
+
+def test_200_concurrent_connections(user):
+    port = free_port()
+    user.ok("run", "-d", "-p", "%d:80" % port, "base:latest", "sh", "-c", HTTPD)
+    fetch(port)
+    results, errors = [], []
+    gate = threading.Barrier(200)
+
+    def one():
+        try:
+            gate.wait(timeout=30)
+            with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+                s.sendall(b"GET /index.html HTTP/1.0\r\n\r\n")
+                data = b""
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+            results.append(data)
+        except Exception as exc:  # noqa: BLE001  (reported below)
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=one) for _ in range(200)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors[:3]
+    assert len(results) == 200
+    assert all(r.endswith(b"hello-from-80\n") for r in results)
+
+
+def test_large_transfer_and_half_close(user):
+    port = free_port()
+    # the client's half-close must travel through, and the answer come back after it
+    user.ok("run", "-d", "-p", "%d:7000" % port, *PYTHON, "base:latest", "/usr/bin/python3",
+            "-c", COUNTER)
+    payload = os.urandom(1 << 16) * 64  # 4 MiB
+    deadline = time.monotonic() + 15
+    while True:
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+            try:
+                s.sendall(payload)
+                s.shutdown(socket.SHUT_WR)
+                answer = b""
+                while True:
+                    chunk = s.recv(100)
+                    if not chunk:
+                        break
+                    answer += chunk
+            except OSError:
+                answer = b""
+        if answer.strip():
+            break
+        assert time.monotonic() < deadline, "no answer through the forwarder"
+        time.sleep(0.2)
+    assert int(answer.split()[0]) == len(payload)
+
+
+def test_port_in_use_is_one_error_and_no_container(user):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("0.0.0.0", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        for detach in (["-d"], []):
+            proc = user("run", *detach, "-p", "%d:80" % port, "base:latest", "sh", "-c",
+                        HTTPD)
+            assert_one_error(proc)
+            assert "%d" % port in proc.err and "in use" in proc.err
+        assert user.ok("ps", "-a", "-q").out == ""
+
+
+def test_publish_with_host_network_warns(user):
+    proc = user.ok("run", "--rm", "--network", "host", "-p", "8080:80", "base:latest",
+                   "true")
+    assert "Published ports are discarded when using host network mode" in proc.err
+
+
+def test_bad_publish_specs(user):
+    for spec, text in (("80/sctpx", "invalid proto"), ("x:80", "invalid hostPort"),
+                       ("1.2.3.999:80:80", "invalid IP address"),
+                       ("80:0", "invalid containerPort")):
+        proc = user("run", "--rm", "-p", spec, "base:latest", "true")
+        assert_one_error(proc)
+        assert text in proc.err, (spec, proc.err)
+    proc = user("run", "--rm", "--network", "none", "-p", "80", "base:latest", "true")
+    assert_one_error(proc)
+    assert "conflicting options" in proc.err
+    assert user.ok("ps", "-a", "-q").out == ""
+
+
+def test_private_network_loopback_and_etc_files(user):
+    proc = user.ok("run", "--rm", "--network", "bridge", "--add-host", "db.local:10.1.2.3",
+                   "--dns", "9.9.9.9", "--dns-search", "example.org", "base:latest", "sh",
+                   "-c", "cat /etc/hosts /etc/resolv.conf; ls /sys/class/net")
+    assert "10.1.2.3\tdb.local" in proc.out
+    assert "nameserver 9.9.9.9" in proc.out and "search example.org" in proc.out
+    assert proc.out.split()[-1] == "lo"
+    assert "without outbound network" in proc.err

@@ -1,0 +1,70 @@
+"""Docker's -p grammar, the record's port fields and their texts, --add-host and --dns (pure)."""
+
+import pytest
+
+from rootless_box.errors import UsageError
+from rootless_box.ops import ports
+
+
+def test_publish_forms():
+    assert ports.parse_publish("8080:80") == [("80/tcp", "", "8080")]
+    assert ports.parse_publish("80") == [("80/tcp", "", "")]
+    assert ports.parse_publish("127.0.0.1:8080:80/udp") == [("80/udp", "127.0.0.1", "8080")]
+    assert ports.parse_publish("127.0.0.1::80") == [("80/tcp", "127.0.0.1", "")]
+    assert ports.parse_publish("[::1]:8080:80") == [("80/tcp", "::1", "8080")]
+    assert ports.parse_publish("8000-8001:80-81") == [("80/tcp", "", "8000"),
+                                                      ("81/tcp", "", "8001")]
+    assert ports.parse_publish("8000-8009:80") == [("80/tcp", "", "8000-8009")]
+
+
+@pytest.mark.parametrize("spec,text", [
+    ("80/foo", "invalid proto: foo"), ("x:80", "invalid hostPort: x"),
+    ("80:y", "invalid containerPort: y"), ("80:0", "invalid containerPort: 0"),
+    ("1.2.3.999:80:80", "invalid IP address: 1.2.3.999"), ("8080:", "no port specified"),
+    ("8000-8002:80-81", "invalid ranges"), ("80/sctp", "sctp")])
+def test_publish_errors(spec, text):
+    with pytest.raises(UsageError, match=text):
+        ports.parse_publish(spec)
+
+
+def test_bindings_and_publish_all():
+    bindings, exposed = ports.port_bindings(["8080:80"], False, {"443/tcp": {}})
+    assert bindings == {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}
+    assert exposed == {"80/tcp": {}, "443/tcp": {}}
+    bindings, _ = ports.port_bindings([], True, {"443/tcp": {}, "53/udp": {}})
+    assert bindings == {"443/tcp": [{"HostIp": "", "HostPort": ""}],
+                        "53/udp": [{"HostIp": "", "HostPort": ""}]}
+
+
+def test_network_modes():
+    assert ports.network_mode(None) == "host"
+    assert ports.network_mode(None, publishing=True) == "private"
+    assert ports.network_mode("bridge") == "private"
+    assert ports.network_mode("none") == "none"
+    with pytest.raises(UsageError, match="container:NAME"):
+        ports.network_mode("container:web")
+
+
+def test_port_and_ps_texts():
+    published = {"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "49153"}],
+                 "9/udp": [{"HostIp": "::1", "HostPort": "5000"}], "443/tcp": None}
+    assert ports.port_lines(published) == ["9/udp -> [::1]:5000",
+                                           "80/tcp -> 0.0.0.0:49153"]
+    assert ports.port_lines(published, "80") == ["0.0.0.0:49153"]
+    assert ports.port_lines(published, "80/udp") == []
+    assert ports.ps_text(published) == \
+        "[::1]:5000->9/udp, 0.0.0.0:49153->80/tcp, 443/tcp"
+
+
+def test_hosts_and_resolv():
+    assert ports.parse_add_hosts(["db:10.0.0.2", "v6=[::1]"]) == "10.0.0.2\tdb\n::1\tv6\n"
+    with pytest.raises(UsageError, match="bad format"):
+        ports.parse_add_hosts(["db"])
+    with pytest.raises(UsageError, match="invalid IP"):
+        ports.parse_add_hosts(["db:10.0.0.300"])
+    base = "# x\nnameserver 1.1.1.1\nsearch a.b\noptions ndots:1\n"
+    assert ports.resolv_conf(base) == base
+    out = ports.resolv_conf(base, ["9.9.9.9"], ["c.d"], ["ndots:2"])
+    assert out == "# x\nsearch c.d\nnameserver 9.9.9.9\noptions ndots:2\n"
+    with pytest.raises(UsageError, match="not an ip address"):
+        ports.resolv_conf(base, ["nope"])

@@ -41,6 +41,7 @@ QUICK_ARGS = {
     "pull": ["--runs", "1", "--warmup", "0"],
     "lifecycle": ["--runs", "3", "--warmup", "1", "--count", "10", "--idle", "2"],
     "aptbuild": ["--runs", "1"],
+    "ports": ["--runs", "1", "--size-mb", "64", "--connections", "200"],
 }
 
 PEER_VERSIONS = ("podman", "buildah", "skopeo", "umoci", "runc", "tar")

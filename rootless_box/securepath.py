@@ -3,15 +3,21 @@
 Owns: the lexical cleaning of archive member names and the walk, component by component, that
 keeps `..` and symlinks (absolute or relative) from leading out of the root, as runc's
 filepath-securejoin does.
-Must not: create, change or remove anything (it only reads links), nor import anything but the
-standard library and errors. Callers that then act on the result must not follow a symlink that
-appears at the returned path later (open with O_NOFOLLOW, act on the link itself).
+`open_in_root` walks the same way with O_PATH file descriptors, for a root that a hostile
+process may change while the walk goes on (the chown supervisor's): every component is opened
+relative to the one before with O_NOFOLLOW, so no swap of a directory for a symlink can send it
+elsewhere.
+Must not: create, change or remove anything (it only reads links and opens O_PATH fds), nor
+import anything but the standard library and errors. Callers that then act on a path result
+must not follow a symlink that appears at the returned path later (open with O_NOFOLLOW, act on
+the link itself).
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import stat
 
 from .errors import BadArchive
 
@@ -56,6 +62,68 @@ def resolve_in_root(root: str, path: str, *, follow_final: bool = True) -> str:
             resolved.clear()
         pending.extend(_components_reversed(target))
     return os.path.join(root, *resolved)
+
+
+def open_in_root(root_fd: int, path: str, *, start_fd: int | None = None,
+                 follow_final: bool = True) -> int:
+    """An O_PATH fd of what `path` names inside the directory root_fd stands for, relative to
+    start_fd (a directory under it) when the path is relative; the caller closes it.
+
+    As resolve_in_root, but on descriptors: a symlink is read (never followed by the kernel)
+    and its target walked again, an absolute one from root_fd; `..` goes back along this walk,
+    and from start_fd's own directory it opens ".." only below the root (the root's `..` is
+    the root). With follow_final=False a final symlink is returned itself. OSError (ENOENT,
+    ENOTDIR, ELOOP...) when the walk cannot finish.
+    """
+    root_st = os.fstat(root_fd)
+    root_id = (root_st.st_dev, root_st.st_ino)
+    flags = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+    base = root_fd if path.startswith("/") or start_fd is None else start_fd
+    cur = os.dup(base)
+    stack = []  # the directories this walk went down through, for `..`
+    pending = _components_reversed(path)
+    links = 0
+    try:
+        while pending:
+            part = pending.pop()
+            if part == "..":
+                if stack:
+                    os.close(cur)
+                    cur = stack.pop()
+                    continue
+                st = os.fstat(cur)
+                if (st.st_dev, st.st_ino) == root_id:
+                    continue
+                parent = os.open("..", flags | os.O_DIRECTORY, dir_fd=cur)
+                os.close(cur)
+                cur = parent
+                continue
+            nxt = os.open(part, flags, dir_fd=cur)
+            if stat.S_ISLNK(os.fstat(nxt).st_mode) and (pending or follow_final):
+                try:
+                    target = os.readlink("", dir_fd=nxt)
+                finally:
+                    os.close(nxt)
+                links += 1
+                if links > MAX_SYMLINKS:
+                    raise OSError(errno.ELOOP, "too many levels of symbolic links", path)
+                if target.startswith("/"):
+                    for fd in stack:
+                        os.close(fd)
+                    stack = []
+                    os.close(cur)
+                    cur = os.dup(root_fd)
+                pending.extend(_components_reversed(target))
+                continue
+            stack.append(cur)
+            cur = nxt
+    except BaseException:
+        os.close(cur)
+        raise
+    finally:
+        for fd in stack:
+            os.close(fd)
+    return cur
 
 
 def clean_member_name(name: str) -> str | None:

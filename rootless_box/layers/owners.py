@@ -140,7 +140,7 @@ def chown(path, uid, gid, follow_symlinks=False):
     return True
 
 
-def read(target, st):
+def read(target, st, follow_symlinks=False):
     """The owner target (a path or an fd; st its lstat) has in the container. A file that
     belongs to this process's own ids (root in the container under a single mapping, where
     every file does) takes the recorded owner, an absent field or NOOP_ID keeping the stat's;
@@ -154,7 +154,7 @@ def read(target, st):
     uid = 0
     if gid == own_gid:
         gid = 0
-    kwargs = {} if isinstance(target, int) else {"follow_symlinks": False}
+    kwargs = {} if isinstance(target, int) else {"follow_symlinks": follow_symlinks}
     try:
         value = os.getxattr(target, XATTR, **kwargs)
     except OSError as err:

@@ -213,7 +213,8 @@ def _run(spec, idmap):
     try:
         container = launcher.start(spec, idmap)
         forwarder.attach(container.pid)
-        return container.wait()
+        from .chowns import services
+        return container.wait(services(container))
     finally:
         forwarder.restore()
 

@@ -121,6 +121,10 @@ def exec_in(opts):
     try:
         spec = build_spec(record, opts, target)
         spec["seccomp"] = _seccomp_of(store, record)
+        # the exec'd process is no descendant of init: it installs a filter of its own, whose
+        # chowns this process answers while it waits (ops/chowns.py); detached, nobody
+        # stays to answer them, so they are faked (join.spawn)
+        spec["chown_notify"] = bool(spec["seccomp"])
         if opts.detach:
             join.spawn(target, spec, detach=True)
             return 0

@@ -145,7 +145,7 @@ def _serve(store, idmap, cid, spec, report_fd):
     if report_fd is not None:
         os.write(report_fd, b"R%d\n" % container.pid)
         os.close(report_fd)
-    _exec_watcher(store, record, container.waiter, fds, attach)
+    _exec_watcher(store, record, container.waiter, fds, attach, container.listener)
 
 
 def _listen(path):
@@ -168,11 +168,12 @@ def _listen(path):
     return "%d:%s" % (fd, path)
 
 
-def _exec_watcher(store, record, middle, fds, attach):
-    for fd in fds.values():
+def _exec_watcher(store, record, middle, fds, attach, listener=None):
+    for fd in list(fds.values()) + ([listener] if listener is not None else []):
         os.set_inheritable(fd, True)
     args = [store.root, record["Id"], str(middle),
-            ",".join("%s=%d" % item for item in sorted(fds.items())), attach]
+            ",".join("%s=%d" % item for item in sorted(fds.items())), attach,
+            "" if listener is None else str(listener)]
     os.execv(sys.executable, watcher_argv(args))
 
 

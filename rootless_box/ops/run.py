@@ -398,10 +398,14 @@ def _create(store, idmap, opts, network, mounts, extra_env):
 def confinement(idmap, unconfined=False):
     """The parts of a run spec every container gets: Docker's capabilities, the mapping, and
     under a single-id mapping the seccomp fake root (userns/seccomp.py), so that the
-    credential changes and chowns of package managers succeed where only uid 0 exists."""
+    credential changes and chowns of package managers succeed where only uid 0 exists; its
+    chowns go to the container's keeper (chown_notify: ops/chowns.py), which records the
+    owner asked for. Every keeper of launcher.start (foreground run, monitor, build step)
+    serves them."""
+    fake = idmap.mode == "single" and not unconfined
     return {"caps": list(caps.DOCKER_DEFAULT), "idmap_mode": idmap.mode,
             "tty_gid_mapped": idmap.to_host_gid(5) is not None, "winsize": None,
-            "seccomp": "fakeroot" if idmap.mode == "single" and not unconfined else None}
+            "seccomp": "fakeroot" if fake else None, "chown_notify": fake}
 
 
 def idmap_of(spec, idmap):
@@ -549,12 +553,16 @@ def run(opts, warn=None, pull=None):
 def _wait(container, opts):
     """Relay the pty (if any) and wait; if relaying fails, the container is killed rather
     than left running with nobody attached."""
+    services = {}
+    if container.listener is not None:
+        from .chowns import services as chown_services
+        services = chown_services(container)
     try:
         if container.master_fd is not None:
             from ..userns.pty import relay
-            relay(container.master_fd, opts.interactive)
+            relay(container.master_fd, opts.interactive, services=services)
     except BaseException:
         container.kill()
         container.wait()
         raise
-    return container.wait()
+    return container.wait(services)

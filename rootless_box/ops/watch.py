@@ -1,7 +1,8 @@
 """The watcher: what a detached container's monitor becomes once the container runs.
 
-Owns: copying the container's output into its json-file log, waiting for it, recording its
-exit, and applying its restart policy (no, on-failure[:N], always, unless-stopped) with
+Owns: copying the container's output into its json-file log, waiting for it while it answers
+the container's chowns (the seccomp listener, ops/chowns.py: loaded only for a container that
+has one), recording its exit, and applying its restart policy (no, on-failure[:N], always, unless-stopped) with
 Docker's doubling delay; a restart or a --rm removal goes back to the full tool (monitor.py's
 `serve_again`) by exec, in the same process, which stays the container's keeper.
 Must not: import more than the standard library's os/select/time and the package's small
@@ -32,7 +33,7 @@ def _parse_fds(text):
     return fds
 
 
-def _copy_output(fds, log, attach=""):
+def _copy_output(fds, log, attach="", services=None):
     """Until every output fd reaches its end. A pty master reports EIO once the container's
     side is closed: that is its end. With attach ("FD:PATH" of a listening socket, for -t or -i
     containers), `attach` clients connect there: they get the terminal's output from then on, and what they send goes to
@@ -43,15 +44,20 @@ def _copy_output(fds, log, attach=""):
     stdin = target if fds.get(target) == "stdin" else None
     listener, attach_path = _listener(attach)
     clients = set()
+    services = services if services is not None else {}
     try:
         while any(name != "stdin" for name in fds.values()):
             watched = [fd for fd, name in fds.items() if name != "stdin"] + list(clients) + \
-                ([listener.fileno()] if listener else [])
+                ([listener.fileno()] if listener else []) + list(services)
             try:
                 ready, _w, _x = select.select(watched, [], [])
             except InterruptedError:
                 continue
             for fd in ready:
+                if fd in services:
+                    if not services[fd]():
+                        del services[fd]
+                    continue
                 if listener is not None and fd == listener.fileno():
                     try:
                         conn, _addr = listener.accept()
@@ -125,17 +131,51 @@ def _listener(attach):
     return socket.socket(fileno=int(fd)), path
 
 
-def _wait(middle):
-    while True:
+def _wait(middle, services=None):
+    status = _serve_until_exit(middle, services) if services else None
+    while status is None:
         try:
             _pid, status = os.waitpid(middle, 0)
         except InterruptedError:
             continue
         except ChildProcessError:
             return 125
-        if os.WIFSIGNALED(status):
-            return 128 + os.WTERMSIG(status)
-        return os.WEXITSTATUS(status)
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+def _serve_until_exit(pid, services):
+    """The container closed its output but may still chown: serve until it exits. Returns
+    its wait status when it had to be reaped here (no pidfds: Linux < 5.3), else None."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        pidfd = None
+    try:
+        while services:
+            watched = list(services) + ([pidfd] if pidfd is not None else [])
+            try:
+                ready, _w, _x = select.select(watched, [], [],
+                                              None if pidfd is not None else 0.5)
+            except InterruptedError:
+                continue
+            if pidfd is not None and pidfd in ready:
+                return None
+            if pidfd is None:
+                try:
+                    done, status = os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    return None
+                if done:
+                    return status
+            for fd in ready:
+                if not services[fd]():
+                    del services[fd]
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+    return None
 
 
 def _read_record(path):
@@ -162,9 +202,15 @@ def should_restart(record, code):
 
 def main(argv):
     """argv: store root, container ID, the middle process's pid, fds ("stdout=N,stderr=M" or
-    "tty=N"), and the attach socket ("FD:PATH", empty: none)."""
+    "tty=N"), the attach socket ("FD:PATH", empty: none) and the seccomp listener's fd
+    (empty: none)."""
     root, cid, middle, fd_text = argv[:4]
     attach = argv[4] if len(argv) > 4 else ""
+    services = {}
+    listener = int(argv[5]) if len(argv) > 5 and argv[5] else None
+    if listener is not None:
+        from .chowns import serve
+        services[listener] = lambda: serve(listener)
     from ..store import Store
     from .logwriter import LogWriter
     store = Store(root)
@@ -178,11 +224,13 @@ def main(argv):
         opts = (record.get("HostConfig") or {}).get("LogConfig", {}).get("Config") or {}
         log = LogWriter(log_path, **_log_options(opts))
     try:
-        _copy_output(_parse_fds(fd_text), log, attach)
+        _copy_output(_parse_fds(fd_text), log, attach, services)
     finally:
         if log is not None:
             log.close()
-    code = _wait(int(middle))
+    code = _wait(int(middle), services)
+    if listener is not None:
+        os.close(listener)  # a restart makes a new one
     cgroup = (record.get("State") or {}).get("CgroupPath")
     if cgroup:
         try:

@@ -135,12 +135,14 @@ def spawn(target, spec, detach=False):
     spec = dict(spec, caps=target.caps, no_new_privs=target.no_new_privs,
                 idmap_mode=target.idmap_mode, create_cwd=False)
     if detach:
-        spec.update(tty=False, stdin=False)
+        # nobody stays to answer its chowns: they are faked, the owner lost
+        spec.update(tty=False, stdin=False, chown_notify=False)
+    supervised = bool(spec.get("seccomp") and spec.get("chown_notify"))
     launcher._flush_stdio()
     pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     sock_parent = sock_child = None
-    if spec.get("tty"):
+    if spec.get("tty") or supervised:
         import socket
         from . import pty  # noqa: F401  (the command's side needs it after chroot)
         sock_parent, sock_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -160,13 +162,16 @@ def spawn(target, spec, detach=False):
     os.close(err_w)
     if sock_child:
         sock_child.close()
-    master = None
+    master = listener = None
     try:
         text = launcher._read_all(pid_r)
         pid = int(text) if text.strip().isdigit() else None
         if sock_parent is not None and pid:
             from .pty import receive_fd
-            master = receive_fd(sock_parent)
+            if spec.get("tty"):
+                master = receive_fd(sock_parent)
+            if supervised:
+                listener = receive_fd(sock_parent)
         err = launcher._read_all(err_r)
     except BaseException:
         os.waitpid(joiner, 0)
@@ -177,8 +182,9 @@ def spawn(target, spec, detach=False):
         if sock_parent is not None:
             sock_parent.close()
     if err or not pid:
-        if master is not None:
-            os.close(master)
+        for fd in (master, listener):
+            if fd is not None:
+                os.close(fd)
         os.waitpid(joiner, 0)
         if err:
             launcher._raise_reported(err)
@@ -187,7 +193,7 @@ def spawn(target, spec, detach=False):
     if detach:
         os.waitpid(joiner, 0)
         return None
-    return launcher.Container(pid, joiner, master)
+    return launcher.Container(pid, joiner, master, listener)
 
 
 def _joiner(target, spec, detach, pid_w, err_w, sock):

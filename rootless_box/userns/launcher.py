@@ -347,13 +347,16 @@ def run_in_userns_pool(func, idmap, arglists, jobs, on_message):
 
 class Container:
     """A started container: its init's host pid (what signals go to), the process that waits
-    for it (the middle, whose exit status is the container's) and, with a tty, the pty
-    master."""
+    for it (the middle, whose exit status is the container's), with a tty the pty master,
+    and, when its chowns are supervised (spec["chown_notify"]), the seccomp listener its
+    keeper must serve while it waits (wait(services))."""
 
-    def __init__(self, pid, waiter, master_fd):
+    def __init__(self, pid, waiter, master_fd, listener=None):
         self.pid = pid
         self.waiter = waiter
         self.master_fd = master_fd
+        self.listener = listener
+        self._status = None
 
     def kill(self, signum=9):
         try:
@@ -361,15 +364,55 @@ class Container:
         except ProcessLookupError:
             pass
 
-    def wait(self):
-        """Wait for the container and return Docker's exit status (128+N for signal N)."""
-        try:
-            _pid, status = os.waitpid(self.waiter, 0)
-        except ChildProcessError:
-            return 125
+    def close_listener(self):
+        if self.listener is not None:
+            os.close(self.listener)
+            self.listener = None
+
+    def wait(self, services=None):
+        """Wait for the container and return Docker's exit status (128+N for signal N).
+        services: {fd: call} served meanwhile (call() when fd is readable, dropped once it
+        returns False): the seccomp listener, whose calls would wait for ever otherwise."""
+        if services:
+            self._serve(dict(services))
+        self.close_listener()
+        status = self._status
+        if status is None:
+            try:
+                _pid, status = os.waitpid(self.waiter, 0)
+            except ChildProcessError:
+                return 125
         if os.WIFSIGNALED(status):
             return 128 + os.WTERMSIG(status)
         return os.WEXITSTATUS(status)
+
+    def _serve(self, services):
+        import select
+        try:
+            pidfd = os.pidfd_open(self.waiter)
+        except (AttributeError, OSError):
+            pidfd = None  # no pidfds (Linux < 5.3): the exit is polled for
+        try:
+            while services:
+                watched = list(services) + ([pidfd] if pidfd is not None else [])
+                ready, _w, _x = select.select(watched, [], [],
+                                              None if pidfd is not None else 0.1)
+                if pidfd is not None and pidfd in ready:
+                    return
+                if pidfd is None:
+                    try:
+                        pid, status = os.waitpid(self.waiter, os.WNOHANG)
+                    except ChildProcessError:
+                        return
+                    if pid:
+                        self._status = status
+                        return
+                for fd in ready:
+                    if fd in services and not services[fd]():
+                        del services[fd]
+        finally:
+            if pidfd is not None:
+                os.close(pidfd)
 
 
 def _keep(init):
@@ -394,7 +437,8 @@ def start(spec, idmap):
     flags = _BASE_FLAGS | (libc.CLONE_NEWNET if spec["network"] != "host" else 0)
     sync = _Sync()
     sock_parent = sock_child = None
-    if spec.get("tty"):
+    supervised = bool(spec.get("seccomp") and spec.get("chown_notify"))
+    if spec.get("tty") or supervised:
         import socket
         from . import pty  # noqa: F401  (loaded for init, see above)
         sock_parent, sock_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -450,10 +494,13 @@ def start(spec, idmap):
                 os.write(adopt_w, b"A")
             os.close(adopt_w)
             adopt_w = None
-        master = None
+        master = listener = None
         if sock_parent is not None and init_pid:
             from .pty import receive_fd
-            master = receive_fd(sock_parent)
+            if spec.get("tty"):
+                master = receive_fd(sock_parent)
+            if supervised:
+                listener = receive_fd(sock_parent)
         err = _read_all(sync.err_r)
     except BaseException:
         sync.close_parent()
@@ -468,6 +515,9 @@ def start(spec, idmap):
     # Close first: a middle still waiting for its maps reads EOF and leaves.
     sync.close_parent()
     if err or not init_pid:
+        for fd in (master, listener):
+            if fd is not None:
+                os.close(fd)
         if reaped and init_pid:
             os.waitpid(init_pid, 0)  # adopted: it leaves after reporting
         elif not reaped:
@@ -476,8 +526,8 @@ def start(spec, idmap):
             _raise_reported(err)
         raise errors.SetupError("the container's setup process died unexpectedly")
     if reaped:
-        return Container(init_pid, init_pid, master)
-    return Container(init_pid, middle, master)
+        return Container(init_pid, init_pid, master, listener)
+    return Container(init_pid, middle, master, listener)
 
 
 def adopt_orphans():
@@ -560,7 +610,9 @@ def become(spec, sock):
     HOME, working directory, terminal or stdin, capabilities, no_new_privs, the seccomp
     filter spec["seccomp"] names) and return (argv, env, PATH) for execve. Shared by init and by `exec` (userns/join.py); spec keys
     beyond the run spec's: create_cwd (default true: run makes a missing working directory,
-    exec fails as runc's exec does) and no_new_privs (default true)."""
+    exec fails as runc's exec does), no_new_privs (default true) and chown_notify (the
+    filter's chowns go to a supervisor: its listener is sent over sock after the pty
+    master, and the keeper must serve it). sock is closed here."""
     user = _resolve_user(spec)
     env = list(spec["env"])
     if not any(e.startswith("HOME=") for e in env):
@@ -608,7 +660,15 @@ def become(spec, sock):
         # process's own credential calls, which must really happen; before the command's
         # first instruction, and kept across execve
         from .seccomp import install
-        install(spec["seccomp"])
+        listener = install(spec["seccomp"], supervised=bool(spec.get("chown_notify")
+                                                            and sock is not None))
+        if listener is not None:
+            # to the keeper, which answers the chowns; the command must not hold it
+            from .pty import send_fd
+            send_fd(sock, listener)
+            os.close(listener)
+    if sock is not None:
+        sock.close()
     path_var = next((e[5:] for e in reversed(env) if e.startswith("PATH=")), "")
     return spec["argv"], env, path_var
 

@@ -168,6 +168,28 @@ def seccomp_set_filter(program, count, flags=0):
                            ctypes.c_uint(flags), ctypes.byref(prog)), "seccomp")
 
 
+class _NotifSizes(ctypes.Structure):
+    _fields_ = [("notif", ctypes.c_uint16), ("resp", ctypes.c_uint16),
+                ("data", ctypes.c_uint16)]
+
+
+_SECCOMP_GET_NOTIF_SIZES = 3
+# what userns/notify.py packs: struct seccomp_notif, seccomp_notif_resp, seccomp_data
+_NOTIF_SIZES = (80, 24, 64)
+
+
+def seccomp_check_notif_sizes():
+    """SECCOMP_GET_NOTIF_SIZES: the kernel's user-notification structs must be the ones the
+    supervisor packs (their sizes are in the ioctl numbers); OSError(ENOTSUP) if not, or
+    ENOSYS/EINVAL from a kernel without user notifications (before 5.0)."""
+    sizes = _NotifSizes()
+    _check(_syscall("seccomp", ctypes.c_uint(_SECCOMP_GET_NOTIF_SIZES), ctypes.c_uint(0),
+                    ctypes.byref(sizes)), "seccomp")
+    if (sizes.notif, sizes.resp, sizes.data) != _NOTIF_SIZES:
+        raise OSError(errno.ENOTSUP, "seccomp: unexpected user-notification struct sizes %r"
+                      % ((sizes.notif, sizes.resp, sizes.data),))
+
+
 def last_cap():
     try:
         with open("/proc/sys/kernel/cap_last_cap") as f:

@@ -1,7 +1,8 @@
 """Terminals: the container's pty (opened in its own devpts) and the host-side relay.
 
 Owns: opening /dev/ptmx inside the container after pivot_root, making the peer the controlling
-terminal of the command, handing the master to the parent over a unix socket (SCM_RIGHTS),
+terminal of the command, handing the master (and the seccomp listener, send_fd) to the parent
+over a unix socket (SCM_RIGHTS),
 and, in the parent, raw mode on the host terminal, copying bytes both ways, and keeping the
 window size in sync on SIGWINCH (tty_ioctl(4), pty(7)). Must not: know about containers.
 """
@@ -18,17 +19,24 @@ TIOCSPTLCK = 0x40045431
 
 
 def receive_fd(sock):
-    """The pty master sent by init, or None if init died before sending it."""
+    """The next fd sent over sock (the pty master, then the seccomp listener), or None if the
+    sender died before sending it. One byte per fd: a read never takes two messages."""
     import socket
     try:
-        _msg, fds, _flags, _addr = socket.recv_fds(sock, 16, 1)
+        _msg, fds, _flags, _addr = socket.recv_fds(sock, 1, 1)
     except OSError:
         return None
     return fds[0] if fds else None
 
 
+def send_fd(sock, fd):
+    import socket
+    socket.send_fds(sock, [b"m"], [fd])
+
+
 def setup_container_tty(sock, winsize):
-    """Inside the container: new pty from the container's devpts, peer on fds 0-2."""
+    """Inside the container: new pty from the container's devpts, peer on fds 0-2; the
+    master goes over sock (which the caller closes: the seccomp listener may follow)."""
     import socket
     master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
@@ -37,7 +45,6 @@ def setup_container_tty(sock, winsize):
         fcntl.ioctl(peer, termios.TIOCSWINSZ, struct.pack("HHHH", winsize[0], winsize[1], 0, 0))
     socket.send_fds(sock, [b"m"], [master])
     os.close(master)
-    sock.close()
     fcntl.ioctl(peer, termios.TIOCSCTTY, 0)
     for fd in (0, 1, 2):
         os.dup2(peer, fd)
@@ -57,9 +64,11 @@ def host_winsize(fd=None):
     return None
 
 
-def relay(master, forward_stdin, on_signal=None, detach_keys=None):
+def relay(master, forward_stdin, on_signal=None, detach_keys=None, services=None):
     """Copy stdin -> master and master -> stdout until the container side closes, or until
     the user types detach_keys (bytes, e.g. ctrl-p ctrl-q: then True is returned).
+    services: {fd: call} also watched meanwhile (the seccomp listener): call() when fd is
+    readable, dropped once it returns False.
 
     The host terminal is put in raw mode (if stdin is one) and restored afterwards, whatever
     happens."""
@@ -80,7 +89,7 @@ def relay(master, forward_stdin, on_signal=None, detach_keys=None):
         if saved is not None:
             import tty
             tty.setraw(0, termios.TCSANOW)
-        return _copy_loop(master, forward_stdin, detach_keys)
+        return _copy_loop(master, forward_stdin, detach_keys, services)
     finally:
         if saved is not None:
             termios.tcsetattr(0, termios.TCSADRAIN, saved)
@@ -94,11 +103,15 @@ def _write_all(fd, data):
         data = data[written:]
 
 
-def _copy_loop(master, forward_stdin, detach_keys=None):
+def _copy_loop(master, forward_stdin, detach_keys=None, services=None):
     readers = [master] + ([0] if forward_stdin else [])
+    services = dict(services or {})
     typed = b""
     while True:
-        ready, _w, _x = select.select(readers, [], [])
+        ready, _w, _x = select.select(readers + list(services), [], [])
+        for fd in ready:
+            if fd in services and not services[fd]():
+                del services[fd]
         if master in ready:
             try:
                 data = os.read(master, 65536)

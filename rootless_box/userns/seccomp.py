@@ -6,7 +6,9 @@ building the program in Python (struct sock_filter, no libseccomp), and installi
 Under a single-id mapping only uid/gid 0 exist, so the credential changes package managers
 make (apt's `seteuid 100`, setgroups, chown to a system user) fail; the filter makes them
 return success without doing anything (SECCOMP_RET_ERRNO with errno 0), as Charliecloud's
-`--seccomp` and enroot do.
+`--seccomp` and enroot do; the chown family either alike, or, when a keeper supervises the
+container (`install(..., supervised=True)`), as user notifications its keeper answers after
+recording the owner asked for (userns/notify.py).
 Must not: grant anything. The filter only turns some failures into no-op successes; a process
 under it can touch no file its user could not touch without it. Nor decide when the filter
 applies (ops/ sets spec["seccomp"]).
@@ -30,6 +32,7 @@ SECCOMP_RET_ERRNO = 0x00050000
 SECCOMP_RET_USER_NOTIF = 0x7FC00000
 SECCOMP_RET_ALLOW = 0x7FFF0000
 SECCOMP_SET_MODE_FILTER = 1
+SECCOMP_FILTER_FLAG_NEW_LISTENER = 1 << 3
 
 # linux/bpf_common.h
 BPF_LD_W_ABS = 0x00 | 0x00 | 0x20
@@ -147,15 +150,24 @@ def pack(prog):
     return b"".join(struct.pack("=HBBI", *insn) for insn in prog)
 
 
-def install(policy):
+def install(policy, supervised=False):
     """Install the filter named by policy in this (single-threaded) process; it is kept
-    across fork and execve. Needs no_new_privs (or CAP_SYS_ADMIN): seccomp(2)."""
+    across fork and execve. Needs no_new_privs (or CAP_SYS_ADMIN): seccomp(2). supervised:
+    the chown family goes to a supervisor, and the listener fd is returned (for the caller
+    to send to it: until someone answers, a chown waits); else None."""
     if policy != "fakeroot":
         raise errors.SetupError("unknown seccomp policy %r" % policy)
     from . import libc
-    prog = program()
+    if supervised:
+        try:
+            libc.seccomp_check_notif_sizes()
+        except OSError:
+            supervised = False  # no user notifications here: chowns are faked, owners lost
+    prog = program(chown_action=SECCOMP_RET_USER_NOTIF if supervised else FAKE_SUCCESS)
     try:
-        libc.seccomp_set_filter(pack(prog), len(prog), 0)
+        fd = libc.seccomp_set_filter(pack(prog), len(prog),
+                                     SECCOMP_FILTER_FLAG_NEW_LISTENER if supervised else 0)
+        return fd if supervised else None
     except OSError as exc:
         raise errors.SetupError("cannot install the seccomp fake-root filter: %s"
                                 % exc.strerror,

@@ -162,3 +162,173 @@ def test_info_says_which_mode_and_what_it_cannot_do(single):
     if __import__("conftest").has_subuid():
         text = single.ok("info", env={"RBX_USERNS": "auto"}).out
         assert "build_and_run_mode:     real ids" in text
+
+
+# -- the chown supervisor: the owner a chown asked for is recorded, not lost ------------------
+
+def _layer_owners(cli, tmp_path, name, names):
+    import io
+    import tarfile
+    out = tmp_path / "export.tar"
+    cli.ok("export", "-o", str(out), name)
+    with tarfile.open(fileobj=io.BytesIO(out.read_bytes())) as tar:
+        members = {m.name.rstrip("/"): m for m in tar.getmembers()}
+    return {n: (members[n].uid, members[n].gid) for n in names if n in members}
+
+
+def _xattr(path):
+    try:
+        return os.getxattr(path, "user.rootlesscontainers", follow_symlinks=False)
+    except OSError:
+        return None
+
+
+def test_foreground_chown_is_recorded_in_the_layer(single, tmp_path):
+    name = "chowner-fg"
+    single.ok("run", "--name", name, "base", "sh", "-c",
+              "touch /f /g /k && mkdir -p /d/sub && touch /d/sub/h && chown 1000:1000 /f && "
+              "chown 1001:1002 /g && cd /d && chown 1003:1004 sub/h sub && "
+              "ln -s f /l && chown -h 1005 /l && chown 7:8 /k && chown 0:0 /k && echo ok")
+    try:
+        owners = _layer_owners(single, tmp_path, name, ["f", "g", "d/sub", "d/sub/h", "l", "k"])
+        assert owners == {"f": (1000, 1000), "g": (1001, 1002), "d/sub": (1003, 1004),
+                          "d/sub/h": (1003, 1004), "l": (0, 0), "k": (0, 0)}
+        # commit keeps them too
+        single.ok("commit", name, "chowned:1")
+        out = single.ok("run", "--rm", "chowned:1", "sh", "-c", "echo").out
+        assert out == "\n"
+        owners = _layer_owners(single, tmp_path, single.ok("create", "chowned:1").out.strip(),
+                               ["f", "g"])
+        assert owners == {"f": (1000, 1000), "g": (1001, 1002)}
+    finally:
+        single("rm", "-f", name)
+
+
+CHOWNF_C = r"""
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <unistd.h>
+#include <stdlib.h>
+/* chownf f|e|n|d PATH UID GID [DIR]: fchown on PATH opened; fchownat(fd, "", AT_EMPTY_PATH);
+   fchownat(AT_FDCWD, PATH, AT_SYMLINK_NOFOLLOW); fchownat(open(DIR), PATH, 0) */
+int main(int c, char **v) {
+  if (c < 5) return 2;
+  int uid = atoi(v[3]), gid = atoi(v[4]), fd;
+  switch (v[1][0]) {
+  case 'f': fd = open(v[2], O_RDONLY); return fd < 0 || fchown(fd, uid, gid) != 0;
+  case 'e': fd = open(v[2], O_RDONLY); return fd < 0 || fchownat(fd, "", uid, gid, AT_EMPTY_PATH);
+  case 'n': return fchownat(AT_FDCWD, v[2], uid, gid, AT_SYMLINK_NOFOLLOW) != 0;
+  case 'd': if (c < 6) return 2; fd = open(v[5], O_RDONLY | O_DIRECTORY);
+            return fd < 0 || fchownat(fd, v[2], uid, gid, 0) != 0;
+  }
+  return 2;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def chownf(single, rootfs_tar, tmp_path_factory):
+    """The base image plus a static helper that calls fchown and fchownat (busybox's applets
+    use chown and lchown only, as strace shows)."""
+    import shutil
+    import subprocess
+    from test_images import rootfs_plus
+    work = tmp_path_factory.mktemp("chownf")
+    (work / "chownf.c").write_text(CHOWNF_C)
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if not cc or subprocess.run([cc, "-static", "-O", "-o", str(work / "chownf"),
+                                 str(work / "chownf.c")], capture_output=True).returncode:
+        pytest.skip("no C compiler with a static libc to build the fchown helper")
+    tar = work / "rootfs.tar"
+    tar.write_bytes(rootfs_plus(rootfs_tar, [
+        ({"name": "usr/bin/chownf", "mode": 0o755}, (work / "chownf").read_bytes())]))
+    single.ok("import", "-c", 'CMD ["sh"]', str(tar), "chownf:latest")
+    return "chownf"
+
+
+def test_fchown_and_fchownat_are_recorded(single, chownf, tmp_path):
+    name = "chowner-f"
+    single.ok("run", "--name", name, chownf, "sh", "-c",
+              "set -e; touch /a /b /m /ro && mkdir -p /d/sub && touch /d/sub/c /d/sub/n && "
+              "chownf f /a 1010 1011 && chownf e /b 1012 1013 && "
+              "chownf f /m 1014 -1 && chownf f /m -1 1015 && "
+              "chownf d sub/c 1016 1017 /d && cd /d && chownf n sub/n 1018 1019 && "
+              "chownf n ../../d/sub 1020 1021 && chmod 444 /ro && chownf f /ro 1022 1023 && "
+              "chownf f /dev/null 1 1 && echo ok")
+    try:
+        owners = _layer_owners(single, tmp_path, name,
+                               ["a", "b", "m", "d/sub/c", "d/sub/n", "d/sub", "ro"])
+        assert owners == {"a": (1010, 1011), "b": (1012, 1013), "m": (1014, 1015),
+                          "d/sub/c": (1016, 1017), "d/sub/n": (1018, 1019),
+                          "d/sub": (1020, 1021), "ro": (1022, 1023)}
+    finally:
+        single("rm", "-f", name)
+
+
+def test_hostile_paths_record_nothing_outside_the_root(single, tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_text("host file")
+    before = os.stat(victim)
+    name = "chowner-hostile"
+    # absolute and relative symlinks that point out of the root, .. past the root, and the
+    # host path itself: all resolve inside the container's root
+    single.ok("run", "--name", name, "base", "sh", "-c",
+              "ln -s %s /x && ln -s ../../../../../..%s /y && chown 1000 /x /y; "
+              "chown 1000 ../../../..%s; cd /tmp && chown 1000 ../../..%s; "
+              "chown -h 1000 /x; echo ok" % (victim, victim, victim, victim))
+    try:
+        assert _xattr(str(victim)) is None
+        st = os.stat(victim)
+        assert (st.st_uid, st.st_gid, st.st_mode, st.st_mtime_ns) == \
+            (before.st_uid, before.st_gid, before.st_mode, before.st_mtime_ns)
+    finally:
+        single("rm", "-f", name)
+
+
+def test_detached_containers_chown_is_recorded(single, tmp_path):
+    cid = single.ok("run", "-d", "base", "sh", "-c",
+                    "exec >/dev/null 2>&1; touch /f && chown 1000:1001 /f && sleep 1 && "
+                    "touch /g && chown 1002:1003 /g").out.strip()
+    try:
+        assert single.ok("wait", cid).out.strip() == "0"
+        owners = _layer_owners(single, tmp_path, cid, ["f", "g"])
+        assert owners == {"f": (1000, 1001), "g": (1002, 1003)}
+    finally:
+        single("rm", "-f", cid)
+
+
+def test_exec_chown_is_recorded(single, tmp_path):
+    cid = single.ok("run", "-d", "base", "sleep", "60").out.strip()
+    try:
+        single.ok("exec", cid, "sh", "-c", "touch /e && chown 1000:1000 /e")
+        single.ok("exec", "-t", cid, "sh", "-c", "touch /t && chown 1001:1001 /t")
+        owners = _layer_owners(single, tmp_path, cid, ["e", "t"])
+        assert owners == {"e": (1000, 1000), "t": (1001, 1001)}
+    finally:
+        single("rm", "-f", cid)
+
+
+def test_tty_run_chown_is_recorded(single, tmp_path):
+    name = "chowner-tty"
+    single.ok("run", "-t", "--name", name, "base", "sh", "-c", "touch /f && chown 1000 /f")
+    try:
+        assert _layer_owners(single, tmp_path, name, ["f"]) == {"f": (1000, 0)}
+    finally:
+        single("rm", "-f", name)
+
+
+def test_build_run_step_chown_reaches_the_saved_layer(single, tmp_path):
+    import io
+    import json
+    import tarfile
+    (tmp_path / "Dockerfile").write_text(
+        "FROM base\nRUN touch /owned && chown 1000:1000 /owned\n")
+    single.ok("build", "-t", "chownbuild:1", str(tmp_path))
+    out = tmp_path / "save.tar"
+    single.ok("save", "-o", str(out), "chownbuild:1")
+    with tarfile.open(out) as tar:
+        manifest = json.load(tar.extractfile("manifest.json"))
+        last = tar.extractfile(manifest[0]["Layers"][-1]).read()
+    with tarfile.open(fileobj=io.BytesIO(last)) as layer:
+        member = layer.getmember("owned")
+    assert (member.uid, member.gid) == (1000, 1000)

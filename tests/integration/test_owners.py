@@ -158,3 +158,45 @@ def test_cp_archive_under_a_single_mapping_keeps_the_owner_both_ways(tmp_path, r
         "srv/data": (1000, 1001)}
     out = cli.ok("cp", "box:/srv/data", "-").stdout
     assert _owners(out, ["data"])["data"][:2] == (1000, 1001)
+
+
+RUN_CHOWNS = ("FROM owned:3\n"
+              "RUN mkdir -p /opt/app/sub && touch /opt/app/sub/f /opt/app/g /opt/s && "
+              "chown -R 1000:1001 /opt/app && chown 0:50 /opt/app/g && "
+              "chmod 4755 /opt/s && chown 1002:1003 /opt/s && chown 0:0 /srv/data && "
+              "ln -s g /opt/app/l && chown -h 1000:1000 /opt/app/l\n")
+RUN_NAMES = ["opt/app", "opt/app/sub", "opt/app/sub/f", "opt/app/g", "opt/s", "srv/data",
+             "opt/app/l"]
+
+
+def _run_chowns(cli, tmp_path, rootfs_tar, env):
+    _import(cli, tmp_path, rootfs_tar, "owned:3", env)
+    ctx = tmp_path / "ctx-run"
+    ctx.mkdir(exist_ok=True)
+    (ctx / "Dockerfile").write_text(RUN_CHOWNS)
+    image_id = cli.ok("build", "-q", str(ctx), env=env).out.strip()
+    return _owners(layer_tar(cli, image_id), RUN_NAMES)
+
+
+def test_run_step_chown_under_a_single_mapping_writes_the_owner(tmp_path, rootfs_tar):
+    """The chown supervisor (issue 8): a RUN step's own chown reaches the layer; a symlink
+    cannot carry the record and stays root's (xattr(7))."""
+    cli = Cli(str(tmp_path / "data"), env=SINGLE)
+    got = _run_chowns(cli, tmp_path, rootfs_tar, SINGLE)
+    assert {name: owner[:2] for name, owner in got.items()} == {
+        "opt/app": (1000, 1001), "opt/app/sub": (1000, 1001), "opt/app/sub/f": (1000, 1001),
+        "opt/app/g": (0, 50), "opt/s": (1002, 1003), "srv/data": (0, 0), "opt/app/l": (0, 0)}
+    # chown(2) clears the set-user-ID bit, for root too: the supervisor as well
+    assert got["opt/s"][2] == 0o755
+
+
+@needs_subuid
+def test_run_step_chown_writes_the_same_owners_under_both_mappings(tmp_path, rootfs_tar):
+    results = {}
+    for mode, env in (("single", SINGLE), ("subuid", SUBUID)):
+        cli = Cli(str(tmp_path / ("data-" + mode)), env=env)
+        results[mode] = _run_chowns(cli, tmp_path, rootfs_tar, env)
+    # a symlink's owner is the single mapping's documented loss
+    assert results["subuid"].pop("opt/app/l")[:2] == (1000, 1000)
+    assert results["single"].pop("opt/app/l")[:2] == (0, 0)
+    assert results["single"] == results["subuid"]

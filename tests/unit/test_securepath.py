@@ -159,3 +159,45 @@ def test_clean_member_name(name, expected):
 def test_clean_member_name_refuses_climbing_out(name):
     with pytest.raises(BadArchive, match="unsafe archive entry"):
         clean_member_name(name)
+
+
+# -- open_in_root: the same walk on descriptors (the chown supervisor's) ------------------------
+
+def _opened(root, path, **kw):
+    from rootless_box.securepath import open_in_root
+    root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY)
+    start = kw.pop("start", None)
+    start_fd = os.open(os.path.join(root, start), os.O_PATH | os.O_DIRECTORY) \
+        if start is not None else None
+    try:
+        fd = open_in_root(root_fd, path, start_fd=start_fd, **kw)
+    finally:
+        os.close(root_fd)
+        if start_fd is not None:
+            os.close(start_fd)
+    try:
+        return os.readlink("/proc/self/fd/%d" % fd)
+    finally:
+        os.close(fd)
+
+
+def test_open_in_root_stays_inside(root, tmp_path):
+    outside = tmp_path / "outside"
+    outside.write_text("host")
+    os.makedirs(os.path.join(root, "d/sub"))
+    open(os.path.join(root, "d/sub/f"), "w").close()
+    os.symlink(str(outside), os.path.join(root, "abs"))
+    os.symlink("../../../../.." + str(outside), os.path.join(root, "d/rel"))
+    os.symlink("/d/sub/f", os.path.join(root, "good"))
+    os.symlink("loop", os.path.join(root, "loop"))
+    assert _opened(root, "/d/sub/f") == os.path.join(root, "d/sub/f")
+    assert _opened(root, "../../../d/sub/../sub/f") == os.path.join(root, "d/sub/f")
+    assert _opened(root, "good") == os.path.join(root, "d/sub/f")
+    assert _opened(root, "good", follow_final=False) == os.path.join(root, "good")
+    assert _opened(root, "sub/f", start="d") == os.path.join(root, "d/sub/f")
+    assert _opened(root, "../../../d", start="d") == os.path.join(root, "d")
+    for hostile in ("abs", "d/rel", "/../.." + str(outside)):
+        with pytest.raises(FileNotFoundError):
+            _opened(root, hostile)
+    with pytest.raises(OSError):
+        _opened(root, "loop")

@@ -1,0 +1,170 @@
+"""The chown supervisor's kernel side: seccomp user notifications (seccomp_unotify(2)) for the
+chown family the fake-root filter sends to a supervisor.
+
+Owns: the listener's ioctls (SECCOMP_IOCTL_NOTIF_RECV, _SEND, _ID_VALID) with struct-packed
+buffers, reading a path argument from /proc/PID/mem, finding what a chown, lchown, fchown or
+fchownat names inside the caller's root (/proc/PID/root, its cwd or its fds), the check that
+the call is still pending after its memory was read (the pid may have been reused), and the
+answer: always success, as the fake root answers.
+Must not: import ctypes or anything heavy (the detached container's watcher, resident for the
+container's life, calls `serve`), decide what a chown means for the files (the caller's
+`on_chown` does: layers/owners.py through ops/), or ever make a chown fail: a call it cannot
+resolve is answered with success and nothing recorded. Every argument is the container's and
+hostile: paths are walked with securepath.open_in_root and never leave the caller's root.
+"""
+
+import errno
+import fcntl
+import os
+import select
+import struct
+
+from .. import securepath
+from . import seccomp
+
+# linux/seccomp.h: struct seccomp_notif {u64 id; u32 pid; u32 flags; struct seccomp_data},
+# struct seccomp_notif_resp {u64 id; s64 val; s32 error; u32 flags}. The ioctl numbers encode
+# these sizes (_IOWR('!', nr, type)), so a kernel with larger structs would use other numbers;
+# libc.seccomp_notif_sizes checks them once where ctypes is at hand.
+NOTIF = struct.Struct("=QIIiIQ6Q")
+RESP = struct.Struct("=QqiI")
+SECCOMP_IOCTL_NOTIF_RECV = 0xC0000000 | NOTIF.size << 16 | 0x21 << 8 | 0
+SECCOMP_IOCTL_NOTIF_SEND = 0xC0000000 | RESP.size << 16 | 0x21 << 8 | 1
+# _IOR, as Linux 5.0-5.8 defined it; later kernels accept it beside the corrected _IOW
+SECCOMP_IOCTL_NOTIF_ID_VALID = 0x80000000 | 8 << 16 | 0x21 << 8 | 2
+
+AT_FDCWD = -100
+AT_SYMLINK_NOFOLLOW = 0x100
+AT_EMPTY_PATH = 0x1000
+PATH_MAX = 4096
+_PAGE = 4096
+NOOP_ID = 0xFFFFFFFF
+
+
+def _s32(value):
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value & 0x80000000 else value
+
+
+class _Gone(Exception):
+    """The call is no longer pending (its process died, or was interrupted)."""
+
+
+def _id_valid(listener, notif_id):
+    try:
+        fcntl.ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, struct.pack("=Q", notif_id))
+    except OSError:
+        raise _Gone() from None
+
+
+def _answer(listener, notif_id):
+    try:
+        fcntl.ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, RESP.pack(notif_id, 0, 0, 0))
+    except OSError:
+        pass  # ENOENT: the caller was killed or interrupted meanwhile; nobody to answer
+
+
+def _read_path(pid, address):
+    """The NUL-terminated string at address in pid's memory (at most PATH_MAX bytes)."""
+    fd = os.open("/proc/%d/mem" % pid, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        data = b""
+        while len(data) < PATH_MAX:
+            # up to the page's end first: the next page may not be mapped
+            chunk = os.pread(fd, _PAGE - (address + len(data)) % _PAGE, address + len(data))
+            if not chunk:
+                break
+            end = chunk.find(b"\0")
+            if end >= 0:
+                return os.fsdecode(data + chunk[:end])
+            data += chunk
+    finally:
+        os.close(fd)
+    raise OSError(errno.ENAMETOOLONG, "no path at the pointer")
+
+
+def _target(listener, notif_id, pid, name, args):
+    """(O_PATH fd of the file the call names, uid, gid), or None when there is nothing to
+    record; raises OSError or _Gone when it cannot be found."""
+    if name == "fchown":
+        uid, gid = args[1], args[2]
+        opened = ["/proc/%d/fd/%d" % (pid, _s32(args[0]))]
+        path = None
+    else:
+        if name == "fchownat":
+            dirfd, address, uid, gid, flags = _s32(args[0]), args[1], args[2], args[3], \
+                args[4]
+        else:
+            dirfd, address, uid, gid = AT_FDCWD, args[0], args[1], args[2]
+            flags = AT_SYMLINK_NOFOLLOW if name == "lchown" else 0
+        path = _read_path(pid, address)
+        base = "/proc/%d/cwd" % pid if dirfd == AT_FDCWD else "/proc/%d/fd/%d" % (pid, dirfd)
+        if path == "" and flags & AT_EMPTY_PATH:
+            opened, path = [base], None
+        else:
+            opened = ["/proc/%d/root" % pid] + ([] if path.startswith("/") else [base])
+    uid, gid = uid & 0xFFFFFFFF, gid & 0xFFFFFFFF
+    fds = []
+    try:
+        for proc_path in opened:
+            # the magic links lead to what the process holds: its root, cwd, an open file
+            fds.append(os.open(proc_path, os.O_PATH | os.O_CLOEXEC))
+        # what was read and opened belongs to the call only if it is still pending
+        _id_valid(listener, notif_id)
+        if path is None:
+            return os.dup(fds[0]), uid, gid
+        return securepath.open_in_root(
+            fds[0], path, start_fd=fds[1] if len(fds) > 1 else None,
+            follow_final=not flags & AT_SYMLINK_NOFOLLOW), uid, gid
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+_NAMES = {}
+
+
+def _names():
+    if not _NAMES:
+        entry = seccomp.table()
+        _NAMES.update((nr, name) for name, nr in entry["chown"].items())
+        _NAMES["arch"] = entry["arch"]
+    return _NAMES
+
+
+def serve(listener, on_chown):
+    """Answer the notification waiting on listener (call when select says it is readable).
+    on_chown(path, uid, gid): record that the file at path (a /proc/self/fd link to an
+    O_PATH fd; a symlink stays one) was chowned, uid/gid NOOP_ID meaning unchanged; what it
+    raises is ignored. Returns False once the filter has no user left (the container has
+    ended: the listener reports a hangup) or the listener fails; True otherwise."""
+    poller = select.poll()
+    poller.register(listener, select.POLLIN)
+    events = poller.poll(0)
+    revents = events[0][1] if events else 0
+    if not revents & select.POLLIN:
+        return not revents & (select.POLLHUP | select.POLLERR | select.POLLNVAL)
+    buf = bytearray(NOTIF.size)
+    try:
+        fcntl.ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, buf)
+    except OSError as exc:
+        # ENOENT: the caller went away between poll and recv
+        return exc.errno in (errno.ENOENT, errno.EINTR)
+    notif_id, pid, _flags, nr, arch, _ip, *args = NOTIF.unpack(buf)
+    names = _names()
+    name = names.get(nr) if arch == names["arch"] else None
+    if name is not None:
+        try:
+            fd, uid, gid = _target(listener, notif_id, pid, name, args)
+        except (OSError, _Gone, ValueError):
+            fd = None  # not found, not ours to touch, or gone: success without a record
+        if fd is not None:
+            try:
+                if (uid, gid) != (NOOP_ID, NOOP_ID):
+                    on_chown("/proc/self/fd/%d" % fd, uid, gid)
+            except Exception:  # noqa: BLE001  (never fail the program that chowns)
+                pass
+            finally:
+                os.close(fd)
+    _answer(listener, notif_id)
+    return True

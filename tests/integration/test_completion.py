@@ -52,7 +52,7 @@ def complete(cli, program, *lines):
 def test_bash_commands_groups_and_flags(cli, program):
     verbs, groups, subs, run_flags, after_image, tag_cmd, globals_ = complete(
         cli, program, ["r"], ["con"], ["image", "l"], ["run", "--r"],
-        ["run", "-it", "img", "--r"], ["container", "run", "--pu"], ["-"])
+        ["run", "-it", "img", "--r"], ["container", "run", "--pul"], ["-"])
     assert verbs == ["rename", "restart", "rm", "rmi", "run"]
     assert groups == ["container"]
     assert subs == ["list", "load", "ls"]

@@ -81,9 +81,10 @@ def _send(fd, exc):
         pass
 
 
-def _serve(store, idmap, cid, spec, report_fd):
+def _serve(store, idmap, cid, spec, report_fd, rebind=False):
     """In the monitor: start the container with its output on pipes, then become the
-    watcher. Never returns."""
+    watcher. Never returns. rebind: a restart here, where the published ports must be bound
+    again (the first start's forwarder ended with the container it served)."""
     # nothing of the caller's may stay open here (and so in the container's middle process):
     # a caller reading our stdout to its end, or holding another pipe, would wait for ever
     keep = report_fd if report_fd is not None else -1
@@ -92,6 +93,14 @@ def _serve(store, idmap, cid, spec, report_fd):
         os.closerange(keep + 1, _max_fd())
     else:
         os.closerange(3, _max_fd())
+    published = None
+    if rebind:
+        from . import ports
+        try:
+            published = ports.bind(store, store.read_container(cid) or {"Id": cid})
+        except errors.BoxError as exc:
+            containers.mark_exited(store, cid, 125, exc.message)
+            os._exit(0)
     null = os.open(os.devnull, os.O_RDWR)
     os.dup2(null, 0)
     fds = {}
@@ -134,6 +143,12 @@ def _serve(store, idmap, cid, spec, report_fd):
         container.kill()
         container.wait()
         os._exit(0)
+    if published is not None:
+        try:
+            published.start(container.pid)
+        except errors.BoxError as exc:
+            containers.mark_exited(store, cid, 125, exc.message)
+            os._exit(0)
     from . import pause
     cgroup = pause.place(cid, container.pid)
     if cgroup:
@@ -212,7 +227,7 @@ def serve_again(cid, action):
         return 0
     spec = containers.load_spec(store, record)
     from .run import idmap_of
-    _serve(store, idmap_of(spec, idmap), cid, spec, None)
+    _serve(store, idmap_of(spec, idmap), cid, spec, None, rebind=True)
     return 0
 
 

@@ -253,3 +253,19 @@ def test_private_network_loopback_and_etc_files(user):
     assert "nameserver 9.9.9.9" in proc.out and "search example.org" in proc.out
     assert proc.out.split()[-1] == "lo"
     assert "without outbound network" in proc.err
+
+
+def test_a_restart_policy_publishes_the_ports_again(user):
+    """The watcher restarts the container itself (no CLI): the ports are bound again for the
+    new init, as the first start's forwarder ended with the old one."""
+    port = free_port()
+    user.ok("run", "-d", "--name", "again", "--restart", "on-failure:1", "-p",
+            "%d:80" % port, "base:latest", "sh", "-c",
+            "if [ -e /ran ]; then %s; else touch /ran; sleep 1; exit 3; fi" % HTTPD)
+    assert fetch(port, timeout=20) == b"hello-from-80\n"
+    with open(os.path.join(user.root, "containers",
+                           json.loads(user.ok("inspect", "again").out)[0]["Id"],
+                           "container.json")) as f:
+        assert json.load(f)["RestartCount"] == 1
+    user.ok("rm", "-f", "again")
+    wait_for(lambda: port_is_free(port), what="the host port to be released")

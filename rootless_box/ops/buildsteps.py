@@ -61,16 +61,18 @@ APT_SANDBOX_CONF = "/etc/apt/apt.conf.d/00rootless-box-sandbox"
 
 
 def _apt_sandbox(tmp, lowers, spec):
-    """Under the fake-root filter apt's sandbox cannot work: it drops to _apt, and then checks
-    that it cannot become root again, which the faked setuid lets it do; so apt is told to
-    stay root (as Charliecloud does), by a file mounted for the step alone: never in the
-    layer, never in the image. Images without apt get nothing."""
+    """Under the fake-root filter apt's privilege drop cannot work: it drops to _apt and then
+    checks getuid() and that it cannot become root again, which the faked calls contradict.
+    apt is told to skip the drop (Debug::NoDropPrivs) but keeps its sandbox user, so it still
+    chowns its partial directories to _apt (recorded by the supervisor): the layer is the one
+    a subuid build makes. By a file mounted for the step alone: never in the layer or the
+    image. Images without apt get nothing."""
     if spec.get("seccomp") != "fakeroot" or \
             not any(os.path.isdir(os.path.join(d, "etc", "apt")) for d in lowers):
         return []
     conf = os.path.join(tmp, "apt-sandbox.conf")
     with open(conf, "w") as f:
-        f.write('APT::Sandbox::User "root";\n')
+        f.write('Debug::NoDropPrivs "true";\n')
     return [{"type": "bind", "source": conf, "destination": APT_SANDBOX_CONF,
              "readonly": True}]
 

@@ -43,8 +43,8 @@ def gather():
         facts["uid_map"] = " ".join("%d:%d:%d" % t for t in idmap.uid_map)
         facts["gid_map"] = " ".join("%d:%d:%d" % t for t in idmap.gid_map)
     elif config.idmap_mode() != "single":
-        fixes.append(("no subordinate id range: -u with other users, chown and apt privilege "
-                      "drops fail", idmaps.admin_fix(user)))
+        fixes.append(("no subordinate id range: -u with other users fails, and chown and "
+                      "privilege drops run under a fake root", idmaps.admin_fix(user)))
     facts["build_and_run_mode"] = _mode_text(idmap)
     ok, why = _userns_works(idmap)
     facts["user_namespaces"] = "usable" if ok else "NOT usable: " + why

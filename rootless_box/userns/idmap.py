@@ -134,7 +134,8 @@ def plan(mode=None, uid=None, gid=None):
                          admin_fix(user))
     single.reason = "; ".join(missing)
     single.warning = ("single-id mapping (%s): the container has only uid/gid 0, so -u with "
-                      "another user, chown and apt-style privilege drops fail; %s"
+                      "another user fails, and chown and privilege drops are faked (owners "
+                      "kept in an xattr; see 'rootless-box info'); %s"
                       % (single.reason, admin_fix(user)))
     return single
 

@@ -100,10 +100,6 @@ def test_apt_build_under_subuid(cli, debian_image, mirror, tmp_path):
     assert_docker_owners(cli, debian_image, owners)
 
 
-@pytest.mark.xfail(strict=False, reason="the build passes and dpkg's chowns are recorded (term.log "
-                   "root:adm), but apt runs its sandbox as root under the fake root "
-                   "(APT::Sandbox::User, see ops/buildsteps.py), so it never chowns "
-                   "lists/partial and archives/partial to _apt as Docker's build does")
 def test_apt_build_under_single_mapping(debian_image, mirror, tmp_path_factory, tmp_path):
     single = Cli(str(tmp_path_factory.mktemp("single")), env={"RBX_USERNS": "single"})
     try:

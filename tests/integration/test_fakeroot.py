@@ -106,15 +106,16 @@ def test_build_run_step_gets_the_filter(single, tmp_path):
 
 
 def test_apt_is_told_to_stay_root_for_the_step_alone(single, tmp_path):
-    """apt's sandbox drops to _apt and then checks it cannot become root again, which the
-    faked setuid lets it: apt is told to stay root, in a file that never reaches the image."""
+    """apt's privilege drop checks getuid() and that it cannot become root again, which the
+    faked calls contradict: apt is told to skip the drop, in a file that never reaches the
+    image."""
     (tmp_path / "Dockerfile").write_text(
         "FROM base\n"
         "RUN mkdir -p /etc/apt/apt.conf.d\n"
         "RUN cat /etc/apt/apt.conf.d/00rootless-box-sandbox > /seen\n")
     single.ok("build", "-t", "aptish:1", str(tmp_path))
     assert single.ok("run", "--rm", "aptish:1", "cat", "/seen").out == \
-        'APT::Sandbox::User "root";\n'
+        'Debug::NoDropPrivs "true";\n'
     listing = single.ok("run", "--rm", "aptish:1", "ls", "-a", "/etc/apt/apt.conf.d").out
     assert "00rootless-box-sandbox" not in listing
     # an image without apt gets nothing

@@ -30,6 +30,12 @@ def for_each(names, action):
     return status
 
 
+def given(parsed, dest):
+    """A flag's value when the user gave it, else None (--tls-verify: not given means the
+    registry's configured or default setting, not false)."""
+    return getattr(parsed, dest) if dest in parsed.given else None
+
+
 def warn(message):
     sys.stderr.write("rootless-box: warning: %s\n" % message)
 

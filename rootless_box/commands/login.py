@@ -11,7 +11,7 @@ import sys
 
 from ..cliparse import FLAG, VALUE, Command, Opt
 from ..errors import UsageError
-from ._common import warn
+from ._common import given, warn
 
 
 def command(verb, summary):
@@ -57,6 +57,6 @@ def main(parsed):
     if not username or not password:
         raise UsageError("username and password are both required")
     login_ops.login(server, username, password,
-                    tls_verify=parsed.tls_verify if "tls_verify" in parsed.given else None)
+                    tls_verify=given(parsed, "tls_verify"))
     sys.stdout.write("Login Succeeded\n")
     return 0

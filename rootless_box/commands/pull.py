@@ -10,7 +10,7 @@ import sys
 from ..cliparse import FLAG, VALUE, Command, Opt
 from ..errors import UsageError
 from ..oci import reference
-from ._common import warn, warn_unpack
+from ._common import given, warn, warn_unpack
 
 
 def command(verb, summary):
@@ -22,10 +22,6 @@ def command(verb, summary):
         # Docker's content trust (Notary v1) is not offered; accepting the flag keeps scripts
         Opt("--disable-content-trust", FLAG, ""),
     ), min_args=1, max_args=1)
-
-
-def _tls_verify(parsed):
-    return parsed.tls_verify if "tls_verify" in parsed.given else None
 
 
 def pull_one(store, idmap, name, out, quiet=False, platform=None, tls_verify=None):
@@ -80,18 +76,18 @@ def main(parsed):
         if ref.digest or ":" in name.rpartition("/")[2]:
             raise UsageError("tag can't be used with --all-tags/-a")
         from ..ops import pull as pull_ops
-        registry, repo, _mirror = pull_ops.connect(ref, _tls_verify(parsed))[-1]
+        registry, repo, _mirror = pull_ops.connect(ref, given(parsed, "tls_verify"))[-1]
         try:
             tags = registry.tags(repo)
         finally:
             registry.close()
         for tag in sorted(tags):
             pull_one(store, idmap, "%s:%s" % (ref.repository, tag), out, platform=
-                     parsed.platform, tls_verify=_tls_verify(parsed))
+                     parsed.platform, tls_verify=given(parsed, "tls_verify"))
         sys.stdout.write("%s\n" % ref.repository)
         return 0
     result = pull_one(store, idmap, name, out, platform=parsed.platform,
-                      tls_verify=_tls_verify(parsed))
+                      tls_verify=given(parsed, "tls_verify"))
     sys.stdout.write("%s\n" % (str(result["ref"]) if not result["ref"].digest else
                                "%s@%s" % (result["ref"].repository, result["ref"].digest)))
     return 0

@@ -8,6 +8,7 @@ per layer, `TAG: digest: sha256:... size: N`). Must not: talk to the registry it
 import sys
 
 from ..cliparse import FLAG, Command, Opt
+from ._common import given
 
 
 def command(verb, summary):
@@ -33,8 +34,7 @@ def main(parsed):
         display.line("The push refers to repository [%s]" % ref.repository)
     try:
         result = push_ops.push(store, name, dest,
-                               tls_verify=parsed.tls_verify if "tls_verify" in parsed.given
-                               else None, progress=display)
+                               tls_verify=given(parsed, "tls_verify"), progress=display)
     finally:
         if display:
             display.close()

@@ -1,7 +1,7 @@
 """`run [OPTIONS] IMAGE [COMMAND] [ARG...]`: Docker's flags -> ops.run.RunOptions."""
 
 from ..cliparse import FLAG, LIST, VALUE, Command, Opt
-from ..errors import NotFound, UsageError
+from ..errors import UsageError
 from ..ops import run as run_ops
 from ._common import warn
 
@@ -80,29 +80,19 @@ def options_from(parsed):
 
 
 def puller(policy, platform=None):
-    """The pull step of `run`/`create` for --pull: missing (Docker's default) pulls an image
-    that is not here, always pulls, never leaves a missing image to fail as not found."""
+    """The pull step of `run`/`create` for --pull (ops/run.py decides when: always before,
+    missing once the image is found missing, never not at all): -> pull(store, idmap, name,
+    missing) with an `always` attribute, or None."""
     if policy not in ("always", "missing", "never"):
         raise UsageError('invalid pull option: "%s"' % policy,
                          "use one of: always, missing, never")
     if policy == "never":
         return None
 
-    def pull(store, idmap, name):
-        from ..ops import images
-        from ..oci import reference
-        if policy == "missing" or platform is None:
-            try:
-                images.resolve(store, name)
-                if policy == "missing":
-                    return
-            except NotFound:
-                try:
-                    reference.parse(name)
-                except UsageError:
-                    raise NotFound("no such image: %s" % name) from None
+    def pull(store, idmap, name, missing):
         from .pull import pull_missing
-        pull_missing(store, idmap, name, notice=policy == "missing", platform=platform)
+        pull_missing(store, idmap, name, notice=missing, platform=platform)
+    pull.always = policy == "always"
     return pull
 
 

@@ -270,20 +270,6 @@ def add_digest(store, image_id, repo_digest):
         store.write_index(index)
 
 
-def tree_size(path):
-    """The bytes of the regular files under path (a layer directory's content size)."""
-    total = 0
-    for top, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                st = os.lstat(os.path.join(top, name))
-            except OSError:
-                continue
-            if (st.st_mode & 0o170000) == 0o100000:
-                total += st.st_size
-    return total
-
-
 # -- tag, remove --------------------------------------------------------------------------------
 
 def tag(store, source, target):

@@ -16,7 +16,8 @@ from ..oci import image as oci_image
 from ..oci import reference
 from ..oci.digest import short_id
 from . import archive
-from .images import record_blobs, tree_size
+from .images import record_blobs
+from .prune import tree_size
 
 DOWNLOADS = 3
 _CONFIG_LIMIT = 8 << 20

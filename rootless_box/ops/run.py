@@ -12,6 +12,7 @@ import os
 import _signal as signal  # the signal module imports enum: ~10 ms
 
 from .. import config, errors
+from ..oci import reference
 from ..userns import caps, idmap as idmaps, launcher
 from . import containers, images, ports
 from .storage import choose_driver, open_store
@@ -455,18 +456,41 @@ def _discard(store, record, mounts):
 
 
 def _made(opts, warn, pull):
-    """The id map, the store, and the container prepared (its image pulled first if need
-    be): what run, create and run -d all begin with. -> (idmap, store, record, spec)"""
+    """The id map, the store, and the container prepared (its image pulled as pull, from
+    commands/run.puller, says): what run, create and run -d all begin with.
+    -> (idmap, store, record, spec)"""
     parse_security_opts(opts.security_opts)  # bad input fails before the image is pulled
     idmap = idmaps.plan(parse_userns(opts.userns))
     if idmap.warning and warn:
         warn(idmap.warning)
     _network_warnings(opts, warn)
     store = open_store(idmap)
-    if pull is not None:
-        pull(store, idmap, opts.image)
-    record, spec = prepare(store, idmap, opts)
+    if pull is not None and pull.always:
+        pull(store, idmap, opts.image, False)
+    try:
+        record, spec = prepare(store, idmap, opts)
+    except errors.NotFound:
+        # only now is the image looked for again: a run of an image that is here reads the
+        # index once, as before pulls existed
+        if pull is None or pull.always or not _pullable(store, opts.image):
+            raise
+        pull(store, idmap, opts.image, True)
+        record, spec = prepare(store, idmap, opts)
     return idmap, store, record, spec
+
+
+def _pullable(store, name):
+    """A NotFound from prepare was the image's, and its name is a reference to pull by."""
+    try:
+        images.resolve(store, name)
+        return False  # the image is here: something else was not found
+    except errors.NotFound:
+        pass
+    try:
+        reference.parse(name)
+    except errors.UsageError:
+        return False
+    return True
 
 
 def _network_warnings(opts, warn):
@@ -516,7 +540,7 @@ def run_detached(opts, warn=None, pull=None):
 
 def run(opts, warn=None, pull=None):
     """Run a container in the foreground; returns its exit status (Docker's numbers).
-    pull(store, idmap, image name): called first, to fetch the image as --pull says."""
+    pull: the --pull step (see _made)."""
     idmap, store, record, spec = _made(opts, warn, pull)
     if opts.tty:
         from ..userns.pty import host_winsize

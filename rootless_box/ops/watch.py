@@ -237,7 +237,8 @@ def main(argv):
             os.rmdir(cgroup)
         except OSError:
             pass  # a process the container left behind still holds it
-    now = _now()
+    from ..oci.image import now_rfc3339
+    now = now_rfc3339()
     with store.lock():
         record = _read_record(record_path)
         if record is None or not os.path.isdir(cdir):
@@ -271,11 +272,6 @@ def _log_options(opts):
     if opts.get("max-file"):
         result["max_files"] = int(opts["max-file"])
     return result
-
-
-def _now():
-    t = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%09dZ" % int((t % 1) * 1e9)
 
 
 def _exec_full(action, cid):

@@ -163,7 +163,7 @@ def main(parsed):
             if current is None:
                 return False
             state = container_ops.refresh_state(store, current).get("State", {})
-            return state.get("Status") in ("running", "paused", "restarting")
+            return state.get("Status") in container_ops.LIVE_STATES
         entries = logfile.follow(path, running, tail=count, since=since, until=until)
     elif not os.path.exists(path) and not os.path.exists(path + ".1"):
         return 0  # a foreground run logs nothing: its output went to the terminal

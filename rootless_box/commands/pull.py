@@ -29,6 +29,8 @@ def pull_one(store, idmap, name, out, quiet=False, platform=None, tls_verify=Non
     from ..ops import pull as pull_ops
     from ..ui.pullprogress import layers_display
     ref = reference.parse(name)
+    if platform:
+        pull_ops.parse_platform(platform)  # a bad --platform before any line is printed
     display = layers_display(out, quiet) if out is not None else None
     if display:
         if "@" not in name and ":" not in name.rpartition("/")[2]:

@@ -463,7 +463,6 @@ def _made(opts, warn, pull):
     idmap = idmaps.plan(parse_userns(opts.userns))
     if idmap.warning and warn:
         warn(idmap.warning)
-    _network_warnings(opts, warn)
     store = open_store(idmap)
     if pull is not None and pull.always:
         pull(store, idmap, opts.image, False)
@@ -476,6 +475,8 @@ def _made(opts, warn, pull):
             raise
         pull(store, idmap, opts.image, True)
         record, spec = prepare(store, idmap, opts)
+    # after prepare: a bad -p or a missing image is the one line a user sees, with no warning
+    _network_warnings(opts, warn)
     return idmap, store, record, spec
 
 

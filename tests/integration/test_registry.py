@@ -114,6 +114,12 @@ def test_default_tag_is_latest(user, plain_registry, busybox_layout):
     assert images(user)[0].startswith("%s/library/bb4:latest " % plain_registry.host)
 
 
+def test_bad_platform_is_one_error_before_anything_is_printed(user, plain_registry):
+    proc = user("pull", "--platform", "linux", plain_registry.ref("library/any"))
+    assert_one_error(proc)
+    assert "invalid platform" in proc.err and proc.out == ""
+
+
 def test_missing_tag_is_one_error(user, plain_registry, busybox_layout):
     rs.push_busybox(plain_registry, busybox_layout, "library/bb5")
     proc = user("pull", plain_registry.ref("library/bb5", "nope"))

@@ -156,19 +156,14 @@ class _Tee:
 def _fetch_layer(send, registry, repo, desc, blob_tmp, dest, keep_owners):
     """In a user-namespace helper: download one layer blob to blob_tmp and unpack it into dest
     as the bytes arrive; check its digest and size. -> the unpack report."""
-    from ..layers.compression import HashingReader, open_stream
-    from ..layers.unpack import unpack
+    from .storage import unpack_stream
     registry.forget_connections()
     source = registry.open_blob(repo, desc["digest"], desc["size"])
     try:
         with open(blob_tmp, "wb") as out:
             tee = _Tee(source, out, send)
             try:
-                stream, _compression = open_stream(tee)
-                hashing = HashingReader(stream)
-                stats = unpack(hashing, dest, keep_owners=keep_owners, whiteouts=True,
-                               record_owners=not keep_owners)
-                hashing.drain()
+                report = unpack_stream(tee, dest, keep_owners)
             except errors.BadArchive:
                 # corrupted bytes mostly fail to unpack first: when they are not the blob that
                 # was asked for, that is the error to report, not the tar's symptom
@@ -180,8 +175,7 @@ def _fetch_layer(send, registry, repo, desc, blob_tmp, dest, keep_owners):
         source.close()
     _check_blob(tee, desc)
     send(tee.size)
-    return {"diff_id": hashing.digest(), "size": hashing.size,
-            "skipped_devices": stats.skipped_devices, "unmapped_owners": stats.unmapped_owners}
+    return report
 
 
 def _check_blob(tee, desc):
@@ -194,17 +188,10 @@ def _check_blob(tee, desc):
 def _unpack_local(send, blob_path, dest, keep_owners):
     """In a user-namespace helper: a layer whose blob is in the store but not unpacked for
     this id mapping."""
-    from ..layers.compression import HashingReader, open_stream
-    from ..layers.unpack import unpack
-    with open(blob_path, "rb") as raw:
-        stream, _compression = open_stream(raw)
-        hashing = HashingReader(stream)
-        stats = unpack(hashing, dest, keep_owners=keep_owners, whiteouts=True,
-                       record_owners=not keep_owners)
-        hashing.drain()
+    from .storage import unpack_file
+    report = unpack_file(blob_path, dest, keep_owners)
     send(os.path.getsize(blob_path))
-    return {"diff_id": hashing.digest(), "size": hashing.size,
-            "skipped_devices": stats.skipped_devices, "unmapped_owners": stats.unmapped_owners}
+    return report
 
 
 def _dispatch(send, kind, *args):

@@ -110,17 +110,25 @@ def choose_driver(store, idmap):
 
 # -- layers -------------------------------------------------------------------------------------
 
-def _unpack_inside(blob_path, dest, keep_owners):
+def unpack_stream(raw, dest, keep_owners):
+    """Inside a user-namespace helper: unpack the layer blob read from raw into dest while
+    hashing its uncompressed bytes. -> the unpack report (diff_id, size, skipped_devices,
+    unmapped_owners). Owners are kept (subuid) or recorded in an xattr (single)."""
     from ..layers.compression import HashingReader, open_stream
     from ..layers.unpack import unpack
-    with open(blob_path, "rb") as raw:
-        stream, _compression = open_stream(raw)
-        hashing = HashingReader(stream)
-        stats = unpack(hashing, dest, keep_owners=keep_owners, whiteouts=True,
-                       record_owners=not keep_owners)
-        hashing.drain()
+    stream, _compression = open_stream(raw)
+    hashing = HashingReader(stream)
+    stats = unpack(hashing, dest, keep_owners=keep_owners, whiteouts=True,
+                   record_owners=not keep_owners)
+    hashing.drain()
     return {"diff_id": hashing.digest(), "size": hashing.size,
             "skipped_devices": stats.skipped_devices, "unmapped_owners": stats.unmapped_owners}
+
+
+def unpack_file(blob_path, dest, keep_owners):
+    """unpack_stream for a blob file of the store."""
+    with open(blob_path, "rb") as raw:
+        return unpack_stream(raw, dest, keep_owners)
 
 
 def unpack_layer(store, idmap, blob_path, expected_diff_id=None):
@@ -144,7 +152,7 @@ def unpack_layers(store, idmap, blobs):
             work.append((i, blob_path, expected))
     tmps = [store.mkdtemp("layer") for _ in work]
     try:
-        done = run_in_userns_many(_unpack_inside, idmap, [
+        done = run_in_userns_many(unpack_file, idmap, [
             (blob_path, tmp, idmap.mode != "single")
             for (_i, blob_path, _e), tmp in zip(work, tmps)])
         for (i, _blob, expected), report in zip(work, done):

@@ -90,10 +90,30 @@ def _decode(line):
 
 def _scan(path, stop_ino=None):
     """Open the current log and its rotated files, newest first, as [(fd, inode)], stopping
-    before the file whose inode is stop_ino. Newest first and deduplicated by inode, so a
-    rotation in between shows a file twice (skipped), never loses one."""
+    before the file whose inode is stop_ino. A walk that a rotation crossed is walked again:
+    the writer renames path.(N-2) -> path.(N-1) ... path -> path.1, so two rotations during
+    one walk would show a newer file under a higher number than an older one already opened."""
+    for _attempt in range(_SCAN_TRIES - 1):
+        files, settled = _walk(path, stop_ino)
+        if settled:
+            return files
+        for fd, _ino in files:
+            os.close(fd)
+        time.sleep(0.001)
+    return _walk(path, stop_ino)[0]  # a log rotating without pause: the last walk, as is
+
+
+_SCAN_TRIES = 200
+
+
+def _walk(path, stop_ino):
+    """One walk: (files newest first, settled). Settled when no rotation crossed it: path
+    still names the file opened as path (or is still missing), and no gap in the numbers
+    was a rename in flight (a file beyond the gap)."""
     files, seen = [], set()
     index = 0
+    first = None  # the inode opened as path; None while path is missing
+    settled = True
     while True:
         name = path if index == 0 else "%s.%d" % (path, index)
         index += 1
@@ -102,10 +122,14 @@ def _scan(path, stop_ino=None):
         except FileNotFoundError:
             if index == 1:
                 continue  # rotated this instant: the numbered files are still there
+            if os.path.lexists("%s.%d" % (path, index)):
+                settled = False  # path.k moved to path.(k+1) and path.(k-1) not yet to path.k
             break
         except OSError:
             break
         ino = os.fstat(fd).st_ino
+        if index == 1:
+            first = ino
         if ino == stop_ino:
             os.close(fd)
             break
@@ -114,7 +138,13 @@ def _scan(path, stop_ino=None):
             continue
         seen.add(ino)
         files.append((fd, ino))
-    return files
+    try:
+        now = os.stat(path).st_ino
+    except FileNotFoundError:
+        now = None
+    except OSError:
+        now = first
+    return files, settled and now == first
 
 
 def _tail_start(fd, end, count):

@@ -354,6 +354,52 @@ def test_follow_in_a_thread_while_the_writer_rotates(tmp_path):
     assert f.stop() == ["%d\n" % i for i in range(200)]
 
 
+def _rotate_during_open(monkeypatch, w, name, lines_):
+    """Make the writer write `lines_` (rotating as it goes) the moment a reader opens `name`
+    the first time: a rotation landing in the middle of a reader's directory walk, exactly."""
+    real_open, fired = os.open, []
+
+    def open_(path, flags, *rest):
+        if path == name and not fired:
+            fired.append(path)
+            for line in lines_:
+                w.write("stdout", line)
+        return real_open(path, flags, *rest)
+    monkeypatch.setattr(logfile.os, "open", open_)
+    return fired
+
+
+def test_read_while_the_writer_rotates_twice_mid_walk(tmp_path, monkeypatch):
+    # The reader opened json.log, then two rotations moved it to json.log.2 and a newer file
+    # to json.log.1 before the reader got there: the files must still come out oldest first
+    path = str(tmp_path / "json.log")
+    w = LogWriter(path, max_size=200, max_files=20, clock=Clock())
+    for i in range(10):
+        w.write("stdout", b"%d\n" % i)
+    fired = _rotate_during_open(monkeypatch, w, path + ".1",
+                                [b"%d\n" % i for i in range(10, 22)])
+    got = [e.log for e in logfile.read_entries(path)]
+    assert fired
+    w.close()
+    assert got[:10] == ["%d\n" % i for i in range(10)]
+    assert got == sorted(got, key=int) and len(set(got)) == len(got), got
+
+
+def test_follow_while_the_writer_rotates_twice_mid_walk(tmp_path, monkeypatch):
+    path = str(tmp_path / "json.log")
+    w = LogWriter(path, max_size=200, max_files=20, clock=Clock())
+    w.write("stdout", b"0\n")
+    entries = logfile.follow(path, lambda: True, interval=0.01)
+    assert next(entries).log == "0\n"
+    for i in range(1, 8):
+        w.write("stdout", b"%d\n" % i)  # the followed file rotates away: json.log.1
+    fired = _rotate_during_open(monkeypatch, w, path + ".1",
+                                [b"%d\n" % i for i in range(8, 30)])
+    got = [next(entries).log for _ in range(1, 30)]
+    assert fired
+    assert got == ["%d\n" % i for i in range(1, 30)]
+
+
 def test_follow_waits_for_a_log_not_yet_created(tmp_path):
     path = str(tmp_path / "json.log")
     f = Follower(path)

@@ -335,3 +335,35 @@ def unpacking(tmp_dir):
                     pass
         return False
     return ready
+
+
+_REMOVE_AS_NS_ROOT = """
+import sys
+from rootless_box.ops.storage import _rmtree_inside
+from rootless_box.userns import idmap
+from rootless_box.userns.launcher import run_in_userns
+plan = idmap.plan()
+for path in sys.argv[1:]:
+    run_in_userns(_rmtree_inside, plan, path)
+"""
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The stores the tests made hold files owned by subordinate ids, which pytest's removal
+    of old base directories cannot delete: they piled up under /tmp/pytest-of-USER, gigabytes
+    a run. Remove the ones pytest gave up on (garbage-*), and this run's when all passed, as
+    the tool itself removes such trees: from inside a user namespace."""
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if USERNS_SKIP or factory is None or getattr(factory, "_basetemp", None) is None:
+        return
+    base = str(factory.getbasetemp())
+    parent = os.path.dirname(base)
+    doomed = [os.path.join(parent, name) for name in os.listdir(parent)
+              if name.startswith("garbage-")] \
+        if os.path.basename(parent).startswith("pytest-of-") else []
+    if exitstatus == 0:
+        doomed.append(base)
+    if doomed:
+        subprocess.run([sys.executable, "-c", _REMOVE_AS_NS_ROOT] + doomed, cwd=REPO,
+                       env=dict(os.environ, PYTHONPATH=REPO), timeout=600,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

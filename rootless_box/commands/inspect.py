@@ -66,7 +66,8 @@ def container_json(record):
             "RestartCount": record.get("RestartCount", 0),
             "Driver": record.get("Driver", ""), "Platform": "linux",
             "HostConfig": host, "Mounts": mounts, "Config": config,
-            "NetworkSettings": {"Networks": {host["NetworkMode"]: {}},
+            "NetworkSettings": {"Networks": {} if host["NetworkMode"].startswith("container:")
+                                else {host["NetworkMode"]: {}},
                                 "Ports": ((record.get("NetworkSettings") or {}).get("Ports")
                                           or {}) if state["Running"] else {}},
             "RootlessBox": internal}

@@ -104,6 +104,8 @@ def row(store, record, trunc, with_size, cache):
         virtual = rw + psfilter.image_size(store, record, cache.setdefault("sizes", {}))
         size = "%s (virtual %s)" % (human_size(rw), human_size(virtual))
     network = (record.get("HostConfig") or {}).get("NetworkMode") or "host"
+    if network.startswith("container:"):
+        network = ""  # Docker: a joined namespace is no network of this container's
     return {"ID": record["Id"][:12] if trunc else record["Id"], "Image": image,
             "Command": _command_text(record, not trunc),
             "CreatedAt": go_time_string(created) if created else "",

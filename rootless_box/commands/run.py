@@ -21,7 +21,7 @@ OPTS = (
     Opt("--tmpfs", LIST, "Mount a tmpfs directory", metavar="list"),
     Opt("--read-only", FLAG, "Mount the container's root filesystem as read only"),
     Opt("--network,--net", VALUE, "Connect a container to a network (host, private or "
-                                  "bridge, none)", dest="network"),
+                                  "bridge, none, container:NAME)", dest="network"),
     Opt("-p,--publish", LIST, "Publish a container's port(s) to the host", metavar="list",
         dest="publish"),
     Opt("-P,--publish-all", FLAG, "Publish all exposed ports to random ports",

@@ -125,7 +125,8 @@ def _serve(store, idmap, cid, spec, report_fd, rebind=False):
     launcher.adopt_orphans()
     spec = dict(spec, adopt=True)
     try:
-        container = launcher.start(spec, idmap)
+        from . import ports
+        container = launcher.start(ports.joined_spec(store, spec), idmap)
     except errors.BoxError as exc:
         if isinstance(exc, (errors.CommandNotFound, errors.CannotExecute)):
             containers.mark_exited(store, cid, exc.exit_code, exc.message)

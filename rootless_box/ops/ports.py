@@ -23,19 +23,59 @@ HOST_NET_WARNING = "Published ports are discarded when using host network mode"
 
 
 def network_mode(name, publishing=False):
-    """--network NAME -> host | private | none. Without --network, host, unless ports are
-    published (-p implies the private namespace, as Docker's default bridge)."""
+    """--network NAME -> host | private | none | container (`container:NAME`, another
+    container's namespace: joined_container gives the NAME). Without --network, host, unless
+    ports are published (-p implies the private namespace, as Docker's default bridge)."""
     if name is None or name in ("", "default"):
         return "private" if publishing else "host"
     mode = NETWORKS.get(name)
     if mode is None:
         if name.startswith("container:"):
-            raise errors.UsageError("--network container:NAME is not supported yet",
-                                    "publish the ports of one container, or use "
-                                    "--network host")
+            if not name[len("container:"):]:
+                raise errors.UsageError("invalid container format container:<name|id>")
+            return "container"
         raise errors.UsageError("unsupported network mode: %s" % name,
-                                "use --network private (bridge), host or none")
+                                "use --network private (bridge), host, none or "
+                                "container:NAME")
     return mode
+
+
+def joined_container(name):
+    """The NAME of `--network container:NAME` (None for any other mode)."""
+    if name and name.startswith("container:"):
+        return name[len("container:"):]
+    return None
+
+
+def check_joined(opts):
+    """What `--network container:NAME` cannot go with, in Docker's words (runconfig's
+    ErrConflict* errors): the joined namespace's owner decides ports, names and resolvers."""
+    for given, what in ((opts.publish or opts.publish_all,
+                         "port publishing and the container type network mode"),
+                        (opts.hostname, "hostname and the network mode"),
+                        (opts.add_hosts, "custom host-to-IP mapping and the network mode"),
+                        (opts.dns or opts.dns_search or opts.dns_options,
+                         "dns and the network mode")):
+        if given:
+            raise errors.UsageError("conflicting options: " + what)
+
+
+def joined_spec(store, spec):
+    """spec with the host pid of the running container whose network it joins (join_pid,
+    for the launcher), looked up at each start: the other container may have restarted."""
+    target = spec.get("network_of")
+    if not target:
+        return spec
+    from . import containers
+    record = store.read_container(target)
+    if record is not None:
+        record = containers.refresh_state(store, record)
+    state = (record or {}).get("State") or {}
+    if not state.get("Running") or not state.get("Pid"):
+        raise errors.Conflict("cannot join network of a non running container: %s" % target,
+                              "start it first: rootless-box start %s" % (
+                                  record["Name"] if record else target[:12]))
+    return dict(spec, join_pid=state["Pid"])
 
 
 def _port_range(text, what, spec):

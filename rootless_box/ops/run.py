@@ -315,10 +315,12 @@ def prepare(store, idmap, opts):
     with store.lock():
         # one hold from resolving the image to recording the container, so a concurrent
         # rmi or prune cannot take the image away in between
-        return _create(store, idmap, opts, network, mounts, extra_env)
+        joined = containers.find(store, ports.joined_container(opts.network)) \
+            if network == "container" else None
+        return _create(store, idmap, opts, network, mounts, extra_env, joined)
 
 
-def _create(store, idmap, opts, network, mounts, extra_env):
+def _create(store, idmap, opts, network, mounts, extra_env, joined=None):
     unconfined = parse_security_opts(opts.security_opts)
     image = images.resolve(store, opts.image)
     images.ensure_unpacked(store, idmap, image)
@@ -345,7 +347,8 @@ def _create(store, idmap, opts, network, mounts, extra_env):
                    "ExposedPorts": exposed or None,
                    "Entrypoint": image_config.get("Entrypoint") if opts.entrypoint is None
                    else ([opts.entrypoint] if opts.entrypoint else None)},
-        "HostConfig": {"AutoRemove": opts.rm, "NetworkMode": network,
+        "HostConfig": {"AutoRemove": opts.rm,
+                       "NetworkMode": "container:" + joined["Id"] if joined else network,
                        "PortBindings": bindings, "ExtraHosts": opts.add_hosts or None,
                        "Dns": opts.dns, "DnsSearch": opts.dns_search,
                        "DnsOptions": opts.dns_options,
@@ -364,7 +367,11 @@ def _create(store, idmap, opts, network, mounts, extra_env):
     }, opts.name)
     cid = record["Id"]
     cdir = store.container_dir(cid)
-    hostname = opts.hostname or (os.uname().nodename if network == "host" else cid[:12])
+    if joined:
+        # Docker: the joined container's name and resolver files (the same files)
+        hostname = (joined.get("Config") or {}).get("Hostname") or joined["Id"][:12]
+    else:
+        hostname = opts.hostname or (os.uname().nodename if network == "host" else cid[:12])
     record["Config"]["Hostname"] = hostname
     record["Config"]["StopSignal"] = opts.stop_signal or image_config.get("StopSignal") or \
         "SIGTERM"
@@ -385,8 +392,12 @@ def _create(store, idmap, opts, network, mounts, extra_env):
             "user": user, "tty": opts.tty, "stdin": opts.interactive, "init": opts.init,
             "network": network, "read_only": opts.read_only,
             "rootfs": prepare_rootfs(cdir, driver, image.layer_dirs(), idmap),
-            "mounts": mounts, "etc_files": write_etc_files(cdir, network, hostname, opts),
+            "mounts": mounts,
+            "etc_files": containers.load_spec(store, joined).get("etc_files") if joined
+            else write_etc_files(cdir, network, hostname, opts),
         }
+        if joined:
+            spec["network_of"] = joined["Id"]
         spec.update(confinement(idmap, unconfined))
         store.write_container(record)
         containers.save_spec(store, cid, spec)
@@ -464,6 +475,9 @@ def _made(opts, warn, pull):
     if idmap.warning and warn:
         warn(idmap.warning)
     store = open_store(idmap)
+    if network_mode(opts.network) == "container":
+        ports.check_joined(opts)
+        idmap, store = _joined_mapping(store, idmap, opts)
     if pull is not None and pull.always:
         pull(store, idmap, opts.image, False)
     try:
@@ -478,6 +492,23 @@ def _made(opts, warn, pull):
     # after prepare: a bad -p or a missing image is the one line a user sees, with no warning
     _network_warnings(opts, warn)
     return idmap, store, record, spec
+
+
+def _joined_mapping(store, idmap, opts):
+    """`--network container:NAME` enters NAME's user namespace (the owner of its network
+    namespace): the new container runs under NAME's mapping, with layers unpacked for it.
+    -> (idmap, store)"""
+    joined = containers.find(store, ports.joined_container(opts.network))
+    mode = containers.load_spec(store, joined).get("idmap_mode")
+    if not mode or mode == idmap.mode:
+        return idmap, store
+    if parse_userns(opts.userns) not in (None, "auto"):
+        raise errors.UsageError(
+            "conflicting options: --userns=%s and the network mode: container %s runs "
+            "under the %s mapping" % (opts.userns, joined["Name"], mode),
+            "leave --userns out to take the other container's mapping")
+    idmap = idmaps.plan(mode)
+    return idmap, open_store(idmap)
 
 
 def _pullable(store, name):
@@ -551,7 +582,7 @@ def run(opts, warn=None, pull=None):
         try:
             published = ports.bind(store, record)
             with published:
-                container = launcher.start(spec, idmap)
+                container = launcher.start(ports.joined_spec(store, spec), idmap)
                 published.start(container.pid)
         except errors.BoxError as exc:
             if isinstance(exc, (errors.CommandNotFound, errors.CannotExecute)) and \

@@ -88,10 +88,28 @@ class _Sync:
                 pass
 
 
-def _enter(flags, idmap, sync):
+def _enter(flags, idmap, sync, join=None):
     """Child side: new namespaces, id maps (written by the parent for subuid ranges), and
-    become root of the new user namespace."""
+    become root of the new user namespace. join: (user fd, net fd) of another container:
+    its user namespace is entered instead of making one (only its owner may enter the
+    network namespace it owns), the other namespaces are new, and its network is joined."""
     libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    if join is not None:
+        try:
+            libc.setns(join[0], libc.CLONE_NEWUSER)
+            libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)  # setns(user) cleared it
+            libc.unshare(flags & ~(libc.CLONE_NEWUSER | libc.CLONE_NEWNET))
+            libc.setns(join[1], libc.CLONE_NEWNET)
+        except OSError as exc:
+            raise errors.SetupError("cannot join the other container's network namespace: %s"
+                                    % exc.strerror)
+        for fd in join:
+            os.close(fd)
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+        if idmap.mode != "single":
+            os.setgroups([])
+        return
     try:
         libc.unshare(flags)
     except OSError as exc:
@@ -112,16 +130,32 @@ def _enter(flags, idmap, sync):
         os.setgroups([])
 
 
-def _parent_maps(pid, idmap, sync):
+def _parent_maps(pid, idmap, sync, joined=False):
     """Parent side of _enter: wait for the unshare, write the maps, release the child.
-    Returns False when the child failed before asking (its error is on the error pipe)."""
-    if idmap.mode == "single":
+    Returns False when the child failed before asking (its error is on the error pipe).
+    joined: the child entered a user namespace that has its maps already."""
+    if idmap.mode == "single" or joined:
         return True
     if os.read(sync.c2p_r, 1) != b"U":
         return False
     idmaps.apply_from_parent(idmap, pid)
     os.write(sync.p2c_w, b"M")
     return True
+
+
+def _open_joined(pid):
+    """(user fd, net fd) of the container whose init is host pid `pid`: opened before the
+    fork, so a container gone in between is one clear error here."""
+    fds = []
+    try:
+        for name in ("user", "net"):
+            fds.append(os.open("/proc/%d/ns/%s" % (pid, name), os.O_RDONLY | os.O_CLOEXEC))
+    except OSError:
+        for fd in fds:
+            os.close(fd)
+        raise errors.SetupError("cannot join the network of container process %d: it is "
+                                "not running" % pid) from None
+    return fds
 
 
 def _flush_stdio():
@@ -432,9 +466,20 @@ def _keep(init):
 
 def start(spec, idmap):
     """Start the container described by spec (see ops/run.py); returns a Container once the
-    command has been exec'd, or raises the BoxError the setup hit."""
+    command has been exec'd, or raises the BoxError the setup hit. spec["join_pid"]: the
+    host pid of a container whose user and network namespaces this one enters
+    (`--network container:NAME`)."""
     _flush_stdio()
     flags = _BASE_FLAGS | (libc.CLONE_NEWNET if spec["network"] != "host" else 0)
+    join = _open_joined(spec["join_pid"]) if spec.get("join_pid") else None
+    try:
+        return _start(spec, idmap, flags, join)
+    finally:
+        for fd in join or ():
+            os.close(fd)
+
+
+def _start(spec, idmap, flags, join):
     sync = _Sync()
     sock_parent = sock_child = None
     supervised = bool(spec.get("seccomp") and spec.get("chown_notify"))
@@ -459,7 +504,7 @@ def start(spec, idmap):
                 sock_parent.close()
             if adopt_w is not None:
                 os.close(adopt_w)
-            _enter(flags, idmap, sync)
+            _enter(flags, idmap, sync, join)
             init = os.fork()
             if init == 0:
                 if adopt_r is None:
@@ -484,7 +529,7 @@ def start(spec, idmap):
     init_pid = None
     reaped = False
     try:
-        if _parent_maps(middle, idmap, sync):
+        if _parent_maps(middle, idmap, sync, join is not None):
             text = _read_all(sync.c2p_r)
             init_pid = int(text) if text.strip().isdigit() else None
         if adopt_w is not None:
@@ -559,9 +604,9 @@ def _init(spec, sync, sock, adopt_r=None):
             raise errors.SetupError("cannot set up the container's filesystem: %s" % exc,
                                     "run 'rootless-box info' to check what this machine "
                                     "supports")
-        if spec["network"] != "host":
+        if spec["network"] not in ("host", "container"):
             from .net import loopback_up
-            loopback_up()
+            loopback_up()  # a joined namespace is its owner's to set up
         libc.sethostname(spec["hostname"])
         _exec_command(spec, sync, sock)
     except BaseException as exc:

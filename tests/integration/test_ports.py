@@ -18,7 +18,7 @@ import urllib.request
 
 import pytest
 
-from conftest import Cli, assert_one_error, needs_userns
+from conftest import Cli, assert_one_error, needs_subuid, needs_userns
 
 pytestmark = needs_userns
 
@@ -270,3 +270,79 @@ def test_a_restart_policy_publishes_the_ports_again(user):
         assert json.load(f)["RestartCount"] == 1
     user.ok("rm", "-f", "again")
     wait_for(lambda: port_is_free(port), what="the host port to be released")
+
+
+def test_two_containers_share_a_network_namespace(user):
+    """A pod: one container publishes the port and holds the namespace, another joins it
+    with --network container:NAME and serves; they talk over localhost both ways."""
+    port = free_port()
+    holder = user.ok("run", "-d", "--name", "pod", "-p", "%d:80" % port, "base:latest",
+                     "busybox", "sleep", "300").out.strip()
+    server = user.ok("run", "-d", "--network", "container:pod", "base:latest", "sh", "-c",
+                     HTTPD).out.strip()
+    assert fetch(port) == b"hello-from-80\n"  # the holder's published port, the joiner's server
+    # the holder reaches the joiner's server over its own loopback, and a third container
+    # joined by ID prefix sees the same; it shares the holder's name and /etc/hosts
+    assert user.ok("exec", "pod", "wget", "-qO-", "http://127.0.0.1/index.html").out == \
+        "hello-from-80\n"
+    out = user.ok("run", "--rm", "--network", "container:" + holder[:12], "base:latest",
+                  "sh", "-c", "hostname; wget -qO- http://127.0.0.1/index.html; "
+                  "tail -n1 /etc/hosts").out.split("\n")
+    assert out[:3] == [holder[:12], "hello-from-80", "127.0.0.1\t" + holder[:12]]
+    doc = json.loads(user.ok("inspect", server).out)[0]
+    assert doc["HostConfig"]["NetworkMode"] == "container:" + holder
+    assert doc["Config"]["Hostname"] == holder[:12]
+    assert doc["NetworkSettings"]["Networks"] == {}
+    assert user.ok("port", server).out == ""
+    # the holder stopped: the joiner keeps the namespace; nothing new can join it
+    user.ok("stop", "-t", "0", "pod")
+    assert user.ok("exec", server, "wget", "-qO-", "http://127.0.0.1/index.html").out == \
+        "hello-from-80\n"
+    proc = user("run", "--rm", "--network", "container:pod", "base:latest", "true")
+    assert_one_error(proc)
+    assert "cannot join network of a non running container: " + holder in proc.err
+    assert "start pod" in proc.err
+    # started again, the holder has a new namespace, and a restarted joiner follows it
+    user.ok("start", "pod")
+    user.ok("restart", "-t", "0", server)
+    assert fetch(port) == b"hello-from-80\n"
+
+
+@pytest.mark.parametrize("flags, conflict", [
+    (["-p", "80"], "port publishing and the container type network mode"),
+    (["-P"], "port publishing and the container type network mode"),
+    (["--hostname", "x"], "hostname and the network mode"),
+    (["--add-host", "a:10.0.0.1"], "custom host-to-IP mapping and the network mode"),
+    (["--dns", "9.9.9.9"], "dns and the network mode"),
+])
+def test_joining_a_network_conflicts_as_docker(user, flags, conflict):
+    proc = user(*(["run", "--rm", "--network", "container:whatever"] + flags +
+                  ["base:latest", "true"]))
+    assert_one_error(proc)
+    assert "conflicting options: " + conflict in proc.err
+    assert user.ok("ps", "-a", "-q").out == ""
+
+
+def test_joining_a_missing_container_or_no_name(user):
+    proc = user("run", "--rm", "--network", "container:nope", "base:latest", "true")
+    assert_one_error(proc)
+    assert "no such container: nope" in proc.err
+    proc = user("run", "--rm", "--network", "container:", "base:latest", "true")
+    assert_one_error(proc)
+    assert "invalid container format container:<name|id>" in proc.err
+
+
+@needs_subuid
+def test_a_joiner_takes_the_holders_mapping(user):
+    # the holder runs under the single-id mapping; the joiner enters its user namespace, so
+    # it runs under that mapping too, whatever its own default would be
+    user.ok("run", "-d", "--name", "single", "--userns", "single", "--network", "private",
+            "base:latest", "busybox", "sleep", "300")
+    out = user.ok("run", "--rm", "--network", "container:single", "base:latest", "cat",
+                  "/proc/self/uid_map").out
+    assert len(out.strip().splitlines()) == 1 and out.split()[:3] == ["0", str(os.getuid()),
+                                                                        "1"]
+    proc = user("run", "--rm", "--userns", "subuid", "--network", "container:single",
+                "base:latest", "true")
+    assert_one_error(proc)
+    assert "conflicting options: --userns=subuid and the network mode" in proc.err

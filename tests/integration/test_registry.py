@@ -13,7 +13,6 @@ are in test_registry_hostile.py.
 import json
 import os
 import stat
-import subprocess
 
 import pytest
 

@@ -41,8 +41,11 @@ def test_network_modes():
     assert ports.network_mode(None, publishing=True) == "private"
     assert ports.network_mode("bridge") == "private"
     assert ports.network_mode("none") == "none"
+    assert ports.network_mode("container:web") == "container"
+    assert ports.joined_container("container:web") == "web"
+    assert ports.joined_container("bridge") is None
     with pytest.raises(UsageError, match="container:NAME"):
-        ports.network_mode("container:web")
+        ports.network_mode("mynet")  # user-defined networks: not here
 
 
 def test_port_and_ps_texts():

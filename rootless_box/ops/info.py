@@ -66,11 +66,16 @@ def gather():
                ("newuidmap", "newgidmap", "fuse-overlayfs", "pasta", "slirp4netns")}
     facts.update({"helper_" + k: v for k, v in helpers.items()})
     facts["network"] = ("host (default); private/bridge (own namespace with loopback, -p "
-                        "publishes ports through the built-in forwarder); none")
+                        "publishes ports through the built-in forwarder); none; "
+                        "container:NAME")
     from .ports import outbound
     usable, detail = outbound()
     facts["outbound_network"] = ("usable for private networks: " if usable else
                                  "NOT usable for private networks: ") + detail
+    if not usable:
+        fixes.append(("private networks (-p, --network private) have no outbound traffic: "
+                      + detail, "install passt (pasta) or slirp4netns, and give users "
+                      "/dev/net/tun (chmod 0666 /dev/net/tun, the usual mode)"))
     return facts, fixes
 
 

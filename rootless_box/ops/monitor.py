@@ -31,10 +31,11 @@ def _read_report(fd):
     return data.rstrip(b"\n")
 
 
-def launch(store, idmap, record, spec):
+def launch(store, idmap, record, spec, published=None):
     """Start record's container under a new monitor; return once it runs (its init's pid)
     or raise the error its setup hit. The monitor is not this process's child: it is
-    reparented at once, so the CLI can exit and leave no zombie."""
+    reparented at once, so the CLI can exit and leave no zombie. published: the host ports
+    bound for it (ops/ports.Published), set up by the monitor before the command runs."""
     report_r, report_w = os.pipe()
     for stream in (sys.stdout, sys.stderr):
         stream.flush()  # or the forked monitor would write the CLI's buffered output again
@@ -45,7 +46,7 @@ def launch(store, idmap, record, spec):
             os.setsid()
             if os.fork():
                 os._exit(0)
-            _serve(store, idmap, record["Id"], spec, report_w)
+            _serve(store, idmap, record["Id"], spec, report_w, published)
         except BaseException as exc:  # nothing may escape into the CLI's code paths
             _send(report_w, exc)
         os._exit(125)
@@ -81,23 +82,25 @@ def _send(fd, exc):
         pass
 
 
-def _serve(store, idmap, cid, spec, report_fd, rebind=False):
+def _serve(store, idmap, cid, spec, report_fd, published=None, rebind=False):
     """In the monitor: start the container with its output on pipes, then become the
     watcher. Never returns. rebind: a restart here, where the published ports must be bound
     again (the first start's forwarder ended with the container it served)."""
     # nothing of the caller's may stay open here (and so in the container's middle process):
     # a caller reading our stdout to its end, or holding another pipe, would wait for ever
-    keep = report_fd if report_fd is not None else -1
-    if keep > 2:
-        os.closerange(3, keep)
-        os.closerange(keep + 1, _max_fd())
-    else:
-        os.closerange(3, _max_fd())
-    published = None
+    keep = sorted({report_fd if report_fd is not None else -1} |
+                  set(published.fds() if published is not None else ()))
+    low = 3
+    for fd in keep:
+        if fd >= low:
+            os.closerange(low, fd)
+            low = fd + 1
+    os.closerange(low, _max_fd())
     if rebind:
         from . import ports
         try:
-            published = ports.bind(store, store.read_container(cid) or {"Id": cid})
+            published = ports.bind(store, store.read_container(cid) or {"Id": cid},
+                                   spec.get("outbound"))
         except errors.BoxError as exc:
             containers.mark_exited(store, cid, 125, exc.message)
             os._exit(0)
@@ -126,7 +129,8 @@ def _serve(store, idmap, cid, spec, report_fd, rebind=False):
     spec = dict(spec, adopt=True)
     try:
         from . import ports
-        container = launcher.start(ports.joined_spec(store, spec), idmap)
+        container = launcher.start(ports.joined_spec(store, spec), idmap,
+                                   published.prestart() if published is not None else None)
     except errors.BoxError as exc:
         if isinstance(exc, (errors.CommandNotFound, errors.CannotExecute)):
             containers.mark_exited(store, cid, exc.exit_code, exc.message)
@@ -145,11 +149,7 @@ def _serve(store, idmap, cid, spec, report_fd, rebind=False):
         container.wait()
         os._exit(0)
     if published is not None:
-        try:
-            published.start(container.pid)
-        except errors.BoxError as exc:
-            containers.mark_exited(store, cid, 125, exc.message)
-            os._exit(0)
+        published.close()  # the forwarder has them: the watcher must not hold the ports
     from . import pause
     cgroup = pause.place(cid, container.pid)
     if cgroup:

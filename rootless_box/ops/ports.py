@@ -264,21 +264,41 @@ def _which(name):
     return None
 
 
-def outbound():
-    """-> (usable, detail): pasta or slirp4netns installed and /dev/net/tun openable. Used by
-    `info` and by the warning a private-network container gets (neither is started yet)."""
-    helpers = [name for name in ("pasta", "slirp4netns") if _which(name)]
+HELPERS = ("pasta", "slirp4netns")  # pasta first: Podman's default since 5.0
+SLIRP_DNS = "10.0.2.3"  # slirp4netns's resolver forwarder (its default 10.0.2.0/24)
+
+
+def _outbound_probe():
+    """-> (helpers installed, in order of preference; why /dev/net/tun cannot be used, or
+    ""). RBX_OUTBOUND=pasta|slirp4netns|none narrows the choice."""
+    wanted = os.environ.get("RBX_OUTBOUND", "")
+    names = (wanted,) if wanted in HELPERS else () if wanted == "none" else HELPERS
+    helpers = [name for name in names if _which(name)]
     try:
         os.close(os.open("/dev/net/tun", os.O_RDWR))
         tun = ""
     except OSError as exc:
         tun = "/dev/net/tun cannot be opened (%s)" % (exc.strerror or exc)
+    return helpers, tun
+
+
+def outbound():
+    """-> (usable, detail): pasta or slirp4netns installed and /dev/net/tun openable, for
+    `info` and for the warning a private-network container gets without them."""
+    helpers, tun = _outbound_probe()
     if not helpers:
         return False, "neither pasta nor slirp4netns is installed" + (
             "; " + tun if tun else "")
     if tun:
         return False, "%s installed, but %s" % (" and ".join(helpers), tun)
-    return True, " and ".join(helpers) + " installed, /dev/net/tun usable"
+    return True, "%s installed, /dev/net/tun usable: %s is used" % (
+        " and ".join(helpers), helpers[0])
+
+
+def outbound_helper():
+    """The helper a private network namespace gets for outbound traffic, or None."""
+    helpers, tun = _outbound_probe()
+    return helpers[0] if helpers and not tun else None
 
 
 def outbound_warning():
@@ -294,14 +314,24 @@ def outbound_warning():
 # -- binding and the forwarder -----------------------------------------------------------------
 
 class Published:
-    """Host ports bound for a container before it starts; start(pid) hands them to a
-    forwarder process and records the ports actually bound (a random one included)."""
+    """Host ports bound for a container before it starts, and the outbound helper it gets:
+    start(pid), the launcher's prestart, hands them to a forwarder process (which also starts
+    the helper) and records the ports actually bound (a random one included)."""
 
-    def __init__(self, store, cid, listeners, ports):
+    def __init__(self, store, cid, listeners, ports, outbound=None):
         self.store = store
         self.cid = cid
         self.listeners = listeners  # [(socket, proto, container port)]
         self.ports = ports  # NetworkSettings.Ports
+        self.outbound = outbound  # "pasta", "slirp4netns" or None
+
+    def fds(self):
+        return [sock.fileno() for sock, _proto, _port in self.listeners]
+
+    def prestart(self):
+        """What the launcher calls before the command runs: None when there is nothing to
+        set up (a host network, no helper), so that start costs nothing more."""
+        return self.start if self.listeners or self.outbound else None
 
     def close(self):
         for sock, _proto, _port in self.listeners:
@@ -315,23 +345,16 @@ class Published:
         self.close()
 
     def start(self, pid):
-        """The container's init is pid: start the forwarder, write the record's ports."""
-        if not self.listeners:
-            return
+        """The container's init is pid (its command not yet run): start the forwarder,
+        write the record's ports."""
         from ..userns import portfwd
         try:
             portfwd.spawn(pid, [(s.fileno(), proto, port) for s, proto, port
-                                in self.listeners])
-        except BaseException:
-            # a container whose published ports do not work is not left running
-            try:
-                os.kill(pid, 9)
-            except OSError:
-                pass
-            raise
+                                in self.listeners], self.outbound)
         finally:
             self.close()
-        set_ports(self.store, self.cid, self.ports)
+        if self.ports:
+            set_ports(self.store, self.cid, self.ports)
 
 
 def _bind_one(proto, ip, host_port):
@@ -359,9 +382,10 @@ def _bind_one(proto, ip, host_port):
     raise last
 
 
-def bind(store, record):
+def bind(store, record, outbound=None):
     """Bind every published host port of record now (before its container starts): a port
-    in use is one clear error, and nothing has started. -> Published"""
+    in use is one clear error, and nothing has started. outbound: the helper the run spec
+    chose (spec["outbound"]). -> Published"""
     bindings = (record.get("HostConfig") or {}).get("PortBindings") or {}
     if (record.get("HostConfig") or {}).get("NetworkMode") != "private":
         return Published(store, record["Id"], [], {})
@@ -389,7 +413,7 @@ def bind(store, record):
         for sock, _proto, _port in listeners:
             sock.close()
         raise
-    return Published(store, record["Id"], listeners, ports)
+    return Published(store, record["Id"], listeners, ports, outbound)
 
 
 def set_ports(store, cid, ports):

@@ -278,10 +278,14 @@ def prepare_rootfs(cdir, driver, lower, idmap):
     return rootfs
 
 
-def write_etc_files(cdir, network, hostname, opts=None):
+def write_etc_files(cdir, network, hostname, opts=None, outbound=None):
     files = {}
     extra_hosts = ports.parse_add_hosts(opts.add_hosts) if opts is not None else ""
     resolv = host_resolv_conf()
+    if outbound == "slirp4netns":
+        # the host's resolvers may be on its loopback, which slirp4netns keeps out of reach;
+        # its own forwarder asks them (as Podman writes)
+        resolv = ports.resolv_conf(resolv, [ports.SLIRP_DNS])
     if opts is not None:
         resolv = ports.resolv_conf(resolv, opts.dns, opts.dns_search, opts.dns_options)
     for target, name, text in (("/etc/hostname", "hostname", hostname + "\n"),
@@ -373,6 +377,8 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None):
     else:
         hostname = opts.hostname or (os.uname().nodename if network == "host" else cid[:12])
     record["Config"]["Hostname"] = hostname
+    # decided once, with the resolver it needs: the same helper at every start
+    outbound = ports.outbound_helper() if network == "private" else None
     record["Config"]["StopSignal"] = opts.stop_signal or image_config.get("StopSignal") or \
         "SIGTERM"
     if opts.stop_timeout is not None:
@@ -394,7 +400,8 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None):
             "rootfs": prepare_rootfs(cdir, driver, image.layer_dirs(), idmap),
             "mounts": mounts,
             "etc_files": containers.load_spec(store, joined).get("etc_files") if joined
-            else write_etc_files(cdir, network, hostname, opts),
+            else write_etc_files(cdir, network, hostname, opts, outbound),
+            "outbound": outbound,
         }
         if joined:
             spec["network_of"] = joined["Id"]
@@ -552,9 +559,9 @@ def start(store, idmap, record):
     spec = containers.load_spec(store, record)
     idmap = idmap_of(spec, idmap)
     containers.update_state(store, record, StoppedByUser=False)
-    published = ports.bind(store, record)
+    published = ports.bind(store, record, spec.get("outbound"))
     with published:
-        published.start(monitor.launch(store, idmap, record, spec))
+        monitor.launch(store, idmap, record, spec, published)
     return store.read_container(record["Id"]) or record
 
 
@@ -580,10 +587,10 @@ def run(opts, warn=None, pull=None):
     forwarder = SignalForwarder()
     try:
         try:
-            published = ports.bind(store, record)
+            published = ports.bind(store, record, spec.get("outbound"))
             with published:
-                container = launcher.start(ports.joined_spec(store, spec), idmap)
-                published.start(container.pid)
+                container = launcher.start(ports.joined_spec(store, spec), idmap,
+                                           published.prestart())
         except errors.BoxError as exc:
             if isinstance(exc, (errors.CommandNotFound, errors.CannotExecute)) and \
                     not opts.rm:

@@ -464,23 +464,27 @@ def _keep(init):
     os._exit(os.WEXITSTATUS(status))
 
 
-def start(spec, idmap):
+def start(spec, idmap, prestart=None):
     """Start the container described by spec (see ops/run.py); returns a Container once the
     command has been exec'd, or raises the BoxError the setup hit. spec["join_pid"]: the
     host pid of a container whose user and network namespaces this one enters
-    (`--network container:NAME`)."""
+    (`--network container:NAME`). prestart(init pid): called once the container's
+    namespaces exist and before its command runs (init waits for it): the published ports'
+    forwarder and the outbound network are set up there, so the command finds them ready;
+    if it raises, the container is killed and the error raised."""
     _flush_stdio()
     flags = _BASE_FLAGS | (libc.CLONE_NEWNET if spec["network"] != "host" else 0)
     join = _open_joined(spec["join_pid"]) if spec.get("join_pid") else None
     try:
-        return _start(spec, idmap, flags, join)
+        return _start(spec, idmap, flags, join, prestart)
     finally:
         for fd in join or ():
             os.close(fd)
 
 
-def _start(spec, idmap, flags, join):
+def _start(spec, idmap, flags, join, prestart):
     sync = _Sync()
+    go_r, go_w = _pipe() if prestart is not None else (None, None)
     sock_parent = sock_child = None
     supervised = bool(spec.get("seccomp") and spec.get("chown_notify"))
     if spec.get("tty") or supervised:
@@ -504,12 +508,16 @@ def _start(spec, idmap, flags, join):
                 sock_parent.close()
             if adopt_w is not None:
                 os.close(adopt_w)
+            if go_w is not None:
+                os.close(go_w)
             _enter(flags, idmap, sync, join)
             init = os.fork()
             if init == 0:
                 if adopt_r is None:
                     libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
-                _init(spec, sync, sock_child, adopt_r)
+                _init(spec, sync, sock_child, adopt_r, go_r)
+            if go_r is not None:
+                os.close(go_r)
             os.write(sync.c2p_w, b"%d\n" % init)
             # only init may hold these now: the parent reads them until EOF
             for fd in (sync.c2p_w, sync.err_w, sync.p2c_r):
@@ -526,6 +534,8 @@ def _start(spec, idmap, flags, join):
         sock_child.close()
     if adopt_r is not None:
         os.close(adopt_r)
+    if go_r is not None:
+        os.close(go_r)
     init_pid = None
     reaped = False
     try:
@@ -539,6 +549,12 @@ def _start(spec, idmap, flags, join):
                 os.write(adopt_w, b"A")
             os.close(adopt_w)
             adopt_w = None
+        if go_w is not None:
+            if init_pid:
+                prestart(init_pid)
+                os.write(go_w, b"G")
+            os.close(go_w)
+            go_w = None
         master = listener = None
         if sock_parent is not None and init_pid:
             from .pty import receive_fd
@@ -548,9 +564,16 @@ def _start(spec, idmap, flags, join):
                 listener = receive_fd(sock_parent)
         err = _read_all(sync.err_r)
     except BaseException:
+        # nobody would keep a container whose start failed here (a prestart that raised,
+        # the pty that never came): it is ended, not left running
         sync.close_parent()
-        if adopt_w is not None:
-            os.close(adopt_w)
+        for fd in (adopt_w, go_w):
+            if fd is not None:
+                os.close(fd)
+        if init_pid:
+            _kill(init_pid)
+        if reaped and init_pid:
+            os.waitpid(init_pid, 0)
         if not reaped:
             os.waitpid(middle, 0)
         raise
@@ -575,6 +598,13 @@ def _start(spec, idmap, flags, join):
     return Container(init_pid, middle, master, listener)
 
 
+def _kill(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 def adopt_orphans():
     """Make this process a child subreaper, so that a container's init started with
     spec["adopt"] becomes its child when the middle process leaves (a detached container's
@@ -585,9 +615,10 @@ def adopt_orphans():
 
 # -- inside the container ---------------------------------------------------------------------
 
-def _init(spec, sync, sock, adopt_r=None):
+def _init(spec, sync, sock, adopt_r=None, go_r=None):
     """pid 1 of the new pid namespace: mounts, pivot_root, credentials, exec. Never returns.
-    adopt_r: wait for the caller's word that it adopted this process (see start)."""
+    adopt_r: wait for the caller's word that it adopted this process (see start); go_r: wait
+    for the caller's prestart before running the command."""
     try:
         os.close(sync.c2p_w)
         os.close(sync.p2c_r)
@@ -608,6 +639,11 @@ def _init(spec, sync, sock, adopt_r=None):
             from .net import loopback_up
             loopback_up()  # a joined namespace is its owner's to set up
         libc.sethostname(spec["hostname"])
+        if go_r is not None:
+            word = os.read(go_r, 1)
+            os.close(go_r)
+            if word != b"G":
+                os._exit(_SIG_EXIT)  # the caller's prestart failed: it reports why
         _exec_command(spec, sync, sock)
     except BaseException as exc:
         _report(sync.err_w, exc)

@@ -6,7 +6,9 @@ included; for UDP it keeps one socket inside per client address and relays datag
 connector that lives inside the container's user and network namespaces (setns once, via
 /proc/PID/ns) and answers each request with a socket connected to 127.0.0.1:PORT there, handed
 back over a unix socket with SCM_RIGHTS. This is RootlessKit's builtin port driver: no tap
-device, no root, no copy through user space.
+device, no root, no copy through user space. The forwarder also starts and holds the
+outbound helper (pasta or slirp4netns, which gives the namespace a tap device routed through
+the host's sockets), so both live exactly as long as the container.
 Must not: start threads (setns of a user namespace refuses a threaded process, and the rule
 is fork before any thread), know about records or the store, or outlive the container: it
 watches the container's init through a pidfd and leaves when it exits (init itself dies with
@@ -28,11 +30,13 @@ _UDP_IDLE = 90.0  # Docker's userland proxy forgets a UDP client after 90 s
 _BURST = 64  # splices per event before others get their turn
 
 
-def spawn(pid, listeners):
+def spawn(pid, listeners, outbound=None):
     """listeners: [(fd, "tcp"|"udp", container port)], fds bound on the host. Start a
     forwarder for the container whose init is host pid `pid`; return once its connector has
-    joined the container's namespaces, or raise the SetupError that stopped it. The
-    forwarder is not our child (double fork): a CLI that exits leaves no zombie."""
+    joined the container's namespaces (and the outbound helper, "pasta" or "slirp4netns",
+    has configured the namespace's interface and default route), or raise the SetupError
+    that stopped it. The forwarder is not our child (double fork): a CLI that exits leaves
+    no zombie."""
     from ..errors import SetupError
     try:
         pidfd = os.pidfd_open(pid)
@@ -48,7 +52,7 @@ def spawn(pid, listeners):
             os.setsid()
             if os.fork():
                 os._exit(0)
-            _forwarder(pidfd, ns, listeners, report_w)
+            _forwarder(pidfd, ns, listeners, report_w, (outbound, pid))
         except BaseException as exc:
             try:
                 os.write(report_w, ("E%s" % exc).encode(errors="replace"))
@@ -68,7 +72,7 @@ def spawn(pid, listeners):
             word[1:].decode(errors="replace") or "it died"))
 
 
-def _forwarder(pidfd, ns, listeners, report_w):
+def _forwarder(pidfd, ns, listeners, report_w, outbound):
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
@@ -95,11 +99,106 @@ def _forwarder(pidfd, ns, listeners, report_w):
         os.close(fd)
     if ours.recv(16) != b"R":
         raise OSError("the connector could not join the container's namespaces")
+    if outbound[0]:
+        # held open until this process ends with the container: the helper's exit-fd
+        _keep_alive = _start_outbound(*outbound)  # noqa: F841
     os.write(report_w, b"R")
     os.close(report_w)
     Relay(pidfd, ours, listeners).loop()
     os.kill(helper, signal.SIGKILL)
     os._exit(0)
+
+
+# -- outbound traffic: pasta or slirp4netns --------------------------------------------------
+
+_READY_TIMEOUT = 10.0
+
+
+def outbound_argv(kind, pid, ready_fd=None, exit_fd=None):
+    """The helper's command line for the container whose init is host pid `pid`: it joins
+    the container's user namespace (which owns its network namespace) and gives it a tap
+    device with an address and a default route. Podman's choices: MTU 65520, no way to the
+    host's loopback from inside, no port forwarding of its own (the forwarder publishes)."""
+    if kind == "slirp4netns":
+        return ["slirp4netns", "--configure", "--mtu=65520", "--disable-host-loopback",
+                "--enable-sandbox", "--ready-fd=%d" % ready_fd, "--exit-fd=%d" % exit_fd,
+                "--userns-path=/proc/%d/ns/user" % pid, str(pid), "tap0"]
+    return ["pasta", "--config-net", "--quiet", "--foreground", "--mtu", "65520",
+            "--no-map-gw", "-t", "none", "-u", "none", "-T", "none", "-U", "none",
+            "--userns", "/proc/%d/ns/user" % pid, "--netns", "/proc/%d/ns/net" % pid]
+
+
+def _start_outbound(kind, pid):
+    """Start the helper as this process's child (it dies with it: parent-death signal, and
+    slirp4netns's exit-fd) and wait until the namespace has a default route. Returns what
+    must stay open while it serves."""
+    import time
+    ready_r, ready_w = os.pipe()
+    exit_r, exit_w = os.pipe2(os.O_CLOEXEC)
+    # its stderr: memory read back if it fails; a pipe left unread would block or kill it
+    err = os.memfd_create("outbound-stderr", os.MFD_CLOEXEC)
+    argv = outbound_argv(kind, pid, ready_w, exit_r)
+    child = os.fork()
+    if child == 0:
+        try:
+            os.set_inheritable(exit_r, True)  # Python's pipes are close-on-exec
+            os.set_inheritable(ready_w, True)
+            os.dup2(err, 2)
+            for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+                # Python's ignored signals survive exec; pasta 2023.03 even refuses to
+                # start with SIGPIPE already ignored ("Couldn't install signal handlers")
+                signal.signal(sig, signal.SIG_DFL)
+            libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
+            for name in ("LD_LIBRARY_PATH", "LD_PRELOAD"):
+                os.environ.pop(name, None)  # a frozen binary's bundle is not for helpers
+            os.execvp(argv[0], argv)
+        finally:
+            os._exit(127)
+    for fd in (ready_w, exit_r):
+        os.close(fd)
+    deadline = time.monotonic() + _READY_TIMEOUT
+    try:
+        while not _has_default_route(pid):
+            done, status = os.waitpid(child, os.WNOHANG)
+            if done:
+                child = None
+                raise OSError("%s exited with status %d before the network was up%s" % (
+                    kind, os.waitstatus_to_exitcode(status), _last_words(err)))
+            if time.monotonic() > deadline:
+                raise OSError("%s did not bring the network up in %d s%s"
+                              % (kind, _READY_TIMEOUT, _last_words(err)))
+            time.sleep(0.005)
+    except BaseException:
+        if child is not None:
+            os.kill(child, signal.SIGKILL)
+            os.waitpid(child, 0)
+        raise
+    finally:
+        os.close(ready_r)
+        os.close(err)
+    return exit_w
+
+
+def _last_words(fd):
+    """The end of what a failed helper wrote to its stderr, for the error line."""
+    try:
+        size = os.fstat(fd).st_size
+        text = os.pread(fd, 4096, max(0, size - 4096)).decode(errors="replace").strip()
+    except OSError:
+        return ""
+    return ": " + text.splitlines()[-1] if text else ""
+
+
+def _has_default_route(pid):
+    """The container's network namespace has an IPv4 default route (its /proc/net/route,
+    read through its init)."""
+    try:
+        with open("/proc/%d/net/route" % pid) as f:
+            lines = f.read().splitlines()[1:]
+    except OSError:
+        return False
+    return any(len(fields) > 2 and fields[1] == "00000000" and fields[0] != "lo"
+               for fields in (line.split() for line in lines))
 
 
 # -- inside the container's namespaces -------------------------------------------------------

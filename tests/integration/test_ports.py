@@ -10,8 +10,10 @@ container's /etc files. Real namespaces, the real CLI, an unprivileged user.
 
 import json
 import os
+import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -19,6 +21,7 @@ import urllib.request
 import pytest
 
 from conftest import Cli, assert_one_error, needs_subuid, needs_userns
+from rootless_box.ops.ports import outbound_helper
 
 pytestmark = needs_userns
 
@@ -249,11 +252,17 @@ def test_bad_publish_specs(user):
 def test_private_network_loopback_and_etc_files(user):
     proc = user.ok("run", "--rm", "--network", "bridge", "--add-host", "db.local:10.1.2.3",
                    "--dns", "9.9.9.9", "--dns-search", "example.org", "base:latest", "sh",
-                   "-c", "cat /etc/hosts /etc/resolv.conf; ls /sys/class/net")
+                   "-c", "cat /etc/hosts /etc/resolv.conf; echo IFACES; ls /sys/class/net")
     assert "10.1.2.3\tdb.local" in proc.out
     assert "nameserver 9.9.9.9" in proc.out and "search example.org" in proc.out
-    assert proc.out.split()[-1] == "lo"
-    assert "without outbound network" in proc.err
+    ifaces = proc.out.split("IFACES\n")[1].split()
+    if outbound_helper() is None:
+        assert ifaces == ["lo"]
+        assert "without outbound network" in proc.err
+    else:
+        # the helper's tap device (slirp4netns: tap0; pasta: the host's interface name)
+        assert "lo" in ifaces and len(ifaces) == 2
+        assert "without outbound network" not in proc.err
 
 
 def test_a_restart_policy_publishes_the_ports_again(user):
@@ -346,3 +355,77 @@ def test_a_joiner_takes_the_holders_mapping(user):
                 "base:latest", "true")
     assert_one_error(proc)
     assert "conflicting options: --userns=subuid and the network mode" in proc.err
+
+
+def _outbound_reason(helper):
+    if not shutil.which(helper):
+        return "%s is not installed" % helper
+    try:
+        os.close(os.open("/dev/net/tun", os.O_RDWR))
+    except OSError as exc:
+        return "/dev/net/tun cannot be opened by this user (%s): no outbound helper can " \
+               "serve it" % exc.strerror
+    return None
+
+
+def host_address():
+    """This machine's address on its default route (no packet is sent)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect(("192.0.2.1", 9))
+        return s.getsockname()[0]
+
+
+def helper_processes(helper, pid):
+    return [p for p in processes_with(helper)
+            if any(str(pid) in arg for arg in _cmdline(p))]
+
+
+def _cmdline(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return [a.decode(errors="replace") for a in f.read().split(b"\0")]
+    except OSError:
+        return []
+
+
+@pytest.mark.parametrize("helper", ["slirp4netns", "pasta"])
+def test_outbound_traffic_through_the_helper(user, helper, tmp_path):
+    reason = _outbound_reason(helper)
+    if reason:
+        pytest.skip(reason)
+    env = {"RBX_OUTBOUND": helper}
+    cid = user.ok("run", "-d", "--network", "private", "base:latest", "busybox", "sleep",
+                  "300", env=env).out.strip()
+    pid = json.loads(user.ok("inspect", cid).out)[0]["State"]["Pid"]
+    assert helper_processes(helper, pid), "no %s serves the container" % helper
+    routes = user.ok("exec", cid, "cat", "/proc/net/route").out.splitlines()[1:]
+    assert any(line.split()[1] == "00000000" for line in routes), routes
+    resolv = user.ok("exec", cid, "cat", "/etc/resolv.conf").out
+    if helper == "slirp4netns":
+        # its resolver forwarder, as Podman writes it; and a server on the host's own
+        # address answers (pasta gives the container that very address, so it cannot)
+        assert "nameserver 10.0.2.3" in resolv
+        (tmp_path / "hello.txt").write_text("from-the-host\n")
+        server = subprocess.Popen([sys.executable, "-m", "http.server", "-b", "0.0.0.0",
+                                   "-d", str(tmp_path), str(free_port())],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            port = int(server.args[-1])
+            wait_for(lambda: not port_is_free(port), what="the host's server")
+            out = user.ok("exec", cid, "wget", "-qO-", "http://%s:%d/hello.txt"
+                          % (host_address(), port)).out
+            assert out == "from-the-host\n"
+        finally:
+            server.kill()
+            server.wait()
+    user.ok("rm", "-f", cid)
+    wait_for(lambda: not helper_processes(helper, pid), what="the helper to end")
+
+
+def test_a_container_that_exits_at_once_still_starts_with_its_ports(user):
+    # the command runs only once the forwarder serves: one that exits at once is a
+    # container that ran and exited, not a failed start
+    cid = user.ok("run", "-d", "-p", "80", "base:latest", "true").out.strip()
+    assert user.ok("wait", cid).out.strip() == "0"
+    assert json.loads(user.ok("inspect", cid).out)[0]["State"]["Status"] == "exited"
+    assert user("run", "--rm", "-p", "80", "base:latest", "sh", "-c", "exit 3").returncode == 3

@@ -4,6 +4,7 @@ import pytest
 
 from rootless_box.errors import UsageError
 from rootless_box.ops import ports
+from rootless_box.userns import portfwd
 
 
 def test_publish_forms():
@@ -71,3 +72,23 @@ def test_hosts_and_resolv():
     assert out == "# x\nsearch c.d\nnameserver 9.9.9.9\noptions ndots:2\n"
     with pytest.raises(UsageError, match="not an ip address"):
         ports.resolv_conf(base, ["nope"])
+
+
+def test_outbound_helpers_command_lines(monkeypatch):
+    # they enter the container's own user namespace (the owner of its network namespace),
+    # never reach the host's loopback, and forward no port of their own
+    slirp = portfwd.outbound_argv("slirp4netns", 4242, 5, 6)
+    assert slirp[0] == "slirp4netns" and slirp[-2:] == ["4242", "tap0"]
+    assert {"--configure", "--disable-host-loopback", "--ready-fd=5", "--exit-fd=6",
+            "--userns-path=/proc/4242/ns/user"} <= set(slirp)
+    pasta = portfwd.outbound_argv("pasta", 4242)
+    assert pasta[0] == "pasta" and "--no-map-gw" in pasta and "--foreground" in pasta
+    assert pasta[pasta.index("--userns") + 1] == "/proc/4242/ns/user"
+    assert pasta[pasta.index("--netns") + 1] == "/proc/4242/ns/net"
+    for flag in ("-t", "-u", "-T", "-U"):
+        assert pasta[pasta.index(flag) + 1] == "none"
+    # RBX_OUTBOUND=none: no helper, whatever is installed
+    monkeypatch.setenv("RBX_OUTBOUND", "none")
+    assert ports.outbound_helper() is None
+    usable, detail = ports.outbound()
+    assert not usable and detail.startswith("neither pasta nor slirp4netns is installed")

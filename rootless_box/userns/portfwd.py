@@ -1,18 +1,21 @@
 """The port forwarder: host ports moved into a container's private network namespace.
 
-Owns: the forwarder process (host side: it holds the listening sockets ops/ports.py bound, and
-for each TCP connection moves bytes with splice(2) through a pipe per direction, half-closes
-included; for UDP it keeps one socket inside per client address and relays datagrams), and the
-connector that lives inside the container's user and network namespaces (setns once, via
-/proc/PID/ns) and answers each request with a socket connected to 127.0.0.1:PORT there, handed
-back over a unix socket with SCM_RIGHTS. This is RootlessKit's builtin port driver: no tap
-device, no root, no copy through user space. The forwarder also starts and holds the
-outbound helper (pasta or slirp4netns, which gives the namespace a tap device routed through
-the host's sockets), so both live exactly as long as the container.
+Owns: the forwarder process. It holds the listening sockets ops/ports.py bound on the host,
+starts the outbound helper (pasta or slirp4netns, which gives the namespace a tap device
+routed through the host's sockets) while still on the host, then enters the container's user
+and network namespaces (setns through /proc/PID/ns). The sockets it had keep the host's
+namespace; every socket it makes from then on is the container's. So for each accepted
+connection it connects a new socket to 127.0.0.1:PORT inside, itself, and moves bytes
+between the two with splice(2) through a pipe per direction (half-closes included); for UDP
+it keeps one socket inside per client address and relays datagrams. RootlessKit's builtin
+port driver makes the inner socket in a child and hands it over with SCM_RIGHTS: one process
+and one round trip per connection fewer here. No tap device, no root, no copy through user
+space.
 Must not: start threads (setns of a user namespace refuses a threaded process, and the rule
 is fork before any thread), know about records or the store, or outlive the container: it
-watches the container's init through a pidfd and leaves when it exits (init itself dies with
-its keeper, the foreground `run` or the detached monitor, by its parent-death signal).
+watches the container's init through a pidfd and leaves when it exits, and its helper with
+it (init itself dies with its keeper, the foreground `run` or the detached monitor, by its
+parent-death signal).
 """
 
 import errno
@@ -32,10 +35,10 @@ _BURST = 64  # splices per event before others get their turn
 
 def spawn(pid, listeners, outbound=None):
     """listeners: [(fd, "tcp"|"udp", container port)], fds bound on the host. Start a
-    forwarder for the container whose init is host pid `pid`; return once its connector has
-    joined the container's namespaces (and the outbound helper, "pasta" or "slirp4netns",
-    has configured the namespace's interface and default route), or raise the SetupError
-    that stopped it. The forwarder is not our child (double fork): a CLI that exits leaves
+    forwarder for the container whose init is host pid `pid`; return once it has joined the
+    container's namespaces (and the outbound helper, "pasta" or "slirp4netns", has
+    configured the namespace's interface and default route), or raise the SetupError that
+    stopped it. The forwarder is not our child (double fork): a CLI that exits leaves
     no zombie."""
     from ..errors import SetupError
     try:
@@ -86,26 +89,18 @@ def _forwarder(pidfd, ns, listeners, report_w, outbound):
                 os.close(fd)
             except OSError:
                 pass
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    helper = os.fork()
-    if helper == 0:
-        try:
-            ours.close()
-            _connector(ns, theirs)
-        finally:
-            os._exit(0)
-    theirs.close()
+    if outbound[0]:
+        # from the host, before entering the container: the helper's own sockets must be
+        # the host's. Its exit-fd stays open in this process until it ends.
+        _start_outbound(*outbound)
+    # the user namespace first: it grants the capability setns(net) needs
+    libc.setns(ns[0], libc.CLONE_NEWUSER)
+    libc.setns(ns[1], libc.CLONE_NEWNET)
     for fd in ns:
         os.close(fd)
-    if ours.recv(16) != b"R":
-        raise OSError("the connector could not join the container's namespaces")
-    if outbound[0]:
-        # held open until this process ends with the container: the helper's exit-fd
-        _keep_alive = _start_outbound(*outbound)  # noqa: F841
     os.write(report_w, b"R")
     os.close(report_w)
-    Relay(pidfd, ours, listeners).loop()
-    os.kill(helper, signal.SIGKILL)
+    Relay(pidfd, listeners).loop()
     os._exit(0)
 
 
@@ -201,51 +196,36 @@ def _has_default_route(pid):
                for fields in (line.split() for line in lines))
 
 
-# -- inside the container's namespaces -------------------------------------------------------
+# -- the relay ------------------------------------------------------------------------------
 
-def _connector(ns, chan):
-    """Join the container's user then network namespace (the user namespace grants the
-    capability setns(net) needs), then connect on request until the forwarder goes."""
-    libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
-    libc.setns(ns[0], libc.CLONE_NEWUSER)
-    libc.setns(ns[1], libc.CLONE_NEWNET)
-    libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)  # setns(user) cleared it
-    for fd in ns:
-        os.close(fd)
-    chan.send(b"R")
-    while True:
-        try:
-            request = chan.recv(64)
-        except InterruptedError:
-            continue
-        if not request:
-            return
-        kind, port = request[:1], int(request[1:])
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM if kind == b"T"
-                             else socket.SOCK_DGRAM)
-        try:
-            sock.settimeout(30)
-            sock.connect(("127.0.0.1", port))
-            socket.send_fds(chan, [b"K"], [sock.fileno()])
-        except OSError as exc:
-            chan.send(b"E%d" % (exc.errno or errno.EIO))
-        finally:
-            sock.close()
+class _Pipes:
+    """Spare pipes, empty, for the next connections: a short connection then costs no
+    pipe2/fcntl calls. Grown to _PIPE_SIZE only once a stream fills the default 64 KiB."""
 
+    def __init__(self, keep=64):
+        self.free = []
+        self.keep = keep
 
-# -- on the host -----------------------------------------------------------------------------
+    def take(self):
+        if self.free:
+            return self.free.pop()
+        return list(os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)) + [False]
+
+    def give(self, pipe):
+        if len(self.free) < self.keep:
+            self.free.append(pipe)
+        else:
+            os.close(pipe[0])
+            os.close(pipe[1])
+
 
 class _Direction:
     """One way of a TCP connection: src -> pipe -> dst."""
 
-    def __init__(self, src, dst):
+    def __init__(self, src, dst, pipes):
         self.src, self.dst = src, dst
-        self.pr, self.pw = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        try:
-            import fcntl
-            fcntl.fcntl(self.pw, _F_SETPIPE_SZ, _PIPE_SIZE)
-        except OSError:
-            pass  # above /proc/sys/fs/pipe-max-size: the default 64 KiB still works
+        self.pipes = pipes
+        self.pipe = pipes.take()  # [read end, write end, grown]
         self.pending = 0
         self.eof = False
         self.done = False
@@ -254,10 +234,11 @@ class _Direction:
     def pump(self):
         """Move what can be moved now. False on an error that ends the connection."""
         flags = os.SPLICE_F_MOVE | os.SPLICE_F_NONBLOCK
+        pr, pw = self.pipe[0], self.pipe[1]
         for _ in range(_BURST):
             if self.pending:
                 try:
-                    n = os.splice(self.pr, self.dst, self.pending, flags=flags)
+                    n = os.splice(pr, self.dst, self.pending, flags=flags)
                 except BlockingIOError:
                     self.want = select.POLLOUT
                     return True
@@ -275,7 +256,7 @@ class _Direction:
                 self.want = 0
                 return True
             try:
-                n = os.splice(self.src, self.pw, _CHUNK, flags=flags)
+                n = os.splice(self.src, pw, _CHUNK, flags=flags)
             except BlockingIOError:
                 self.want = select.POLLIN
                 return True
@@ -283,14 +264,26 @@ class _Direction:
                 return False
             if n == 0:
                 self.eof = True
+            elif n >= 65536 and not self.pipe[2]:
+                self.pipe[2] = True  # a bulk stream: fewer, larger splices
+                try:
+                    import fcntl
+                    fcntl.fcntl(pw, _F_SETPIPE_SZ, _PIPE_SIZE)
+                except OSError:
+                    pass  # above /proc/sys/fs/pipe-max-size: 64 KiB still works
             self.pending += n
         # a busy stream yields to the others; level-triggered poll brings it back
         self.want = select.POLLOUT if self.pending else select.POLLIN
         return True
 
     def close(self):
-        os.close(self.pr)
-        os.close(self.pw)
+        if self.pending:
+            # bytes left in it: not reusable
+            os.close(self.pipe[0])
+            os.close(self.pipe[1])
+        else:
+            self.pipes.give(self.pipe)
+        self.pipe = None
 
 
 def _shutdown_write(fd):
@@ -302,13 +295,25 @@ def _shutdown_write(fd):
 
 
 class _Conn:
-    def __init__(self, a, b):
-        self.socks = (a, b)
-        self.ab = _Direction(a.fileno(), b.fileno())
-        self.ba = _Direction(b.fileno(), a.fileno())
+    """A client's connection and its socket inside; until that one is connected
+    (connecting), only its POLLOUT is waited for."""
+
+    def __init__(self, outer, inner, pipes):
+        self.socks = (outer, inner)
+        self.pipes = pipes
+        self.connecting = True
+        self.ab = self.ba = None
+
+    def connected(self):
+        a, b = self.socks
+        self.connecting = False
+        self.ab = _Direction(a.fileno(), b.fileno(), self.pipes)
+        self.ba = _Direction(b.fileno(), a.fileno(), self.pipes)
 
     def masks(self):
         a, b = self.socks[0].fileno(), self.socks[1].fileno()
+        if self.connecting:
+            return {a: 0, b: select.POLLOUT}
         mask = {a: 0, b: 0}
         for d in (self.ab, self.ba):
             if d.want == select.POLLIN:
@@ -319,32 +324,31 @@ class _Conn:
 
     def close(self):
         for d in (self.ab, self.ba):
-            d.close()
+            if d is not None:
+                d.close()
         for s in self.socks:
             s.close()
 
 
 class Relay:
-    """The forwarder's single-threaded loop over poll(2)."""
+    """The forwarder's single-threaded loop over poll(2), inside the container's network
+    namespace with the host's listening sockets."""
 
-    def __init__(self, pidfd, chan, listeners):
+    def __init__(self, pidfd, listeners):
         self.poll = select.poll()
         self.pidfd = pidfd
-        self.chan = chan
+        self.pipes = _Pipes()
         self.listeners = {}
         self.conns = {}  # fd -> _Conn
         self.registered = {}  # fd -> mask
-        self.waiting = []  # requests in flight, in order: ("tcp", sock) or ("udp", fd, addr)
         self.udp = {}  # (listener fd, client addr) -> [inner socket, last use]
         self.udp_inner = {}  # inner fd -> (listener fd, client addr)
-        self.udp_queue = {}  # (listener fd, addr) -> datagrams waiting for their socket
         for fd, proto, port in listeners:
             sock = socket.socket(fileno=fd)
             sock.setblocking(False)
             self.listeners[fd] = (sock, proto, port)
             self._set(fd, select.POLLIN)
         self._set(pidfd, select.POLLIN)
-        self._set(chan.fileno(), select.POLLIN)
 
     def _set(self, fd, mask):
         old = self.registered.get(fd)
@@ -367,13 +371,10 @@ class Relay:
                 events = self.poll.poll(30000 if self.udp else None)
             except InterruptedError:
                 continue
-            for fd, ev in events:
+            for fd, _ev in events:
                 if fd == self.pidfd:
                     return  # the container's init exited
-                if fd == self.chan.fileno():
-                    if not self._answer():
-                        return
-                elif fd in self.listeners:
+                if fd in self.listeners:
                     self._listener_ready(fd)
                 elif fd in self.conns:
                     self._drive(self.conns[fd])
@@ -385,21 +386,17 @@ class Relay:
                     if now - used > _UDP_IDLE:
                         self._udp_drop(key)
 
-    def _request(self, kind, port, item):
-        self.chan.send(b"%s%d" % (kind, port))
-        self.waiting.append(item)
-
     def _listener_ready(self, fd):
         sock, proto, port = self.listeners[fd]
         if proto == "tcp":
             for _ in range(256):
                 try:
-                    conn, _addr = sock.accept()
+                    outer, _addr = sock.accept()
                 except (BlockingIOError, InterruptedError):
                     return
                 except OSError:
                     return  # EMFILE and friends: the client waits in the backlog
-                self._request(b"T", port, ("tcp", conn))
+                self._connect(outer, port)
             return
         for _ in range(256):
             try:
@@ -408,67 +405,74 @@ class Relay:
                 return
             except OSError:
                 return
-            import time
-            key = (fd, addr)
-            if key in self.udp:
-                self.udp[key][1] = time.monotonic()
-                try:
-                    self.udp[key][0].send(data)
-                except OSError:
-                    pass
-            elif key in self.udp_queue:
-                self.udp_queue[key].append(data)
-            else:
-                self.udp_queue[key] = [data]
-                self._request(b"U", port, ("udp", fd, addr))
+            self._udp_send(fd, addr, port, data)
 
-    def _answer(self):
+    def _connect(self, outer, port):
+        """A socket inside (this process is in the container's network namespace now),
+        connected without blocking: a full backlog inside must not stall the others."""
         try:
-            msg, fds, _flags, _addr = socket.recv_fds(self.chan, 64, 1)
-        except (BlockingIOError, InterruptedError):
-            return True
-        if not msg:
-            return False  # the connector is gone: so is the namespace's last way in
-        item = self.waiting.pop(0)
-        inner = socket.socket(fileno=fds[0]) if fds else None
-        if item[0] == "tcp":
-            outer = item[1]
-            if inner is None:
-                outer.close()  # nothing listens inside: the client sees its connection end
-                return True
-            inner.setblocking(False)
-            outer.setblocking(False)
-            conn = _Conn(outer, inner)
-            for s in conn.socks:
-                self.conns[s.fileno()] = conn
-            self._drive(conn)
-            return True
-        _kind, lfd, addr = item
-        queued = self.udp_queue.pop((lfd, addr), [])
-        if inner is None:
-            return True
-        import time
+            inner = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        except OSError:
+            outer.close()
+            return
+        outer.setblocking(False)
         inner.setblocking(False)
-        self.udp[(lfd, addr)] = [inner, time.monotonic()]
-        self.udp_inner[inner.fileno()] = (lfd, addr)
-        self._set(inner.fileno(), select.POLLIN)
-        for data in queued:
-            try:
-                inner.send(data)
-            except OSError:
-                pass
-        return True
+        err = inner.connect_ex(("127.0.0.1", port))
+        if err not in (0, errno.EINPROGRESS):
+            outer.close()  # nothing listens inside: the client sees its connection end
+            inner.close()
+            return
+        conn = _Conn(outer, inner, self.pipes)
+        for s in conn.socks:
+            self.conns[s.fileno()] = conn
+        if err == 0:
+            conn.connected()
+            self._drive(conn)
+        else:
+            self._watch(conn)
 
     def _drive(self, conn):
+        if conn.connecting:
+            err = conn.socks[1].getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err:
+                self._end(conn)
+                return
+            conn.connected()
         ok = conn.ab.pump() and conn.ba.pump()
         if not ok or (conn.ab.done and conn.ba.done):
-            for s in conn.socks:
-                self._set(s.fileno(), 0)
-                self.conns.pop(s.fileno(), None)
-            conn.close()
+            self._end(conn)
             return
+        self._watch(conn)
+
+    def _watch(self, conn):
         for fd, mask in conn.masks().items():
             self._set(fd, mask)
+
+    def _end(self, conn):
+        for s in conn.socks:
+            self._set(s.fileno(), 0)
+            self.conns.pop(s.fileno(), None)
+        conn.close()
+
+    def _udp_send(self, lfd, addr, port, data):
+        import time
+        key = (lfd, addr)
+        entry = self.udp.get(key)
+        if entry is None:
+            try:
+                inner = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                inner.setblocking(False)
+                inner.connect(("127.0.0.1", port))
+            except OSError:
+                return
+            entry = self.udp[key] = [inner, 0.0]
+            self.udp_inner[inner.fileno()] = key
+            self._set(inner.fileno(), select.POLLIN)
+        entry[1] = time.monotonic()
+        try:
+            entry[0].send(data)
+        except OSError:
+            pass
 
     def _udp_back(self, fd):
         lfd, addr = self.udp_inner[fd]

@@ -403,7 +403,11 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None):
             else write_etc_files(cdir, network, hostname, opts, outbound),
             "outbound": outbound,
         }
-        if joined:
+        if joined and (joined.get("HostConfig") or {}).get("NetworkMode") == "host":
+            # joining the host's network is having it: nothing to enter (and no user
+            # namespace of ours owns it)
+            spec["network"] = "host"
+        elif joined:
             spec["network_of"] = joined["Id"]
         spec.update(confinement(idmap, unconfined))
         store.write_container(record)

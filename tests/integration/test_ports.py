@@ -317,6 +317,29 @@ def test_two_containers_share_a_network_namespace(user):
     assert fetch(port) == b"hello-from-80\n"
 
 
+def test_joining_a_host_network_container_is_the_host_network(user):
+    user.ok("run", "-d", "--name", "onhost", "base:latest", "busybox", "sleep", "300")
+    got = []
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.settimeout(20)
+
+        def serve():
+            conn, _addr = listener.accept()
+            with conn:
+                got.append(conn.recv(16))
+
+        server = threading.Thread(target=serve, daemon=True)
+        server.start()
+        # the host's loopback is the joiner's: it reaches a port bound right here
+        proc = user.ok("run", "--rm", "--network", "container:onhost", "base:latest", "sh",
+                       "-c", "echo hi | nc 127.0.0.1 %d; echo rc=$?"
+                       % listener.getsockname()[1])
+        server.join(10)
+    assert got == [b"hi\n"] and "rc=0" in proc.out
+
+
 @pytest.mark.parametrize("flags, conflict", [
     (["-p", "80"], "port publishing and the container type network mode"),
     (["-P"], "port publishing and the container type network mode"),

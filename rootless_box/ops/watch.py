@@ -37,22 +37,38 @@ def _copy_output(fds, log, attach="", services=None):
     """Until every output fd reaches its end. A pty master reports EIO once the container's
     side is closed: that is its end. With attach ("FD:PATH" of a listening socket, for -t or -i
     containers), `attach` clients connect there: they get the terminal's output from then on, and what they send goes to
-    the terminal."""
+    the terminal. That input is written without blocking: a container that does not read its
+    stdin holds back its clients (they are not read while input waits), never its output
+    or its log."""
     # where attach clients' input goes: the terminal, or (-i without -t) the stdin pipe,
     # which closes when the first client leaves, as Docker's StdinOnce does
     target = next((fd for fd, name in fds.items() if name in ("tty", "stdin")), None)
     stdin = target if fds.get(target) == "stdin" else None
+    if target is not None:
+        os.set_blocking(target, False)
+    pending = b""  # input for target not written yet
+    close_stdin = False  # once pending is written: the client that sent it left
     listener, attach_path = _listener(attach)
     clients = set()
     services = services if services is not None else {}
     try:
         while any(name != "stdin" for name in fds.values()):
-            watched = [fd for fd, name in fds.items() if name != "stdin"] + list(clients) + \
+            watched = [fd for fd, name in fds.items() if name != "stdin"] + \
+                ([] if pending else list(clients)) + \
                 ([listener.fileno()] if listener else []) + list(services)
+            writable = [target] if pending and target in fds else []
             try:
-                ready, _w, _x = select.select(watched, [], [])
+                ready, can_write, _x = select.select(watched, writable, [])
             except InterruptedError:
                 continue
+            if can_write:
+                pending = _write_some(target, pending)
+                if pending is None:  # the container closed its stdin, or its terminal went
+                    pending = b""
+                    close_stdin = stdin is not None
+                if not pending and close_stdin and stdin in fds:
+                    os.close(stdin)
+                    del fds[stdin]
             for fd in ready:
                 if fd in services:
                     if not services[fd]():
@@ -71,13 +87,21 @@ def _copy_output(fds, log, attach="", services=None):
                         clients.discard(fd)
                         os.close(fd)
                         if stdin is not None and stdin in fds:
-                            os.close(stdin)
-                            del fds[stdin]
-                    elif target in fds and not _write_all(target, data) and target == stdin:
-                        os.close(stdin)  # the container closed its stdin
-                        del fds[stdin]
+                            close_stdin = True
+                            if not pending:
+                                os.close(stdin)
+                                del fds[stdin]
+                    elif target in fds:
+                        pending = _write_some(target, data)
+                        if pending is None:
+                            pending = b""
+                            if target == stdin:
+                                os.close(stdin)  # the container closed its stdin
+                                del fds[stdin]
                     continue
                 data = _read(fd)
+                if data is None:
+                    continue  # nothing after all (the master is non-blocking now)
                 if not data:
                     os.close(fd)
                     del fds[fd]
@@ -105,9 +129,25 @@ def _copy_output(fds, log, attach="", services=None):
                 pass
 
 
+def _write_some(fd, data):
+    """Write what fd takes now; the rest (b"" when all went), or None when it is gone."""
+    try:
+        while data:
+            data = data[os.write(fd, data):]
+    except BlockingIOError:
+        return data
+    except OSError:
+        return None
+    return data
+
+
 def _read(fd):
+    """Bytes, b"" at the end (EIO from a pty master whose other side closed), None when a
+    non-blocking fd had nothing after all."""
     try:
         return os.read(fd, _READ)
+    except BlockingIOError:
+        return None
     except OSError:
         return b""
 

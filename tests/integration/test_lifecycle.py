@@ -325,6 +325,36 @@ def test_start_attach_interactive_feeds_stdin(user):
     assert proc.out == "seen:one\nseen:two\neof\n"
 
 
+def test_input_the_container_does_not_read_never_stalls_its_output(user):
+    # a -i container that never reads its stdin, and a client that sends far more than a
+    # pipe holds: the watcher keeps logging the container's output meanwhile
+    user.ok("run", "-d", "-i", "--name", "deaf", "base:latest", "sh", "-c",
+            "i=0; while true; do i=$((i+1)); echo tick$i; sleep 0.05; done")
+    client = subprocess.Popen(user.argv("attach", "deaf"), env=user.env,
+                              stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    feeder = threading.Thread(target=lambda: _feed(client.stdin, 4 << 20), daemon=True)
+    feeder.start()
+    try:
+        time.sleep(1.0)  # the client's input has filled the container's stdin pipe by now
+        before = user.ok("logs", "deaf").out.count("tick")
+        time.sleep(1.0)
+        after = user.ok("logs", "deaf").out.count("tick")
+        assert after >= before + 5, (before, after)
+    finally:
+        client.kill()
+        client.wait()
+    user.ok("rm", "-f", "deaf")
+
+
+def _feed(pipe, size):
+    try:
+        pipe.write(b"x" * size)
+        pipe.close()
+    except OSError:
+        pass
+
+
 def test_one_keeper_process_per_detached_container(user):
     user.ok("run", "-d", "--name", "lean", "base:latest", "sleep", "30")
     st = state(user, "lean")

@@ -145,6 +145,8 @@ def run_in_pty(cli, args, rows=24, cols=80, on_output=None, timeout=20, send=Non
         data += chunk
         if on_output:
             on_output(master, data)
+    else:
+        os.kill(pid, signal.SIGKILL)  # timed out: the test fails instead of hanging
     _, status = os.waitpid(pid, 0)
     os.close(master)
     return data.decode(errors="replace"), os.waitstatus_to_exitcode(status)

@@ -6,6 +6,7 @@ Owns: Docker's attach behaviour as a user sees it: the terminal in raw mode, ctr
 status when it ends. Must not: touch the container's processes (its monitor holds the terminal).
 """
 
+import os
 import sys
 
 from ..cliparse import FLAG, VALUE, Command, Opt
@@ -51,6 +52,25 @@ def main(parsed):
     return attach_terminal(store, record, stdin=not parsed.no_stdin, keys=keys)
 
 
+def _terminal_of(conn):
+    """The terminal's master the watcher sends first (for the window size), or None from a
+    watcher that sends none (one started by an older version): then a first byte of output
+    that came instead is shown."""
+    import select
+    import socket
+    if not select.select([conn], [], [], 1.0)[0]:
+        return None
+    try:
+        msg, fds, _flags, _addr = socket.recv_fds(conn, 1, 1)
+    except OSError:
+        return None
+    if fds:
+        return fds[0]
+    if msg:
+        sys.stdout.buffer.write(msg)
+    return None
+
+
 def attach_terminal(store, record, stdin=True, keys=None):
     """The terminal of a -t container, through its watcher's socket, until the container
     ends (-> its exit status) or the detach keys are typed (-> 0)."""
@@ -65,9 +85,15 @@ def attach_terminal(store, record, stdin=True, keys=None):
         raise Conflict("cannot attach to %s: its monitor does not offer its terminal"
                        % record["Name"], "it was started before attach existed; restart it",
                        exit_code=1) from None
+    terminal = _terminal_of(conn)
     fd = conn.detach()
     sys.stdout.flush()
-    detached = relay(fd, stdin, detach_keys=keys or detach_sequence(None))
+    try:
+        detached = relay(fd, stdin, detach_keys=keys or detach_sequence(None),
+                         winsize_fd=terminal)
+    finally:
+        if terminal is not None:
+            os.close(terminal)
     if detached:
         sys.stderr.write("read escape sequence\n")
         return 0

@@ -79,6 +79,8 @@ def _copy_output(fds, log, attach="", services=None):
                         conn, _addr = listener.accept()
                     except OSError:
                         continue
+                    if fds.get(target) == "tty":
+                        _offer_terminal(conn, target)
                     clients.add(conn.detach())
                     continue
                 if fd in clients:
@@ -127,6 +129,17 @@ def _copy_output(fds, log, attach="", services=None):
                 os.unlink(attach_path)
             except OSError:
                 pass
+
+
+def _offer_terminal(conn, master):
+    """An attach client's first message: one byte and the terminal's master, which it uses
+    for the window size only (TIOCSWINSZ at attach and on each SIGWINCH, as `docker attach`
+    resizes); the bytes keep flowing through this process."""
+    import socket
+    try:
+        socket.send_fds(conn, [b"T"], [master])
+    except OSError:
+        pass
 
 
 def _write_some(fd, data):

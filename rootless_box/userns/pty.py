@@ -64,11 +64,14 @@ def host_winsize(fd=None):
     return None
 
 
-def relay(master, forward_stdin, on_signal=None, detach_keys=None, services=None):
+def relay(master, forward_stdin, on_signal=None, detach_keys=None, services=None,
+          winsize_fd=None):
     """Copy stdin -> master and master -> stdout until the container side closes, or until
     the user types detach_keys (bytes, e.g. ctrl-p ctrl-q: then True is returned).
     services: {fd: call} also watched meanwhile (the seccomp listener): call() when fd is
-    readable, dropped once it returns False.
+    readable, dropped once it returns False. winsize_fd: where the window size goes when
+    master is not the terminal itself (attach's socket): set from ours at once and on each
+    SIGWINCH.
 
     The host terminal is put in raw mode (if stdin is one) and restored afterwards, whatever
     happens."""
@@ -79,12 +82,14 @@ def relay(master, forward_stdin, on_signal=None, detach_keys=None, services=None
         size = host_winsize()
         if size:
             try:
-                fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", size[0], size[1],
-                                                                     0, 0))
+                fcntl.ioctl(master if winsize_fd is None else winsize_fd, termios.TIOCSWINSZ,
+                            struct.pack("HHHH", size[0], size[1], 0, 0))
             except OSError:
                 pass
 
     old_winch = signal.signal(signal.SIGWINCH, resize)
+    if winsize_fd is not None:
+        resize(None, None)
     try:
         if saved is not None:
             import tty

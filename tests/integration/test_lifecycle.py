@@ -304,6 +304,34 @@ def test_attach_to_a_detached_terminal_and_detach(user):
     assert "attached-42" in user.ok("logs", "term").out
 
 
+def test_attach_sizes_the_terminal_as_the_client_and_follows_its_resizes(user):
+    import fcntl
+    import struct
+    import termios
+    from conftest import run_in_pty
+    user.ok("run", "-d", "-t", "--name", "sized", "base:latest", "sh")
+    wait_for(lambda: state(user, "sized")["Status"] == "running", what="running")
+    steps = []
+
+    def converse(master, data):
+        text = data.decode(errors="replace")
+        if "size:33 97" in text and not steps:
+            steps.append("resized")
+            # the attaching terminal changes size: attach gets SIGWINCH, the container's
+            # terminal follows
+            fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+            time.sleep(0.3)
+            os.write(master, b"echo size:$(stty size)\r")
+        elif "size:40 120" in text and len(steps) == 1:
+            steps.append("detach")
+            os.write(master, b"\x10\x11")
+    text, status = run_in_pty(user, ["attach", "sized"], rows=33, cols=97, on_output=converse,
+                              timeout=20, send=b"echo size:$(stty size)\r")
+    assert steps == ["resized", "detach"], text
+    assert status == 0
+    user.ok("rm", "-f", "sized")
+
+
 def test_attach_refuses_a_stopped_container(user):
     user.ok("create", "--name", "idle", "base:latest", "true")
     proc = user("attach", "idle")

@@ -254,13 +254,31 @@ class _Reach:
                 record = containers.refresh_state(store, containers.find(store, record["Id"]))
         if self.target is None:
             self.rootfs = self._rootfs(record, writable)
+        self.readonly_mounts = [m.get("Destination", "") for m in record.get("Mounts") or ()
+                                if not m.get("RW", True)]
+
+    def refuse_readonly(self, path):
+        """Docker's refusal of a copy into a read-only volume or bind mount (checked on the
+        path as given, before anything is written)."""
+        clean = "/" + "/".join(p for p in path.split("/") if p not in ("", "."))
+        for destination in self.readonly_mounts:
+            top = destination.rstrip("/") or "/"
+            if clean == top or clean.startswith(top.rstrip("/") + "/"):
+                raise _fail("mounted volume is marked read-only",
+                            "copy into another path, or recreate the container with the "
+                            "volume writable")
 
     def _rootfs(self, record, writable):
         cdir = self._store.container_dir(record["Id"])
         try:
-            rootfs = dict(containers.load_spec(self._store, record).get("rootfs") or {})
+            spec = containers.load_spec(self._store, record)
         except errors.Conflict:
-            rootfs = {}
+            spec = {}
+        rootfs = dict(spec.get("rootfs") or {})
+        # its volumes and bind mounts, where it has them (a tmpfs held nothing once stopped)
+        rootfs["binds"] = [(m["source"], m["destination"], bool(m.get("readonly")))
+                           for m in spec.get("mounts") or ()
+                           if m.get("type") in ("volume", "bind") and m.get("source")]
         if not rootfs.get("lower"):
             # a foreground run keeps no spec: the image's layers, as export finds them
             try:
@@ -386,6 +404,7 @@ def _copy_in(store, idmap, source, name, path, opts):
     if source == "-":
         reach = _Reach(store, idmap, name, writable=True)
         try:
+            reach.refuse_readonly(path)
             result = reach.call(_receive_inside, path, name, None, owners, 0)
         finally:
             reach.close()
@@ -393,6 +412,7 @@ def _copy_in(store, idmap, source, name, path, opts):
     found, is_dir, top = host_source(source, opts.follow_link)
     reach = _Reach(store, idmap, name, writable=True)
     try:
+        reach.refuse_readonly(path)
         result, _ = _with_peer(reach, _host_send, (found, top), _receive_inside,
                                (path, name, {"is_dir": is_dir, "top": top}, owners), "in")
     finally:

@@ -177,6 +177,33 @@ def test_stopped_and_created_containers(cli, image, tmp_path):
     cli("rm", "-f", "cpdone", "cpnew")
 
 
+def test_stopped_containers_volumes_and_binds_are_where_the_container_has_them(cli, image,
+                                                                              tmp_path):
+    # as Docker mounts them for cp: what the container wrote to its volume or bind mount is
+    # read from there, and a copy into them lands there (not hidden under the mount point)
+    host_dir = tmp_path / "shared"
+    host_dir.mkdir()
+    cli.ok("run", "--name", "cpvol", "-v", "cpdata:/data", "-v", "%s:/mnt/host" % host_dir,
+           image, "sh", "-c", "echo in-volume > /data/f; echo in-bind > /mnt/host/g")
+    cli.ok("cp", "cpvol:/data/f", tmp_path / "f")
+    assert _read(tmp_path / "f") == "in-volume\n"
+    assert "g" in _members(cli.ok("cp", "cpvol:/mnt/host/g", "-").stdout)
+    (tmp_path / "incoming").write_text("copied while stopped\n")
+    cli.ok("cp", tmp_path / "incoming", "cpvol:/data/")
+    cli.ok("cp", tmp_path / "incoming", "cpvol:/mnt/host/in2")
+    assert _read(host_dir / "in2") == "copied while stopped\n"
+    # another container with the same volume sees the copy: it is in the volume
+    out = cli.ok("run", "--rm", "-v", "cpdata:/data", image, "cat", "/data/incoming").out
+    assert out == "copied while stopped\n"
+    # a read-only volume is one a copy cannot write into
+    cli.ok("create", "--name", "cpro", "-v", "cpdata:/data:ro", image, "true")
+    proc = cli("cp", tmp_path / "incoming", "cpro:/data/again")
+    assert proc.returncode == 1 and "mounted volume is marked read-only" in proc.err
+    assert cli("run", "--rm", "-v", "cpdata:/data", image, "test", "-e",
+               "/data/again").returncode == 1
+    cli("rm", "-f", "cpvol", "cpro")
+
+
 def test_usage_errors(cli, image, tmp_path):
     proc = cli("cp", tmp_path, tmp_path / "b")
     assert proc.returncode == 1 and "must specify at least one container source" in proc.err

@@ -19,7 +19,7 @@ from ..oci import image as oci_image
 from ..oci import reference
 from ..ops import buildsteps, images
 from . import parser, runmount
-from .shell import expand_word, expand_words
+from .shell import ExpansionError, expand_word, expand_words
 
 DEFAULT_SHELL = ["/bin/sh", "-c"]
 _PROXY_ARGS = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY",
@@ -173,16 +173,40 @@ class Builder:
             base = self._expand_from(stages[i]["from"])[0].lower()
             if base in names and names[base] < i:
                 visit(names[base])
+            scope = {}  # the stage's ARGs so far: `--from=$STAGE` names a stage too
             for ins in stages[i]["body"]:
-                refs = [f[len("--from="):].lower() for f in ins.flags
-                        if f.startswith("--from=")]
+                if ins.cmd == "arg":
+                    self._arg_values(ins, scope)
+                    continue
+                refs = [f[len("--from="):] for f in ins.flags if f.startswith("--from=")]
                 for ref in refs + runmount.from_stage_names(ins.flags):
+                    try:
+                        ref = expand_word(ref, scope, self.escape).lower()
+                    except ExpansionError:
+                        continue  # a bad expansion is reported when the step runs
                     if ref in names:
                         visit(names[ref])
                     elif ref.isdigit() and int(ref) < i:
                         visit(int(ref))
         visit(target)
         return sorted(seen)
+
+    def _arg_values(self, ins, scope):
+        """What an ARG will hold, for planning only (_declare_args does it for real): a
+        build arg, else its default, else the global ARG of that name."""
+        for word in ins.args:
+            name, eq, default = word.partition("=")
+            if name in self.opts.build_args:
+                value = self.opts.build_args[name]
+            elif eq:
+                try:
+                    value = expand_word(default, scope, self.escape)
+                except ExpansionError:
+                    value = None
+            else:
+                value = self.global_args.get(name)
+            if value is not None:
+                scope[name] = value
 
     # -- a stage -----------------------------------------------------------------------------
     def _expand_from(self, ins):

@@ -105,7 +105,8 @@ def _size(text):
 
 
 def from_stage_names(flags):
-    """The `from=` of each --mount among an instruction's raw flags (for the stages needed)."""
+    """The `from=` of each --mount among an instruction's raw flags (for the stages needed),
+    as written: the caller expands them (`from=$STAGE`)."""
     names = []
     for flag in flags:
         if flag.startswith("--mount="):
@@ -113,7 +114,7 @@ def from_stage_names(flags):
                 fields = next(csv.reader([flag[len("--mount="):]]), [])
             except csv.Error:
                 continue
-            names += [f.partition("=")[2].lower() for f in fields if f.startswith("from=")]
+            names += [f.partition("=")[2] for f in fields if f.startswith("from=")]
     return names
 
 

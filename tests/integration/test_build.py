@@ -495,6 +495,20 @@ def test_run_mount_bind_from_a_stage_writes_are_thrown_away(cli, image, context)
     assert _top_layer_entries(cli, img) == ["again"]
 
 
+def test_a_stage_named_through_an_arg_is_built(cli, image, context):
+    # `from=$STAGE` and `--from=$STAGE` make the stage a dependency as written out would
+    # (BuildKit expands them), the ARG's default or the build arg naming it
+    df = ("FROM %s AS one\nRUN echo one > /f\n"
+          "FROM %s AS two\nRUN echo two > /f\n"
+          "FROM %s\nARG S=one\nARG C\n"
+          "RUN --mount=type=bind,from=$S,target=/m cat /m/f > /mounted\n"
+          "COPY --from=${C:-one} /f /copied\n" % (image, image, image))
+    img = _build(cli, context, df)
+    assert cli.ok("run", "--rm", img, "cat", "/mounted", "/copied").out == "one\none\n"
+    img = _build(cli, context, df, None, "--build-arg", "S=two", "--build-arg", "C=two")
+    assert cli.ok("run", "--rm", img, "cat", "/mounted", "/copied").out == "two\ntwo\n"
+
+
 def test_run_mount_cache_persists_across_builds_and_stays_out(cli, image, context):
     df = ("FROM %s\nRUN --mount=type=cache,target=/var/cache/app,id=c1 "
           "echo run >> /var/cache/app/log && wc -l < /var/cache/app/log > /count\n" % image)

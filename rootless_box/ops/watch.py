@@ -114,7 +114,8 @@ def _copy_output(fds, log, attach="", services=None):
                 if fds[fd] != "tty":
                     continue  # attach reads a pipe container's output from its log
                 for client in list(clients):
-                    if not _write_all(client, data):
+                    # clients' sockets block: all is written, or the client has left
+                    if _write_some(client, data) is None:
                         clients.discard(client)
                         os.close(client)
     finally:
@@ -143,7 +144,8 @@ def _offer_terminal(conn, master):
 
 
 def _write_some(fd, data):
-    """Write what fd takes now; the rest (b"" when all went), or None when it is gone."""
+    """Write what fd takes now (all of it, if fd blocks); the rest (b"" when all went), or
+    None when the peer is gone (a container that closed its stdin, a client that left)."""
     try:
         while data:
             data = data[os.write(fd, data):]
@@ -163,16 +165,6 @@ def _read(fd):
         return None
     except OSError:
         return b""
-
-
-def _write_all(fd, data):
-    """False when the peer is gone (an attach client that left)."""
-    try:
-        while data:
-            data = data[os.write(fd, data):]
-    except OSError:
-        return False
-    return True
 
 
 def _listener(attach):

@@ -200,6 +200,10 @@ def main(argv=None):
         results["loopback", "bytes"], "loopback", "s")
     row("%d short connections through `-p`" % args.connections, results["-p", "conns"],
         results["loopback", "conns"], "loopback", "s")
+    row("%d MiB through `-p`, median" % args.size_mb, results["-p", "bytes"],
+        results["bare", "bytes"], "a bare splice proxy (this design's floor)", "s")
+    row("%d short connections through `-p`" % args.connections, results["-p", "conns"],
+        results["bare", "conns"], "a bare splice proxy (this design's floor)", "s")
     return 0
 
 

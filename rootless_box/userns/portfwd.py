@@ -198,11 +198,29 @@ def _has_default_route(pid):
 
 # -- the relay ------------------------------------------------------------------------------
 
+def _raise_fd_limit():
+    """The soft RLIMIT_NOFILE raised to the hard one (each connection holds four fds, and
+    1024 is a common soft limit; docker-proxy and rootlessport do the same). -> the limit."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = 1 << 20
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (OSError, ValueError):
+            pass
+    return soft
+
+
 class _Pipes:
     """Spare pipes, empty, for the next connections: a short connection then costs no
-    pipe2/fcntl calls. Grown to _PIPE_SIZE only once a stream fills the default 64 KiB."""
+    pipe2 call. Grown to _PIPE_SIZE only once a stream fills the default 64 KiB, and a grown
+    one is not kept: a pipe's capacity counts against the user's pipe-user-pages-soft (64 MiB
+    by default, past which every new pipe of the user gets one page)."""
 
-    def __init__(self, keep=64):
+    def __init__(self, keep=16):
         self.free = []
         self.keep = keep
 
@@ -212,7 +230,7 @@ class _Pipes:
         return list(os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)) + [False]
 
     def give(self, pipe):
-        if len(self.free) < self.keep:
+        if len(self.free) < self.keep and not pipe[2]:
             self.free.append(pipe)
         else:
             os.close(pipe[0])
@@ -338,6 +356,8 @@ class Relay:
         self.poll = select.poll()
         self.pidfd = pidfd
         self.pipes = _Pipes()
+        self.fd_limit = _raise_fd_limit()
+        self.paused = set()  # listeners not accepted from while fds are short
         self.listeners = {}
         self.conns = {}  # fd -> _Conn
         self.registered = {}  # fd -> mask
@@ -386,10 +406,22 @@ class Relay:
                     if now - used > _UDP_IDLE:
                         self._udp_drop(key)
 
+    def _room(self):
+        """Whether one more connection fits in the fd limit: its two sockets and two pipes,
+        with a margin for the UDP sockets and pooled pipes."""
+        used = 3 * len(self.conns) + len(self.udp) + 2 * len(self.pipes.free)
+        return used + 6 + 32 < self.fd_limit
+
     def _listener_ready(self, fd):
         sock, proto, port = self.listeners[fd]
         if proto == "tcp":
             for _ in range(256):
+                if not self._room():
+                    # the rest wait in the backlog until connections end (an EMFILE after
+                    # accept would reset a client whose request had already arrived)
+                    self.paused.add(fd)
+                    self._set(fd, 0)
+                    return
                 try:
                     outer, _addr = sock.accept()
                 except (BlockingIOError, InterruptedError):
@@ -426,7 +458,6 @@ class Relay:
         for s in conn.socks:
             self.conns[s.fileno()] = conn
         if err == 0:
-            conn.connected()
             self._drive(conn)
         else:
             self._watch(conn)
@@ -434,10 +465,15 @@ class Relay:
     def _drive(self, conn):
         if conn.connecting:
             err = conn.socks[1].getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            if err:
+            if err == errno.EINPROGRESS:
+                return  # not yet (a poll woken by the other socket)
+            try:
+                if err:
+                    raise OSError(err, os.strerror(err))
+                conn.connected()
+            except OSError:
                 self._end(conn)
                 return
-            conn.connected()
         ok = conn.ab.pump() and conn.ba.pump()
         if not ok or (conn.ab.done and conn.ba.done):
             self._end(conn)
@@ -453,6 +489,10 @@ class Relay:
             self._set(s.fileno(), 0)
             self.conns.pop(s.fileno(), None)
         conn.close()
+        if self.paused and self._room():
+            for fd in self.paused:
+                self._set(fd, select.POLLIN)
+            self.paused.clear()
 
     def _udp_send(self, lfd, addr, port, data):
         import time

@@ -157,9 +157,15 @@ def test_udp_echo(user):
     assert data == b"ping-udp\n"
 
 
-def test_200_concurrent_connections(user):
+@pytest.mark.parametrize("fd_limit", [None, 128])
+def test_200_concurrent_connections(user, fd_limit):
+    """All at once, also when the forwarder's fd limit cannot hold them all (its hard limit
+    128 here, six fds a connection): the rest wait in the backlog instead of being reset."""
     port = free_port()
-    user.ok("run", "-d", "-p", "%d:80" % port, "base:latest", "sh", "-c", HTTPD)
+    argv = user.argv("run", "-d", "-p", "%d:80" % port, "base:latest", "sh", "-c", HTTPD)
+    if fd_limit:
+        argv = ["sh", "-c", 'ulimit -n %d && exec "$@"' % fd_limit, "sh"] + argv
+    subprocess.run(argv, env=user.env, check=True, capture_output=True, timeout=60)
     fetch(port)
     results, errors = [], []
     gate = threading.Barrier(200)

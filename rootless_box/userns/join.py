@@ -6,7 +6,7 @@ namespaces in the order the kernel needs (the user namespace first: it grants th
 capabilities the others ask for, setns(2)), entering the container's root as `nsenter --root`
 does, reading the confinement the container has (bounding set, no_new_privs, whether
 setgroups is denied), and the process tree of `exec`: a joiner outside, the command inside
-the pid namespace, re-parented to the container's init when detached.
+the pid namespace, whose parent (outside it) waits for it, also when detached.
 Must not: know about container records, images or the store (the caller passes the pid and a
 check that it is still the container's), or decide a confinement of its own: an exec'd
 process gets exactly what the container's init has.
@@ -130,7 +130,7 @@ def spawn(target, spec, detach=False):
     user, tty, stdin, winsize; see launcher.become). Returns a launcher.Container (the
     command's host pid, the joiner that waits for it and leaves with its status, the pty
     master) once the command has been exec'd, or None when detached: the command then runs
-    on, stdio on /dev/null, a child of the container's init. Raises the BoxError its setup
+    on, stdio on /dev/null, its joiner waiting for it apart from the caller. Raises the BoxError its setup
     hit (127/126 for a command that cannot be run)."""
     spec = dict(spec, caps=target.caps, no_new_privs=target.no_new_privs,
                 idmap_mode=target.idmap_mode, create_cwd=False)
@@ -198,9 +198,30 @@ def spawn(target, spec, detach=False):
 
 def _joiner(target, spec, detach, pid_w, err_w, sock):
     """Outside the container's pid namespace (setns cannot move this process into it):
-    join, fork the command's process, report its pid, wait for it."""
+    join, fork the command's process, report its pid, wait for it. Detached, it leaves the
+    caller first (a double fork: `exec -d` returns at once) and stays as the command's
+    parent, reaping it as Docker's shim does: an init that does not reap (`sleep` as pid 1)
+    would keep it a zombie."""
     if not detach:
         libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    else:
+        os.setsid()
+        if os.fork() != 0:
+            os._exit(0)
+        # it stays for the command's life: nothing of the caller's with it (a shell reading
+        # its stdout to the end, the store's lock file)
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        keep = {pid_w, err_w, target.root_fd} | {fd for _kind, fd in target.ns_fds} | (
+            {sock.fileno()} if sock is not None else set())
+        for name in os.listdir("/proc/self/fd"):
+            fd = int(name)
+            if fd > 2 and fd not in keep:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
     enter(target)
     if not detach:
         # a killed `exec` takes its command with it, as a killed `run` takes its container;
@@ -225,10 +246,6 @@ def _command(spec, detach, err_w, sock):
         # its own session: a ^C on the caller's terminal reaches it once, forwarded
         os.setsid()
         if detach:
-            # Leave a grandchild whose parent dies inside the namespace: the kernel hands
-            # it to the container's init, not to a reaper on the host (exit(2)).
-            if os.fork() != 0:
-                os._exit(0)
             null = os.open("/dev/null", os.O_RDWR)
             for fd in (0, 1, 2):
                 os.dup2(null, fd)

@@ -204,9 +204,24 @@ def test_detached_returns_at_once_and_runs_on(cli, box):
     while cli("exec", box, "test", "-e", "/tmp/detached").returncode != 0:
         assert time.monotonic() < deadline, "the detached command never ran"
         time.sleep(0.2)
-    # its parent is the container's init, not a process on the host
-    assert cli.ok("exec", box, "cat", "/tmp/detached").out.split() == ["PPid:", "1"]
+    # its parent is outside the container (PPid 0 there), as under Docker's shim: the joiner
+    # that waits for it on the host
+    assert cli.ok("exec", box, "cat", "/tmp/detached").out.split() == ["PPid:", "0"]
     assert cli("exec", "-d", box, "no-such-cmd").returncode == 127
+
+
+def test_a_detached_command_is_reaped_under_an_init_that_does_not_reap(cli, image):
+    cli.ok("run", "-d", "--name", "noreap", image, "busybox", "sleep", "300")
+    init = json.loads(cli.ok("inspect", "noreap").out)[0]["State"]["Pid"]
+    # and `$(exec -d ...)` returns at once: nothing keeps the caller's stdout open
+    proc = subprocess.run(cli.argv("exec", "-d", "noreap", "busybox", "sleep", "1"),
+                          env=cli.env, capture_output=True, timeout=10)
+    assert proc.returncode == 0
+    time.sleep(2)
+    with open("/proc/%d/task/%d/children" % (init, init)) as f:
+        assert f.read().split() == []  # no zombie left under the container's init
+    assert cli.ok("exec", "noreap", "busybox", "ps").out.count("\n") == 3  # header, init, ps
+    cli("rm", "-f", "noreap")
 
 
 def test_sigterm_reaches_the_command(cli, box):

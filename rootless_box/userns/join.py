@@ -208,20 +208,10 @@ def _joiner(target, spec, detach, pid_w, err_w, sock):
         os.setsid()
         if os.fork() != 0:
             os._exit(0)
-        # it stays for the command's life: nothing of the caller's with it (a shell reading
-        # its stdout to the end, the store's lock file)
-        null = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):
-            os.dup2(null, fd)
-        keep = {pid_w, err_w, target.root_fd} | {fd for _kind, fd in target.ns_fds} | (
-            {sock.fileno()} if sock is not None else set())
-        for name in os.listdir("/proc/self/fd"):
-            fd = int(name)
-            if fd > 2 and fd not in keep:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+        # it stays for the command's life
+        launcher.keep_only({pid_w, err_w, target.root_fd} |
+                           {fd for _kind, fd in target.ns_fds} |
+                           ({sock.fileno()} if sock is not None else set()))
     enter(target)
     if not detach:
         # a killed `exec` takes its command with it, as a killed `run` takes its container;

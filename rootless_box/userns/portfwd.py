@@ -76,19 +76,9 @@ def spawn(pid, listeners, outbound=None):
 
 
 def _forwarder(pidfd, ns, listeners, report_w, outbound):
+    from .launcher import keep_only
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    null = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(null, fd)
-    keep = {pidfd, report_w, *ns, *(fd for fd, _p, _c in listeners)}
-    # nothing of the caller's (its pipes to a shell reading `run -d`'s output) may stay open
-    for fd in os.listdir("/proc/self/fd"):
-        fd = int(fd)
-        if fd > 2 and fd not in keep:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+    keep_only({pidfd, report_w, *ns, *(fd for fd, _p, _c in listeners)})
     if outbound[0]:
         # from the host, before entering the container: the helper's own sockets must be
         # the host's. Its exit-fd stays open in this process until it ends.

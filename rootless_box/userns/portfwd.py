@@ -115,8 +115,8 @@ def outbound_argv(kind, pid, ready_fd=None, exit_fd=None):
 
 def _start_outbound(kind, pid):
     """Start the helper as this process's child (it dies with it: parent-death signal, and
-    slirp4netns's exit-fd) and wait until the namespace has a default route. Returns what
-    must stay open while it serves."""
+    slirp4netns's exit-fd) and wait until the namespace has a default route. Returns the fds
+    that stay open while it serves (this process holds them until it ends)."""
     import time
     ready_r, ready_w = os.pipe()
     exit_r, exit_w = os.pipe2(os.O_CLOEXEC)
@@ -157,11 +157,13 @@ def _start_outbound(kind, pid):
         if child is not None:
             os.kill(child, signal.SIGKILL)
             os.waitpid(child, 0)
+        os.close(ready_r)
         raise
     finally:
-        os.close(ready_r)
         os.close(err)
-    return exit_w
+    # ready_r stays open too: slirp4netns may write its ready byte after the route is up,
+    # and a closed pipe would kill it with SIGPIPE
+    return exit_w, ready_r
 
 
 def _last_words(fd):

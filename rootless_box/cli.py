@@ -180,8 +180,19 @@ def dispatch(argv):
     if parsed.help:
         sys.stdout.write(command.help_text())
         return 0
-    cliparse.check_arity(command, parsed)
-    return module.main(parsed) or 0
+    try:
+        cliparse.check_arity(command, parsed)
+        return module.main(parsed) or 0
+    except BoxError as exc:
+        # Docker's CLI: 125 is run's and create's "the tool failed" (and every command's
+        # bad flag, above); any other command that fails, a wrong count of arguments
+        # included, exits 1
+        if exc.exit_code == 125 and module_name not in _EXIT_125:
+            exc.exit_code = 1
+        raise
+
+
+_EXIT_125 = ("run", "create")
 
 
 def _hidden(argv):

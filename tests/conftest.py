@@ -262,9 +262,24 @@ def inspect1(cli, name, *opts):
     return data[0]
 
 
-def assert_one_error(proc, code=125):
-    """The exit status (125: the tool failed; 1: a command of several names failed on one, as
-    Docker's rm/rmi/inspect do), one `rootless-box: error:` line, an optional hint, no traceback."""
+def docker_failure_code(args):
+    """What Docker's CLI exits with when the command args ran and failed (not a bad flag,
+    which is 125 everywhere): 125 for run and create, 1 for every other command."""
+    words = [str(a) for a in args]
+    if "rootless_box" in words:
+        words = words[words.index("rootless_box") + 1:]
+    words = [w for w in words if not w.startswith("-")][:2]
+    if words[:1] == ["container"]:
+        words = words[1:]
+    return 125 if words[:1] in (["run"], ["create"]) else 1
+
+
+def assert_one_error(proc, code=None):
+    """The exit status (default: Docker's for a failed command, docker_failure_code; 125
+    for a bad flag or argument count, 126/127 for a command that cannot run), one
+    `rootless-box: error:` line, an optional hint, no traceback."""
+    if code is None:
+        code = docker_failure_code(proc.args)
     assert proc.returncode == code, (proc.returncode, proc.out, proc.err)
     assert "Traceback" not in proc.err, proc.err
     lines = [line for line in proc.err.splitlines()

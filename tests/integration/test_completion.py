@@ -139,4 +139,4 @@ def test_zsh_and_fish_scripts_parse(cli, tmp_path, shell, check):
 
 def test_unknown_shell_is_a_usage_error(cli):
     proc = cli("completion", "tcsh")
-    assert proc.returncode == 125 and 'unsupported shell "tcsh"' in proc.err
+    assert proc.returncode == 1 and 'unsupported shell "tcsh"' in proc.err

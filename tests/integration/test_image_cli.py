@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from conftest import Cli, has_subuid, needs_userns, tar_bytes
+from conftest import Cli, docker_failure_code, has_subuid, needs_userns, tar_bytes
 
 pytestmark = needs_userns
 
@@ -88,7 +88,7 @@ def to_bytes(text):
 
 
 def assert_one_error(proc):
-    assert proc.returncode == 125, (proc.out, proc.err)
+    assert proc.returncode == docker_failure_code(proc.args), (proc.out, proc.err)
     assert "Traceback" not in proc.err
     lines = proc.err.splitlines()
     assert lines[0].startswith("rootless-box: error: ") and len(lines) <= 2, proc.err

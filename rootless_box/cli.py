@@ -71,13 +71,13 @@ GROUPS = {
                   "kill": "kill", "wait": "wait", "pause": "pause", "unpause": "unpause",
                   "attach": "attach"},
     "system": {"df": "system df", "prune": "system prune", "info": "info"},
-    # build cache entries are ordinary untagged images: pruning them is an image prune
-    "builder": {"prune": "image prune", "build": "build"},
+    "builder": {"prune": "builder prune", "build": "build"},
     "generate": {"systemd": "generate systemd"},
 }
 EXTRA = {"image from-host": ("fromhost", "Make a base image from host binaries and the "
                                          "shared libraries they need (no download)"),
          "image prune": ("imageprune", "Remove unused images"),
+         "builder prune": ("builderprune", "Remove build cache"),
          "container prune": ("containerprune", "Remove all stopped containers"),
          "generate systemd": ("generate", "Generate a systemd user unit for a container"),
          "system df": ("systemdf", "Show disk usage"),

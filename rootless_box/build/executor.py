@@ -662,8 +662,8 @@ def _duration_ns(text):
     return total
 
 
-_CACHE_FILE = "buildcache.json"  # step key -> image ID
-_KNOWN_FILE = "buildcache-files.json"  # context -> {relpath: [stat signature..., digest]}
+_CACHE_FILE = buildsteps.CACHE_FILE  # step key -> image ID
+_KNOWN_FILE = buildsteps.KNOWN_FILE  # context -> {relpath: [stat signature..., digest]}
 
 
 def _read_json(store, name):

@@ -28,7 +28,6 @@ _KEYS = {
 _ALIASES = {"dst": "target", "destination": "target", "src": "source", "ro": "readonly",
             "rw": "readwrite"}
 _BOOLEANS = ("readonly", "readwrite", "required")
-CACHE_MOUNTS = "buildcache-mounts"  # under the data root: one directory per cache id
 
 
 class MountError(errors.UsageError):
@@ -120,6 +119,7 @@ def from_stage_names(flags):
 
 def describe(builder, mount, workdir):
     """-> (mount description for ops/buildsteps.run_step, its cache key part)."""
+    from ..ops import buildsteps
     from . import context as ctx
     from . import copyplan
     kind = mount["type"]
@@ -153,7 +153,7 @@ def describe(builder, mount, workdir):
             key.append("from:" + image_id)
         ident = mount.get("id") or target
         desc.update(rw=not mount.get("readonly"), sharing=mount.get("sharing", "shared"),
-                    dir=os.path.join(builder.store.root, CACHE_MOUNTS, hashlib.sha256(
+                    dir=os.path.join(builder.store.root, buildsteps.CACHE_MOUNTS, hashlib.sha256(
                         ident.encode("utf-8", "surrogateescape")).hexdigest()),
                     mode=0o755 if desc["mode"] is None else desc["mode"])
         return desc, key

@@ -17,6 +17,15 @@ from .commit import BASE_MOUNTPOINTS, make_layer
 from .run import SignalForwarder, confinement, prepare_rootfs, write_etc_files
 from .storage import choose_driver
 
+# The build cache's places under the data root (build/ reads and writes them, ops/prune.py
+# removes them): one directory per RUN --mount=type=cache id, each with a `.lock` beside it
+# that every step using it holds (shared, or exclusive for sharing=locked) and the pruner
+# takes exclusively; the step-key -> image map; the context files' digests.
+CACHE_MOUNTS = "buildcache-mounts"
+CACHE_FILE = "buildcache.json"
+KNOWN_FILE = "buildcache-files.json"
+
+
 class StepFailed(errors.BoxError):
     """A RUN step's command exited non-zero (`docker build` exits 1)."""
 
@@ -108,6 +117,13 @@ def _step_mount(tmp, n, desc, driver, idmap, locks):
             view.update(upper=rootfs["upper"], work=rootfs["work"])
         return [view]
     if kind == "cache":
+        import fcntl
+        os.makedirs(os.path.dirname(desc["dir"]), 0o700, exist_ok=True)
+        fd = os.open(desc["dir"] + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        locks.append(fd)
+        # held for the step, taken before the directory is made: `builder prune` skips a
+        # cache in use; sharing=locked lets one step at a time use it
+        fcntl.flock(fd, fcntl.LOCK_EX if desc["sharing"] == "locked" else fcntl.LOCK_SH)
         if not os.path.isdir(desc["dir"]):
             seed = None
             if desc.get("seed_lowers"):
@@ -115,11 +131,6 @@ def _step_mount(tmp, n, desc, driver, idmap, locks):
                 seed = (os.path.join(own, "view"), desc["seed_lowers"], desc["source"])
                 os.mkdir(seed[0], 0o700)
             _make_owned(desc["dir"], None, desc, idmap, seed)
-        if desc["sharing"] == "locked":
-            import fcntl
-            fd = os.open(desc["dir"] + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            locks.append(fd)
-            fcntl.flock(fd, fcntl.LOCK_EX)  # one step at a time uses this cache
         return [{"type": "bind", "source": desc["dir"], "destination": target,
                  "readonly": not desc["rw"]}]
     if kind == "secret":

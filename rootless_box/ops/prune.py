@@ -349,6 +349,50 @@ def prune_images(store, all_images=False, accepts=None):
     return result
 
 
+def prune_build_cache(store, everything=False):
+    """`builder prune`: the RUN --mount=type=cache directories no build step holds (each
+    step holds its `.lock`; one in use is left, as BuildKit keeps a cache in use), the
+    dangling images builds leave, and with everything the step cache itself (the next build
+    runs every step again). Returns {"deleted": [cache ids, image IDs], "reclaimed": n}."""
+    import fcntl
+    from .buildsteps import CACHE_FILE, CACHE_MOUNTS, KNOWN_FILE
+    result = {"deleted": [], "reclaimed": 0}
+    root = os.path.join(store.root, CACHE_MOUNTS)
+    with store.lock():
+        try:
+            names = sorted(n for n in os.listdir(root) if not n.endswith(".lock"))
+        except FileNotFoundError:
+            names = []
+        for name in names:
+            path = os.path.join(root, name)
+            fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # a build step uses it now
+                size = tree_size(path)
+                store.remove(path)
+                if not os.path.lexists(path):
+                    result["deleted"].append(name)
+                    result["reclaimed"] += size
+            finally:
+                os.close(fd)  # the lock file stays: a step waiting on it keeps its lock
+        if everything:
+            for name in (CACHE_FILE, KNOWN_FILE):
+                path = os.path.join(store.root, name)
+                try:
+                    size = os.lstat(path).st_size
+                    os.unlink(path)
+                except FileNotFoundError:
+                    continue
+                result["reclaimed"] += size
+        images = prune_images(store)
+    result["deleted"] += [item for kind, item in images["items"] if kind == "deleted"]
+    result["reclaimed"] += images["reclaimed"]
+    return result
+
+
 def prune_containers(store, accepts=None):
     """Remove every stopped container (created or exited: not running, paused or
     restarting) that accepts(created, labels) lets through (Docker's `container prune`).

@@ -524,6 +524,43 @@ def test_run_mount_cache_persists_across_builds_and_stays_out(cli, image, contex
     assert os.listdir(os.path.join(cli.root, "buildcache-mounts"))
 
 
+def test_builder_prune_empties_unused_cache_mounts_and_a_drops_the_step_cache(cli, image,
+                                                                              context):
+    import fcntl
+    import hashlib
+    df = ("FROM %s\nRUN --mount=type=cache,target=/c,id=prunable "
+          "sh -c 'echo x >> /c/log; wc -l < /c/log > /count'\n" % image)
+    cli.ok("build", "-q", "--no-cache", context(df))
+    img = cli.ok("build", "-q", "--no-cache", "-t", "prunable:1", context(df)).out.strip()
+    assert cli.ok("run", "--rm", img, "cat", "/count").out.strip() == "2"
+    cache = os.path.join(cli.root, "buildcache-mounts",
+                         hashlib.sha256(b"prunable").hexdigest())
+    # a cache a build step holds (its lock, shared) is left alone
+    with open(cache + ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_SH)
+        out = cli.ok("builder", "prune", "-f").out
+        assert os.path.isdir(cache) and os.path.basename(cache) not in out
+    out = cli.ok("builder", "prune", "-f").out
+    assert out.startswith("Deleted build cache objects:\n") and os.path.basename(cache) in out
+    assert out.splitlines()[-1].startswith("Total reclaimed space: ")
+    assert not os.path.exists(cache)
+    again = cli.ok("build", "-q", "--no-cache", context(df)).out.strip()
+    assert cli.ok("run", "--rm", again, "cat", "/count").out.strip() == "1"  # an empty cache
+    # without -a the step cache stays (a tagged image's steps are not run again); -a drops it
+    stamp = "FROM %s\nRUN date +%%s%%N > /stamp\n" % image
+    ctx = context(stamp)
+    first = cli.ok("build", "-q", "-t", "stamped:1", ctx).out.strip()
+    cli.ok("builder", "prune", "-f")
+    assert cli.ok("build", "-q", "-t", "stamped:1", ctx).out.strip() == first
+    assert "Total reclaimed space" in cli.ok("builder", "prune", "-a", "-f").out
+    assert cli.ok("build", "-q", "-t", "stamped:1", ctx).out.strip() != first
+    # a no at the prompt removes nothing
+    proc = cli("builder", "prune", input=b"n\n")
+    assert proc.returncode == 0 and proc.out == ("WARNING! This will remove all dangling "
+                                                 "build cache. Are you sure you want to "
+                                                 "continue? [y/N] ")
+
+
 def test_run_mount_tmpfs(cli, image, context):
     img = _build(cli, context, "FROM %s\nRUN --mount=type=tmpfs,target=/scratch,size=1m "
                                "echo x > /scratch/f && grep -q /scratch /proc/mounts && "

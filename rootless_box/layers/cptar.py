@@ -19,23 +19,7 @@ import tarfile
 
 from ..errors import BadArchive
 from . import unpack as _unpack
-from .diff import TreeWriter
-
-
-def walk(top):
-    """(relative name, path, lstat) below directory top, parents first, sorted; symlinks are
-    entries, never followed."""
-    stack = [("", top)]
-    while stack:
-        rel, path = stack.pop()
-        with os.scandir(path) as entries:
-            children = sorted(entries, key=lambda e: e.name, reverse=True)
-        for entry in children:
-            child_rel = entry.name if not rel else rel + "/" + entry.name
-            st = entry.stat(follow_symlinks=False)
-            yield child_rel, entry.path, st
-            if stat.S_ISDIR(st.st_mode):
-                stack.append((child_rel, entry.path))
+from .diff import TreeWriter, walk
 
 
 def write_source(path, top, out_fd):

@@ -128,16 +128,16 @@ def _xattrs(path):
     return result
 
 
-def _walk(top):
-    """(relative name, path, stat) for everything below top, parents first, sorted, so the
-    same tree gives the same tar."""
+def walk(top):
+    """(relative name, path, lstat) for everything below top, parents first, sorted (so the
+    same tree gives the same tar); symlinks are entries, never followed."""
     stack = [("", top)]
     while stack:
         rel, path = stack.pop()
         with os.scandir(path) as entries:
             children = sorted(entries, key=lambda e: e.name, reverse=True)
         for entry in children:
-            child_rel = rel + entry.name if not rel else rel + "/" + entry.name
+            child_rel = entry.name if not rel else rel + "/" + entry.name
             st = entry.stat(follow_symlinks=False)
             yield child_rel, entry.path, st
             if stat.S_ISDIR(st.st_mode):
@@ -196,7 +196,7 @@ def write_upper(upper, fileobj, mountpoints=(), lowers=None):
     writer = TreeWriter(fileobj)
     skip = mount_leftovers(upper, mountpoints, LowerView(lowers) if lowers else None)
     count = 0
-    for rel, path, st in _walk(upper):
+    for rel, path, st in walk(upper):
         if rel in skip:
             continue
         if is_whiteout(st):
@@ -214,7 +214,7 @@ def write_tree(top, fileobj):
     """A whole tree (export, a flattened rootfs) as a tar; whiteouts are left out."""
     writer = TreeWriter(fileobj)
     count = 0
-    for rel, path, st in _walk(top):
+    for rel, path, st in walk(top):
         if is_whiteout(st):
             continue
         writer.add(path, rel, st)
@@ -323,7 +323,7 @@ def write_changes(rootfs, lower_layers, fileobj, mountpoints=()):
     skip = mount_leftovers(rootfs, mountpoints, view, upper=False)
     count = 0
     present = set()
-    for rel, path, st in _walk(rootfs):
+    for rel, path, st in walk(rootfs):
         present.add(rel)
         found = view.locate(rel)
         if rel in skip:

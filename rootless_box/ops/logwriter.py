@@ -160,16 +160,19 @@ class LogWriter:
             return
         self._size += len(data)
 
-    def _rotate(self):
-        """moby's loggerutils LogFile.rotate without compression: path.(N-2) -> path.(N-1) ...
-        path -> path.1, then a new empty path; with max_files 1 the file is just started
-        again. Readers holding the old files keep reading them (renames, not truncation)."""
+    def _close_file(self):
         if self._fd >= 0:
             try:
                 os.close(self._fd)
             except OSError:
                 pass
             self._fd = -1
+
+    def _rotate(self):
+        """moby's loggerutils LogFile.rotate without compression: path.(N-2) -> path.(N-1) ...
+        path -> path.1, then a new empty path; with max_files 1 the file is just started
+        again. Readers holding the old files keep reading them (renames, not truncation)."""
+        self._close_file()
         try:
             if self.max_files > 1:
                 for i in range(self.max_files - 1, 1, -1):
@@ -194,12 +197,7 @@ class LogWriter:
             if rest:
                 self._emit(stream, [rest])
         self._closed = True
-        if self._fd >= 0:
-            try:
-                os.close(self._fd)
-            except OSError:
-                pass
-            self._fd = -1
+        self._close_file()
 
     def __enter__(self):
         return self

@@ -268,10 +268,19 @@ HELPERS = ("pasta", "slirp4netns")  # pasta first: Podman's default since 5.0
 SLIRP_DNS = "10.0.2.3"  # slirp4netns's resolver forwarder (its default 10.0.2.0/24)
 
 
+_PROBED = {}  # RBX_OUTBOUND -> the probe's answer: the helper choice and a warning share it
+
+
 def _outbound_probe():
     """-> (helpers installed, in order of preference; why /dev/net/tun cannot be used, or
-    ""). RBX_OUTBOUND=pasta|slirp4netns|none narrows the choice."""
+    ""). RBX_OUTBOUND=pasta|slirp4netns|none narrows the choice. Probed once a process."""
     wanted = os.environ.get("RBX_OUTBOUND", "")
+    if wanted not in _PROBED:
+        _PROBED[wanted] = _probe(wanted)
+    return _PROBED[wanted]
+
+
+def _probe(wanted):
     names = (wanted,) if wanted in HELPERS else () if wanted == "none" else HELPERS
     helpers = [name for name in names if _which(name)]
     try:

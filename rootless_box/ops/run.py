@@ -299,9 +299,10 @@ def write_etc_files(cdir, network, hostname, opts=None, outbound=None):
     return files
 
 
-def prepare(store, idmap, opts):
+def prepare(store, idmap, opts, joined=None):
     """Check everything the user gave, create the container record and its directories, and
-    return (record, spec). Bad input fails here, before anything is created."""
+    return (record, spec). Bad input fails here, before anything is created. joined: the
+    (record, spec) of the container whose network `--network container:NAME` joins."""
     network = network_mode(opts.network, bool(opts.publish or opts.publish_all))
     if network == "none" and (opts.publish or opts.publish_all):
         raise errors.UsageError("conflicting options: port publishing and the container "
@@ -319,12 +320,11 @@ def prepare(store, idmap, opts):
     with store.lock():
         # one hold from resolving the image to recording the container, so a concurrent
         # rmi or prune cannot take the image away in between
-        joined = containers.find(store, ports.joined_container(opts.network)) \
-            if network == "container" else None
         return _create(store, idmap, opts, network, mounts, extra_env, joined)
 
 
 def _create(store, idmap, opts, network, mounts, extra_env, joined=None):
+    joined, joined_spec = joined or (None, None)
     unconfined = parse_security_opts(opts.security_opts)
     image = images.resolve(store, opts.image)
     images.ensure_unpacked(store, idmap, image)
@@ -399,7 +399,7 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None):
             "network": network, "read_only": opts.read_only,
             "rootfs": prepare_rootfs(cdir, driver, image.layer_dirs(), idmap),
             "mounts": mounts,
-            "etc_files": containers.load_spec(store, joined).get("etc_files") if joined
+            "etc_files": joined_spec.get("etc_files") if joined
             else write_etc_files(cdir, network, hostname, opts, outbound),
             "outbound": outbound,
         }
@@ -486,40 +486,42 @@ def _made(opts, warn, pull):
     if idmap.warning and warn:
         warn(idmap.warning)
     store = open_store(idmap)
+    joined = None
     if network_mode(opts.network) == "container":
         ports.check_joined(opts)
-        idmap, store = _joined_mapping(store, idmap, opts)
+        idmap, store, joined = _joined_mapping(store, idmap, opts)
     if pull is not None and pull.always:
         pull(store, idmap, opts.image, False)
     try:
-        record, spec = prepare(store, idmap, opts)
+        record, spec = prepare(store, idmap, opts, joined)
     except errors.NotFound:
         # only now is the image looked for again: a run of an image that is here reads the
         # index once, as before pulls existed
         if pull is None or pull.always or not _pullable(store, opts.image):
             raise
         pull(store, idmap, opts.image, True)
-        record, spec = prepare(store, idmap, opts)
+        record, spec = prepare(store, idmap, opts, joined)
     # after prepare: a bad -p or a missing image is the one line a user sees, with no warning
-    _network_warnings(opts, warn)
+    _network_warnings(opts, warn, spec)
     return idmap, store, record, spec
 
 
 def _joined_mapping(store, idmap, opts):
     """`--network container:NAME` enters NAME's user namespace (the owner of its network
     namespace): the new container runs under NAME's mapping, with layers unpacked for it.
-    -> (idmap, store)"""
+    -> (idmap, store, (NAME's record, its run spec))"""
     joined = containers.find(store, ports.joined_container(opts.network))
-    mode = containers.load_spec(store, joined).get("idmap_mode")
+    joined_spec = containers.load_spec(store, joined)
+    mode = joined_spec.get("idmap_mode")
     if not mode or mode == idmap.mode:
-        return idmap, store
+        return idmap, store, (joined, joined_spec)
     if parse_userns(opts.userns) not in (None, "auto"):
         raise errors.UsageError(
             "conflicting options: --userns=%s and the network mode: container %s runs "
             "under the %s mapping" % (opts.userns, joined["Name"], mode),
             "leave --userns out to take the other container's mapping")
     idmap = idmaps.plan(mode)
-    return idmap, open_store(idmap)
+    return idmap, open_store(idmap), (joined, joined_spec)
 
 
 def _pullable(store, name):
@@ -536,13 +538,13 @@ def _pullable(store, name):
     return True
 
 
-def _network_warnings(opts, warn):
+def _network_warnings(opts, warn, spec):
     if warn is None:
         return
-    network = network_mode(opts.network, bool(opts.publish or opts.publish_all))
-    if network == "host" and (opts.publish or opts.publish_all):
+    if spec["network"] == "host" and (opts.publish or opts.publish_all):
         warn(ports.HOST_NET_WARNING)
-    elif network == "private":
+    elif spec["network"] == "private" and not spec.get("outbound"):
+        # no helper was chosen at create: the warning says why
         text = ports.outbound_warning()
         if text:
             warn(text)

@@ -1,10 +1,11 @@
 """Benchmark: published ports (`run -p`) beside direct loopback on the same machine.
 
 Owns: timing a 1 GB TCP transfer and 10k short connections (connect, one byte each way,
-close) through rootless-box's port forwarder, through a bare splice proxy on the host (the
-least any proxy of this design costs on this machine), and the same client against the same
-server running on the host's loopback, which is the floor (issue 9 asks for within 20% of its
-throughput). The server is the host's Python, bound into a busybox container read-only, so both
+close) through `run -p` as it is by default (the server's bind() handed the host's socket:
+no proxy in the data path), through the forwarder's relay (RBX_PORT_BYPASS=0: what serves
+the cases the bypass does not take), through a bare splice proxy on the host (the least any
+proxy costs on this machine), and the same client against the same server running on the
+host's loopback, which is the floor (issue 9 asks for within 20% of its throughput). The server is the host's Python, bound into a busybox container read-only, so both
 sides run identical code.
 Must not: run as root (it measures rootless operation), touch the user's own store, or leave
 a container behind. Prints a Markdown table on stdout (and its rows as JSON lines on
@@ -149,21 +150,23 @@ def main(argv=None):
     tar = make_rootfs_tar(os.path.join(tmp, "rootfs.tar"))
     subprocess.run(rbx + ["import", tar, "bench-ports:latest"], env=env, check=True,
                    stdout=subprocess.DEVNULL)
-    host_port, fwd_port, bare_port = free_port(), free_port(), free_port()
+    host_port, fwd_port, relay_port, bare_port = (free_port() for _ in range(4))
     direct = subprocess.Popen(["/usr/bin/python3", "-c", SERVER, str(host_port)])
     bare = subprocess.Popen(["/usr/bin/python3", "-c", BARE_PROXY, str(bare_port),
                              str(host_port)])
-    cid = None
+    cids = []
     try:
-        cid = subprocess.run(rbx + ["run", "-d", "-p", "%d:7000" % fwd_port] + PYTHON_BINDS +
-                             ["bench-ports:latest", "/usr/bin/python3", "-c", SERVER, "7000"],
-                             env=env, check=True, capture_output=True,
-                             text=True).stdout.strip()
-        wait_ready(host_port)
-        wait_ready(fwd_port)
-        wait_ready(bare_port)
+        for port, bypass in ((fwd_port, "1"), (relay_port, "0")):
+            cids.append(subprocess.run(
+                rbx + ["run", "-d", "-p", "%d:7000" % port] + PYTHON_BINDS +
+                ["bench-ports:latest", "/usr/bin/python3", "-c", SERVER, "7000"],
+                env=dict(env, RBX_PORT_BYPASS=bypass), check=True, capture_output=True,
+                text=True).stdout.strip())
+        for port in (host_port, fwd_port, relay_port, bare_port):
+            wait_ready(port)
         results = {}
-        for name, port in (("loopback", host_port), ("-p", fwd_port), ("bare", bare_port)):
+        for name, port in (("loopback", host_port), ("-p", fwd_port), ("relay", relay_port),
+                           ("bare", bare_port)):
             log("%s: %d MiB x %d" % (name, args.size_mb, args.runs))
             results[name, "bytes"] = statistics.median(
                 transfer(port, size) for _ in range(args.runs))
@@ -174,18 +177,20 @@ def main(argv=None):
         for proc in (direct, bare):
             proc.kill()
             proc.wait()
-        if cid:
-            subprocess.run(rbx + ["rm", "-f", cid], env=env, stdout=subprocess.DEVNULL)
+        if cids:
+            subprocess.run(rbx + ["rm", "-f"] + cids, env=env, stdout=subprocess.DEVNULL)
         subprocess.run(["rm", "-rf", tmp])
-    kinds = ("-p", "bare", "loopback")
+    kinds = ("-p", "relay", "bare", "loopback")
     gbit = {k: size * 8 / results[k, "bytes"] / 1e9 for k in kinds}
     rate = {k: args.connections / results[k, "conns"] for k in kinds}
     print("Published ports: one TCP stream of %d MiB (container -> host) and %d sequential "
-          "short connections, through `run -p`, through a bare splice proxy on the host (the "
-          "least any splice forwarder costs here) and straight over loopback to the same "
+          "short connections, through `run -p` (the server on the host's socket), through "
+          "the forwarder's relay (`RBX_PORT_BYPASS=0`), through a bare splice proxy on the "
+          "host (the least any proxy costs here) and straight over loopback to the same "
           "server; median of %d.\n" % (args.size_mb, args.connections, args.runs))
-    print("| figure | `-p` | bare splice proxy | loopback | `-p` / loopback |")
-    print("|---|---:|---:|---:|---:|")
+    print("| figure | `-p` | `-p`, relay | bare splice proxy | loopback | `-p` / loopback "
+          "| relay / loopback |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for label, key, fmt, values in (
             ("%d MiB transfer, s" % args.size_mb, "bytes", "%.2f",
              {k: results[k, "bytes"] for k in kinds}),
@@ -193,17 +198,19 @@ def main(argv=None):
             ("%d connections, s" % args.connections, "conns", "%.2f",
              {k: results[k, "conns"] for k in kinds}),
             ("connections/s", "rate", "%.0f", rate)):
-        print("| %s | %s | %s | %s | %.2f |" % (
-            label, fmt % values["-p"], fmt % values["bare"], fmt % values["loopback"],
-            values["-p"] / values["loopback"]))
+        print("| %s | %s | %s | %s | %s | %.2f | %.2f |" % (
+            label, fmt % values["-p"], fmt % values["relay"], fmt % values["bare"],
+            fmt % values["loopback"], values["-p"] / values["loopback"],
+            values["relay"] / values["loopback"]))
     row("%d MiB through `-p`, median" % args.size_mb, results["-p", "bytes"],
         results["loopback", "bytes"], "loopback", "s")
     row("%d short connections through `-p`" % args.connections, results["-p", "conns"],
         results["loopback", "conns"], "loopback", "s")
-    row("%d MiB through `-p`, median" % args.size_mb, results["-p", "bytes"],
-        results["bare", "bytes"], "a bare splice proxy (this design's floor)", "s")
-    row("%d short connections through `-p`" % args.connections, results["-p", "conns"],
-        results["bare", "conns"], "a bare splice proxy (this design's floor)", "s")
+    row("%d MiB through the relay, median" % args.size_mb, results["relay", "bytes"],
+        results["bare", "bytes"], "a bare splice proxy (a relay's floor)", "s")
+    row("%d short connections through the relay" % args.connections,
+        results["relay", "conns"], results["bare", "conns"],
+        "a bare splice proxy (a relay's floor)", "s")
     return 0
 
 

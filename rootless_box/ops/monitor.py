@@ -51,6 +51,10 @@ def launch(store, idmap, record, spec, published=None):
             _send(report_w, exc)
         os._exit(125)
     os.close(report_w)
+    if published is not None:
+        # the monitor has them: a server in the container handed one (userns/portbypass)
+        # must share it with nobody else
+        published.close()
     os.waitpid(pid, 0)
     try:
         data = _read_report(report_r)
@@ -130,7 +134,8 @@ def _serve(store, idmap, cid, spec, report_fd, published=None, rebind=False):
     try:
         from . import ports
         container = launcher.start(ports.joined_spec(store, spec), idmap,
-                                   published.prestart() if published is not None else None)
+                                   published.prestart() if published is not None else None,
+                                   published.fds() if published is not None else ())
     except errors.BoxError as exc:
         if isinstance(exc, (errors.CommandNotFound, errors.CannotExecute)):
             containers.mark_exited(store, cid, exc.exit_code, exc.message)

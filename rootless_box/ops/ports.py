@@ -322,6 +322,24 @@ def outbound_warning():
 
 # -- binding and the forwarder -----------------------------------------------------------------
 
+_BYPASS_KERNEL = (5, 9)  # SECCOMP_IOCTL_NOTIF_ADDFD
+
+
+def port_bypass(bindings, chown_notify):
+    """Whether a container's servers get the host's sockets of its published TCP ports
+    (userns/portbypass.py) instead of a relay through the forwarder: a TCP port published,
+    a kernel with SECCOMP_IOCTL_NOTIF_ADDFD, no chown supervisor (a process has one seccomp
+    listener at most), and RBX_PORT_BYPASS not 0."""
+    if os.environ.get("RBX_PORT_BYPASS", "1") == "0" or chown_notify:
+        return False
+    if not any(key.endswith("/tcp") and value for key, value in (bindings or {}).items()):
+        return False
+    release = os.uname().release.split(".")
+    try:
+        return (int(release[0]), int(release[1].split("-")[0])) >= _BYPASS_KERNEL
+    except (IndexError, ValueError):
+        return False
+
 class Published:
     """Host ports bound for a container before it starts, and the outbound helper it gets:
     start(pid), the launcher's prestart, hands them to a forwarder process (which also starts
@@ -353,13 +371,14 @@ class Published:
     def __exit__(self, *exc):
         self.close()
 
-    def start(self, pid):
-        """The container's init is pid (its command not yet run): start the forwarder,
-        write the record's ports."""
+    def start(self, pid, bind_listener=None):
+        """The container's init is pid (its command not yet run): start the forwarder (which
+        serves the container's bind() calls on bind_listener, when given), write the
+        record's ports."""
         from ..userns import portfwd
         try:
             portfwd.spawn(pid, [(s.fileno(), proto, port) for s, proto, port
-                                in self.listeners], self.outbound)
+                                in self.listeners], self.outbound, bind_listener)
         finally:
             self.close()
         if self.ports:

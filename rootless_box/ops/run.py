@@ -410,6 +410,8 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None):
         elif joined:
             spec["network_of"] = joined["Id"]
         spec.update(confinement(idmap, unconfined))
+        spec["port_bypass"] = network == "private" and ports.port_bypass(
+            bindings, spec["chown_notify"])
         store.write_container(record)
         containers.save_spec(store, cid, spec)
     except BaseException:
@@ -596,7 +598,7 @@ def run(opts, warn=None, pull=None):
             published = ports.bind(store, record, spec.get("outbound"))
             with published:
                 container = launcher.start(ports.joined_spec(store, spec), idmap,
-                                           published.prestart())
+                                           published.prestart(), published.fds())
         except errors.BoxError as exc:
             if isinstance(exc, (errors.CommandNotFound, errors.CannotExecute)) and \
                     not opts.rm:

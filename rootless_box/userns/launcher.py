@@ -482,30 +482,36 @@ def _keep(init):
     os._exit(os.WEXITSTATUS(status))
 
 
-def start(spec, idmap, prestart=None):
+def start(spec, idmap, prestart=None, private_fds=()):
     """Start the container described by spec (see ops/run.py); returns a Container once the
     command has been exec'd, or raises the BoxError the setup hit. spec["join_pid"]: the
     host pid of a container whose user and network namespaces this one enters
-    (`--network container:NAME`). prestart(init pid): called once the container's
-    namespaces exist and before its command runs (init waits for it): the published ports'
-    forwarder and the outbound network are set up there, so the command finds them ready;
-    if it raises, the container is killed and the error raised."""
+    (`--network container:NAME`). prestart(init pid, bind listener): called once the
+    container's namespaces exist and before its command runs (init waits for it): the
+    published ports' forwarder and the outbound network are set up there, so the command
+    finds them ready; if it raises, the container is killed and the error raised. With
+    spec["port_bypass"], init first installs the filter that sends the container's bind()
+    calls to a supervisor (seccomp.bind_program) and its listener is prestart's second
+    argument (None where the kernel has none), for the forwarder to serve. private_fds: the
+    caller's fds no process of the container may hold (the published ports' sockets: a
+    server that is handed one must be its only user besides the forwarder)."""
     _flush_stdio()
     flags = _BASE_FLAGS | (libc.CLONE_NEWNET if spec["network"] != "host" else 0)
     join = _open_joined(spec["join_pid"]) if spec.get("join_pid") else None
     try:
-        return _start(spec, idmap, flags, join, prestart)
+        return _start(spec, idmap, flags, join, prestart, private_fds)
     finally:
         for fd in join or ():
             os.close(fd)
 
 
-def _start(spec, idmap, flags, join, prestart):
+def _start(spec, idmap, flags, join, prestart, private_fds):
     sync = _Sync()
     go_r, go_w = _pipe() if prestart is not None else (None, None)
     sock_parent = sock_child = None
     supervised = bool(spec.get("seccomp") and spec.get("chown_notify"))
-    if spec.get("tty") or supervised:
+    bypass = bool(spec.get("port_bypass")) and prestart is not None
+    if spec.get("tty") or supervised or bypass:
         import socket
         from . import pty  # noqa: F401  (loaded for init, see above)
         sock_parent, sock_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -514,6 +520,8 @@ def _start(spec, idmap, flags, join, prestart):
     if spec.get("seccomp"):
         from . import seccomp
         seccomp.table()  # an architecture without a table fails here, before any fork
+    if bypass:
+        from . import seccomp  # noqa: F811,F401  (loaded for init, see above)
     # adopt: init becomes the caller's child once the middle leaves; it waits for the caller's
     # word that the middle is reaped (re-parenting done) before arming its parent-death
     # signal, which the re-parenting itself would otherwise fire
@@ -522,6 +530,8 @@ def _start(spec, idmap, flags, join, prestart):
     if middle == 0:
         try:
             sync.child_side()
+            for fd in private_fds:
+                os.close(fd)
             if sock_parent:
                 sock_parent.close()
             if adopt_w is not None:
@@ -533,7 +543,7 @@ def _start(spec, idmap, flags, join, prestart):
             if init == 0:
                 if adopt_r is None:
                     libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
-                _init(spec, sync, sock_child, adopt_r, go_r)
+                _init(spec, sync, sock_child, adopt_r, go_r, bypass)
             if go_r is not None:
                 os.close(go_r)
             os.write(sync.c2p_w, b"%d\n" % init)
@@ -569,7 +579,15 @@ def _start(spec, idmap, flags, join, prestart):
             adopt_w = None
         if go_w is not None:
             if init_pid:
-                prestart(init_pid)
+                bind_listener = None
+                if bypass:
+                    from .pty import receive_fd
+                    bind_listener = receive_fd(sock_parent)
+                try:
+                    prestart(init_pid, bind_listener)
+                finally:
+                    if bind_listener is not None:
+                        os.close(bind_listener)  # the forwarder's alone now
                 os.write(go_w, b"G")
             os.close(go_w)
             go_w = None
@@ -633,10 +651,11 @@ def adopt_orphans():
 
 # -- inside the container ---------------------------------------------------------------------
 
-def _init(spec, sync, sock, adopt_r=None, go_r=None):
+def _init(spec, sync, sock, adopt_r=None, go_r=None, bypass=False):
     """pid 1 of the new pid namespace: mounts, pivot_root, credentials, exec. Never returns.
     adopt_r: wait for the caller's word that it adopted this process (see start); go_r: wait
-    for the caller's prestart before running the command."""
+    for the caller's prestart before running the command; bypass: send it the listener of a
+    filter on bind() first (see start)."""
     try:
         os.close(sync.c2p_w)
         os.close(sync.p2c_r)
@@ -657,6 +676,8 @@ def _init(spec, sync, sock, adopt_r=None, go_r=None):
             from .net import loopback_up
             loopback_up()  # a joined namespace is its owner's to set up
         libc.sethostname(spec["hostname"])
+        if bypass:
+            _send_bind_listener(sock)
         if go_r is not None:
             word = os.read(go_r, 1)
             os.close(go_r)
@@ -665,6 +686,20 @@ def _init(spec, sync, sock, adopt_r=None, go_r=None):
         _exec_command(spec, sync, sock)
     except BaseException as exc:
         _report(sync.err_w, exc)
+
+
+def _send_bind_listener(sock):
+    """Install the bind() filter (while this process is still root in its namespace, which
+    seccomp needs without no_new_privs) and send its listener to the keeper, or a byte
+    without one where the kernel cannot: binds then run as they would."""
+    from .seccomp import install_bind_notify
+    listener = install_bind_notify()
+    if listener is None:
+        sock.send(b"n")
+        return
+    from .pty import send_fd
+    send_fd(sock, listener)
+    os.close(listener)  # the command must not answer its own calls
 
 
 def _read_text(path):

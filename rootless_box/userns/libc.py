@@ -1,8 +1,8 @@
 """The only home of ctypes: thin wrappers over the Linux syscalls Python's os module lacks.
 
 Owns: unshare, setns, mount, umount2, pivot_root, mount_setattr, sethostname, prctl,
-capget/capset, seccomp, the constants they take, and turning a failed call into OSError with
-the right errno.
+capget/capset, seccomp, pidfd_getfd, the constants they take, and turning a failed call into
+OSError with the right errno.
 Must not: decide policy (what to mount, which caps to keep); callers in userns/ do that.
 """
 
@@ -16,9 +16,9 @@ _libc = ctypes.CDLL(None, use_errno=True)
 # Per-architecture syscall numbers for calls glibc does not wrap (asm/unistd.h).
 _SYSCALLS = {
     "x86_64": {"pivot_root": 155, "capget": 125, "capset": 126, "mount_setattr": 442,
-               "openat2": 437, "seccomp": 317},
+               "openat2": 437, "seccomp": 317, "pidfd_getfd": 438},
     "aarch64": {"pivot_root": 41, "capget": 90, "capset": 91, "mount_setattr": 442,
-                "openat2": 437, "seccomp": 277},
+                "openat2": 437, "seccomp": 277, "pidfd_getfd": 438},
 }
 _NR = _SYSCALLS.get(os.uname().machine, {})
 
@@ -188,6 +188,13 @@ def seccomp_check_notif_sizes():
     if (sizes.notif, sizes.resp, sizes.data) != _NOTIF_SIZES:
         raise OSError(errno.ENOTSUP, "seccomp: unexpected user-notification struct sizes %r"
                       % ((sizes.notif, sizes.resp, sizes.data),))
+
+
+def pidfd_getfd(pidfd, targetfd):
+    """A duplicate of the process's fd targetfd, close-on-exec (pidfd_getfd(2), Linux 5.6;
+    needs ptrace access to it)."""
+    return _check(_syscall("pidfd_getfd", ctypes.c_int(pidfd), ctypes.c_int(targetfd),
+                           ctypes.c_uint(0)), "pidfd_getfd")
 
 
 def last_cap():

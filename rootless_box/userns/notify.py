@@ -1,8 +1,9 @@
 """The chown supervisor's kernel side: seccomp user notifications (seccomp_unotify(2)) for the
 chown family the fake-root filter sends to a supervisor.
 
-Owns: the listener's ioctls (SECCOMP_IOCTL_NOTIF_RECV, _SEND, _ID_VALID) with struct-packed
-buffers, reading a path argument from /proc/PID/mem, finding what a chown, lchown, fchown or
+Owns: the listener's ioctls (SECCOMP_IOCTL_NOTIF_RECV, _SEND, _ID_VALID, _ADDFD) with
+struct-packed buffers (also for the port bypass's bind listener, userns/portbypass.py),
+reading a path argument from /proc/PID/mem, finding what a chown, lchown, fchown or
 fchownat names inside the caller's root (/proc/PID/root, its cwd or its fds), the check that
 the call is still pending after its memory was read (the pid may have been reused), and the
 answer: always success, as the fake root answers.
@@ -32,6 +33,12 @@ SECCOMP_IOCTL_NOTIF_RECV = 0xC0000000 | NOTIF.size << 16 | 0x21 << 8 | 0
 SECCOMP_IOCTL_NOTIF_SEND = 0xC0000000 | RESP.size << 16 | 0x21 << 8 | 1
 # _IOR, as Linux 5.0-5.8 defined it; later kernels accept it beside the corrected _IOW
 SECCOMP_IOCTL_NOTIF_ID_VALID = 0x80000000 | 8 << 16 | 0x21 << 8 | 2
+# struct seccomp_notif_addfd {u64 id; u32 flags; u32 srcfd; u32 newfd; u32 newfd_flags},
+# _IOW('!', 3, ...) (Linux 5.9)
+ADDFD = struct.Struct("=QIIII")
+SECCOMP_IOCTL_NOTIF_ADDFD = 0x40000000 | ADDFD.size << 16 | 0x21 << 8 | 3
+SECCOMP_ADDFD_FLAG_SETFD = 1
+SECCOMP_USER_NOTIF_FLAG_CONTINUE = 1  # (Linux 5.5) the call runs as if never stopped
 
 AT_FDCWD = -100
 AT_SYMLINK_NOFOLLOW = 0x100
@@ -46,22 +53,68 @@ def _s32(value):
     return value - (1 << 32) if value & 0x80000000 else value
 
 
-class _Gone(Exception):
+class Gone(Exception):
     """The call is no longer pending (its process died, or was interrupted)."""
 
 
-def _id_valid(listener, notif_id):
+def id_valid(listener, notif_id):
+    """Raise Gone unless the notification notif_id still waits for its answer: what was read
+    from its process (by pid) belongs to the call only then."""
     try:
         fcntl.ioctl(listener, SECCOMP_IOCTL_NOTIF_ID_VALID, struct.pack("=Q", notif_id))
     except OSError:
-        raise _Gone() from None
+        raise Gone() from None
 
 
-def _answer(listener, notif_id):
+def answer(listener, notif_id, flags=0):
+    """Answer a call: success (0), or with flags SECCOMP_USER_NOTIF_FLAG_CONTINUE, run it."""
     try:
-        fcntl.ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, RESP.pack(notif_id, 0, 0, 0))
+        fcntl.ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, RESP.pack(notif_id, 0, 0, flags))
     except OSError:
         pass  # ENOENT: the caller was killed or interrupted meanwhile; nobody to answer
+
+
+def add_fd(listener, notif_id, srcfd, newfd, newfd_flags=0):
+    """Install (a duplicate of) our srcfd as fd number newfd of the calling process,
+    replacing what it was (SECCOMP_ADDFD_FLAG_SETFD); OSError if the kernel cannot."""
+    fcntl.ioctl(listener, SECCOMP_IOCTL_NOTIF_ADDFD,
+                ADDFD.pack(notif_id, SECCOMP_ADDFD_FLAG_SETFD, srcfd, newfd, newfd_flags))
+
+
+def state(listener):
+    """None when no call waits, "call" when one does, "gone" once the filter has no user
+    left (a hangup: the container has ended) or the listener is bad."""
+    poller = select.poll()
+    poller.register(listener, select.POLLIN)
+    events = poller.poll(0)
+    revents = events[0][1] if events else 0
+    if revents & select.POLLIN:
+        return "call"
+    return "gone" if revents & (select.POLLHUP | select.POLLERR | select.POLLNVAL) else None
+
+
+def receive(listener):
+    """The waiting call as (id, pid, syscall nr, arch word, args), or None when it went away
+    before it could be read; OSError when the listener fails."""
+    buf = bytearray(NOTIF.size)
+    try:
+        fcntl.ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, buf)
+    except OSError as exc:
+        # ENOENT: the caller went away between poll and recv
+        if exc.errno in (errno.ENOENT, errno.EINTR):
+            return None
+        raise
+    notif_id, pid, _flags, nr, arch, _ip, *args = NOTIF.unpack(buf)
+    return notif_id, pid, nr, arch, args
+
+
+def read_memory(pid, address, size):
+    """size bytes at address in pid's memory (fewer if the mapping ends)."""
+    fd = os.open("/proc/%d/mem" % pid, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.pread(fd, size, address)
+    finally:
+        os.close(fd)
 
 
 def _read_path(pid, address):
@@ -85,7 +138,7 @@ def _read_path(pid, address):
 
 def _target(listener, notif_id, pid, name, args):
     """(O_PATH fd of the file the call names, uid, gid), or None when there is nothing to
-    record; raises OSError or _Gone when it cannot be found."""
+    record; raises OSError or Gone when it cannot be found."""
     if name == "fchown":
         uid, gid = args[1], args[2]
         opened = ["/proc/%d/fd/%d" % (pid, _s32(args[0]))]
@@ -110,7 +163,7 @@ def _target(listener, notif_id, pid, name, args):
             # the magic links lead to what the process holds: its root, cwd, an open file
             fds.append(os.open(proc_path, os.O_PATH | os.O_CLOEXEC))
         # what was read and opened belongs to the call only if it is still pending
-        _id_valid(listener, notif_id)
+        id_valid(listener, notif_id)
         if path is None:
             return os.dup(fds[0]), uid, gid
         return securepath.open_in_root(
@@ -138,25 +191,22 @@ def serve(listener, on_chown):
     O_PATH fd; a symlink stays one) was chowned, uid/gid NOOP_ID meaning unchanged; what it
     raises is ignored. Returns False once the filter has no user left (the container has
     ended: the listener reports a hangup) or the listener fails; True otherwise."""
-    poller = select.poll()
-    poller.register(listener, select.POLLIN)
-    events = poller.poll(0)
-    revents = events[0][1] if events else 0
-    if not revents & select.POLLIN:
-        return not revents & (select.POLLHUP | select.POLLERR | select.POLLNVAL)
-    buf = bytearray(NOTIF.size)
+    ready = state(listener)
+    if ready != "call":
+        return ready is None
     try:
-        fcntl.ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV, buf)
-    except OSError as exc:
-        # ENOENT: the caller went away between poll and recv
-        return exc.errno in (errno.ENOENT, errno.EINTR)
-    notif_id, pid, _flags, nr, arch, _ip, *args = NOTIF.unpack(buf)
+        call = receive(listener)
+    except OSError:
+        return False
+    if call is None:
+        return True
+    notif_id, pid, nr, arch, args = call
     names = _names()
     name = names.get(nr) if arch == names["arch"] else None
     if name is not None:
         try:
             fd, uid, gid = _target(listener, notif_id, pid, name, args)
-        except (OSError, _Gone, ValueError):
+        except (OSError, Gone, ValueError):
             fd = None  # not found, not ours to touch, or gone: success without a record
         if fd is not None:
             try:
@@ -166,5 +216,5 @@ def serve(listener, on_chown):
                 pass
             finally:
                 os.close(fd)
-    _answer(listener, notif_id)
+    answer(listener, notif_id)
     return True

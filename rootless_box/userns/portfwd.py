@@ -10,7 +10,9 @@ between the two with splice(2) through a pipe per direction (half-closes include
 it keeps one socket inside per client address and relays datagrams. RootlessKit's builtin
 port driver makes the inner socket in a child and hands it over with SCM_RIGHTS: one process
 and one round trip per connection fewer here. No tap device, no root, no copy through user
-space.
+space. With the container's bind() listener (userns/portbypass.py) it also serves the bind
+bypass, which takes TCP servers out of the relay, and leaves a maker child on the host for
+the host sockets the bypass needs once this process is inside.
 Must not: start threads (setns of a user namespace refuses a threaded process, and the rule
 is fork before any thread), know about records or the store, or outlive the container: it
 watches the container's init through a pidfd and leaves when it exits, and its helper with
@@ -33,13 +35,14 @@ _UDP_IDLE = 90.0  # Docker's userland proxy forgets a UDP client after 90 s
 _BURST = 64  # splices per event before others get their turn
 
 
-def spawn(pid, listeners, outbound=None):
+def spawn(pid, listeners, outbound=None, bind_listener=None):
     """listeners: [(fd, "tcp"|"udp", container port)], fds bound on the host. Start a
     forwarder for the container whose init is host pid `pid`; return once it has joined the
     container's namespaces (and the outbound helper, "pasta" or "slirp4netns", has
     configured the namespace's interface and default route), or raise the SetupError that
-    stopped it. The forwarder is not our child (double fork): a CLI that exits leaves
-    no zombie."""
+    stopped it. bind_listener: the seccomp listener of the container's bind() calls, which
+    the forwarder serves (userns/portbypass.py). The forwarder is not our child (double
+    fork): a CLI that exits leaves no zombie."""
     from ..errors import SetupError
     try:
         pidfd = os.pidfd_open(pid)
@@ -55,7 +58,7 @@ def spawn(pid, listeners, outbound=None):
             os.setsid()
             if os.fork():
                 os._exit(0)
-            _forwarder(pidfd, ns, listeners, report_w, (outbound, pid))
+            _forwarder(pidfd, ns, listeners, report_w, (outbound, pid), bind_listener)
         except BaseException as exc:
             try:
                 os.write(report_w, ("E%s" % exc).encode(errors="replace"))
@@ -75,14 +78,18 @@ def spawn(pid, listeners, outbound=None):
             word[1:].decode(errors="replace") or "it died"))
 
 
-def _forwarder(pidfd, ns, listeners, report_w, outbound):
+def _forwarder(pidfd, ns, listeners, report_w, outbound, bind_listener):
     from .launcher import keep_only
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    keep_only({pidfd, report_w, *ns, *(fd for fd, _p, _c in listeners)})
+    keep_only({pidfd, report_w, *ns, *(fd for fd, _p, _c in listeners)} |
+              ({bind_listener} if bind_listener is not None else set()))
     if outbound[0]:
         # from the host, before entering the container: the helper's own sockets must be
         # the host's. Its exit-fd stays open in this process until it ends.
         _start_outbound(*outbound)
+    # the host's sockets the bypass needs once this process is inside come from a child
+    # left here
+    maker = _start_maker() if bind_listener is not None else None
     # the user namespace first: it grants the capability setns(net) needs
     libc.setns(ns[0], libc.CLONE_NEWUSER)
     libc.setns(ns[1], libc.CLONE_NEWNET)
@@ -90,8 +97,27 @@ def _forwarder(pidfd, ns, listeners, report_w, outbound):
         os.close(fd)
     os.write(report_w, b"R")
     os.close(report_w)
-    Relay(pidfd, listeners).loop()
+    Relay(pidfd, listeners, bind_listener, maker).loop()
     os._exit(0)
+
+
+def _start_maker():
+    """The bypass's maker (portbypass.maker) as a child on the host; -> our end of its
+    socket. It ends with this process (its socket's end, and a parent-death signal)."""
+    from .launcher import keep_only
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    child = os.fork()
+    if child == 0:
+        try:
+            ours.close()
+            keep_only({theirs.fileno()})
+            libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
+            from .portbypass import maker
+            maker(theirs)
+        finally:
+            os._exit(0)
+    theirs.close()
+    return ours
 
 
 # -- outbound traffic: pasta or slirp4netns --------------------------------------------------
@@ -296,6 +322,13 @@ class _Direction:
         self.pipe = None
 
 
+def _socket(family):
+    try:
+        return socket.socket(family, socket.SOCK_STREAM)
+    except OSError:
+        return None
+
+
 def _shutdown_write(fd):
     sock = socket.socket(fileno=fd)
     try:
@@ -344,7 +377,7 @@ class Relay:
     """The forwarder's single-threaded loop over poll(2), inside the container's network
     namespace with the host's listening sockets."""
 
-    def __init__(self, pidfd, listeners):
+    def __init__(self, pidfd, listeners, bind_listener=None, maker=None):
         self.poll = select.poll()
         self.pidfd = pidfd
         self.pipes = _Pipes()
@@ -361,6 +394,40 @@ class Relay:
             self.listeners[fd] = (sock, proto, port)
             self._set(fd, select.POLLIN)
         self._set(pidfd, select.POLLIN)
+        self.bypass = None
+        if bind_listener is not None:
+            self._start_bypass(bind_listener, maker)
+
+    def _start_bypass(self, bind_listener, maker):
+        """The container's bind() calls served: its TCP ports published once each can be
+        handed over (a port published twice stays the relay's: one server socket cannot be
+        two host sockets)."""
+        from .portbypass import Bypass, Port
+        counts = {}
+        for sock, proto, port in self.listeners.values():
+            counts[(proto, port)] = counts.get((proto, port), 0) + 1
+        ports = {port: Port(sock, port) for sock, proto, port in self.listeners.values()
+                 if proto == "tcp" and counts[(proto, port)] == 1}
+        self.bypass = Bypass(bind_listener, ports, self, maker)
+        self._set(bind_listener, select.POLLIN)
+
+    def stop(self, sock):
+        """The bypass handed sock to the container's server: not accepted from any more."""
+        fd = sock.fileno()
+        self.listeners.pop(fd, None)
+        self.paused.discard(fd)
+        self._set(fd, 0)
+
+    def add_inside(self, sock, target):
+        """A listener of the bypass inside the container: what it accepts goes to target,
+        (family, address) of the host's socket the server took over."""
+        sock.setblocking(False)
+        self.listeners[sock.fileno()] = (sock, "inside", target)
+        self._set(sock.fileno(), select.POLLIN)
+
+    def drop_inside(self, sock):
+        self.stop(sock)
+        sock.close()
 
     def _set(self, fd, mask):
         old = self.registered.get(fd)
@@ -386,7 +453,10 @@ class Relay:
             for fd, _ev in events:
                 if fd == self.pidfd:
                     return  # the container's init exited
-                if fd in self.listeners:
+                if self.bypass is not None and fd == self.bypass.listener:
+                    if not self.bypass.serve():
+                        self._set(fd, 0)
+                elif fd in self.listeners:
                     self._listener_ready(fd)
                 elif fd in self.conns:
                     self._drive(self.conns[fd])
@@ -406,7 +476,7 @@ class Relay:
 
     def _listener_ready(self, fd):
         sock, proto, port = self.listeners[fd]
-        if proto == "tcp":
+        if proto != "udp":
             for _ in range(256):
                 if not self._room():
                     # the rest wait in the backlog until connections end (an EMFILE after
@@ -420,7 +490,12 @@ class Relay:
                     return
                 except OSError:
                     return  # EMFILE and friends: the client waits in the backlog
-                self._connect(outer, port)
+                if proto == "tcp":
+                    inner = _socket(socket.AF_INET)
+                    self._connect(outer, inner, ("127.0.0.1", port))
+                else:
+                    family, address = port
+                    self._connect(outer, self.bypass.make(family), address)
             return
         for _ in range(256):
             try:
@@ -431,17 +506,16 @@ class Relay:
                 return
             self._udp_send(fd, addr, port, data)
 
-    def _connect(self, outer, port):
-        """A socket inside (this process is in the container's network namespace now),
-        connected without blocking: a full backlog inside must not stall the others."""
-        try:
-            inner = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        except OSError:
+    def _connect(self, outer, inner, address):
+        """inner (a socket inside: this process is in the container's network namespace
+        now; or the host's, from the bypass's maker) connected to address without blocking:
+        a full backlog there must not stall the others."""
+        if inner is None:
             outer.close()
             return
         outer.setblocking(False)
         inner.setblocking(False)
-        err = inner.connect_ex(("127.0.0.1", port))
+        err = inner.connect_ex(address)
         if err not in (0, errno.EINPROGRESS):
             outer.close()  # nothing listens inside: the client sees its connection end
             inner.close()

@@ -9,6 +9,8 @@ return success without doing anything (SECCOMP_RET_ERRNO with errno 0), as Charl
 `--seccomp` and enroot do; the chown family either alike, or, when a keeper supervises the
 container (`install(..., supervised=True)`), as user notifications its keeper answers after
 recording the owner asked for (userns/notify.py).
+Also the published-port bypass's filter (bind_program): every bind() of the container goes to
+its forwarder as a user notification (userns/portbypass.py answers it).
 Must not: grant anything. The filter only turns some failures into no-op successes; a process
 under it can touch no file its user could not touch without it. Nor decide when the filter
 applies (ops/ sets spec["seccomp"]).
@@ -63,6 +65,7 @@ TABLES = {
                  "setfsgid": 123, "capset": 126},
         "chown": {"chown": 92, "fchown": 93, "lchown": 94, "fchownat": 260},
         "mknod": {"mknod": (133, 1), "mknodat": (259, 2)},
+        "bind": 49,
     },
     "aarch64": {
         "arch": AUDIT_ARCH_AARCH64, "x32": False,
@@ -71,6 +74,7 @@ TABLES = {
                  "setfsgid": 152, "setgroups": 159},
         "chown": {"fchownat": 54, "fchown": 55},
         "mknod": {"mknodat": (33, 2)},
+        "bind": 200,
     },
 }
 
@@ -172,3 +176,30 @@ def install(policy, supervised=False):
         raise errors.SetupError("cannot install the seccomp fake-root filter: %s"
                                 % exc.strerror,
                                 "run with --security-opt seccomp=unconfined") from None
+
+
+def bind_program(machine=None):
+    """The bypass filter: bind() (under this architecture's numbers) as a user notification,
+    everything else allowed. An x32 or foreign-arch bind is allowed as it is: it binds inside
+    the container, where the forwarder's relay still serves a published port."""
+    t = table(machine)
+    return [(BPF_LD_W_ABS, 0, 0, OFF_ARCH),
+            (BPF_JEQ_K, 0, 3, t["arch"]),
+            (BPF_LD_W_ABS, 0, 0, OFF_NR),
+            (BPF_JEQ_K, 0, 1, t["bind"]),
+            (BPF_RET_K, 0, 0, SECCOMP_RET_USER_NOTIF),
+            (BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW)]
+
+
+def install_bind_notify():
+    """Install the bypass filter in this (single-threaded) process, kept across fork and
+    execve; -> its listener fd, or None where the kernel cannot (no user notifications, or
+    a listener already in this process's filters). Needs CAP_SYS_ADMIN in its user namespace
+    or no_new_privs."""
+    from . import libc
+    try:
+        libc.seccomp_check_notif_sizes()
+        prog = bind_program()
+        return libc.seccomp_set_filter(pack(prog), len(prog), SECCOMP_FILTER_FLAG_NEW_LISTENER)
+    except (OSError, errors.BoxError):
+        return None

@@ -157,15 +157,17 @@ def test_udp_echo(user):
     assert data == b"ping-udp\n"
 
 
-@pytest.mark.parametrize("fd_limit", [None, 128])
-def test_200_concurrent_connections(user, fd_limit):
-    """All at once, also when the forwarder's fd limit cannot hold them all (its hard limit
-    128 here, six fds a connection): the rest wait in the backlog instead of being reset."""
+@pytest.mark.parametrize("fd_limit,bypass", [(None, "1"), (None, "0"), (128, "0")])
+def test_200_concurrent_connections(user, fd_limit, bypass):
+    """All at once, to the server on the host's socket, and through the relay also when the
+    forwarder's fd limit cannot hold them all (its hard limit 128 here, six fds a
+    connection): the rest wait in the backlog instead of being reset."""
     port = free_port()
     argv = user.argv("run", "-d", "-p", "%d:80" % port, "base:latest", "sh", "-c", HTTPD)
     if fd_limit:
         argv = ["sh", "-c", 'ulimit -n %d && exec "$@"' % fd_limit, "sh"] + argv
-    subprocess.run(argv, env=user.env, check=True, capture_output=True, timeout=60)
+    subprocess.run(argv, env=dict(user.env, RBX_PORT_BYPASS=bypass), check=True,
+                   capture_output=True, timeout=60)
     fetch(port)
     results, errors = [], []
     gate = threading.Barrier(200)
@@ -195,11 +197,12 @@ def test_200_concurrent_connections(user, fd_limit):
     assert all(r.endswith(b"hello-from-80\n") for r in results)
 
 
-def test_large_transfer_and_half_close(user):
+@pytest.mark.parametrize("bypass", ["1", "0"])
+def test_large_transfer_and_half_close(user, bypass):
     port = free_port()
     # the client's half-close must travel through, and the answer come back after it
     user.ok("run", "-d", "-p", "%d:7000" % port, *PYTHON, "base:latest", "/usr/bin/python3",
-            "-c", COUNTER)
+            "-c", COUNTER, env={"RBX_PORT_BYPASS": bypass})
     payload = os.urandom(1 << 16) * 64  # 4 MiB
     deadline = time.monotonic() + 15
     while True:
@@ -458,3 +461,130 @@ def test_a_container_that_exits_at_once_still_starts_with_its_ports(user):
     assert user.ok("wait", cid).out.strip() == "0"
     assert json.loads(user.ok("inspect", cid).out)[0]["State"]["Status"] == "exited"
     assert user("run", "--rm", "-p", "80", "base:latest", "sh", "-c", "exit 3").returncode == 3
+
+
+# -- the bypass: a published server listens on the host's socket itself -----------------------
+
+# binds every "FAMILY,ADDRESS,PORT" ("unix,PATH," for a unix socket) of its arguments and
+# answers each connection with the peer address it accepted, as Python's repr
+PEER = ("import select, socket, sys\nls = []\n"
+        "for spec in sys.argv[1:]:\n"
+        "    fam, addr, port = spec.split(',')\n"
+        "    if fam == 'unix':\n"
+        "        s = socket.socket(socket.AF_UNIX)\n        s.bind(addr)\n"
+        "    else:\n"
+        "        s = socket.socket(socket.AF_INET6 if fam == '6' else socket.AF_INET)\n"
+        "        s.bind((addr, int(port)))\n"
+        "    s.listen(8)\n    ls.append(s)\n"
+        "print('ready', flush=True)\n"
+        "while True:\n"
+        "    for s in select.select(ls, [], [])[0]:\n"
+        "        c, peer = s.accept()\n"
+        "        c.sendall(repr(peer).encode() + b'\\n')\n        c.close()\n")
+
+
+def seen(port, host="127.0.0.1", timeout=10.0):
+    """(our local port, the peer address the server saw) for a connection to host:port."""
+    import ast
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=10) as s:
+                data = s.makefile("rb").readline()
+                if data:
+                    return s.getsockname()[1], ast.literal_eval(data.decode())
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, "no answer on %s:%d" % (host, port)
+        time.sleep(0.1)
+
+
+def inside(user, cid, port, family="4"):
+    """What the server answers a connection made inside the container to its port."""
+    host = "::1" if family == "6" else "127.0.0.1"
+    return user.ok("exec", cid, "/usr/bin/python3", "-c",
+                   "import socket\ns = socket.create_connection((%r, %d), timeout=10)\n"
+                   "print(s.makefile().readline().strip())" % (host, port)).out.strip()
+
+
+def ipv6_loopback():
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("family,address", [("4", "0.0.0.0"), ("4", "127.0.0.1"),
+                                            ("6", "::")])
+def test_a_published_server_listens_on_the_hosts_socket(user, family, address):
+    """No proxy between the client and the server: the server sees the client's own address
+    and port (what `-p` used to lose, ANCHORS pain 5), and bytes cross one TCP connection.
+    An IPv6 server on :: gets a dual-stack socket, reached over IPv4 and IPv6."""
+    port = free_port()
+    cid = user.ok("run", "-d", "-p", "%d:80" % port, *PYTHON, "base:latest",
+                  "/usr/bin/python3", "-c", PEER, "%s,%s,80" % (family, address)).out.strip()
+    ours, peer = seen(port)
+    assert peer[1] == ours and peer[0] in ("127.0.0.1", "::ffff:127.0.0.1"), peer
+    if family == "6" and ipv6_loopback():
+        ours, peer = seen(port, "::1")
+        assert peer[:2] == ("::1", ours), peer
+    # inside the container the port is still the server's: reached, and taken
+    assert inside(user, cid, 80)
+    taken = user("exec", cid, "/usr/bin/python3", "-c",
+                 "import socket\nsocket.socket().bind(('0.0.0.0', 80))")
+    assert taken.returncode == 1 and "Address already in use" in taken.err, taken.err
+    user.ok("rm", "-f", cid)
+    wait_for(lambda: port_is_free(port), what="the host port to be free")
+
+
+def test_without_the_bypass_the_relay_serves(user):
+    """RBX_PORT_BYPASS=0: the forwarder's relay connects to the server from inside (another
+    source port), which is what serves whatever the bypass does not take."""
+    port = free_port()
+    user.ok("run", "-d", "-p", "%d:80" % port, *PYTHON, "base:latest", "/usr/bin/python3",
+            "-c", PEER, "4,0.0.0.0,80", env={"RBX_PORT_BYPASS": "0"})
+    ours, peer = seen(port)
+    assert peer[0] == "127.0.0.1" and peer[1] != ours, peer
+
+
+def test_a_server_that_binds_again_is_served_again(user):
+    """A server restarted inside the container (its socket closed, a new one bound) gets
+    the host's port again, whatever family it binds with."""
+    port = free_port()
+    user.ok("run", "-d", "-p", "%d:80" % port, *PYTHON, "base:latest", "sh", "-c",
+            "timeout 2 /usr/bin/python3 -c \"$0\" 4,127.0.0.1,80; "
+            "exec /usr/bin/python3 -c \"$0\" 4,0.0.0.0,80", PEER)
+    ours, peer = seen(port)
+    assert peer[1] == ours
+    time.sleep(2.5)
+    ours, peer = seen(port)
+    assert peer[1] == ours
+
+
+def test_binds_the_bypass_does_not_take_run_as_they_would(user, tmp_path):
+    """A port that is not published, a unix socket, and a port published twice (one server
+    socket cannot be two host sockets: the relay serves it) all bind as without the filter."""
+    a, b = free_port(), free_port()
+    cid = user.ok("run", "-d", "-p", "%d:90" % a, "-p", "%d:90" % b, *PYTHON, "base:latest",
+                  "/usr/bin/python3", "-c", PEER, "4,0.0.0.0,90", "4,0.0.0.0,91",
+                  "unix,/tmp/peer.sock,").out.strip()
+    for port in (a, b):
+        ours, peer = seen(port)
+        assert peer[1] != ours, peer  # relayed
+    assert inside(user, cid, 91).startswith("('127.0.0.1',")
+    assert user.ok("exec", cid, "/usr/bin/python3", "-c",
+                   "import socket\ns = socket.socket(socket.AF_UNIX)\n"
+                   "s.connect('/tmp/peer.sock')\nprint(s.recv(100))").out.strip() == "b\"''\\n\""
+
+
+@needs_subuid
+def test_a_server_run_as_another_user_gets_the_hosts_socket(user):
+    """The bypass takes the socket of a process of any uid in the container (its forwarder
+    holds every capability in the container's user namespace)."""
+    port = free_port()
+    user.ok("run", "-d", "-u", "1000:1000", "-p", "%d:8080" % port, *PYTHON, "base:latest",
+            "/usr/bin/python3", "-c", PEER, "4,0.0.0.0,8080")
+    ours, peer = seen(port)
+    assert peer[1] == ours, peer

@@ -140,3 +140,18 @@ def test_packed_layout():
     assert len(data) == 8 * len(prog)
     assert struct.unpack_from("=HBBI", data, 0) == prog[0] == (0x20, 0, 0, 4)
     assert prog[-1][0] in (0x06, 0x15)
+
+
+# bind: asm/unistd_64.h 49, asm-generic/unistd.h 200
+@pytest.mark.parametrize("machine,arch,bind,others", (
+    ("x86_64", sc.AUDIT_ARCH_X86_64, 49, X86_64_OTHERS + (42, 43, 50, 105)),
+    ("aarch64", sc.AUDIT_ARCH_AARCH64, 200, AARCH64_OTHERS + (201, 202, 203, 146))))
+def test_the_bypass_filter_sends_bind_alone_to_its_supervisor(machine, arch, bind, others):
+    prog = sc.bind_program(machine)
+    assert run_bpf(prog, seccomp_data(bind, arch, (3, 0x7FFF0000, 16))) == \
+        sc.SECCOMP_RET_USER_NOTIF
+    for nr in others:  # connect, accept, listen, setuid ... run as they are
+        assert run_bpf(prog, seccomp_data(nr, arch)) == ALLOW, nr
+    # another arch word numbers its calls otherwise: nothing of it is stopped
+    assert run_bpf(prog, seccomp_data(bind, AUDIT_ARCH_I386)) == ALLOW
+    assert run_bpf(prog, seccomp_data(bind, AUDIT_ARCH_ARM)) == ALLOW

@@ -1,0 +1,285 @@
+"""The published-port bypass: a container's server listens on the host's socket itself.
+
+Owns: answering the bind() calls of a container with published TCP ports (seccomp's
+bind_program sends every one to the container's forwarder, whose loop calls `Bypass.serve`).
+When a process binds a published container port on the wildcard or loopback address, the
+forwarder installs the host's listening socket of that port in place of the process's socket
+(SECCOMP_IOCTL_NOTIF_ADDFD with SECCOMP_ADDFD_FLAG_SETFD), with the options the process had
+set (non-blocking, close-on-exec, TCP_NODELAY, keepalive...), and answers success. The server
+then listens and accepts on the host's socket: clients' bytes go from the host's TCP stack to
+it with no proxy in between, and it sees their real addresses (bypass4netns's idea, for
+bind() alone). A process binding with another address family than the host's socket has
+gets a socket of its family bound in its place (a dual-stack IPv6 one for an IPv4 wildcard
+binding). Its socket being the host's, the server is no longer reachable inside the
+container's network namespace: the forwarder listens there in its place, on what the server
+asked for (so the port stays taken inside, and `wget localhost:PORT` in the container still
+reaches it through a relay to the host's port, over a socket the maker, a small process left
+on the host, makes). Every other bind runs as it would (SECCOMP_USER_NOTIF_FLAG_CONTINUE).
+Must not: fail a bind it does not take over (in doubt, the call runs as it would), trust what
+the caller gives (the address is read from its memory, its socket taken with pidfd_getfd,
+both belonging to the call only if it is still pending, checked after reading), or block the
+forwarder's loop beyond a socket() round trip to the maker.
+"""
+
+import fcntl
+import os
+import socket
+import struct
+
+from . import libc, notify, seccomp
+
+_O_CLOEXEC = 0o2000000
+# what a server sets on its listening socket before bind() that its connections inherit
+_OPTIONS = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE), (socket.SOL_SOCKET, socket.SO_OOBINLINE),
+            (socket.IPPROTO_TCP, socket.TCP_NODELAY),
+            (socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT),
+            (socket.IPPROTO_TCP, socket.TCP_KEEPIDLE), (socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
+            (socket.IPPROTO_TCP, socket.TCP_KEEPCNT)]
+_LOOPBACK = {socket.AF_INET: "127.0.0.1", socket.AF_INET6: "::1"}
+
+
+def parse_sockaddr(raw):
+    """(family, address text, port) of an AF_INET/AF_INET6 struct sockaddr, or None."""
+    if len(raw) < 2:
+        return None
+    family = struct.unpack_from("=H", raw)[0]
+    if family == socket.AF_INET and len(raw) >= 8:
+        return family, socket.inet_ntop(family, raw[4:8]), struct.unpack_from(">H", raw, 2)[0]
+    if family == socket.AF_INET6 and len(raw) >= 24:
+        return family, socket.inet_ntop(family, raw[8:24]), struct.unpack_from(">H", raw, 2)[0]
+    return None
+
+
+def taken_address(family, address):
+    """Whether a bind to address is one the bypass takes over: the wildcard, or loopback
+    (which the relay reaches too, from inside)."""
+    return address in ("0.0.0.0", "127.0.0.1", "::", "::ffff:127.0.0.1")
+
+
+class Port:
+    """A published TCP container port with a single host binding: the host's socket (the
+    relay's listener until a server takes it over), where to reach it from inside, and the
+    forwarder's listener inside once taken over."""
+
+    def __init__(self, sock, container_port):
+        self.sock = sock
+        self.container_port = container_port
+        ip, host_port = sock.getsockname()[:2]
+        if ip in ("0.0.0.0", "::"):
+            ip = _LOOPBACK[sock.family]
+        self.target = (sock.family, (ip, host_port))
+        self.inside = None
+        self.taken = False
+
+
+class Bypass:
+    """The bind listener's server. relay: the forwarder's loop (stop(sock) before a host
+    socket it listens on is handed over, add_inside(sock, port) for a listener inside);
+    maker: a socket to the maker on the host, or None."""
+
+    def __init__(self, listener, ports, relay, maker):
+        self.listener = listener
+        self.ports = ports  # container port -> Port
+        self.relay = relay
+        self.maker = maker
+        entry = seccomp.table()
+        self.bind_nr, self.arch = entry["bind"], entry["arch"]
+
+    def serve(self):
+        """Answer the call waiting on the listener (call when poll says it is readable).
+        False once the filter has no user left or the listener fails."""
+        ready = notify.state(self.listener)
+        if ready != "call":
+            return ready is None
+        try:
+            call = notify.receive(self.listener)
+        except OSError:
+            return False
+        if call is None:
+            return True
+        notif_id, pid, nr, arch, args = call
+        flags = notify.SECCOMP_USER_NOTIF_FLAG_CONTINUE
+        if nr == self.bind_nr and arch == self.arch:
+            try:
+                if self._take(notif_id, pid, args):
+                    flags = 0  # its fd is the host's socket, already bound: success
+            except (OSError, ValueError, notify.Gone):
+                pass
+        notify.answer(self.listener, notif_id, flags)
+        return True
+
+    def _take(self, notif_id, pid, args):
+        fd, address, length = args[0] & 0xFFFFFFFF, args[1], args[2] & 0xFFFFFFFF
+        if fd > 0x7FFFFFFF or not 8 <= length <= 128:
+            return False
+        parsed = parse_sockaddr(notify.read_memory(pid, address, length))
+        if parsed is None:
+            return False
+        family, ip, port = parsed
+        entry = self.ports.get(port)
+        if entry is None or not taken_address(family, ip):
+            return False
+        pidfd = os.pidfd_open(pid)
+        try:
+            theirs = socket.socket(fileno=libc.pidfd_getfd(pidfd, fd))
+        finally:
+            os.close(pidfd)
+        try:
+            cloexec = _cloexec(pid, fd)
+            notify.id_valid(self.listener, notif_id)  # what was read is this call's
+            if not self._eligible(theirs, family):
+                return False
+            fresh_inside = entry.inside is None
+            if fresh_inside and not self._listen_inside(entry, family, ip):
+                return False  # the port is taken inside: the bind fails as it would
+            host = self._host_socket(entry, family)
+            if host is not None:
+                try:
+                    _copy_options(theirs, host)
+                    notify.add_fd(self.listener, notif_id, host.fileno(), fd,
+                                  _O_CLOEXEC if cloexec else 0)
+                except OSError:
+                    self._give_back(entry, host)
+                    host = None
+            if host is None:
+                if fresh_inside:
+                    self.relay.drop_inside(entry.inside)
+                    entry.inside = None
+                return False
+            if host is not entry.sock:
+                self.relay.stop(entry.sock)
+                entry.sock.close()  # the port is the new socket's alone now
+                entry.sock = host
+            elif not entry.taken:
+                self.relay.stop(host)
+            entry.taken = True
+            return True
+        finally:
+            theirs.close()
+
+    @staticmethod
+    def _eligible(sock, family):
+        """A TCP socket of the address's family, not yet bound, without SO_REUSEPORT (a
+        group of servers sharing the port: not ours to split) nor IPV6_V6ONLY."""
+        if sock.family != family or sock.type != socket.SOCK_STREAM or \
+                sock.proto not in (0, socket.IPPROTO_TCP):
+            return False
+        if sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT):
+            return False
+        if family == socket.AF_INET6 and sock.getsockopt(socket.IPPROTO_IPV6,
+                                                         socket.IPV6_V6ONLY):
+            return False
+        return sock.getsockname()[1] == 0
+
+    def _listen_inside(self, entry, family, ip):
+        """The forwarder's listener in the container's namespace, where the server asked."""
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            sock.bind((ip, entry.container_port))
+            sock.listen(socket.SOMAXCONN)
+        except OSError:
+            sock.close()
+            return False
+        entry.inside = sock
+        self.relay.add_inside(sock, entry.target)
+        return True
+
+    def _host_socket(self, entry, family):
+        """The host's socket for a server of family: the one bound at start when the families
+        agree; for an IPv6 server and an IPv4 binding, a dual-stack IPv6 socket bound beside
+        it (made by the maker: this process is inside the container's namespace), which
+        replaces it once handed over."""
+        current = entry.sock
+        if current.family == family:
+            return current
+        if family != socket.AF_INET6 or current.family != socket.AF_INET or entry.taken:
+            return None
+        fresh = self.make(socket.AF_INET6)
+        if fresh is None:
+            return None
+        ip, host_port = current.getsockname()[:2]
+        try:
+            fresh.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            fresh.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            # both with SO_REUSEPORT for a moment: the new one binds while the old still holds
+            # the port, so no other program can take it in between
+            current.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            fresh.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            fresh.bind(("::" if ip == "0.0.0.0" else "::ffff:" + ip, host_port))
+            fresh.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 0)
+        except OSError:
+            self._give_back(entry, fresh)
+            return None
+        return fresh
+
+    @staticmethod
+    def _give_back(entry, host):
+        """A hand-over that did not happen: a new socket closed, the old one as it was."""
+        if host is not entry.sock:
+            host.close()
+        try:
+            entry.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 0)
+            if not entry.taken:
+                entry.sock.setblocking(False)  # the relay's again
+        except OSError:
+            pass
+
+    def make(self, family):
+        """A new socket of family in the host's network namespace, from the maker."""
+        if self.maker is None:
+            return None
+        try:
+            self.maker.send(b"6" if family == socket.AF_INET6 else b"4")
+            _msg, fds, _flags, _addr = socket.recv_fds(self.maker, 1, 1)
+        except OSError:
+            return None
+        return socket.socket(fileno=fds[0]) if fds else None
+
+
+def _cloexec(pid, fd):
+    """Whether the process's fd is close-on-exec (the "flags:" line of its fdinfo)."""
+    with open("/proc/%d/fdinfo/%d" % (pid, fd)) as f:
+        for line in f:
+            if line.startswith("flags:"):
+                return bool(int(line.split()[1], 8) & _O_CLOEXEC)
+    return False
+
+
+def _copy_options(theirs, host):
+    """The options the server set before bind() onto the host's socket, and its blocking
+    mode (a file status flag, which the host's socket's own file carries)."""
+    for level, name in _OPTIONS:
+        try:
+            host.setsockopt(level, name, theirs.getsockopt(level, name))
+        except OSError:
+            pass
+    mode = fcntl.fcntl(theirs.fileno(), fcntl.F_GETFL) & os.O_NONBLOCK
+    flags = fcntl.fcntl(host.fileno(), fcntl.F_GETFL)
+    fcntl.fcntl(host.fileno(), fcntl.F_SETFL, (flags & ~os.O_NONBLOCK) | mode)
+
+
+def maker(sock):
+    """The maker's loop (a process left on the host): a byte "4" or "6" asks for a new TCP
+    socket of that family, sent back over sock; it ends when the forwarder does."""
+    while True:
+        try:
+            word = sock.recv(1)
+        except InterruptedError:
+            continue
+        except OSError:
+            return
+        if not word:
+            return
+        try:
+            made = socket.socket(socket.AF_INET6 if word == b"6" else socket.AF_INET,
+                                 socket.SOCK_STREAM)
+        except OSError:
+            sock.send(b"e")
+            continue
+        try:
+            socket.send_fds(sock, [b"s"], [made.fileno()])
+        finally:
+            made.close()

@@ -602,16 +602,25 @@ def _start(spec, idmap, flags, join, prestart, private_fds):
     except BaseException:
         # nobody would keep a container whose start failed here (a prestart that raised,
         # the pty that never came): it is ended, not left running
+        reported = b""
+        if init_pid:
+            _kill(init_pid)
+            try:
+                # init's own setup error, when it failed meanwhile, is the cause (a
+                # prestart then only finds it gone)
+                reported = _read_all(sync.err_r)
+            except OSError:
+                pass
         sync.close_parent()
         for fd in (adopt_w, go_w):
             if fd is not None:
                 os.close(fd)
-        if init_pid:
-            _kill(init_pid)
         if reaped and init_pid:
             os.waitpid(init_pid, 0)
         if not reaped:
             os.waitpid(middle, 0)
+        if reported:
+            _raise_reported(reported)
         raise
     finally:
         if sock_parent is not None:

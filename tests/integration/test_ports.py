@@ -588,3 +588,20 @@ def test_a_server_run_as_another_user_gets_the_hosts_socket(user):
             "/usr/bin/python3", "-c", PEER, "4,0.0.0.0,8080")
     ours, peer = seen(port)
     assert peer[1] == ours, peer
+
+
+@pytest.mark.parametrize("detach", [False, True])
+def test_a_setup_error_in_the_container_is_reported_not_the_forwarders(user, tmp_path,
+                                                                        detach):
+    """init fails while the forwarder is being started (a file mounted over /etc): the user
+    reads init's error, not that the forwarder found no network namespace, and the port is
+    free again."""
+    port = free_port()
+    afile = tmp_path / "afile"
+    afile.write_text("x\n")
+    proc = user("run", *(["-d"] if detach else ["--rm"]), "-p", "%d:80" % port,
+                "-v", "%s:/etc" % afile, "base:latest", "true")
+    assert_one_error(proc)
+    assert "cannot set up the container's filesystem" in proc.err, proc.err
+    assert "cannot reach the container" not in proc.err, proc.err
+    wait_for(lambda: port_is_free(port), what="the host port to be free")

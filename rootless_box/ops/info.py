@@ -68,7 +68,11 @@ def gather():
     facts["network"] = ("host (default); private/bridge (own namespace with loopback, -p "
                         "publishes ports through the built-in forwarder); none; "
                         "container:NAME")
-    from .ports import outbound
+    from .ports import bypass_blocker, outbound
+    blocker = bypass_blocker(idmap.mode == "single")
+    facts["published_ports"] = (
+        "TCP servers listen on the host's socket (bind bypass)" if blocker is None else
+        "relayed by the forwarder (%s)" % blocker)
     usable, detail = outbound()
     facts["outbound_network"] = ("usable for private networks: " if usable else
                                  "NOT usable for private networks: ") + detail

@@ -327,18 +327,32 @@ _BYPASS_KERNEL = (5, 9)  # SECCOMP_IOCTL_NOTIF_ADDFD
 
 def port_bypass(bindings, chown_notify):
     """Whether a container's servers get the host's sockets of its published TCP ports
-    (userns/portbypass.py) instead of a relay through the forwarder: a TCP port published,
-    a kernel with SECCOMP_IOCTL_NOTIF_ADDFD, no chown supervisor (a process has one seccomp
-    listener at most), and RBX_PORT_BYPASS not 0."""
-    if os.environ.get("RBX_PORT_BYPASS", "1") == "0" or chown_notify:
-        return False
+    (userns/portbypass.py) instead of a relay through the forwarder: a TCP port published
+    and nothing in bypass_blocker's way."""
     if not any(key.endswith("/tcp") and value for key, value in (bindings or {}).items()):
         return False
-    release = os.uname().release.split(".")
+    return bypass_blocker(chown_notify) is None
+
+
+def bypass_blocker(chown_notify):
+    """Why published ports would be relayed instead, or None: RBX_PORT_BYPASS=0, a kernel
+    without SECCOMP_IOCTL_NOTIF_ADDFD, or the single-id fake root's chown supervisor (a
+    process has one seccomp listener at most)."""
+    if os.environ.get("RBX_PORT_BYPASS", "1") == "0":
+        return "RBX_PORT_BYPASS=0"
+    release = os.uname().release
     try:
-        return (int(release[0]), int(release[1].split("-")[0])) >= _BYPASS_KERNEL
-    except (IndexError, ValueError):
-        return False
+        major, minor = release.split(".")[:2]
+        old = (int(major), int(minor.split("-")[0])) < _BYPASS_KERNEL
+    except ValueError:
+        old = True
+    if old:
+        return "kernel %s (5.9 has SECCOMP_IOCTL_NOTIF_ADDFD)" % release
+    if chown_notify:
+        return ("the single-id mapping's fake root serves chowns through seccomp; "
+                "--security-opt seccomp=unconfined lifts it")
+    return None
+
 
 class Published:
     """Host ports bound for a container before it starts, and the outbound helper it gets:

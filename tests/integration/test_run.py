@@ -401,9 +401,15 @@ def test_info_reports_what_it_detected(cli, image):
     assert fields["storage_driver"].strip() in ("overlay", "fuse-overlayfs", "copy")
     assert fields["user_namespaces"].strip() == "usable"
     assert fields["data_root"].strip() == cli.root
+    if fields["idmap_mode"].strip() == "subuid":
+        assert "bind bypass" in fields["published_ports"]
     empty_env = {"RBX_SUBUID_FILE": "/dev/null", "RBX_SUBGID_FILE": "/dev/null"}
     single = cli.ok("info", env=empty_env).out
     assert "idmap_mode:" in single and "usermod --add-subuids" in single
+    # the fake root's chown supervisor holds the one seccomp listener: ports are relayed
+    assert "published_ports:        relayed by the forwarder (the single-id" in single
+    relayed = cli.ok("info", env={"RBX_PORT_BYPASS": "0"}).out
+    assert "relayed by the forwarder (RBX_PORT_BYPASS=0)" in relayed
 
 
 def test_anonymous_volume_goes_with_rm_and_rm_v(cli, image):

@@ -1,5 +1,7 @@
 """Docker's -p grammar, the record's port fields and their texts, --add-host and --dns (pure)."""
 
+import os
+
 import pytest
 
 from rootless_box.errors import UsageError
@@ -92,3 +94,37 @@ def test_outbound_helpers_command_lines(monkeypatch):
     assert ports.outbound_helper() is None
     usable, detail = ports.outbound()
     assert not usable and detail.startswith("neither pasta nor slirp4netns is installed")
+
+
+def _uname(release):
+    real = os.uname()
+    return lambda: os.uname_result((real.sysname, real.nodename, release, real.version,
+                                    real.machine))
+
+
+@pytest.mark.parametrize("release,usable", [
+    ("6.1.0-13-amd64", True), ("5.9.0", True), ("5.10.0-rc1", True),
+    ("5.8.18-100.fc31.x86_64", False), ("4.19.0", False), ("garbage", False)])
+def test_the_bind_bypass_needs_a_kernel_with_notif_addfd(monkeypatch, release, usable):
+    monkeypatch.delenv("RBX_PORT_BYPASS", raising=False)
+    monkeypatch.setattr(ports.os, "uname", _uname(release))
+    tcp = {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}
+    assert ports.port_bypass(tcp, chown_notify=False) is usable
+    assert (ports.bypass_blocker(False) is None) is usable
+
+
+def test_what_keeps_published_ports_relayed(monkeypatch):
+    monkeypatch.setattr(ports.os, "uname", _uname("6.1.0"))
+    monkeypatch.delenv("RBX_PORT_BYPASS", raising=False)
+    tcp = {"80/tcp": [{"HostIp": "", "HostPort": ""}], "53/udp": [{"HostPort": "53"}]}
+    assert ports.port_bypass(tcp, chown_notify=False)
+    # nothing for it to take: UDP alone, an exposed port not published, no ports
+    assert not ports.port_bypass({"53/udp": [{"HostPort": "53"}]}, chown_notify=False)
+    assert not ports.port_bypass({"80/tcp": None}, chown_notify=False)
+    assert not ports.port_bypass({}, chown_notify=False)
+    # a chown supervisor holds the one seccomp listener a process may have
+    assert not ports.port_bypass(tcp, chown_notify=True)
+    assert "fake root" in ports.bypass_blocker(True)
+    monkeypatch.setenv("RBX_PORT_BYPASS", "0")
+    assert not ports.port_bypass(tcp, chown_notify=False)
+    assert ports.bypass_blocker(False) == "RBX_PORT_BYPASS=0"

@@ -408,12 +408,20 @@ def _bind_one(proto, ip, host_port):
     else:
         candidates = [int(host_port or 0)]
     last = None
+    address = ip or ("::" if family == socket.AF_INET6 else "0.0.0.0")
     for port in candidates:
         sock = socket.socket(family, kind)
         try:
             if kind == socket.SOCK_STREAM:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((ip or ("::" if family == socket.AF_INET6 else "0.0.0.0"), port))
+            if port == 0 and kind == socket.SOCK_STREAM:
+                probe = _free_port(family, address)
+                try:
+                    sock.bind((address, probe.getsockname()[1]))
+                finally:
+                    probe.close()
+            else:
+                sock.bind((address, port))
             if kind == socket.SOCK_STREAM:
                 sock.listen(socket.SOMAXCONN)
             sock.setblocking(False)
@@ -422,6 +430,23 @@ def _bind_one(proto, ip, host_port):
             sock.close()
             last = exc
     raise last
+
+
+def _free_port(family, address):
+    """A probe socket bound to a random free TCP port, for the caller to bind that port by
+    number while the probe holds it: a socket bound to port 0 does not keep its port through
+    a disconnect (connect(AF_UNSPEC)), and one a container's server is handed
+    (userns/portbypass.py) must not be rebound by it to a host port of its choosing. Both
+    have SO_REUSEADDR and the probe never listens, so the caller's bind succeeds; the caller
+    closes the probe."""
+    probe = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((address, 0))
+    except BaseException:
+        probe.close()
+        raise
+    return probe
 
 
 def bind(store, record, outbound=None):

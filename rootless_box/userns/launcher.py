@@ -583,6 +583,10 @@ def _start(spec, idmap, flags, join, prestart, private_fds):
                 if bypass:
                     from .pty import receive_fd
                     bind_listener = receive_fd(sock_parent)
+                    if bind_listener is not None:
+                        # SCM_RIGHTS fds come inheritable: no helper the forwarder execs
+                        # (pasta, slirp4netns) may answer the container's calls
+                        os.set_inheritable(bind_listener, False)
                 try:
                     prestart(init_pid, bind_listener)
                 finally:

@@ -43,7 +43,8 @@ def parse_sockaddr(raw):
     if len(raw) < 2:
         return None
     family = struct.unpack_from("=H", raw)[0]
-    if family == socket.AF_INET and len(raw) >= 8:
+    # the kernel's own minimums: sizeof(struct sockaddr_in), SIN6_LEN_RFC2133
+    if family == socket.AF_INET and len(raw) >= 16:
         return family, socket.inet_ntop(family, raw[4:8]), struct.unpack_from(">H", raw, 2)[0]
     if family == socket.AF_INET6 and len(raw) >= 24:
         return family, socket.inet_ntop(family, raw[8:24]), struct.unpack_from(">H", raw, 2)[0]
@@ -77,11 +78,12 @@ class Bypass:
     socket it listens on is handed over, add_inside(sock, port) for a listener inside);
     maker: a socket to the maker on the host, or None."""
 
-    def __init__(self, listener, ports, relay, maker):
+    def __init__(self, listener, ports, relay, maker, init_pid):
         self.listener = listener
         self.ports = ports  # container port -> Port
         self.relay = relay
         self.maker = maker
+        self.init_pid = init_pid
         entry = seccomp.table()
         self.bind_nr, self.arch = entry["bind"], entry["arch"]
 
@@ -109,8 +111,9 @@ class Bypass:
         return True
 
     def _take(self, notif_id, pid, args):
+        """pid: the calling thread's host id."""
         fd, address, length = args[0] & 0xFFFFFFFF, args[1], args[2] & 0xFFFFFFFF
-        if fd > 0x7FFFFFFF or not 8 <= length <= 128:
+        if fd > 0x7FFFFFFF or not 16 <= length <= 128:
             return False
         parsed = parse_sockaddr(notify.read_memory(pid, address, length))
         if parsed is None:
@@ -119,11 +122,14 @@ class Bypass:
         entry = self.ports.get(port)
         if entry is None or not taken_address(family, ip):
             return False
-        pidfd = os.pidfd_open(pid)
-        try:
-            theirs = socket.socket(fileno=libc.pidfd_getfd(pidfd, fd))
-        finally:
-            os.close(pidfd)
+        if _inode(pid, fd) == _inode(None, entry.sock.fileno()):
+            # the host's socket already: a bind restarted after a signal came between the
+            # hand-over and the answer. It is bound.
+            notify.id_valid(self.listener, notif_id)
+            return True
+        if entry.taken and not self._held(entry):
+            self._release(entry)  # the server that took it is gone: start afresh
+        theirs = _their_socket(pid, fd)
         try:
             cloexec = _cloexec(pid, fd)
             notify.id_valid(self.listener, notif_id)  # what was read is this call's
@@ -147,15 +153,54 @@ class Bypass:
                     entry.inside = None
                 return False
             if host is not entry.sock:
+                # what waits in the old socket's backlog is relayed, then it goes: the port
+                # is the new socket's alone
+                self.relay.drain(entry.sock)
                 self.relay.stop(entry.sock)
-                entry.sock.close()  # the port is the new socket's alone now
+                entry.sock.close()
                 entry.sock = host
+                host.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 0)
             elif not entry.taken:
                 self.relay.stop(host)
             entry.taken = True
             return True
         finally:
             theirs.close()
+
+    def _held(self, entry):
+        """Whether a process of the container still holds the host's socket of entry (the
+        forwarder and the maker are not in the container's pid namespace)."""
+        target = "socket:[%d]" % _inode(None, entry.sock.fileno())
+        try:
+            ours = os.readlink("/proc/%d/ns/pid" % self.init_pid)
+        except OSError:
+            return True  # cannot tell: keep it as it is
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                if os.readlink("/proc/%s/ns/pid" % name) != ours:
+                    continue
+                fds = os.listdir("/proc/%s/fd" % name)
+            except OSError:
+                continue
+            for fd in fds:
+                try:
+                    if os.readlink("/proc/%s/fd/%s" % (name, fd)) == target:
+                        return True
+                except OSError:
+                    pass
+        return False
+
+    def _release(self, entry):
+        """Nobody in the container holds entry's host socket: the relay serves it again and
+        the port inside is free."""
+        if entry.inside is not None:
+            self.relay.drop_inside(entry.inside)
+            entry.inside = None
+        entry.sock.setblocking(False)
+        self.relay.resume(entry.sock, entry.container_port)
+        entry.taken = False
 
     @staticmethod
     def _eligible(sock, family):
@@ -204,12 +249,12 @@ class Bypass:
         try:
             fresh.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
             fresh.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            # both with SO_REUSEPORT for a moment: the new one binds while the old still holds
-            # the port, so no other program can take it in between
+            # both with SO_REUSEPORT while the new one binds and listens beside the old: the
+            # port is never free, and the server's listen() finds it listening already
             current.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             fresh.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             fresh.bind(("::" if ip == "0.0.0.0" else "::ffff:" + ip, host_port))
-            fresh.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 0)
+            fresh.listen(socket.SOMAXCONN)
         except OSError:
             self._give_back(entry, fresh)
             return None
@@ -237,6 +282,47 @@ class Bypass:
         except OSError:
             return None
         return socket.socket(fileno=fds[0]) if fds else None
+
+
+def _inode(pid, fd):
+    """The inode number of the socket at fd (of pid, or ours for None), or None."""
+    try:
+        if pid is None:
+            return os.fstat(fd).st_ino
+        link = os.readlink("/proc/%d/fd/%d" % (pid, fd))
+    except OSError:
+        return None
+    return int(link[8:-1]) if link.startswith("socket:[") and link.endswith("]") else None
+
+
+_PIDFD_THREAD = os.O_EXCL  # linux/pidfd.h (6.9): a pidfd for this very thread
+
+
+def _their_socket(tid, fd):
+    """A duplicate of thread tid's fd as a socket object (OSError if it is none)."""
+    try:
+        pidfd = os.pidfd_open(tid, _PIDFD_THREAD)
+    except OSError:
+        # before 6.9 only a thread group leader has a pidfd; threads share its fd table
+        # (CLONE_FILES, as every pthread)
+        pidfd = os.pidfd_open(_tgid(tid))
+    try:
+        dup = libc.pidfd_getfd(pidfd, fd)
+    finally:
+        os.close(pidfd)
+    try:
+        return socket.socket(fileno=dup)
+    except BaseException:
+        os.close(dup)  # not a socket: nothing kept of it
+        raise
+
+
+def _tgid(tid):
+    with open("/proc/%d/status" % tid) as f:
+        for line in f:
+            if line.startswith("Tgid:"):
+                return int(line.split()[1])
+    raise OSError("no Tgid for %d" % tid)
 
 
 def _cloexec(pid, fd):

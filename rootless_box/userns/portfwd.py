@@ -97,7 +97,7 @@ def _forwarder(pidfd, ns, listeners, report_w, outbound, bind_listener):
         os.close(fd)
     os.write(report_w, b"R")
     os.close(report_w)
-    Relay(pidfd, listeners, bind_listener, maker).loop()
+    Relay(pidfd, listeners, bind_listener, maker, outbound[1]).loop()
     os._exit(0)
 
 
@@ -377,7 +377,7 @@ class Relay:
     """The forwarder's single-threaded loop over poll(2), inside the container's network
     namespace with the host's listening sockets."""
 
-    def __init__(self, pidfd, listeners, bind_listener=None, maker=None):
+    def __init__(self, pidfd, listeners, bind_listener=None, maker=None, init_pid=None):
         self.poll = select.poll()
         self.pidfd = pidfd
         self.pipes = _Pipes()
@@ -396,9 +396,9 @@ class Relay:
         self._set(pidfd, select.POLLIN)
         self.bypass = None
         if bind_listener is not None:
-            self._start_bypass(bind_listener, maker)
+            self._start_bypass(bind_listener, maker, init_pid)
 
-    def _start_bypass(self, bind_listener, maker):
+    def _start_bypass(self, bind_listener, maker, init_pid):
         """The container's bind() calls served: its TCP ports published once each can be
         handed over (a port published twice stays the relay's: one server socket cannot be
         two host sockets)."""
@@ -408,7 +408,7 @@ class Relay:
             counts[(proto, port)] = counts.get((proto, port), 0) + 1
         ports = {port: Port(sock, port) for sock, proto, port in self.listeners.values()
                  if proto == "tcp" and counts[(proto, port)] == 1}
-        self.bypass = Bypass(bind_listener, ports, self, maker)
+        self.bypass = Bypass(bind_listener, ports, self, maker, init_pid)
         self._set(bind_listener, select.POLLIN)
 
     def stop(self, sock):
@@ -417,6 +417,16 @@ class Relay:
         self.listeners.pop(fd, None)
         self.paused.discard(fd)
         self._set(fd, 0)
+
+    def resume(self, sock, port):
+        """sock (a host socket of container port `port`) is the relay's again."""
+        self.listeners[sock.fileno()] = (sock, "tcp", port)
+        self._set(sock.fileno(), select.POLLIN)
+
+    def drain(self, sock):
+        """Relay what waits in sock's backlog now (it is about to be closed)."""
+        if sock.fileno() in self.listeners:
+            self._listener_ready(sock.fileno())
 
     def add_inside(self, sock, target):
         """A listener of the bypass inside the container: what it accepts goes to target,

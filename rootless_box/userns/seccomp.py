@@ -179,14 +179,18 @@ def install(policy, supervised=False):
 
 
 def bind_program(machine=None):
-    """The bypass filter: bind() (under this architecture's numbers) as a user notification,
+    """The bypass filter: bind() under this architecture's numbers, with an address length
+    an IPv4 or IPv6 address can have (16 to 128: not netlink's 12), as a user notification;
     everything else allowed. An x32 or foreign-arch bind is allowed as it is: it binds inside
     the container, where the forwarder's relay still serves a published port."""
     t = table(machine)
     return [(BPF_LD_W_ABS, 0, 0, OFF_ARCH),
-            (BPF_JEQ_K, 0, 3, t["arch"]),
+            (BPF_JEQ_K, 0, 6, t["arch"]),
             (BPF_LD_W_ABS, 0, 0, OFF_NR),
-            (BPF_JEQ_K, 0, 1, t["bind"]),
+            (BPF_JEQ_K, 0, 4, t["bind"]),
+            (BPF_LD_W_ABS, 0, 0, off_arg(2)),
+            (BPF_JGE_K, 0, 2, 16),
+            (BPF_JGE_K, 1, 0, 129),
             (BPF_RET_K, 0, 0, SECCOMP_RET_USER_NOTIF),
             (BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW)]
 

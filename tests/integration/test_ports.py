@@ -465,10 +465,13 @@ def test_a_container_that_exits_at_once_still_starts_with_its_ports(user):
 
 # -- the bypass: a published server listens on the host's socket itself -----------------------
 
-# binds every "FAMILY,ADDRESS,PORT" ("unix,PATH," for a unix socket) of its arguments and
-# answers each connection with the peer address it accepted, as Python's repr
-PEER = ("import select, socket, sys\nls = []\n"
-        "for spec in sys.argv[1:]:\n"
+# binds every "FAMILY,ADDRESS,PORT" ("unix,PATH," for a unix socket) of its arguments (from
+# another thread than the main one with a "thread" argument) and answers each connection with
+# the peer address it accepted, as Python's repr
+PEER = ("import select, socket, sys, threading\nls = []\n"
+        "def bind_all():\n"
+        "  for spec in sys.argv[1:]:\n"
+        "    if spec == 'thread':\n        continue\n"
         "    fam, addr, port = spec.split(',')\n"
         "    if fam == 'unix':\n"
         "        s = socket.socket(socket.AF_UNIX)\n        s.bind(addr)\n"
@@ -476,6 +479,9 @@ PEER = ("import select, socket, sys\nls = []\n"
         "        s = socket.socket(socket.AF_INET6 if fam == '6' else socket.AF_INET)\n"
         "        s.bind((addr, int(port)))\n"
         "    s.listen(8)\n    ls.append(s)\n"
+        "if 'thread' in sys.argv:\n"
+        "    t = threading.Thread(target=bind_all)\n    t.start()\n    t.join()\n"
+        "else:\n    bind_all()\n"
         "print('ready', flush=True)\n"
         "while True:\n"
         "    for s in select.select(ls, [], [])[0]:\n"
@@ -537,6 +543,83 @@ def test_a_published_server_listens_on_the_hosts_socket(user, family, address):
     assert taken.returncode == 1 and "Address already in use" in taken.err, taken.err
     user.ok("rm", "-f", cid)
     wait_for(lambda: port_is_free(port), what="the host port to be free")
+
+
+def test_a_server_binding_from_another_thread_gets_the_hosts_socket(user):
+    """Java and Go bind from threads other than the main one: the call's thread id is not a
+    process's, and the bypass must still find its socket."""
+    port = free_port()
+    user.ok("run", "-d", "-p", "%d:80" % port, *PYTHON, "base:latest", "/usr/bin/python3",
+            "-c", PEER, "thread", "4,0.0.0.0,80")
+    ours, peer = seen(port)
+    assert peer[1] == ours, peer
+
+
+def test_the_next_server_gets_the_port_whatever_its_family(user):
+    """An IPv4 server took the host's socket and exited; an IPv6 one binds the port next:
+    the port inside is free again for it (not held by the forwarder for the first one)."""
+    port = free_port()
+    user.ok("run", "-d", "-p", "%d:80" % port, *PYTHON, "base:latest", "sh", "-c",
+            "timeout 2 /usr/bin/python3 -c \"$0\" 4,0.0.0.0,80; "
+            "exec /usr/bin/python3 -c \"$0\" 6,::,80", PEER)
+    ours, peer = seen(port)
+    assert peer[:2] == ("127.0.0.1", ours), peer
+    time.sleep(2.5)
+    ours, peer = seen(port)
+    assert peer[:2] == ("::ffff:127.0.0.1", ours), peer
+
+
+# the server disconnects the listening socket it was handed (connect with AF_UNSPEC) and tries
+# to bind it to another host port; prints what bind says
+MOVE = ("import ctypes, socket, struct, sys\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "s = socket.socket()\ns.bind(('0.0.0.0', 80))\ns.listen(8)\n"
+        "libc.connect(s.fileno(), struct.pack('=H14x', 0), 16)\n"
+        "try:\n    s.bind(('0.0.0.0', int(sys.argv[1])))\n    s.listen(8)\n"
+        "    print('moved')\nexcept OSError as e:\n    print(e.errno)\n")
+
+
+@pytest.mark.parametrize("publish", ["{port}:80", "80"])
+def test_a_server_cannot_move_its_host_socket_to_another_host_port(user, publish):
+    """The host's socket is bound by number, a random port included (a socket bound to 0
+    loses its port on a disconnect and could then be bound anywhere): binding it again
+    fails with EINVAL and nothing listens on the other host port."""
+    import errno
+    port, other = free_port(), free_port()
+    out = user.ok("run", "--rm", "-p", publish.format(port=port), *PYTHON, "base:latest",
+                  "/usr/bin/python3", "-c", MOVE, str(other)).out.strip()
+    assert out == str(errno.EINVAL), out
+    assert port_is_free(other)
+
+
+# waits for /tmp/go, then binds a published port's address 200 times on a file descriptor
+# that is no socket, prints the errnos it got, and stays
+NOT_A_SOCKET = ("import ctypes, os, socket, struct, time\n"
+                "libc = ctypes.CDLL(None, use_errno=True)\n"
+                "while not os.path.exists('/tmp/go'):\n    time.sleep(0.05)\n"
+                "f = os.open('/etc/hostname', os.O_RDONLY)\n"
+                "addr = struct.pack('=H', socket.AF_INET) + struct.pack('>H', 80) + bytes(12)\n"
+                "codes = set()\n"
+                "for _ in range(200):\n"
+                "    libc.bind(f, addr, 16)\n    codes.add(ctypes.get_errno())\n"
+                "print(sorted(codes), flush=True)\ntime.sleep(600)\n")
+
+
+def test_binds_on_what_is_not_a_socket_fail_as_they_would_and_leak_nothing(user):
+    """The forwarder looks at the fd a bind names: one that is no socket gets the kernel's
+    own ENOTSOCK, and the forwarder keeps no copy of it (200 calls, no fd more)."""
+    import errno
+    port = free_port()
+    cid = user.ok("run", "-d", "-p", "%d:80" % port, *PYTHON, "base:latest",
+                  "/usr/bin/python3", "-c", NOT_A_SOCKET).out.strip()
+    forwarders = processes_with("%d:80" % port)
+    assert forwarders
+    before = sum(len(os.listdir("/proc/%d/fd" % pid)) for pid in forwarders)
+    user.ok("exec", cid, "touch", "/tmp/go")
+    wait_for(lambda: user.ok("logs", cid).out.strip(), what="the binds to be done")
+    assert user.ok("logs", cid).out.strip() == "[%d]" % errno.ENOTSOCK
+    after = sum(len(os.listdir("/proc/%d/fd" % pid)) for pid in forwarders)
+    assert after == before
 
 
 def test_without_the_bypass_the_relay_serves(user):

@@ -148,8 +148,11 @@ def test_packed_layout():
     ("aarch64", sc.AUDIT_ARCH_AARCH64, 200, AARCH64_OTHERS + (201, 202, 203, 146))))
 def test_the_bypass_filter_sends_bind_alone_to_its_supervisor(machine, arch, bind, others):
     prog = sc.bind_program(machine)
-    assert run_bpf(prog, seccomp_data(bind, arch, (3, 0x7FFF0000, 16))) == \
-        sc.SECCOMP_RET_USER_NOTIF
+    for length in (16, 28, 110, 128):  # sockaddr_in, _in6, a unix path, sockaddr_storage
+        assert run_bpf(prog, seccomp_data(bind, arch, (3, 0x7FFF0000, length))) == \
+            sc.SECCOMP_RET_USER_NOTIF, length
+    for length in (0, 12, 15, 129, 1 << 31):  # netlink's 12: no address the bypass takes
+        assert run_bpf(prog, seccomp_data(bind, arch, (3, 0x7FFF0000, length))) == ALLOW
     for nr in others:  # connect, accept, listen, setuid ... run as they are
         assert run_bpf(prog, seccomp_data(nr, arch)) == ALLOW, nr
     # another arch word numbers its calls otherwise: nothing of it is stopped

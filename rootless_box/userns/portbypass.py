@@ -74,9 +74,11 @@ class Port:
 
 
 class Bypass:
-    """The bind listener's server. relay: the forwarder's loop (stop(sock) before a host
-    socket it listens on is handed over, add_inside(sock, port) for a listener inside);
-    maker: a socket to the maker on the host, or None."""
+    """The bind listener's server. relay: the forwarder's loop (stop(sock) once a host socket
+    it listens on is handed over, resume(sock, port) when it is the relay's again, drain(sock)
+    before one is closed, add_inside(sock, target)/drop_inside(sock) for its listeners in the
+    container); maker: a socket to the maker on the host, or None; init_pid: the container's
+    init (its pid namespace tells the container's processes)."""
 
     def __init__(self, listener, ports, relay, maker, init_pid):
         self.listener = listener
@@ -152,20 +154,26 @@ class Bypass:
                     self.relay.drop_inside(entry.inside)
                     entry.inside = None
                 return False
+            self._handed(entry, host)
+            return True  # the caller's fd is the host's socket now: nothing may undo that
+        finally:
+            theirs.close()
+
+    def _handed(self, entry, host):
+        """Bookkeeping once host is the caller's: the relay leaves it; a new socket (the
+        dual-stack one) replaces the old, whose backlog is relayed first."""
+        try:
             if host is not entry.sock:
-                # what waits in the old socket's backlog is relayed, then it goes: the port
-                # is the new socket's alone
-                self.relay.drain(entry.sock)
-                self.relay.stop(entry.sock)
-                entry.sock.close()
-                entry.sock = host
+                old, entry.sock = entry.sock, host
+                self.relay.drain(old)
+                self.relay.stop(old)
+                old.close()  # the port is the new socket's alone
                 host.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 0)
             elif not entry.taken:
                 self.relay.stop(host)
-            entry.taken = True
-            return True
-        finally:
-            theirs.close()
+        except OSError:
+            pass
+        entry.taken = True
 
     def _held(self, entry):
         """Whether a process of the container still holds the host's socket of entry (the

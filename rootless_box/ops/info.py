@@ -71,9 +71,7 @@ def gather():
     from .ports import bypass_blocker, outbound
     blocker = bypass_blocker(idmap.mode == "single")
     facts["published_ports"] = (
-        "TCP servers listen on the host's socket (bind bypass; such a server can also reach "
-        "the host's network through it, as under --network host: RBX_PORT_BYPASS=0 relays "
-        "instead)" if blocker is None else
+        "TCP servers listen on the host's socket (bind bypass)" if blocker is None else
         "relayed by the forwarder (%s)" % blocker)
     usable, detail = outbound()
     facts["outbound_network"] = ("usable for private networks: " if usable else

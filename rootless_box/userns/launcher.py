@@ -490,8 +490,9 @@ def start(spec, idmap, prestart=None, private_fds=()):
     container's namespaces exist and before its command runs (init waits for it): the
     published ports' forwarder and the outbound network are set up there, so the command
     finds them ready; if it raises, the container is killed and the error raised. With
-    spec["port_bypass"], init first installs the filter that sends the container's bind()
-    calls to a supervisor (seccomp.bind_program) and its listener is prestart's second
+    spec["port_bypass"], init first installs the filter that sends the container's bind(),
+    connect() and shutdown() calls to a supervisor (seccomp.bypass_program) and its listener
+    is prestart's second
     argument (None where the kernel has none), for the forwarder to serve. private_fds: the
     caller's fds no process of the container may hold (the published ports' sockets: a
     server that is handed one must be its only user besides the forwarder)."""
@@ -702,7 +703,7 @@ def _init(spec, sync, sock, adopt_r=None, go_r=None, bypass=False):
 
 
 def _send_bind_listener(sock):
-    """Install the bind() filter (while this process is still root in its namespace, which
+    """Install the bypass filter (while this process is still root in its namespace, which
     seccomp needs without no_new_privs) and send its listener to the keeper, or a byte
     without one where the kernel cannot: binds then run as they would."""
     from .seccomp import install_bind_notify

@@ -1,8 +1,8 @@
 """The only home of ctypes: thin wrappers over the Linux syscalls Python's os module lacks.
 
 Owns: unshare, setns, mount, umount2, pivot_root, mount_setattr, sethostname, prctl,
-capget/capset, seccomp, pidfd_getfd, the constants they take, and turning a failed call into
-OSError with the right errno.
+capget/capset, seccomp, pidfd_getfd, connect with a raw address, a thread's own credentials,
+the constants they take, and turning a failed call into OSError with the right errno.
 Must not: decide policy (what to mount, which caps to keep); callers in userns/ do that.
 """
 
@@ -16,9 +16,11 @@ _libc = ctypes.CDLL(None, use_errno=True)
 # Per-architecture syscall numbers for calls glibc does not wrap (asm/unistd.h).
 _SYSCALLS = {
     "x86_64": {"pivot_root": 155, "capget": 125, "capset": 126, "mount_setattr": 442,
-               "openat2": 437, "seccomp": 317, "pidfd_getfd": 438},
+               "openat2": 437, "seccomp": 317, "pidfd_getfd": 438,
+               "setfsuid": 122, "setfsgid": 123, "setgroups": 116},
     "aarch64": {"pivot_root": 41, "capget": 90, "capset": 91, "mount_setattr": 442,
-                "openat2": 437, "seccomp": 277, "pidfd_getfd": 438},
+                "openat2": 437, "seccomp": 277, "pidfd_getfd": 438,
+                "setfsuid": 151, "setfsgid": 152, "setgroups": 159},
 }
 _NR = _SYSCALLS.get(os.uname().machine, {})
 
@@ -195,6 +197,33 @@ def pidfd_getfd(pidfd, targetfd):
     needs ptrace access to it)."""
     return _check(_syscall("pidfd_getfd", ctypes.c_int(pidfd), ctypes.c_int(targetfd),
                            ctypes.c_uint(0)), "pidfd_getfd")
+
+
+_libc.connect.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+_libc.connect.restype = ctypes.c_int
+
+
+def connect_raw(fd, address):
+    """connect(2) of fd to the struct sockaddr bytes `address` as they are (any family);
+    -> 0, or minus the errno."""
+    result = _libc.connect(fd, address, len(address))
+    return -ctypes.get_errno() if result < 0 else 0
+
+
+def thread_credentials(fsuid, fsgid, groups, caps):
+    """This thread alone (raw syscalls: glibc's wrappers change every thread of the process)
+    takes the filesystem ids, supplementary groups and effective capabilities (a 64-bit mask,
+    within what it has) given: what a file access on another process's behalf is checked
+    with. For a thread that ends once done."""
+    array = (ctypes.c_uint32 * max(1, len(groups)))(*groups)
+    _check(_syscall("setgroups", ctypes.c_size_t(len(groups)), array), "setgroups")
+    _syscall("setfsgid", ctypes.c_uint(fsgid))
+    _syscall("setfsuid", ctypes.c_uint(fsuid))
+    # setfs*id report the previous ids, never an error: asked again, they say the current one
+    if _syscall("setfsuid", ctypes.c_uint(0xFFFFFFFF)) != fsuid or \
+            _syscall("setfsgid", ctypes.c_uint(0xFFFFFFFF)) != fsgid:
+        raise OSError(errno.EPERM, "setfsuid/setfsgid: not permitted")
+    capset(caps, caps, 0)
 
 
 def last_cap():

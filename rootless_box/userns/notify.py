@@ -66,10 +66,11 @@ def id_valid(listener, notif_id):
         raise Gone() from None
 
 
-def answer(listener, notif_id, flags=0):
-    """Answer a call: success (0), or with flags SECCOMP_USER_NOTIF_FLAG_CONTINUE, run it."""
+def answer(listener, notif_id, flags=0, error=0):
+    """Answer a call: success (0), the failure -errno `error`, or with flags
+    SECCOMP_USER_NOTIF_FLAG_CONTINUE, run it."""
     try:
-        fcntl.ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, RESP.pack(notif_id, 0, 0, flags))
+        fcntl.ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, RESP.pack(notif_id, 0, error, flags))
     except OSError:
         pass  # ENOENT: the caller was killed or interrupted meanwhile; nobody to answer
 

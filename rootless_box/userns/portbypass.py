@@ -1,31 +1,43 @@
 """The published-port bypass: a container's server listens on the host's socket itself.
 
-Owns: answering the bind() calls of a container with published TCP ports (seccomp's
-bind_program sends every one to the container's forwarder, whose loop calls `Bypass.serve`).
-When a process binds a published container port on the wildcard or loopback address, the
-forwarder installs the host's listening socket of that port in place of the process's socket
-(SECCOMP_IOCTL_NOTIF_ADDFD with SECCOMP_ADDFD_FLAG_SETFD), with the options the process had
-set (non-blocking, close-on-exec, TCP_NODELAY, keepalive...), and answers success. The server
-then listens and accepts on the host's socket: clients' bytes go from the host's TCP stack to
-it with no proxy in between, and it sees their real addresses (bypass4netns's idea, for
-bind() alone). A process binding with another address family than the host's socket has
-gets a socket of its family bound in its place (a dual-stack IPv6 one for an IPv4 wildcard
-binding). Its socket being the host's, the server is no longer reachable inside the
-container's network namespace: the forwarder listens there in its place, on what the server
-asked for (so the port stays taken inside, and `wget localhost:PORT` in the container still
-reaches it through a relay to the host's port, over a socket the maker, a small process left
-on the host, makes). Every other bind runs as it would (SECCOMP_USER_NOTIF_FLAG_CONTINUE).
+Owns: answering the bind(), connect() and shutdown() calls of a container with published TCP
+ports (seccomp's bypass_program sends them to the container's forwarder, whose loop calls
+`Bypass.serve`). When a process binds a published container port on the wildcard or loopback
+address, the forwarder installs the host's listening socket of that port in place of the
+process's socket (SECCOMP_IOCTL_NOTIF_ADDFD with SECCOMP_ADDFD_FLAG_SETFD), with the options
+the process had set (non-blocking, close-on-exec, TCP_NODELAY, keepalive...), and answers
+success. The server then listens and accepts on the host's socket: clients' bytes go from the
+host's TCP stack to it with no proxy in between, and it sees their real addresses
+(bypass4netns's idea, for bind() alone). A process binding with another address family than
+the host's socket has gets a socket of its family bound in its place (a dual-stack IPv6 one
+for an IPv4 wildcard binding). Its socket being the host's, the server is no longer reachable
+inside the container's network namespace: the forwarder listens there in its place, on what
+the server asked for (so the port stays taken inside, and `wget localhost:PORT` in the
+container still reaches it through a relay to the host's port, over a socket the maker, a
+small process left on the host, makes). Every other bind runs as it would
+(SECCOMP_USER_NOTIF_FLAG_CONTINUE).
+A host's socket must stay a listening one: disconnected (connect with AF_UNSPEC, or
+shutdown(SHUT_RD)), it could connect anywhere the host reaches, out of the private network.
+So every connect() of the container, and every shutdown() but SHUT_WR, is carried out here on
+the caller's socket (taken with pidfd_getfd) and answered with its result, EPERM on a host's
+socket: never "continue", which would let another thread swap the fd or the address between
+the check and the call. A blocking connect, or one to a unix socket's path (resolved in the
+caller's root, as the caller: its fs ids, groups and capabilities on the thread doing it),
+runs in a thread of its own.
 Must not: fail a bind it does not take over (in doubt, the call runs as it would), trust what
-the caller gives (the address is read from its memory, its socket taken with pidfd_getfd,
-both belonging to the call only if it is still pending, checked after reading), or block the
-forwarder's loop beyond a socket() round trip to the maker.
+the caller gives (the address is read from its memory once, its socket taken with
+pidfd_getfd, both belonging to the call only if it is still pending, checked after reading),
+block the forwarder's loop beyond a socket() round trip to the maker or a non-blocking
+connect, or leave a call unanswered.
 """
-
+import errno
 import fcntl
 import os
 import socket
+import stat
 import struct
 
+from .. import securepath
 from . import libc, notify, seccomp
 
 _O_CLOEXEC = 0o2000000
@@ -86,8 +98,14 @@ class Bypass:
         self.relay = relay
         self.maker = maker
         self.init_pid = init_pid
-        entry = seccomp.table()
-        self.bind_nr, self.arch = entry["bind"], entry["arch"]
+        self._workers = _Workers()
+        t = seccomp.table()
+        compat = t["compat"]
+        self.calls = {(t["arch"], t["bind"]): "bind", (t["arch"], t["connect"]): "connect",
+                      (t["arch"], t["shutdown"]): "shutdown",
+                      (compat["arch"], compat["connect"]): "connect",
+                      (compat["arch"], compat["shutdown"]): "shutdown",
+                      (compat["arch"], compat["socketcall"]): "socketcall"}
 
     def serve(self):
         """Answer the call waiting on the listener (call when poll says it is readable).
@@ -102,8 +120,12 @@ class Bypass:
         if call is None:
             return True
         notif_id, pid, nr, arch, args = call
+        kind = self.calls.get((arch, nr))
+        if kind in ("connect", "shutdown", "socketcall"):
+            self._guard(kind, notif_id, pid, args)
+            return True
         flags = notify.SECCOMP_USER_NOTIF_FLAG_CONTINUE
-        if nr == self.bind_nr and arch == self.arch:
+        if kind == "bind":
             try:
                 if self._take(notif_id, pid, args):
                     flags = 0  # its fd is the host's socket, already bound: success
@@ -111,6 +133,115 @@ class Bypass:
                 pass  # listener closed, every bind() in the container would fail ENOSYS)
         notify.answer(self.listener, notif_id, flags)
         return True
+
+    # -- connect() and shutdown(), carried out here ----------------------------------------
+
+    def _guard(self, kind, notif_id, tid, args):
+        """Carry out the caller's connect() or shutdown() on its socket, here, and answer
+        with the result; EPERM for a host's socket this bypass handed over, which must stay
+        a listening socket (disconnected, it could connect anywhere the host reaches). Never
+        "continue": the kernel would read the fd and the address again, after another
+        thread of the caller may have changed them."""
+        try:
+            result = self._carry_out(kind, notif_id, tid, args)
+        except notify.Gone:
+            return
+        except OSError as exc:
+            result = -(exc.errno or errno.EIO)
+        except Exception:  # noqa: BLE001  (a call is always answered)
+            result = -errno.EIO
+        if result is not None:
+            notify.answer(self.listener, notif_id, error=min(result, 0))
+
+    def _carry_out(self, kind, notif_id, tid, args):
+        """-> 0 or -errno; None when a thread answers (a blocking connect)."""
+        if kind == "socketcall":
+            # the 32-bit ABI's: the call's arguments are in its memory (read once, here)
+            raw = notify.read_memory(tid, args[1] & 0xFFFFFFFF, 12)
+            if len(raw) < 12:
+                return -errno.EFAULT
+            kind = "connect" if args[0] & 0xFFFFFFFF == seccomp.SYS_CONNECT else "shutdown"
+            args = list(struct.unpack("=3I", raw))
+        fd = args[0] & 0xFFFFFFFF
+        if fd > 0x7FFFFFFF:
+            return -errno.EBADF
+        if kind == "shutdown":
+            dup = _their_fd(tid, fd)
+            try:
+                notify.id_valid(self.listener, notif_id)
+                if self._is_handed(dup):
+                    return -errno.EPERM
+                return _shutdown(dup, args[1] & 0xFFFFFFFF)
+            finally:
+                os.close(dup)
+        length = args[2] & 0xFFFFFFFF
+        if length > 128:
+            return -errno.EINVAL  # larger than struct sockaddr_storage, as the kernel says
+        address = notify.read_memory(tid, args[1], length) if length else b""
+        if len(address) < length:
+            return -errno.EFAULT
+        dup = _their_fd(tid, fd)
+        threaded = False
+        try:
+            notify.id_valid(self.listener, notif_id)
+            if not stat.S_ISSOCK(os.fstat(dup).st_mode):
+                return -errno.ENOTSOCK
+            if self._is_handed(dup):
+                return -errno.EPERM
+            unix_path = len(address) > 2 and address[2] != 0 and \
+                struct.unpack_from("=H", address)[0] == socket.AF_UNIX
+            blocking = not fcntl.fcntl(dup, fcntl.F_GETFL) & os.O_NONBLOCK
+            if not unix_path and not blocking:
+                return libc.connect_raw(dup, address)
+            where = None
+            if unix_path:
+                # the caller's root and working directory, and who it is: the path is
+                # resolved there, with its permissions
+                where = [os.open("/proc/%d/%s" % (tid, name), os.O_PATH | os.O_CLOEXEC)
+                         for name in ("root", "cwd")]
+                where.append(_credentials(tid))
+            self._workers.run(self._connect_apart, notif_id, dup, address, where)
+            threaded = True
+            return None
+        finally:
+            if not threaded:
+                os.close(dup)
+
+    def _connect_apart(self, notif_id, dup, address, where):
+        """A worker's connect: one that blocks, or one to a unix socket's path, which it
+        resolves in the caller's root as the caller (credentials set for the worker thread
+        alone, which then ends: _Workers.CHANGES)."""
+        opened = None
+        try:
+            if where is not None:
+                _Workers.changed()
+                root, cwd, creds = where
+                try:
+                    libc.thread_credentials(*creds)
+                except OSError:
+                    if creds[:2] != (0, 0):
+                        raise  # not as the caller: not at all
+                path = os.fsdecode(address[2:].split(b"\0")[0])
+                opened = securepath.open_in_root(root, path, start_fd=cwd)
+                link = b"/proc/self/fd/%d" % opened
+                address = struct.pack("=H", socket.AF_UNIX) + link + b"\0"
+            result = libc.connect_raw(dup, address)
+        except OSError as exc:
+            result = -(exc.errno or errno.EIO)
+        except Exception:  # noqa: BLE001  (a call is always answered)
+            result = -errno.EIO
+        finally:
+            for fd in [dup, opened] + (where[:2] if where else []):
+                if fd is not None:
+                    os.close(fd)
+        notify.answer(self.listener, notif_id, error=result)
+
+    def _is_handed(self, fd):
+        """Whether fd is a host's socket of a published port (handed over, or to be)."""
+        st = os.fstat(fd)
+        return any(_same_file(st, entry.sock.fileno()) for entry in self.ports.values())
+
+    # -- bind(): the hand-over ----------------------------------------------------------------
 
     def _take(self, notif_id, pid, args):
         """pid: the calling thread's host id."""
@@ -292,6 +423,11 @@ class Bypass:
         return socket.socket(fileno=fds[0]) if fds else None
 
 
+def _same_file(st, fd):
+    other = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (other.st_dev, other.st_ino)
+
+
 def _inode(pid, fd):
     """The inode number of the socket at fd (of pid, or ours for None), or None."""
     try:
@@ -306,8 +442,51 @@ def _inode(pid, fd):
 _PIDFD_THREAD = os.O_EXCL  # linux/pidfd.h (6.9): a pidfd for this very thread
 
 
-def _their_socket(tid, fd):
-    """A duplicate of thread tid's fd as a socket object (OSError if it is none)."""
+class _Workers:
+    """Threads kept for connects that block, started as needed: a thread's start costs more
+    than a connect. One that took a caller's credentials ends after that call instead of
+    going back to the pool."""
+
+    def __init__(self):
+        import queue
+        self.queue = queue.SimpleQueue()
+        self.idle = 0
+        self.lock = None
+
+    def run(self, func, *args):
+        import threading
+        if self.lock is None:
+            self.lock = threading.Lock()
+        with self.lock:
+            spare = self.idle > 0
+            if spare:
+                self.idle -= 1
+        self.queue.put((func, args))
+        if not spare:
+            threading.Thread(target=self._work, daemon=True).start()
+
+    _local = None
+
+    @classmethod
+    def changed(cls):
+        """The current worker took someone's credentials: it is not to be reused."""
+        import threading
+        if cls._local is None:
+            cls._local = threading.local()
+        cls._local.tainted = True
+
+    def _work(self):
+        while True:
+            func, args = self.queue.get()
+            func(*args)
+            if _Workers._local is not None and getattr(_Workers._local, "tainted", False):
+                return
+            with self.lock:
+                self.idle += 1
+
+
+def _their_fd(tid, fd):
+    """A duplicate of thread tid's fd (pidfd_getfd)."""
     try:
         pidfd = os.pidfd_open(tid, _PIDFD_THREAD)
     except OSError:
@@ -315,14 +494,46 @@ def _their_socket(tid, fd):
         # (CLONE_FILES, as every pthread)
         pidfd = os.pidfd_open(_tgid(tid))
     try:
-        dup = libc.pidfd_getfd(pidfd, fd)
+        return libc.pidfd_getfd(pidfd, fd)
     finally:
         os.close(pidfd)
+
+
+def _their_socket(tid, fd):
+    """A duplicate of thread tid's fd as a socket object (OSError if it is none)."""
+    dup = _their_fd(tid, fd)
     try:
         return socket.socket(fileno=dup)
     except BaseException:
         os.close(dup)  # not a socket: nothing kept of it
         raise
+
+
+def _shutdown(fd, how):
+    """shutdown(2) of fd -> 0 or -errno."""
+    try:
+        sock = socket.socket(fileno=os.dup(fd))
+    except OSError as exc:
+        return -(exc.errno or errno.EIO)
+    try:
+        sock.shutdown(how)
+        return 0
+    except OSError as exc:
+        return -(exc.errno or errno.EIO)
+    finally:
+        sock.close()
+
+
+def _credentials(tid):
+    """(fsuid, fsgid, supplementary groups, effective capabilities) of thread tid, as its
+    /proc status shows them (in this process's user namespace: the container's)."""
+    fields = {}
+    with open("/proc/%d/status" % tid) as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            fields[key] = value.split()
+    return (int(fields["Uid"][3]), int(fields["Gid"][3]),
+            [int(g) for g in fields.get("Groups", [])], int(fields["CapEff"][0], 16))
 
 
 def _tgid(tid):

@@ -13,8 +13,9 @@ and one round trip per connection fewer here. No tap device, no root, no copy th
 space. With the container's bind() listener (userns/portbypass.py) it also serves the bind
 bypass, which takes TCP servers out of the relay, and leaves a maker child on the host for
 the host sockets the bypass needs once this process is inside.
-Must not: start threads (setns of a user namespace refuses a threaded process, and the rule
-is fork before any thread), know about records or the store, or outlive the container: it
+Must not: start threads before it has joined the container (setns of a user namespace
+refuses a threaded process, and the rule is fork before any thread; the bypass's blocking
+connects run in threads after), know about records or the store, or outlive the container: it
 watches the container's init through a pidfd and leaves when it exits, and its helper with
 it (init itself dies with its keeper, the foreground `run` or the detached monitor, by its
 parent-death signal).

@@ -9,8 +9,8 @@ return success without doing anything (SECCOMP_RET_ERRNO with errno 0), as Charl
 `--seccomp` and enroot do; the chown family either alike, or, when a keeper supervises the
 container (`install(..., supervised=True)`), as user notifications its keeper answers after
 recording the owner asked for (userns/notify.py).
-Also the published-port bypass's filter (bind_program): every bind() of the container goes to
-its forwarder as a user notification (userns/portbypass.py answers it).
+Also the published-port bypass's filter (bypass_program): a container's bind(), connect() and
+shutdown() go to its forwarder as user notifications (userns/portbypass.py answers them).
 Must not: grant anything. The filter only turns some failures into no-op successes; a process
 under it can touch no file its user could not touch without it. Nor decide when the filter
 applies (ops/ sets spec["seccomp"]).
@@ -24,6 +24,8 @@ from .. import errors
 # linux/audit.h: EM_* | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE
 AUDIT_ARCH_X86_64 = 62 | 0x80000000 | 0x40000000
 AUDIT_ARCH_AARCH64 = 183 | 0x80000000 | 0x40000000
+AUDIT_ARCH_I386 = 3 | 0x40000000
+AUDIT_ARCH_ARM = 40 | 0x40000000
 # arch/x86/include/uapi/asm/unistd.h: x32 calls carry this bit in their number and the
 # x86_64 arch word, with numbers of their own a filter for x86_64 would not recognise
 X32_SYSCALL_BIT = 0x40000000
@@ -54,6 +56,9 @@ def off_arg(index):
 
 S_IFMT, S_IFCHR, S_IFBLK = 0o170000, 0o020000, 0o060000
 ENOSYS = 38
+EPERM = 1
+SHUT_WR = 1
+SYS_CONNECT, SYS_SHUTDOWN = 3, 13  # linux/net.h: socketcall's call numbers
 
 # machine -> (arch word, {name: number}); chown-family names listed apart, mknod with the
 # index of its mode argument
@@ -65,7 +70,10 @@ TABLES = {
                  "setfsgid": 123, "capset": 126},
         "chown": {"chown": 92, "fchown": 93, "lchown": 94, "fchownat": 260},
         "mknod": {"mknod": (133, 1), "mknodat": (259, 2)},
-        "bind": 49,
+        "bind": 49, "connect": 42, "shutdown": 48, "io_uring_setup": 425,
+        # the 32-bit ABI this machine also runs (arch/x86/entry/syscalls/syscall_32.tbl)
+        "compat": {"arch": AUDIT_ARCH_I386, "connect": 362, "shutdown": 373,
+                   "io_uring_setup": 425, "socketcall": 102},
     },
     "aarch64": {
         "arch": AUDIT_ARCH_AARCH64, "x32": False,
@@ -74,7 +82,10 @@ TABLES = {
                  "setfsgid": 152, "setgroups": 159},
         "chown": {"fchownat": 54, "fchown": 55},
         "mknod": {"mknodat": (33, 2)},
-        "bind": 200,
+        "bind": 200, "connect": 203, "shutdown": 210, "io_uring_setup": 425,
+        # arm's EABI (arch/arm/tools/syscall.tbl): no socketcall
+        "compat": {"arch": AUDIT_ARCH_ARM, "connect": 283, "shutdown": 293,
+                   "io_uring_setup": 425, "socketcall": None},
     },
 }
 
@@ -139,14 +150,7 @@ def program(machine=None, chown_action=FAKE_SUCCESS):
     if t["x32"]:
         labels["x32"] = len(code)
         emit(BPF_RET_K, SECCOMP_RET_ERRNO | ENOSYS)
-    out = []
-    for i, (op, jt, jf, k) in enumerate(code):
-        jt = labels[jt] - i - 1 if isinstance(jt, str) else jt
-        jf = labels[jf] - i - 1 if isinstance(jf, str) else jf
-        if not (0 <= jt < 256 and 0 <= jf < 256):  # u8 forward offsets
-            raise AssertionError("seccomp program jump out of range")
-        out.append((op, jt, jf, k))
-    return out
+    return _resolve(code, labels)
 
 
 def pack(prog):
@@ -178,21 +182,74 @@ def install(policy, supervised=False):
                                 "run with --security-opt seccomp=unconfined") from None
 
 
-def bind_program(machine=None):
-    """The bypass filter: bind() under this architecture's numbers, with an address length
-    an IPv4 or IPv6 address can have (16 to 128: not netlink's 12), as a user notification;
-    everything else allowed. An x32 or foreign-arch bind is allowed as it is: it binds inside
-    the container, where the forwarder's relay still serves a published port."""
+def _resolve(code, labels):
+    out = []
+    for i, (op, jt, jf, k) in enumerate(code):
+        jt = labels[jt] - i - 1 if isinstance(jt, str) else jt
+        jf = labels[jf] - i - 1 if isinstance(jf, str) else jf
+        if not (0 <= jt < 256 and 0 <= jf < 256):  # u8 forward offsets
+            raise AssertionError("seccomp program jump out of range")
+        out.append((op, jt, jf, k))
+    return out
+
+
+def bypass_program(machine=None):
+    """The bypass filter (userns/portbypass.py), for a container whose servers may be handed
+    a host's listening socket. To its forwarder, as user notifications: bind() with an
+    address length an IPv4 or IPv6 address can have (16 to 128: not netlink's 12); every
+    connect(), and shutdown() other than SHUT_WR, which the forwarder carries out itself on
+    the caller's socket (a host socket that left the listening state could connect out of
+    the private network; answering "continue" after a check would let another thread swap
+    the fd in between). Refused: io_uring_setup (its rings connect and shut down sockets
+    out of a filter's sight; Docker's default profile refuses it too), and x32 calls (their
+    own numbers). The 32-bit ABI's connect, shutdown and socketcall(CONNECT/SHUTDOWN) are
+    notified alike; its bind runs as it is (inside the container, where the relay serves)."""
     t = table(machine)
-    return [(BPF_LD_W_ABS, 0, 0, OFF_ARCH),
-            (BPF_JEQ_K, 0, 6, t["arch"]),
-            (BPF_LD_W_ABS, 0, 0, OFF_NR),
-            (BPF_JEQ_K, 0, 4, t["bind"]),
-            (BPF_LD_W_ABS, 0, 0, off_arg(2)),
-            (BPF_JGE_K, 0, 2, 16),
-            (BPF_JGE_K, 1, 0, 129),
-            (BPF_RET_K, 0, 0, SECCOMP_RET_USER_NOTIF),
-            (BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW)]
+    compat = t["compat"]
+    code, labels = [], {}
+
+    def emit(op, k, jt=0, jf=0):
+        code.append((op, jt, jf, k))
+
+    emit(BPF_LD_W_ABS, OFF_ARCH)
+    emit(BPF_JEQ_K, t["arch"], 0, "compat")
+    emit(BPF_LD_W_ABS, OFF_NR)
+    if t["x32"]:
+        emit(BPF_JGE_K, X32_SYSCALL_BIT, "enosys", 0)
+    emit(BPF_JEQ_K, t["bind"], "bind", 0)
+    emit(BPF_JEQ_K, t["connect"], "notify", 0)
+    emit(BPF_JEQ_K, t["shutdown"], "shutdown", 0)
+    emit(BPF_JEQ_K, t["io_uring_setup"], "eperm", "allow")
+    labels["compat"] = len(code)
+    # no third arch word runs on these machines: one that did is refused whole
+    emit(BPF_JEQ_K, compat["arch"], 0, "enosys")
+    emit(BPF_LD_W_ABS, OFF_NR)
+    emit(BPF_JEQ_K, compat["connect"], "notify", 0)
+    emit(BPF_JEQ_K, compat["shutdown"], "shutdown", 0)
+    if compat["socketcall"] is not None:
+        emit(BPF_JEQ_K, compat["socketcall"], "socketcall", 0)
+    emit(BPF_JEQ_K, compat["io_uring_setup"], "eperm", "allow")
+    labels["bind"] = len(code)
+    emit(BPF_LD_W_ABS, off_arg(2))
+    emit(BPF_JGE_K, 16, 0, "allow")
+    emit(BPF_JGE_K, 129, "allow", "notify")
+    labels["shutdown"] = len(code)
+    emit(BPF_LD_W_ABS, off_arg(1))
+    emit(BPF_JEQ_K, SHUT_WR, "allow", "notify")
+    if compat["socketcall"] is not None:
+        labels["socketcall"] = len(code)
+        emit(BPF_LD_W_ABS, off_arg(0))
+        emit(BPF_JEQ_K, SYS_CONNECT, "notify", 0)
+        emit(BPF_JEQ_K, SYS_SHUTDOWN, "notify", "allow")
+    labels["notify"] = len(code)
+    emit(BPF_RET_K, SECCOMP_RET_USER_NOTIF)
+    labels["allow"] = len(code)
+    emit(BPF_RET_K, SECCOMP_RET_ALLOW)
+    labels["eperm"] = len(code)
+    emit(BPF_RET_K, SECCOMP_RET_ERRNO | EPERM)
+    labels["enosys"] = len(code)
+    emit(BPF_RET_K, SECCOMP_RET_ERRNO | ENOSYS)
+    return _resolve(code, labels)
 
 
 def install_bind_notify():
@@ -203,7 +260,7 @@ def install_bind_notify():
     from . import libc
     try:
         libc.seccomp_check_notif_sizes()
-        prog = bind_program()
+        prog = bypass_program()
         return libc.seccomp_set_filter(pack(prog), len(prog), SECCOMP_FILTER_FLAG_NEW_LISTENER)
     except (OSError, errors.BoxError):
         return None

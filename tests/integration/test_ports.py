@@ -688,3 +688,101 @@ def test_a_setup_error_in_the_container_is_reported_not_the_forwarders(user, tmp
     assert "cannot set up the container's filesystem" in proc.err, proc.err
     assert "cannot reach the container" not in proc.err, proc.err
     wait_for(lambda: port_is_free(port), what="the host port to be free")
+
+
+# -- connect() and shutdown() in a bypass container -------------------------------------------
+
+# a server on 80 (handed the host's socket under the bypass), then the connects a program
+# makes: blocking, non-blocking, refused, UDP, a unix socket by relative path, a missing one,
+# one only root may write as root and as uid 1000; prints what each gave, as JSON
+CLIENTS = r"""
+import ctypes, errno, json, os, socket, threading
+srv = socket.socket(); srv.bind(("0.0.0.0", 80)); srv.listen(16)
+inner = socket.socket(); inner.bind(("127.0.0.1", 81)); inner.listen(16)
+def serve(l):
+    while True:
+        c, _ = l.accept()
+        try:
+            c.sendall(b"hi")
+        except OSError:
+            pass  # a client that only connected
+        c.close()
+name = lambda r: errno.errorcode.get(r, r)
+out = {}
+threading.Thread(target=serve, args=(inner,), daemon=True).start()
+c = socket.create_connection(("127.0.0.1", 81), timeout=10); out["blocking"] = c.recv(9).decode()
+c = socket.socket(); c.setblocking(False); out["nonblocking"] = name(c.connect_ex(("127.0.0.1", 81)))
+out["refused"] = name(socket.socket().connect_ex(("127.0.0.1", 9)))
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.connect(("127.0.0.1", 53))
+out["udp"] = list(u.getpeername())
+os.makedirs("/tmp/d", exist_ok=True); os.chdir("/tmp/d")
+for sock_name, mode in (("open.sock", 0o666), ("root.sock", 0o600)):
+    s = socket.socket(socket.AF_UNIX); s.bind(sock_name); s.listen(4); os.chmod(sock_name, mode)
+    threading.Thread(target=serve, args=(s,), daemon=True).start()
+c = socket.socket(socket.AF_UNIX); c.connect("open.sock"); out["unix"] = c.recv(9).decode()
+out["unix_missing"] = name(socket.socket(socket.AF_UNIX).connect_ex("../nope.sock"))
+r, w = os.pipe()
+if os.fork() == 0:
+    os.setgroups([]); os.setgid(1000); os.setuid(1000)
+    res = [name(socket.socket(socket.AF_UNIX).connect_ex(n)) for n in ("root.sock", "open.sock")]
+    os.write(w, json.dumps(res).encode()); os._exit(0)
+os.close(w); os.wait(); out["unix_as_1000"] = json.loads(os.read(r, 200))
+out["unix_as_root"] = name(socket.socket(socket.AF_UNIX).connect_ex("root.sock"))
+print(json.dumps(out, sort_keys=True), flush=True)
+os._exit(0)  # the serving threads go with it
+"""
+
+
+@needs_subuid
+def test_connects_in_a_bypass_container_behave_as_without_it(user):
+    """The bypass carries out every connect() of the container itself (see the next test):
+    programs see what the kernel gives them without it, unix socket permissions included."""
+    outputs = {}
+    for bypass in ("1", "0"):
+        outputs[bypass] = json.loads(user.ok(
+            "run", "--rm", "-p", "%d:80" % free_port(), *PYTHON, "base:latest",
+            "/usr/bin/python3", "-c", CLIENTS, env={"RBX_PORT_BYPASS": bypass}).out)
+    assert outputs["1"] == outputs["0"]
+    assert outputs["1"] == {
+        "blocking": "hi", "nonblocking": "EINPROGRESS", "refused": "ECONNREFUSED",
+        "udp": ["127.0.0.1", 53], "unix": "hi", "unix_missing": "ENOENT",
+        "unix_as_1000": ["EACCES", 0], "unix_as_root": 0}
+
+
+# the server disconnects the listening socket it was handed and tries to connect it to a
+# service on the host's loopback; shutdown(SHUT_RD) would disconnect it too; io_uring would
+# do either out of the filter's sight
+ESCAPE = r"""
+import ctypes, errno, json, socket, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+s = socket.socket(); s.bind(("0.0.0.0", 80)); s.listen(8)
+out = {}
+def call(result):
+    return errno.errorcode.get(ctypes.get_errno(), 0) if result < 0 else 0
+out["disconnect"] = call(libc.connect(s.fileno(), struct.pack("=H14x", 0), 16))
+out["shutdown_rd"] = call(libc.shutdown(s.fileno(), 0))
+out["connect"] = errno.errorcode.get(s.connect_ex(("127.0.0.1", int(sys.argv[1]))), 0)
+params = ctypes.create_string_buffer(120)
+out["io_uring_setup"] = call(libc.syscall(425, 4, params))
+print(json.dumps(out, sort_keys=True), flush=True)
+"""
+
+
+def test_a_server_cannot_connect_out_through_the_hosts_socket(user):
+    """The host's listening socket stays one: disconnecting it (connect with AF_UNSPEC,
+    shutdown(SHUT_RD)) is refused, so it cannot be connected to what the host reaches, its
+    loopback included; io_uring is refused as in Docker's default profile."""
+    if os.uname().machine != "x86_64":
+        pytest.skip("io_uring_setup's number is x86_64's here")
+    secret = socket.socket()
+    secret.bind(("127.0.0.1", 0))
+    secret.listen(4)
+    secret.settimeout(0.5)
+    with secret:
+        out = json.loads(user.ok(
+            "run", "--rm", "-p", "%d:80" % free_port(), *PYTHON, "base:latest",
+            "/usr/bin/python3", "-c", ESCAPE, str(secret.getsockname()[1])).out)
+        assert out == {"disconnect": "EPERM", "shutdown_rd": "EPERM", "connect": "EPERM",
+                       "io_uring_setup": "EPERM"}, out
+        with pytest.raises(socket.timeout):
+            secret.accept()

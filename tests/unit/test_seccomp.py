@@ -142,19 +142,54 @@ def test_packed_layout():
     assert prog[-1][0] in (0x06, 0x15)
 
 
-# bind: asm/unistd_64.h 49, asm-generic/unistd.h 200
-@pytest.mark.parametrize("machine,arch,bind,others", (
-    ("x86_64", sc.AUDIT_ARCH_X86_64, 49, X86_64_OTHERS + (42, 43, 50, 105)),
-    ("aarch64", sc.AUDIT_ARCH_AARCH64, 200, AARCH64_OTHERS + (201, 202, 203, 146))))
-def test_the_bypass_filter_sends_bind_alone_to_its_supervisor(machine, arch, bind, others):
-    prog = sc.bind_program(machine)
+# asm/unistd_64.h and asm-generic/unistd.h: bind, connect, shutdown, io_uring_setup; the
+# 32-bit ABIs' (syscall_32.tbl, arm's syscall.tbl): connect, shutdown, io_uring_setup, socketcall
+BYPASS = (("x86_64", sc.AUDIT_ARCH_X86_64, (49, 42, 48, 425), X86_64_OTHERS + (43, 50, 105),
+           AUDIT_ARCH_I386, (362, 373, 425, 102), (361, 3, 4, 5)),
+          ("aarch64", sc.AUDIT_ARCH_AARCH64, (200, 203, 210, 425), AARCH64_OTHERS + (201, 202),
+           AUDIT_ARCH_ARM, (283, 293, 425, None), (282, 3, 4, 5)))
+NOTIF = sc.SECCOMP_RET_USER_NOTIF
+
+
+@pytest.mark.parametrize("machine,arch,calls,others,compat,compat_calls,compat_others", BYPASS)
+def test_the_bypass_filter(machine, arch, calls, others, compat, compat_calls, compat_others):
+    bind, connect, shutdown, io_uring = calls
+    prog = sc.bypass_program(machine)
+
+    def verdict(nr, args=(), word=arch):
+        return run_bpf(prog, seccomp_data(nr, word, args))
+
     for length in (16, 28, 110, 128):  # sockaddr_in, _in6, a unix path, sockaddr_storage
-        assert run_bpf(prog, seccomp_data(bind, arch, (3, 0x7FFF0000, length))) == \
-            sc.SECCOMP_RET_USER_NOTIF, length
+        assert verdict(bind, (3, 0x7FFF0000, length)) == NOTIF, length
     for length in (0, 12, 15, 129, 1 << 31):  # netlink's 12: no address the bypass takes
-        assert run_bpf(prog, seccomp_data(bind, arch, (3, 0x7FFF0000, length))) == ALLOW
-    for nr in others:  # connect, accept, listen, setuid ... run as they are
-        assert run_bpf(prog, seccomp_data(nr, arch)) == ALLOW, nr
-    # another arch word numbers its calls otherwise: nothing of it is stopped
-    assert run_bpf(prog, seccomp_data(bind, AUDIT_ARCH_I386)) == ALLOW
-    assert run_bpf(prog, seccomp_data(bind, AUDIT_ARCH_ARM)) == ALLOW
+        assert verdict(bind, (3, 0x7FFF0000, length)) == ALLOW
+    # every connect, and shutdowns that can take a listening socket out of listening
+    assert verdict(connect, (3, 0x7FFF0000, 16)) == NOTIF
+    assert verdict(connect, (3, 0x7FFF0000, 0)) == NOTIF
+    assert verdict(shutdown, (3, 0)) == NOTIF  # SHUT_RD
+    assert verdict(shutdown, (3, 2)) == NOTIF  # SHUT_RDWR
+    assert verdict(shutdown, (3, 1)) == ALLOW  # SHUT_WR: a half-close, nothing to a listener
+    assert verdict(io_uring) == sc.SECCOMP_RET_ERRNO | 1
+    for nr in others:  # accept, listen, setuid ... run as they are
+        assert verdict(nr) == ALLOW, nr
+    c_connect, c_shutdown, c_io_uring, socketcall = compat_calls
+    assert verdict(c_connect, (3, 0x7FF0000, 16), compat) == NOTIF
+    assert verdict(c_shutdown, (3, 0), compat) == NOTIF
+    assert verdict(c_shutdown, (3, 1), compat) == ALLOW
+    assert verdict(c_io_uring, (), compat) == sc.SECCOMP_RET_ERRNO | 1
+    if socketcall is not None:
+        assert verdict(socketcall, (3, 0x7FF0000), compat) == NOTIF  # SYS_CONNECT
+        assert verdict(socketcall, (13, 0x7FF0000), compat) == NOTIF  # SYS_SHUTDOWN
+        for call in (1, 2, 4, 5, 9, 11):  # socket, bind, listen, accept, send, sendto
+            assert verdict(socketcall, (call, 0x7FF0000), compat) == ALLOW
+    for nr in compat_others:  # its bind binds inside; read, write, open
+        assert verdict(nr, (3, 0, 16), compat) == ALLOW
+    # a third arch word does not run here; one that did is refused whole
+    assert verdict(connect, (), 62) == sc.SECCOMP_RET_ERRNO | 38
+
+
+def test_x32_calls_are_refused_by_the_bypass_filter():
+    prog = sc.bypass_program("x86_64")
+    for nr in (42, 49, 48, 0, 1):
+        assert run_bpf(prog, seccomp_data(sc.X32_SYSCALL_BIT | nr, sc.AUDIT_ARCH_X86_64)) \
+            == sc.SECCOMP_RET_ERRNO | 38

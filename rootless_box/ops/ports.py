@@ -322,7 +322,7 @@ def outbound_warning():
 
 # -- binding and the forwarder -----------------------------------------------------------------
 
-_BYPASS_KERNEL = (5, 9)  # SECCOMP_IOCTL_NOTIF_ADDFD
+_BYPASS_KERNEL = (5, 14)  # SECCOMP_IOCTL_NOTIF_ADDFD (5.9), SO_NETNS_COOKIE (5.14)
 
 
 def port_bypass(bindings, chown_notify):
@@ -336,8 +336,9 @@ def port_bypass(bindings, chown_notify):
 
 def bypass_blocker(chown_notify):
     """Why published ports would be relayed instead, or None: RBX_PORT_BYPASS=0, a kernel
-    without SECCOMP_IOCTL_NOTIF_ADDFD, or the single-id fake root's chown supervisor (a
-    process has one seccomp listener at most)."""
+    without SECCOMP_IOCTL_NOTIF_ADDFD or SO_NETNS_COOKIE (what tells the host's sockets from
+    the container's), or the single-id fake root's chown supervisor (a process has one
+    seccomp listener at most)."""
     if os.environ.get("RBX_PORT_BYPASS", "1") == "0":
         return "RBX_PORT_BYPASS=0"
     release = os.uname().release
@@ -347,7 +348,7 @@ def bypass_blocker(chown_notify):
     except ValueError:
         old = True
     if old:
-        return "kernel %s (5.9 has SECCOMP_IOCTL_NOTIF_ADDFD)" % release
+        return "kernel %s (the bind bypass needs 5.14)" % release
     if chown_notify:
         return ("the single-id mapping's fake root serves chowns through seccomp; "
                 "--security-opt seccomp=unconfined lifts it")

@@ -17,10 +17,12 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _SYSCALLS = {
     "x86_64": {"pivot_root": 155, "capget": 125, "capset": 126, "mount_setattr": 442,
                "openat2": 437, "seccomp": 317, "pidfd_getfd": 438,
-               "setfsuid": 122, "setfsgid": 123, "setgroups": 116},
+               "setfsuid": 122, "setfsgid": 123, "setgroups": 116,
+               "setresuid": 117, "setresgid": 119},
     "aarch64": {"pivot_root": 41, "capget": 90, "capset": 91, "mount_setattr": 442,
                 "openat2": 437, "seccomp": 277, "pidfd_getfd": 438,
-                "setfsuid": 151, "setfsgid": 152, "setgroups": 159},
+                "setfsuid": 151, "setfsgid": 152, "setgroups": 159,
+                "setresuid": 147, "setresgid": 149},
 }
 _NR = _SYSCALLS.get(os.uname().machine, {})
 
@@ -210,20 +212,30 @@ def connect_raw(fd, address):
     return -ctypes.get_errno() if result < 0 else 0
 
 
-def thread_credentials(fsuid, fsgid, groups, caps):
+def thread_credentials(euid, egid, fsuid, fsgid, groups, caps):
     """This thread alone (raw syscalls: glibc's wrappers change every thread of the process)
-    takes the filesystem ids, supplementary groups and effective capabilities (a 64-bit mask,
-    within what it has) given: what a file access on another process's behalf is checked
-    with. For a thread that ends once done."""
+    becomes who another process is: its effective ids (what a unix socket's peer sees), its
+    filesystem ids, supplementary groups and effective capabilities (a 64-bit mask, within
+    what this thread has; none left once the ids are not 0). For a thread that ends once
+    done. OSError if it cannot be that caller."""
     array = (ctypes.c_uint32 * max(1, len(groups)))(*groups)
-    _check(_syscall("setgroups", ctypes.c_size_t(len(groups)), array), "setgroups")
+    if _syscall("setgroups", ctypes.c_size_t(len(groups)), array) < 0 and \
+            ctypes.get_errno() != errno.EPERM:
+        # EPERM: setgroups is denied in this user namespace (a single-id mapping), whose
+        # other groups are unmapped and grant nothing; the thread keeps those
+        _check(-1, "setgroups")
+    _check(_syscall("setresgid", ctypes.c_uint(egid), ctypes.c_uint(egid), ctypes.c_uint(egid)),
+           "setresgid")
     _syscall("setfsgid", ctypes.c_uint(fsgid))
+    _check(_syscall("setresuid", ctypes.c_uint(euid), ctypes.c_uint(euid), ctypes.c_uint(euid)),
+           "setresuid")
     _syscall("setfsuid", ctypes.c_uint(fsuid))
     # setfs*id report the previous ids, never an error: asked again, they say the current one
     if _syscall("setfsuid", ctypes.c_uint(0xFFFFFFFF)) != fsuid or \
             _syscall("setfsgid", ctypes.c_uint(0xFFFFFFFF)) != fsgid:
         raise OSError(errno.EPERM, "setfsuid/setfsgid: not permitted")
-    capset(caps, caps, 0)
+    if euid == 0:
+        capset(caps, caps, 0)  # from another uid the kernel has cleared them already
 
 
 def last_cap():

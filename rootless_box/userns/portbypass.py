@@ -99,6 +99,11 @@ class Bypass:
         self.maker = maker
         self.init_pid = init_pid
         self._workers = _Workers()
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            self.netns = _netns_cookie(probe.fileno())  # this process has joined it
+        finally:
+            probe.close()
         t = seccomp.table()
         compat = t["compat"]
         self.calls = {(t["arch"], t["bind"]): "bind", (t["arch"], t["connect"]): "connect",
@@ -137,41 +142,54 @@ class Bypass:
     # -- connect() and shutdown(), carried out here ----------------------------------------
 
     def _guard(self, kind, notif_id, tid, args):
-        """Carry out the caller's connect() or shutdown() on its socket, here, and answer
-        with the result; EPERM for a host's socket this bypass handed over, which must stay
-        a listening socket (disconnected, it could connect anywhere the host reaches). Never
-        "continue": the kernel would read the fd and the address again, after another
-        thread of the caller may have changed them."""
+        """Have a worker carry out the caller's connect() or shutdown() on its socket and
+        answer with the result. Sockets of the host's network namespace (the published ports'
+        listening sockets and what they accept) must keep their state: no connect on them
+        (disconnected with AF_UNSPEC, one could connect anywhere the host reaches), no
+        shutdown of a listening one (which disconnects it): EPERM. Never "continue": the
+        kernel would read the fd and the address again, after another thread of the caller
+        may have changed them. Nothing of it on this loop: a connect may block (O_NONBLOCK is
+        the caller's to flip at any moment), so may reading the caller's memory."""
         try:
-            result = self._carry_out(kind, notif_id, tid, args)
+            self._workers.run(self._carry_out, kind, notif_id, tid, args)
+        except (OSError, RuntimeError):
+            notify.answer(self.listener, notif_id, error=-errno.EAGAIN)
+
+    def _carry_out(self, kind, notif_id, tid, args):
+        """On a worker: the call, then its answer (always one)."""
+        try:
+            result = self._call(kind, notif_id, tid, args)
         except notify.Gone:
             return
         except OSError as exc:
             result = -(exc.errno or errno.EIO)
         except Exception:  # noqa: BLE001  (a call is always answered)
             result = -errno.EIO
-        if result is not None:
-            notify.answer(self.listener, notif_id, error=min(result, 0))
+        notify.answer(self.listener, notif_id, error=min(result, 0))
 
-    def _carry_out(self, kind, notif_id, tid, args):
-        """-> 0 or -errno; None when a thread answers (a blocking connect)."""
+    def _call(self, kind, notif_id, tid, args):
+        """-> 0 or -errno."""
         if kind == "socketcall":
             # the 32-bit ABI's: the call's arguments are in its memory (read once, here)
-            raw = notify.read_memory(tid, args[1] & 0xFFFFFFFF, 12)
-            if len(raw) < 12:
+            count = 3 if args[0] & 0xFFFFFFFF == seccomp.SYS_CONNECT else 2
+            raw = notify.read_memory(tid, args[1] & 0xFFFFFFFF, 4 * count)
+            if len(raw) < 4 * count:
                 return -errno.EFAULT
-            kind = "connect" if args[0] & 0xFFFFFFFF == seccomp.SYS_CONNECT else "shutdown"
-            args = list(struct.unpack("=3I", raw))
+            kind = "connect" if count == 3 else "shutdown"
+            args = list(struct.unpack("=%dI" % count, raw)) + [0]
         fd = args[0] & 0xFFFFFFFF
         if fd > 0x7FFFFFFF:
             return -errno.EBADF
         if kind == "shutdown":
+            how = args[1] & 0xFFFFFFFF
+            if how > 2:
+                return -errno.EINVAL
             dup = _their_fd(tid, fd)
             try:
                 notify.id_valid(self.listener, notif_id)
-                if self._is_handed(dup):
+                if self._foreign(dup) and _tcp_state(dup) == _TCP_LISTEN:
                     return -errno.EPERM
-                return _shutdown(dup, args[1] & 0xFFFFFFFF)
+                return _shutdown(dup, how)
             finally:
                 os.close(dup)
         length = args[2] & 0xFFFFFFFF
@@ -181,65 +199,42 @@ class Bypass:
         if len(address) < length:
             return -errno.EFAULT
         dup = _their_fd(tid, fd)
-        threaded = False
+        opened = []
         try:
-            notify.id_valid(self.listener, notif_id)
+            unix = stat.S_ISSOCK(os.fstat(dup).st_mode) and _domain(dup) == socket.AF_UNIX
+            if unix:
+                # its root, working directory and credentials: a path is resolved there,
+                # and the peer sees who connects (SO_PEERCRED)
+                opened = [os.open("/proc/%d/%s" % (tid, name), os.O_PATH | os.O_CLOEXEC)
+                          for name in ("root", "cwd")]
+                creds = _credentials(tid)
+            notify.id_valid(self.listener, notif_id)  # all that was read is this call's
             if not stat.S_ISSOCK(os.fstat(dup).st_mode):
                 return -errno.ENOTSOCK
-            if self._is_handed(dup):
+            if self._foreign(dup):
                 return -errno.EPERM
-            unix_path = len(address) > 2 and address[2] != 0 and \
-                struct.unpack_from("=H", address)[0] == socket.AF_UNIX
-            blocking = not fcntl.fcntl(dup, fcntl.F_GETFL) & os.O_NONBLOCK
-            if not unix_path and not blocking:
-                return libc.connect_raw(dup, address)
-            where = None
-            if unix_path:
-                # the caller's root and working directory, and who it is: the path is
-                # resolved there, with its permissions
-                where = [os.open("/proc/%d/%s" % (tid, name), os.O_PATH | os.O_CLOEXEC)
-                         for name in ("root", "cwd")]
-                where.append(_credentials(tid))
-            self._workers.run(self._connect_apart, notif_id, dup, address, where)
-            threaded = True
-            return None
+            if unix:
+                _Workers.taint()
+                libc.thread_credentials(*creds)
+                if len(address) > 2 and address[2] != 0 and \
+                        struct.unpack_from("=H", address)[0] == socket.AF_UNIX:
+                    path = os.fsdecode(address[2:].split(b"\0")[0])
+                    opened.append(securepath.open_in_root(opened[0], path,
+                                                          start_fd=opened[1]))
+                    address = struct.pack("=H", socket.AF_UNIX) + \
+                        b"/proc/self/fd/%d\0" % opened[-1]
+            return libc.connect_raw(dup, address)
         finally:
-            if not threaded:
-                os.close(dup)
-
-    def _connect_apart(self, notif_id, dup, address, where):
-        """A worker's connect: one that blocks, or one to a unix socket's path, which it
-        resolves in the caller's root as the caller (credentials set for the worker thread
-        alone, which then ends: _Workers.CHANGES)."""
-        opened = None
-        try:
-            if where is not None:
-                _Workers.changed()
-                root, cwd, creds = where
+            for fd_ in [dup] + opened:
                 try:
-                    libc.thread_credentials(*creds)
+                    os.close(fd_)
                 except OSError:
-                    if creds[:2] != (0, 0):
-                        raise  # not as the caller: not at all
-                path = os.fsdecode(address[2:].split(b"\0")[0])
-                opened = securepath.open_in_root(root, path, start_fd=cwd)
-                link = b"/proc/self/fd/%d" % opened
-                address = struct.pack("=H", socket.AF_UNIX) + link + b"\0"
-            result = libc.connect_raw(dup, address)
-        except OSError as exc:
-            result = -(exc.errno or errno.EIO)
-        except Exception:  # noqa: BLE001  (a call is always answered)
-            result = -errno.EIO
-        finally:
-            for fd in [dup, opened] + (where[:2] if where else []):
-                if fd is not None:
-                    os.close(fd)
-        notify.answer(self.listener, notif_id, error=result)
+                    pass
 
-    def _is_handed(self, fd):
-        """Whether fd is a host's socket of a published port (handed over, or to be)."""
-        st = os.fstat(fd)
-        return any(_same_file(st, entry.sock.fileno()) for entry in self.ports.values())
+    def _foreign(self, fd):
+        """Whether the socket at fd is not of the container's network namespace (the host's
+        sockets of the published ports, and the connections they accepted)."""
+        return _netns_cookie(fd) != self.netns
 
     # -- bind(): the hand-over ----------------------------------------------------------------
 
@@ -443,46 +438,69 @@ _PIDFD_THREAD = os.O_EXCL  # linux/pidfd.h (6.9): a pidfd for this very thread
 
 
 class _Workers:
-    """Threads kept for connects that block, started as needed: a thread's start costs more
-    than a connect. One that took a caller's credentials ends after that call instead of
-    going back to the pool."""
+    """Threads for the carried-out calls, kept for the next ones (a thread's start costs
+    more than a connect), at most _MAX at once. One that took a caller's credentials ends
+    after that call instead of going back to the pool."""
+
+    _MAX = 256
+    _local = None  # set below: threading.local, a worker's "tainted" mark
 
     def __init__(self):
         import queue
+        import threading
         self.queue = queue.SimpleQueue()
+        self.lock = threading.Lock()
         self.idle = 0
-        self.lock = None
+        self.alive = 0
 
     def run(self, func, *args):
+        """Queue func(*args) for a worker; OSError(EAGAIN) when none can take it."""
         import threading
-        if self.lock is None:
-            self.lock = threading.Lock()
         with self.lock:
-            spare = self.idle > 0
-            if spare:
+            if self.idle:
                 self.idle -= 1
-        self.queue.put((func, args))
+                spare = True
+            elif self.alive >= self._MAX:
+                raise OSError(errno.EAGAIN, "every worker is busy")
+            else:
+                self.alive += 1
+                spare = False
         if not spare:
-            threading.Thread(target=self._work, daemon=True).start()
-
-    _local = None
+            try:
+                # started before the job is queued: a start that fails leaves no job behind
+                threading.Thread(target=self._work, daemon=True).start()
+            except BaseException:
+                with self.lock:
+                    self.alive -= 1
+                raise
+        self.queue.put((func, args))
 
     @classmethod
-    def changed(cls):
-        """The current worker took someone's credentials: it is not to be reused."""
-        import threading
-        if cls._local is None:
-            cls._local = threading.local()
+    def taint(cls):
+        """The current worker is taking someone's credentials: it is not to be reused."""
         cls._local.tainted = True
 
     def _work(self):
         while True:
             func, args = self.queue.get()
-            func(*args)
-            if _Workers._local is not None and getattr(_Workers._local, "tainted", False):
+            try:
+                func(*args)
+            except BaseException:  # noqa: BLE001  (func answers its call itself)
+                pass
+            if getattr(_Workers._local, "tainted", False):
+                with self.lock:
+                    self.alive -= 1
                 return
             with self.lock:
                 self.idle += 1
+
+
+def _thread_local():
+    import threading
+    return threading.local()
+
+
+_Workers._local = _thread_local()
 
 
 def _their_fd(tid, fd):
@@ -509,6 +527,38 @@ def _their_socket(tid, fd):
         raise
 
 
+_SO_NETNS_COOKIE = 71  # asm-generic/socket.h (Linux 5.14)
+_TCP_LISTEN = 10
+
+
+def _netns_cookie(fd):
+    """The cookie of the network namespace the socket at fd belongs to."""
+    return _getsockopt(fd, socket.SOL_SOCKET, _SO_NETNS_COOKIE, 8)
+
+
+def _domain(fd):
+    return struct.unpack("=i", _getsockopt(fd, socket.SOL_SOCKET, socket.SO_DOMAIN, 4))[0]
+
+
+def _tcp_state(fd):
+    """The TCP state of the socket at fd (tcp_info's first byte), or None if not TCP."""
+    try:
+        if struct.unpack("=i", _getsockopt(fd, socket.SOL_SOCKET, socket.SO_PROTOCOL, 4))[0] \
+                != socket.IPPROTO_TCP:
+            return None
+        return _getsockopt(fd, socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
+    except OSError:
+        return None
+
+
+def _getsockopt(fd, level, name, size):
+    sock = socket.socket(fileno=os.dup(fd))
+    try:
+        return sock.getsockopt(level, name, size)
+    finally:
+        sock.close()
+
+
 def _shutdown(fd, how):
     """shutdown(2) of fd -> 0 or -errno."""
     try:
@@ -525,15 +575,19 @@ def _shutdown(fd, how):
 
 
 def _credentials(tid):
-    """(fsuid, fsgid, supplementary groups, effective capabilities) of thread tid, as its
-    /proc status shows them (in this process's user namespace: the container's)."""
+    """(euid, egid, fsuid, fsgid, supplementary groups, effective capabilities) of thread tid,
+    as its /proc status shows them (in this process's user namespace: the container's). A
+    caller in a user namespace of its own has its capabilities there, none here."""
     fields = {}
     with open("/proc/%d/status" % tid) as f:
         for line in f:
             key, _, value = line.partition(":")
             fields[key] = value.split()
-    return (int(fields["Uid"][3]), int(fields["Gid"][3]),
-            [int(g) for g in fields.get("Groups", [])], int(fields["CapEff"][0], 16))
+    caps = int(fields["CapEff"][0], 16)
+    if os.readlink("/proc/%d/ns/user" % tid) != os.readlink("/proc/self/ns/user"):
+        caps = 0
+    return (int(fields["Uid"][1]), int(fields["Gid"][1]), int(fields["Uid"][3]),
+            int(fields["Gid"][3]), [int(g) for g in fields.get("Groups", [])], caps)
 
 
 def _tgid(tid):

@@ -696,7 +696,7 @@ def test_a_setup_error_in_the_container_is_reported_not_the_forwarders(user, tmp
 # makes: blocking, non-blocking, refused, UDP, a unix socket by relative path, a missing one,
 # one only root may write as root and as uid 1000; prints what each gave, as JSON
 CLIENTS = r"""
-import ctypes, errno, json, os, socket, threading
+import ctypes, errno, json, os, socket, struct, threading
 srv = socket.socket(); srv.bind(("0.0.0.0", 80)); srv.listen(16)
 inner = socket.socket(); inner.bind(("127.0.0.1", 81)); inner.listen(16)
 def serve(l):
@@ -721,12 +721,23 @@ for sock_name, mode in (("open.sock", 0o666), ("root.sock", 0o600)):
     threading.Thread(target=serve, args=(s,), daemon=True).start()
 c = socket.socket(socket.AF_UNIX); c.connect("open.sock"); out["unix"] = c.recv(9).decode()
 out["unix_missing"] = name(socket.socket(socket.AF_UNIX).connect_ex("../nope.sock"))
+peer = socket.socket(socket.AF_UNIX); peer.bind("peer.sock"); peer.listen(4)
+os.chmod("peer.sock", 0o666)
 r, w = os.pipe()
 if os.fork() == 0:
     os.setgroups([]); os.setgid(1000); os.setuid(1000)
     res = [name(socket.socket(socket.AF_UNIX).connect_ex(n)) for n in ("root.sock", "open.sock")]
+    socket.socket(socket.AF_UNIX).connect("peer.sock")
+    # in a user namespace of its own it has every capability there, none here
+    libc = ctypes.CDLL(None, use_errno=True)
+    res.append(libc.unshare(0x10000000) == 0 and name(
+        socket.socket(socket.AF_UNIX).connect_ex("/tmp/d/root.sock")))
     os.write(w, json.dumps(res).encode()); os._exit(0)
-os.close(w); os.wait(); out["unix_as_1000"] = json.loads(os.read(r, 200))
+os.close(w)
+c, _ = peer.accept()
+uid, gid = struct.unpack("=3i", c.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))[1:]
+out["unix_peer_seen"] = [uid, gid]  # who the server sees: the caller, not the forwarder
+os.wait(); out["unix_as_1000"] = json.loads(os.read(r, 200))
 out["unix_as_root"] = name(socket.socket(socket.AF_UNIX).connect_ex("root.sock"))
 print(json.dumps(out, sort_keys=True), flush=True)
 os._exit(0)  # the serving threads go with it
@@ -746,7 +757,8 @@ def test_connects_in_a_bypass_container_behave_as_without_it(user):
     assert outputs["1"] == {
         "blocking": "hi", "nonblocking": "EINPROGRESS", "refused": "ECONNREFUSED",
         "udp": ["127.0.0.1", 53], "unix": "hi", "unix_missing": "ENOENT",
-        "unix_as_1000": ["EACCES", 0], "unix_as_root": 0}
+        "unix_as_1000": ["EACCES", 0, "EACCES"], "unix_peer_seen": [1000, 1000],
+        "unix_as_root": 0}
 
 
 # the server disconnects the listening socket it was handed and tries to connect it to a
@@ -759,6 +771,18 @@ s = socket.socket(); s.bind(("0.0.0.0", 80)); s.listen(8)
 out = {}
 def call(result):
     return errno.errorcode.get(ctypes.get_errno(), 0) if result < 0 else 0
+# a connection it accepts on the host's socket is a socket of the host's too (made by
+# connecting to itself, through the forwarder's listener inside)
+c = socket.create_connection(("127.0.0.1", 80), timeout=10)
+a, _ = s.accept()
+out["accepted_disconnect"] = call(libc.connect(a.fileno(), struct.pack("=H14x", 0), 16))
+out["accepted_connect"] = errno.errorcode.get(a.connect_ex(("127.0.0.1", int(sys.argv[1]))), 0)
+try:
+    a.sendto(b"x", 0x20000000, ("127.0.0.1", int(sys.argv[1])))  # MSG_FASTOPEN
+    out["accepted_fastopen"] = 0
+except OSError as e:
+    out["accepted_fastopen"] = errno.errorcode[e.errno]
+out["accepted_shutdown_rd"] = call(libc.shutdown(a.fileno(), 0))  # harmless: it stays
 out["disconnect"] = call(libc.connect(s.fileno(), struct.pack("=H14x", 0), 16))
 out["shutdown_rd"] = call(libc.shutdown(s.fileno(), 0))
 out["connect"] = errno.errorcode.get(s.connect_ex(("127.0.0.1", int(sys.argv[1]))), 0)
@@ -769,9 +793,11 @@ print(json.dumps(out, sort_keys=True), flush=True)
 
 
 def test_a_server_cannot_connect_out_through_the_hosts_socket(user):
-    """The host's listening socket stays one: disconnecting it (connect with AF_UNSPEC,
-    shutdown(SHUT_RD)) is refused, so it cannot be connected to what the host reaches, its
-    loopback included; io_uring is refused as in Docker's default profile."""
+    """The host's listening socket stays one, and a connection it accepted stays that
+    connection: disconnecting either (connect with AF_UNSPEC, shutdown(SHUT_RD) of the
+    listener) is refused, so neither can be connected to what the host reaches, its loopback
+    included (a fast-open send on a connected socket is EISCONN); io_uring is refused as in
+    Docker's default profile."""
     if os.uname().machine != "x86_64":
         pytest.skip("io_uring_setup's number is x86_64's here")
     secret = socket.socket()
@@ -783,6 +809,8 @@ def test_a_server_cannot_connect_out_through_the_hosts_socket(user):
             "run", "--rm", "-p", "%d:80" % free_port(), *PYTHON, "base:latest",
             "/usr/bin/python3", "-c", ESCAPE, str(secret.getsockname()[1])).out)
         assert out == {"disconnect": "EPERM", "shutdown_rd": "EPERM", "connect": "EPERM",
-                       "io_uring_setup": "EPERM"}, out
+                       "io_uring_setup": "EPERM", "accepted_disconnect": "EPERM",
+                       "accepted_connect": "EPERM", "accepted_fastopen": "EISCONN",
+                       "accepted_shutdown_rd": 0}, out
         with pytest.raises(socket.timeout):
             secret.accept()

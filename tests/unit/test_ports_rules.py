@@ -103,9 +103,10 @@ def _uname(release):
 
 
 @pytest.mark.parametrize("release,usable", [
-    ("6.1.0-13-amd64", True), ("5.9.0", True), ("5.10.0-rc1", True),
-    ("5.8.18-100.fc31.x86_64", False), ("4.19.0", False), ("garbage", False)])
-def test_the_bind_bypass_needs_a_kernel_with_notif_addfd(monkeypatch, release, usable):
+    ("6.1.0-13-amd64", True), ("5.14.0", True), ("5.15.0-rc1", True),
+    ("5.13.19-100.fc33.x86_64", False), ("5.9.0", False), ("4.19.0", False),
+    ("garbage", False)])
+def test_the_bind_bypass_needs_notif_addfd_and_netns_cookies(monkeypatch, release, usable):
     monkeypatch.delenv("RBX_PORT_BYPASS", raising=False)
     monkeypatch.setattr(ports.os, "uname", _uname(release))
     tcp = {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]}

@@ -110,21 +110,13 @@ def program(machine=None, chown_action=FAKE_SUCCESS):
     verdict for the chown family (fake success, or SECCOMP_RET_USER_NOTIF for a supervisor
     that records the owner asked for)."""
     t = table(machine)
-    code = []  # entries: (code, jt, jf, k), jumps as label names until resolved
-    labels = {}
-
-    def emit(op, k, jt=0, jf=0):
-        code.append((op, jt, jf, k))
-
-    emit(BPF_LD_W_ABS, OFF_ARCH)
+    asm = _Assembler()
+    emit = asm.emit
     # Another arch word (i386 on x86_64, arm32 on aarch64) numbers its calls differently:
     # nothing below applies, and allowing is safe as the filter only fakes successes.
-    emit(BPF_JEQ_K, t["arch"], 0, "allow")
-    emit(BPF_LD_W_ABS, OFF_NR)
-    if t["x32"]:
-        # x32's chown would slip past under its own numbers: refused as on a kernel built
-        # without x32 (ENOSYS), not allowed, so no call escapes the table unnoticed
-        emit(BPF_JGE_K, X32_SYSCALL_BIT, "x32", 0)
+    # x32's chown would slip past under its own numbers: refused as on a kernel built
+    # without x32 (ENOSYS), not allowed, so no call escapes the table unnoticed.
+    asm.prologue(t, other_arch="allow", x32="x32")
     for nr in sorted(t["fake"].values()):
         emit(BPF_JEQ_K, nr, "fake", 0)
     for nr in sorted(t["chown"].values()):
@@ -132,25 +124,25 @@ def program(machine=None, chown_action=FAKE_SUCCESS):
     for name, (nr, _arg) in sorted(t["mknod"].items()):
         emit(BPF_JEQ_K, nr, "mknod_" + name, 0)
     # classic BPF jumps forward only: the mknod checks sit between the list and the verdicts
-    labels["allow"] = len(code)
+    asm.label("allow")
     emit(BPF_RET_K, SECCOMP_RET_ALLOW)
     for name, (_nr, arg) in sorted(t["mknod"].items()):
         # only device nodes are faked: a fifo, socket or regular file is made for real
-        labels["mknod_" + name] = len(code)
+        asm.label("mknod_" + name)
         emit(BPF_LD_W_ABS, off_arg(arg))
         emit(BPF_AND_K, S_IFMT)
         emit(BPF_JEQ_K, S_IFCHR, "fake", 0)
         emit(BPF_JEQ_K, S_IFBLK, "fake", "allow_file")
-    labels["allow_file"] = len(code)
+    asm.label("allow_file")
     emit(BPF_RET_K, SECCOMP_RET_ALLOW)
-    labels["fake"] = len(code)
+    asm.label("fake")
     emit(BPF_RET_K, FAKE_SUCCESS)
-    labels["chown"] = len(code)
+    asm.label("chown")
     emit(BPF_RET_K, chown_action)
     if t["x32"]:
-        labels["x32"] = len(code)
+        asm.label("x32")
         emit(BPF_RET_K, SECCOMP_RET_ERRNO | ENOSYS)
-    return _resolve(code, labels)
+    return asm.resolve()
 
 
 def pack(prog):
@@ -182,15 +174,38 @@ def install(policy, supervised=False):
                                 "run with --security-opt seccomp=unconfined") from None
 
 
-def _resolve(code, labels):
-    out = []
-    for i, (op, jt, jf, k) in enumerate(code):
-        jt = labels[jt] - i - 1 if isinstance(jt, str) else jt
-        jf = labels[jf] - i - 1 if isinstance(jf, str) else jf
-        if not (0 <= jt < 256 and 0 <= jf < 256):  # u8 forward offsets
-            raise AssertionError("seccomp program jump out of range")
-        out.append((op, jt, jf, k))
-    return out
+class _Assembler:
+    """A classic BPF program being written: instructions (code, jt, jf, k) whose jumps may
+    name labels, resolved to forward offsets at the end."""
+
+    def __init__(self):
+        self.code = []
+        self.labels = {}
+
+    def emit(self, op, k, jt=0, jf=0):
+        self.code.append((op, jt, jf, k))
+
+    def prologue(self, t, other_arch, x32):
+        """The arch word checked (another one jumps to other_arch; the arch word stays
+        loaded for it), then the call's number loaded, an x32 call jumping to x32."""
+        self.emit(BPF_LD_W_ABS, OFF_ARCH)
+        self.emit(BPF_JEQ_K, t["arch"], 0, other_arch)
+        self.emit(BPF_LD_W_ABS, OFF_NR)
+        if t["x32"]:
+            self.emit(BPF_JGE_K, X32_SYSCALL_BIT, x32, 0)
+
+    def label(self, name):
+        self.labels[name] = len(self.code)
+
+    def resolve(self):
+        out = []
+        for i, (op, jt, jf, k) in enumerate(self.code):
+            jt = self.labels[jt] - i - 1 if isinstance(jt, str) else jt
+            jf = self.labels[jf] - i - 1 if isinstance(jf, str) else jf
+            if not (0 <= jt < 256 and 0 <= jf < 256):  # u8 forward offsets
+                raise AssertionError("seccomp program jump out of range")
+            out.append((op, jt, jf, k))
+        return out
 
 
 def bypass_program(machine=None):
@@ -206,21 +221,14 @@ def bypass_program(machine=None):
     notified alike; its bind runs as it is (inside the container, where the relay serves)."""
     t = table(machine)
     compat = t["compat"]
-    code, labels = [], {}
-
-    def emit(op, k, jt=0, jf=0):
-        code.append((op, jt, jf, k))
-
-    emit(BPF_LD_W_ABS, OFF_ARCH)
-    emit(BPF_JEQ_K, t["arch"], 0, "compat")
-    emit(BPF_LD_W_ABS, OFF_NR)
-    if t["x32"]:
-        emit(BPF_JGE_K, X32_SYSCALL_BIT, "enosys", 0)
+    asm = _Assembler()
+    emit = asm.emit
+    asm.prologue(t, other_arch="compat", x32="enosys")
     emit(BPF_JEQ_K, t["bind"], "bind", 0)
     emit(BPF_JEQ_K, t["connect"], "notify", 0)
     emit(BPF_JEQ_K, t["shutdown"], "shutdown", 0)
     emit(BPF_JEQ_K, t["io_uring_setup"], "eperm", "allow")
-    labels["compat"] = len(code)
+    asm.label("compat")
     # no third arch word runs on these machines: one that did is refused whole
     emit(BPF_JEQ_K, compat["arch"], 0, "enosys")
     emit(BPF_LD_W_ABS, OFF_NR)
@@ -229,27 +237,27 @@ def bypass_program(machine=None):
     if compat["socketcall"] is not None:
         emit(BPF_JEQ_K, compat["socketcall"], "socketcall", 0)
     emit(BPF_JEQ_K, compat["io_uring_setup"], "eperm", "allow")
-    labels["bind"] = len(code)
+    asm.label("bind")
     emit(BPF_LD_W_ABS, off_arg(2))
     emit(BPF_JGE_K, 16, 0, "allow")
     emit(BPF_JGE_K, 129, "allow", "notify")
-    labels["shutdown"] = len(code)
+    asm.label("shutdown")
     emit(BPF_LD_W_ABS, off_arg(1))
     emit(BPF_JEQ_K, SHUT_WR, "allow", "notify")
     if compat["socketcall"] is not None:
-        labels["socketcall"] = len(code)
+        asm.label("socketcall")
         emit(BPF_LD_W_ABS, off_arg(0))
         emit(BPF_JEQ_K, SYS_CONNECT, "notify", 0)
         emit(BPF_JEQ_K, SYS_SHUTDOWN, "notify", "allow")
-    labels["notify"] = len(code)
+    asm.label("notify")
     emit(BPF_RET_K, SECCOMP_RET_USER_NOTIF)
-    labels["allow"] = len(code)
+    asm.label("allow")
     emit(BPF_RET_K, SECCOMP_RET_ALLOW)
-    labels["eperm"] = len(code)
+    asm.label("eperm")
     emit(BPF_RET_K, SECCOMP_RET_ERRNO | EPERM)
-    labels["enosys"] = len(code)
+    asm.label("enosys")
     emit(BPF_RET_K, SECCOMP_RET_ERRNO | ENOSYS)
-    return _resolve(code, labels)
+    return asm.resolve()
 
 
 def install_bind_notify():

@@ -518,11 +518,10 @@ def _start(spec, idmap, flags, join, prestart, private_fds):
         sock_parent, sock_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     if spec["network"] != "host":
         from . import net  # noqa: F401
-    if spec.get("seccomp"):
-        from . import seccomp
-        seccomp.table()  # an architecture without a table fails here, before any fork
-    if bypass:
-        from . import seccomp  # noqa: F811,F401  (loaded for init, see above)
+    if spec.get("seccomp") or bypass:
+        from . import seccomp  # loaded for init, see above
+        if spec.get("seccomp"):
+            seccomp.table()  # an architecture without a table fails here, before any fork
     # adopt: init becomes the caller's child once the middle leaves; it waits for the caller's
     # word that the middle is reaped (re-parenting done) before arming its parent-death
     # signal, which the re-parenting itself would otherwise fire

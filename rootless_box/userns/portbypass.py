@@ -33,9 +33,11 @@ connect, or leave a call unanswered.
 import errno
 import fcntl
 import os
+import queue
 import socket
 import stat
 import struct
+import threading
 
 from .. import securepath
 from . import libc, notify, seccomp
@@ -201,7 +203,8 @@ class Bypass:
         dup = _their_fd(tid, fd)
         opened = []
         try:
-            unix = stat.S_ISSOCK(os.fstat(dup).st_mode) and _domain(dup) == socket.AF_UNIX
+            is_socket = stat.S_ISSOCK(os.fstat(dup).st_mode)
+            unix = is_socket and _domain(dup) == socket.AF_UNIX
             if unix:
                 # its root, working directory and credentials: a path is resolved there,
                 # and the peer sees who connects (SO_PEERCRED)
@@ -209,7 +212,7 @@ class Bypass:
                           for name in ("root", "cwd")]
                 creds = _credentials(tid)
             notify.id_valid(self.listener, notif_id)  # all that was read is this call's
-            if not stat.S_ISSOCK(os.fstat(dup).st_mode):
+            if not is_socket:
                 return -errno.ENOTSOCK
             if self._foreign(dup):
                 return -errno.EPERM
@@ -418,11 +421,6 @@ class Bypass:
         return socket.socket(fileno=fds[0]) if fds else None
 
 
-def _same_file(st, fd):
-    other = os.fstat(fd)
-    return (st.st_dev, st.st_ino) == (other.st_dev, other.st_ino)
-
-
 def _inode(pid, fd):
     """The inode number of the socket at fd (of pid, or ours for None), or None."""
     try:
@@ -443,11 +441,9 @@ class _Workers:
     after that call instead of going back to the pool."""
 
     _MAX = 256
-    _local = None  # set below: threading.local, a worker's "tainted" mark
+    _local = threading.local()  # a worker's "tainted" mark
 
     def __init__(self):
-        import queue
-        import threading
         self.queue = queue.SimpleQueue()
         self.lock = threading.Lock()
         self.idle = 0
@@ -455,7 +451,6 @@ class _Workers:
 
     def run(self, func, *args):
         """Queue func(*args) for a worker; OSError(EAGAIN) when none can take it."""
-        import threading
         with self.lock:
             if self.idle:
                 self.idle -= 1
@@ -493,14 +488,6 @@ class _Workers:
                 return
             with self.lock:
                 self.idle += 1
-
-
-def _thread_local():
-    import threading
-    return threading.local()
-
-
-_Workers._local = _thread_local()
 
 
 def _their_fd(tid, fd):

@@ -490,15 +490,21 @@ PEER = ("import select, socket, sys, threading\nls = []\n"
 
 
 def seen(port, host="127.0.0.1", timeout=10.0):
-    """(our local port, the peer address the server saw) for a connection to host:port."""
+    """(our local port, the peer address the server saw) for a connection to host:port, made
+    once the server answers: a client that connects while the server is being handed the
+    host's socket is served through the relay, as before the server bound."""
     import ast
     deadline = time.monotonic() + timeout
+    answered = False
     while True:
         try:
             with socket.create_connection((host, port), timeout=10) as s:
                 data = s.makefile("rb").readline()
-                if data:
+                if data and answered:
                     return s.getsockname()[1], ast.literal_eval(data.decode())
+                answered = answered or bool(data)
+                if data:
+                    continue
         except OSError:
             pass
         assert time.monotonic() < deadline, "no answer on %s:%d" % (host, port)

@@ -4,7 +4,7 @@ import os
 import sys
 import tempfile
 
-from ..build.executor import BuildOptions, build
+from ..dockerfile.executor import BuildOptions, build
 from ..cliparse import FLAG, LIST, VALUE, Command, Opt
 from ..errors import UsageError
 from ..ops.storage import open_store

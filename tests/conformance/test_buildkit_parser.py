@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from rootless_box.build.parser import DockerfileError, dump, parse
+from rootless_box.dockerfile.parser import DockerfileError, dump, parse
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CORPUS = os.path.join(os.path.dirname(REPO), "shared", "conformance", "buildkit-parser")

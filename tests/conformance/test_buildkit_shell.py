@@ -6,7 +6,7 @@ import os
 import pytest
 
 import rootless_box
-from rootless_box.build.shell import ExpansionError, expand_word, expand_words
+from rootless_box.dockerfile.shell import ExpansionError, expand_word, expand_words
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(rootless_box.__file__)))
 CORPUS = os.path.join(os.path.dirname(REPO), "shared", "conformance", "buildkit-shell")

@@ -10,8 +10,8 @@ import os
 import pytest
 
 import rootless_box
-from rootless_box.build.context import load_ignore, walk
-from rootless_box.build.dockerignore import (EXACT, PREFIX, REGEX, SUFFIX, Matcher, Pattern,
+from rootless_box.dockerfile.context import load_ignore, walk
+from rootless_box.dockerfile.dockerignore import (EXACT, PREFIX, REGEX, SUFFIX, Matcher, Pattern,
                                              PatternError, compile_pattern, read_lines,
                                              read_patterns)
 

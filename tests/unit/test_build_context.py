@@ -1,13 +1,13 @@
-"""build.context on real temporary directories: ignore-file precedence, the walk, COPY sources,
+"""dockerfile.context on real temporary directories: ignore-file precedence, the walk, COPY sources,
 symlinks that point out of the context, and content keys."""
 
 import os
 
 import pytest
 
-from rootless_box.build.context import (ContextError, content_key, load_ignore,
+from rootless_box.dockerfile.context import (ContextError, content_key, load_ignore,
                                         resolve_copy_sources, resolve_source, walk)
-from rootless_box.build.dockerignore import Matcher
+from rootless_box.dockerfile.dockerignore import Matcher
 
 
 def make(root, entries):
@@ -257,7 +257,7 @@ def test_content_key_of_whole_context(tree):
 
 
 def test_known_digests_skip_rereading_but_never_hide_a_change(tmp_path):
-    from rootless_box.build.context import content_key
+    from rootless_box.dockerfile.context import content_key
     (tmp_path / "a").write_text("one")
     (tmp_path / "b").write_text("two")
     known = {}

@@ -3,7 +3,7 @@ shell forms, line numbers and the errors a user sees."""
 
 import pytest
 
-from rootless_box.build.parser import (DockerfileError, Heredoc, Instruction, dump, go_quote,
+from rootless_box.dockerfile.parser import (DockerfileError, Heredoc, Instruction, dump, go_quote,
                                        parse)
 from rootless_box.errors import BoxError
 

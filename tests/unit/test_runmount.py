@@ -2,7 +2,7 @@
 
 import pytest
 
-from rootless_box.build.runmount import MountError, parse
+from rootless_box.dockerfile.runmount import MountError, parse
 
 
 def test_defaults_and_aliases():

@@ -4,7 +4,7 @@ lex_test.go, the backtick escape, the names a word uses, both env forms, and the
 import pytest
 
 from rootless_box.errors import BoxError
-from rootless_box.build.shell import (ExpansionError, expand, expand_word,
+from rootless_box.dockerfile.shell import (ExpansionError, expand, expand_word,
                                       expand_word_with_names, expand_words)
 
 

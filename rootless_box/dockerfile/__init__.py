@@ -1,0 +1,1 @@
+"""Dockerfile builds: the parser and shell-word expansion (pure), the .dockerignore matcher (pure), the instruction executor and the build cache. Named dockerfile/, not build/, since many tools take a folder named build/ for build output and leave it out of views, searches and coverage."""

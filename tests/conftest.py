@@ -298,6 +298,27 @@ def find_named(top, name):
     return found
 
 
+class cpu_burners:
+    """`with cpu_burners(2):` two CPU-bound processes beside the block (what a busy CI
+    machine gives), gone when it ends, whatever happens in it."""
+
+    def __init__(self, count=2):
+        self.count = count
+        self.procs = []
+
+    def __enter__(self):
+        for _ in range(self.count):
+            self.procs.append(subprocess.Popen(["sh", "-c", "while :; do :; done"]))
+        return self
+
+    def __exit__(self, *exc):
+        for proc in self.procs:
+            proc.kill()
+        for proc in self.procs:
+            proc.wait()
+        return False
+
+
 def wait_gone(marker, timeout=10.0):
     """Wait until no process of ours carries marker in its environment (the killed import and
     any helper it forked into a user namespace, which PR_SET_PDEATHSIG kills)."""

@@ -109,7 +109,7 @@ class Bypass:
         t = seccomp.table()
         compat = t["compat"]
         self.calls = {(t["arch"], t["bind"]): "bind", (t["arch"], t["connect"]): "connect",
-                      (t["arch"], t["shutdown"]): "shutdown",
+                      (t["arch"], t["shutdown"]): "shutdown", (t["arch"], t["listen"]): "listen",
                       (compat["arch"], compat["connect"]): "connect",
                       (compat["arch"], compat["shutdown"]): "shutdown",
                       (compat["arch"], compat["socketcall"]): "socketcall"}
@@ -132,7 +132,10 @@ class Bypass:
             self._guard(kind, notif_id, pid, args)
             return True
         flags = notify.SECCOMP_USER_NOTIF_FLAG_CONTINUE
-        if kind == "bind":
+        if kind == "listen":
+            if self._keeps_backlog(pid, args):
+                flags = 0
+        elif kind == "bind":
             try:
                 if self._take(notif_id, pid, args):
                     flags = 0  # its fd is the host's socket, already bound: success
@@ -233,6 +236,29 @@ class Bypass:
                     os.close(fd_)
                 except OSError:
                     pass
+
+    def _keeps_backlog(self, tid, args):
+        """Whether a listen() is on a host's socket the container was handed, which is
+        listening already with a backlog of SOMAXCONN: it is answered with success and the
+        backlog stays. A server's own small backlog (busybox httpd's 9, Python's
+        socketserver's 5) on it would make the kernel drop connections of a burst that
+        comes while the server is slow to accept, and their clients retry on TCP's
+        exponential timers (up to a minute); the relay's host socket keeps SOMAXCONN too.
+        Any other listen() runs as it is (a race that swaps the fd meanwhile could at most
+        set a host socket's backlog)."""
+        fd = args[0] & 0xFFFFFFFF
+        if fd > 0x7FFFFFFF:
+            return False
+        try:
+            dup = _their_fd(tid, fd)
+        except OSError:
+            return False
+        try:
+            return self._foreign(dup) and _tcp_state(dup) == _TCP_LISTEN
+        except OSError:
+            return False  # not a socket
+        finally:
+            os.close(dup)
 
     def _foreign(self, fd):
         """Whether the socket at fd is not of the container's network namespace (the host's

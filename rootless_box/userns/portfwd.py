@@ -7,7 +7,9 @@ and network namespaces (setns through /proc/PID/ns). The sockets it had keep the
 namespace; every socket it makes from then on is the container's. So for each accepted
 connection it connects a new socket to 127.0.0.1:PORT inside, itself, and moves bytes
 between the two with splice(2) through a pipe per direction (half-closes included); for UDP
-it keeps one socket inside per client address and relays datagrams. RootlessKit's builtin
+it keeps one socket inside per client address and relays datagrams. It connects inside only
+as many as the server's accept queue has room for (sock_diag), and keeps the rest waiting
+here: see Relay._admit for why. RootlessKit's builtin
 port driver makes the inner socket in a child and hands it over with SCM_RIGHTS: one process
 and one round trip per connection fewer here. No tap device, no root, no copy through user
 space. With the container's bind() listener (userns/portbypass.py) it also serves the bind
@@ -34,6 +36,8 @@ _PIPE_SIZE = 1 << 20
 _F_SETPIPE_SZ = 1031
 _UDP_IDLE = 90.0  # Docker's userland proxy forgets a UDP client after 90 s
 _BURST = 64  # splices per event before others get their turn
+_ADMIT_TICK = 10  # ms between looks at a full accept queue while connections wait for it
+_ROOM_AGE = 0.05  # s a look at an accept queue is trusted for (it only frees up meanwhile)
 
 
 def spawn(pid, listeners, outbound=None, bind_listener=None):
@@ -342,9 +346,10 @@ class _Conn:
     """A client's connection and its socket inside; until that one is connected
     (connecting), only its POLLOUT is waited for."""
 
-    def __init__(self, outer, inner, pipes):
+    def __init__(self, outer, inner, pipes, port=None):
         self.socks = (outer, inner)
         self.pipes = pipes
+        self.port = port  # the container port of a paced connection (Relay._admit)
         self.connecting = True
         self.ab = self.ba = None
 
@@ -389,6 +394,10 @@ class Relay:
         self.registered = {}  # fd -> mask
         self.udp = {}  # (listener fd, client addr) -> [inner socket, last use]
         self.udp_inner = {}  # inner fd -> (listener fd, client addr)
+        self.waiting = {}  # container port -> deque of accepted clients not yet connected
+        self.connecting = {}  # container port -> inner connects under way
+        self.room = {}  # container port -> [connects the accept queue still takes, when seen]
+        self.diag = None  # the sock_diag socket, made inside the container's namespace
         for fd, proto, port in listeners:
             sock = socket.socket(fileno=fd)
             sock.setblocking(False)
@@ -458,7 +467,8 @@ class Relay:
         import time
         while True:
             try:
-                events = self.poll.poll(30000 if self.udp else None)
+                events = self.poll.poll(_ADMIT_TICK if self.waiting else
+                                        30000 if self.udp else None)
             except InterruptedError:
                 continue
             for fd, _ev in events:
@@ -473,6 +483,8 @@ class Relay:
                     self._drive(self.conns[fd])
                 elif fd in self.udp_inner:
                     self._udp_back(fd)
+            for port in list(self.waiting):
+                self._admit(port)
             if self.udp:
                 now = time.monotonic()
                 for key, (sock, used) in list(self.udp.items()):
@@ -482,7 +494,8 @@ class Relay:
     def _room(self):
         """Whether one more connection fits in the fd limit: its two sockets and two pipes,
         with a margin for the UDP sockets and pooled pipes."""
-        used = 3 * len(self.conns) + len(self.udp) + 2 * len(self.pipes.free)
+        used = 3 * len(self.conns) + len(self.udp) + 2 * len(self.pipes.free) + \
+            sum(len(q) for q in self.waiting.values())
         return used + 6 + 32 < self.fd_limit
 
     def _listener_ready(self, fd):
@@ -502,8 +515,7 @@ class Relay:
                 except OSError:
                     return  # EMFILE and friends: the client waits in the backlog
                 if proto == "tcp":
-                    inner = _socket(socket.AF_INET)
-                    self._connect(outer, inner, ("127.0.0.1", port))
+                    self._admit(port, outer)
                 else:
                     family, address = port
                     self._connect(outer, self.bypass.make(family), address)
@@ -517,10 +529,64 @@ class Relay:
                 return
             self._udp_send(fd, addr, port, data)
 
-    def _connect(self, outer, inner, address):
+    def _admit(self, port, outer=None):
+        """Connect to the server inside (127.0.0.1:port) the clients waiting for it, outer
+        added last, as far as its accept queue has room; the rest wait here, looked at again
+        every _ADMIT_TICK ms. Why: connections past a full accept queue are not refused.
+        The kernel drops the SYN, or answers it with a SYN cookie and then drops the ACK
+        (the client believes it is connected and its request is lost), and the client
+        retries on TCP's timers, which back off exponentially: 1, 3, 7, 15, 31, 63 s. A
+        burst of clients, all relayed at once to a server with a small backlog (busybox
+        httpd listens with 9, Python's socketserver with 5) that is slow to accept for a
+        moment (a busy CPU), so had connections stall for up to a minute, all retrying at
+        the same instants and finding the queue full again. The host's listening socket has
+        a backlog of SOMAXCONN, so here they wait without loss, and each is relayed as soon
+        as the server can take it."""
+        queue = self.waiting.get(port)
+        if outer is not None:
+            if queue is None:
+                import collections
+                queue = self.waiting[port] = collections.deque()
+            queue.append(outer)
+        if not queue:
+            return
+        import time
+        now = time.monotonic()
+        while queue:
+            room = self.room.get(port)  # [connects it still takes, when seen, seen full]
+            if room is None or room[0] <= 0 or now - room[1] > _ROOM_AGE:
+                if room is not None and room[2] and now - room[1] < _ADMIT_TICK / 1000:
+                    break  # seen full a moment ago: looked at again on the next tick
+                free = self._accept_room(port)
+                if free is None:
+                    free = len(queue)  # nothing listens: each is refused, as it would be
+                else:
+                    free -= self.connecting.get(port, 0)
+                room = self.room[port] = [free, now, free <= 0]
+                if free <= 0:
+                    break
+            room[0] -= 1
+            self._connect(queue.popleft(), _socket(socket.AF_INET), ("127.0.0.1", port),
+                          port)
+        if not queue:
+            del self.waiting[port]
+
+    def _accept_room(self, port):
+        """net.accept_room through one sock_diag socket; None (connect, as if nothing
+        listened) where sock_diag cannot answer."""
+        from . import net
+        try:
+            if self.diag is None:
+                self.diag = net.diag_socket()
+            return net.accept_room(port, self.diag)
+        except OSError:
+            return None
+
+    def _connect(self, outer, inner, address, port=None):
         """inner (a socket inside: this process is in the container's network namespace
         now; or the host's, from the bypass's maker) connected to address without blocking:
-        a full backlog there must not stall the others."""
+        a full backlog there must not stall the others. port: the container port, for a
+        connection paced by _admit."""
         if inner is None:
             outer.close()
             return
@@ -531,26 +597,35 @@ class Relay:
             outer.close()  # nothing listens inside: the client sees its connection end
             inner.close()
             return
-        conn = _Conn(outer, inner, self.pipes)
+        conn = _Conn(outer, inner, self.pipes, port)
         for s in conn.socks:
             self.conns[s.fileno()] = conn
+        self._count(conn, 1)
         if err == 0:
             self._drive(conn)
         else:
             self._watch(conn)
 
+    def _count(self, conn, step):
+        """Inner connects under way for a paced connection's port (in the server's SYN
+        queue, not yet in its accept queue: sock_diag does not count them)."""
+        if conn.port is not None:
+            self.connecting[conn.port] = self.connecting.get(conn.port, 0) + step
+
     def _drive(self, conn):
         if conn.connecting:
             err = conn.socks[1].getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            if err == errno.EINPROGRESS:
-                return  # not yet (a poll woken by the other socket)
-            try:
-                if err:
-                    raise OSError(err, os.strerror(err))
-                conn.connected()
-            except OSError:
+            if not err:
+                try:
+                    conn.socks[1].getpeername()
+                except OSError:
+                    return  # not yet (SO_ERROR is 0 while the handshake goes on)
+            self._count(conn, -1)
+            if err:
+                conn.connecting = False
                 self._end(conn)
                 return
+            conn.connected()
         ok = conn.ab.pump() and conn.ba.pump()
         if not ok or (conn.ab.done and conn.ba.done):
             self._end(conn)
@@ -562,6 +637,9 @@ class Relay:
             self._set(fd, mask)
 
     def _end(self, conn):
+        if conn.connecting:
+            self._count(conn, -1)
+            conn.connecting = False
         for s in conn.socks:
             self._set(s.fileno(), 0)
             self.conns.pop(s.fileno(), None)

@@ -70,7 +70,7 @@ TABLES = {
                  "setfsgid": 123, "capset": 126},
         "chown": {"chown": 92, "fchown": 93, "lchown": 94, "fchownat": 260},
         "mknod": {"mknod": (133, 1), "mknodat": (259, 2)},
-        "bind": 49, "connect": 42, "shutdown": 48, "io_uring_setup": 425,
+        "bind": 49, "connect": 42, "shutdown": 48, "listen": 50, "io_uring_setup": 425,
         # the 32-bit ABI this machine also runs (arch/x86/entry/syscalls/syscall_32.tbl)
         "compat": {"arch": AUDIT_ARCH_I386, "connect": 362, "shutdown": 373,
                    "io_uring_setup": 425, "socketcall": 102},
@@ -82,7 +82,7 @@ TABLES = {
                  "setfsgid": 152, "setgroups": 159},
         "chown": {"fchownat": 54, "fchown": 55},
         "mknod": {"mknodat": (33, 2)},
-        "bind": 200, "connect": 203, "shutdown": 210, "io_uring_setup": 425,
+        "bind": 200, "connect": 203, "shutdown": 210, "listen": 201, "io_uring_setup": 425,
         # arm's EABI (arch/arm/tools/syscall.tbl): no socketcall
         "compat": {"arch": AUDIT_ARCH_ARM, "connect": 283, "shutdown": 293,
                    "io_uring_setup": 425, "socketcall": None},
@@ -215,7 +215,9 @@ def bypass_program(machine=None):
     connect(), and shutdown() other than SHUT_WR, which the forwarder carries out itself on
     the caller's socket (a host socket that left the listening state could connect out of
     the private network; answering "continue" after a check would let another thread swap
-    the fd in between). Refused: io_uring_setup (its rings connect and shut down sockets
+    the fd in between); listen(), so that a server's small backlog does not shrink the host
+    socket's (the forwarder answers it for a host socket, which is listening already).
+    Refused: io_uring_setup (its rings connect and shut down sockets
     out of a filter's sight; Docker's default profile refuses it too), and x32 calls (their
     own numbers). The 32-bit ABI's connect, shutdown and socketcall(CONNECT/SHUTDOWN) are
     notified alike; its bind runs as it is (inside the container, where the relay serves)."""
@@ -227,6 +229,7 @@ def bypass_program(machine=None):
     emit(BPF_JEQ_K, t["bind"], "bind", 0)
     emit(BPF_JEQ_K, t["connect"], "notify", 0)
     emit(BPF_JEQ_K, t["shutdown"], "shutdown", 0)
+    emit(BPF_JEQ_K, t["listen"], "notify", 0)
     emit(BPF_JEQ_K, t["io_uring_setup"], "eperm", "allow")
     asm.label("compat")
     # no third arch word runs on these machines: one that did is refused whole

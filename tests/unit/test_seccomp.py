@@ -142,18 +142,18 @@ def test_packed_layout():
     assert prog[-1][0] in (0x06, 0x15)
 
 
-# asm/unistd_64.h and asm-generic/unistd.h: bind, connect, shutdown, io_uring_setup; the
+# asm/unistd_64.h and asm-generic/unistd.h: bind, connect, shutdown, listen, io_uring_setup; the
 # 32-bit ABIs' (syscall_32.tbl, arm's syscall.tbl): connect, shutdown, io_uring_setup, socketcall
-BYPASS = (("x86_64", sc.AUDIT_ARCH_X86_64, (49, 42, 48, 425), X86_64_OTHERS + (43, 50, 105),
+BYPASS = (("x86_64", sc.AUDIT_ARCH_X86_64, (49, 42, 48, 50, 425), X86_64_OTHERS + (43, 105),
            AUDIT_ARCH_I386, (362, 373, 425, 102), (361, 3, 4, 5)),
-          ("aarch64", sc.AUDIT_ARCH_AARCH64, (200, 203, 210, 425), AARCH64_OTHERS + (201, 202),
+          ("aarch64", sc.AUDIT_ARCH_AARCH64, (200, 203, 210, 201, 425), AARCH64_OTHERS + (202,),
            AUDIT_ARCH_ARM, (283, 293, 425, None), (282, 3, 4, 5)))
 NOTIF = sc.SECCOMP_RET_USER_NOTIF
 
 
 @pytest.mark.parametrize("machine,arch,calls,others,compat,compat_calls,compat_others", BYPASS)
 def test_the_bypass_filter(machine, arch, calls, others, compat, compat_calls, compat_others):
-    bind, connect, shutdown, io_uring = calls
+    bind, connect, shutdown, listen, io_uring = calls
     prog = sc.bypass_program(machine)
 
     def verdict(nr, args=(), word=arch):
@@ -169,8 +169,10 @@ def test_the_bypass_filter(machine, arch, calls, others, compat, compat_calls, c
     assert verdict(shutdown, (3, 0)) == NOTIF  # SHUT_RD
     assert verdict(shutdown, (3, 2)) == NOTIF  # SHUT_RDWR
     assert verdict(shutdown, (3, 1)) == ALLOW  # SHUT_WR: a half-close, nothing to a listener
+    # every listen: a host socket's backlog stays SOMAXCONN
+    assert verdict(listen, (3, 9)) == NOTIF
     assert verdict(io_uring) == sc.SECCOMP_RET_ERRNO | 1
-    for nr in others:  # accept, listen, setuid ... run as they are
+    for nr in others:  # accept, setuid ... run as they are
         assert verdict(nr) == ALLOW, nr
     c_connect, c_shutdown, c_io_uring, socketcall = compat_calls
     assert verdict(c_connect, (3, 0x7FF0000, 16), compat) == NOTIF

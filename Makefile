@@ -24,11 +24,12 @@ IS_ROOT := yes
 endif
 endif
 
-.PHONY: help demo test bench binary clean distclean
+.PHONY: help demo test test-load bench binary clean distclean
 
 help:
 	@echo "make demo       build a base image from host binaries and run a container in it"
 	@echo "make test       run the test suite (as root: prepare the machine, run as rbxtest)"
+	@echo "make test-load  the same beside two CPU-bound processes, as a busy CI machine runs it"
 	@echo "make bench      run bench/*.py beside their peers, one table in bench/RESULTS.md (QUICK=1: smallest run counts)"
 	@echo "make binary     one-file executable in dist/rootless-box (PyInstaller)"
 	@echo "make clean      remove build output; distclean also removes .venv"
@@ -96,6 +97,12 @@ test: $(VENV)/.rbx-installed-test
 	fi
 	exit $$rc
 endif
+
+# The suite on a busy machine: `make test` exactly as above (as root: the machine prepared and
+# the tests run as the unprivileged user), beside RBX_LOAD_BURNERS (2) CPU-bound processes that
+# end with it. A test that passes only on an idle CPU is a bug (issue 10).
+test-load:
+	@bash scripts/with-cpu-load.sh $(MAKE) --no-print-directory test
 
 # Every bench/[!_]*.py (bench/_*.py are shared helpers) prints its own Markdown on stdout, its
 # progress on stderr, and one JSON line per figure on fd 3 (BENCH_JSON_FD; the convention is in

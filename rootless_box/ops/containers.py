@@ -103,6 +103,22 @@ def _alive(pid, start_time):
     return bool(pid) and proc_start_time(pid) == start_time
 
 
+def starter_fields():
+    """State fields naming this process as the one starting a container: `run` from the
+    record's creation until init runs, `start` while it launches the monitor."""
+    pid = os.getpid()
+    return {"StarterPid": pid, "StarterStartTime": proc_start_time(pid)}
+
+
+def being_started(state):
+    """Whether a container that is not running is being started by a process still alive
+    (see starter_fields): a prune must leave it, or it would remove the directories of a
+    container whose init is being set up in them. Once the starter is gone (`create` exits
+    at once, a `run` that was killed), the container is an ordinary stopped one."""
+    return state.get("Status") not in LIVE_STATES and \
+        _alive(state.get("StarterPid") or 0, state.get("StarterStartTime"))
+
+
 def _keeper_gone(state):
     if state.get("Status") not in LIVE_STATES:
         return False
@@ -143,14 +159,15 @@ def mark_running(store, record, pid, monitor=None):
     fields = {"Status": "running", "Running": True, "Paused": False, "Restarting": False,
               "Pid": pid, "PidStartTime": proc_start_time(pid), "StartedAt": now_rfc3339(),
               "ExitCode": 0, "Error": "", "MonitorPid": monitor or 0,
-              "MonitorStartTime": proc_start_time(monitor) if monitor else None}
+              "MonitorStartTime": proc_start_time(monitor) if monitor else None,
+              "StarterPid": 0}
     return update_state(store, record, **fields)
 
 
 def mark_exited(store, record, code, error=""):
     return update_state(store, record, Status="exited", Running=False, Paused=False,
                         Restarting=False, Pid=0, MonitorPid=0, ExitCode=code, Error=error,
-                        FinishedAt=now_rfc3339())
+                        FinishedAt=now_rfc3339(), StarterPid=0)
 
 
 def update_state(store, record, **fields):

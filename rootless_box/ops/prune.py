@@ -395,14 +395,16 @@ def prune_build_cache(store, everything=False):
 
 def prune_containers(store, accepts=None):
     """Remove every stopped container (created or exited: not running, paused or
-    restarting) that accepts(created, labels) lets through (Docker's `container prune`).
+    restarting, nor being started by a `run` or `start` still at it) that accepts(created,
+    labels) lets through (Docker's `container prune`).
     Returns {"deleted": [container IDs], "reclaimed": bytes}."""
     from .psfilter import LIVE_STATES, labels
     result = {"deleted": [], "reclaimed": 0}
     cache = {}
     with store.lock():
         for record in container_ops.all_records(store):
-            if record.get("State", {}).get("Status") in LIVE_STATES:
+            state = record.get("State", {})
+            if state.get("Status") in LIVE_STATES or container_ops.being_started(state):
                 continue
             if accepts is not None and not accepts(
                     image_ops.created_seconds(record.get("Created") or ""),

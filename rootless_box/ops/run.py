@@ -366,7 +366,8 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None):
                     "Source": m.get("source", ""), "Destination": m["destination"],
                     "RW": not m.get("readonly"), "Anonymous": m.get("anonymous", False)}
                    for m in mounts],
-        "State": {"Status": "created", "Running": False, "Pid": 0, "ExitCode": 0},
+        "State": {"Status": "created", "Running": False, "Pid": 0, "ExitCode": 0,
+                  **containers.starter_fields()},
         "NetworkSettings": {"Ports": {}},
     }, opts.name)
     cid = record["Id"]
@@ -566,7 +567,7 @@ def start(store, idmap, record):
         return record  # Docker: starting a running container is a no-op
     spec = containers.load_spec(store, record)
     idmap = idmap_of(spec, idmap)
-    containers.update_state(store, record, StoppedByUser=False)
+    containers.update_state(store, record, StoppedByUser=False, **containers.starter_fields())
     published = ports.bind(store, record, spec.get("outbound"))
     with published:
         monitor.launch(store, idmap, record, spec, published)

@@ -7,8 +7,11 @@ prune removes stopped containers only; top and stats see the container's process
 pids. Real namespaces, the real CLI, an unprivileged user.
 """
 
+import fcntl
 import json
+import os
 import re
+import signal
 import subprocess
 import time
 
@@ -210,6 +213,77 @@ def test_container_prune(user):
         "Total reclaimed space: 0B\n"
     assert_one_error(user("container", "prune", "-f", "--filter", "until=soon"))
     assert_one_error(user("container", "prune", "-f", "--filter", "colour=red"))
+
+
+def _children(pid):
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            return f.read().split()
+    except OSError:
+        return []
+
+
+def _record_named(cli, name):
+    """The container's record as it is on disk (read without the store's lock, which the
+    stopped `run` may hold)."""
+    top = os.path.join(cli.root, "containers")
+    for cid in os.listdir(top):
+        try:
+            with open(os.path.join(top, cid, "container.json")) as f:
+                record = json.load(f)
+        except OSError:
+            continue
+        if record.get("Name") == name:
+            return record
+    return None
+
+
+def _store_lock_free(cli):
+    with open(os.path.join(cli.root, "store.lock"), "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return True
+
+
+def test_system_prune_leaves_a_container_that_run_is_starting(user):
+    """`run` creates the container (record and directories) under the store's lock, then
+    starts it; a prune in between must leave it (before: `system prune` removed the
+    'created' container while its init was being set up in its directories, and the run
+    failed). The race is forced: the `run` is stopped (SIGSTOP) as soon as it has forked the
+    container's first process, while its record still says created, and prune runs then."""
+    user.ok("run", "--rm", "base:latest", "true")  # the driver probed: no child before
+    for attempt in range(30):
+        name = "racer%d" % attempt
+        proc = subprocess.Popen(user.argv("run", "--name", name, "base:latest", "echo",
+                                          "started"),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=user.env)
+        deadline = time.monotonic() + 30
+        while not _children(proc.pid) and proc.poll() is None:
+            assert time.monotonic() < deadline, "run never started a container"
+        os.kill(proc.pid, signal.SIGSTOP)
+        try:
+            record = _record_named(user, name)
+            caught = record is not None and record["State"]["Status"] == "created" and \
+                _store_lock_free(user)
+            if caught:
+                pruned = user.ok("system", "prune", "-f")
+        finally:
+            os.kill(proc.pid, signal.SIGCONT)
+        out, err = proc.communicate(timeout=60)
+        if not caught:
+            continue  # it was past the window (or inside the lock): try again
+        assert record["Id"] not in pruned.out
+        assert (proc.returncode, out, err) == (0, b"started\n", b"")
+        assert inspect(user, name)["State"]["Status"] == "exited"
+        break
+    else:
+        raise AssertionError("the run was never caught between create and start")
+    # once nothing starts it, the stopped container is pruned as any other
+    assert record["Id"] in user.ok("system", "prune", "-f").out
 
 
 def test_inspect_is_docker_shaped(user):

@@ -494,8 +494,9 @@ class Relay:
     def _room(self):
         """Whether one more connection fits in the fd limit: its two sockets and two pipes,
         with a margin for the UDP sockets and pooled pipes."""
+        # a waiting client holds one fd now and will need the five more of a connection
         used = 3 * len(self.conns) + len(self.udp) + 2 * len(self.pipes.free) + \
-            sum(len(q) for q in self.waiting.values())
+            6 * sum(len(q) for q in self.waiting.values())
         return used + 6 + 32 < self.fd_limit
 
     def _listener_ready(self, fd):
@@ -565,9 +566,11 @@ class Relay:
                 room = self.room[port] = [free, now, free <= 0]
                 if free <= 0:
                     break
+            inner = _socket(socket.AF_INET)
+            if inner is None:
+                break  # no fd for it now (counted, so rare): it waits for the next tick
             room[0] -= 1
-            self._connect(queue.popleft(), _socket(socket.AF_INET), ("127.0.0.1", port),
-                          port)
+            self._connect(queue.popleft(), inner, ("127.0.0.1", port), port)
         if not queue:
             del self.waiting[port]
 
@@ -621,11 +624,14 @@ class Relay:
                 except OSError:
                     return  # not yet (SO_ERROR is 0 while the handshake goes on)
             self._count(conn, -1)
-            if err:
-                conn.connecting = False
+            conn.connecting = False
+            try:
+                if err:
+                    raise OSError(err, os.strerror(err))
+                conn.connected()  # its pipes: EMFILE ends this connection, not the loop
+            except OSError:
                 self._end(conn)
                 return
-            conn.connected()
         ok = conn.ab.pump() and conn.ba.pump()
         if not ok or (conn.ab.done and conn.ba.done):
             self._end(conn)

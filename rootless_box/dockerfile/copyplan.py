@@ -42,7 +42,7 @@ def plan(builder, state, ins, env, what):
     if not dest.startswith("/"):
         dest = os.path.join(workdir, dest)
     dest = os.path.normpath(dest) if dest not in ("/", "") else "/"
-    uid, gid = _owner(builder, state, flags.get("chown"))
+    uid, gid = owner(builder, state, flags.get("chown"))
     mode = _mode(flags.get("chmod"))
     heredocs = {h.name: h for h in ins.heredocs}
     items, key_parts = [], [dest, str(dest_is_dir), str(uid), str(gid), str(mode)]
@@ -264,7 +264,8 @@ def other_root(builder, ref, what="COPY --from"):
     return image.layer_dirs(), image.id
 
 
-def _owner(builder, state, spec):
+def owner(builder, state, spec):
+    """(uid, gid) of a --chown or USER value, names looked up in the image's own files."""
     if not spec:
         return 0, 0
     user, _, group = spec.partition(":")

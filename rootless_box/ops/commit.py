@@ -25,9 +25,11 @@ def _parent(store, record):
                               "export the container instead (rootless-box export)") from None
 
 
-def _layer_inside(driver, changes_dir, lowers, out_path, mountpoints):
+def _layer_inside(driver, changes_dir, lowers, out_path, mountpoints, new_owner=None):
     from ..layers.compression import HashingWriter
-    from ..layers.diff import write_changes, write_upper
+    from ..layers.diff import claim_new, write_changes, write_upper
+    if new_owner is not None:
+        claim_new(changes_dir, lowers, new_owner[0], new_owner[1], upper=driver != "copy")
     with open(out_path, "wb", buffering=1 << 20) as raw:
         out = HashingWriter(raw)
         if driver == "copy":
@@ -102,15 +104,17 @@ def commit(store, idmap, name, repository=None, changes=(), message="", author="
                                    content_size=parent.record.get("size", 0) + report["size"])
 
 
-def make_layer(store, idmap, driver, changes_dir, lowers, mountpoints=()):
+def make_layer(store, idmap, driver, changes_dir, lowers, mountpoints=(), new_owner=None):
     """The changes in changes_dir (an upper dir, or a copy-driver rootfs compared with lowers)
     as a new layer: its tar in blobs/ (uncompressed: the digest is the diff ID) and unpacked
     in layers/. Call under the store lock, so no rmi collects the layer before an image uses
-    it. Returns {"diff_id", "size"}."""
+    it. new_owner: (uid, gid) of a non-root user the changes were made as under the
+    single-id mapping: what they created is recorded as theirs first (diff.claim_new).
+    Returns {"diff_id", "size"}."""
     tmp = store.mktemp_path("layer-tar")
     try:
         report = run_in_userns(_layer_inside, idmap, driver, changes_dir, lowers, tmp,
-                               list(mountpoints))
+                               list(mountpoints), new_owner)
         unpack_layer(store, idmap, tmp, report["diff_id"])
         store.land_blob_file(tmp, report["diff_id"])
         tmp = None

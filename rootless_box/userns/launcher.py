@@ -812,6 +812,11 @@ def become(spec, sock):
     if spec["idmap_mode"] == "single":
         if user.uid or user.gid:
             fake_ids = (user.uid, user.gid, list(user.groups))
+            if spec.get("seccomp") and sock is None:
+                raise errors.SetupError(
+                    "user %s needs a uid/gid the single-id mapping does not have (only 0 is "
+                    "mapped), and a detached exec leaves no process to answer for them"
+                    % spec.get("user"), "exec without -d, or as root (-u 0)")
             if not spec.get("seccomp"):
                 raise errors.SetupError(
                     "user %s needs a uid/gid the single-id mapping does not have (only 0 is "

@@ -108,3 +108,70 @@ def test_apt_build_under_single_mapping(debian_image, mirror, tmp_path_factory, 
         assert_docker_owners(single, debian_image, owners)
     finally:
         single("system", "prune", "-a", "-f", timeout=300)
+
+
+# -- a non-root USER (issue 22): the Node.js best-practice pattern, with a project npm would
+# install replaced by files the user makes (no registry needed) ------------------------------
+
+USER_DOCKERFILE = """FROM debian:bookworm
+RUN useradd --create-home --uid 1000 --user-group node
+USER node
+WORKDIR /opt/node_app
+COPY --chown=node:node package.json ./
+RUN ["bash", "-c", "set -e; test \\"$(id -u):$(id -g):$(id -G):$(whoami)\\" = 1000:1000:1000:node; \\
+test \\"$UID:$EUID\\" = 1000:1000; test \\"$HOME\\" = /home/node; \\
+mkdir -p node_modules/dep ~/.npm/_cacache; echo '{}' > node_modules/dep/index.js; \\
+cp package.json package-lock.json; chmod 600 package-lock.json; touch ~/.npm/_cacache/x"]
+"""
+
+
+def build_user_pattern(cli, tmp_path, tag):
+    ctx = tmp_path / ("ctx-" + tag.replace(":", "-"))
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(USER_DOCKERFILE)
+    (ctx / "package.json").write_text('{"name": "app"}\n')
+    proc = cli("build", "-t", tag, str(ctx), timeout=600)
+    assert proc.returncode == 0, "build failed:\n%s\n%s" % (proc.out[-3000:], proc.err)
+    path = str(tmp_path / ("%s.tar" % tag.replace(":", "_")))
+    cli.ok("save", "-o", path, tag, timeout=120)
+    headers = {}
+    with tarfile.open(path) as archive:
+        manifest = json.load(archive.extractfile("manifest.json"))
+        for name in manifest[0]["Layers"][1:]:  # the base's layer is the same tar for both
+            with tarfile.open(fileobj=io.BytesIO(archive.extractfile(name).read())) as layer:
+                for m in layer.getmembers():
+                    headers[m.name.rstrip("/")] = (m.type, m.uid, m.gid, m.mode)
+    return headers
+
+
+def assert_node_owners(headers):
+    node = (1000, 1000)
+    for path in ("opt/node_app", "opt/node_app/package.json", "opt/node_app/node_modules",
+                 "opt/node_app/node_modules/dep/index.js", "home/node/.npm/_cacache/x"):
+        assert headers[path][1:3] == node, path
+    assert headers["opt/node_app"][3] == 0o755
+    assert headers["opt/node_app/package-lock.json"][1:] == node + (0o600,)
+    assert headers["opt"][1:3] == (0, 0)  # existed in the base: untouched
+
+
+def test_non_root_user_pattern_in_both_id_modes(debian_image, cli, tmp_path_factory, tmp_path):
+    single = Cli(str(tmp_path_factory.mktemp("single-user")), env={"RBX_USERNS": "single"})
+    try:
+        single.ok("import", "-c", 'CMD ["bash"]', DEBIAN_TAR, debian_image, timeout=300)
+        in_single = build_user_pattern(single, tmp_path, "nodepattern:single")
+    finally:
+        single("system", "prune", "-a", "-f", timeout=300)
+    assert_node_owners(in_single)
+    from conftest import has_subuid
+    if not has_subuid():
+        return
+    in_subuid = build_user_pattern(Cli(cli.data_home, env={"RBX_USERNS": "subuid"}), tmp_path,
+                                   "nodepattern:subuid")
+    assert_node_owners(in_subuid)
+    # useradd's files (passwd, the home) and the user's steps alike. Not the shadow files:
+    # useradd gives its new copy the old one's owner as stat shows it, and stat is not faked
+    # under the single-id mapping (root:shadow reads as 0:0 there; README, fake-root limits)
+    shadow = ("etc/shadow", "etc/shadow-", "etc/gshadow", "etc/gshadow-")
+    assert {p: in_subuid.pop(p)[2] for p in shadow} == dict.fromkeys(shadow, 42)
+    assert {p: in_single.pop(p)[2] for p in shadow} == dict.fromkeys(shadow, 0)
+    assert in_single == in_subuid

@@ -272,26 +272,5 @@ def owner(builder, state, spec):
     if user.isdigit() and (not group or group.isdigit()):
         return int(user), int(group) if group else int(user)
     view = LowerView(builder._layer_dirs(state))
-    resolved = resolve_user(spec, _read_from(view, "etc/passwd"),
-                            _read_from(view, "etc/group"))
+    resolved = resolve_user(spec, view.read_text("etc/passwd"), view.read_text("etc/group"))
     return resolved.uid, resolved.gid
-
-
-def _read_from(view, rel, limit=1 << 20):
-    """A regular file of the image's merged view (at most limit bytes), never through a
-    symlink: a hostile image's /etc/passwd -> /host/file or -> /dev/zero reads as absent."""
-    import stat
-    for layer in view.layers:
-        found = view.lookup(layer, rel.split("/"))
-        if found is None:
-            continue
-        if not isinstance(found, os.stat_result) or not stat.S_ISREG(found.st_mode):
-            return ""
-        try:
-            fd = os.open(os.path.join(layer, rel),
-                         os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError:
-            return ""
-        with os.fdopen(fd, "rb") as f:
-            return f.read(limit).decode("utf-8", "replace")
-    return ""

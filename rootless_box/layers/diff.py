@@ -313,6 +313,24 @@ class LowerView:
                 return st
         return None
 
+    def read_text(self, rel, limit=1 << 20):
+        """A regular file of the merged view (at most limit bytes), never through a symlink:
+        a hostile image's /etc/passwd -> /host/file or -> /dev/zero reads as absent."""
+        for layer in self.layers:
+            found = self.lookup(layer, rel.split("/"))
+            if found is None:
+                continue
+            if not isinstance(found, os.stat_result) or not stat.S_ISREG(found.st_mode):
+                return ""
+            try:
+                fd = os.open(os.path.join(layer, rel),
+                             os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+            except OSError:
+                return ""
+            with os.fdopen(fd, "rb") as f:
+                return f.read(limit).decode("utf-8", "replace")
+        return ""
+
     def names(self, rel):
         """The children visible in the merged view of directory rel. Each layer's rel is
         looked up one component at a time without following symlinks: a layer's symlink must

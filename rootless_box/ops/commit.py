@@ -50,6 +50,26 @@ def _mountpoints(record):
                                      for m in record.get("Mounts", [])]
 
 
+def _fake_owner(idmap, record, driver, changes_dir, parent):
+    """(uid, gid) of the user other than root a container ran as under the single-id
+    mapping (as uid 0 with its ids faked: userns/launcher.become), from the container's own
+    /etc/passwd; None otherwise. What it created becomes that user's in the layer, as under
+    Docker (what exec'd processes made as other users too: they are not told apart)."""
+    user = (record.get("Config") or {}).get("User") or ""
+    if idmap.mode != "single" or (user.split(":")[0] in ("", "0", "root")
+                                  and ":" not in user):
+        return None
+    from ..layers.diff import LowerView
+    from ..oci.users import resolve
+    view = LowerView([changes_dir] if driver == "copy"
+                     else [changes_dir] + list(parent.layer_dirs()))
+    try:
+        found = resolve(user, view.read_text("etc/passwd"), view.read_text("etc/group"))
+    except errors.BoxError:
+        return None
+    return (found.uid, found.gid) if found.uid or found.gid else None
+
+
 def _container_config(parent_config, record, changes):
     """The new image's runtime config: the parent's, then what the container ran with."""
     config = dict(parent_config.get("config") or {})
@@ -84,7 +104,8 @@ def commit(store, idmap, name, repository=None, changes=(), message="", author="
     changes_dir = os.path.join(cdir, "rootfs" if driver == "copy" else "upper")
     with store.lock():
         report = make_layer(store, idmap, driver, changes_dir, parent.layer_dirs(),
-                            _mountpoints(record))
+                            _mountpoints(record),
+                            _fake_owner(idmap, record, driver, changes_dir, parent))
         created = oci_image.now_rfc3339()
         cfg = dict(parent_cfg, config=config, created=created, container=record["Id"])
         if author:

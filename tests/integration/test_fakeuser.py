@@ -178,10 +178,25 @@ def test_every_id_call_answers_as_the_user(single, ids_helper, tmp_path):
         assert single.ok("exec", "-u", "1500:1600", name, "ids").out.startswith(
             "uid=1500 euid=1500 gid=1600 egid=1600 res=1500,1500,1500 resg=1600,1600,1600")
         single.ok("run", "-d", "--name", name + "2", "-u", "app", "groups:1", "sh", "-c",
-                  "id -u > /tmp/id; sleep 60")
-        assert single.ok("exec", name + "2", "cat", "/tmp/id").out == "1000\n"
+                  "id -u > /tmp/id.new && mv /tmp/id.new /tmp/id; sleep 60")
+        assert single.ok("exec", name + "2", "sh", "-c",
+                         "until [ -e /tmp/id ]; do sleep 0.1; done; cat /tmp/id").out == "1000\n"
     finally:
         single("rm", "-f", name, name + "2")
+
+
+def test_commit_gives_a_users_files_to_it(single, tmp_path):
+    name = "committed-as-app"
+    single.ok("run", "--name", name, "-u", "app", "base", "sh", "-c",
+              "mkdir /tmp/d && touch /tmp/d/f && echo x > /tmp/g && chown 1005 /tmp/g")
+    try:
+        single.ok("commit", name, "byapp:1")
+        h = layer_headers(single, tmp_path, "byapp:1")
+        assert h["tmp/d"][1:3] == (1000, 1000) and h["tmp/d/f"][1:3] == (1000, 1000)
+        assert h["tmp/g"][1:3] == (1005, 1000)
+        assert h["tmp"][1:] == (0, 0, 0o1777)  # copied up: the image's
+    finally:
+        single("rm", "-f", name)
 
 
 def test_unconfined_cannot_fake_a_user(single):

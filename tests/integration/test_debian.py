@@ -134,13 +134,21 @@ def build_user_pattern(cli, tmp_path, tag):
     assert proc.returncode == 0, "build failed:\n%s\n%s" % (proc.out[-3000:], proc.err)
     path = str(tmp_path / ("%s.tar" % tag.replace(":", "_")))
     cli.ok("save", "-o", path, tag, timeout=120)
+    return saved_headers(path)
+
+
+def saved_headers(path):
+    """{path: (type, uid, gid, permission bits)} of a docker-archive's layers above the base
+    (later layers winning)."""
     headers = {}
     with tarfile.open(path) as archive:
         manifest = json.load(archive.extractfile("manifest.json"))
-        for name in manifest[0]["Layers"][1:]:  # the base's layer is the same tar for both
+        for name in manifest[0]["Layers"][1:]:  # the base's layer is the same tar for all
             with tarfile.open(fileobj=io.BytesIO(archive.extractfile(name).read())) as layer:
                 for m in layer.getmembers():
-                    headers[m.name.rstrip("/")] = (m.type, m.uid, m.gid, m.mode)
+                    name = m.name.rstrip("/")
+                    headers[name[2:] if name.startswith("./") else name] = (
+                        m.type, m.uid, m.gid, m.mode & 0o7777)
     return headers
 
 
@@ -175,3 +183,49 @@ def test_non_root_user_pattern_in_both_id_modes(debian_image, cli, tmp_path_fact
     assert {p: in_subuid.pop(p)[2] for p in shadow} == dict.fromkeys(shadow, 42)
     assert {p: in_single.pop(p)[2] for p in shadow} == dict.fromkeys(shadow, 0)
     assert in_single == in_subuid
+
+
+@needs_subuid
+def test_non_root_user_pattern_as_podman_builds_it(debian_image, cli, tmp_path):
+    """The same Dockerfile built by rootless podman (runc, native overlay: BASELINES.md), when
+    it is installed and works here: the same owners and modes as ours."""
+    import shutil
+    import subprocess
+    if not shutil.which("podman"):
+        pytest.skip("podman is not installed")
+    conf = tmp_path / "storage.conf"
+    conf.write_text('[storage]\ndriver = "overlay"\ngraphroot = "%s"\nrunroot = "%s"\n'
+                    % (tmp_path / "graph", tmp_path / "run"))
+    env = dict(os.environ, CONTAINERS_STORAGE_CONF=str(conf))
+
+    def podman(*args):
+        return subprocess.run(["podman", "--runtime", "runc"] + list(args), env=env,
+                              capture_output=True, text=True, timeout=600)
+
+    ctx = tmp_path / "podman-ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(USER_DOCKERFILE.replace(
+        "FROM debian:bookworm", "FROM localhost/debian:bookworm"))
+    (ctx / "package.json").write_text('{"name": "app"}\n')
+    try:
+        imported = podman("import", "-c", 'CMD ["bash"]', DEBIAN_TAR,
+                          "localhost/debian:bookworm")
+        if imported.returncode:
+            pytest.skip("podman cannot import here: %s" % imported.stderr.strip()[-300:])
+        built = podman("build", "--network", "host", "-t", "nodepattern:podman", str(ctx))
+        assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
+        saved = podman("save", "--format", "docker-archive", "-o",
+                       str(tmp_path / "podman.tar"), "nodepattern:podman")
+        assert saved.returncode == 0, saved.stderr
+        theirs = saved_headers(str(tmp_path / "podman.tar"))
+    finally:
+        podman("rmi", "-a", "-f")
+        # its layers belong to subordinate ids: removed from inside its user namespace
+        podman("unshare", "rm", "-rf", str(tmp_path / "graph"), str(tmp_path / "run"))
+    ours = build_user_pattern(Cli(cli.data_home, env={"RBX_USERNS": "subuid"}), tmp_path,
+                              "nodepattern:vs-podman")
+    # podman leaves its /etc/hosts placeholder and /run in the RUN layers; Docker and
+    # rootless-box leave what exists only to be mounted onto out
+    for leftover in ("etc/hosts", "run"):
+        theirs.pop(leftover, None)
+    assert ours == theirs

@@ -218,3 +218,19 @@ def test_x32_calls_are_refused_by_the_bypass_filter():
     for nr in (42, 49, 48, 0, 1):
         assert run_bpf(prog, seccomp_data(sc.X32_SYSCALL_BIT | nr, sc.AUDIT_ARCH_X86_64)) \
             == sc.SECCOMP_RET_ERRNO | 38
+
+
+def test_fake_ids_travel_beside_the_listener():
+    import socket
+    from rootless_box.userns import notify
+    a, b = socket.socketpair()
+    try:
+        notify.send_ids(a, (1000, 1001, [20, 30]))
+        notify.send_ids(a, (0, 0, []))
+        assert notify.receive_ids(b) == (1000, 1001, [20, 30])
+        assert notify.receive_ids(b) is None  # root: nothing to fake
+        a.sendall(b"\x01\x00")  # the sender died mid-way
+        a.close()
+        assert notify.receive_ids(b) is None
+    finally:
+        b.close()

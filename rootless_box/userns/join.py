@@ -175,7 +175,8 @@ def spawn(target, spec, detach=False):
             if supervised:
                 listener = receive_fd(sock_parent)
                 if listener is not None:
-                    fake_ids = launcher.receive_listener_ids(sock_parent)
+                    from .notify import receive_ids
+                    fake_ids = receive_ids(sock_parent)
         err = launcher._read_all(err_r)
     except BaseException:
         os.waitpid(joiner, 0)

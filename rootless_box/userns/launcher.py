@@ -607,8 +607,9 @@ def _start(spec, idmap, flags, join, prestart, private_fds):
                 master = receive_fd(sock_parent)
             if supervised:
                 listener = receive_fd(sock_parent)
-                fake_ids = receive_listener_ids(sock_parent) if listener is not None \
-                    else None
+                if listener is not None:
+                    from .notify import receive_ids
+                    fake_ids = receive_ids(sock_parent)  # sent right after it (become)
         err = _read_all(sync.err_r)
     except BaseException:
         # nobody would keep a container whose start failed here (a prestart that raised,
@@ -653,11 +654,6 @@ def _start(spec, idmap, flags, join, prestart, private_fds):
         return Container(init_pid, init_pid, master, listener, fake_ids)
     return Container(init_pid, middle, master, listener, fake_ids)
 
-
-def receive_listener_ids(sock):
-    """The fake ids init sends after the listener (become), or None (root)."""
-    from .notify import receive_ids
-    return receive_ids(sock)
 
 
 def _kill(pid):
@@ -782,7 +778,9 @@ def become(spec, sock):
     beyond the run spec's: create_cwd (default true: run makes a missing working directory,
     exec fails as runc's exec does), no_new_privs (default true) and chown_notify (the
     filter's chowns go to a supervisor: its listener is sent over sock after the pty
-    master, and the keeper must serve it). sock is closed here."""
+    master, followed by the ids get*id must answer with (notify.send_ids: a user other than
+    root under the single-id mapping, which runs as 0), and the keeper must serve it). sock
+    is closed here."""
     user = _resolve_user(spec)
     env = list(spec["env"])
     if not any(e.startswith("HOME=") for e in env):

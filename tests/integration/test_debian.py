@@ -229,3 +229,78 @@ def test_non_root_user_pattern_as_podman_builds_it(debian_image, cli, tmp_path):
     for leftover in ("etc/hosts", "run"):
         theirs.pop(leftover, None)
     assert ours == theirs
+
+
+PIP_DOCKERFILE = """FROM debian:bookworm
+RUN apt-get update && apt-get install -y --no-install-recommends python3-pip
+# the host's CA bundle: this machine may reach PyPI through a proxy with its own CA
+COPY host-ca.crt /etc/ssl/certs/host-ca.crt
+ENV PIP_CERT=/etc/ssl/certs/host-ca.crt
+RUN useradd --create-home --uid 1000 --user-group node
+USER node
+WORKDIR /home/node/app
+COPY --chown=node:node requirements.txt ./
+RUN pip install --user --no-cache-dir --break-system-packages -r requirements.txt && \\
+    python3 -c "import os, six; print('ids', os.getuid(), os.geteuid(), os.getgid(), six.__name__)"
+"""
+
+
+HOST_CA = "/etc/ssl/certs/ca-certificates.crt"
+
+
+@functools.lru_cache(maxsize=None)
+def _pypi_reason():
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(urllib.request.Request("https://pypi.org/simple/six/", method="HEAD"),
+                         timeout=5):
+            return None
+    except Exception as exc:
+        return "PyPI is unreachable (%s)" % exc
+
+
+def build_pip_project(cli, tmp_path, tag):
+    ctx = tmp_path / ("pip-" + tag.replace(":", "-"))
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(PIP_DOCKERFILE)
+    (ctx / "requirements.txt").write_text("six==1.16.0\n")
+    with open(HOST_CA, "rb") as f:
+        (ctx / "host-ca.crt").write_bytes(f.read())
+    proc = cli("build", "--progress=plain", "-t", tag, str(ctx), timeout=900)
+    assert proc.returncode == 0, "build failed:\n%s\n%s" % (proc.out[-3000:], proc.err)
+    # pip saw a user, not root: no "Running pip as the 'root' user" warning
+    assert "ids 1000 1000 1000 six" in proc.out
+    assert "as the 'root' user" not in proc.out + proc.err
+    path = str(tmp_path / ("%s.tar" % tag.replace(":", "_")))
+    cli.ok("save", "-o", path, tag, timeout=120)
+    with tarfile.open(path) as archive:
+        manifest = json.load(archive.extractfile("manifest.json"))
+        blob = archive.extractfile(manifest[0]["Layers"][-1]).read()
+    with tarfile.open(fileobj=io.BytesIO(blob)) as layer:
+        return {m.name.rstrip("/"): (m.type, m.uid, m.gid, m.mode & 0o7777)
+                for m in layer.getmembers() if "__pycache__" not in m.name}
+
+
+def test_pip_install_as_a_user_in_both_id_modes(debian_image, mirror, cli, tmp_path_factory,
+                                                tmp_path):
+    """The issue's pattern with a Python project: pip from PyPI, run as the image's USER."""
+    reason = _pypi_reason() or (None if os.access(HOST_CA, os.R_OK) else
+                                "no CA bundle at %s" % HOST_CA)
+    if reason:
+        pytest.skip(reason)
+    single = Cli(str(tmp_path_factory.mktemp("single-pip")), env={"RBX_USERNS": "single"})
+    try:
+        single.ok("import", "-c", 'CMD ["bash"]', DEBIAN_TAR, debian_image, timeout=300)
+        in_single = build_pip_project(single, tmp_path, "pipproject:single")
+    finally:
+        single("system", "prune", "-a", "-f", timeout=300)
+    site = "home/node/.local/lib/python3.11/site-packages/six.py"
+    assert in_single[site][1:3] == (1000, 1000)
+    # all the user's but the directories the step wrote into (copied up: root's, as before)
+    assert {p for p, owner in in_single.items() if owner[1:3] != (1000, 1000)} == \
+        {"home", "tmp"}, in_single
+    from conftest import has_subuid
+    if has_subuid():
+        in_subuid = build_pip_project(Cli(cli.data_home, env={"RBX_USERNS": "subuid"}),
+                                      tmp_path, "pipproject:subuid")
+        assert in_single == in_subuid

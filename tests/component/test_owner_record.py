@@ -217,3 +217,20 @@ def test_claim_new_gives_what_a_step_made_to_its_user(tmp_path):
     assert owner("home/app/chowned") == (1001, 1002)
     assert owner("home/app/half") == (1003, 1000)
     assert owner("etc/link") == (0, 0)  # a symlink carries no record
+
+
+def test_claim_new_in_a_copy_driver_rootfs(tmp_path):
+    """With the copy driver the rootfs holds the layers' files too: only what they lack is
+    new."""
+    from rootless_box.layers.diff import claim_new
+    lower, rootfs = tmp_path / "lower", tmp_path / "rootfs"
+    for top in (lower, rootfs):
+        (top / "etc").mkdir(parents=True)
+        (top / "etc" / "passwd").write_text("root\n")
+    (rootfs / "etc" / "made").write_text("x")
+    (rootfs / "opt" / "app").mkdir(parents=True)
+    assert claim_new(str(rootfs), [str(lower)], 1000, 1000, upper=False) == 3
+    assert owners.recorded(str(rootfs / "etc" / "passwd")) is None
+    assert owners.recorded(str(rootfs / "etc")) is None
+    for rel in ("etc/made", "opt", "opt/app"):
+        assert owners.recorded(str(rootfs / rel)) == (1000, 1000), rel

@@ -152,6 +152,17 @@ def saved_headers(path):
     return headers
 
 
+def in_single_mode(debian_image, tmp_path_factory, build, *args):
+    """build(cli, *args) in a store of its own under the single-id mapping, with the Debian
+    image imported there; the store is pruned afterwards (its layers are big)."""
+    single = Cli(str(tmp_path_factory.mktemp("single")), env={"RBX_USERNS": "single"})
+    try:
+        single.ok("import", "-c", 'CMD ["bash"]', DEBIAN_TAR, debian_image, timeout=300)
+        return build(single, *args)
+    finally:
+        single("system", "prune", "-a", "-f", timeout=300)
+
+
 def assert_node_owners(headers):
     node = (1000, 1000)
     for path in ("opt/node_app", "opt/node_app/package.json", "opt/node_app/node_modules",
@@ -163,12 +174,8 @@ def assert_node_owners(headers):
 
 
 def test_non_root_user_pattern_in_both_id_modes(debian_image, cli, tmp_path_factory, tmp_path):
-    single = Cli(str(tmp_path_factory.mktemp("single-user")), env={"RBX_USERNS": "single"})
-    try:
-        single.ok("import", "-c", 'CMD ["bash"]', DEBIAN_TAR, debian_image, timeout=300)
-        in_single = build_user_pattern(single, tmp_path, "nodepattern:single")
-    finally:
-        single("system", "prune", "-a", "-f", timeout=300)
+    in_single = in_single_mode(debian_image, tmp_path_factory, build_user_pattern, tmp_path,
+                               "nodepattern:single")
     assert_node_owners(in_single)
     from conftest import has_subuid
     if not has_subuid():
@@ -288,12 +295,8 @@ def test_pip_install_as_a_user_in_both_id_modes(debian_image, mirror, cli, tmp_p
                                 "no CA bundle at %s" % HOST_CA)
     if reason:
         pytest.skip(reason)
-    single = Cli(str(tmp_path_factory.mktemp("single-pip")), env={"RBX_USERNS": "single"})
-    try:
-        single.ok("import", "-c", 'CMD ["bash"]', DEBIAN_TAR, debian_image, timeout=300)
-        in_single = build_pip_project(single, tmp_path, "pipproject:single")
-    finally:
-        single("system", "prune", "-a", "-f", timeout=300)
+    in_single = in_single_mode(debian_image, tmp_path_factory, build_pip_project, tmp_path,
+                               "pipproject:single")
     site = "home/node/.local/lib/python3.11/site-packages/six.py"
     assert in_single[site][1:3] == (1000, 1000)
     # all the user's but the directories the step wrote into (copied up: root's, as before)

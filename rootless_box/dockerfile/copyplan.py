@@ -42,7 +42,7 @@ def plan(builder, state, ins, env, what):
     if not dest.startswith("/"):
         dest = os.path.join(workdir, dest)
     dest = os.path.normpath(dest) if dest not in ("/", "") else "/"
-    uid, gid = _owner(builder, state, flags.get("chown"))
+    uid, gid = owner(builder, state, flags.get("chown"))
     mode = _mode(flags.get("chmod"))
     heredocs = {h.name: h for h in ins.heredocs}
     items, key_parts = [], [dest, str(dest_is_dir), str(uid), str(gid), str(mode)]
@@ -264,33 +264,13 @@ def other_root(builder, ref, what="COPY --from"):
     return image.layer_dirs(), image.id
 
 
-def _owner(builder, state, spec):
+def owner(builder, state, spec):
+    """(uid, gid) of a --chown or USER value, names looked up in the image's own files."""
     if not spec:
         return 0, 0
     user, _, group = spec.partition(":")
     if user.isdigit() and (not group or group.isdigit()):
         return int(user), int(group) if group else int(user)
     view = LowerView(builder._layer_dirs(state))
-    resolved = resolve_user(spec, _read_from(view, "etc/passwd"),
-                            _read_from(view, "etc/group"))
+    resolved = resolve_user(spec, view.read_text("etc/passwd"), view.read_text("etc/group"))
     return resolved.uid, resolved.gid
-
-
-def _read_from(view, rel, limit=1 << 20):
-    """A regular file of the image's merged view (at most limit bytes), never through a
-    symlink: a hostile image's /etc/passwd -> /host/file or -> /dev/zero reads as absent."""
-    import stat
-    for layer in view.layers:
-        found = view.lookup(layer, rel.split("/"))
-        if found is None:
-            continue
-        if not isinstance(found, os.stat_result) or not stat.S_ISREG(found.st_mode):
-            return ""
-        try:
-            fd = os.open(os.path.join(layer, rel),
-                         os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError:
-            return ""
-        with os.fdopen(fd, "rb") as f:
-            return f.read(limit).decode("utf-8", "replace")
-    return ""

@@ -444,12 +444,17 @@ class Builder:
             self._metadata(state, ins, "WORKDIR " + path,
                            lambda cfg: cfg.update(WorkingDir=path))
             return
-        # Docker creates a missing WORKDIR (root-owned, 0755): a small layer
-        key = _key(state.key, "WORKDIR", path, "mkdir")
+        # BuildKit creates a missing WORKDIR, and the parents it lacks, 0755 and owned by
+        # the current USER (dispatchWorkdir: a Mkdir with parents and the user): a small layer
+        user = state.runtime.get("User") or ""
+        key = _key(state.key, "WORKDIR", path, "mkdir", *([user] if user else []))
         if self._cached(state, key):
             return
+        from .copyplan import owner
+        uid, gid = owner(self, state, user)
         report = buildsteps.copy_step(self.store, self.idmap, self._layer_dirs(state),
-                                      [{"kind": "mkdir", "dest": path}])
+                                      [{"kind": "mkdir", "dest": path, "uid": uid,
+                                        "gid": gid}])
         self._add_layer(state, key, "WORKDIR " + path, report)
 
     def _do_user(self, state, ins, env):

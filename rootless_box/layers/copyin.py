@@ -53,8 +53,10 @@ def write_file(root, dest, data, uid=0, gid=0, mode=0o644):
     os.chmod(target, mode)
 
 
-def _ensure_parent(root, cpath):
-    """mkdir -p inside the root (Docker creates missing destination directories 0755, root)."""
+def _ensure_parent(root, cpath, uid=0, gid=0):
+    """mkdir -p inside the root (Docker creates missing destination directories 0755, root);
+    the directories it makes get uid:gid (WORKDIR after USER), existing ones stay as they
+    are."""
     parts = [p for p in cpath.split("/") if p]
     current = ""
     for part in parts:
@@ -63,13 +65,17 @@ def _ensure_parent(root, cpath):
         st = _lstat(path)
         if st is None:
             os.mkdir(path, 0o755)
+            os.chmod(path, 0o755)  # whatever the umask
+            if uid or gid:
+                owners.chown(path, uid, gid)
         elif not stat.S_ISDIR(st.st_mode):
             raise NotADirectoryError(20, "not a directory in the image", current)
 
 
-def ensure_dir(root, cpath):
-    """The host path of directory cpath inside root, created (0755) when missing."""
-    _ensure_parent(root, cpath)
+def ensure_dir(root, cpath, uid=0, gid=0):
+    """The host path of directory cpath inside root, created (0755, with its missing parents,
+    owned by uid:gid) when missing."""
+    _ensure_parent(root, cpath, uid, gid)
     return resolve_in_root(root, cpath)
 
 

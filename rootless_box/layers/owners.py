@@ -126,6 +126,28 @@ def record(target, uid, gid, follow_symlinks=False):
         raise
 
 
+def recorded(target, follow_symlinks=False):
+    """The record as written, (uid, gid) with NOOP_ID kept, or None without one."""
+    kwargs = {} if isinstance(target, int) else {"follow_symlinks": follow_symlinks}
+    try:
+        value = os.getxattr(target, XATTR, **kwargs)
+    except OSError as err:
+        if err.errno in _NO_RECORD:
+            return None
+        raise
+    try:
+        return decode(value)
+    except ValueError:
+        return None
+
+
+def write_raw(target, uid, gid, follow_symlinks=False):
+    """The record as given, NOOP_ID fields included (a file a non-root user chowned under
+    the single-id mapping keeps an id to be filled in later: diff.claim_new)."""
+    kwargs = {} if isinstance(target, int) else {"follow_symlinks": follow_symlinks}
+    os.setxattr(target, XATTR, encode(uid, gid), **kwargs)
+
+
 def chown(path, uid, gid, follow_symlinks=False):
     """chown(2), or the record where the id map has no such id (EINVAL: a single mapping).
     A real chown drops a stale record. Returns False when neither could be done (a symlink

@@ -51,15 +51,20 @@ def run_step(store, idmap, lowers, argv, env, workdir="/", user="", network="hos
                 "etc_files": write_etc_files(tmp, network, "buildkitsandbox")}
         spec.update(confinement(idmap))
         spec["mounts"] += _apt_sandbox(tmp, lowers, spec)
-        code = _run_quietly(spec, idmap) if quiet else _run(spec, idmap)
+        ran = {}
+        code = _run_quietly(spec, idmap, ran) if quiet else _run(spec, idmap, ran)
         if code != 0:
             raise StepFailed("process %s did not complete successfully: exit code: %d"
                              % (_quote(argv), code), exit_code=1)
         changes = spec["rootfs"]["merged"] if driver == "copy" else spec["rootfs"]["upper"]
         points = list(BASE_MOUNTPOINTS) + [m["destination"].lstrip("/")
                                            for m in spec["mounts"]]
+        # a non-root USER under the single-id mapping ran as uid 0 with faked ids: what it
+        # created is that user's, as under Docker
+        fake = ran.get("fake_ids")
         with store.lock():
-            return make_layer(store, idmap, driver, changes, lowers, points)
+            return make_layer(store, idmap, driver, changes, lowers, points,
+                              new_owner=fake[:2] if fake else None)
     finally:
         for fd in locks:
             os.close(fd)
@@ -221,10 +226,12 @@ def _copy_context(root, rel, paths, dest):
             shutil.copy2(source, target, follow_symlinks=False)
 
 
-def _run(spec, idmap):
+def _run(spec, idmap, ran):
+    """The step's exit status; ran["fake_ids"]: the ids its user was given (become)."""
     forwarder = SignalForwarder()
     try:
         container = launcher.start(spec, idmap)
+        ran["fake_ids"] = container.fake_ids
         forwarder.attach(container.pid)
         from .chowns import services
         return container.wait(services(container))
@@ -232,7 +239,7 @@ def _run(spec, idmap):
         forwarder.restore()
 
 
-def _run_quietly(spec, idmap):
+def _run_quietly(spec, idmap, ran):
     """The step's output goes nowhere (build -q): stdout and stderr point at /dev/null while
     the container inherits them."""
     null = os.open("/dev/null", os.O_WRONLY)
@@ -240,7 +247,7 @@ def _run_quietly(spec, idmap):
     try:
         os.dup2(null, 1)
         os.dup2(null, 2)
-        return _run(spec, idmap)
+        return _run(spec, idmap, ran)
     finally:
         os.dup2(saved[0], 1)
         os.dup2(saved[1], 2)
@@ -366,7 +373,7 @@ def _apply_copy(root, item, other_mount):
 
 def _apply_mkdir(root, item, _other):
     from ..layers.copyin import ensure_dir
-    ensure_dir(root, item["dest"])
+    ensure_dir(root, item["dest"], item.get("uid", 0), item.get("gid", 0))
     return 1
 
 

@@ -19,12 +19,24 @@ from ..layers import owners
 from ..userns import notify
 
 
-def record(path, uid, gid):
-    """path: a /proc/self/fd link to the chowned file (a symlink is the link itself)."""
+def record(path, uid, gid, as_user=False):
+    """path: a /proc/self/fd link to the chowned file (a symlink is the link itself).
+    as_user: the caller is a non-root user under the single-id mapping (its ids faked),
+    which Docker would not let chown to root: a 0 is what stat showed it (the one id on
+    disk, passed back as `chgrp` and `chown USER` do) and means "unchanged". An id left
+    unchanged then stays NOOP_ID in the record unless the record had one, so a file the
+    step created still becomes its user's (layers/diff.claim_new)."""
     st = os.stat(path)
     if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
         return  # xattr(7): user.* only on files and directories; the owner is not kept
-    if notify.NOOP_ID in (uid, gid):
+    if as_user:
+        uid = notify.NOOP_ID if uid == 0 else uid
+        gid = notify.NOOP_ID if gid == 0 else gid
+        current = owners.recorded(path, follow_symlinks=True) or (notify.NOOP_ID,
+                                                                   notify.NOOP_ID)
+        uid = current[0] if uid == notify.NOOP_ID else uid
+        gid = current[1] if gid == notify.NOOP_ID else gid
+    elif notify.NOOP_ID in (uid, gid):
         current = owners.read(path, st, follow_symlinks=True)
         uid = current[0] if uid == notify.NOOP_ID else uid
         gid = current[1] if gid == notify.NOOP_ID else gid
@@ -36,8 +48,9 @@ def record(path, uid, gid):
         if kept != mode:
             os.chmod(path, kept)
             mode = kept
+    write = owners.write_raw if notify.NOOP_ID in (uid, gid) else owners.record
     try:
-        owners.record(path, uid, gid, follow_symlinks=True)
+        write(path, uid, gid, follow_symlinks=True)
     except PermissionError as exc:
         # user.* xattrs need write permission, which root in the container has through
         # CAP_DAC_OVERRIDE and the keeper, outside, has not: a mode without u+w is opened
@@ -46,14 +59,22 @@ def record(path, uid, gid):
             raise
         os.chmod(path, mode | stat.S_IWUSR)
         try:
-            owners.record(path, uid, gid, follow_symlinks=True)
+            write(path, uid, gid, follow_symlinks=True)
         finally:
             os.chmod(path, mode)
 
 
-def serve(listener):
-    """Answer one notification on listener; False once the container is gone."""
-    return notify.serve(listener, record)
+def serve(listener, ids=None):
+    """Answer one notification on listener; False once the container is gone. ids: the
+    container user's (uid, gid, groups) when it runs as a non-root user under the single-id
+    mapping (get*id answer with them)."""
+    if ids is None:
+        return notify.serve(listener, record)
+    return notify.serve(listener, _record_as_user, ids)
+
+
+def _record_as_user(path, uid, gid):
+    record(path, uid, gid, as_user=True)
 
 
 def services(container):
@@ -61,5 +82,5 @@ def services(container):
     listener)."""
     if container.listener is None:
         return {}
-    listener = container.listener
-    return {listener: lambda: serve(listener)}
+    listener, ids = container.listener, container.fake_ids
+    return {listener: lambda: serve(listener, ids)}

@@ -25,9 +25,11 @@ def _parent(store, record):
                               "export the container instead (rootless-box export)") from None
 
 
-def _layer_inside(driver, changes_dir, lowers, out_path, mountpoints):
+def _layer_inside(driver, changes_dir, lowers, out_path, mountpoints, new_owner=None):
     from ..layers.compression import HashingWriter
-    from ..layers.diff import write_changes, write_upper
+    from ..layers.diff import claim_new, write_changes, write_upper
+    if new_owner is not None:
+        claim_new(changes_dir, lowers, new_owner[0], new_owner[1], upper=driver != "copy")
     with open(out_path, "wb", buffering=1 << 20) as raw:
         out = HashingWriter(raw)
         if driver == "copy":
@@ -46,6 +48,26 @@ def _mountpoints(record):
     """BASE_MOUNTPOINTS and the volumes and tmpfs the run mounted."""
     return list(BASE_MOUNTPOINTS) + [os.path.normpath(m["Destination"]).lstrip("/")
                                      for m in record.get("Mounts", [])]
+
+
+def _fake_owner(idmap, record, driver, changes_dir, parent):
+    """(uid, gid) of the user other than root a container ran as under the single-id
+    mapping (as uid 0 with its ids faked: userns/launcher.become), from the container's own
+    /etc/passwd; None otherwise. What it created becomes that user's in the layer, as under
+    Docker (what exec'd processes made as other users too: they are not told apart)."""
+    user = (record.get("Config") or {}).get("User") or ""
+    if idmap.mode != "single" or (user.split(":")[0] in ("", "0", "root")
+                                  and ":" not in user):
+        return None
+    from ..layers.diff import LowerView
+    from ..oci.users import resolve
+    view = LowerView([changes_dir] if driver == "copy"
+                     else [changes_dir] + list(parent.layer_dirs()))
+    try:
+        found = resolve(user, view.read_text("etc/passwd"), view.read_text("etc/group"))
+    except errors.BoxError:
+        return None
+    return (found.uid, found.gid) if found.uid or found.gid else None
 
 
 def _container_config(parent_config, record, changes):
@@ -82,7 +104,8 @@ def commit(store, idmap, name, repository=None, changes=(), message="", author="
     changes_dir = os.path.join(cdir, "rootfs" if driver == "copy" else "upper")
     with store.lock():
         report = make_layer(store, idmap, driver, changes_dir, parent.layer_dirs(),
-                            _mountpoints(record))
+                            _mountpoints(record),
+                            _fake_owner(idmap, record, driver, changes_dir, parent))
         created = oci_image.now_rfc3339()
         cfg = dict(parent_cfg, config=config, created=created, container=record["Id"])
         if author:
@@ -102,15 +125,17 @@ def commit(store, idmap, name, repository=None, changes=(), message="", author="
                                    content_size=parent.record.get("size", 0) + report["size"])
 
 
-def make_layer(store, idmap, driver, changes_dir, lowers, mountpoints=()):
+def make_layer(store, idmap, driver, changes_dir, lowers, mountpoints=(), new_owner=None):
     """The changes in changes_dir (an upper dir, or a copy-driver rootfs compared with lowers)
     as a new layer: its tar in blobs/ (uncompressed: the digest is the diff ID) and unpacked
     in layers/. Call under the store lock, so no rmi collects the layer before an image uses
-    it. Returns {"diff_id", "size"}."""
+    it. new_owner: (uid, gid) of a non-root user the changes were made as under the
+    single-id mapping: what they created is recorded as theirs first (diff.claim_new).
+    Returns {"diff_id", "size"}."""
     tmp = store.mktemp_path("layer-tar")
     try:
         report = run_in_userns(_layer_inside, idmap, driver, changes_dir, lowers, tmp,
-                               list(mountpoints))
+                               list(mountpoints), new_owner)
         unpack_layer(store, idmap, tmp, report["diff_id"])
         store.land_blob_file(tmp, report["diff_id"])
         tmp = None

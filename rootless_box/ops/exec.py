@@ -12,7 +12,7 @@ Must not: print, call syscalls (userns/ does), or change the container's record.
 import os
 
 from .. import errors
-from ..userns import idmap as idmaps, join
+from ..userns import join
 from . import containers
 from .run import SignalForwarder, _wait, merge_env, parse_env_file
 from .storage import open_store
@@ -84,10 +84,6 @@ def build_spec(record, opts, target):
         raise errors.UsageError("the working directory %r is invalid, it needs to be an "
                                 "absolute path" % workdir)
     user = opts.user if opts.user is not None else config.get("User") or ""
-    if user and target.idmap_mode == "single" and user.split(":")[0] not in ("0", "root"):
-        raise errors.SetupError(
-            "cannot exec as user %s: this user has no subordinate id range, so only uid 0 "
-            "exists in the container" % user, idmaps.admin_fix(idmaps.user_name(os.getuid())))
     extra = []
     for path in opts.env_file:
         extra += parse_env_file(path)

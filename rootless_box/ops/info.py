@@ -43,8 +43,9 @@ def gather():
         facts["uid_map"] = " ".join("%d:%d:%d" % t for t in idmap.uid_map)
         facts["gid_map"] = " ".join("%d:%d:%d" % t for t in idmap.gid_map)
     elif config.idmap_mode() != "single":
-        fixes.append(("no subordinate id range: -u with other users fails, and chown and "
-                      "privilege drops run under a fake root", idmaps.admin_fix(user)))
+        fixes.append(("no subordinate id range: other users (-u, USER) run as uid 0 with "
+                      "their ids faked, and chown and privilege drops run under a fake root",
+                      idmaps.admin_fix(user)))
     facts["build_and_run_mode"] = _mode_text(idmap)
     ok, why = _userns_works(idmap)
     facts["user_namespaces"] = "usable" if ok else "NOT usable: " + why
@@ -100,7 +101,11 @@ def _mode_text(idmap):
             "kept in the user.rootlesscontainers xattr and written to every layer; but "
             "getuid() after setuid() still says 0, stat shows root for every file (a tool "
             "that passes stat's ids back, as busybox `chown USER` does, resets them), "
-            "symlinks/fifos cannot carry an owner, and `exec -d`'s chowns are not recorded "
+            "symlinks/fifos cannot carry an owner, and `exec -d`'s chowns are not recorded; "
+            "a user other than root (-u, USER) runs as uid 0 with its capabilities (more "
+            "lenient permission checks than Docker's), getuid() and the rest answering with "
+            "its ids but /proc/self/status showing 0, and what it creates is its own in the "
+            "layers of builds and commit "
             "(--security-opt seccomp=unconfined turns the filter off)")
 
 

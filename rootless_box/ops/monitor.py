@@ -166,7 +166,8 @@ def _serve(store, idmap, cid, spec, report_fd, published=None, rebind=False):
     if report_fd is not None:
         os.write(report_fd, b"R%d\n" % container.pid)
         os.close(report_fd)
-    _exec_watcher(store, record, container.waiter, fds, attach, container.listener)
+    _exec_watcher(store, record, container.waiter, fds, attach, container.listener,
+                  container.fake_ids)
 
 
 def _listen(path):
@@ -189,12 +190,15 @@ def _listen(path):
     return "%d:%s" % (fd, path)
 
 
-def _exec_watcher(store, record, middle, fds, attach, listener=None):
+def _exec_watcher(store, record, middle, fds, attach, listener=None, fake_ids=None):
     for fd in list(fds.values()) + ([listener] if listener is not None else []):
         os.set_inheritable(fd, True)
     args = [store.root, record["Id"], str(middle),
             ",".join("%s=%d" % item for item in sorted(fds.items())), attach,
             "" if listener is None else str(listener)]
+    if fake_ids:
+        uid, gid, groups = fake_ids
+        args.append("%d:%d:%s" % (uid, gid, ",".join(str(g) for g in groups)))
     os.execv(sys.executable, watcher_argv(args))
 
 

@@ -335,10 +335,13 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None):
                                 "absolute path" % workdir)
     argv = command_line(image_config, opts.command, opts.entrypoint)
     user = opts.user if opts.user is not None else image_config.get("User") or ""
-    if user and idmap.mode == "single" and user.split(":")[0] not in ("0", "root"):
+    if user and idmap.mode == "single" and unconfined and \
+            user.split(":")[0] not in ("0", "root"):
+        # without the fake root's filter nothing answers getuid() with the user's id
         raise errors.SetupError(
-            "cannot run as user %s: this user has no subordinate id range, so only uid 0 "
-            "exists in the container" % user, idmaps.admin_fix(idmaps.user_name(os.getuid())))
+            "cannot run as user %s with seccomp=unconfined: this user has no subordinate id "
+            "range, so only uid 0 exists in the container" % user,
+            idmaps.admin_fix(idmaps.user_name(os.getuid())))
     driver = choose_driver(store, idmap)
     bindings, exposed = ports.port_bindings(
         opts.publish if network == "private" else (),

@@ -245,17 +245,26 @@ def should_restart(record, code):
     return name in ("always", "unless-stopped")
 
 
+def _fake_ids(text):
+    """"UID:GID:G1,G2" -> (uid, gid, [groups]): the ids get*id answer with (a non-root user
+    under the single-id mapping)."""
+    uid, gid, groups = text.split(":")
+    return int(uid), int(gid), [int(g) for g in groups.split(",") if g]
+
+
 def main(argv):
     """argv: store root, container ID, the middle process's pid, fds ("stdout=N,stderr=M" or
-    "tty=N"), the attach socket ("FD:PATH", empty: none) and the seccomp listener's fd
-    (empty: none)."""
+    "tty=N"), the attach socket ("FD:PATH", empty: none), the seccomp listener's fd
+    (empty: none) and, for a non-root user under the single-id mapping, its fake ids
+    ("UID:GID:G1,G2")."""
     root, cid, middle, fd_text = argv[:4]
     attach = argv[4] if len(argv) > 4 else ""
     services = {}
     listener = int(argv[5]) if len(argv) > 5 and argv[5] else None
     if listener is not None:
         from .chowns import serve
-        services[listener] = lambda: serve(listener)
+        ids = _fake_ids(argv[6]) if len(argv) > 6 and argv[6] else None
+        services[listener] = lambda: serve(listener, ids)
     from ..store import Store
     from .logwriter import LogWriter
     store = Store(root)

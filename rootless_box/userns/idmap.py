@@ -133,9 +133,9 @@ def plan(mode=None, uid=None, gid=None):
         raise SetupError("cannot use a subordinate id mapping: " + "; ".join(missing),
                          admin_fix(user))
     single.reason = "; ".join(missing)
-    single.warning = ("single-id mapping (%s): the container has only uid/gid 0, so -u with "
-                      "another user fails, and chown and privilege drops are faked (owners "
-                      "kept in an xattr; see 'rootless-box info'); %s"
+    single.warning = ("single-id mapping (%s): the container has only uid/gid 0, so another "
+                      "user (-u, USER) runs as 0 with its ids faked, and chown and privilege "
+                      "drops are faked (owners kept in an xattr; see 'rootless-box info'); %s"
                       % (single.reason, admin_fix(user)))
     return single
 

@@ -148,6 +148,8 @@ def spawn(target, spec, detach=False):
         sock_parent, sock_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     if spec.get("seccomp"):
         from . import seccomp  # noqa: F401  (the command's side installs it after chroot)
+    if supervised:
+        from . import notify  # noqa: F401  (the command's side sends the fake ids with it)
     joiner = os.fork()
     if joiner == 0:
         try:
@@ -162,7 +164,7 @@ def spawn(target, spec, detach=False):
     os.close(err_w)
     if sock_child:
         sock_child.close()
-    master = listener = None
+    master = listener = fake_ids = None
     try:
         text = launcher._read_all(pid_r)
         pid = int(text) if text.strip().isdigit() else None
@@ -172,6 +174,9 @@ def spawn(target, spec, detach=False):
                 master = receive_fd(sock_parent)
             if supervised:
                 listener = receive_fd(sock_parent)
+                if listener is not None:
+                    from .notify import receive_ids
+                    fake_ids = receive_ids(sock_parent)
         err = launcher._read_all(err_r)
     except BaseException:
         os.waitpid(joiner, 0)
@@ -193,7 +198,7 @@ def spawn(target, spec, detach=False):
     if detach:
         os.waitpid(joiner, 0)
         return None
-    return launcher.Container(pid, joiner, master, listener)
+    return launcher.Container(pid, joiner, master, listener, fake_ids)
 
 
 def _joiner(target, spec, detach, pid_w, err_w, sock):

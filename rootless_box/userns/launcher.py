@@ -403,11 +403,14 @@ class Container:
     and, when its chowns are supervised (spec["chown_notify"]), the seccomp listener its
     keeper must serve while it waits (wait(services))."""
 
-    def __init__(self, pid, waiter, master_fd, listener=None):
+    def __init__(self, pid, waiter, master_fd, listener=None, fake_ids=None):
         self.pid = pid
         self.waiter = waiter
         self.master_fd = master_fd
         self.listener = listener
+        # (uid, gid, groups) the keeper answers get*id with: a non-root user under the
+        # single-id mapping (become); None otherwise
+        self.fake_ids = fake_ids
         self._status = None
 
     def kill(self, signum=9):
@@ -522,6 +525,8 @@ def _start(spec, idmap, flags, join, prestart, private_fds):
         from . import seccomp  # loaded for init, see above
         if spec.get("seccomp"):
             seccomp.table()  # an architecture without a table fails here, before any fork
+    if supervised:
+        from . import notify  # noqa: F401  (init sends the fake ids with it)
     # adopt: init becomes the caller's child once the middle leaves; it waits for the caller's
     # word that the middle is reaped (re-parenting done) before arming its parent-death
     # signal, which the re-parenting itself would otherwise fire
@@ -595,13 +600,16 @@ def _start(spec, idmap, flags, join, prestart, private_fds):
                 os.write(go_w, b"G")
             os.close(go_w)
             go_w = None
-        master = listener = None
+        master = listener = fake_ids = None
         if sock_parent is not None and init_pid:
             from .pty import receive_fd
             if spec.get("tty"):
                 master = receive_fd(sock_parent)
             if supervised:
                 listener = receive_fd(sock_parent)
+                if listener is not None:
+                    from .notify import receive_ids
+                    fake_ids = receive_ids(sock_parent)  # sent right after it (become)
         err = _read_all(sync.err_r)
     except BaseException:
         # nobody would keep a container whose start failed here (a prestart that raised,
@@ -643,8 +651,9 @@ def _start(spec, idmap, flags, join, prestart, private_fds):
             _raise_reported(err)
         raise errors.SetupError("the container's setup process died unexpectedly")
     if reaped:
-        return Container(init_pid, init_pid, master, listener)
-    return Container(init_pid, middle, master, listener)
+        return Container(init_pid, init_pid, master, listener, fake_ids)
+    return Container(init_pid, middle, master, listener, fake_ids)
+
 
 
 def _kill(pid):
@@ -724,14 +733,8 @@ def _read_text(path):
 
 
 def _resolve_user(spec):
-    user = resolve_user(spec.get("user") or "0", _read_text("/etc/passwd"),
-                   _read_text("/etc/group"))
-    if spec["idmap_mode"] == "single" and (user.uid != 0 or user.gid != 0):
-        raise errors.SetupError(
-            "user %s needs a uid/gid the single-id mapping does not have (only 0 is mapped)"
-            % spec.get("user"), "ask an administrator for a subordinate id range: "
-                                "run 'rootless-box info' for the exact command")
-    return user
+    return resolve_user(spec.get("user") or "0", _read_text("/etc/passwd"),
+                        _read_text("/etc/group"))
 
 
 def _lookup(argv0, path_var):
@@ -752,6 +755,22 @@ def _exec_command(spec, sync, sock):
     execve(argv, env, path_var)
 
 
+def _make_cwd(cwd):
+    """A missing working directory and its missing parents, 0755 whatever the umask and
+    owned by root in the container, whoever the user is (moby's SetupWorkingDirectory:
+    MkdirAllAndChownNew(path, 0755, the remapped root)); existing ones are left alone."""
+    path = ""
+    for part in cwd.split("/"):
+        if not part:
+            continue
+        path += "/" + part
+        try:
+            os.mkdir(path, 0o755)
+        except FileExistsError:
+            continue
+        os.chmod(path, 0o755)
+
+
 def become(spec, sock):
     """Inside the container's root: turn this process into the one spec describes (user,
     HOME, working directory, terminal or stdin, capabilities, no_new_privs, the seccomp
@@ -759,7 +778,9 @@ def become(spec, sock):
     beyond the run spec's: create_cwd (default true: run makes a missing working directory,
     exec fails as runc's exec does), no_new_privs (default true) and chown_notify (the
     filter's chowns go to a supervisor: its listener is sent over sock after the pty
-    master, and the keeper must serve it). sock is closed here."""
+    master, followed by the ids get*id must answer with (notify.send_ids: a user other than
+    root under the single-id mapping, which runs as 0), and the keeper must serve it). sock
+    is closed here."""
     user = _resolve_user(spec)
     env = list(spec["env"])
     if not any(e.startswith("HOME=") for e in env):
@@ -767,7 +788,7 @@ def become(spec, sock):
     cwd = spec.get("cwd") or "/"
     if spec.get("create_cwd", True):
         try:
-            os.makedirs(cwd, 0o755, exist_ok=True)
+            _make_cwd(cwd)
         except OSError as exc:
             raise errors.SetupError("cannot create the working directory %s: %s"
                                     % (cwd, exc.strerror))
@@ -781,7 +802,27 @@ def become(spec, sock):
     caps.restrict(spec["caps"])
     if spec.get("no_new_privs", True):
         caps.no_new_privs()
-    if spec["idmap_mode"] != "single":
+    # Under the single-id mapping only 0 exists: a non-root user stays uid 0 (with the
+    # namespace's capabilities) and the fake-root filter's keeper answers get*id with the
+    # user's ids instead (fake_ids); the files it creates become the user's when its
+    # changes are written as a layer (layers/diff.claim_new)
+    fake_ids = None
+    if spec["idmap_mode"] == "single":
+        if user.uid or user.gid:
+            fake_ids = (user.uid, user.gid, list(user.groups))
+            if spec.get("seccomp") and sock is None:
+                raise errors.SetupError(
+                    "user %s needs a uid/gid the single-id mapping does not have (only 0 is "
+                    "mapped), and a detached exec leaves no process to answer for them"
+                    % spec.get("user"), "exec without -d, or as root (-u 0)")
+            if not spec.get("seccomp"):
+                raise errors.SetupError(
+                    "user %s needs a uid/gid the single-id mapping does not have (only 0 is "
+                    "mapped) and, with seccomp=unconfined, nothing can stand in for them"
+                    % spec.get("user"), "drop --security-opt seccomp=unconfined, or ask an "
+                    "administrator for a subordinate id range: run 'rootless-box info'")
+        user = type(user)(0, 0, [], user.home, user.name)
+    else:
         os.setgroups(user.groups)
     try:
         os.setresgid(user.gid, user.gid, user.gid)
@@ -808,11 +849,15 @@ def become(spec, sock):
         # first instruction, and kept across execve
         from .seccomp import install
         listener = install(spec["seccomp"], supervised=bool(spec.get("chown_notify")
-                                                            and sock is not None))
+                                                            and sock is not None),
+                           fake_ids=fake_ids is not None)
         if listener is not None:
-            # to the keeper, which answers the chowns; the command must not hold it
+            # to the keeper, which answers the chowns (and get*id); the command must not
+            # hold it
+            from .notify import send_ids
             from .pty import send_fd
             send_fd(sock, listener)
+            send_ids(sock, fake_ids or (0, 0, []))
             os.close(listener)
     if sock is not None:
         sock.close()

@@ -1,12 +1,16 @@
 """The chown supervisor's kernel side: seccomp user notifications (seccomp_unotify(2)) for the
-chown family the fake-root filter sends to a supervisor.
+chown family the fake-root filter sends to a supervisor, and for the get*id family when the
+container's user is not root under a single-id mapping (the answer is that user's ids).
 
 Owns: the listener's ioctls (SECCOMP_IOCTL_NOTIF_RECV, _SEND, _ID_VALID, _ADDFD) with
 struct-packed buffers (also for the port bypass's bind listener, userns/portbypass.py),
 reading a path argument from /proc/PID/mem, finding what a chown, lchown, fchown or
 fchownat names inside the caller's root (/proc/PID/root, its cwd or its fds), the check that
 the call is still pending after its memory was read (the pid may have been reused), and the
-answer: always success, as the fake root answers.
+answer: always success, as the fake root answers; the fake ids' answers (getuid's value,
+getresuid's and getgroups' arrays written into the caller's memory) and the few bytes that
+carry those ids from the container's init to its keeper beside the listener (send_ids,
+receive_ids).
 Must not: import ctypes or anything heavy (the detached container's watcher, resident for the
 container's life, calls `serve`), decide what a chown means for the files (the caller's
 `on_chown` does: layers/owners.py through ops/), or ever make a chown fail: a call it cannot
@@ -66,11 +70,11 @@ def id_valid(listener, notif_id):
         raise Gone() from None
 
 
-def answer(listener, notif_id, flags=0, error=0):
-    """Answer a call: success (0), the failure -errno `error`, or with flags
+def answer(listener, notif_id, flags=0, error=0, val=0):
+    """Answer a call: success (returning val), the failure -errno `error`, or with flags
     SECCOMP_USER_NOTIF_FLAG_CONTINUE, run it."""
     try:
-        fcntl.ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, RESP.pack(notif_id, 0, error, flags))
+        fcntl.ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND, RESP.pack(notif_id, val, error, flags))
     except OSError:
         pass  # ENOENT: the caller was killed or interrupted meanwhile; nobody to answer
 
@@ -182,16 +186,94 @@ def _names():
     if not _NAMES:
         entry = seccomp.table()
         _NAMES.update((nr, name) for name, nr in entry["chown"].items())
+        _NAMES.update((nr, name) for name, nr in entry["getid"].items())
         _NAMES["arch"] = entry["arch"]
     return _NAMES
 
 
-def serve(listener, on_chown):
+# the fake ids on the init -> keeper socket, right after the listener: uid, gid, the count of
+# supplementary groups, then the groups (all u32; gid_t is 32 bits on every Linux ABI here)
+_IDS = struct.Struct("=III")
+_MAX_GROUPS = 65536  # NGROUPS_MAX
+
+
+def send_ids(sock, ids):
+    """ids: (uid, gid, [groups]) the keeper answers get*id with; (0, 0, []) for root."""
+    uid, gid, groups = ids
+    sock.sendall(_IDS.pack(uid, gid, len(groups)) + struct.pack("=%dI" % len(groups),
+                                                                *groups))
+
+
+def receive_ids(sock):
+    """What send_ids sent, or None when the sender left first or sent root's ids."""
+    def exactly(size):
+        data = b""
+        while len(data) < size:
+            chunk = sock.recv(size - len(data))
+            if not chunk:
+                return None
+            data += chunk
+        return data
+    try:
+        head = exactly(_IDS.size)
+        if head is None:
+            return None
+        uid, gid, count = _IDS.unpack(head)
+        if count > _MAX_GROUPS:
+            return None
+        rest = exactly(4 * count) if count else b""
+    except OSError:
+        return None
+    if rest is None or (uid, gid, count) == (0, 0, 0):
+        return None
+    return uid, gid, list(struct.unpack("=%dI" % count, rest))
+
+
+def _getid(listener, notif_id, pid, name, args, ids):
+    """The answer (val, -errno) to a get*id call from the fake ids: getuid & co. return
+    them; getresuid/getresgid and getgroups write them into the caller's memory first."""
+    uid, gid, groups = ids
+    if name in ("getuid", "geteuid"):
+        return uid, 0
+    if name in ("getgid", "getegid"):
+        return gid, 0
+    if name == "getgroups":
+        size = _s32(args[0])
+        if size == 0:
+            return len(groups), 0
+        if size < len(groups) or size < 0:
+            return 0, -errno.EINVAL
+        writes = [(args[1], struct.pack("=%dI" % len(groups), *groups))] if groups else []
+        result = len(groups)
+    else:
+        value = struct.pack("=I", uid if name == "getresuid" else gid)
+        writes = [(address, value) for address in args[:3]]
+        result = 0
+    try:
+        fd = os.open("/proc/%d/mem" % pid, os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return 0, -errno.EFAULT
+    try:
+        # the memory is the caller's only while its call is pending (pid reuse)
+        id_valid(listener, notif_id)
+        for address, data in writes:
+            if os.pwrite(fd, data, address) != len(data):
+                return 0, -errno.EFAULT
+    except OSError:
+        return 0, -errno.EFAULT
+    finally:
+        os.close(fd)
+    return result, 0
+
+
+def serve(listener, on_chown, ids=None):
     """Answer the notification waiting on listener (call when select says it is readable).
     on_chown(path, uid, gid): record that the file at path (a /proc/self/fd link to an
     O_PATH fd; a symlink stays one) was chowned, uid/gid NOOP_ID meaning unchanged; what it
-    raises is ignored. Returns False once the filter has no user left (the container has
-    ended: the listener reports a hangup) or the listener fails; True otherwise."""
+    raises is ignored. ids: (uid, gid, groups) the get*id family answers with (the filter
+    sends them only for a non-root user under a single-id mapping). Returns False once the
+    filter has no user left (the container has ended: the listener reports a hangup) or the
+    listener fails; True otherwise."""
     ready = state(listener)
     if ready != "call":
         return ready is None
@@ -204,6 +286,13 @@ def serve(listener, on_chown):
     notif_id, pid, nr, arch, args = call
     names = _names()
     name = names.get(nr) if arch == names["arch"] else None
+    if name is not None and name.startswith("get"):
+        try:
+            val, error = _getid(listener, notif_id, pid, name, args, ids or (0, 0, []))
+        except Gone:
+            return True
+        answer(listener, notif_id, error=error, val=val)
+        return True
     if name is not None:
         try:
             fd, uid, gid = _target(listener, notif_id, pid, name, args)

@@ -8,7 +8,8 @@ make (apt's `seteuid 100`, setgroups, chown to a system user) fail; the filter m
 return success without doing anything (SECCOMP_RET_ERRNO with errno 0), as Charliecloud's
 `--seccomp` and enroot do; the chown family either alike, or, when a keeper supervises the
 container (`install(..., supervised=True)`), as user notifications its keeper answers after
-recording the owner asked for (userns/notify.py).
+recording the owner asked for (userns/notify.py); for a non-root user under the single-id
+mapping the get*id family also goes to the keeper, which answers with that user's ids.
 Also the published-port bypass's filter (bypass_program): a container's bind(), connect() and
 shutdown() go to its forwarder as user notifications (userns/portbypass.py answers them).
 Must not: grant anything. The filter only turns some failures into no-op successes; a process
@@ -69,6 +70,8 @@ TABLES = {
                  "setgroups": 116, "setresuid": 117, "setresgid": 119, "setfsuid": 122,
                  "setfsgid": 123, "capset": 126},
         "chown": {"chown": 92, "fchown": 93, "lchown": 94, "fchownat": 260},
+        "getid": {"getuid": 102, "getgid": 104, "geteuid": 107, "getegid": 108,
+                  "getgroups": 115, "getresuid": 118, "getresgid": 120},
         "mknod": {"mknod": (133, 1), "mknodat": (259, 2)},
         "bind": 49, "connect": 42, "shutdown": 48, "listen": 50, "io_uring_setup": 425,
         # the 32-bit ABI this machine also runs (arch/x86/entry/syscalls/syscall_32.tbl)
@@ -81,6 +84,8 @@ TABLES = {
                  "setuid": 146, "setresuid": 147, "setresgid": 149, "setfsuid": 151,
                  "setfsgid": 152, "setgroups": 159},
         "chown": {"fchownat": 54, "fchown": 55},
+        "getid": {"getresuid": 148, "getresgid": 150, "getgroups": 158, "getuid": 174,
+                  "geteuid": 175, "getgid": 176, "getegid": 177},
         "mknod": {"mknodat": (33, 2)},
         "bind": 200, "connect": 203, "shutdown": 210, "listen": 201, "io_uring_setup": 425,
         # arm's EABI (arch/arm/tools/syscall.tbl): no socketcall
@@ -105,10 +110,13 @@ def table(machine=None):
     return entry
 
 
-def program(machine=None, chown_action=FAKE_SUCCESS):
+def program(machine=None, chown_action=FAKE_SUCCESS, fake_ids=False):
     """The fake-root filter for machine as a list of (code, jt, jf, k). chown_action: the
     verdict for the chown family (fake success, or SECCOMP_RET_USER_NOTIF for a supervisor
-    that records the owner asked for)."""
+    that records the owner asked for). fake_ids: the get*id family goes to the supervisor
+    too, which answers with the ids of the container's user (a non-root USER under a
+    single-id mapping: the process stays uid 0, the only id there is); SECCOMP_RET_ERRNO
+    can only return -errno, so a positive id needs a supervisor's answer."""
     t = table(machine)
     asm = _Assembler()
     emit = asm.emit
@@ -121,6 +129,9 @@ def program(machine=None, chown_action=FAKE_SUCCESS):
         emit(BPF_JEQ_K, nr, "fake", 0)
     for nr in sorted(t["chown"].values()):
         emit(BPF_JEQ_K, nr, "chown", 0)
+    if fake_ids:
+        for nr in sorted(t["getid"].values()):
+            emit(BPF_JEQ_K, nr, "notify", 0)
     for name, (nr, _arg) in sorted(t["mknod"].items()):
         emit(BPF_JEQ_K, nr, "mknod_" + name, 0)
     # classic BPF jumps forward only: the mknod checks sit between the list and the verdicts
@@ -139,6 +150,9 @@ def program(machine=None, chown_action=FAKE_SUCCESS):
     emit(BPF_RET_K, FAKE_SUCCESS)
     asm.label("chown")
     emit(BPF_RET_K, chown_action)
+    if fake_ids:
+        asm.label("notify")
+        emit(BPF_RET_K, SECCOMP_RET_USER_NOTIF)
     if t["x32"]:
         asm.label("x32")
         emit(BPF_RET_K, SECCOMP_RET_ERRNO | ENOSYS)
@@ -150,11 +164,13 @@ def pack(prog):
     return b"".join(struct.pack("=HBBI", *insn) for insn in prog)
 
 
-def install(policy, supervised=False):
+def install(policy, supervised=False, fake_ids=False):
     """Install the filter named by policy in this (single-threaded) process; it is kept
     across fork and execve. Needs no_new_privs (or CAP_SYS_ADMIN): seccomp(2). supervised:
     the chown family goes to a supervisor, and the listener fd is returned (for the caller
-    to send to it: until someone answers, a chown waits); else None."""
+    to send to it: until someone answers, a chown waits); else None. fake_ids (supervised
+    only): the get*id family goes to it too; where the kernel has no user notifications,
+    a SetupError, as nobody could answer them."""
     if policy != "fakeroot":
         raise errors.SetupError("unknown seccomp policy %r" % policy)
     from . import libc
@@ -163,7 +179,14 @@ def install(policy, supervised=False):
             libc.seccomp_check_notif_sizes()
         except OSError:
             supervised = False  # no user notifications here: chowns are faked, owners lost
-    prog = program(chown_action=SECCOMP_RET_USER_NOTIF if supervised else FAKE_SUCCESS)
+    if fake_ids and not supervised:
+        raise errors.SetupError(
+            "a user other than root under the single-id mapping needs seccomp user "
+            "notifications (Linux 5.0) and a process that answers them",
+            "run as root (-u 0), or ask an administrator for a subordinate id range: "
+            "run 'rootless-box info' for the exact command")
+    prog = program(chown_action=SECCOMP_RET_USER_NOTIF if supervised else FAKE_SUCCESS,
+                   fake_ids=fake_ids)
     try:
         fd = libc.seccomp_set_filter(pack(prog), len(prog),
                                      SECCOMP_FILTER_FLAG_NEW_LISTENER if supervised else 0)

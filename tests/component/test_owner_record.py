@@ -175,3 +175,62 @@ def test_unpack_records_owners_and_the_writer_reads_them_back(tmp_path):
     assert got["d/forged"][:2] == (7, 7)
     assert got["d/link"][:2] == (0, 0)
     assert not any(owners.XATTR in key for entry in got.values() for key in entry[3])
+
+
+def test_claim_new_gives_what_a_step_made_to_its_user(tmp_path):
+    """diff.claim_new after a step run as a non-root user under the single-id mapping: new
+    entries (and what is below a new or opaque directory) become the user's unless a chown
+    recorded an owner; a NoopID field is filled; copied-up entries keep theirs."""
+    from rootless_box.layers.diff import claim_new
+    from rootless_box.layers.unpack import OPAQUE_XATTR
+    lower, upper = tmp_path / "lower", tmp_path / "upper"
+    for d in (lower / "etc", lower / "home" / "app", lower / "old" / "gone"):
+        d.mkdir(parents=True)
+    (lower / "etc" / "passwd").write_text("root\n")
+    (lower / "swapped").mkdir()
+    owners.record(str(lower / "home" / "app"), 1000, 1000)
+    # the step: copied up /etc/passwd and /home/app, made new files, recreated /old
+    (upper / "etc").mkdir(parents=True)
+    (upper / "etc" / "passwd").write_text("root\napp\n")
+    (upper / "etc" / "new.conf").write_text("x")
+    (upper / "home" / "app" / "proj" / "sub").mkdir(parents=True)
+    owners.record(str(upper / "home" / "app"), 1000, 1000)  # copy-up keeps the xattr
+    (upper / "home" / "app" / "proj" / "sub" / "f").write_text("x")
+    (upper / "home" / "app" / "chowned").write_text("x")
+    owners.record(str(upper / "home" / "app" / "chowned"), 1001, 1002)
+    (upper / "home" / "app" / "half").write_text("x")
+    owners.write_raw(str(upper / "home" / "app" / "half"), 1003, owners.NOOP_ID)
+    (upper / "old").mkdir()
+    os.setxattr(str(upper / "old"), OPAQUE_XATTR, b"y")
+    (upper / "swapped").write_text("a file where a directory was")
+    os.symlink("new.conf", str(upper / "etc" / "link"))
+    assert claim_new(str(upper), [str(lower)], 1000, 1000) == 7
+
+    def owner(rel):
+        return owners.read(str(upper / rel), os.lstat(str(upper / rel)))
+    assert owner("etc") == (0, 0) and owner("etc/passwd") == (0, 0)
+    assert owner("etc/new.conf") == (1000, 1000)
+    assert owner("home") == (0, 0) and owner("home/app") == (1000, 1000)
+    for rel in ("home/app/proj", "home/app/proj/sub", "home/app/proj/sub/f", "old",
+                "swapped"):
+        assert owner(rel) == (1000, 1000), rel
+    assert owner("home/app/chowned") == (1001, 1002)
+    assert owner("home/app/half") == (1003, 1000)
+    assert owner("etc/link") == (0, 0)  # a symlink carries no record
+
+
+def test_claim_new_in_a_copy_driver_rootfs(tmp_path):
+    """With the copy driver the rootfs holds the layers' files too: only what they lack is
+    new."""
+    from rootless_box.layers.diff import claim_new
+    lower, rootfs = tmp_path / "lower", tmp_path / "rootfs"
+    for top in (lower, rootfs):
+        (top / "etc").mkdir(parents=True)
+        (top / "etc" / "passwd").write_text("root\n")
+    (rootfs / "etc" / "made").write_text("x")
+    (rootfs / "opt" / "app").mkdir(parents=True)
+    assert claim_new(str(rootfs), [str(lower)], 1000, 1000, upper=False) == 3
+    assert owners.recorded(str(rootfs / "etc" / "passwd")) is None
+    assert owners.recorded(str(rootfs / "etc")) is None
+    for rel in ("etc/made", "opt", "opt/app"):
+        assert owners.recorded(str(rootfs / rel)) == (1000, 1000), rel

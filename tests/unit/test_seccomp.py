@@ -83,6 +83,31 @@ def test_chown_family_verdict_can_go_to_a_supervisor(machine, arch, fake, chown,
         assert run_bpf(prog, seccomp_data(nr, arch)) == FAKE
 
 
+# the get*id family (asm/unistd_64.h, asm-generic/unistd.h)
+X86_64_GETID = {"getuid": 102, "getgid": 104, "geteuid": 107, "getegid": 108,
+                "getgroups": 115, "getresuid": 118, "getresgid": 120}
+AARCH64_GETID = {"getresuid": 148, "getresgid": 150, "getgroups": 158, "getuid": 174,
+                 "geteuid": 175, "getgid": 176, "getegid": 177}
+
+
+@pytest.mark.parametrize("machine,arch,getid,fake", (
+    ("x86_64", sc.AUDIT_ARCH_X86_64, X86_64_GETID, X86_64),
+    ("aarch64", sc.AUDIT_ARCH_AARCH64, AARCH64_GETID, AARCH64)))
+def test_get_ids_go_to_the_supervisor_only_for_a_fake_user(machine, arch, getid, fake):
+    assert sc.table(machine)["getid"] == getid
+    plain = sc.program(machine, chown_action=sc.SECCOMP_RET_USER_NOTIF)
+    faked = sc.program(machine, chown_action=sc.SECCOMP_RET_USER_NOTIF, fake_ids=True)
+    for name, nr in getid.items():
+        # root's own ids need no answer: they are the real ones
+        assert run_bpf(plain, seccomp_data(nr, arch)) == ALLOW, name
+        assert run_bpf(faked, seccomp_data(nr, arch)) == sc.SECCOMP_RET_USER_NOTIF, name
+    for name, nr in fake.items():
+        assert run_bpf(faked, seccomp_data(nr, arch)) == FAKE, name
+    # the 32-bit ABI's numbers pass (its getuid there shows the real id, 0)
+    compat = AUDIT_ARCH_I386 if machine == "x86_64" else AUDIT_ARCH_ARM
+    assert run_bpf(faked, seccomp_data(24, compat)) == ALLOW
+
+
 @pytest.mark.parametrize("machine,arch,calls", (
     ("x86_64", sc.AUDIT_ARCH_X86_64, ((133, 1), (259, 2))),
     ("aarch64", sc.AUDIT_ARCH_AARCH64, ((33, 2),))))
@@ -195,3 +220,19 @@ def test_x32_calls_are_refused_by_the_bypass_filter():
     for nr in (42, 49, 48, 0, 1):
         assert run_bpf(prog, seccomp_data(sc.X32_SYSCALL_BIT | nr, sc.AUDIT_ARCH_X86_64)) \
             == sc.SECCOMP_RET_ERRNO | 38
+
+
+def test_fake_ids_travel_beside_the_listener():
+    import socket
+    from rootless_box.userns import notify
+    a, b = socket.socketpair()
+    try:
+        notify.send_ids(a, (1000, 1001, [20, 30]))
+        notify.send_ids(a, (0, 0, []))
+        assert notify.receive_ids(b) == (1000, 1001, [20, 30])
+        assert notify.receive_ids(b) is None  # root: nothing to fake
+        a.sendall(b"\x01\x00")  # the sender died mid-way
+        a.close()
+        assert notify.receive_ids(b) is None
+    finally:
+        b.close()

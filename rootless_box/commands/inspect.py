@@ -53,8 +53,10 @@ def container_json(record):
     mounts = [{"Type": m.get("Type", ""), "Name": m.get("Name", ""),
                "Source": m.get("Source", ""), "Destination": m.get("Destination", ""),
                "Driver": "local" if m.get("Type") == "volume" else "",
-               "Mode": "" if m.get("RW", True) else "ro", "RW": m.get("RW", True),
-               "Propagation": "rprivate" if m.get("Type") == "bind" else ""}
+               "Mode": m.get("Mode", "" if m.get("RW", True) else "ro"),
+               "RW": m.get("RW", True),
+               "Propagation": m.get("Propagation",
+                                    "rprivate" if m.get("Type") == "bind" else "")}
               for m in record.get("Mounts") or []]
     for m in mounts:
         if not m["Name"]:

@@ -19,6 +19,9 @@ OPTS = (
     Opt("-h,--hostname", VALUE, "Container host name"),
     Opt("-v,--volume", LIST, "Bind mount a volume", metavar="list"),
     Opt("--tmpfs", LIST, "Mount a tmpfs directory", metavar="list"),
+    Opt("--mount", LIST, "Attach a filesystem mount to the container", metavar="mount"),
+    Opt("--volumes-from", LIST, "Mount volumes from the specified container(s)",
+        metavar="list", dest="volumes_from"),
     Opt("--read-only", FLAG, "Mount the container's root filesystem as read only"),
     Opt("--network,--net", VALUE, "Connect a container to a network (host, private or "
                                   "bridge, none, container:NAME)", dest="network"),
@@ -71,6 +74,7 @@ def options_from(parsed):
         env_file=parsed.env_file, workdir=parsed.workdir, user=parsed.user,
         entrypoint=parsed.entrypoint, interactive=parsed.interactive, tty=parsed.tty,
         hostname=parsed.hostname, volumes=parsed.volume, tmpfs=parsed.tmpfs,
+        mounts=parsed.mount, volumes_from=parsed.volumes_from,
         read_only=parsed.read_only, network=parsed.network, init=parsed.init,
         detach=getattr(parsed, "detach", False), restart=parsed.restart,
         log_opts=parsed.log_opt, stop_signal=parsed.stop_signal, stop_timeout=stop_timeout,

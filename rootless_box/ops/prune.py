@@ -206,7 +206,7 @@ def disk_usage(store):
                                "size": tree_size(store.container_dir(record["Id"]))})
     volume_users = _volume_users(records)
     volumes = [{"name": name, "links": volume_users.get(name, 0),
-                "size": tree_size(os.path.join(_volumes_root(store), name))}
+                "size": tree_size(os.path.join(_volumes_root(store), name, "_data"))}
                for name in _volume_names(store)]
     return {
         "images": images,
@@ -416,19 +416,10 @@ def prune_containers(store, accepts=None):
 
 
 def prune_volumes(store):
-    """Remove every volume no container mounts. Returns {"deleted": [names], "reclaimed": n}."""
-    result = {"deleted": [], "reclaimed": 0}
-    with store.lock():
-        users = _volume_users(container_ops.all_records(store))
-        for name in _volume_names(store):
-            if users.get(name):
-                continue
-            path = os.path.join(_volumes_root(store), name)
-            size = tree_size(path)
-            store.remove(path)
-            result["deleted"].append(name)
-            result["reclaimed"] += size
-    return result
+    """`system prune --volumes`: the anonymous volumes no container mounts (Docker 23+; named
+    ones go with `volume prune -a`). Returns {"deleted": [names], "reclaimed": n}."""
+    from .volumes import prune
+    return prune(store)
 
 
 def prune_system(store, all_images=False, volumes=False):

@@ -14,7 +14,7 @@ import _signal as signal  # the signal module imports enum: ~10 ms
 from .. import config, errors
 from ..oci import reference
 from ..userns import caps, idmap as idmaps, launcher
-from . import containers, images, ports
+from . import containers, images, mountopts, ports, volumes
 from .storage import choose_driver, open_store
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
@@ -44,6 +44,8 @@ class RunOptions:
         self.tty = kw.get("tty", False)
         self.hostname = kw.get("hostname")
         self.volumes = list(kw.get("volumes", ()))
+        self.mounts = list(kw.get("mounts", ()))  # --mount
+        self.volumes_from = list(kw.get("volumes_from", ()))
         self.tmpfs = list(kw.get("tmpfs", ()))
         self.read_only = kw.get("read_only", False)
         self.network = kw.get("network") or None
@@ -197,16 +199,16 @@ def parse_volume(spec, volumes_root):
                                 % (spec, bad[0]), "use ro or rw")
     readonly = "ro" in options
     if src is None or not (src.startswith("/") or src.startswith(".") or src.startswith("~")):
-        name = src or os.urandom(32).hex()
-        containers.validate_name(name)
+        name = volumes.validate_name(src) if src else volumes.random_name()
         return {"type": "volume", "name": name, "anonymous": src is None,
                 "source": os.path.join(volumes_root, name, "_data"), "destination": dst,
-                "readonly": readonly}
+                "readonly": readonly, "copy": "nocopy" not in options, "mode": opts}
     source = os.path.abspath(os.path.expanduser(src))
     if not os.path.exists(source):
         raise errors.NotFound("invalid mount config: bind source path does not exist: %s"
                               % source, "create it first, or fix the path")
-    return {"type": "bind", "source": source, "destination": dst, "readonly": readonly}
+    return {"type": "bind", "source": source, "destination": dst, "readonly": readonly,
+            "mode": opts}
 
 
 def parse_tmpfs(spec):
@@ -311,8 +313,7 @@ def prepare(store, idmap, opts, joined=None):
     ports.resolv_conf("", opts.dns)
     for spec in opts.publish:
         ports.parse_publish(spec)
-    mounts = [parse_volume(v, store.volumes) for v in opts.volumes]
-    mounts += [parse_tmpfs(t) for t in opts.tmpfs]
+    mounts, api_mounts = mountopts.gather(store, opts)
     extra_env = []
     for path in opts.env_file:
         extra_env += parse_env_file(path)
@@ -320,10 +321,10 @@ def prepare(store, idmap, opts, joined=None):
     with store.lock():
         # one hold from resolving the image to recording the container, so a concurrent
         # rmi or prune cannot take the image away in between
-        return _create(store, idmap, opts, network, mounts, extra_env, joined)
+        return _create(store, idmap, opts, network, mounts, extra_env, joined, api_mounts)
 
 
-def _create(store, idmap, opts, network, mounts, extra_env, joined=None):
+def _create(store, idmap, opts, network, mounts, extra_env, joined=None, api_mounts=()):
     joined, joined_spec = joined or (None, None)
     unconfined = parse_security_opts(opts.security_opts)
     image = images.resolve(store, opts.image)
@@ -359,13 +360,12 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None):
                        "UsernsMode": opts.userns or "", "SecurityOpt": opts.security_opts,
                        "ReadonlyRootfs": opts.read_only, "Init": opts.init,
                        "Binds": [v for v in opts.volumes], "Tmpfs": opts.tmpfs,
+                       "Mounts": list(api_mounts) or None,
+                       "VolumesFrom": opts.volumes_from or None,
                        "RestartPolicy": parse_restart(opts.restart),
                        "LogConfig": {"Type": "json-file",
                                      "Config": parse_log_opts(opts.log_opts)}},
-        "Mounts": [{"Type": m["type"], "Name": m.get("name", ""),
-                    "Source": m.get("source", ""), "Destination": m["destination"],
-                    "RW": not m.get("readonly"), "Anonymous": m.get("anonymous", False)}
-                   for m in mounts],
+        "Mounts": [mountopts.record_entry(m, store.volumes) for m in mounts],
         "State": {"Status": "created", "Running": False, "Pid": 0, "ExitCode": 0},
         "NetworkSettings": {"Ports": {}},
     }, opts.name)
@@ -385,10 +385,9 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None):
         record["Config"]["StopTimeout"] = opts.stop_timeout
     record["RestartCount"] = 0
     record["LogPath"] = containers.log_path(store, cid)
+    made = []
     try:
-        for m in mounts:
-            if m["type"] == "volume":
-                os.makedirs(m["source"], 0o755, exist_ok=True)
+        made = volumes.attach(store, mounts)
         env = merge_env(image_config.get("Env"),
                         ["HOSTNAME=" + hostname] + (["TERM=xterm"] if opts.tty else []) +
                         extra_env, os.environ)
@@ -416,6 +415,7 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None):
         containers.save_spec(store, cid, spec)
     except BaseException:
         store.remove(cdir)
+        volumes.forget(store, made)
         raise
     return record, spec
 
@@ -472,11 +472,9 @@ class SignalForwarder:
             signal.signal(sig, handler)
 
 
-def _discard(store, record, mounts):
+def _discard(store, record, _mounts=None):
     store.remove(store.container_dir(record["Id"]))
-    for m in mounts:
-        if m["type"] == "volume" and m.get("anonymous"):
-            store.remove(os.path.dirname(m["source"]))
+    volumes.discard_anonymous(store, record.get("Mounts") or [], record["Id"])
 
 
 def _made(opts, warn, pull):

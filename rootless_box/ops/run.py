@@ -14,7 +14,7 @@ import _signal as signal  # the signal module imports enum: ~10 ms
 from .. import config, errors
 from ..oci import reference
 from ..userns import caps, idmap as idmaps, launcher
-from . import containers, images, mountopts, ports, volumes
+from . import containers, images, labels, mountopts, ports, volumes
 from .storage import choose_driver, open_store
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
@@ -46,6 +46,8 @@ class RunOptions:
         self.volumes = list(kw.get("volumes", ()))
         self.mounts = list(kw.get("mounts", ()))  # --mount
         self.volumes_from = list(kw.get("volumes_from", ()))
+        self.labels = list(kw.get("labels", ()))  # -l/--label
+        self.label_files = list(kw.get("label_files", ()))
         self.tmpfs = list(kw.get("tmpfs", ()))
         self.read_only = kw.get("read_only", False)
         self.network = kw.get("network") or None
@@ -314,6 +316,7 @@ def prepare(store, idmap, opts, joined=None):
     for spec in opts.publish:
         ports.parse_publish(spec)
     mounts, api_mounts = mountopts.gather(store, opts)
+    own_labels = labels.from_options(opts.labels, opts.label_files)
     extra_env = []
     for path in opts.env_file:
         extra_env += parse_env_file(path)
@@ -321,10 +324,12 @@ def prepare(store, idmap, opts, joined=None):
     with store.lock():
         # one hold from resolving the image to recording the container, so a concurrent
         # rmi or prune cannot take the image away in between
-        return _create(store, idmap, opts, network, mounts, extra_env, joined, api_mounts)
+        return _create(store, idmap, opts, network, mounts, extra_env, joined, api_mounts,
+                       own_labels)
 
 
-def _create(store, idmap, opts, network, mounts, extra_env, joined=None, api_mounts=()):
+def _create(store, idmap, opts, network, mounts, extra_env, joined=None, api_mounts=(),
+            own_labels=None):
     joined, joined_spec = joined or (None, None)
     unconfined = parse_security_opts(opts.security_opts)
     image = images.resolve(store, opts.image)
@@ -350,6 +355,7 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None, api_mou
         "Config": {"Image": opts.image, "Cmd": opts.command or None, "Tty": opts.tty,
                    "OpenStdin": opts.interactive, "User": user, "WorkingDir": workdir,
                    "ExposedPorts": exposed or None,
+                   "Labels": labels.merged(image_config.get("Labels"), own_labels),
                    "Entrypoint": image_config.get("Entrypoint") if opts.entrypoint is None
                    else ([opts.entrypoint] if opts.entrypoint else None)},
         "HostConfig": {"AutoRemove": opts.rm,

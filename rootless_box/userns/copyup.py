@@ -14,6 +14,8 @@ into the volume directory.
 import os
 import stat
 
+from ..fscopy import copy_file, copy_metadata
+
 
 def fill(image_dir, volume_dir):
     """Copy image_dir's entries into volume_dir when volume_dir is empty. -> whether it did."""
@@ -21,7 +23,7 @@ def fill(image_dir, volume_dir):
         return False
     links = {}
     _copy_children(image_dir, volume_dir, links)
-    _metadata(image_dir, volume_dir, os.lstat(image_dir))
+    copy_metadata(image_dir, volume_dir, os.lstat(image_dir), owner_optional=True)
     return True
 
 
@@ -40,7 +42,7 @@ def _copy_children(src_dir, dst_dir, links):
             os.link(links[key], dst, follow_symlinks=False)
             continue
         elif stat.S_ISREG(mode):
-            _copy_file(src, dst, st.st_size)
+            copy_file(src, dst, st)
             links[key] = dst
         elif stat.S_ISLNK(mode):
             os.symlink(os.readlink(src), dst)
@@ -48,40 +50,4 @@ def _copy_children(src_dir, dst_dir, links):
             os.mkfifo(dst, 0o600)
         else:
             continue  # sockets, and devices a rootless namespace cannot make
-        _metadata(src, dst, st)
-
-
-def _copy_file(src, dst, size):
-    fd_in = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    try:
-        fd_out = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW |
-                         os.O_CLOEXEC, 0o600)
-        try:
-            while size > 0:
-                sent = os.sendfile(fd_out, fd_in, None, min(size, 1 << 30))
-                if not sent:
-                    break
-                size -= sent
-        finally:
-            os.close(fd_out)
-    finally:
-        os.close(fd_in)
-
-
-def _metadata(src, dst, st):
-    try:
-        os.lchown(dst, st.st_uid, st.st_gid)
-    except OSError:
-        pass  # an owner this mapping lacks: the user.rootlesscontainers record keeps it
-    if stat.S_ISLNK(st.st_mode):
-        os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
-        return
-    for name in os.listxattr(src, follow_symlinks=False):
-        if name.startswith("user.") and not name.startswith("user.overlay."):
-            try:
-                os.setxattr(dst, name, os.getxattr(src, name, follow_symlinks=False),
-                            follow_symlinks=False)
-            except OSError:
-                pass
-    os.chmod(dst, stat.S_IMODE(st.st_mode))
-    os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+        copy_metadata(src, dst, st, owner_optional=True)

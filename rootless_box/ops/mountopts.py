@@ -263,23 +263,41 @@ def merge(explicit, inherited):
     then --volumes-from's where nothing explicit is (Docker lets -v win over those)."""
     seen = set()
     for m in explicit:
-        if m["destination"] in seen:
-            raise errors.UsageError("Duplicate mount point: %s" % m["destination"])
-        seen.add(m["destination"])
+        place = os.path.normpath(m["destination"])
+        if place in seen:
+            raise errors.UsageError("Duplicate mount point: %s" % place)
+        seen.add(place)
     out = list(explicit)
     for m in inherited:
-        if m["destination"] not in seen:
-            seen.add(m["destination"])
+        if os.path.normpath(m["destination"]) not in seen:
+            seen.add(os.path.normpath(m["destination"]))
             out.append(m)
     return out
+
+
+def image_volumes(image_config, mounts):
+    """An anonymous volume for each of the image's VOLUME paths no mount covers (Docker's
+    daemon does the same at create; it is filled from the image like any new volume)."""
+    from .volumes import random_name
+    taken = {os.path.normpath(m["destination"]) for m in mounts}
+    added = []
+    for path in sorted(image_config.get("Volumes") or {}):
+        destination = os.path.normpath("/" + path.lstrip("/"))
+        if destination not in taken and destination != "/":
+            taken.add(destination)
+            added.append({"type": "volume", "name": random_name(), "anonymous": True,
+                          "destination": destination, "readonly": False, "copy": True})
+    return added
 
 
 def record_entry(m, volumes_root):
     """A run spec mount as a container record keeps it (Docker's inspect `Mounts` entry,
     plus Anonymous, which stays internal)."""
     if m.get("name"):
+        # source: set by volumes.attach (a type=none volume's host directory); a tmpfs
+        # volume's data has no place on disk, so it shows the volume's own directory
         return {"Type": "volume", "Name": m["name"],
-                "Source": os.path.join(volumes_root, m["name"], "_data"),
+                "Source": m.get("source") or os.path.join(volumes_root, m["name"], "_data"),
                 "Destination": m["destination"], "Driver": m.get("driver") or "local",
                 "Mode": m.get("mode", ""), "RW": not m.get("readonly"), "Propagation": "",
                 "Anonymous": bool(m.get("anonymous"))}

@@ -346,6 +346,7 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None, api_mou
             "cannot run as user %s: this user has no subordinate id range, so only uid 0 "
             "exists in the container" % user, idmaps.admin_fix(idmaps.user_name(os.getuid())))
     driver = choose_driver(store, idmap)
+    mounts = mounts + mountopts.image_volumes(image_config, mounts)
     bindings, exposed = ports.port_bindings(
         opts.publish if network == "private" else (),
         opts.publish_all and network == "private", image_config.get("ExposedPorts"))
@@ -393,7 +394,9 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None, api_mou
     record["LogPath"] = containers.log_path(store, cid)
     made = []
     try:
-        made = volumes.attach(store, mounts)
+        volumes.attach(store, mounts, made)
+        # where each volume's data really is (a type=none volume's host directory)
+        record["Mounts"] = [mountopts.record_entry(m, store.volumes) for m in mounts]
         env = merge_env(image_config.get("Env"),
                         ["HOSTNAME=" + hostname] + (["TERM=xterm"] if opts.tty else []) +
                         extra_env, os.environ)
@@ -478,7 +481,7 @@ class SignalForwarder:
             signal.signal(sig, handler)
 
 
-def _discard(store, record, _mounts=None):
+def _discard(store, record):
     store.remove(store.container_dir(record["Id"]))
     volumes.discard_anonymous(store, record.get("Mounts") or [], record["Id"])
 
@@ -608,10 +611,10 @@ def run(opts, warn=None, pull=None):
                     not opts.rm:
                 containers.mark_exited(store, record, exc.exit_code, exc.message)
             else:
-                _discard(store, record, spec["mounts"])
+                _discard(store, record)
             raise
         except BaseException:
-            _discard(store, record, spec["mounts"])
+            _discard(store, record)
             raise
         containers.mark_running(store, record, container.pid)
         forwarder.attach(container.pid)
@@ -619,7 +622,7 @@ def run(opts, warn=None, pull=None):
     finally:
         forwarder.restore()
     if opts.rm:
-        _discard(store, record, spec["mounts"])
+        _discard(store, record)
     else:
         containers.mark_exited(store, record, code)
     return code

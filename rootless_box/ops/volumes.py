@@ -284,13 +284,12 @@ def prune(store, all_volumes=False, filters=None):
 
 # -- a container's mounts ------------------------------------------------------------------------
 
-def attach(store, mounts):
+def attach(store, mounts, made):
     """Under the store lock, at create: every volume mount's volume made when missing (an
     anonymous one labelled as Docker labels them), and the mount's run spec entry turned into
     what the volume is: its _data directory, the host directory of a type=none,o=bind
-    volume, or a tmpfs with the volume's o= options. Returns the volumes made (for undoing a
-    failed create)."""
-    made = []
+    volume, or a tmpfs with the volume's o= options. made: a list that gets the names of the
+    volumes made, as they are made (for undoing a failed create)."""
     for m in mounts:
         if m["type"] != "volume":
             continue
@@ -302,11 +301,11 @@ def attach(store, mounts):
             check_options(m.get("driver") or DRIVER, options)
             meta = {"Name": name, "Driver": DRIVER, "Labels": labels, "Options": options,
                     "CreatedAt": _now()}
-            _write(store, meta)
             made.append(name)
+            _write(store, meta)
         options = meta.get("Options") or {}
         if options.get("type") == "tmpfs":
-            m.update({"type": "tmpfs", "volume": name, "copy": False,
+            m.update({"type": "tmpfs", "copy": False,
                       "options": [o for o in options.get("o", "").split(",") if o]})
             if m.get("readonly"):
                 m["options"].append("ro")
@@ -321,7 +320,6 @@ def attach(store, mounts):
             m.update({"source": options["device"], "copy": False})
         else:
             m["source"] = mountpoint(store, name)
-    return made
 
 
 def forget(store, made):

@@ -42,6 +42,15 @@ def owned_tar(tmp_path_factory, rootfs_tar):
     return _with_owned_dir(rootfs_tar, str(tmp_path_factory.mktemp("owned") / "owned.tar"))
 
 
+def _tar_of(name, data):
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
 def volume_dir(cli, name):
     return os.path.join(cli.root, "volumes", name, "_data")
 
@@ -200,9 +209,17 @@ def test_tmpfs_and_bind_volumes(cli, image, tmp_path):
     host_dir.mkdir()
     cli.ok("volume", "create", "--opt", "type=none", "--opt", "o=bind", "--opt",
            "device=%s" % host_dir, "hostdir")
-    cli.ok("run", "--rm", "--mount", "source=hostdir,target=/h", image, "sh", "-c",
+    cli.ok("run", "--mount", "source=hostdir,target=/h", image, "sh", "-c",
            "echo via-volume > /h/f")
     assert (host_dir / "f").read_text() == "via-volume\n"
+    cid = cli.ok("ps", "-a", "-l", "-q", "--no-trunc").out.strip()
+    (mount,) = json.loads(cli.ok("inspect", cid).out)[0]["Mounts"]
+    # where the data is, so that cp into the stopped container lands there too
+    assert (mount["Type"], mount["Name"], mount["Source"]) == ("volume", "hostdir",
+                                                               str(host_dir))
+    cli.ok("cp", "-", "%s:/h" % cid, input=_tar_of("copied", b"by cp\n"))
+    assert (host_dir / "copied").read_text() == "by cp\n"
+    cli.ok("rm", cid)
     for opts, message in ((["-o", "colour=red"], 'invalid option: "colour"'),
                           (["-o", "type=tmpfs"], 'missing required option: "device"'),
                           (["-o", "type=nfs", "-o", "device=:/x"], "unsupported volume"),
@@ -215,8 +232,10 @@ def test_tmpfs_and_bind_volumes(cli, image, tmp_path):
     assert bad.returncode == 1 and "includes invalid characters for a local volume name" \
         in bad.err
     shutil.rmtree(host_dir)
-    gone = cli("run", "--rm", "-v", "hostdir:/h", image, "true")
+    gone = cli("run", "--rm", "-v", "fresh-vol:/f", "-v", "hostdir:/h", image, "true")
     assert gone.returncode == 125 and "no such file or directory" in gone.err
+    # nothing half made: the volume this failed create made first is gone again
+    assert not os.path.exists(volume_dir(cli, "fresh-vol"))
     cli.ok("volume", "rm", "ram", "hostdir")
 
 
@@ -316,3 +335,25 @@ def test_volumes_from(cli, image, tmp_path):
     assert missing.returncode == 125 and "no such container: no-such-ctr" in missing.err
     cli.ok("rm", cid, "source-ctr")
     cli.ok("volume", "rm", "vf-data")
+
+
+def test_image_volume_paths_get_filled_anonymous_volumes(cli, owned_tar):
+    cli.ok("import", "-c", 'CMD ["sh"]', "-c", "VOLUME /srv/data", owned_tar, "withvol:1")
+    cli.ok("volume", "create", "--label", "test=image-volume", "unrelated")
+    before = set(os.listdir(os.path.join(cli.root, "volumes")))
+    cid = cli.ok("run", "-d", "withvol:1", "sh", "-c", "echo new > /srv/data/g").out.strip()
+    cli.ok("wait", cid)
+    (mount,) = json.loads(cli.ok("inspect", cid).out)[0]["Mounts"]
+    assert mount["Destination"] == "/srv/data" and len(mount["Name"]) == 64
+    assert inspect_volume(cli, mount["Name"])[0]["Labels"] == {
+        "com.docker.volume.anonymous": ""}
+    # the volume, not the container's layer, holds what was written there
+    assert cli.ok("run", "--rm", "-v", "%s:/v" % mount["Name"], "withvol:1", "sh", "-c",
+                  "cat /v/f /v/g").out == "from image\nnew\n"
+    # a mount of the user's at that path takes the place of the image's volume
+    out = cli.ok("run", "--rm", "--mount", "type=tmpfs,dst=/srv/data", "withvol:1", "sh",
+                 "-c", "ls -A /srv/data; grep -c ' /srv/data ' /proc/mounts").out
+    assert out == "1\n"
+    cli.ok("rm", "-v", cid)
+    assert set(os.listdir(os.path.join(cli.root, "volumes"))) == before
+    cli.ok("volume", "rm", "unrelated")

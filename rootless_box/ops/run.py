@@ -366,7 +366,9 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None, api_mou
                        "DnsOptions": opts.dns_options,
                        "UsernsMode": opts.userns or "", "SecurityOpt": opts.security_opts,
                        "ReadonlyRootfs": opts.read_only, "Init": opts.init,
-                       "Binds": [v for v in opts.volumes], "Tmpfs": opts.tmpfs,
+                       "Binds": list(opts.volumes) or None,
+                       "Tmpfs": {t.partition(":")[0]: t.partition(":")[2]
+                                 for t in opts.tmpfs} or None,
                        "Mounts": list(api_mounts) or None,
                        "VolumesFrom": opts.volumes_from or None,
                        "RestartPolicy": parse_restart(opts.restart),

@@ -267,6 +267,7 @@ def test_mount_types_and_inspect(cli, image, tmp_path):
                           "ReadOnly": True}
     assert host["/t"]["TmpfsOptions"] == {"SizeBytes": 1 << 20, "Mode": 0o700}
     assert host["/v"]["VolumeOptions"] == {"Labels": {"a": "1"}}
+    assert info["HostConfig"]["Binds"] is None and info["HostConfig"]["VolumesFrom"] is None
     cli.ok("rm", cid)
     cli.ok("volume", "rm", "mvol")
 
@@ -325,6 +326,9 @@ def test_volumes_from(cli, image, tmp_path):
     cid = cli.ok("create", "--volumes-from", "source-ctr:rw", image, "true").out.strip()
     info = json.loads(cli.ok("inspect", cid).out)[0]
     assert info["HostConfig"]["VolumesFrom"] == ["source-ctr:rw"]
+    source = json.loads(cli.ok("inspect", "source-ctr").out)[0]["HostConfig"]
+    assert source["Binds"] == ["vf-data:/data", "%s:/host:ro" % tmp_path]
+    assert source["Tmpfs"] == {"/scratch": ""} and source.get("Mounts") is None
     assert {m["Destination"]: m["RW"] for m in info["Mounts"]} == {"/data": True,
                                                                    "/host": True}
     refused = cli("volume", "rm", "vf-data")

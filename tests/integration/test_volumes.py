@@ -193,6 +193,9 @@ def test_new_volume_is_filled_from_the_image_with_its_owners(tmp_path, owned_tar
     (tmp_path / "empty-bind").mkdir()
     assert cli.ok("run", "--rm", "-v", "%s:/srv/data" % (tmp_path / "empty-bind"), "owned:1",
                   "ls", "-A", "/srv/data").out == ""
+    # files of subordinate owners the user cannot even read go with volume rm all the same
+    assert cli.ok("volume", "rm", "filled").out == "filled\n"
+    assert not os.path.exists(os.path.dirname(data))
 
 
 # -- local driver options ---------------------------------------------------------------------

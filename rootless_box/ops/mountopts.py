@@ -17,6 +17,8 @@ import os
 from .. import errors
 
 PROPAGATIONS = ("private", "rprivate", "shared", "rshared", "slave", "rslave")
+_HINT = ("--mount takes type=bind|volume|tmpfs, source, target, readonly and the volume-*, "
+         "bind-* or tmpfs-* fields of its type")
 _TRUE = ("1", "t", "T", "TRUE", "true", "True")
 _FALSE = ("0", "f", "F", "FALSE", "false", "False")
 
@@ -77,7 +79,7 @@ def parse_mount(value, cwd=None):
         api = _parse(value, cwd)
     except _Bad as exc:
         raise errors.UsageError('invalid argument "%s" for "--mount" flag: %s' % (value, exc),
-                                "see 'rootless-box run --help'") from None
+                                _HINT) from None
     return _check(api), api
 
 
@@ -171,7 +173,7 @@ def _parse(value, cwd):
 
 def _config_error(api, text):
     return errors.UsageError('invalid mount config for type "%s": %s' % (api["Type"], text),
-                             "see 'rootless-box run --help' for --mount's fields")
+                             _HINT)
 
 
 def _check(api):

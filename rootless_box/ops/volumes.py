@@ -23,7 +23,7 @@ DRIVER = "local"
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"
 META = "volume.json"
 LOCAL_OPTIONS = ("type", "device", "o")
-VOLUME_FILTERS = ("dangling", "driver", "label", "label!", "name")
+VOLUME_FILTERS = ("dangling", "driver", "label", "name")  # volume ls; prune: label, label!
 _NAME_FIRST = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 _NAME_CHARS = _NAME_FIRST | frozenset("_.-")
 
@@ -228,8 +228,8 @@ def check_filters(filters):
 
 
 def matcher(store, filters, records=None):
-    """Docker's `volume ls --filter` (moby volumes/service): dangling, driver, label,
-    label!, name (an unanchored regular expression, as filters.Match). -> accepts(meta)"""
+    """Docker's `volume ls --filter` (moby volumes/service): dangling, driver, label, name
+    (an unanchored regular expression, as filters.Match); prune's label!. -> accepts(meta)"""
     from .images import label_matches
     check_filters(filters)
     used = users(store, records) if "dangling" in filters else {}
@@ -246,8 +246,9 @@ def matcher(store, filters, records=None):
         labels = meta.get("Labels") or {}
         if not all(label_matches(labels, spec) for spec in filters.get("label", [])):
             return False
+        # label! (prune's): out when every one of them matches (moby's MatchKVList)
         unwanted = filters.get("label!", [])
-        if unwanted and any(label_matches(labels, spec) for spec in unwanted):
+        if unwanted and all(label_matches(labels, spec) for spec in unwanted):
             return False
         return True
     return accepts

@@ -97,11 +97,10 @@ def _read(store, name):
         with open(os.path.join(path, META), "rb") as f:
             meta = fastjson.loads(f.read())
         if isinstance(meta, dict):
+            meta["Name"] = name
             return meta
-    except FileNotFoundError:
-        pass
     except (OSError, ValueError):
-        meta = None
+        pass  # none, or damaged: read as a volume from before volume.json
     try:
         st = os.stat(path)
     except OSError:

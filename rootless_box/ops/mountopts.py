@@ -130,15 +130,14 @@ def _parse(value, cwd):
         elif key == "bind-propagation":
             bind["Propagation"] = val.lower()
         elif key in ("volume-label", "volume-opt"):
+            # either makes VolumeOptions, even with no name before its `=` (as the CLI)
             name, _, item = val.partition("=")
-            if name:
-                target = "Labels" if key == "volume-label" else "Options"
-                if target == "Labels":
-                    volume.setdefault("Labels", {})[name] = item
-                else:
-                    volume.setdefault("DriverConfig", {}).setdefault("Options", {})[name] = item
+            if key == "volume-label":
+                place = volume.setdefault("Labels", {})
             else:
-                volume.setdefault("Labels", {})
+                place = volume.setdefault("DriverConfig", {}).setdefault("Options", {})
+            if name:
+                place[name] = item
         elif key == "volume-driver":
             volume.setdefault("DriverConfig", {})["Name"] = val
         elif key == "tmpfs-size":

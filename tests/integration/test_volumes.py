@@ -336,6 +336,13 @@ def test_volumes_from(cli, image, tmp_path):
                                                                    "/host": True}
     refused = cli("volume", "rm", "vf-data")
     assert refused.returncode == 1 and cid in refused.err
+    # ps finds the users of a volume by its name or by the place it is mounted at
+    users = cli.ok("ps", "-a", "-q", "--no-trunc", "--filter", "volume=vf-data").out.split()
+    source_id = json.loads(cli.ok("inspect", "source-ctr").out)[0]["Id"]
+    assert sorted(users) == sorted([cid, source_id])
+    assert cid in cli.ok("ps", "-a", "-q", "--no-trunc", "--filter",
+                         "volume=/host").out.split()
+    assert cli.ok("ps", "-a", "-q", "--filter", "volume=no-such").out == ""
     bad = cli("run", "--rm", "--volumes-from", "source-ctr:rshared", image, "true")
     assert bad.returncode == 125 and "invalid mode: rshared" in bad.err
     missing = cli("run", "--rm", "--volumes-from", "no-such-ctr", image, "true")

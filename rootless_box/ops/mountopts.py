@@ -138,6 +138,8 @@ def _parse(value, cwd):
                 place = volume.setdefault("DriverConfig", {}).setdefault("Options", {})
             if name:
                 place[name] = item
+        elif key == "volume-subpath":
+            volume["Subpath"] = val
         elif key == "volume-driver":
             volume.setdefault("DriverConfig", {})["Name"] = val
         elif key == "tmpfs-size":
@@ -207,15 +209,25 @@ def _check(api):
         volume = api.get("VolumeOptions") or {}
         if not source and readonly:
             raise _config_error(api, "must not set ReadOnly mode when using anonymous volumes")
+        subpath = volume.get("Subpath")
+        if subpath and not source:
+            raise _config_error(api, "must not set Subpath when using anonymous volumes")
+        clean = os.path.normpath(subpath or ".")
+        if subpath and (clean.startswith("/") or clean == ".." or clean.startswith("../")):
+            raise _config_error(api, "subpath must be a relative path within the volume")
         driver = (volume.get("DriverConfig") or {}).get("Name") or "local"
         from .volumes import check_options, random_name, validate_name
         name = validate_name(source) if source else random_name()
         options = (volume.get("DriverConfig") or {}).get("Options")
         check_options(driver, options)
-        return {"type": "volume", "name": name, "anonymous": not source,
+        spec = {"type": "volume", "name": name, "anonymous": not source,
                 "destination": destination, "readonly": readonly,
-                "copy": not volume.get("NoCopy"), "labels": volume.get("Labels"),
-                "volume_options": options, "driver": driver}
+                # a part of a volume is never filled from the image
+                "copy": not volume.get("NoCopy") and not subpath,
+                "labels": volume.get("Labels"), "volume_options": options, "driver": driver}
+        if subpath:
+            spec["subpath"] = subpath  # resolved inside the volume by init (mounts.op_bind)
+        return spec
     if kind == "tmpfs":
         if source:
             raise _config_error(api, "field Source must not be specified")

@@ -305,6 +305,9 @@ def attach(store, mounts, made):
             _write(store, meta)
         options = meta.get("Options") or {}
         if options.get("type") == "tmpfs":
+            if m.get("subpath"):
+                raise errors.UsageError("cannot mount a subpath of volume %s: it is a tmpfs, "
+                                        "empty at each mount" % name)
             m.update({"type": "tmpfs", "copy": False,
                       "options": [o for o in options.get("o", "").split(",") if o]})
             if m.get("readonly"):

@@ -308,6 +308,31 @@ def test_bad_mount_is_one_line_exit_125(cli, image, value, message):
     assert sorted(os.listdir(os.path.join(cli.root, "containers"))) == before
 
 
+def test_volume_subpath(cli, image):
+    cli.ok("run", "--rm", "-v", "parts:/p", image, "sh", "-c",
+           "mkdir -p /p/one/deeper && echo in-one > /p/one/f && ln -s /etc /p/escape")
+    out = cli.ok("run", "--rm", "--mount", "src=parts,dst=/s,volume-subpath=one/.", image,
+                 "sh", "-c", "cat /s/f; ls /s").out
+    assert out == "in-one\ndeeper\nf\n"
+    # a symlink in the volume is followed inside the volume, never to the container's /etc
+    escaped = cli("run", "--rm", "--mount", "src=parts,dst=/s,volume-subpath=escape", image,
+                  "ls", "/s/passwd")
+    assert escaped.returncode != 0
+    for value, message in (("dst=/s,volume-subpath=one", "must not set Subpath when using "
+                                                          "anonymous volumes"),
+                           ("src=parts,dst=/s,volume-subpath=../x", "subpath must be a "
+                                                                    "relative path"),
+                           ("src=parts,dst=/s,volume-subpath=/one", "subpath must be a "
+                                                                    "relative path")):
+        proc = cli("run", "--rm", "--mount", value, image, "true")
+        assert proc.returncode == 125 and message in proc.err, proc.err
+    missing = cli("run", "--rm", "--mount", "src=parts,dst=/s,volume-subpath=two", image,
+                  "true")
+    assert missing.returncode == 125 and "No such file or directory" in missing.err
+    assert "Traceback" not in missing.err
+    cli.ok("volume", "rm", "parts")
+
+
 def test_duplicate_mount_point(cli, image, tmp_path):
     proc = cli("run", "--rm", "-v", "%s:/x" % tmp_path, "--mount",
                "type=tmpfs,dst=/x", image, "true")

@@ -129,6 +129,16 @@ def _parse(value, cwd):
             api["Consistency"] = val.lower()
         elif key == "bind-propagation":
             bind["Propagation"] = val.lower()
+        elif key == "bind-recursive":
+            if val == "disabled":
+                bind["NonRecursive"] = True
+            elif val == "writable":
+                bind["ReadOnlyNonRecursive"] = True
+            elif val == "readonly":
+                bind["ReadOnlyForceRecursive"] = True
+            elif val != "enabled":
+                raise _Bad('invalid value for %s: %s (must be "enabled", "disabled", '
+                           '"writable", or "readonly")' % (key, val))
         elif key in ("volume-label", "volume-opt"):
             # either makes VolumeOptions, even with no name before its `=` (as the CLI)
             name, _, item = val.partition("=")
@@ -169,6 +179,16 @@ def _parse(value, cwd):
                 raise _Bad("cannot mix '%s-*' options with mount type '%s'"
                            % (kind, api["Type"]))
             api[family] = options
+    if bind.get("ReadOnlyNonRecursive") and not api.get("ReadOnly"):
+        raise _Bad("option 'bind-recursive=writable' requires 'readonly' to be specified in "
+                   "conjunction")
+    if bind.get("ReadOnlyForceRecursive"):
+        if not api.get("ReadOnly"):
+            raise _Bad("option 'bind-recursive=readonly' requires 'readonly' to be specified "
+                       "in conjunction")
+        if bind.get("Propagation") != "rprivate":
+            raise _Bad("option 'bind-recursive=readonly' requires 'bind-propagation=rprivate' "
+                       "to be specified in conjunction")
     return api
 
 
@@ -202,6 +222,8 @@ def _check(api):
             raise errors.NotFound(
                 'invalid mount config for type "bind": bind source path does not exist: %s'
                 % source, "create it first, or fix the path")
+        if readonly and bind.get("ReadOnlyNonRecursive"):
+            readonly = "top"  # bind-recursive=writable: the mounts below stay writable
         return {"type": "bind", "source": source, "destination": destination,
                 "readonly": readonly, "propagation": propagation,
                 "recursive": not bind.get("NonRecursive")}

@@ -304,7 +304,8 @@ class Executor:
         flags = libc.MS_BIND | (libc.MS_REC if recursive else 0)
         self.sys.mount(source, target, None, flags, None)
         if readonly:
-            self.sys.make_readonly(target, recursive)
+            # "top": --mount bind-recursive=writable, the mounts below stay writable
+            self.sys.make_readonly(target, recursive and readonly != "top")
 
     def op_copy_up(self, source, cpath):
         path = self.resolve(cpath)

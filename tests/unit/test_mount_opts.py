@@ -102,3 +102,23 @@ def test_volume_names_and_local_driver_options():
                              ({"type": "ext4", "device": "/dev/sda1"}, "unsupported")):
         with pytest.raises(UsageError, match=message):
             volumes.check_options("local", options)
+
+
+def test_bind_recursive_values(tmp_path):
+    src = "type=bind,src=%s,dst=/b" % tmp_path
+    assert mountopts.parse_mount(src + ",bind-recursive=disabled")[0]["recursive"] is False
+    assert mountopts.parse_mount(src + ",bind-recursive=enabled")[0]["recursive"] is True
+    writable = mountopts.parse_mount(src + ",ro,bind-recursive=writable")[0]
+    assert writable["readonly"] == "top" and writable["recursive"] is True
+    forced = mountopts.parse_mount(src + ",ro,bind-recursive=readonly,bind-propagation=rprivate")
+    assert forced[0]["readonly"] is True
+    for extra, message in ((",bind-recursive=writable", "'bind-recursive=writable' requires "
+                                                        "'readonly'"),
+                           (",bind-recursive=readonly", "'bind-recursive=readonly' requires "
+                                                        "'readonly'"),
+                           (",ro,bind-recursive=readonly", "requires 'bind-propagation="
+                                                           "rprivate'"),
+                           (",bind-recursive=maybe", 'must be "enabled", "disabled", '
+                                                     '"writable", or "readonly"')):
+        with pytest.raises(UsageError, match=message):
+            mountopts.parse_mount(src + extra)

@@ -236,3 +236,14 @@ def test_copy_up_keeps_the_tree_and_fills_only_an_empty_volume(tmp_path):
     assert oct(os.stat(vol / "sub").st_mode & 0o777) == "0o751"
     (image / "new").write_text("y")
     assert copyup.fill(str(image), str(vol)) is False and not (vol / "new").exists()
+
+
+def test_read_only_bind_that_leaves_the_mounts_below_writable(tmp_path):
+    s = spec(tmp_path, mounts=[{"type": "bind", "source": str(tmp_path), "destination": "/w",
+                                "readonly": "top"},
+                               {"type": "bind", "source": str(tmp_path), "destination": "/r",
+                                "readonly": True}])
+    root = s["rootfs"]["merged"]
+    calls = execute(s)
+    assert ("readonly", root + "/w", False) in calls
+    assert ("readonly", root + "/r", True) in calls

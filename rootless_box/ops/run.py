@@ -20,7 +20,7 @@ from .storage import choose_driver, open_store
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
                      signal.SIGUSR1, signal.SIGUSR2)
 _VOLUME_OPTS = {"ro", "rw", "z", "Z", "private", "rprivate", "shared", "rshared", "slave",
-                "rslave", "nocopy"}
+                "rslave", "nocopy", "consistent", "cached", "delegated"}
 
 _HOSTS_BASE = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
                "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n"
@@ -209,8 +209,9 @@ def parse_volume(spec, volumes_root):
     if not os.path.exists(source):
         raise errors.NotFound("invalid mount config: bind source path does not exist: %s"
                               % source, "create it first, or fix the path")
+    propagation = [o for o in options if o in mountopts.PROPAGATIONS]
     return {"type": "bind", "source": source, "destination": dst, "readonly": readonly,
-            "mode": opts}
+            "mode": opts, "propagation": (propagation or ["rprivate"])[-1]}
 
 
 def parse_tmpfs(spec):

@@ -7,6 +7,7 @@ kind of entry but sockets and devices, owners, modes, times and user xattrs kept
 links kept as links, and the volume's own directory given the owner and mode of the image's
 directory. It runs in init, as root of the container's user namespace and before the volume
 is bound, so owners are the container's under either id mapping.
+A copy that fails leaves the volume empty again (a partly filled one would never be filled).
 Must not: follow a symlink it copies (symlinks are copied as symlinks), or write anywhere but
 into the volume directory.
 """
@@ -21,9 +22,19 @@ def fill(image_dir, volume_dir):
     """Copy image_dir's entries into volume_dir when volume_dir is empty. -> whether it did."""
     if os.listdir(volume_dir):
         return False
-    links = {}
-    _copy_children(image_dir, volume_dir, links)
-    copy_metadata(image_dir, volume_dir, os.lstat(image_dir), owner_optional=True)
+    try:
+        _copy_children(image_dir, volume_dir, {})
+        copy_metadata(image_dir, volume_dir, os.lstat(image_dir), owner_optional=True)
+    except BaseException:
+        # a half-filled volume would never be filled again (it is not empty): empty it
+        import shutil
+        for name in os.listdir(volume_dir):
+            path = os.path.join(volume_dir, name)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.unlink(path)
+        raise
     return True
 
 

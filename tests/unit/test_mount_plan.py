@@ -247,3 +247,18 @@ def test_read_only_bind_that_leaves_the_mounts_below_writable(tmp_path):
     calls = execute(s)
     assert ("readonly", root + "/w", False) in calls
     assert ("readonly", root + "/r", True) in calls
+
+
+def test_a_failed_copy_up_leaves_the_volume_empty(tmp_path):
+    from rootless_box.userns import copyup
+    image = tmp_path / "image"
+    (image / "a").mkdir(parents=True)
+    (image / "a" / "z").write_text("unreadable")  # vol/a is made before this fails
+    os.chmod(image / "a" / "z", 0)
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    if os.access(image / "a" / "z", os.R_OK):
+        pytest.skip("running with a capability that reads any file")
+    with pytest.raises(PermissionError):
+        copyup.fill(str(image), str(vol))
+    assert os.listdir(vol) == []

@@ -168,7 +168,6 @@ def _write(store, meta):
     from ..store import atomic_write
     path = _dir(store, meta["Name"])
     os.makedirs(os.path.join(path, "_data"), 0o755, exist_ok=True)
-    os.chmod(path, 0o701)  # as Docker's volume dirs: _data reachable, the metadata private
     atomic_write(os.path.join(path, META), fastjson.dumps(meta))
 
 
@@ -202,9 +201,9 @@ def remove(store, name, force=False):
         return True
 
 
-def discard_anonymous(store, mounts, keep_for=None):
+def discard_anonymous(store, mounts, removed=None):
     """Remove the anonymous volumes among a container's record Mounts that no container but
-    keep_for (the one being removed) uses (`rm -v`, `run --rm`): a --volumes-from user
+    `removed` (the ID of the one going) uses (`rm -v`, `run --rm`): a --volumes-from user
     keeps them."""
     wanted = [m["Name"] for m in mounts
               if m.get("Type") == "volume" and m.get("Anonymous") and m.get("Name")]
@@ -213,7 +212,7 @@ def discard_anonymous(store, mounts, keep_for=None):
     with store.lock():
         used = users(store)
         for name in wanted:
-            if not [c for c in used.get(name, ()) if c != keep_for]:
+            if not [c for c in used.get(name, ()) if c != removed]:
                 store.remove(_dir(store, name))
 
 

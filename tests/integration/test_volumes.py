@@ -396,3 +396,16 @@ def test_image_volume_paths_get_filled_anonymous_volumes(cli, owned_tar):
     cli.ok("rm", "-v", cid)
     assert set(os.listdir(os.path.join(cli.root, "volumes"))) == before
     cli.ok("volume", "rm", "unrelated")
+
+
+def test_plain_inspect_finds_volumes(cli, image):
+    cli.ok("volume", "create", "--label", "k=v", "inspected")
+    (obj,) = json.loads(cli.ok("inspect", "inspected").out)
+    assert obj == inspect_volume(cli, "inspected")[0]
+    assert cli.ok("inspect", "--type", "volume", "-f", "{{.Labels.k}}",
+                  "inspected").out == "v\n"
+    missing = cli("inspect", "--type", "volume", image)
+    assert missing.returncode == 1 and "no such object: %s" % image in missing.err
+    nothing = cli("inspect", "no-such-thing")
+    assert nothing.returncode == 1 and "no such object: no-such-thing" in nothing.err
+    cli.ok("volume", "rm", "inspected")

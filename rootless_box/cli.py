@@ -73,6 +73,9 @@ GROUPS = {
     "system": {"df": "system df", "prune": "system prune", "info": "info"},
     "builder": {"prune": "builder prune", "build": "build"},
     "generate": {"systemd": "generate systemd"},
+    "volume": {"create": "volume create", "ls": "volume ls", "list": "volume ls",
+               "inspect": "volume inspect", "rm": "volume rm", "remove": "volume rm",
+               "prune": "volume prune"},
 }
 EXTRA = {"image from-host": ("fromhost", "Make a base image from host binaries and the "
                                          "shared libraries they need (no download)"),
@@ -81,10 +84,15 @@ EXTRA = {"image from-host": ("fromhost", "Make a base image from host binaries a
          "container prune": ("containerprune", "Remove all stopped containers"),
          "generate systemd": ("generate", "Generate a systemd user unit for a container"),
          "system df": ("systemdf", "Show disk usage"),
-         "system prune": ("systemprune", "Remove unused data")}
+         "system prune": ("systemprune", "Remove unused data"),
+         "volume create": ("volume", "Create a volume"),
+         "volume ls": ("volume", "List volumes"),
+         "volume inspect": ("volume", "Display detailed information on one or more volumes"),
+         "volume rm": ("volume", "Remove one or more volumes"),
+         "volume prune": ("volume", "Remove unused local volumes")}
 GROUP_SUMMARIES = {"image": "Manage images", "container": "Manage containers",
                    "system": "Manage rootless-box", "builder": "Manage builds",
-                   "generate": "Generate systemd units"}
+                   "generate": "Generate systemd units", "volume": "Manage volumes"}
 
 
 def table():

@@ -18,7 +18,8 @@ def command(verb, summary):
     return Command(verb, "inspect [OPTIONS] NAME|ID [NAME|ID...]", summary, (
         Opt("-f,--format", VALUE, "Format output using a custom template: 'json' or a Go "
                                   "template such as '{{.Id}}'"),
-        Opt("--type", VALUE, "Only inspect objects of the given type (container, image)"),
+        Opt("--type", VALUE, "Only inspect objects of the given type (container, image, "
+                             "volume)"),
     ), min_args=1)
 
 
@@ -53,8 +54,10 @@ def container_json(record):
     mounts = [{"Type": m.get("Type", ""), "Name": m.get("Name", ""),
                "Source": m.get("Source", ""), "Destination": m.get("Destination", ""),
                "Driver": "local" if m.get("Type") == "volume" else "",
-               "Mode": "" if m.get("RW", True) else "ro", "RW": m.get("RW", True),
-               "Propagation": "rprivate" if m.get("Type") == "bind" else ""}
+               "Mode": m.get("Mode", "" if m.get("RW", True) else "ro"),
+               "RW": m.get("RW", True),
+               "Propagation": m.get("Propagation",
+                                    "rprivate" if m.get("Type") == "bind" else "")}
               for m in record.get("Mounts") or []]
     for m in mounts:
         if not m["Name"]:
@@ -74,6 +77,8 @@ def container_json(record):
 
 
 def _lookup(store, name, kind):
+    if kind == "volume":
+        return _volume(store, name)
     if kind in (None, "container"):
         try:
             return container_json(container_ops.find(store, name))
@@ -82,17 +87,26 @@ def _lookup(store, name, kind):
                 raise
     try:
         image = image_ops.resolve(store, name)
-    except UsageError:
-        # not a valid image reference: for an untyped inspect it is just no such object
+    except (UsageError, NotFound) as exc:
+        # not an image (or no valid reference): an untyped inspect goes on, in Docker's order
+        # (container, image, volume), and a name that is nothing is just no such object
         if kind is None:
-            raise NotFound("no such object: %s" % name) from None
+            try:
+                return _volume(store, name)
+            except NotFound:
+                raise NotFound("no such object: %s" % name, exc.hint) from None
         raise
     return image_ops.inspect(image)
 
 
+def _volume(store, name):
+    from ..ops import volumes
+    return volumes.inspect_json(store, volumes.get(store, name))
+
+
 def main(parsed):
-    if parsed.type not in (None, "container", "image"):
-        raise UsageError("unknown --type %r" % parsed.type, "use container or image")
+    if parsed.type not in (None, "container", "image", "volume"):
+        raise UsageError("unknown --type %r" % parsed.type, "use container, image or volume")
     template = None
     if parsed.format and parsed.format != "json":
         from ._template import compile_template

@@ -32,7 +32,7 @@ def command(verb, summary):
     return Command(verb, "ps [OPTIONS]", summary, (
         Opt("-a,--all", FLAG, "Show all containers (default shows just running)"),
         Opt("-f,--filter", LIST, "Filter output based on conditions provided: status=, name=, "
-                                 "id=, ancestor=, label=, exited=, before=, since="),
+                                 "id=, ancestor=, label=, exited=, before=, since=, volume="),
         Opt("--format", VALUE, "Format output using a custom template: 'table', "
                                "'table TEMPLATE', 'json', or a Go template"),
         Opt("-n,--last", VALUE, "Show n last created containers (includes all states)",

@@ -25,7 +25,7 @@ def warning(all_images, volumes):
     there are no networks and no build cache to remove here, so those lines are left out."""
     items = ["all stopped containers"]
     if volumes:
-        items.append("all volumes not used by at least one container")
+        items.append("all anonymous volumes not used by at least one container")
     items.append("all images without at least one container associated to them" if all_images
                  else "all dangling images")
     return ("WARNING! This will remove:\n" + "".join("  - %s\n" % item for item in items) +

@@ -11,9 +11,8 @@ Must not: follow a symlink at the destination, ever.
 import os
 import stat
 
+from .. import fscopy
 from .diff import is_opaque, is_whiteout
-
-_BUF = 1 << 20
 
 
 def remove_entry(path):
@@ -39,38 +38,8 @@ def _clear(directory):
         remove_entry(child)
 
 
-def copy_file(src, dst, st):
-    fd_in = os.open(src, os.O_RDONLY | os.O_NOFOLLOW)
-    try:
-        fd_out = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        try:
-            remaining = st.st_size
-            while remaining > 0:
-                try:
-                    count = os.copy_file_range(fd_in, fd_out, min(remaining, 1 << 30))
-                except OSError:
-                    count = os.write(fd_out, os.read(fd_in, _BUF))
-                if count == 0:
-                    break
-                remaining -= count
-        finally:
-            os.close(fd_out)
-    finally:
-        os.close(fd_in)
-
-
-def _metadata(src, dst, st):
-    os.lchown(dst, st.st_uid, st.st_gid)
-    if not stat.S_ISLNK(st.st_mode):
-        os.chmod(dst, stat.S_IMODE(st.st_mode))
-        for name in os.listxattr(src, follow_symlinks=False):
-            if name.startswith("user.") and not name.startswith("user.overlay."):
-                try:
-                    os.setxattr(dst, name, os.getxattr(src, name, follow_symlinks=False),
-                                follow_symlinks=False)
-                except OSError:
-                    pass
-    os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+copy_file = fscopy.copy_file
+_metadata = fscopy.copy_metadata
 
 
 def place(src, dst, st, dir_mode, specials=True):

@@ -251,9 +251,8 @@ def remove(store, record, force=False, volumes=False):
             time.sleep(0.01)
     store.remove(store.container_dir(record["Id"]))
     if volumes:
-        for mount in record.get("Mounts", []):
-            if mount.get("Anonymous") and mount.get("Source"):
-                store.remove(os.path.dirname(mount["Source"]))
+        from .volumes import discard_anonymous
+        discard_anonymous(store, record.get("Mounts") or [], record["Id"])
 
 
 def rename(store, name_or_id, new_name):

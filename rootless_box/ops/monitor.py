@@ -244,6 +244,5 @@ def serve_again(cid, action):
 def discard(store, record):
     """Remove a container's directory and the anonymous volumes it made."""
     store.remove(store.container_dir(record["Id"]))
-    for mount in record.get("Mounts", []):
-        if mount.get("Anonymous") and mount.get("Source"):
-            store.remove(os.path.dirname(mount["Source"]))
+    from .volumes import discard_anonymous
+    discard_anonymous(store, record.get("Mounts") or [], record["Id"])

@@ -1,7 +1,7 @@
 """Prune and disk usage: what `image prune`, `system prune` and `system df` remove and count.
 
 Owns: choosing what is unused (dangling images, or every image no container was created from;
-containers that are not running; volumes no container mounts), Docker's prune filters
+containers that are not running; volumes are ops/volumes.py's), Docker's prune filters
 (`until=`, `label=`, `label!=`), removing those under the store lock, and measuring the store in
 bytes (blobs, unpacked layers, container directories, volumes) and each layer's size.
 Must not: print, ask for confirmation or exit (commands/ do); decide by itself which blobs and
@@ -138,28 +138,6 @@ def _layer_sizes_on_disk(store):
     return sizes
 
 
-def _volumes_root(store):
-    return store.volumes
-
-
-def _volume_names(store):
-    try:
-        return sorted(n for n in os.listdir(_volumes_root(store))
-                      if os.path.isdir(os.path.join(_volumes_root(store), n)))
-    except OSError:
-        return []
-
-
-def _volume_users(records):
-    """volume name -> how many containers mount it."""
-    users = {}
-    for record in records:
-        for mount in record.get("Mounts") or []:
-            if mount.get("Type") == "volume" and mount.get("Name"):
-                users[mount["Name"]] = users.get(mount["Name"], 0) + 1
-    return users
-
-
 def _is_running(record):
     return record.get("State", {}).get("Status") == "running"
 
@@ -204,10 +182,11 @@ def disk_usage(store):
     for record in records:
         container_rows.append({"record": record, "running": _is_running(record),
                                "size": tree_size(store.container_dir(record["Id"]))})
-    volume_users = _volume_users(records)
-    volumes = [{"name": name, "links": volume_users.get(name, 0),
-                "size": tree_size(os.path.join(_volumes_root(store), name))}
-               for name in _volume_names(store)]
+    from . import volumes as volume_ops
+    volume_users = volume_ops.users(store, records)
+    volumes = [{"name": name, "links": len(volume_users.get(name, ())),
+                "size": tree_size(volume_ops.mountpoint(store, name))}
+               for name in volume_ops.names(store)]
     return {
         "images": images,
         "images_total": images_total,
@@ -418,19 +397,10 @@ def prune_containers(store, accepts=None):
 
 
 def prune_volumes(store):
-    """Remove every volume no container mounts. Returns {"deleted": [names], "reclaimed": n}."""
-    result = {"deleted": [], "reclaimed": 0}
-    with store.lock():
-        users = _volume_users(container_ops.all_records(store))
-        for name in _volume_names(store):
-            if users.get(name):
-                continue
-            path = os.path.join(_volumes_root(store), name)
-            size = tree_size(path)
-            store.remove(path)
-            result["deleted"].append(name)
-            result["reclaimed"] += size
-    return result
+    """`system prune --volumes`: the anonymous volumes no container mounts (Docker 23+; named
+    ones go with `volume prune -a`). Returns {"deleted": [names], "reclaimed": n}."""
+    from .volumes import prune
+    return prune(store)
 
 
 def prune_system(store, all_images=False, volumes=False):

@@ -2,7 +2,7 @@
 filters, a container's labels, its sizes.
 
 Owns: parsing and applying `ps --filter` (status, name, id, ancestor, label, exited, before,
-since) as moby's daemon/list.go does, the labels a container carries (its own, else its
+since, volume) as moby's daemon/list.go does, the labels a container carries (its own, else its
 image's: Docker copies the image's labels into the container's config), and the writable
 layer's size (`ps -s`).
 Must not: print, change the store, or format anything (commands/ps.py does).
@@ -14,7 +14,8 @@ from .. import errors
 from . import containers as container_ops
 from . import images as image_ops
 
-PS_FILTERS = ("status", "name", "id", "ancestor", "label", "exited", "before", "since")
+PS_FILTERS = ("status", "name", "id", "ancestor", "label", "exited", "before", "since",
+              "volume")
 # live (Docker's State.Running is true): plain ps lists them, prune keeps them
 LIVE_STATES = container_ops.LIVE_STATES
 STATES = ("created", "running", "paused", "restarting", "exited", "removing", "dead")
@@ -101,6 +102,7 @@ def build(store, filters, records):
     statuses = set(filters.get("status", []))
     names, ids = filters.get("name", []), filters.get("id", [])
     wanted_labels = filters.get("label", [])
+    volumes = set(filters.get("volume", []))
     ancestors = None
     if "ancestor" in filters:
         ancestors = set()
@@ -139,5 +141,8 @@ def build(store, filters, records):
             have = labels(store, record, cache)
             if not all(image_ops.label_matches(have, spec) for spec in wanted_labels):
                 return False
+        if volumes and not any(m.get("Name") in volumes or m.get("Destination") in volumes
+                               for m in record.get("Mounts") or []):
+            return False  # moby: a volume's name or a mount's destination
         return True
     return keep

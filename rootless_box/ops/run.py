@@ -14,13 +14,13 @@ import _signal as signal  # the signal module imports enum: ~10 ms
 from .. import config, errors
 from ..oci import reference
 from ..userns import caps, idmap as idmaps, launcher
-from . import containers, images, ports
+from . import containers, images, labels, mountopts, ports, volumes
 from .storage import choose_driver, open_store
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
                      signal.SIGUSR1, signal.SIGUSR2)
 _VOLUME_OPTS = {"ro", "rw", "z", "Z", "private", "rprivate", "shared", "rshared", "slave",
-                "rslave", "nocopy"}
+                "rslave", "nocopy", "consistent", "cached", "delegated"}
 
 _HOSTS_BASE = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
                "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n"
@@ -44,6 +44,10 @@ class RunOptions:
         self.tty = kw.get("tty", False)
         self.hostname = kw.get("hostname")
         self.volumes = list(kw.get("volumes", ()))
+        self.mounts = list(kw.get("mounts", ()))  # --mount
+        self.volumes_from = list(kw.get("volumes_from", ()))
+        self.labels = list(kw.get("labels", ()))  # -l/--label
+        self.label_files = list(kw.get("label_files", ()))
         self.tmpfs = list(kw.get("tmpfs", ()))
         self.read_only = kw.get("read_only", False)
         self.network = kw.get("network") or None
@@ -197,16 +201,17 @@ def parse_volume(spec, volumes_root):
                                 % (spec, bad[0]), "use ro or rw")
     readonly = "ro" in options
     if src is None or not (src.startswith("/") or src.startswith(".") or src.startswith("~")):
-        name = src or os.urandom(32).hex()
-        containers.validate_name(name)
+        name = volumes.validate_name(src) if src else volumes.random_name()
         return {"type": "volume", "name": name, "anonymous": src is None,
                 "source": os.path.join(volumes_root, name, "_data"), "destination": dst,
-                "readonly": readonly}
+                "readonly": readonly, "copy": "nocopy" not in options, "mode": opts}
     source = os.path.abspath(os.path.expanduser(src))
     if not os.path.exists(source):
         raise errors.NotFound("invalid mount config: bind source path does not exist: %s"
                               % source, "create it first, or fix the path")
-    return {"type": "bind", "source": source, "destination": dst, "readonly": readonly}
+    propagation = [o for o in options if o in mountopts.PROPAGATIONS]
+    return {"type": "bind", "source": source, "destination": dst, "readonly": readonly,
+            "mode": opts, "propagation": (propagation or ["rprivate"])[-1]}
 
 
 def parse_tmpfs(spec):
@@ -311,8 +316,8 @@ def prepare(store, idmap, opts, joined=None):
     ports.resolv_conf("", opts.dns)
     for spec in opts.publish:
         ports.parse_publish(spec)
-    mounts = [parse_volume(v, store.volumes) for v in opts.volumes]
-    mounts += [parse_tmpfs(t) for t in opts.tmpfs]
+    mounts, api_mounts = mountopts.gather(store, opts)
+    own_labels = labels.from_options(opts.labels, opts.label_files)
     extra_env = []
     for path in opts.env_file:
         extra_env += parse_env_file(path)
@@ -320,10 +325,12 @@ def prepare(store, idmap, opts, joined=None):
     with store.lock():
         # one hold from resolving the image to recording the container, so a concurrent
         # rmi or prune cannot take the image away in between
-        return _create(store, idmap, opts, network, mounts, extra_env, joined)
+        return _create(store, idmap, opts, network, mounts, extra_env, joined, api_mounts,
+                       own_labels)
 
 
-def _create(store, idmap, opts, network, mounts, extra_env, joined=None):
+def _create(store, idmap, opts, network, mounts, extra_env, joined=None, api_mounts=(),
+            own_labels=None):
     joined, joined_spec = joined or (None, None)
     unconfined = parse_security_opts(opts.security_opts)
     image = images.resolve(store, opts.image)
@@ -343,6 +350,7 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None):
             "range, so only uid 0 exists in the container" % user,
             idmaps.admin_fix(idmaps.user_name(os.getuid())))
     driver = choose_driver(store, idmap)
+    mounts = mounts + mountopts.image_volumes(image_config, mounts)
     bindings, exposed = ports.port_bindings(
         opts.publish if network == "private" else (),
         opts.publish_all and network == "private", image_config.get("ExposedPorts"))
@@ -352,6 +360,7 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None):
         "Config": {"Image": opts.image, "Cmd": opts.command or None, "Tty": opts.tty,
                    "OpenStdin": opts.interactive, "User": user, "WorkingDir": workdir,
                    "ExposedPorts": exposed or None,
+                   "Labels": labels.merged(image_config.get("Labels"), own_labels),
                    "Entrypoint": image_config.get("Entrypoint") if opts.entrypoint is None
                    else ([opts.entrypoint] if opts.entrypoint else None)},
         "HostConfig": {"AutoRemove": opts.rm,
@@ -361,14 +370,15 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None):
                        "DnsOptions": opts.dns_options,
                        "UsernsMode": opts.userns or "", "SecurityOpt": opts.security_opts,
                        "ReadonlyRootfs": opts.read_only, "Init": opts.init,
-                       "Binds": [v for v in opts.volumes], "Tmpfs": opts.tmpfs,
+                       "Binds": list(opts.volumes) or None,
+                       "Tmpfs": {t.partition(":")[0]: t.partition(":")[2]
+                                 for t in opts.tmpfs} or None,
+                       "Mounts": list(api_mounts) or None,
+                       "VolumesFrom": opts.volumes_from or None,
                        "RestartPolicy": parse_restart(opts.restart),
                        "LogConfig": {"Type": "json-file",
                                      "Config": parse_log_opts(opts.log_opts)}},
-        "Mounts": [{"Type": m["type"], "Name": m.get("name", ""),
-                    "Source": m.get("source", ""), "Destination": m["destination"],
-                    "RW": not m.get("readonly"), "Anonymous": m.get("anonymous", False)}
-                   for m in mounts],
+        "Mounts": [mountopts.record_entry(m, store.volumes) for m in mounts],
         "State": {"Status": "created", "Running": False, "Pid": 0, "ExitCode": 0,
                   **containers.starter_fields()},
         "NetworkSettings": {"Ports": {}},
@@ -389,10 +399,11 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None):
         record["Config"]["StopTimeout"] = opts.stop_timeout
     record["RestartCount"] = 0
     record["LogPath"] = containers.log_path(store, cid)
+    made = []
     try:
-        for m in mounts:
-            if m["type"] == "volume":
-                os.makedirs(m["source"], 0o755, exist_ok=True)
+        volumes.attach(store, mounts, made)
+        # where each volume's data really is (a type=none volume's host directory)
+        record["Mounts"] = [mountopts.record_entry(m, store.volumes) for m in mounts]
         env = merge_env(image_config.get("Env"),
                         ["HOSTNAME=" + hostname] + (["TERM=xterm"] if opts.tty else []) +
                         extra_env, os.environ)
@@ -420,6 +431,7 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None):
         containers.save_spec(store, cid, spec)
     except BaseException:
         store.remove(cdir)
+        volumes.forget(store, made)
         raise
     return record, spec
 
@@ -476,11 +488,9 @@ class SignalForwarder:
             signal.signal(sig, handler)
 
 
-def _discard(store, record, mounts):
+def _discard(store, record):
     store.remove(store.container_dir(record["Id"]))
-    for m in mounts:
-        if m["type"] == "volume" and m.get("anonymous"):
-            store.remove(os.path.dirname(m["source"]))
+    volumes.discard_anonymous(store, record.get("Mounts") or [], record["Id"])
 
 
 def _made(opts, warn, pull):
@@ -608,10 +618,10 @@ def run(opts, warn=None, pull=None):
                     not opts.rm:
                 containers.mark_exited(store, record, exc.exit_code, exc.message)
             else:
-                _discard(store, record, spec["mounts"])
+                _discard(store, record)
             raise
         except BaseException:
-            _discard(store, record, spec["mounts"])
+            _discard(store, record)
             raise
         containers.mark_running(store, record, container.pid)
         forwarder.attach(container.pid)
@@ -619,7 +629,7 @@ def run(opts, warn=None, pull=None):
     finally:
         forwarder.restore()
     if opts.rm:
-        _discard(store, record, spec["mounts"])
+        _discard(store, record)
     else:
         containers.mark_exited(store, record, code)
     return code

@@ -14,7 +14,7 @@ import os
 import stat
 
 from ..securepath import resolve_in_root
-from . import libc
+from . import copyup, libc
 
 NOSUID, NODEV, NOEXEC, RDONLY = libc.MS_NOSUID, libc.MS_NODEV, libc.MS_NOEXEC, libc.MS_RDONLY
 
@@ -89,7 +89,11 @@ def build_plan(spec):
         if m["type"] == "overlay":
             # another image's root (RUN --mount from=), seen at a host staging directory
             plan.append(("mount_view", m["source"], m["lower"], m.get("upper"), m.get("work")))
-        op = ("bind", m["source"], m["destination"], m.get("readonly", False), True)
+        if m.get("copy"):
+            # a new volume gets the image's content at its place (Docker's copy-up)
+            plan.append(("copy_up", m["source"], m["destination"]))
+        op = ("bind", m["source"], m["destination"], m.get("readonly", False),
+              m.get("recursive", True))
         if m.get("subpath"):
             op += (m["subpath"],)  # a path inside that root, resolved inside it
         plan.append(op)
@@ -185,6 +189,8 @@ class RealSys:
     def touch(path):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
                          0o644))
+
+    copy_up = staticmethod(copyup.fill)
 
     @staticmethod
     def run_helper(argv):
@@ -298,7 +304,14 @@ class Executor:
         flags = libc.MS_BIND | (libc.MS_REC if recursive else 0)
         self.sys.mount(source, target, None, flags, None)
         if readonly:
-            self.sys.make_readonly(target, recursive)
+            # "top": --mount bind-recursive=writable, the mounts below stay writable
+            self.sys.make_readonly(target, recursive and readonly != "top")
+
+    def op_copy_up(self, source, cpath):
+        path = self.resolve(cpath)
+        st = self.sys.lstat(path)
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            self.sys.copy_up(path, source)
 
     def op_symlink(self, target, cpath):
         path = self.resolve(cpath, follow_final=False)

@@ -251,7 +251,7 @@ def test_system_prune_warning_is_dockers():
         "WARNING! This will remove:\n  - all stopped containers\n  - all dangling images\n"
         "\nAre you sure you want to continue?")
     text = systemprune.warning(True, True)
-    assert "  - all volumes not used by at least one container\n" in text
+    assert "  - all anonymous volumes not used by at least one container\n" in text
     assert "  - all images without at least one container associated to them\n" in text
 
 

@@ -61,6 +61,9 @@ class Recorder:
         self.calls.append(("helper", argv))
         return 0
 
+    def copy_up(self, image_dir, volume_dir):
+        self.calls.append(("copy_up", image_dir, volume_dir))
+
 
 def execute(s):
     rec = Recorder()
@@ -196,3 +199,66 @@ def test_another_roots_view_then_a_path_inside_it_resolved_there(tmp_path):
     assert bind == ("mount", str(staging / "real"), root + "/base", None,
                     libc.MS_BIND | libc.MS_REC, None)
     assert calls[view + 2] == ("readonly", root + "/base", True)
+
+
+def test_a_new_volume_is_filled_before_it_is_bound_where_the_image_has_a_directory(tmp_path):
+    vol, other = tmp_path / "vol", tmp_path / "other"
+    vol.mkdir()
+    other.mkdir()
+    s = spec(tmp_path, mounts=[
+        {"type": "volume", "source": str(vol), "destination": "/data", "copy": True},
+        {"type": "volume", "source": str(other), "destination": "/none", "copy": True},
+        {"type": "bind", "source": str(other), "destination": "/flat", "recursive": False}])
+    root = s["rootfs"]["merged"]
+    os.makedirs(os.path.join(root, "data"))
+    calls = execute(s)
+    copies = [c for c in calls if c[0] == "copy_up"]
+    # only where the image has a directory; /none is made empty by the bind that follows
+    assert copies == [("copy_up", root + "/data", str(vol))]
+    assert calls.index(copies[0]) < calls.index(
+        ("mount", str(vol), root + "/data", None, libc.MS_BIND | libc.MS_REC, None))
+    assert ("mount", str(other), root + "/flat", None, libc.MS_BIND, None) in calls
+
+
+def test_copy_up_keeps_the_tree_and_fills_only_an_empty_volume(tmp_path):
+    from rootless_box.userns import copyup
+    image = tmp_path / "image"
+    (image / "sub").mkdir(parents=True)
+    (image / "sub" / "f").write_text("x")
+    os.link(image / "sub" / "f", image / "hard")
+    os.symlink("sub/f", image / "link")
+    os.chmod(image / "sub", 0o751)
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    assert copyup.fill(str(image), str(vol)) is True
+    assert (vol / "sub" / "f").read_text() == "x" and os.readlink(vol / "link") == "sub/f"
+    assert os.stat(vol / "hard").st_ino == os.stat(vol / "sub" / "f").st_ino
+    assert oct(os.stat(vol / "sub").st_mode & 0o777) == "0o751"
+    (image / "new").write_text("y")
+    assert copyup.fill(str(image), str(vol)) is False and not (vol / "new").exists()
+
+
+def test_read_only_bind_that_leaves_the_mounts_below_writable(tmp_path):
+    s = spec(tmp_path, mounts=[{"type": "bind", "source": str(tmp_path), "destination": "/w",
+                                "readonly": "top"},
+                               {"type": "bind", "source": str(tmp_path), "destination": "/r",
+                                "readonly": True}])
+    root = s["rootfs"]["merged"]
+    calls = execute(s)
+    assert ("readonly", root + "/w", False) in calls
+    assert ("readonly", root + "/r", True) in calls
+
+
+def test_a_failed_copy_up_leaves_the_volume_empty(tmp_path):
+    from rootless_box.userns import copyup
+    image = tmp_path / "image"
+    (image / "a").mkdir(parents=True)
+    (image / "a" / "z").write_text("unreadable")  # vol/a is made before this fails
+    os.chmod(image / "a" / "z", 0)
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    if os.access(image / "a" / "z", os.R_OK):
+        pytest.skip("running with a capability that reads any file")
+    with pytest.raises(PermissionError):
+        copyup.fill(str(image), str(vol))
+    assert os.listdir(vol) == []

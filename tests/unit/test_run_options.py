@@ -43,7 +43,8 @@ def test_env_file(tmp_path):
 def test_bind_volume(tmp_path):
     vol = run.parse_volume("%s:/data:ro" % tmp_path, "/vols")
     assert vol == {"type": "bind", "source": str(tmp_path), "destination": "/data",
-                   "readonly": True}
+                   "readonly": True, "mode": "ro", "propagation": "rprivate"}
+    assert run.parse_volume("%s:/d:rslave,cached" % tmp_path, "/v")["propagation"] == "rslave"
     assert run.parse_volume("%s:/d" % tmp_path, "/vols")["readonly"] is False
 
 

@@ -124,9 +124,14 @@ def run_in_pty(cli, args, rows=24, cols=80, on_output=None, timeout=20, send=Non
     import struct
     import termios
     import time
+    # a terminal has a type: CI may run with TERM unset or "dumb", which tells programs
+    # (rich among them) that the terminal cannot take escape sequences
+    env = dict(cli.env)
+    if env.get("TERM", "dumb") == "dumb":
+        env["TERM"] = "xterm"
     pid, master = pty.fork()
     if pid == 0:
-        os.execve(cli.argv()[0], cli.argv(*args), cli.env)
+        os.execve(cli.argv()[0], cli.argv(*args), env)
     fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
     if send:
         os.write(master, send)

@@ -4,7 +4,7 @@ import os
 import sys
 import tempfile
 
-from ..dockerfile.executor import BuildOptions, build
+from ..dockerfile.executor import BuildOptions, build, parse_epoch
 from ..cliparse import FLAG, LIST, VALUE, Command, Opt
 from ..errors import UsageError
 from ..ops.storage import open_store
@@ -31,6 +31,12 @@ def command(verb, summary):
         Opt("--secret", LIST, "Secret to expose to the build (format: "
                               "\"id=mysecret[,src=/local/secret|,env=VAR]\")",
             metavar="stringArray"),
+        Opt("--source-date-epoch", VALUE, "Time of the image's config and history, and the "
+                                          "latest mtime in its new layers, in seconds since "
+                                          "1970 (default $SOURCE_DATE_EPOCH, else 1980-01-01)",
+            metavar="seconds"),
+        Opt("--timestamp", VALUE, "Set the image's time and every mtime in its new layers "
+                                  "to this many seconds since 1970", metavar="seconds"),
     ), min_args=1, max_args=1)
 
 
@@ -102,12 +108,27 @@ def main(parsed):
             else os.path.join(context, dockerfile)
     if parsed.network not in (None, "host", "none", "default"):
         raise UsageError("unsupported network mode for build: %s" % parsed.network)
+    build_args = _pairs(parsed.build_arg, "--build-arg")
+    epoch = parsed.source_date_epoch
+    # buildx's order: the flag (Podman's), a --build-arg (read by the executor), the variable
+    if epoch is None and os.environ.get("SOURCE_DATE_EPOCH") and \
+            "SOURCE_DATE_EPOCH" not in build_args:
+        epoch = os.environ["SOURCE_DATE_EPOCH"]
+        what = "SOURCE_DATE_EPOCH"
+    else:
+        what = "--source-date-epoch"
+    if parsed.timestamp is not None and parsed.source_date_epoch is not None:
+        raise UsageError("--timestamp and --source-date-epoch cannot be used together",
+                         "--timestamp sets every mtime; --source-date-epoch clamps them")
     opts = BuildOptions(context, dockerfile, dockerfile_text, parsed.tag,
-                        _pairs(parsed.build_arg, "--build-arg"), parsed.target,
+                        build_args, parsed.target,
                         parsed.no_cache, _pairs(parsed.label, "--label"), parsed.quiet,
                         "none" if parsed.network == "none" else "host",
                         _secrets(parsed.secret), pull=_pull_missing,
-                        pull_always=parsed.pull)
+                        pull_always=parsed.pull,
+                        source_date_epoch=None if epoch is None else parse_epoch(epoch, what),
+                        timestamp=None if parsed.timestamp is None else parse_epoch(
+                            parsed.timestamp, "--timestamp"))
     idmap = idmaps.plan()
     if idmap.warning:
         warn(idmap.warning)

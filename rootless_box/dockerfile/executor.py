@@ -6,7 +6,9 @@ stage, build args as RUN's environment, ENV and ARG expansion in the instruction
 expands), multi-stage (only the stages the target needs are built), and the cache: each step's
 key is its parent image, the instruction after expansion, the build args it uses and, for COPY
 and ADD, the content of what it copies (never mtimes). Every step's result is an ordinary
-untagged image, so the cache is cleaned by `image prune`.
+untagged image, so the cache is cleaned by `image prune`. Reproducible by default: one epoch
+(SOURCE_DATE_EPOCH, --timestamp, else DEFAULT_EPOCH) is every new config's and history
+entry's time and clamps (or, for --timestamp, sets) the mtimes in every new layer.
 Must not: print (progress goes through the `emit` callback) or touch files itself: RUN and COPY
 go through ops/buildsteps.py.
 """
@@ -22,6 +24,11 @@ from . import parser, runmount
 from .shell import ExpansionError, expand_word, expand_words
 
 DEFAULT_SHELL = ["/bin/sh", "-c"]
+# 1980-01-01T00:00:00Z: the time of a build without SOURCE_DATE_EPOCH or --timestamp. Not 0:
+# the earliest a ZIP (DOS) timestamp can hold, so a later step that zips files of the image
+# (jar, wheel, zipfile.ZipFile.write) does not fail on them, and no tool mistakes it for
+# "no time" as some do 0.
+DEFAULT_EPOCH = 315532800
 _PROXY_ARGS = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY",
                "ftp_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy")
 
@@ -35,7 +42,8 @@ class BuildError(errors.BoxError):
 class BuildOptions:
     def __init__(self, context, dockerfile=None, dockerfile_text=None, tags=(),
                  build_args=None, target=None, no_cache=False, labels=None, quiet=False,
-                 network="host", secrets=None, pull=None, pull_always=False):
+                 network="host", secrets=None, pull=None, pull_always=False,
+                 source_date_epoch=None, timestamp=None):
         self.context = os.path.abspath(context)
         self.dockerfile = dockerfile or os.path.join(self.context, "Dockerfile")
         self.dockerfile_text = dockerfile_text
@@ -51,6 +59,10 @@ class BuildOptions:
         # say when it was missing); pull_always: --pull, bases are fetched even when present
         self.pull = pull
         self.pull_always = pull_always
+        # seconds since the epoch: SOURCE_DATE_EPOCH clamps the layers' mtimes (BuildKit),
+        # timestamp sets them all (buildah's --timestamp); both are the configs' time
+        self.source_date_epoch = source_date_epoch
+        self.timestamp = timestamp
 
 
 class _State:
@@ -96,6 +108,7 @@ class Builder:
         self._matcher = None
         self._downloads = []
         self._known = None
+        self.times, self.created = _times(opts)
 
     # -- the whole build -------------------------------------------------------------------
     def build(self):
@@ -142,7 +155,8 @@ class Builder:
             self.opts.labels).decode()) if self.opts.labels else final.image_id
         if image_id is None:
             image_id = self._record(final, final.key + "|final")
-        unused = set(self.opts.build_args) - self.used_build_args - set(_PROXY_ARGS)
+        unused = set(self.opts.build_args) - self.used_build_args - set(_PROXY_ARGS) - {
+            "SOURCE_DATE_EPOCH"}
         if unused:
             self.emit("warning", "one or more build args were not consumed: %s"
                       % ", ".join(sorted(unused)))
@@ -234,6 +248,8 @@ class Builder:
             # before they run, so no image this build records carries them
             state.runtime["OnBuild"] = None
             state.key = _key(state.key, "ONBUILD cleared")
+        # the epoch changes every layer and config this build makes
+        state.key = _key(state.key, "times", repr(self.times))
         for trigger in triggers:
             for nested in parser.parse(trigger, "ONBUILD").instructions:
                 self._instruction(state, nested, onbuild=True)
@@ -332,7 +348,7 @@ class Builder:
         return True
 
     def _history(self, state, created_by, empty=False):
-        entry = {"created": oci_image.now_rfc3339(), "created_by": created_by}
+        entry = {"created": self.created, "created_by": created_by}
         if empty:
             entry["empty_layer"] = True
         state.config.setdefault("history", []).append(entry)
@@ -449,7 +465,7 @@ class Builder:
         if self._cached(state, key):
             return
         report = buildsteps.copy_step(self.store, self.idmap, self._layer_dirs(state),
-                                      [{"kind": "mkdir", "dest": path}])
+                                      [{"kind": "mkdir", "dest": path}], times=self.times)
         self._add_layer(state, key, "WORKDIR " + path, report)
 
     def _do_user(self, state, ins, env):
@@ -571,7 +587,8 @@ class Builder:
         report = buildsteps.run_step(
             self.store, self.idmap, self._layer_dirs(state), argv,
             ["%s=%s" % kv for kv in run_env.items()], state.runtime.get("WorkingDir") or "/",
-            state.runtime.get("User") or "", network, quiet=self.opts.quiet, mounts=mounts)
+            state.runtime.get("User") or "", network, quiet=self.opts.quiet, mounts=mounts,
+            times=self.times)
         shell = state.runtime.get("Shell") or DEFAULT_SHELL
         shown = " ".join(argv[len(shell):]) if not ins.json else " ".join(argv)
         if used:
@@ -592,9 +609,39 @@ class Builder:
         if self._cached(state, key):
             return
         report = buildsteps.copy_step(self.store, self.idmap, self._layer_dirs(state), plan,
-                                      other, copyplan.resolve_in)
+                                      other, copyplan.resolve_in, self.times)
         dests = ", ".join(item["dest"] for item in plan)
         self._add_layer(state, key, "%s %s in %s" % (what, content_key[:19], dests), report)
+
+
+def _times(opts):
+    """-> (layers.diff.Times, the configs' "created") for this build: --timestamp sets every
+    mtime, SOURCE_DATE_EPOCH (given by the caller, else as a build arg, BuildKit's way)
+    clamps them, else DEFAULT_EPOCH clamps them. A given SOURCE_DATE_EPOCH is also the build
+    arg of that name, as in BuildKit and buildah (an ARG SOURCE_DATE_EPOCH sees it)."""
+    import time
+    from ..layers.diff import Times
+    epoch, clamp = opts.timestamp, False
+    if epoch is None:
+        clamp = True
+        epoch = opts.source_date_epoch
+        if epoch is None and "SOURCE_DATE_EPOCH" in opts.build_args:
+            epoch = parse_epoch(opts.build_args["SOURCE_DATE_EPOCH"],
+                                "--build-arg SOURCE_DATE_EPOCH")
+        elif epoch is not None:
+            opts.build_args.setdefault("SOURCE_DATE_EPOCH", str(epoch))
+    if epoch is None:
+        epoch = DEFAULT_EPOCH
+    return Times(epoch, clamp), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def parse_epoch(text, what):
+    """Seconds since 1970 as SOURCE_DATE_EPOCH and --timestamp take them."""
+    text = str(text).strip()
+    if not text.isdigit() or int(text) > 253402300799:  # year 9999: Go's RFC 3339 ends there
+        raise errors.UsageError("invalid %s %r: give seconds since 1970-01-01 UTC" % (
+            what, text), "for instance $(git log -1 --format=%ct)")
+    return int(text)
 
 
 def platform_args():

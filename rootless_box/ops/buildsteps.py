@@ -33,9 +33,10 @@ class StepFailed(errors.BoxError):
 
 
 def run_step(store, idmap, lowers, argv, env, workdir="/", user="", network="host",
-             quiet=False, mounts=()):
+             quiet=False, mounts=(), times=None):
     """Run argv on top of the layer directories lowers; returns {"diff_id", "size"} of the
-    layer holding its changes, or raises StepFailed with the command's exit status.
+    layer holding its changes (mtimes as times says: layers.diff.Times), or raises StepFailed
+    with the command's exit status.
     mounts: RUN --mount descriptions from build/runmount.py; what they show never reaches the
     layer, nor do the placeholders made to mount them onto."""
     tmp = store.mkdtemp("build-run")
@@ -59,7 +60,7 @@ def run_step(store, idmap, lowers, argv, env, workdir="/", user="", network="hos
         points = list(BASE_MOUNTPOINTS) + [m["destination"].lstrip("/")
                                            for m in spec["mounts"]]
         with store.lock():
-            return make_layer(store, idmap, driver, changes, lowers, points)
+            return make_layer(store, idmap, driver, changes, lowers, points, times)
     finally:
         for fd in locks:
             os.close(fd)
@@ -297,6 +298,8 @@ def fetch_url(store, url, checksum=None):
 
 def _copy_inside(driver, rootfs, other_lowers, other_mount, plan, resolve_other):
     from ..userns.mounts import mount_overlay
+    # the directories COPY makes are 0755 (Docker), whatever the user's umask
+    os.umask(0o022)
     if driver != "copy":
         mount_overlay(rootfs["merged"], rootfs["lower"], rootfs["upper"], rootfs["work"])
     if other_lowers:
@@ -374,13 +377,15 @@ _APPLY = {"file": _apply_file, "extract": _apply_extract, "copy": _apply_copy,
           "mkdir": _apply_mkdir}
 
 
-def copy_step(store, idmap, lowers, plan, other_lowers=None, resolve_other=None):
+def copy_step(store, idmap, lowers, plan, other_lowers=None, resolve_other=None,
+              times=None):
     """Write the plan's items into the root of lowers; returns the new layer's report.
     plan: items from build/copyplan.py: {"kind": "copy"} (context sources, resolved, or
     --from patterns, resolved here against the other root), {"kind": "file"} (a heredoc),
     {"kind": "extract"} (ADD of a local archive). other_lowers: the layers of the stage or
     image of COPY --from, mounted read-only beside the root; resolve_other(root, item) ->
-    {"sources", "walk", "names"} resolves a --from item's patterns there."""
+    {"sources", "walk", "names"} resolves a --from item's patterns there. times: the
+    layer's mtimes (layers.diff.Times)."""
     tmp = store.mkdtemp("build-copy")
     try:
         driver = choose_driver(store, idmap)
@@ -391,6 +396,6 @@ def copy_step(store, idmap, lowers, plan, other_lowers=None, resolve_other=None)
                       plan, resolve_other)
         changes = rootfs["merged"] if driver == "copy" else rootfs["upper"]
         with store.lock():
-            return make_layer(store, idmap, driver, changes, lowers)
+            return make_layer(store, idmap, driver, changes, lowers, times=times)
     finally:
         store.remove(tmp)

@@ -25,15 +25,15 @@ def _parent(store, record):
                               "export the container instead (rootless-box export)") from None
 
 
-def _layer_inside(driver, changes_dir, lowers, out_path, mountpoints):
+def _layer_inside(driver, changes_dir, lowers, out_path, mountpoints, times):
     from ..layers.compression import HashingWriter
     from ..layers.diff import write_changes, write_upper
     with open(out_path, "wb", buffering=1 << 20) as raw:
         out = HashingWriter(raw)
         if driver == "copy":
-            write_changes(changes_dir, lowers, out, mountpoints)
+            write_changes(changes_dir, lowers, out, mountpoints, times)
         else:
-            write_upper(changes_dir, out, mountpoints, lowers)
+            write_upper(changes_dir, out, mountpoints, lowers, times)
     return {"diff_id": out.digest(), "size": out.size}
 
 
@@ -102,15 +102,16 @@ def commit(store, idmap, name, repository=None, changes=(), message="", author="
                                    content_size=parent.record.get("size", 0) + report["size"])
 
 
-def make_layer(store, idmap, driver, changes_dir, lowers, mountpoints=()):
+def make_layer(store, idmap, driver, changes_dir, lowers, mountpoints=(), times=None):
     """The changes in changes_dir (an upper dir, or a copy-driver rootfs compared with lowers)
     as a new layer: its tar in blobs/ (uncompressed: the digest is the diff ID) and unpacked
-    in layers/. Call under the store lock, so no rmi collects the layer before an image uses
-    it. Returns {"diff_id", "size"}."""
+    in layers/. times: a layers.diff.Times for a build's reproducible mtimes, None to keep
+    them. Call under the store lock, so no rmi collects the layer before an image uses it.
+    Returns {"diff_id", "size"}."""
     tmp = store.mktemp_path("layer-tar")
     try:
         report = run_in_userns(_layer_inside, idmap, driver, changes_dir, lowers, tmp,
-                               list(mountpoints))
+                               list(mountpoints), times)
         unpack_layer(store, idmap, tmp, report["diff_id"])
         store.land_blob_file(tmp, report["diff_id"])
         tmp = None

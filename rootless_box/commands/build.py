@@ -4,7 +4,7 @@ import os
 import sys
 import tempfile
 
-from ..dockerfile.executor import BuildOptions, build, parse_epoch
+from ..dockerfile.executor import BuildOptions, build, build_times, parse_epoch
 from ..cliparse import FLAG, LIST, VALUE, Command, Opt
 from ..errors import UsageError
 from ..ops.storage import open_store
@@ -37,6 +37,12 @@ def command(verb, summary):
             metavar="seconds"),
         Opt("--timestamp", VALUE, "Set the image's time and every mtime in its new layers "
                                   "to this many seconds since 1970", metavar="seconds"),
+        Opt("-o,--output", LIST, "Output destination (format: \"type=local,dest=path\"; "
+                                 "types local, tar, oci, docker, image, registry)",
+            metavar="stringArray"),
+        Opt("--push", FLAG, "Shorthand for \"--output=type=registry\""),
+        Opt("--load", FLAG, "Shorthand for \"--output=type=docker\""),
+        Opt("--metadata-file", VALUE, "Write build result metadata to a file"),
     ), min_args=1, max_args=1)
 
 
@@ -129,6 +135,17 @@ def main(parsed):
                         source_date_epoch=None if epoch is None else parse_epoch(epoch, what),
                         timestamp=None if parsed.timestamp is None else parse_epoch(
                             parsed.timestamp, "--timestamp"))
+    from ..ops import buildoutput
+    outputs = buildoutput.plan(parsed.output, parsed.push, parsed.load, parsed.tag)
+    result_out = None
+    if any(o["dest"] == "-" for o in outputs):
+        if os.isatty(1):
+            raise UsageError("refusing to write the output to a terminal",
+                             "redirect it, or give dest=FILE")
+        # the tar owns standard output: progress and the steps' own output go to stderr
+        sys.stdout.flush()
+        result_out = os.fdopen(os.dup(1), "wb")
+        os.dup2(2, 1)
     idmap = idmaps.plan()
     if idmap.warning:
         warn(idmap.warning)
@@ -148,6 +165,14 @@ def main(parsed):
         emit = RichSteps()
 
     image_id = build(store, idmap, opts, emit)
+    names = buildoutput.export(store, idmap, image_id, outputs, parsed.tag,
+                               build_times(opts)[0], stdout=result_out)
+    if result_out is not None:
+        result_out.close()
+    if parsed.metadata_file:
+        from .. import fastjson
+        with open(parsed.metadata_file, "wb") as f:
+            f.write(fastjson.dumps(buildoutput.metadata(store, image_id, names)))
     if parsed.iidfile:
         with open(parsed.iidfile, "w") as f:
             f.write(image_id)

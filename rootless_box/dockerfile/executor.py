@@ -108,7 +108,7 @@ class Builder:
         self._matcher = None
         self._downloads = []
         self._known = None
-        self.times, self.created = _times(opts)
+        self.times, self.created = build_times(opts)
 
     # -- the whole build -------------------------------------------------------------------
     def build(self):
@@ -614,7 +614,7 @@ class Builder:
         self._add_layer(state, key, "%s %s in %s" % (what, content_key[:19], dests), report)
 
 
-def _times(opts):
+def build_times(opts):
     """-> (layers.diff.Times, the configs' "created") for this build: --timestamp sets every
     mtime, SOURCE_DATE_EPOCH (given by the caller, else as a build arg, BuildKit's way)
     clamps them, else DEFAULT_EPOCH clamps them. A given SOURCE_DATE_EPOCH is also the build

@@ -131,6 +131,24 @@ def upload_chunk_size():
     return value
 
 
+# ADD <url>'s default limit: far above any file a build means to download, far below what
+# fills a disk (a hostile or broken server can send forever)
+ADD_MAX_BYTES = 8 << 30
+
+
+def add_max_bytes():
+    """RBX_ADD_MAX_BYTES: the largest download ADD <url> accepts (default 8 GiB; 0: none)."""
+    text = os.environ.get("RBX_ADD_MAX_BYTES", "") or str(ADD_MAX_BYTES)
+    try:
+        value = int(text)
+        if value < 0:
+            raise ValueError
+    except ValueError:
+        raise UsageError("invalid RBX_ADD_MAX_BYTES: %r" % text,
+                         "give a number of bytes, e.g. 1073741824, or 0 for no limit") from None
+    return value
+
+
 def subid_files():
     """The subordinate id files (overridable for tests of the detection logic)."""
     return (os.environ.get("RBX_SUBUID_FILE", "/etc/subuid"),

@@ -262,6 +262,8 @@ def fetch_url(store, url, checksum=None):
     import urllib.error
     import urllib.parse
     import urllib.request
+    from ..config import add_max_bytes
+    limit = add_max_bytes()
     parsed = urllib.parse.urlparse(url)
     if parsed.scheme not in ("http", "https"):
         raise errors.UsageError("unsupported URL scheme in ADD: %s" % url)
@@ -272,17 +274,28 @@ def fetch_url(store, url, checksum=None):
         with urllib.request.urlopen(url, timeout=60) as response, \
                 open(os.path.join(tmp, name), "wb") as out:
             received = 0
+            expected = response.headers.get("Content-Length")
+            if limit and expected and expected.isdigit() and int(expected) > limit:
+                raise _TooLarge(int(expected))
             while True:
                 chunk = response.read(1 << 20)
                 if not chunk:
                     break
+                if limit and received + len(chunk) > limit:
+                    raise _TooLarge(None)
                 digest.update(chunk)
                 out.write(chunk)
                 received += len(chunk)
-            expected = response.headers.get("Content-Length")
             if expected and expected.isdigit() and int(expected) != received:
                 # a connection closed early reads as a short, quiet EOF
                 raise http.client.IncompleteRead(b"", int(expected) - received)
+    except _TooLarge as exc:
+        store.remove(tmp)
+        raise errors.BoxError("ADD cannot download %s: %s than RBX_ADD_MAX_BYTES (%d bytes)"
+                              % (url, "it is larger" if exc.size is None else
+                                 "its %d bytes are more" % exc.size, limit),
+                              "raise RBX_ADD_MAX_BYTES (0: no limit), or download it into the "
+                              "context and COPY it") from None
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
         store.remove(tmp)
         raise errors.BoxError("ADD cannot download %s: %s" % (url, getattr(exc, "reason", exc)),
@@ -294,6 +307,12 @@ def fetch_url(store, url, checksum=None):
                               % (url, checksum, got))
     os.chmod(os.path.join(tmp, name), 0o600)  # Docker's mode for downloaded files
     return tmp, name, got
+
+
+class _TooLarge(Exception):
+    def __init__(self, size):
+        super().__init__(size)
+        self.size = size
 
 
 def _copy_inside(driver, rootfs, other_lowers, other_mount, plan, resolve_other):
@@ -308,8 +327,32 @@ def _copy_inside(driver, rootfs, other_lowers, other_mount, plan, resolve_other)
     for item in plan:
         if item.get("from_other"):
             item = dict(item, **resolve_other(other_mount, item))
-        count += _APPLY[item["kind"]](rootfs["merged"], item, other_mount)
+        try:
+            count += _APPLY[item["kind"]](rootfs["merged"], item, other_mount)
+        except OSError as exc:
+            raise _container_error(exc, item, rootfs["merged"], other_mount) from None
     return count
+
+
+def _container_error(exc, item, root, other_mount):
+    """An OSError of a COPY/ADD as the user can read it: the destination and the failing
+    path as the container names them (never this host's path of its mounted root); a source
+    of another stage by its path there; a context file by its own path."""
+    def shown(path):
+        if isinstance(path, bytes):
+            path = os.fsdecode(path)
+        if not path:
+            return None
+        for top in (root, other_mount):
+            if path == top or path.startswith(top.rstrip("/") + "/"):
+                return "/" + os.path.relpath(path, top) if path != top else "/"
+        return path
+    where = shown(exc.filename)
+    dest = item.get("dest", "/")
+    reason = (exc.strerror or str(exc)).lower()
+    text = "cannot copy to %s: %s" % (dest, reason) if where in (None, dest) else \
+        "cannot copy to %s: %s: %s" % (dest, where, reason)
+    return errors.BoxError(text, "check the destination path against what the image holds")
 
 
 def _apply_file(root, item, _other):

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import needs_userns, run_in_pty
+from conftest import assert_one_error, needs_userns, run_in_pty
 
 pytestmark = needs_userns
 
@@ -547,7 +547,9 @@ def test_builder_prune_empties_unused_cache_mounts_and_a_drops_the_step_cache(cl
     again = cli.ok("build", "-q", "--no-cache", context(df)).out.strip()
     assert cli.ok("run", "--rm", again, "cat", "/count").out.strip() == "1"  # an empty cache
     # without -a the step cache stays (a tagged image's steps are not run again); -a drops it
-    stamp = "FROM %s\nRUN date +%%s%%N > /stamp\n" % image
+    # (a command whose output differs each time it runs: builds are reproducible, so only
+    # a step that ran again can give another image)
+    stamp = "FROM %s\nRUN cat /proc/sys/kernel/random/uuid > /stamp\n" % image
     ctx = context(stamp)
     first = cli.ok("build", "-q", "-t", "stamped:1", ctx).out.strip()
     cli.ok("builder", "prune", "-f")
@@ -651,3 +653,46 @@ def test_copy_from_a_stage_with_exclude_parents_and_an_unmatched_glob(cli, image
     assert out == ["/one:", "keep", "/three:", "keep", "/two/a:", "keep", "/two/b:", "keep"]
     proc = cli("build", context("FROM %s\nCOPY --from=%s /nothing* /d/\n" % (image, image)))
     assert proc.returncode == 1 and "not found" in proc.err
+
+
+@pytest.mark.parametrize("with_length", [True, False])
+def test_add_download_size_limit(cli, image, context, with_length):
+    """RBX_ADD_MAX_BYTES: announced too large, or growing past it, is one error line."""
+    import socket
+    import threading
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+
+    def answer():
+        conn, _ = server.accept()
+        conn.recv(65536)
+        head = b"HTTP/1.0 200 OK\r\n" + (b"Content-Length: 5000\r\n" if with_length else b"")
+        try:
+            conn.sendall(head + b"\r\n" + b"x" * 5000)
+        except OSError:
+            pass
+        conn.close()
+
+    threading.Thread(target=answer, daemon=True).start()
+    url = "http://127.0.0.1:%d/big.bin" % server.getsockname()[1]
+    try:
+        proc = cli("build", context("FROM %s\nADD %s /big.bin\n" % (image, url)),
+                   env={"NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1",
+                        "RBX_ADD_MAX_BYTES": "1000"})
+    finally:
+        server.close()
+    assert_one_error(proc, 1)
+    assert "RBX_ADD_MAX_BYTES (1000 bytes)" in proc.err and url in proc.err
+    assert os.listdir(os.path.join(cli.root, "tmp")) == []
+
+
+@pytest.mark.parametrize("dockerfile, message", [
+    ("RUN echo > /file\nCOPY f /file/x", "cannot copy to /file/x: not a directory"),
+    ("RUN ln -s /nowhere/x /lnk\nCOPY f /lnk/y", "cannot copy to /lnk/y: /nowhere/x: "
+                                                "no such file or directory")])
+def test_copy_errors_name_the_path_in_the_container(cli, image, context, dockerfile,
+                                                    message):
+    proc = cli("build", context("FROM %s\n%s\n" % (image, dockerfile), {"f": "x"}))
+    assert_one_error(proc, 1)
+    assert message in proc.err and cli.root not in proc.err

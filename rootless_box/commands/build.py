@@ -43,6 +43,9 @@ def command(verb, summary):
         Opt("--push", FLAG, "Shorthand for \"--output=type=registry\""),
         Opt("--load", FLAG, "Shorthand for \"--output=type=docker\""),
         Opt("--metadata-file", VALUE, "Write build result metadata to a file"),
+        Opt("--add-host", LIST, "Add a custom host-to-IP mapping (format: \"host:ip\")",
+            metavar="list"),
+        Opt("--no-cache-filter", LIST, "Do not cache specified stages", metavar="stringArray"),
     ), min_args=1, max_args=1)
 
 
@@ -134,8 +137,13 @@ def main(parsed):
                         pull_always=parsed.pull,
                         source_date_epoch=None if epoch is None else parse_epoch(epoch, what),
                         timestamp=None if parsed.timestamp is None else parse_epoch(
-                            parsed.timestamp, "--timestamp"))
+                            parsed.timestamp, "--timestamp"),
+                        add_hosts=parsed.add_host,
+                        no_cache_filter=[n for item in parsed.no_cache_filter
+                                         for n in item.split(",") if n])
     from ..ops import buildoutput
+    from ..ops.ports import parse_add_hosts
+    parse_add_hosts(parsed.add_host)  # a bad one is one line before anything runs
     outputs = buildoutput.plan(parsed.output, parsed.push, parsed.load, parsed.tag)
     result_out = None
     if any(o["dest"] == "-" for o in outputs):

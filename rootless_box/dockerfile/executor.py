@@ -43,7 +43,8 @@ class BuildOptions:
     def __init__(self, context, dockerfile=None, dockerfile_text=None, tags=(),
                  build_args=None, target=None, no_cache=False, labels=None, quiet=False,
                  network="host", secrets=None, pull=None, pull_always=False,
-                 source_date_epoch=None, timestamp=None):
+                 source_date_epoch=None, timestamp=None, add_hosts=(),
+                 no_cache_filter=(), build_contexts=None):
         self.context = os.path.abspath(context)
         self.dockerfile = dockerfile or os.path.join(self.context, "Dockerfile")
         self.dockerfile_text = dockerfile_text
@@ -63,6 +64,11 @@ class BuildOptions:
         # timestamp sets them all (buildah's --timestamp); both are the configs' time
         self.source_date_epoch = source_date_epoch
         self.timestamp = timestamp
+        self.add_hosts = list(add_hosts)  # --add-host NAME:IP, in RUN steps' /etc/hosts
+        # --no-cache-filter: the stages (by name) whose steps run again whatever the cache has
+        self.no_cache_filter = {n.lower() for n in no_cache_filter}
+        # --build-context NAME=VALUE: what FROM NAME and COPY --from=NAME mean instead
+        self.build_contexts = dict(build_contexts or {})
 
 
 class _State:
@@ -108,6 +114,7 @@ class Builder:
         self._matcher = None
         self._downloads = []
         self._known = None
+        self._stage_name = ""
         self.times, self.created = build_times(opts)
 
     # -- the whole build -------------------------------------------------------------------
@@ -229,6 +236,7 @@ class Builder:
         return words
 
     def _build_stage(self, stage):
+        self._stage_name = stage["name"]
         ins = stage["from"]
         words = self._expand_from(ins)
         base = words[0]
@@ -331,6 +339,8 @@ class Builder:
         state.key = key
 
     def _cached(self, state, key):
+        if self._stage_name in self.opts.no_cache_filter:
+            return False
         image_id = self.cache.get(key)
         if not image_id:
             return False
@@ -578,7 +588,9 @@ class Builder:
         self.used_build_args.update(used)
         key = _key(state.key, "RUN " + fastjson.dumps(argv).decode(),
                    fastjson.dumps(sorted(build_env.items())).decode(), network,
-                   *([fastjson.dumps(mount_keys).decode()] if mount_keys else []))
+                   *([fastjson.dumps(mount_keys).decode()] if mount_keys else []),
+                   *(["hosts:" + "\n".join(self.opts.add_hosts)] if self.opts.add_hosts
+                     else []))
         if self._cached(state, key):
             return
         if "PATH" not in run_env:
@@ -588,7 +600,7 @@ class Builder:
             self.store, self.idmap, self._layer_dirs(state), argv,
             ["%s=%s" % kv for kv in run_env.items()], state.runtime.get("WorkingDir") or "/",
             state.runtime.get("User") or "", network, quiet=self.opts.quiet, mounts=mounts,
-            times=self.times)
+            times=self.times, add_hosts=self.opts.add_hosts)
         shell = state.runtime.get("Shell") or DEFAULT_SHELL
         shown = " ".join(argv[len(shell):]) if not ins.json else " ".join(argv)
         if used:

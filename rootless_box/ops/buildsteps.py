@@ -33,10 +33,10 @@ class StepFailed(errors.BoxError):
 
 
 def run_step(store, idmap, lowers, argv, env, workdir="/", user="", network="host",
-             quiet=False, mounts=(), times=None):
+             quiet=False, mounts=(), times=None, add_hosts=()):
     """Run argv on top of the layer directories lowers; returns {"diff_id", "size"} of the
     layer holding its changes (mtimes as times says: layers.diff.Times), or raises StepFailed
-    with the command's exit status.
+    with the command's exit status. add_hosts: --add-host NAME:IP lines for /etc/hosts.
     mounts: RUN --mount descriptions from build/runmount.py; what they show never reaches the
     layer, nor do the placeholders made to mount them onto."""
     tmp = store.mkdtemp("build-run")
@@ -49,7 +49,8 @@ def run_step(store, idmap, lowers, argv, env, workdir="/", user="", network="hos
                 "rootfs": prepare_rootfs(tmp, driver, lowers, idmap),
                 "mounts": [m for n, desc in enumerate(mounts)
                            for m in _step_mount(tmp, n, desc, driver, idmap, locks)],
-                "etc_files": write_etc_files(tmp, network, "buildkitsandbox")}
+                "etc_files": write_etc_files(tmp, network, "buildkitsandbox",
+                                             _EtcOptions(add_hosts) if add_hosts else None)}
         spec.update(confinement(idmap))
         spec["mounts"] += _apt_sandbox(tmp, lowers, spec)
         code = _run_quietly(spec, idmap) if quiet else _run(spec, idmap)
@@ -65,6 +66,14 @@ def run_step(store, idmap, lowers, argv, env, workdir="/", user="", network="hos
         for fd in locks:
             os.close(fd)
         store.remove(tmp)
+
+
+class _EtcOptions:
+    """What write_etc_files reads of a run's options: a build has --add-host, no --dns."""
+
+    def __init__(self, add_hosts):
+        self.add_hosts = list(add_hosts)
+        self.dns = self.dns_search = self.dns_options = ()
 
 
 APT_SANDBOX_CONF = "/etc/apt/apt.conf.d/00rootless-box-sandbox"

@@ -696,3 +696,22 @@ def test_copy_errors_name_the_path_in_the_container(cli, image, context, dockerf
     proc = cli("build", context("FROM %s\n%s\n" % (image, dockerfile), {"f": "x"}))
     assert_one_error(proc, 1)
     assert message in proc.err and cli.root not in proc.err
+
+
+def test_add_host_reaches_run_steps(cli, image, context):
+    ctx = context("FROM %s\nRUN grep myhost /etc/hosts > /h\n" % image)
+    img = cli.ok("build", "-q", "--add-host", "myhost:10.1.2.3", ctx).out.strip()
+    assert cli.ok("run", "--rm", img, "cat", "/h").out == "10.1.2.3\tmyhost\n"
+    # the step ran with another /etc/hosts: not the cached one
+    other = cli.ok("build", "-q", "--add-host", "myhost=10.9.9.9", ctx).out.strip()
+    assert cli.ok("run", "--rm", other, "cat", "/h").out == "10.9.9.9\tmyhost\n"
+    assert_one_error(cli("build", "--add-host", "nocolon", ctx), 1)
+
+
+def test_no_cache_filter_runs_the_named_stages_again(cli, image, context):
+    ctx = context("FROM %s AS first\nRUN echo one > /one\nFROM first AS second\n"
+                  "RUN echo two > /two\nRUN echo three > /three\n" % image)
+    cli.ok("build", "-q", ctx)
+    out = cli.ok("build", "--no-cache-filter", "second", ctx).out
+    assert out.count("CACHED") == 1 and "RUN echo one" in out.split("CACHED")[0]
+    assert cli.ok("build", "--no-cache-filter", "first,second", ctx).out.count("CACHED") == 0

@@ -46,6 +46,9 @@ def command(verb, summary):
         Opt("--add-host", LIST, "Add a custom host-to-IP mapping (format: \"host:ip\")",
             metavar="list"),
         Opt("--no-cache-filter", LIST, "Do not cache specified stages", metavar="stringArray"),
+        Opt("--build-context", LIST, "Additional build contexts (e.g., name=path, "
+                                     "name=docker-image://REF, name=oci-layout://PATH)",
+            metavar="stringArray"),
     ), min_args=1, max_args=1)
 
 
@@ -118,6 +121,7 @@ def main(parsed):
     if parsed.network not in (None, "host", "none", "default"):
         raise UsageError("unsupported network mode for build: %s" % parsed.network)
     build_args = _pairs(parsed.build_arg, "--build-arg")
+    from ..ops import buildcontexts
     epoch = parsed.source_date_epoch
     # buildx's order: the flag (Podman's), a --build-arg (read by the executor), the variable
     if epoch is None and os.environ.get("SOURCE_DATE_EPOCH") and \
@@ -139,6 +143,7 @@ def main(parsed):
                         timestamp=None if parsed.timestamp is None else parse_epoch(
                             parsed.timestamp, "--timestamp"),
                         add_hosts=parsed.add_host,
+                        build_contexts=buildcontexts.parse(parsed.build_context),
                         no_cache_filter=[n for item in parsed.no_cache_filter
                                          for n in item.split(",") if n])
     from ..ops import buildoutput

@@ -115,6 +115,7 @@ class Builder:
         self._downloads = []
         self._known = None
         self._stage_name = ""
+        self._resolved_contexts = {}
         self.times, self.created = build_times(opts)
 
     # -- the whole build -------------------------------------------------------------------
@@ -242,7 +243,12 @@ class Builder:
         base = words[0]
         self._announce(ins, "FROM " + " ".join(words))
         names = {s["name"]: i for i, s in enumerate(self.stages) if s["name"]}
-        if base.lower() == "scratch":
+        named = self.named_context(base)
+        if named is not None and named["kind"] == "dir":
+            state = self._from_directory(named)
+        elif named is not None:
+            state = self._state_of(named["image"])
+        elif base.lower() == "scratch":
             state = _scratch()
         elif base.lower() in names and names[base.lower()] in self.stage_results:
             parent = self.stage_results[names[base.lower()]]
@@ -291,9 +297,46 @@ class Builder:
                                  "import, load or pull it first") from None
             raise BuildError("%s: base image %s: %s" % (where, name, exc.message),
                              exc.hint) from None
+        return self._state_of(image)
+
+    def _state_of(self, image):
         images.ensure_unpacked(self.store, self.idmap, image)
         config = fastjson.loads(fastjson.dumps(image.config))
         return _State(config, images.manifest_layers(self.store, image), image.id, image.id)
+
+    # -- --build-context ---------------------------------------------------------------------
+    def named_context(self, name):
+        """--build-context NAME=VALUE for FROM NAME and COPY --from=NAME, resolved once:
+        {"kind": "image", "image"} (docker-image://, oci-layout://) or {"kind": "dir",
+        "path", "key"}; None when NAME is no build context."""
+        value = self.opts.build_contexts.get(name.lower())
+        if value is None:
+            return None
+        resolved = self._resolved_contexts.get(name.lower())
+        if resolved is None:
+            from ..ops.buildcontexts import resolve
+            resolved = resolve(self.store, self.idmap, name, value, self.resolve_image)
+            if resolved["kind"] == "dir":
+                # by content, as the main context's files are keyed (never mtimes)
+                from .context import content_key
+                resolved["key"] = content_key(resolved["path"], ["."])
+            self._resolved_contexts[name.lower()] = resolved
+        return resolved
+
+    def _from_directory(self, named):
+        """FROM a local directory context: an image of one layer holding the directory."""
+        from . import context as ctx
+        state = _scratch()
+        state.key = _key("context-dir", named["key"])
+        if self._cached(state, state.key):
+            return state
+        walk = [p for p, _st in ctx.walk(named["path"], None, ".")]
+        plan = [{"kind": "copy", "from_other": False, "root": named["path"],
+                 "sources": [(".", True, ".")], "walk": {".": walk}, "dest": "/",
+                 "dest_is_dir": True, "uid": 0, "gid": 0, "mode": None, "names": None}]
+        report = buildsteps.copy_step(self.store, self.idmap, [], plan, times=self.times)
+        self._add_layer(state, state.key, "COPY %s in /" % named["key"][:19], report)
+        return state
 
     # -- instructions ------------------------------------------------------------------------
     def _announce(self, ins, text):

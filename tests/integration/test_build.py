@@ -715,3 +715,40 @@ def test_no_cache_filter_runs_the_named_stages_again(cli, image, context):
     out = cli.ok("build", "--no-cache-filter", "second", ctx).out
     assert out.count("CACHED") == 1 and "RUN echo one" in out.split("CACHED")[0]
     assert cli.ok("build", "--no-cache-filter", "first,second", ctx).out.count("CACHED") == 0
+
+
+def test_build_contexts_directory_image_and_oci_layout(cli, image, context, tmp_path):
+    extra = tmp_path / "extra"
+    (extra / "sub").mkdir(parents=True)
+    (extra / "sub" / "data.txt").write_text("from extra\n")
+    # FROM a directory context, COPY --from one, FROM an image named by one
+    df = ("FROM extra AS files\nFROM base2\nCOPY --from=extra sub/data.txt /d.txt\n"
+          "COPY --from=files /sub /files/\n")
+    ctx = context(df)
+    img = cli.ok("build", "-q", "--build-context", "extra=%s" % extra,
+                 "--build-context", "base2=docker-image://%s" % image, ctx).out.strip()
+    assert cli.ok("run", "--rm", img, "cat", "/d.txt", "/files/data.txt").out == \
+        "from extra\nfrom extra\n"
+    # the directory is keyed by content: a change runs the steps again
+    (extra / "sub" / "data.txt").write_text("changed\n")
+    again = cli.ok("build", "-q", "--build-context", "extra=%s" % extra,
+                   "--build-context", "base2=docker-image://%s" % image, ctx).out.strip()
+    assert cli.ok("run", "--rm", again, "cat", "/d.txt").out == "changed\n"
+    # an OCI layout: by tag and by digest, loaded untagged
+    archive, meta = tmp_path / "layout.tar", tmp_path / "meta.json"
+    cli.ok("build", "-q", "-t", "laid:out", "-o", "type=oci,dest=%s" % archive,
+           "--metadata-file", meta, context("FROM %s\nRUN echo laid > /laid\n" % image))
+    layout = tmp_path / "layout"
+    layout.mkdir()
+    with tarfile.open(archive) as tar:
+        tar.extractall(layout)
+    cli.ok("rmi", "laid:out")
+    digest = json.loads(meta.read_text())["containerimage.digest"]
+    for suffix in (":out", "@" + digest):
+        img = cli.ok("build", "-q", "--build-context", "lay=oci-layout://%s%s" % (
+            layout, suffix), context("FROM lay\nRUN cat /laid > /again\n")).out.strip()
+        assert cli.ok("run", "--rm", img, "cat", "/again").out == "laid\n"
+    assert "laid" not in cli.ok("images").out
+    for bad in ("x", "x=https://example.com/ctx.git", "x=%s" % (tmp_path / "missing")):
+        assert_one_error(cli("build", "--build-context", bad,
+                             context("FROM x\n")), 1)

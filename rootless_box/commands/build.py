@@ -31,6 +31,12 @@ def command(verb, summary):
         Opt("--secret", LIST, "Secret to expose to the build (format: "
                               "\"id=mysecret[,src=/local/secret|,env=VAR]\")",
             metavar="stringArray"),
+        Opt("--cache-from", LIST, "External cache sources "
+                                  "(e.g., \"type=local,src=path/to/dir\")",
+            metavar="stringArray"),
+        Opt("--cache-to", LIST, "Cache export destinations "
+                                "(e.g., \"type=local,dest=path/to/dir\")",
+            metavar="stringArray"),
         Opt("--source-date-epoch", VALUE, "Time of the image's config and history, and the "
                                           "latest mtime in its new layers, in seconds since "
                                           "1970 (default $SOURCE_DATE_EPOCH, else 1980-01-01)",
@@ -121,7 +127,7 @@ def main(parsed):
     if parsed.network not in (None, "host", "none", "default"):
         raise UsageError("unsupported network mode for build: %s" % parsed.network)
     build_args = _pairs(parsed.build_arg, "--build-arg")
-    from ..ops import buildcontexts
+    from ..ops import buildcache, buildcontexts
     epoch = parsed.source_date_epoch
     # buildx's order: the flag (Podman's), a --build-arg (read by the executor), the variable
     if epoch is None and os.environ.get("SOURCE_DATE_EPOCH") and \
@@ -144,6 +150,8 @@ def main(parsed):
                             parsed.timestamp, "--timestamp"),
                         add_hosts=parsed.add_host,
                         build_contexts=buildcontexts.parse(parsed.build_context),
+                        cache_from=[buildcache.parse(c, False) for c in parsed.cache_from],
+                        cache_to=[buildcache.parse(c, True) for c in parsed.cache_to],
                         no_cache_filter=[n for item in parsed.no_cache_filter
                                          for n in item.split(",") if n])
     from ..ops import buildoutput

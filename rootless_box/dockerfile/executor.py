@@ -44,7 +44,7 @@ class BuildOptions:
                  build_args=None, target=None, no_cache=False, labels=None, quiet=False,
                  network="host", secrets=None, pull=None, pull_always=False,
                  source_date_epoch=None, timestamp=None, add_hosts=(),
-                 no_cache_filter=(), build_contexts=None):
+                 no_cache_filter=(), build_contexts=None, cache_from=(), cache_to=()):
         self.context = os.path.abspath(context)
         self.dockerfile = dockerfile or os.path.join(self.context, "Dockerfile")
         self.dockerfile_text = dockerfile_text
@@ -69,6 +69,9 @@ class BuildOptions:
         self.no_cache_filter = {n.lower() for n in no_cache_filter}
         # --build-context NAME=VALUE: what FROM NAME and COPY --from=NAME mean instead
         self.build_contexts = dict(build_contexts or {})
+        # --cache-from/--cache-to type=local: directories of exported step images
+        self.cache_from = list(cache_from)
+        self.cache_to = list(cache_to)
 
 
 class _State:
@@ -116,12 +119,20 @@ class Builder:
         self._known = None
         self._stage_name = ""
         self._resolved_contexts = {}
+        from ..ops import buildcache
+        self.cache_sources = [] if opts.no_cache else [buildcache.Source(d)
+                                                       for d in opts.cache_from]
         self.times, self.created = build_times(opts)
 
     # -- the whole build -------------------------------------------------------------------
     def build(self):
         try:
-            return self._build()
+            image_id = self._build()
+            if self.opts.cache_to:
+                from ..ops import buildcache
+                for dest in self.opts.cache_to:
+                    buildcache.export(self.store, self.new_cache, dest)
+            return image_id
         finally:
             # steps that succeeded stay cached, also when a later step failed
             _cache_save(self.store, self.new_cache)
@@ -384,12 +395,18 @@ class Builder:
     def _cached(self, state, key):
         if self._stage_name in self.opts.no_cache_filter:
             return False
+        image = None
         image_id = self.cache.get(key)
-        if not image_id:
-            return False
-        try:
-            image = images.resolve(self.store, image_id)
-        except errors.BoxError:
+        if image_id:
+            try:
+                image = images.resolve(self.store, image_id)
+            except errors.BoxError:
+                image = None
+        for source in self.cache_sources:
+            if image is not None:
+                break
+            image = source.load(self.store, self.idmap, key)  # --cache-from
+        if image is None:
             return False
         images.ensure_unpacked(self.store, self.idmap, image)
         state.config = fastjson.loads(fastjson.dumps(image.config))

@@ -61,8 +61,6 @@ def _split_layout(text):
 
 
 def _oci_layout(store, idmap, name, text):
-    from .archive import load
-    from .images import resolve as resolve_local
     path, tag, digest = _split_layout(text)
 
     def bad(why):
@@ -82,36 +80,55 @@ def _oci_layout(store, idmap, name, text):
         raise bad("no image %s in it" % (digest or tag))
     if len(chosen) > 1 and not (digest or tag):
         raise bad("it holds %d images: name one with :TAG or @DIGEST" % len(chosen))
-    desc = {k: v for k, v in chosen[0].items() if k != "annotations"}  # loaded untagged
-    tmp = store.mkdtemp("build-context")
+    try:
+        return load_from_layout(store, idmap, path, chosen[0])
+    except errors.BoxError as exc:
+        raise bad(exc.message) from None
+
+
+def load_from_layout(store, idmap, path, desc):
+    """The image of manifest descriptor desc in the OCI layout directory path, loaded into
+    the store untagged (checked as `load` checks an archive); -> the local image."""
+    from .archive import load
+    from .images import resolve as resolve_local
+    desc = {k: v for k, v in desc.items() if k != "annotations"}
+    tmp = store.mkdtemp("layout")
     try:
         tar_path = os.path.join(tmp, "layout.tar")
-        _layout_tar(path, desc, tar_path)
+        manifest = _layout_tar(path, desc, tar_path)
         load(store, idmap, tar_path)
     finally:
         store.remove(tmp)
-    try:
-        manifest = fastjson.loads(store.read_blob(desc["digest"]))
-        return resolve_local(store, manifest["config"]["digest"])
-    except (errors.BoxError, ValueError, KeyError, TypeError):
-        raise bad("the image it names could not be loaded") from None
+    return resolve_local(store, manifest["config"]["digest"])
 
 
 def _layout_tar(path, desc, out_path):
-    """A tar of the layout's blobs with an index naming desc alone (load reads tars)."""
+    """A tar of what desc needs from the layout (its manifest, config and layers) with an
+    index naming desc alone (load reads tars) -> the manifest."""
     import io
     import tarfile
-    blobs = os.path.join(path, "blobs")
+    from ..oci.digest import split
+
+    def blob(digest):
+        algo, hexa = split(digest)
+        return os.path.join(path, "blobs", algo, hexa), "blobs/%s/%s" % (algo, hexa)
+    try:
+        with open(blob(desc["digest"])[0], "rb") as f:
+            manifest = fastjson.loads(f.read(8 << 20))
+        needed = [desc["digest"], manifest["config"]["digest"]] + [
+            layer["digest"] for layer in manifest["layers"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise errors.BadArchive("cannot read the manifest %s" % desc.get("digest")) from None
     with tarfile.open(out_path, "w") as tar:
-        for algo in sorted(os.listdir(blobs)):
-            top = os.path.join(blobs, algo)
-            for entry in sorted(os.listdir(top)):
-                full = os.path.join(top, entry)
-                if os.path.isfile(full) and not os.path.islink(full):
-                    tar.add(full, "blobs/%s/%s" % (algo, entry), recursive=False)
+        for digest in dict.fromkeys(needed):
+            full, name = blob(digest)
+            if not os.path.isfile(full) or os.path.islink(full):
+                raise errors.BadArchive("blob %s is missing" % digest)
+            tar.add(full, name, recursive=False)
         for member, data in (("oci-layout", b'{"imageLayoutVersion":"1.0.0"}'),
                              ("index.json", fastjson.dumps({
                                  "schemaVersion": 2, "manifests": [desc]}))):
             info = tarfile.TarInfo(member)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
+    return manifest

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import assert_one_error, needs_userns, run_in_pty
+from conftest import Cli, assert_one_error, needs_userns, run_in_pty
 
 pytestmark = needs_userns
 
@@ -752,3 +752,34 @@ def test_build_contexts_directory_image_and_oci_layout(cli, image, context, tmp_
     for bad in ("x", "x=https://example.com/ctx.git", "x=%s" % (tmp_path / "missing")):
         assert_one_error(cli("build", "--build-context", bad,
                              context("FROM x\n")), 1)
+
+
+def test_cache_exported_and_used_in_a_fresh_store(cli, image, context, tmp_path):
+    """--cache-to type=local in one store, --cache-from in a fresh one (as in CI): every step
+    is CACHED, nothing runs again, and the image is the same."""
+    ctx = context("FROM %s\nENV A=1\nWORKDIR /w\nCOPY f /w/f\n"
+                  "RUN echo printed-by-$((6*7)) && echo made > /r\n"
+                  "LABEL done=yes\n" % image, {"f": "data\n"})
+    cache = tmp_path / "cache"
+    first = cli.ok("build", "-q", "--cache-to", "type=local,dest=%s" % cache, ctx).out.strip()
+    assert (cache / "oci-layout").is_file() and (cache / "index.json").is_file()
+    saved = tmp_path / "base.tar"
+    cli.ok("save", "-o", saved, image)
+    fresh = Cli(str(tmp_path / "fresh"))
+    fresh.ok("load", "-i", saved)
+    out = fresh.ok("build", "--progress", "plain", "--cache-from",
+                   "type=local,src=%s" % cache, ctx).out
+    assert out.count("CACHED") == 5 and "printed-by-42" not in out, out
+    assert out.strip().splitlines()[-1] == first
+    assert fresh.ok("run", "--rm", first, "cat", "/r", "/w/f").out == "made\ndata\n"
+    # a changed COPY misses and it and the steps after it run; those before come from the
+    # cache
+    with open(os.path.join(ctx, "f"), "w") as f:
+        f.write("changed\n")
+    out = fresh.ok("build", "--progress", "plain", "--cache-from",
+                   "type=local,src=%s" % cache, ctx).out
+    assert out.count("CACHED") == 2 and "printed-by-42" in out
+    for bad in ("type=registry,ref=x", "dest=x", "type=local"):
+        assert_one_error(cli("build", "--cache-to", bad, ctx), 1)
+    assert_one_error(cli("build", "--cache-from", "type=local,src=%s" % (tmp_path / "no"),
+                         ctx), 1)

@@ -14,7 +14,8 @@ from conftest import Cli, assert_one_error, needs_userns
 
 pytestmark = needs_userns
 
-DOCKERFILE = "FROM %s\nRUN mkdir /out && echo built > /out/a && chmod 600 /out/a && echo said-by-run\nCMD [\"cat\", \"/out/a\"]\n"
+DOCKERFILE = ("FROM %s\nRUN mkdir /out && echo built > /out/a && chmod 600 /out/a && "
+              "echo said-by-run\nCMD [\"cat\", \"/out/a\"]\n")
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,8 @@ def command(verb, summary):
         Opt("--secret", LIST, "Secret to expose to the build (format: "
                               "\"id=mysecret[,src=/local/secret|,env=VAR]\")",
             metavar="stringArray"),
+        Opt("--ssh", LIST, "SSH agent socket to expose to the build (format: "
+                           "\"default|<id>[=<socket>]\")", metavar="stringArray"),
         Opt("--cache-from", LIST, "External cache sources "
                                   "(e.g., \"type=local,src=path/to/dir\")",
             metavar="stringArray"),
@@ -105,6 +107,33 @@ def _secrets(items):
     return result
 
 
+def _ssh(items):
+    """--ssh default | ID=SOCKET (buildx's; `default` and a bare ID mean $SSH_AUTH_SOCK) ->
+    {id: socket path}. Key files (which BuildKit loads into an agent of its own) are refused:
+    give an agent's socket (`ssh-agent` + `ssh-add KEY`)."""
+    import stat
+    result = {}
+    for item in items:
+        ident, eq, paths = item.partition("=")
+        path = paths if eq else os.environ.get("SSH_AUTH_SOCK", "")
+        if not ident or (eq and not path) or "," in paths:
+            raise UsageError("invalid --ssh %r" % item, "use default or ID=SOCKET")
+        if not path:
+            raise UsageError("--ssh %s: SSH_AUTH_SOCK is not set" % item,
+                             "start an agent (eval $(ssh-agent); ssh-add) or give "
+                             "ID=SOCKET")
+        try:
+            is_socket = stat.S_ISSOCK(os.stat(path).st_mode)
+        except OSError as exc:
+            raise UsageError("--ssh %s: %s: %s" % (ident, path, exc.strerror)) from None
+        if not is_socket:
+            raise UsageError("--ssh %s: %s is not an agent's socket" % (ident, path),
+                             "key files are not supported: load the key into an agent "
+                             "(ssh-add) and give its socket")
+        result[ident] = os.path.abspath(path)
+    return result
+
+
 def _pull_missing(store, idmap, name, missing):
     from .pull import pull_missing
     pull_missing(store, idmap, name, notice=missing)
@@ -167,6 +196,7 @@ def main(parsed):
         sys.stdout.flush()
         result_out = os.fdopen(os.dup(1), "wb")
         os.dup2(2, 1)
+    opts.ssh = _ssh(parsed.ssh)
     idmap = idmaps.plan()
     if idmap.warning:
         warn(idmap.warning)

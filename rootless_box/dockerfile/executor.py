@@ -56,6 +56,7 @@ class BuildOptions:
         self.quiet = quiet
         self.network = network
         self.secrets = dict(secrets or {})  # --secret id -> bytes (RUN --mount=type=secret)
+        self.ssh = {}  # --ssh id -> an agent's socket path (RUN --mount=type=ssh)
         # pull(store, idmap, name, missing): fetch an image (commands/ show the progress, and
         # say when it was missing); pull_always: --pull, bases are fetched even when present
         self.pull = pull
@@ -624,7 +625,7 @@ class Builder:
             if flag.startswith("--mount="):
                 spec = runmount.parse(self._expand(flag[len("--mount="):], env))
                 desc, key_part = runmount.describe(self, spec, state.runtime.get(
-                    "WorkingDir") or "/")
+                    "WorkingDir") or "/", sum(m["kind"] == "ssh" for m in mounts))
                 mounts.append(desc)
                 mount_keys.append(key_part)
         if ins.heredocs and not ins.json and ins.args[0].strip().startswith("<<"):
@@ -644,6 +645,9 @@ class Builder:
         proxies = {k: v for k, v in self.opts.build_args.items() if k in _PROXY_ARGS}
         run_env = dict(proxies, **build_env)
         run_env.update(state.env_map())
+        agents = [m for m in mounts if m["kind"] == "ssh" and m["socket"]]
+        if agents and "SSH_AUTH_SOCK" not in run_env:
+            run_env["SSH_AUTH_SOCK"] = agents[0]["target"]  # BuildKit's: the first one
         used = sorted(k for k in build_env if k in self.opts.build_args)
         self.used_build_args.update(used)
         key = _key(state.key, "RUN " + fastjson.dumps(argv).decode(),

@@ -40,7 +40,7 @@ def run_step(store, idmap, lowers, argv, env, workdir="/", user="", network="hos
     mounts: RUN --mount descriptions from build/runmount.py; what they show never reaches the
     layer, nor do the placeholders made to mount them onto."""
     tmp = store.mkdtemp("build-run")
-    locks = []
+    locks = []  # cache locks (fds) and ssh relays (pids, as negative numbers)
     try:
         driver = choose_driver(store, idmap)
         spec = {"id": os.path.basename(tmp), "hostname": "buildkitsandbox", "argv": argv,
@@ -63,8 +63,11 @@ def run_step(store, idmap, lowers, argv, env, workdir="/", user="", network="hos
         with store.lock():
             return make_layer(store, idmap, driver, changes, lowers, points, times)
     finally:
-        for fd in locks:
-            os.close(fd)
+        for held in locks:
+            if held < 0:
+                _stop_relay(-held)
+            else:
+                os.close(held)
         store.remove(tmp)
 
 
@@ -143,6 +146,13 @@ def _step_mount(tmp, n, desc, driver, idmap, locks):
             _make_owned(desc["dir"], None, desc, idmap, seed)
         return [{"type": "bind", "source": desc["dir"], "destination": target,
                  "readonly": not desc["rw"]}]
+    if kind == "ssh":
+        if desc["socket"] is None:
+            return []  # not required and not given: left out, as BuildKit does
+        path = os.path.join(own, "agent.sock")
+        locks.append(-_start_relay(desc["socket"], path))
+        run_in_userns(_own_socket, idmap, path, desc["uid"], desc["gid"], desc["mode"])
+        return [{"type": "bind", "source": path, "destination": target, "readonly": False}]
     if kind == "secret":
         if desc["data"] is None:
             return []
@@ -170,6 +180,83 @@ def _make_owned(path, data, desc, idmap, seed=None):
         run_in_userns(_remove_inside, idmap, tmp)
         raise
     os.rename(tmp, path)  # a cache directory appears whole or not at all
+
+
+def _own_socket(path, uid, gid, mode):
+    os.chmod(path, mode)
+    try:
+        os.chown(path, uid, gid)
+    except OSError:
+        pass  # an owner the mapping lacks (single id): every step process is root there
+
+
+def _start_relay(agent, path):
+    """A socket at path whose connections are relayed to the ssh agent's socket (BuildKit
+    gives the step a socket of its own too: its owner and mode are the mount's, never a
+    change to the user's agent). Served by a forked process; -> its pid. The agent sees
+    this user as its peer, which it accepts."""
+    import socket
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        server.bind(path)
+        server.listen(16)
+    except OSError as exc:
+        server.close()
+        raise errors.BoxError("cannot serve the ssh agent to the step: %s" % exc.strerror)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            import signal
+            from ..userns import libc
+            libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
+            _relay(server, agent)
+        finally:
+            os._exit(0)
+    server.close()
+    return pid
+
+
+def _relay(server, agent):
+    """Each accepted connection joined to a new connection to agent, both ways."""
+    import select
+    import socket
+    peers = {}
+    while True:
+        ready, _, _ = select.select([server] + list(peers), [], [])
+        for sock in ready:
+            if sock is server:
+                conn, _addr = server.accept()
+                out = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    out.connect(agent)
+                except OSError:
+                    conn.close()  # the step's client sees the agent gone
+                    out.close()
+                    continue
+                peers[conn], peers[out] = out, conn
+                continue
+            other = peers.get(sock)
+            if other is None:
+                continue
+            try:
+                data = sock.recv(65536)
+                if data:
+                    other.sendall(data)
+                    continue
+            except OSError:
+                pass
+            for end in (sock, other):
+                peers.pop(end, None)
+                end.close()
+
+
+def _stop_relay(pid):
+    import signal
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
 
 
 def _own_inside(path, uid, gid, mode, seed):

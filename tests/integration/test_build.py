@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import Cli, assert_one_error, needs_userns, run_in_pty
+from conftest import Cli, assert_one_error, busybox_path, needs_userns, run_in_pty
 
 pytestmark = needs_userns
 
@@ -599,7 +599,7 @@ def test_run_mount_secret(cli, image, context, tmp_path):
 
 
 @pytest.mark.parametrize("mount,message", [
-    ("type=ssh", "type=ssh is not supported"),
+    ("type=ssh,required=true", "ssh default: not provided"),
     ("type=bind,target=/x,bogus=1", "unexpected key 'bogus'"),
     ("type=volume,target=/x", "unsupported mount type 'volume'"),
     ("type=cache", "needs a target"),
@@ -783,3 +783,53 @@ def test_cache_exported_and_used_in_a_fresh_store(cli, image, context, tmp_path)
         assert_one_error(cli("build", "--cache-to", bad, ctx), 1)
     assert_one_error(cli("build", "--cache-from", "type=local,src=%s" % (tmp_path / "no"),
                          ctx), 1)
+
+
+def test_run_mount_ssh_reaches_a_real_agent(cli, context, tmp_path):
+    """--ssh default|ID=SOCKET with RUN --mount=type=ssh: the step's ssh-add lists the key
+    the user's ssh-agent holds, through a socket of the mount's owner and mode; the key
+    never reaches the image."""
+    import shutil
+    import subprocess
+    tools = [shutil.which(t) for t in ("ssh-agent", "ssh-add", "ssh-keygen")]
+    if None in tools or busybox_path() is None:
+        pytest.skip("needs openssh-client (ssh-agent, ssh-add, ssh-keygen) and busybox")
+    from rootless_box.ops.fromhost import write_rootfs_tar
+    rootfs = tmp_path / "ssh-rootfs.tar"
+    with open(rootfs, "wb") as f:
+        write_rootfs_tar([busybox_path(), tools[1]], f)
+    cli.ok("import", rootfs, "sshbase:latest")
+    key = tmp_path / "id_ed25519"
+    subprocess.run([tools[2], "-q", "-t", "ed25519", "-N", "", "-C", "agent-key-comment",
+                    "-f", str(key)], check=True)
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.Popen([tools[0], "-D", "-a", str(sock)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        env = dict(os.environ, SSH_AUTH_SOCK=str(sock))
+        for _ in range(200):  # the agent's socket appears once it listens
+            if subprocess.run([tools[1], "-l"], env=env, capture_output=True).returncode \
+                    in (0, 1):
+                break
+            time.sleep(0.05)
+        subprocess.run([tools[1], str(key)], env=env, check=True, capture_output=True)
+        ctx = context("FROM sshbase:latest\n"
+                      "RUN --mount=type=ssh ssh-add -l > /listed; "
+                      "stat -c '%a %u' $SSH_AUTH_SOCK >> /listed\n"
+                      "RUN --mount=type=ssh,id=other,target=/agent,mode=0666,uid=1000 "
+                      "SSH_AUTH_SOCK=/agent ssh-add -l > /other; stat -c '%a %u' /agent "
+                      ">> /other\n")
+        img = cli.ok("build", "-q", "--ssh", "default", "--ssh", "other=%s" % sock, ctx,
+                     env={"SSH_AUTH_SOCK": str(sock)}).out.strip()
+        listed = cli.ok("run", "--rm", img, "cat", "/listed", "/other").out.splitlines()
+        assert "agent-key-comment" in listed[0] and listed[1] == "600 0"
+        assert "agent-key-comment" in listed[2]
+        assert listed[3] in ("666 1000", "666 0")  # 0 under a single-id mapping
+        exported = cli.ok("run", "--rm", img, "sh", "-c",
+                          "ls /run/buildkit 2>&1; ls -a /agent 2>&1; true").out
+        assert "ssh_agent" not in exported and "No such file" in exported
+    finally:
+        agent.kill()
+        agent.wait()
+    for bad in (("--ssh", "x=%s" % key), ("--ssh", "default")):
+        assert_one_error(cli("build", *bad, ctx, env={"SSH_AUTH_SOCK": ""}), 1)

@@ -134,6 +134,20 @@ def _ssh(items):
     return result
 
 
+def _build_contexts(items):
+    if not items:
+        return {}
+    from ..ops.buildcontexts import parse
+    return parse(items)
+
+
+def _caches(items, to):
+    if not items:
+        return []
+    from ..ops.buildcache import parse
+    return [parse(item, to) for item in items]
+
+
 def _pull_missing(store, idmap, name, missing):
     from .pull import pull_missing
     pull_missing(store, idmap, name, notice=missing)
@@ -156,7 +170,6 @@ def main(parsed):
     if parsed.network not in (None, "host", "none", "default"):
         raise UsageError("unsupported network mode for build: %s" % parsed.network)
     build_args = _pairs(parsed.build_arg, "--build-arg")
-    from ..ops import buildcache, buildcontexts
     epoch = parsed.source_date_epoch
     # buildx's order: the flag (Podman's), a --build-arg (read by the executor), the variable
     if epoch is None and os.environ.get("SOURCE_DATE_EPOCH") and \
@@ -178,15 +191,19 @@ def main(parsed):
                         timestamp=None if parsed.timestamp is None else parse_epoch(
                             parsed.timestamp, "--timestamp"),
                         add_hosts=parsed.add_host,
-                        build_contexts=buildcontexts.parse(parsed.build_context),
-                        cache_from=[buildcache.parse(c, False) for c in parsed.cache_from],
-                        cache_to=[buildcache.parse(c, True) for c in parsed.cache_to],
+                        build_contexts=_build_contexts(parsed.build_context),
+                        cache_from=_caches(parsed.cache_from, False),
+                        cache_to=_caches(parsed.cache_to, True),
                         no_cache_filter=[n for item in parsed.no_cache_filter
                                          for n in item.split(",") if n])
-    from ..ops import buildoutput
-    from ..ops.ports import parse_add_hosts
-    parse_add_hosts(parsed.add_host)  # a bad one is one line before anything runs
-    outputs = buildoutput.plan(parsed.output, parsed.push, parsed.load, parsed.tag)
+    if parsed.add_host:
+        from ..ops.ports import parse_add_hosts
+        parse_add_hosts(parsed.add_host)  # a bad one is one line before anything runs
+    buildoutput = None
+    outputs = []
+    if parsed.output or parsed.push or parsed.metadata_file:
+        from ..ops import buildoutput
+        outputs = buildoutput.plan(parsed.output, parsed.push, parsed.load, parsed.tag)
     result_out = None
     if any(o["dest"] == "-" for o in outputs):
         if os.isatty(1):
@@ -217,7 +234,8 @@ def main(parsed):
 
     image_id = build(store, idmap, opts, emit)
     names = buildoutput.export(store, idmap, image_id, outputs, parsed.tag,
-                               build_times(opts)[0], stdout=result_out)
+                               build_times(opts)[0], stdout=result_out) \
+        if buildoutput else parsed.tag
     if result_out is not None:
         result_out.close()
     if parsed.metadata_file:

@@ -120,9 +120,10 @@ class Builder:
         self._known = None
         self._stage_name = ""
         self._resolved_contexts = {}
-        from ..ops import buildcache
-        self.cache_sources = [] if opts.no_cache else [buildcache.Source(d)
-                                                       for d in opts.cache_from]
+        self.cache_sources = []
+        if opts.cache_from and not opts.no_cache:
+            from ..ops import buildcache
+            self.cache_sources = [buildcache.Source(d) for d in opts.cache_from]
         self.times, self.created = build_times(opts)
 
     # -- the whole build -------------------------------------------------------------------

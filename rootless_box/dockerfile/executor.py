@@ -70,7 +70,7 @@ class BuildOptions:
         self.no_cache_filter = {n.lower() for n in no_cache_filter}
         # --build-context NAME=VALUE: what FROM NAME and COPY --from=NAME mean instead
         self.build_contexts = dict(build_contexts or {})
-        # --cache-from/--cache-to type=local: directories of exported step images
+        # --cache-from/--cache-to: parsed targets (ops/buildcache.parse) of step images
         self.cache_from = list(cache_from)
         self.cache_to = list(cache_to)
 
@@ -123,7 +123,7 @@ class Builder:
         self.cache_sources = []
         if opts.cache_from and not opts.no_cache:
             from ..ops import buildcache
-            self.cache_sources = [buildcache.Source(d) for d in opts.cache_from]
+            self.cache_sources = [buildcache.source(c) for c in opts.cache_from]
         self.times, self.created = build_times(opts)
 
     # -- the whole build -------------------------------------------------------------------
@@ -132,8 +132,8 @@ class Builder:
             image_id = self._build()
             if self.opts.cache_to:
                 from ..ops import buildcache
-                for dest in self.opts.cache_to:
-                    buildcache.export(self.store, self.new_cache, dest)
+                for target in self.opts.cache_to:
+                    buildcache.export(self.store, self.new_cache, target)
             return image_id
         finally:
             # steps that succeeded stay cached, also when a later step failed

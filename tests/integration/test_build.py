@@ -779,7 +779,7 @@ def test_cache_exported_and_used_in_a_fresh_store(cli, image, context, tmp_path)
     out = fresh.ok("build", "--progress", "plain", "--cache-from",
                    "type=local,src=%s" % cache, ctx).out
     assert out.count("CACHED") == 2 and "printed-by-42" in out
-    for bad in ("type=registry,ref=x", "dest=x", "type=local"):
+    for bad in ("type=gha", "dest=x", "type=local", "type=registry"):
         assert_one_error(cli("build", "--cache-to", bad, ctx), 1)
     assert_one_error(cli("build", "--cache-from", "type=local,src=%s" % (tmp_path / "no"),
                          ctx), 1)
@@ -833,3 +833,24 @@ def test_run_mount_ssh_reaches_a_real_agent(cli, context, tmp_path):
         agent.wait()
     for bad in (("--ssh", "x=%s" % key), ("--ssh", "default")):
         assert_one_error(cli("build", *bad, ctx, env={"SSH_AUTH_SOCK": ""}), 1)
+
+
+def test_cache_in_a_registry_used_by_a_fresh_store(cli, image, context, tmp_path,
+                                                   plain_registry):
+    ctx = context("FROM %s\nCOPY f /f\nRUN echo printed-by-$((6*7)) && echo made > /r\n"
+                  % image, {"f": "data\n"})
+    ref = plain_registry.ref("cache/steps", "buildcache")
+    # no cache there yet: a miss, not a failure
+    first = cli.ok("build", "-q", "--cache-from", ref, "--cache-to",
+                   "type=registry,ref=%s" % ref, ctx).out.strip()
+    status, _ctype, doc, _digest = plain_registry.manifest("cache/steps", "buildcache")
+    assert status == 200 and len(doc["manifests"]) == 2
+    saved = tmp_path / "base.tar"
+    cli.ok("save", "-o", saved, image)
+    fresh = Cli(str(tmp_path / "fresh"))
+    fresh.ok("load", "-i", saved)
+    out = fresh.ok("build", "--progress", "plain", "--cache-from",
+                   "type=registry,ref=%s" % ref, ctx).out
+    assert out.count("CACHED") == 2 and "printed-by-42" not in out
+    assert out.strip().splitlines()[-1] == first
+    assert fresh.ok("run", "--rm", first, "cat", "/r").out == "made\n"

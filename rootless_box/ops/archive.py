@@ -418,10 +418,8 @@ def _write_error(where, exc):
 
 
 def save_to_file(store, names, path):
-    """`save -o FILE IMAGE...`: the file appears whole, by rename, or not at all. (A kill
-    leaves the hidden temporary beside it, as Docker's CLI does. O_TMPFILE would avoid that,
-    but naming one with linkat(2) through /proc/self/fd failed with EXDEV on the test
-    machines' ext4, so it is not relied on.)"""
+    """`save -o FILE IMAGE...`: the file appears whole, by rename, or not at all
+    (write_whole)."""
     _write_file(_collect(store, names), path)
 
 
@@ -449,28 +447,39 @@ def save_image(store, image_id, refs, dest, docker=True):
 def _write_file(images, path, docker=True):
     """The archive at path, whole by rename or not at all; closes the images."""
     try:
-        target = os.path.abspath(path)
-        if os.path.isdir(target):
-            raise errors.UsageError("cannot write the archive: %s: it is a directory" % path,
-                                    "give a file name to -o")
-        tmp = os.path.join(os.path.dirname(target), ".%s.tmp-%d-%s" % (
-            os.path.basename(target), os.getpid(), os.urandom(4).hex()))
-        try:
-            with open(tmp, "xb", buffering=0) as out:
-                _write(images, out, docker)
-                os.fsync(out.fileno())
-            os.rename(tmp, target)
-        except BaseException as exc:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            if isinstance(exc, OSError):
-                raise _write_error(path, exc) from None
-            raise
+        write_whole(path, lambda out: _write(images, out, docker))
     finally:
         for image in images:
             image.close()
+
+
+def write_whole(path, write, what="the archive", flag="-o"):
+    """write(binary file) fills a hidden temporary beside path, renamed onto it: the file
+    appears whole or not at all. (A kill leaves the temporary, as Docker's CLI does.
+    O_TMPFILE would avoid that, but naming one with linkat(2) through /proc/self/fd failed
+    with EXDEV on the test machines' ext4, so it is not relied on.)"""
+    target = os.path.abspath(path)
+    if os.path.isdir(target):
+        raise errors.UsageError("cannot write %s: %s: it is a directory" % (what, path),
+                                "give a file name to %s" % flag)
+    tmp = os.path.join(os.path.dirname(target), ".%s.tmp-%d-%s" % (
+        os.path.basename(target), os.getpid(), os.urandom(4).hex()))
+    try:
+        with open(tmp, "xb", buffering=0) as out:
+            write(out)
+            os.fsync(out.fileno())
+        os.rename(tmp, target)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise errors.BoxError("cannot write %s: %s: %s" % (what, path,
+                                                                exc.strerror or exc),
+                                  "check that there is space and the destination is "
+                                  "writable") from None
+        raise
 
 
 # -- load: reading the archive --------------------------------------------------------------------

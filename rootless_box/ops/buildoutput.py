@@ -160,7 +160,10 @@ def _filesystem(store, idmap, image_id, kind, dest, times):
             dest.flush()
             run_in_userns(_flatten_inside, idmap, rootfs, dest.fileno(), times)
         elif kind == "tar":
-            _to_file(dest, lambda fd: run_in_userns(_flatten_inside, idmap, rootfs, fd, times))
+            from .archive import write_whole
+            write_whole(dest, lambda out: run_in_userns(_flatten_inside, idmap, rootfs,
+                                                        out.fileno(), times),
+                        "the output", "dest=")
         else:
             tar_path = os.path.join(tmp, "rootfs.tar")
             with open(tar_path, "xb") as f:
@@ -177,28 +180,6 @@ def _flatten_inside(rootfs, out_fd, times):
         mount_overlay(rootfs["merged"], rootfs["lower"])
     with os.fdopen(os.dup(out_fd), "wb", buffering=1 << 20) as out:
         return write_tree(rootfs["merged"], out, times)
-
-
-def _to_file(dest, write):
-    """write(fd) fills a temporary beside dest, renamed onto it: whole or not at all."""
-    target = os.path.abspath(dest)
-    if os.path.isdir(target):
-        raise errors.UsageError("cannot write the output: %s: it is a directory" % dest,
-                                "give a file name to dest=")
-    tmp = os.path.join(os.path.dirname(target), ".%s.tmp-%d-%s" % (
-        os.path.basename(target), os.getpid(), os.urandom(4).hex()))
-    try:
-        with open(tmp, "xb") as f:
-            write(f.fileno())
-        os.rename(tmp, target)
-    except BaseException as exc:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise errors.BoxError("cannot write the output: %s: %s" % (
-                dest, exc.strerror or exc), "check that its directory exists and is "
-                                            "writable") from None
-        raise
 
 
 def _unpack_local(tar_path, dest):

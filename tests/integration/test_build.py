@@ -419,7 +419,8 @@ def test_workdir_is_created_in_the_image(cli, image, context):
     assert config_of(cli, img)["WorkingDir"] == "/w/x/rel"
 
 
-def test_add_of_a_truncated_download_is_one_error_line(cli, image, context):
+def _add_from_server(cli, image, context, response, name, env=None):
+    """A build whose ADD downloads from a one-shot loopback server sending response."""
     import socket
     import threading
     server = socket.socket()
@@ -429,16 +430,25 @@ def test_add_of_a_truncated_download_is_one_error_line(cli, image, context):
     def answer():
         conn, _ = server.accept()
         conn.recv(65536)
-        conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 1000\r\n\r\nonly a part")
+        try:
+            conn.sendall(response)
+        except OSError:
+            pass  # the client stopped reading
         conn.close()
 
     threading.Thread(target=answer, daemon=True).start()
-    url = "http://127.0.0.1:%d/cut.txt" % server.getsockname()[1]
+    url = "http://127.0.0.1:%d/%s" % (server.getsockname()[1], name)
     try:
-        proc = cli("build", context("FROM %s\nADD %s /cut.txt\n" % (image, url)),
-                   env={"NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"})
+        return url, cli("build", context("FROM %s\nADD %s /%s\n" % (image, url, name)),
+                        env=dict({"NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"},
+                                 **(env or {})))
     finally:
         server.close()
+
+
+def test_add_of_a_truncated_download_is_one_error_line(cli, image, context):
+    _url, proc = _add_from_server(cli, image, context, b"HTTP/1.0 200 OK\r\nContent-Length: "
+                                  b"1000\r\n\r\nonly a part", "cut.txt")
     assert proc.returncode == 1 and "cannot download" in proc.err
     assert "internal error" not in proc.err and "Traceback" not in proc.err
     assert os.listdir(os.path.join(cli.root, "tmp")) == []
@@ -658,30 +668,9 @@ def test_copy_from_a_stage_with_exclude_parents_and_an_unmatched_glob(cli, image
 @pytest.mark.parametrize("with_length", [True, False])
 def test_add_download_size_limit(cli, image, context, with_length):
     """RBX_ADD_MAX_BYTES: announced too large, or growing past it, is one error line."""
-    import socket
-    import threading
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(1)
-
-    def answer():
-        conn, _ = server.accept()
-        conn.recv(65536)
-        head = b"HTTP/1.0 200 OK\r\n" + (b"Content-Length: 5000\r\n" if with_length else b"")
-        try:
-            conn.sendall(head + b"\r\n" + b"x" * 5000)
-        except OSError:
-            pass
-        conn.close()
-
-    threading.Thread(target=answer, daemon=True).start()
-    url = "http://127.0.0.1:%d/big.bin" % server.getsockname()[1]
-    try:
-        proc = cli("build", context("FROM %s\nADD %s /big.bin\n" % (image, url)),
-                   env={"NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1",
-                        "RBX_ADD_MAX_BYTES": "1000"})
-    finally:
-        server.close()
+    head = b"HTTP/1.0 200 OK\r\n" + (b"Content-Length: 5000\r\n" if with_length else b"")
+    url, proc = _add_from_server(cli, image, context, head + b"\r\n" + b"x" * 5000, "big.bin",
+                                 {"RBX_ADD_MAX_BYTES": "1000"})
     assert_one_error(proc, 1)
     assert "RBX_ADD_MAX_BYTES (1000 bytes)" in proc.err and url in proc.err
     assert os.listdir(os.path.join(cli.root, "tmp")) == []
@@ -754,6 +743,15 @@ def test_build_contexts_directory_image_and_oci_layout(cli, image, context, tmp_
                              context("FROM x\n")), 1)
 
 
+def _fresh_store_with(cli, image, tmp_path):
+    """Another user's empty store holding the same base image (saved and loaded)."""
+    saved = tmp_path / "base.tar"
+    cli.ok("save", "-o", saved, image)
+    fresh = Cli(str(tmp_path / "fresh"))
+    fresh.ok("load", "-i", saved)
+    return fresh
+
+
 def test_cache_exported_and_used_in_a_fresh_store(cli, image, context, tmp_path):
     """--cache-to type=local in one store, --cache-from in a fresh one (as in CI): every step
     is CACHED, nothing runs again, and the image is the same."""
@@ -763,10 +761,7 @@ def test_cache_exported_and_used_in_a_fresh_store(cli, image, context, tmp_path)
     cache = tmp_path / "cache"
     first = cli.ok("build", "-q", "--cache-to", "type=local,dest=%s" % cache, ctx).out.strip()
     assert (cache / "oci-layout").is_file() and (cache / "index.json").is_file()
-    saved = tmp_path / "base.tar"
-    cli.ok("save", "-o", saved, image)
-    fresh = Cli(str(tmp_path / "fresh"))
-    fresh.ok("load", "-i", saved)
+    fresh = _fresh_store_with(cli, image, tmp_path)
     out = fresh.ok("build", "--progress", "plain", "--cache-from",
                    "type=local,src=%s" % cache, ctx).out
     assert out.count("CACHED") == 5 and "printed-by-42" not in out, out
@@ -845,10 +840,7 @@ def test_cache_in_a_registry_used_by_a_fresh_store(cli, image, context, tmp_path
                    "type=registry,ref=%s" % ref, ctx).out.strip()
     status, _ctype, doc, _digest = plain_registry.manifest("cache/steps", "buildcache")
     assert status == 200 and len(doc["manifests"]) == 2
-    saved = tmp_path / "base.tar"
-    cli.ok("save", "-o", saved, image)
-    fresh = Cli(str(tmp_path / "fresh"))
-    fresh.ok("load", "-i", saved)
+    fresh = _fresh_store_with(cli, image, tmp_path)
     out = fresh.ok("build", "--progress", "plain", "--cache-from",
                    "type=registry,ref=%s" % ref, ctx).out
     assert out.count("CACHED") == 2 and "printed-by-42" not in out

@@ -340,7 +340,7 @@ class Builder:
         """FROM a local directory context: an image of one layer holding the directory."""
         from . import context as ctx
         state = _scratch()
-        state.key = _key("context-dir", named["key"])
+        state.key = _key("context-dir", named["key"], repr(self.times))
         if self._cached(state, state.key):
             return state
         walk = [p for p, _st in ctx.walk(named["path"], None, ".")]

@@ -120,15 +120,30 @@ def upload_chunk_size():
     """RBX_UPLOAD_CHUNK_SIZE: bytes per PATCH when pushing a blob in chunks; 0 (the default)
     sends each blob in one PUT, as Docker does. Registries that cap request bodies (a proxy's
     limit) need chunks."""
-    text = os.environ.get("RBX_UPLOAD_CHUNK_SIZE", "") or "0"
+    return _bytes("RBX_UPLOAD_CHUNK_SIZE", 0, "e.g. 5242880, or 0 for one request")
+
+
+def _bytes(name, default, example):
+    """A knob holding a number of bytes (0 or more)."""
+    text = os.environ.get(name, "") or str(default)
     try:
         value = int(text)
         if value < 0:
             raise ValueError
     except ValueError:
-        raise UsageError("invalid RBX_UPLOAD_CHUNK_SIZE: %r" % text,
-                         "give a number of bytes, e.g. 5242880, or 0 for one request") from None
+        raise UsageError("invalid %s: %r" % (name, text),
+                         "give a number of bytes, %s" % example) from None
     return value
+
+
+# ADD <url>'s default limit: far above any file a build means to download, far below what
+# fills a disk (a hostile or broken server can send forever)
+ADD_MAX_BYTES = 8 << 30
+
+
+def add_max_bytes():
+    """RBX_ADD_MAX_BYTES: the largest download ADD <url> accepts (default 8 GiB; 0: none)."""
+    return _bytes("RBX_ADD_MAX_BYTES", ADD_MAX_BYTES, "e.g. 1073741824, or 0 for no limit")
 
 
 def subid_files():

@@ -4,7 +4,7 @@ import os
 import sys
 import tempfile
 
-from ..dockerfile.executor import BuildOptions, build
+from ..dockerfile.executor import BuildOptions, build, build_times, parse_epoch
 from ..cliparse import FLAG, LIST, VALUE, Command, Opt
 from ..errors import UsageError
 from ..ops.storage import open_store
@@ -30,6 +30,32 @@ def command(verb, summary):
         Opt("--progress", VALUE, "Set type of progress output (auto, plain)"),
         Opt("--secret", LIST, "Secret to expose to the build (format: "
                               "\"id=mysecret[,src=/local/secret|,env=VAR]\")",
+            metavar="stringArray"),
+        Opt("--ssh", LIST, "SSH agent socket to expose to the build (format: "
+                           "\"default|<id>[=<socket>]\")", metavar="stringArray"),
+        Opt("--cache-from", LIST, "External cache sources "
+                                  "(e.g., \"type=local,src=path/to/dir\")",
+            metavar="stringArray"),
+        Opt("--cache-to", LIST, "Cache export destinations "
+                                "(e.g., \"type=local,dest=path/to/dir\")",
+            metavar="stringArray"),
+        Opt("--source-date-epoch", VALUE, "Time of the image's config and history, and the "
+                                          "latest mtime in its new layers, in seconds since "
+                                          "1970 (default $SOURCE_DATE_EPOCH, else 1980-01-01)",
+            metavar="seconds"),
+        Opt("--timestamp", VALUE, "Set the image's time and every mtime in its new layers "
+                                  "to this many seconds since 1970", metavar="seconds"),
+        Opt("-o,--output", LIST, "Output destination (format: \"type=local,dest=path\"; "
+                                 "types local, tar, oci, docker, image, registry)",
+            metavar="stringArray"),
+        Opt("--push", FLAG, "Shorthand for \"--output=type=registry\""),
+        Opt("--load", FLAG, "Shorthand for \"--output=type=docker\""),
+        Opt("--metadata-file", VALUE, "Write build result metadata to a file"),
+        Opt("--add-host", LIST, "Add a custom host-to-IP mapping (format: \"host:ip\")",
+            metavar="list"),
+        Opt("--no-cache-filter", LIST, "Do not cache specified stages", metavar="stringArray"),
+        Opt("--build-context", LIST, "Additional build contexts (e.g., name=path, "
+                                     "name=docker-image://REF, name=oci-layout://PATH)",
             metavar="stringArray"),
     ), min_args=1, max_args=1)
 
@@ -81,6 +107,47 @@ def _secrets(items):
     return result
 
 
+def _ssh(items):
+    """--ssh default | ID=SOCKET (buildx's; `default` and a bare ID mean $SSH_AUTH_SOCK) ->
+    {id: socket path}. Key files (which BuildKit loads into an agent of its own) are refused:
+    give an agent's socket (`ssh-agent` + `ssh-add KEY`)."""
+    import stat
+    result = {}
+    for item in items:
+        ident, eq, paths = item.partition("=")
+        path = paths if eq else os.environ.get("SSH_AUTH_SOCK", "")
+        if not ident or (eq and not path) or "," in paths:
+            raise UsageError("invalid --ssh %r" % item, "use default or ID=SOCKET")
+        if not path:
+            raise UsageError("--ssh %s: SSH_AUTH_SOCK is not set" % item,
+                             "start an agent (eval $(ssh-agent); ssh-add) or give "
+                             "ID=SOCKET")
+        try:
+            is_socket = stat.S_ISSOCK(os.stat(path).st_mode)
+        except OSError as exc:
+            raise UsageError("--ssh %s: %s: %s" % (ident, path, exc.strerror)) from None
+        if not is_socket:
+            raise UsageError("--ssh %s: %s is not an agent's socket" % (ident, path),
+                             "key files are not supported: load the key into an agent "
+                             "(ssh-add) and give its socket")
+        result[ident] = os.path.abspath(path)
+    return result
+
+
+def _build_contexts(items):
+    if not items:
+        return {}
+    from ..ops.buildcontexts import parse
+    return parse(items)
+
+
+def _caches(items, to):
+    if not items:
+        return []
+    from ..ops.buildcache import parse
+    return [parse(item, to) for item in items]
+
+
 def _pull_missing(store, idmap, name, missing):
     from .pull import pull_missing
     pull_missing(store, idmap, name, notice=missing)
@@ -102,12 +169,51 @@ def main(parsed):
             else os.path.join(context, dockerfile)
     if parsed.network not in (None, "host", "none", "default"):
         raise UsageError("unsupported network mode for build: %s" % parsed.network)
+    build_args = _pairs(parsed.build_arg, "--build-arg")
+    epoch = parsed.source_date_epoch
+    # buildx's order: the flag (Podman's), a --build-arg (read by the executor), the variable
+    if epoch is None and os.environ.get("SOURCE_DATE_EPOCH") and \
+            "SOURCE_DATE_EPOCH" not in build_args:
+        epoch = os.environ["SOURCE_DATE_EPOCH"]
+        what = "SOURCE_DATE_EPOCH"
+    else:
+        what = "--source-date-epoch"
+    if parsed.timestamp is not None and parsed.source_date_epoch is not None:
+        raise UsageError("--timestamp and --source-date-epoch cannot be used together",
+                         "--timestamp sets every mtime; --source-date-epoch clamps them")
     opts = BuildOptions(context, dockerfile, dockerfile_text, parsed.tag,
-                        _pairs(parsed.build_arg, "--build-arg"), parsed.target,
+                        build_args, parsed.target,
                         parsed.no_cache, _pairs(parsed.label, "--label"), parsed.quiet,
                         "none" if parsed.network == "none" else "host",
                         _secrets(parsed.secret), pull=_pull_missing,
-                        pull_always=parsed.pull)
+                        pull_always=parsed.pull,
+                        source_date_epoch=None if epoch is None else parse_epoch(epoch, what),
+                        timestamp=None if parsed.timestamp is None else parse_epoch(
+                            parsed.timestamp, "--timestamp"),
+                        add_hosts=parsed.add_host,
+                        build_contexts=_build_contexts(parsed.build_context),
+                        cache_from=_caches(parsed.cache_from, False),
+                        cache_to=_caches(parsed.cache_to, True),
+                        no_cache_filter=[n for item in parsed.no_cache_filter
+                                         for n in item.split(",") if n])
+    if parsed.add_host:
+        from ..ops.ports import parse_add_hosts
+        parse_add_hosts(parsed.add_host)  # a bad one is one line before anything runs
+    buildoutput = None
+    outputs = []
+    if parsed.output or parsed.push or parsed.metadata_file:
+        from ..ops import buildoutput
+        outputs = buildoutput.plan(parsed.output, parsed.push, parsed.load, parsed.tag)
+    result_out = None
+    if any(o["dest"] == "-" for o in outputs):
+        if os.isatty(1):
+            raise UsageError("refusing to write the output to a terminal",
+                             "redirect it, or give dest=FILE")
+        # the tar owns standard output: progress and the steps' own output go to stderr
+        sys.stdout.flush()
+        result_out = os.fdopen(os.dup(1), "wb")
+        os.dup2(2, 1)
+    opts.ssh = _ssh(parsed.ssh)
     idmap = idmaps.plan()
     if idmap.warning:
         warn(idmap.warning)
@@ -127,6 +233,15 @@ def main(parsed):
         emit = RichSteps()
 
     image_id = build(store, idmap, opts, emit)
+    names = buildoutput.export(store, idmap, image_id, outputs, parsed.tag,
+                               build_times(opts)[0], stdout=result_out) \
+        if buildoutput else parsed.tag
+    if result_out is not None:
+        result_out.close()
+    if parsed.metadata_file:
+        from .. import fastjson
+        with open(parsed.metadata_file, "wb") as f:
+            f.write(fastjson.dumps(buildoutput.metadata(store, image_id, names)))
     if parsed.iidfile:
         with open(parsed.iidfile, "w") as f:
             f.write(image_id)

@@ -242,8 +242,15 @@ def _mode(text):
 
 
 def other_root(builder, ref, what="COPY --from"):
-    """COPY --from, RUN --mount from=: a stage built earlier (by name or index), else a local
-    image -> (its layer directories, its ID)."""
+    """COPY --from, RUN --mount from=: a --build-context of that name, a stage built earlier
+    (by name or index), else a local image -> (its layer directories, its ID)."""
+    from ..ops import images as images_ops
+    named = builder.named_context(ref)
+    if named is not None and named["kind"] == "dir":
+        return [named["path"]], named["key"]
+    if named is not None:
+        images_ops.ensure_unpacked(builder.store, builder.idmap, named["image"])
+        return named["image"].layer_dirs(), named["image"].id
     names = {s["name"]: i for i, s in enumerate(builder.stages) if s["name"]}
     index = names.get(ref.lower())
     if index is None and ref.isdigit():

@@ -6,7 +6,9 @@ stage, build args as RUN's environment, ENV and ARG expansion in the instruction
 expands), multi-stage (only the stages the target needs are built), and the cache: each step's
 key is its parent image, the instruction after expansion, the build args it uses and, for COPY
 and ADD, the content of what it copies (never mtimes). Every step's result is an ordinary
-untagged image, so the cache is cleaned by `image prune`.
+untagged image, so the cache is cleaned by `image prune`. Reproducible by default: one epoch
+(SOURCE_DATE_EPOCH, --timestamp, else DEFAULT_EPOCH) is every new config's and history
+entry's time and clamps (or, for --timestamp, sets) the mtimes in every new layer.
 Must not: print (progress goes through the `emit` callback) or touch files itself: RUN and COPY
 go through ops/buildsteps.py.
 """
@@ -22,6 +24,11 @@ from . import parser, runmount
 from .shell import ExpansionError, expand_word, expand_words
 
 DEFAULT_SHELL = ["/bin/sh", "-c"]
+# 1980-01-01T00:00:00Z: the time of a build without SOURCE_DATE_EPOCH or --timestamp. Not 0:
+# the earliest a ZIP (DOS) timestamp can hold, so a later step that zips files of the image
+# (jar, wheel, zipfile.ZipFile.write) does not fail on them, and no tool mistakes it for
+# "no time" as some do 0.
+DEFAULT_EPOCH = 315532800
 _PROXY_ARGS = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY",
                "ftp_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy")
 
@@ -35,7 +42,9 @@ class BuildError(errors.BoxError):
 class BuildOptions:
     def __init__(self, context, dockerfile=None, dockerfile_text=None, tags=(),
                  build_args=None, target=None, no_cache=False, labels=None, quiet=False,
-                 network="host", secrets=None, pull=None, pull_always=False):
+                 network="host", secrets=None, pull=None, pull_always=False,
+                 source_date_epoch=None, timestamp=None, add_hosts=(),
+                 no_cache_filter=(), build_contexts=None, cache_from=(), cache_to=()):
         self.context = os.path.abspath(context)
         self.dockerfile = dockerfile or os.path.join(self.context, "Dockerfile")
         self.dockerfile_text = dockerfile_text
@@ -47,10 +56,23 @@ class BuildOptions:
         self.quiet = quiet
         self.network = network
         self.secrets = dict(secrets or {})  # --secret id -> bytes (RUN --mount=type=secret)
+        self.ssh = {}  # --ssh id -> an agent's socket path (RUN --mount=type=ssh)
         # pull(store, idmap, name, missing): fetch an image (commands/ show the progress, and
         # say when it was missing); pull_always: --pull, bases are fetched even when present
         self.pull = pull
         self.pull_always = pull_always
+        # seconds since the epoch: SOURCE_DATE_EPOCH clamps the layers' mtimes (BuildKit),
+        # timestamp sets them all (buildah's --timestamp); both are the configs' time
+        self.source_date_epoch = source_date_epoch
+        self.timestamp = timestamp
+        self.add_hosts = list(add_hosts)  # --add-host NAME:IP, in RUN steps' /etc/hosts
+        # --no-cache-filter: the stages (by name) whose steps run again whatever the cache has
+        self.no_cache_filter = {n.lower() for n in no_cache_filter}
+        # --build-context NAME=VALUE: what FROM NAME and COPY --from=NAME mean instead
+        self.build_contexts = dict(build_contexts or {})
+        # --cache-from/--cache-to: parsed targets (ops/buildcache.parse) of step images
+        self.cache_from = list(cache_from)
+        self.cache_to = list(cache_to)
 
 
 class _State:
@@ -96,11 +118,23 @@ class Builder:
         self._matcher = None
         self._downloads = []
         self._known = None
+        self._stage_name = ""
+        self._resolved_contexts = {}
+        self.cache_sources = []
+        if opts.cache_from and not opts.no_cache:
+            from ..ops import buildcache
+            self.cache_sources = [buildcache.source(c) for c in opts.cache_from]
+        self.times, self.created = build_times(opts)
 
     # -- the whole build -------------------------------------------------------------------
     def build(self):
         try:
-            return self._build()
+            image_id = self._build()
+            if self.opts.cache_to:
+                from ..ops import buildcache
+                for target in self.opts.cache_to:
+                    buildcache.export(self.store, self.new_cache, target)
+            return image_id
         finally:
             # steps that succeeded stay cached, also when a later step failed
             _cache_save(self.store, self.new_cache)
@@ -142,7 +176,8 @@ class Builder:
             self.opts.labels).decode()) if self.opts.labels else final.image_id
         if image_id is None:
             image_id = self._record(final, final.key + "|final")
-        unused = set(self.opts.build_args) - self.used_build_args - set(_PROXY_ARGS)
+        unused = set(self.opts.build_args) - self.used_build_args - set(_PROXY_ARGS) - {
+            "SOURCE_DATE_EPOCH"}
         if unused:
             self.emit("warning", "one or more build args were not consumed: %s"
                       % ", ".join(sorted(unused)))
@@ -215,12 +250,18 @@ class Builder:
         return words
 
     def _build_stage(self, stage):
+        self._stage_name = stage["name"]
         ins = stage["from"]
         words = self._expand_from(ins)
         base = words[0]
         self._announce(ins, "FROM " + " ".join(words))
         names = {s["name"]: i for i, s in enumerate(self.stages) if s["name"]}
-        if base.lower() == "scratch":
+        named = self.named_context(base)
+        if named is not None and named["kind"] == "dir":
+            state = self._from_directory(named)
+        elif named is not None:
+            state = self._state_of(named["image"])
+        elif base.lower() == "scratch":
             state = _scratch()
         elif base.lower() in names and names[base.lower()] in self.stage_results:
             parent = self.stage_results[names[base.lower()]]
@@ -234,6 +275,8 @@ class Builder:
             # before they run, so no image this build records carries them
             state.runtime["OnBuild"] = None
             state.key = _key(state.key, "ONBUILD cleared")
+        # the epoch changes every layer and config this build makes
+        state.key = _key(state.key, "times", repr(self.times))
         for trigger in triggers:
             for nested in parser.parse(trigger, "ONBUILD").instructions:
                 self._instruction(state, nested, onbuild=True)
@@ -267,9 +310,46 @@ class Builder:
                                  "import, load or pull it first") from None
             raise BuildError("%s: base image %s: %s" % (where, name, exc.message),
                              exc.hint) from None
+        return self._state_of(image)
+
+    def _state_of(self, image):
         images.ensure_unpacked(self.store, self.idmap, image)
         config = fastjson.loads(fastjson.dumps(image.config))
         return _State(config, images.manifest_layers(self.store, image), image.id, image.id)
+
+    # -- --build-context ---------------------------------------------------------------------
+    def named_context(self, name):
+        """--build-context NAME=VALUE for FROM NAME and COPY --from=NAME, resolved once:
+        {"kind": "image", "image"} (docker-image://, oci-layout://) or {"kind": "dir",
+        "path", "key"}; None when NAME is no build context."""
+        value = self.opts.build_contexts.get(name.lower())
+        if value is None:
+            return None
+        resolved = self._resolved_contexts.get(name.lower())
+        if resolved is None:
+            from ..ops.buildcontexts import resolve
+            resolved = resolve(self.store, self.idmap, name, value, self.resolve_image)
+            if resolved["kind"] == "dir":
+                # by content, as the main context's files are keyed (never mtimes)
+                from .context import content_key
+                resolved["key"] = content_key(resolved["path"], ["."])
+            self._resolved_contexts[name.lower()] = resolved
+        return resolved
+
+    def _from_directory(self, named):
+        """FROM a local directory context: an image of one layer holding the directory."""
+        from . import context as ctx
+        state = _scratch()
+        state.key = _key("context-dir", named["key"], repr(self.times))
+        if self._cached(state, state.key):
+            return state
+        walk = [p for p, _st in ctx.walk(named["path"], None, ".")]
+        plan = [{"kind": "copy", "from_other": False, "root": named["path"],
+                 "sources": [(".", True, ".")], "walk": {".": walk}, "dest": "/",
+                 "dest_is_dir": True, "uid": 0, "gid": 0, "mode": None, "names": None}]
+        report = buildsteps.copy_step(self.store, self.idmap, [], plan, times=self.times)
+        self._add_layer(state, state.key, "COPY %s in /" % named["key"][:19], report)
+        return state
 
     # -- instructions ------------------------------------------------------------------------
     def _announce(self, ins, text):
@@ -315,12 +395,20 @@ class Builder:
         state.key = key
 
     def _cached(self, state, key):
-        image_id = self.cache.get(key)
-        if not image_id:
+        if self._stage_name in self.opts.no_cache_filter:
             return False
-        try:
-            image = images.resolve(self.store, image_id)
-        except errors.BoxError:
+        image = None
+        image_id = self.cache.get(key)
+        if image_id:
+            try:
+                image = images.resolve(self.store, image_id)
+            except errors.BoxError:
+                image = None
+        for source in self.cache_sources:
+            if image is not None:
+                break
+            image = source.load(self.store, self.idmap, key)  # --cache-from
+        if image is None:
             return False
         images.ensure_unpacked(self.store, self.idmap, image)
         state.config = fastjson.loads(fastjson.dumps(image.config))
@@ -332,7 +420,7 @@ class Builder:
         return True
 
     def _history(self, state, created_by, empty=False):
-        entry = {"created": oci_image.now_rfc3339(), "created_by": created_by}
+        entry = {"created": self.created, "created_by": created_by}
         if empty:
             entry["empty_layer"] = True
         state.config.setdefault("history", []).append(entry)
@@ -454,7 +542,7 @@ class Builder:
         uid, gid = owner(self, state, user)
         report = buildsteps.copy_step(self.store, self.idmap, self._layer_dirs(state),
                                       [{"kind": "mkdir", "dest": path, "uid": uid,
-                                        "gid": gid}])
+                                        "gid": gid}], times=self.times)
         self._add_layer(state, key, "WORKDIR " + path, report)
 
     def _do_user(self, state, ins, env):
@@ -543,7 +631,7 @@ class Builder:
             if flag.startswith("--mount="):
                 spec = runmount.parse(self._expand(flag[len("--mount="):], env))
                 desc, key_part = runmount.describe(self, spec, state.runtime.get(
-                    "WorkingDir") or "/")
+                    "WorkingDir") or "/", sum(m["kind"] == "ssh" for m in mounts))
                 mounts.append(desc)
                 mount_keys.append(key_part)
         if ins.heredocs and not ins.json and ins.args[0].strip().startswith("<<"):
@@ -563,11 +651,16 @@ class Builder:
         proxies = {k: v for k, v in self.opts.build_args.items() if k in _PROXY_ARGS}
         run_env = dict(proxies, **build_env)
         run_env.update(state.env_map())
+        agents = [m for m in mounts if m["kind"] == "ssh" and m["socket"]]
+        if agents and "SSH_AUTH_SOCK" not in run_env:
+            run_env["SSH_AUTH_SOCK"] = agents[0]["target"]  # BuildKit's: the first one
         used = sorted(k for k in build_env if k in self.opts.build_args)
         self.used_build_args.update(used)
         key = _key(state.key, "RUN " + fastjson.dumps(argv).decode(),
                    fastjson.dumps(sorted(build_env.items())).decode(), network,
-                   *([fastjson.dumps(mount_keys).decode()] if mount_keys else []))
+                   *([fastjson.dumps(mount_keys).decode()] if mount_keys else []),
+                   *(["hosts:" + "\n".join(self.opts.add_hosts)] if self.opts.add_hosts
+                     else []))
         if self._cached(state, key):
             return
         if "PATH" not in run_env:
@@ -576,7 +669,8 @@ class Builder:
         report = buildsteps.run_step(
             self.store, self.idmap, self._layer_dirs(state), argv,
             ["%s=%s" % kv for kv in run_env.items()], state.runtime.get("WorkingDir") or "/",
-            state.runtime.get("User") or "", network, quiet=self.opts.quiet, mounts=mounts)
+            state.runtime.get("User") or "", network, quiet=self.opts.quiet, mounts=mounts,
+            times=self.times, add_hosts=self.opts.add_hosts)
         shell = state.runtime.get("Shell") or DEFAULT_SHELL
         shown = " ".join(argv[len(shell):]) if not ins.json else " ".join(argv)
         if used:
@@ -597,9 +691,39 @@ class Builder:
         if self._cached(state, key):
             return
         report = buildsteps.copy_step(self.store, self.idmap, self._layer_dirs(state), plan,
-                                      other, copyplan.resolve_in)
+                                      other, copyplan.resolve_in, self.times)
         dests = ", ".join(item["dest"] for item in plan)
         self._add_layer(state, key, "%s %s in %s" % (what, content_key[:19], dests), report)
+
+
+def build_times(opts):
+    """-> (layers.diff.Times, the configs' "created") for this build: --timestamp sets every
+    mtime, SOURCE_DATE_EPOCH (given by the caller, else as a build arg, BuildKit's way)
+    clamps them, else DEFAULT_EPOCH clamps them. A given SOURCE_DATE_EPOCH is also the build
+    arg of that name, as in BuildKit and buildah (an ARG SOURCE_DATE_EPOCH sees it)."""
+    import time
+    from ..layers.diff import Times
+    epoch, clamp = opts.timestamp, False
+    if epoch is None:
+        clamp = True
+        epoch = opts.source_date_epoch
+        if epoch is None and "SOURCE_DATE_EPOCH" in opts.build_args:
+            epoch = parse_epoch(opts.build_args["SOURCE_DATE_EPOCH"],
+                                "--build-arg SOURCE_DATE_EPOCH")
+        elif epoch is not None:
+            opts.build_args.setdefault("SOURCE_DATE_EPOCH", str(epoch))
+    if epoch is None:
+        epoch = DEFAULT_EPOCH
+    return Times(epoch, clamp), time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def parse_epoch(text, what):
+    """Seconds since 1970 as SOURCE_DATE_EPOCH and --timestamp take them."""
+    text = str(text).strip()
+    if not text.isdigit() or int(text) > 253402300799:  # year 9999: Go's RFC 3339 ends there
+        raise errors.UsageError("invalid %s %r: give seconds since 1970-01-01 UTC" % (
+            what, text), "for instance $(git log -1 --format=%ct)")
+    return int(text)
 
 
 def platform_args():

@@ -56,13 +56,15 @@ def parse(value):
     result["type"] = kind
     if kind not in TYPES:
         raise MountError("unsupported mount type %r" % kind,
-                         "use bind, cache, tmpfs or secret")
+                         "use bind, cache, tmpfs, secret or ssh")
     for key in result:
         if key != "type" and key not in _KEYS[kind]:
             raise MountError("unexpected key %r for RUN --mount type=%s" % (key, kind))
     if kind == "ssh":
-        raise MountError("RUN --mount=type=ssh is not supported",
-                         "copy what the step needs, or pass it with --secret")
+        # the target's default (/run/buildkit/ssh_agent.N) depends on the mount's place
+        # among the step's ssh mounts: describe() fills it in
+        result.setdefault("id", "default")
+        result.setdefault("target", "")
     if result.get("readonly") and result.get("readwrite"):
         raise MountError("RUN --mount: readonly and readwrite together")
     if kind == "secret":
@@ -73,7 +75,7 @@ def parse(value):
                              "read the secret from its file under /run/secrets")
         result.setdefault("id", os.path.basename(result.get("target", "")))
         result.setdefault("target", "/run/secrets/" + result["id"])
-    if not result.get("target"):
+    if not result.get("target") and kind != "ssh":
         raise MountError("RUN --mount=type=%s needs a target" % kind)
     for key in ("uid", "gid"):
         if key in result and not result[key].isdigit():
@@ -117,13 +119,14 @@ def from_stage_names(flags):
     return names
 
 
-def describe(builder, mount, workdir):
-    """-> (mount description for ops/buildsteps.run_step, its cache key part)."""
+def describe(builder, mount, workdir, ssh_index=0):
+    """-> (mount description for ops/buildsteps.run_step, its cache key part). ssh_index: how
+    many ssh mounts the step has before this one."""
     from ..ops import buildsteps
     from . import context as ctx
     from . import copyplan
     kind = mount["type"]
-    target = mount["target"]
+    target = mount["target"] or "/run/buildkit/ssh_agent.%d" % ssh_index
     if not target.startswith("/"):
         target = os.path.join(workdir or "/", target)
     target = os.path.normpath(target)
@@ -135,6 +138,17 @@ def describe(builder, mount, workdir):
     key = [target] + ["%s=%s" % kv for kv in written]
     if kind == "tmpfs":
         desc["size"] = mount.get("size")
+        return desc, key
+    if kind == "ssh":
+        # BuildKit's: the agent named by --ssh ID, a socket owned by uid:gid with mode (0600)
+        # in the step; its keys are never part of the key
+        desc["socket"] = builder.opts.ssh.get(mount["id"])
+        if desc["socket"] is None and mount.get("required"):
+            raise MountError("ssh %s: not provided" % mount["id"],
+                             "pass it with --ssh %s" % (
+                                 "default" if mount["id"] == "default"
+                                 else mount["id"] + "=SOCKET"))
+        desc["mode"] = 0o600 if desc["mode"] is None else desc["mode"]
         return desc, key
     if kind == "secret":
         data = builder.opts.secrets.get(mount["id"])

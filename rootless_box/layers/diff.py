@@ -21,7 +21,9 @@ COPY_BUFFER = 1 << 20
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_NAME = ".wh..wh..opq"
 _KEEP_XATTRS = ("user.", "security.capability")
-_SKIP_XATTRS = ("user.overlay.", owners.XATTR)
+# how this host keeps overlay state and owners (overlayfs with userxattr, fuse-overlayfs,
+# the single-id owner record): never image content
+_SKIP_XATTRS = ("user.overlay.", "user.fuseoverlayfs.", owners.XATTR)
 
 
 def is_whiteout(st):
@@ -53,10 +55,28 @@ class _Position:
         self._fileobj.flush()
 
 
-class TreeWriter:
-    """Adds filesystem entries to a tar, keeping hard links as links."""
+class Times:
+    """What a layer's mtimes become: clamped to epoch (BuildKit's rewrite-timestamp, for
+    SOURCE_DATE_EPOCH and the default of builds: an entry newer than epoch gets epoch), or
+    all set to it (buildah's --timestamp). None instead of a Times keeps them (commit)."""
 
-    def __init__(self, fileobj):
+    def __init__(self, epoch, clamp=True):
+        self.epoch = int(epoch)
+        self.clamp = clamp
+
+    def __call__(self, mtime):
+        return mtime if self.clamp and mtime < self.epoch else self.epoch
+
+    def __repr__(self):
+        return "%s:%d" % ("clamp" if self.clamp else "set", self.epoch)
+
+
+class TreeWriter:
+    """Adds filesystem entries to a tar, keeping hard links as links. times: a Times, or
+    None to keep each entry's mtime."""
+
+    def __init__(self, fileobj, times=None):
+        self._times = times
         fileobj = _Position(fileobj)
         # mode "w" on a buffered file, not "w|": the stream mode grows one bytes buffer by
         # concatenation, quadratic in small entries (1.5 s for 10,000 files)
@@ -75,6 +95,8 @@ class TreeWriter:
         info.uname = info.gname = ""
         # whole seconds: a fractional mtime costs a PAX header per entry, to write and to read
         info.mtime = int(st.st_mtime)
+        if self._times is not None:
+            info.mtime = self._times(info.mtime)
         xattrs = _xattrs(path)
         if xattrs:
             info.pax_headers = {"SCHILY.xattr." + k: v.decode("utf-8", "surrogateescape")
@@ -110,6 +132,8 @@ class TreeWriter:
         """An empty regular file: how OCI writes whiteouts."""
         info = tarfile.TarInfo(name)
         info.mode = 0o600
+        if self._times is not None:
+            info.mtime = self._times(0)
         self.tar.addfile(info)
 
 
@@ -188,12 +212,12 @@ def mount_leftovers(top, mountpoints, view=None, upper=True):
     return leftovers
 
 
-def write_upper(upper, fileobj, mountpoints=(), lowers=None):
+def write_upper(upper, fileobj, mountpoints=(), lowers=None, times=None):
     """The changes an overlay upper dir holds, as an OCI layer; what exists only to mount onto
     (mount_leftovers: mountpoints, the directories made or copied up for them; lowers are the
-    layers below, topmost first) is left out, as Docker leaves out its init layer. Returns the
-    entry count."""
-    writer = TreeWriter(fileobj)
+    layers below, topmost first) is left out, as Docker leaves out its init layer. times: see
+    TreeWriter. Returns the entry count."""
+    writer = TreeWriter(fileobj, times)
     skip = mount_leftovers(upper, mountpoints, LowerView(lowers) if lowers else None)
     count = 0
     for rel, path, st in walk(upper):
@@ -250,9 +274,9 @@ def claim_new(top, lowers, uid, gid, upper=True):
     return claimed
 
 
-def write_tree(top, fileobj):
+def write_tree(top, fileobj, times=None):
     """A whole tree (export, a flattened rootfs) as a tar; whiteouts are left out."""
-    writer = TreeWriter(fileobj)
+    writer = TreeWriter(fileobj, times)
     count = 0
     for rel, path, st in walk(top):
         if is_whiteout(st):
@@ -372,12 +396,12 @@ def _same(a, b, a_path, b_path):
     return a.st_size == b.st_size and a.st_mtime_ns == b.st_mtime_ns
 
 
-def write_changes(rootfs, lower_layers, fileobj, mountpoints=()):
+def write_changes(rootfs, lower_layers, fileobj, mountpoints=(), times=None):
     """The changes a copy-driver rootfs holds against the layers it was copied from: changed
     or new entries, and whiteouts for what disappeared. Metadata comparison (type, mode,
     owner, size, mtime), as Podman's naive diff does; `cp -a` kept the times."""
     view = LowerView(lower_layers)
-    writer = TreeWriter(fileobj)
+    writer = TreeWriter(fileobj, times)
     skip = mount_leftovers(rootfs, mountpoints, view, upper=False)
     count = 0
     present = set()

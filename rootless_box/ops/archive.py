@@ -364,8 +364,9 @@ def _add_bytes(tar, name, data):
     tar.addfile(_tarinfo(name, len(data)), io.BytesIO(data))
 
 
-def _write(images, out):
-    """The tar itself, in the order Docker 25 writes it: blobs, then the index documents."""
+def _write(images, out, docker=True):
+    """The tar itself, in the order Docker 25 writes it: blobs, then the index documents.
+    docker=False: an OCI layout alone (no manifest.json, no repositories)."""
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT, bufsize=CHUNK_SIZE,
                       copybufsize=CHUNK_SIZE) as tar:
         tar.addfile(_tarinfo("blobs/", directory=True))
@@ -389,9 +390,12 @@ def _write(images, out):
                     raise errors.StoreError("blob is corrupt: %s" % digest,
                                             "remove the image and import or pull it again")
         _add_bytes(tar, "index.json", oci_image.dumps(index_document(images)))
-        _add_bytes(tar, "manifest.json", oci_image.dumps(docker_manifest_document(images)))
+        if docker:
+            _add_bytes(tar, "manifest.json",
+                       oci_image.dumps(docker_manifest_document(images)))
         _add_bytes(tar, "oci-layout", oci_image.dumps(OCI_LAYOUT))
-        _add_bytes(tar, "repositories", oci_image.dumps(repositories_document(images)))
+        if docker:
+            _add_bytes(tar, "repositories", oci_image.dumps(repositories_document(images)))
 
 
 def save_to_stream(store, names, out):
@@ -414,34 +418,68 @@ def _write_error(where, exc):
 
 
 def save_to_file(store, names, path):
-    """`save -o FILE IMAGE...`: the file appears whole, by rename, or not at all. (A kill
-    leaves the hidden temporary beside it, as Docker's CLI does. O_TMPFILE would avoid that,
-    but naming one with linkat(2) through /proc/self/fd failed with EXDEV on the test
-    machines' ext4, so it is not relied on.)"""
-    images = _collect(store, names)
+    """`save -o FILE IMAGE...`: the file appears whole, by rename, or not at all
+    (write_whole)."""
+    _write_file(_collect(store, names), path)
+
+
+def save_image(store, image_id, refs, dest, docker=True):
+    """One image, named refs (references, not looked up: `build -o type=oci,name=X` names it
+    without a tag in the store), to dest: a path, or a binary stream. docker=False writes an
+    OCI layout alone (`build -o type=oci`), else what `save` writes (`type=docker`)."""
+    with store.lock():
+        record = store.read_index()["images"][image_id]
+        image = _SavedImage(store, image_id, record)
+    image.refs = list(refs)
+    if isinstance(dest, str):
+        _write_file([image], dest, docker)
+        return
     try:
-        target = os.path.abspath(path)
-        if os.path.isdir(target):
-            raise errors.UsageError("cannot write the archive: %s: it is a directory" % path,
-                                    "give a file name to -o")
-        tmp = os.path.join(os.path.dirname(target), ".%s.tmp-%d-%s" % (
-            os.path.basename(target), os.getpid(), os.urandom(4).hex()))
-        try:
-            with open(tmp, "xb", buffering=0) as out:
-                _write(images, out)
-                os.fsync(out.fileno())
-            os.rename(tmp, target)
-        except BaseException as exc:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            if isinstance(exc, OSError):
-                raise _write_error(path, exc) from None
-            raise
+        _write([image], dest, docker)
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise _write_error("the output", exc) from None
+    finally:
+        image.close()
+
+
+def _write_file(images, path, docker=True):
+    """The archive at path, whole by rename or not at all; closes the images."""
+    try:
+        write_whole(path, lambda out: _write(images, out, docker))
     finally:
         for image in images:
             image.close()
+
+
+def write_whole(path, write, what="the archive", flag="-o"):
+    """write(binary file) fills a hidden temporary beside path, renamed onto it: the file
+    appears whole or not at all. (A kill leaves the temporary, as Docker's CLI does.
+    O_TMPFILE would avoid that, but naming one with linkat(2) through /proc/self/fd failed
+    with EXDEV on the test machines' ext4, so it is not relied on.)"""
+    target = os.path.abspath(path)
+    if os.path.isdir(target):
+        raise errors.UsageError("cannot write %s: %s: it is a directory" % (what, path),
+                                "give a file name to %s" % flag)
+    tmp = os.path.join(os.path.dirname(target), ".%s.tmp-%d-%s" % (
+        os.path.basename(target), os.getpid(), os.urandom(4).hex()))
+    try:
+        with open(tmp, "xb", buffering=0) as out:
+            write(out)
+            os.fsync(out.fileno())
+        os.rename(tmp, target)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise errors.BoxError("cannot write %s: %s: %s" % (what, path,
+                                                                exc.strerror or exc),
+                                  "check that there is space and the destination is "
+                                  "writable") from None
+        raise
 
 
 # -- load: reading the archive --------------------------------------------------------------------

@@ -33,13 +33,14 @@ class StepFailed(errors.BoxError):
 
 
 def run_step(store, idmap, lowers, argv, env, workdir="/", user="", network="host",
-             quiet=False, mounts=()):
+             quiet=False, mounts=(), times=None, add_hosts=()):
     """Run argv on top of the layer directories lowers; returns {"diff_id", "size"} of the
-    layer holding its changes, or raises StepFailed with the command's exit status.
+    layer holding its changes (mtimes as times says: layers.diff.Times), or raises StepFailed
+    with the command's exit status. add_hosts: --add-host NAME:IP lines for /etc/hosts.
     mounts: RUN --mount descriptions from build/runmount.py; what they show never reaches the
     layer, nor do the placeholders made to mount them onto."""
     tmp = store.mkdtemp("build-run")
-    locks = []
+    locks = []  # cache locks (fds) and ssh relays (pids, as negative numbers)
     try:
         driver = choose_driver(store, idmap)
         spec = {"id": os.path.basename(tmp), "hostname": "buildkitsandbox", "argv": argv,
@@ -48,7 +49,8 @@ def run_step(store, idmap, lowers, argv, env, workdir="/", user="", network="hos
                 "rootfs": prepare_rootfs(tmp, driver, lowers, idmap),
                 "mounts": [m for n, desc in enumerate(mounts)
                            for m in _step_mount(tmp, n, desc, driver, idmap, locks)],
-                "etc_files": write_etc_files(tmp, network, "buildkitsandbox")}
+                "etc_files": write_etc_files(tmp, network, "buildkitsandbox",
+                                             _EtcOptions(add_hosts) if add_hosts else None)}
         spec.update(confinement(idmap))
         spec["mounts"] += _apt_sandbox(tmp, lowers, spec)
         ran = {}
@@ -63,12 +65,23 @@ def run_step(store, idmap, lowers, argv, env, workdir="/", user="", network="hos
         # created is that user's, as under Docker
         fake = ran.get("fake_ids")
         with store.lock():
-            return make_layer(store, idmap, driver, changes, lowers, points,
+            return make_layer(store, idmap, driver, changes, lowers, points, times,
                               new_owner=fake[:2] if fake else None)
     finally:
-        for fd in locks:
-            os.close(fd)
+        for held in locks:
+            if held < 0:
+                _stop_relay(-held)
+            else:
+                os.close(held)
         store.remove(tmp)
+
+
+class _EtcOptions:
+    """What write_etc_files reads of a run's options: a build has --add-host, no --dns."""
+
+    def __init__(self, add_hosts):
+        self.add_hosts = list(add_hosts)
+        self.dns = self.dns_search = self.dns_options = ()
 
 
 APT_SANDBOX_CONF = "/etc/apt/apt.conf.d/00rootless-box-sandbox"
@@ -138,6 +151,13 @@ def _step_mount(tmp, n, desc, driver, idmap, locks):
             _make_owned(desc["dir"], None, desc, idmap, seed)
         return [{"type": "bind", "source": desc["dir"], "destination": target,
                  "readonly": not desc["rw"]}]
+    if kind == "ssh":
+        if desc["socket"] is None:
+            return []  # not required and not given: left out, as BuildKit does
+        path = os.path.join(own, "agent.sock")
+        locks.append(-_start_relay(desc["socket"], path))
+        run_in_userns(_own_socket, idmap, path, desc["uid"], desc["gid"], desc["mode"])
+        return [{"type": "bind", "source": path, "destination": target, "readonly": False}]
     if kind == "secret":
         if desc["data"] is None:
             return []
@@ -165,6 +185,83 @@ def _make_owned(path, data, desc, idmap, seed=None):
         run_in_userns(_remove_inside, idmap, tmp)
         raise
     os.rename(tmp, path)  # a cache directory appears whole or not at all
+
+
+def _own_socket(path, uid, gid, mode):
+    os.chmod(path, mode)
+    try:
+        os.chown(path, uid, gid)
+    except OSError:
+        pass  # an owner the mapping lacks (single id): every step process is root there
+
+
+def _start_relay(agent, path):
+    """A socket at path whose connections are relayed to the ssh agent's socket (BuildKit
+    gives the step a socket of its own too: its owner and mode are the mount's, never a
+    change to the user's agent). Served by a forked process; -> its pid. The agent sees
+    this user as its peer, which it accepts."""
+    import socket
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        server.bind(path)
+        server.listen(16)
+    except OSError as exc:
+        server.close()
+        raise errors.BoxError("cannot serve the ssh agent to the step: %s" % exc.strerror)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            import signal
+            from ..userns import libc
+            libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
+            _relay(server, agent)
+        finally:
+            os._exit(0)
+    server.close()
+    return pid
+
+
+def _relay(server, agent):
+    """Each accepted connection joined to a new connection to agent, both ways."""
+    import select
+    import socket
+    peers = {}
+    while True:
+        ready, _, _ = select.select([server] + list(peers), [], [])
+        for sock in ready:
+            if sock is server:
+                conn, _addr = server.accept()
+                out = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    out.connect(agent)
+                except OSError:
+                    conn.close()  # the step's client sees the agent gone
+                    out.close()
+                    continue
+                peers[conn], peers[out] = out, conn
+                continue
+            other = peers.get(sock)
+            if other is None:
+                continue
+            try:
+                data = sock.recv(65536)
+                if data:
+                    other.sendall(data)
+                    continue
+            except OSError:
+                pass
+            for end in (sock, other):
+                peers.pop(end, None)
+                end.close()
+
+
+def _stop_relay(pid):
+    import signal
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
 
 
 def _own_inside(path, uid, gid, mode, seed):
@@ -268,6 +365,8 @@ def fetch_url(store, url, checksum=None):
     import urllib.error
     import urllib.parse
     import urllib.request
+    from ..config import add_max_bytes
+    limit = add_max_bytes()
     parsed = urllib.parse.urlparse(url)
     if parsed.scheme not in ("http", "https"):
         raise errors.UsageError("unsupported URL scheme in ADD: %s" % url)
@@ -278,17 +377,28 @@ def fetch_url(store, url, checksum=None):
         with urllib.request.urlopen(url, timeout=60) as response, \
                 open(os.path.join(tmp, name), "wb") as out:
             received = 0
+            expected = response.headers.get("Content-Length")
+            if limit and expected and expected.isdigit() and int(expected) > limit:
+                raise _TooLarge(int(expected))
             while True:
                 chunk = response.read(1 << 20)
                 if not chunk:
                     break
+                if limit and received + len(chunk) > limit:
+                    raise _TooLarge(None)
                 digest.update(chunk)
                 out.write(chunk)
                 received += len(chunk)
-            expected = response.headers.get("Content-Length")
             if expected and expected.isdigit() and int(expected) != received:
                 # a connection closed early reads as a short, quiet EOF
                 raise http.client.IncompleteRead(b"", int(expected) - received)
+    except _TooLarge as exc:
+        store.remove(tmp)
+        raise errors.BoxError("ADD cannot download %s: %s than RBX_ADD_MAX_BYTES (%d bytes)"
+                              % (url, "it is larger" if exc.size is None else
+                                 "its %d bytes are more" % exc.size, limit),
+                              "raise RBX_ADD_MAX_BYTES (0: no limit), or download it into the "
+                              "context and COPY it") from None
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
         store.remove(tmp)
         raise errors.BoxError("ADD cannot download %s: %s" % (url, getattr(exc, "reason", exc)),
@@ -302,8 +412,16 @@ def fetch_url(store, url, checksum=None):
     return tmp, name, got
 
 
+class _TooLarge(Exception):
+    def __init__(self, size):
+        super().__init__(size)
+        self.size = size
+
+
 def _copy_inside(driver, rootfs, other_lowers, other_mount, plan, resolve_other):
     from ..userns.mounts import mount_overlay
+    # the directories COPY makes are 0755 (Docker), whatever the user's umask
+    os.umask(0o022)
     if driver != "copy":
         mount_overlay(rootfs["merged"], rootfs["lower"], rootfs["upper"], rootfs["work"])
     if other_lowers:
@@ -312,8 +430,32 @@ def _copy_inside(driver, rootfs, other_lowers, other_mount, plan, resolve_other)
     for item in plan:
         if item.get("from_other"):
             item = dict(item, **resolve_other(other_mount, item))
-        count += _APPLY[item["kind"]](rootfs["merged"], item, other_mount)
+        try:
+            count += _APPLY[item["kind"]](rootfs["merged"], item, other_mount)
+        except OSError as exc:
+            raise _container_error(exc, item, rootfs["merged"], other_mount) from None
     return count
+
+
+def _container_error(exc, item, root, other_mount):
+    """An OSError of a COPY/ADD as the user can read it: the destination and the failing
+    path as the container names them (never this host's path of its mounted root); a source
+    of another stage by its path there; a context file by its own path."""
+    def shown(path):
+        if isinstance(path, bytes):
+            path = os.fsdecode(path)
+        if not path:
+            return None
+        for top in (root, other_mount):
+            if path == top or path.startswith(top.rstrip("/") + "/"):
+                return "/" + os.path.relpath(path, top) if path != top else "/"
+        return path
+    where = shown(exc.filename)
+    dest = item.get("dest", "/")
+    reason = (exc.strerror or str(exc)).lower()
+    text = "cannot copy to %s: %s" % (dest, reason) if where in (None, dest) else \
+        "cannot copy to %s: %s: %s" % (dest, where, reason)
+    return errors.BoxError(text, "check the destination path against what the image holds")
 
 
 def _apply_file(root, item, _other):
@@ -381,13 +523,15 @@ _APPLY = {"file": _apply_file, "extract": _apply_extract, "copy": _apply_copy,
           "mkdir": _apply_mkdir}
 
 
-def copy_step(store, idmap, lowers, plan, other_lowers=None, resolve_other=None):
+def copy_step(store, idmap, lowers, plan, other_lowers=None, resolve_other=None,
+              times=None):
     """Write the plan's items into the root of lowers; returns the new layer's report.
     plan: items from build/copyplan.py: {"kind": "copy"} (context sources, resolved, or
     --from patterns, resolved here against the other root), {"kind": "file"} (a heredoc),
     {"kind": "extract"} (ADD of a local archive). other_lowers: the layers of the stage or
     image of COPY --from, mounted read-only beside the root; resolve_other(root, item) ->
-    {"sources", "walk", "names"} resolves a --from item's patterns there."""
+    {"sources", "walk", "names"} resolves a --from item's patterns there. times: the
+    layer's mtimes (layers.diff.Times)."""
     tmp = store.mkdtemp("build-copy")
     try:
         driver = choose_driver(store, idmap)
@@ -398,6 +542,6 @@ def copy_step(store, idmap, lowers, plan, other_lowers=None, resolve_other=None)
                       plan, resolve_other)
         changes = rootfs["merged"] if driver == "copy" else rootfs["upper"]
         with store.lock():
-            return make_layer(store, idmap, driver, changes, lowers)
+            return make_layer(store, idmap, driver, changes, lowers, times=times)
     finally:
         store.remove(tmp)

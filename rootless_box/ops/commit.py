@@ -25,7 +25,7 @@ def _parent(store, record):
                               "export the container instead (rootless-box export)") from None
 
 
-def _layer_inside(driver, changes_dir, lowers, out_path, mountpoints, new_owner=None):
+def _layer_inside(driver, changes_dir, lowers, out_path, mountpoints, times, new_owner=None):
     from ..layers.compression import HashingWriter
     from ..layers.diff import claim_new, write_changes, write_upper
     if new_owner is not None:
@@ -33,9 +33,9 @@ def _layer_inside(driver, changes_dir, lowers, out_path, mountpoints, new_owner=
     with open(out_path, "wb", buffering=1 << 20) as raw:
         out = HashingWriter(raw)
         if driver == "copy":
-            write_changes(changes_dir, lowers, out, mountpoints)
+            write_changes(changes_dir, lowers, out, mountpoints, times)
         else:
-            write_upper(changes_dir, out, mountpoints, lowers)
+            write_upper(changes_dir, out, mountpoints, lowers, times)
     return {"diff_id": out.digest(), "size": out.size}
 
 
@@ -105,7 +105,7 @@ def commit(store, idmap, name, repository=None, changes=(), message="", author="
     with store.lock():
         report = make_layer(store, idmap, driver, changes_dir, parent.layer_dirs(),
                             _mountpoints(record),
-                            _fake_owner(idmap, record, driver, changes_dir, parent))
+                            new_owner=_fake_owner(idmap, record, driver, changes_dir, parent))
         created = oci_image.now_rfc3339()
         cfg = dict(parent_cfg, config=config, created=created, container=record["Id"])
         if author:
@@ -125,17 +125,19 @@ def commit(store, idmap, name, repository=None, changes=(), message="", author="
                                    content_size=parent.record.get("size", 0) + report["size"])
 
 
-def make_layer(store, idmap, driver, changes_dir, lowers, mountpoints=(), new_owner=None):
+def make_layer(store, idmap, driver, changes_dir, lowers, mountpoints=(), times=None,
+               new_owner=None):
     """The changes in changes_dir (an upper dir, or a copy-driver rootfs compared with lowers)
     as a new layer: its tar in blobs/ (uncompressed: the digest is the diff ID) and unpacked
-    in layers/. Call under the store lock, so no rmi collects the layer before an image uses
-    it. new_owner: (uid, gid) of a non-root user the changes were made as under the
+    in layers/. times: a layers.diff.Times for a build's reproducible mtimes, None to keep
+    them. new_owner: (uid, gid) of a non-root user the changes were made as under the
     single-id mapping: what they created is recorded as theirs first (diff.claim_new).
+    Call under the store lock, so no rmi collects the layer before an image uses it.
     Returns {"diff_id", "size"}."""
     tmp = store.mktemp_path("layer-tar")
     try:
         report = run_in_userns(_layer_inside, idmap, driver, changes_dir, lowers, tmp,
-                               list(mountpoints), new_owner)
+                               list(mountpoints), times, new_owner)
         unpack_layer(store, idmap, tmp, report["diff_id"])
         store.land_blob_file(tmp, report["diff_id"])
         tmp = None

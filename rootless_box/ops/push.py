@@ -71,25 +71,33 @@ def push(store, name, dest=None, tls_verify=None, progress=None):
     ref = destination(name, dest)
     index = store.read_index()
     image = resolve(store, name, index)
-    manifest_bytes = store.read_blob(image.record["manifest"])
-    manifest = fastjson.loads(manifest_bytes)
-    layers = [d for d in manifest.get("layers") or [] if isinstance(d, dict)]
-    config_desc = manifest.get("config") or {}
-    sources = _mount_sources(store, index, ref)
-    chunk = config.upload_chunk_size()
     registry, repo, _mirror = connect(ref, tls_verify, push=True)[0]
     try:
-        for desc in layers + [config_desc]:
-            is_layer = desc is not config_desc
-            _push_blob(store, registry, repo, desc, sources.get(desc["digest"], ()), chunk,
-                       progress if is_layer else (lambda *a, **k: None))
-        tag = ref.tag or reference.DEFAULT_TAG
-        digest = registry.put_manifest(repo, tag, manifest_bytes, _manifest_type(manifest))
+        digest, manifest_bytes = upload(store, registry, repo, image, ref.tag or
+                                        reference.DEFAULT_TAG,
+                                        _mount_sources(store, index, ref), progress)
     finally:
         registry.close()
     with store.lock():
         add_digest(store, image.id, "%s@%s" % (ref.repository, digest))
     return {"ref": ref, "digest": digest, "size": len(manifest_bytes)}
+
+
+def upload(store, registry, repo, image, tag_or_digest, sources=None, progress=None):
+    """image's blobs, then its manifest (byte for byte) under tag_or_digest, to repo on an
+    open registry. -> (manifest digest, manifest bytes)."""
+    progress = progress or (lambda *a, **k: None)
+    manifest_bytes = store.read_blob(image.record["manifest"])
+    manifest = fastjson.loads(manifest_bytes)
+    layers = [d for d in manifest.get("layers") or [] if isinstance(d, dict)]
+    config_desc = manifest.get("config") or {}
+    chunk = config.upload_chunk_size()
+    for desc in layers + [config_desc]:
+        is_layer = desc is not config_desc
+        _push_blob(store, registry, repo, desc, (sources or {}).get(desc["digest"], ()), chunk,
+                   progress if is_layer else (lambda *a, **k: None))
+    return registry.put_manifest(repo, tag_or_digest, manifest_bytes,
+                                 _manifest_type(manifest)), manifest_bytes
 
 
 def _push_blob(store, registry, repo, desc, sources, chunk, progress):

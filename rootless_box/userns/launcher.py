@@ -688,6 +688,8 @@ def _init(spec, sync, sock, adopt_r=None, go_r=None, bypass=False):
                 os._exit(_SIG_EXIT)  # the caller died: nobody would watch this container
             libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
         os.setsid()
+        # runc's default: what the command creates must not depend on the caller's umask
+        os.umask(0o022)
         try:
             Executor(spec).run(build_plan(spec))
         except MountError as exc:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import needs_userns, run_in_pty
+from conftest import Cli, assert_one_error, busybox_path, needs_userns, run_in_pty
 
 pytestmark = needs_userns
 
@@ -419,7 +419,8 @@ def test_workdir_is_created_in_the_image(cli, image, context):
     assert config_of(cli, img)["WorkingDir"] == "/w/x/rel"
 
 
-def test_add_of_a_truncated_download_is_one_error_line(cli, image, context):
+def _add_from_server(cli, image, context, response, name, env=None):
+    """A build whose ADD downloads from a one-shot loopback server sending response."""
     import socket
     import threading
     server = socket.socket()
@@ -429,16 +430,25 @@ def test_add_of_a_truncated_download_is_one_error_line(cli, image, context):
     def answer():
         conn, _ = server.accept()
         conn.recv(65536)
-        conn.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: 1000\r\n\r\nonly a part")
+        try:
+            conn.sendall(response)
+        except OSError:
+            pass  # the client stopped reading
         conn.close()
 
     threading.Thread(target=answer, daemon=True).start()
-    url = "http://127.0.0.1:%d/cut.txt" % server.getsockname()[1]
+    url = "http://127.0.0.1:%d/%s" % (server.getsockname()[1], name)
     try:
-        proc = cli("build", context("FROM %s\nADD %s /cut.txt\n" % (image, url)),
-                   env={"NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"})
+        return url, cli("build", context("FROM %s\nADD %s /%s\n" % (image, url, name)),
+                        env=dict({"NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1"},
+                                 **(env or {})))
     finally:
         server.close()
+
+
+def test_add_of_a_truncated_download_is_one_error_line(cli, image, context):
+    _url, proc = _add_from_server(cli, image, context, b"HTTP/1.0 200 OK\r\nContent-Length: "
+                                  b"1000\r\n\r\nonly a part", "cut.txt")
     assert proc.returncode == 1 and "cannot download" in proc.err
     assert "internal error" not in proc.err and "Traceback" not in proc.err
     assert os.listdir(os.path.join(cli.root, "tmp")) == []
@@ -547,7 +557,9 @@ def test_builder_prune_empties_unused_cache_mounts_and_a_drops_the_step_cache(cl
     again = cli.ok("build", "-q", "--no-cache", context(df)).out.strip()
     assert cli.ok("run", "--rm", again, "cat", "/count").out.strip() == "1"  # an empty cache
     # without -a the step cache stays (a tagged image's steps are not run again); -a drops it
-    stamp = "FROM %s\nRUN date +%%s%%N > /stamp\n" % image
+    # (a command whose output differs each time it runs: builds are reproducible, so only
+    # a step that ran again can give another image)
+    stamp = "FROM %s\nRUN cat /proc/sys/kernel/random/uuid > /stamp\n" % image
     ctx = context(stamp)
     first = cli.ok("build", "-q", "-t", "stamped:1", ctx).out.strip()
     cli.ok("builder", "prune", "-f")
@@ -597,7 +609,7 @@ def test_run_mount_secret(cli, image, context, tmp_path):
 
 
 @pytest.mark.parametrize("mount,message", [
-    ("type=ssh", "type=ssh is not supported"),
+    ("type=ssh,required=true", "ssh default: not provided"),
     ("type=bind,target=/x,bogus=1", "unexpected key 'bogus'"),
     ("type=volume,target=/x", "unsupported mount type 'volume'"),
     ("type=cache", "needs a target"),
@@ -651,3 +663,186 @@ def test_copy_from_a_stage_with_exclude_parents_and_an_unmatched_glob(cli, image
     assert out == ["/one:", "keep", "/three:", "keep", "/two/a:", "keep", "/two/b:", "keep"]
     proc = cli("build", context("FROM %s\nCOPY --from=%s /nothing* /d/\n" % (image, image)))
     assert proc.returncode == 1 and "not found" in proc.err
+
+
+@pytest.mark.parametrize("with_length", [True, False])
+def test_add_download_size_limit(cli, image, context, with_length):
+    """RBX_ADD_MAX_BYTES: announced too large, or growing past it, is one error line."""
+    head = b"HTTP/1.0 200 OK\r\n" + (b"Content-Length: 5000\r\n" if with_length else b"")
+    url, proc = _add_from_server(cli, image, context, head + b"\r\n" + b"x" * 5000, "big.bin",
+                                 {"RBX_ADD_MAX_BYTES": "1000"})
+    assert_one_error(proc, 1)
+    assert "RBX_ADD_MAX_BYTES (1000 bytes)" in proc.err and url in proc.err
+    assert os.listdir(os.path.join(cli.root, "tmp")) == []
+
+
+@pytest.mark.parametrize("dockerfile, message", [
+    ("RUN echo > /file\nCOPY f /file/x", "cannot copy to /file/x: not a directory"),
+    ("RUN ln -s /nowhere/x /lnk\nCOPY f /lnk/y", "cannot copy to /lnk/y: /nowhere/x: "
+                                                "no such file or directory")])
+def test_copy_errors_name_the_path_in_the_container(cli, image, context, dockerfile,
+                                                    message):
+    proc = cli("build", context("FROM %s\n%s\n" % (image, dockerfile), {"f": "x"}))
+    assert_one_error(proc, 1)
+    assert message in proc.err and cli.root not in proc.err
+
+
+def test_add_host_reaches_run_steps(cli, image, context):
+    ctx = context("FROM %s\nRUN grep myhost /etc/hosts > /h\n" % image)
+    img = cli.ok("build", "-q", "--add-host", "myhost:10.1.2.3", ctx).out.strip()
+    assert cli.ok("run", "--rm", img, "cat", "/h").out == "10.1.2.3\tmyhost\n"
+    # the step ran with another /etc/hosts: not the cached one
+    other = cli.ok("build", "-q", "--add-host", "myhost=10.9.9.9", ctx).out.strip()
+    assert cli.ok("run", "--rm", other, "cat", "/h").out == "10.9.9.9\tmyhost\n"
+    assert_one_error(cli("build", "--add-host", "nocolon", ctx), 1)
+
+
+def test_no_cache_filter_runs_the_named_stages_again(cli, image, context):
+    ctx = context("FROM %s AS first\nRUN echo one > /one\nFROM first AS second\n"
+                  "RUN echo two > /two\nRUN echo three > /three\n" % image)
+    cli.ok("build", "-q", ctx)
+    out = cli.ok("build", "--no-cache-filter", "second", ctx).out
+    assert out.count("CACHED") == 1 and "RUN echo one" in out.split("CACHED")[0]
+    assert cli.ok("build", "--no-cache-filter", "first,second", ctx).out.count("CACHED") == 0
+
+
+def test_build_contexts_directory_image_and_oci_layout(cli, image, context, tmp_path):
+    extra = tmp_path / "extra"
+    (extra / "sub").mkdir(parents=True)
+    (extra / "sub" / "data.txt").write_text("from extra\n")
+    # FROM a directory context, COPY --from one, FROM an image named by one
+    df = ("FROM extra AS files\nFROM base2\nCOPY --from=extra sub/data.txt /d.txt\n"
+          "COPY --from=files /sub /files/\n")
+    ctx = context(df)
+    img = cli.ok("build", "-q", "--build-context", "extra=%s" % extra,
+                 "--build-context", "base2=docker-image://%s" % image, ctx).out.strip()
+    assert cli.ok("run", "--rm", img, "cat", "/d.txt", "/files/data.txt").out == \
+        "from extra\nfrom extra\n"
+    # the directory is keyed by content: a change runs the steps again
+    (extra / "sub" / "data.txt").write_text("changed\n")
+    again = cli.ok("build", "-q", "--build-context", "extra=%s" % extra,
+                   "--build-context", "base2=docker-image://%s" % image, ctx).out.strip()
+    assert cli.ok("run", "--rm", again, "cat", "/d.txt").out == "changed\n"
+    # an OCI layout: by tag and by digest, loaded untagged
+    archive, meta = tmp_path / "layout.tar", tmp_path / "meta.json"
+    cli.ok("build", "-q", "-t", "laid:out", "-o", "type=oci,dest=%s" % archive,
+           "--metadata-file", meta, context("FROM %s\nRUN echo laid > /laid\n" % image))
+    layout = tmp_path / "layout"
+    layout.mkdir()
+    with tarfile.open(archive) as tar:
+        tar.extractall(layout)
+    cli.ok("rmi", "laid:out")
+    digest = json.loads(meta.read_text())["containerimage.digest"]
+    for suffix in (":out", "@" + digest):
+        img = cli.ok("build", "-q", "--build-context", "lay=oci-layout://%s%s" % (
+            layout, suffix), context("FROM lay\nRUN cat /laid > /again\n")).out.strip()
+        assert cli.ok("run", "--rm", img, "cat", "/again").out == "laid\n"
+    assert "laid" not in cli.ok("images").out
+    for bad in ("x", "x=https://example.com/ctx.git", "x=%s" % (tmp_path / "missing")):
+        assert_one_error(cli("build", "--build-context", bad,
+                             context("FROM x\n")), 1)
+
+
+def _fresh_store_with(cli, image, tmp_path):
+    """Another user's empty store holding the same base image (saved and loaded)."""
+    saved = tmp_path / "base.tar"
+    cli.ok("save", "-o", saved, image)
+    fresh = Cli(str(tmp_path / "fresh"))
+    fresh.ok("load", "-i", saved)
+    return fresh
+
+
+def test_cache_exported_and_used_in_a_fresh_store(cli, image, context, tmp_path):
+    """--cache-to type=local in one store, --cache-from in a fresh one (as in CI): every step
+    is CACHED, nothing runs again, and the image is the same."""
+    ctx = context("FROM %s\nENV A=1\nWORKDIR /w\nCOPY f /w/f\n"
+                  "RUN echo printed-by-$((6*7)) && echo made > /r\n"
+                  "LABEL done=yes\n" % image, {"f": "data\n"})
+    cache = tmp_path / "cache"
+    first = cli.ok("build", "-q", "--cache-to", "type=local,dest=%s" % cache, ctx).out.strip()
+    assert (cache / "oci-layout").is_file() and (cache / "index.json").is_file()
+    fresh = _fresh_store_with(cli, image, tmp_path)
+    out = fresh.ok("build", "--progress", "plain", "--cache-from",
+                   "type=local,src=%s" % cache, ctx).out
+    assert out.count("CACHED") == 5 and "printed-by-42" not in out, out
+    assert out.strip().splitlines()[-1] == first
+    assert fresh.ok("run", "--rm", first, "cat", "/r", "/w/f").out == "made\ndata\n"
+    # a changed COPY misses and it and the steps after it run; those before come from the
+    # cache
+    with open(os.path.join(ctx, "f"), "w") as f:
+        f.write("changed\n")
+    out = fresh.ok("build", "--progress", "plain", "--cache-from",
+                   "type=local,src=%s" % cache, ctx).out
+    assert out.count("CACHED") == 2 and "printed-by-42" in out
+    for bad in ("type=gha", "dest=x", "type=local", "type=registry"):
+        assert_one_error(cli("build", "--cache-to", bad, ctx), 1)
+    assert_one_error(cli("build", "--cache-from", "type=local,src=%s" % (tmp_path / "no"),
+                         ctx), 1)
+
+
+def test_run_mount_ssh_reaches_a_real_agent(cli, context, tmp_path):
+    """--ssh default|ID=SOCKET with RUN --mount=type=ssh: the step's ssh-add lists the key
+    the user's ssh-agent holds, through a socket of the mount's owner and mode; the key
+    never reaches the image."""
+    import shutil
+    import subprocess
+    tools = [shutil.which(t) for t in ("ssh-agent", "ssh-add", "ssh-keygen")]
+    if None in tools or busybox_path() is None:
+        pytest.skip("needs openssh-client (ssh-agent, ssh-add, ssh-keygen) and busybox")
+    from rootless_box.ops.fromhost import write_rootfs_tar
+    rootfs = tmp_path / "ssh-rootfs.tar"
+    with open(rootfs, "wb") as f:
+        write_rootfs_tar([busybox_path(), tools[1]], f)
+    cli.ok("import", rootfs, "sshbase:latest")
+    key = tmp_path / "id_ed25519"
+    subprocess.run([tools[2], "-q", "-t", "ed25519", "-N", "", "-C", "agent-key-comment",
+                    "-f", str(key)], check=True)
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.Popen([tools[0], "-D", "-a", str(sock)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        env = dict(os.environ, SSH_AUTH_SOCK=str(sock))
+        for _ in range(200):  # the agent's socket appears once it listens
+            if subprocess.run([tools[1], "-l"], env=env, capture_output=True).returncode \
+                    in (0, 1):
+                break
+            time.sleep(0.05)
+        subprocess.run([tools[1], str(key)], env=env, check=True, capture_output=True)
+        ctx = context("FROM sshbase:latest\n"
+                      "RUN --mount=type=ssh ssh-add -l > /listed; "
+                      "stat -c '%a %u' $SSH_AUTH_SOCK >> /listed\n"
+                      "RUN --mount=type=ssh,id=other,target=/agent,mode=0666,uid=1000 "
+                      "SSH_AUTH_SOCK=/agent ssh-add -l > /other; stat -c '%a %u' /agent "
+                      ">> /other\n")
+        img = cli.ok("build", "-q", "--ssh", "default", "--ssh", "other=%s" % sock, ctx,
+                     env={"SSH_AUTH_SOCK": str(sock)}).out.strip()
+        listed = cli.ok("run", "--rm", img, "cat", "/listed", "/other").out.splitlines()
+        assert "agent-key-comment" in listed[0] and listed[1] == "600 0"
+        assert "agent-key-comment" in listed[2]
+        assert listed[3] in ("666 1000", "666 0")  # 0 under a single-id mapping
+        exported = cli.ok("run", "--rm", img, "sh", "-c",
+                          "ls /run/buildkit 2>&1; ls -a /agent 2>&1; true").out
+        assert "ssh_agent" not in exported and "No such file" in exported
+    finally:
+        agent.kill()
+        agent.wait()
+    for bad in (("--ssh", "x=%s" % key), ("--ssh", "default")):
+        assert_one_error(cli("build", *bad, ctx, env={"SSH_AUTH_SOCK": ""}), 1)
+
+
+def test_cache_in_a_registry_used_by_a_fresh_store(cli, image, context, tmp_path,
+                                                   plain_registry):
+    ctx = context("FROM %s\nCOPY f /f\nRUN echo printed-by-$((6*7)) && echo made > /r\n"
+                  % image, {"f": "data\n"})
+    ref = plain_registry.ref("cache/steps", "buildcache")
+    # no cache there yet: a miss, not a failure
+    first = cli.ok("build", "-q", "--cache-from", ref, "--cache-to",
+                   "type=registry,ref=%s" % ref, ctx).out.strip()
+    status, _ctype, doc, _digest = plain_registry.manifest("cache/steps", "buildcache")
+    assert status == 200 and len(doc["manifests"]) == 2
+    fresh = _fresh_store_with(cli, image, tmp_path)
+    out = fresh.ok("build", "--progress", "plain", "--cache-from",
+                   "type=registry,ref=%s" % ref, ctx).out
+    assert out.count("CACHED") == 2 and "printed-by-42" not in out
+    assert out.strip().splitlines()[-1] == first
+    assert fresh.ok("run", "--rm", first, "cat", "/r").out == "made\n"

@@ -16,10 +16,12 @@ def test_defaults_and_aliases():
                                            "target": "/run/secrets/tok"}
     assert parse("type=secret,target=/etc/tok")["id"] == "tok"
     assert parse('"target=/a,b"')["target"] == "/a,b"  # CSV quoting
+    # the target's default, /run/buildkit/ssh_agent.N, needs the mount's place in the step
+    assert parse("type=ssh") == {"type": "ssh", "id": "default", "target": ""}
 
 
 @pytest.mark.parametrize("value,message", [
-    ("type=ssh", "type=ssh is not supported"),
+    ("type=ssh,source=x", "unexpected key 'source'"),
     ("type=nfs,target=/x", "unsupported mount type"),
     ("target=/x,size=1", "unexpected key 'size'"),
     ("type=cache", "needs a target"),

@@ -666,6 +666,13 @@ class Builder:
         if "PATH" not in run_env:
             from ..config import DEFAULT_PATH
             run_env["PATH"] = DEFAULT_PATH
+        # The layer's mtimes are clamped to the epoch, so every RUN is told it, as the
+        # reproducible-builds convention says: tools that know it make outputs that do not
+        # depend on mtimes. Python's py_compile and compileall (dpkg's py3compile, pip) then
+        # write hash-checked .pyc files; timestamp-checked ones would name the source's
+        # mtime before the clamp, turn stale in the layer, and be compiled again (and
+        # written) by every later step and container that imports them.
+        run_env.setdefault("SOURCE_DATE_EPOCH", str(self.times.epoch))
         report = buildsteps.run_step(
             self.store, self.idmap, self._layer_dirs(state), argv,
             ["%s=%s" % kv for kv in run_env.items()], state.runtime.get("WorkingDir") or "/",

@@ -105,7 +105,7 @@ def test_two_stores_and_mappings_give_the_same_image(stores, tmp_path):
     out = sub.ok("run", "--rm", second, "sh", "-c",
                     "cat /out/h /out/sde; stat -c '%u:%g %a %n' /out/a /owned/b.txt /out/d "
                     "/work /app/sub; ls /app").out
-    assert out.split("\n") == ["buildkitsandbox", "", "1000:1000 644 /out/a",
+    assert out.split("\n") == ["buildkitsandbox", "315532800", "1000:1000 644 /out/a",
                                "10:20 640 /owned/b.txt", "0:0 755 /out/d", "0:0 755 /work",
                                "0:0 755 /app/sub", "Dockerfile", "a.txt", "arch.tar",
                                "b.txt", "sub", ""]
@@ -164,8 +164,19 @@ def test_timestamp_sets_every_mtime(stores, tmp_path):
     assert config["created"] == "2020-09-13T12:26:40Z"
     for diff_id in config["rootfs"]["diff_ids"][1:]:
         assert {m.mtime for m in layer_members(sub, diff_id).values()} == {1600000000}
-    # --timestamp is no SOURCE_DATE_EPOCH
-    assert sub.ok("run", "--rm", image, "cat", "/out/sde").out == "\n"
+    # every RUN is told the time its layer's files get (so that Python writes .pyc files
+    # that do not depend on mtimes): --timestamp's too
+    assert sub.ok("run", "--rm", image, "cat", "/out/sde").out == "1600000000\n"
+
+
+def test_run_steps_see_the_epoch_their_files_get(stores, tmp_path):
+    """Without SOURCE_DATE_EPOCH the layers' mtimes are clamped to the default epoch, and
+    RUN steps see it as SOURCE_DATE_EPOCH (the image's own environment does not)."""
+    sub, _single = stores
+    ctx = make_context(str(tmp_path / "ctx"), sorted(FILES), 60)
+    image = build(sub, ctx)
+    assert sub.ok("run", "--rm", image, "cat", "/out/sde").out == "315532800\n"
+    assert "SOURCE_DATE_EPOCH" not in sub.ok("run", "--rm", image, "env").out
 
 
 @pytest.mark.parametrize("args", [("--timestamp", "soon"), ("--source-date-epoch", "-5"),

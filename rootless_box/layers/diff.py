@@ -1,7 +1,7 @@
 """Layer tars from directories: an overlay upper dir (its changes), a copy-driver rootfs against
 the layers it was copied from (changes found by comparing), or a whole tree (export).
 
-Owns: turning a tree into a PAX tar with the owners, modes, times, links, file capabilities
+Owns: turning a tree into a PAX tar (written by tarwrite.py) with the owners, modes, times, links, file capabilities
 and user xattrs it holds, and overlay whiteouts (0/0 character devices, the opaque xattr) back
 into OCI whiteouts (`.wh.NAME`, `.wh..wh..opq`: image-spec layer.md). Runs inside the user
 namespace, where stat shows the container's ids and every file is readable. Under a single-id
@@ -10,17 +10,19 @@ stays out of the tar: it is how this host stores an owner, not image content.
 Must not: decide where tars go or unpack them (layers/unpack.py does).
 """
 
+import errno
 import os
 import stat
-import tarfile
 
 from . import owners
+from .tarwrite import (BLKTYPE, CHRTYPE, DIRTYPE, FIFOTYPE, LNKTYPE, REGTYPE, SYMTYPE,
+                       TarWriter)
 from .unpack import OPAQUE_XATTR
 
-COPY_BUFFER = 1 << 20
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_NAME = ".wh..wh..opq"
 _KEEP_XATTRS = ("user.", "security.capability")
+_OVERLAY_XATTRS = ("user.overlay.", "trusted.overlay.")
 _SKIP_XATTRS = ("user.overlay.", owners.XATTR)
 
 
@@ -35,89 +37,82 @@ def is_opaque(path):
         return False
 
 
-class _Position:
-    """tarfile's mode "w" asks its file where it is; a pipe cannot say, so count."""
-
-    def __init__(self, fileobj):
-        self._fileobj = fileobj
-        self._pos = 0
-
-    def write(self, data):
-        self._pos += len(data)
-        return self._fileobj.write(data)
-
-    def tell(self):
-        return self._pos
-
-    def flush(self):
-        self._fileobj.flush()
-
-
 class TreeWriter:
-    """Adds filesystem entries to a tar, keeping hard links as links."""
+    """Adds filesystem entries to a tar (tarwrite.py's pax writer), keeping hard links as
+    links."""
 
     def __init__(self, fileobj):
-        fileobj = _Position(fileobj)
-        # mode "w" on a buffered file, not "w|": the stream mode grows one bytes buffer by
-        # concatenation, quadratic in small entries (1.5 s for 10,000 files)
-        self.tar = tarfile.open(fileobj=fileobj, mode="w", format=tarfile.PAX_FORMAT,
-                                copybufsize=COPY_BUFFER)
+        self.tar = TarWriter(fileobj)
         self._links = {}
+        self._own = (os.geteuid(), os.getegid())
+        # what write_upper(prune=True) removes once the tar is written
+        self.overlay_xattrs, self.sockets = [], []
+
+    @property
+    def size(self):
+        """Bytes of tar written so far (all of it once closed)."""
+        return self.tar.size
 
     def close(self):
         self.tar.close()
 
     def add(self, path, name, st=None):
         st = st or os.lstat(path)
-        info = tarfile.TarInfo(name)
-        info.mode = stat.S_IMODE(st.st_mode)
-        info.uid, info.gid = owners.read(path, st)
-        info.uname = info.gname = ""
+        mode = st.st_mode
+        names = _xattr_names(path)
+        for xname in names:
+            if xname.startswith(_OVERLAY_XATTRS) and xname != OPAQUE_XATTR:
+                self.overlay_xattrs.append((path, xname))
+        if owners.XATTR in names:
+            uid, gid = owners.read(path, st)
+        else:  # owners.read without a record: one getxattr a file saved
+            uid, gid = st.st_uid, st.st_gid
+            if uid == self._own[0]:
+                uid, gid = 0, (0 if gid == self._own[1] else gid)
         # whole seconds: a fractional mtime costs a PAX header per entry, to write and to read
-        info.mtime = int(st.st_mtime)
-        xattrs = _xattrs(path)
-        if xattrs:
-            info.pax_headers = {"SCHILY.xattr." + k: v.decode("utf-8", "surrogateescape")
-                                for k, v in xattrs.items()}
-        if stat.S_ISREG(st.st_mode):
+        common = {"mode": stat.S_IMODE(mode), "uid": uid, "gid": gid,
+                  "mtime": int(st.st_mtime), "xattrs": _xattrs(path, names)}
+        if stat.S_ISREG(mode):
             key = (st.st_dev, st.st_ino)
             if st.st_nlink > 1 and key in self._links:
-                info.type = tarfile.LNKTYPE
-                info.linkname = self._links[key]
-                self.tar.addfile(info)
+                self.tar.entry(name, LNKTYPE, linkname=self._links[key], **common)
                 return
             if st.st_nlink > 1:
                 self._links[key] = name
-            info.size = st.st_size
-            with open(path, "rb") as f:
-                self.tar.addfile(info, f)
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                self.tar.entry(name, REGTYPE, size=st.st_size, **common)
+                self.tar.file(fd, st.st_size)
+            finally:
+                os.close(fd)
             return
-        if stat.S_ISDIR(st.st_mode):
-            info.type = tarfile.DIRTYPE
-        elif stat.S_ISLNK(st.st_mode):
-            info.type = tarfile.SYMTYPE
-            info.linkname = os.readlink(path)
-        elif stat.S_ISFIFO(st.st_mode):
-            info.type = tarfile.FIFOTYPE
-        elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
-            info.type = tarfile.CHRTYPE if stat.S_ISCHR(st.st_mode) else tarfile.BLKTYPE
-            info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
-        else:
-            return  # sockets do not go into layers
-        self.tar.addfile(info)
+        if stat.S_ISDIR(mode):
+            self.tar.entry(name if name.endswith("/") else name + "/", DIRTYPE, **common)
+        elif stat.S_ISLNK(mode):
+            self.tar.entry(name, SYMTYPE, linkname=os.readlink(path), **common)
+        elif stat.S_ISFIFO(mode):
+            self.tar.entry(name, FIFOTYPE, **common)
+        elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+            self.tar.entry(name, CHRTYPE if stat.S_ISCHR(mode) else BLKTYPE,
+                           major=os.major(st.st_rdev), minor=os.minor(st.st_rdev), **common)
+        elif stat.S_ISSOCK(mode):
+            self.sockets.append(path)  # sockets do not go into layers
 
     def add_marker(self, name):
         """An empty regular file: how OCI writes whiteouts."""
-        info = tarfile.TarInfo(name)
-        info.mode = 0o600
-        self.tar.addfile(info)
+        self.tar.entry(name, REGTYPE, mode=0o600)
 
 
-def _xattrs(path):
+def _xattr_names(path):
     try:
-        names = os.listxattr(path, follow_symlinks=False)
+        return os.listxattr(path, follow_symlinks=False)
     except OSError:
-        return {}
+        return ()
+
+
+def _xattrs(path, names=None):
+    if names is None:
+        names = _xattr_names(path)
     result = {}
     for name in names:
         if name.startswith(_KEEP_XATTRS) and not name.startswith(_SKIP_XATTRS):
@@ -188,11 +183,13 @@ def mount_leftovers(top, mountpoints, view=None, upper=True):
     return leftovers
 
 
-def write_upper(upper, fileobj, mountpoints=(), lowers=None):
+def write_upper(upper, fileobj, mountpoints=(), lowers=None, prune=False):
     """The changes an overlay upper dir holds, as an OCI layer; what exists only to mount onto
     (mount_leftovers: mountpoints, the directories made or copied up for them; lowers are the
     layers below, topmost first) is left out, as Docker leaves out its init layer. Returns the
-    entry count."""
+    entry count. prune: also make upper hold what the tar holds and no more, as unpacking the
+    tar would make it (it is to become the layer's directory): the left-out entries and
+    sockets removed, overlayfs' own xattrs but the opaque mark removed."""
     writer = TreeWriter(fileobj)
     skip = mount_leftovers(upper, mountpoints, LowerView(lowers) if lowers else None)
     count = 0
@@ -207,6 +204,34 @@ def write_upper(upper, fileobj, mountpoints=(), lowers=None):
                 writer.add_marker(rel + "/" + OPAQUE_NAME)
         count += 1
     writer.close()
+    if prune:
+        # the tar has no entry for the top itself: an unpacked layer's top has no xattrs
+        for name in _xattr_names(upper):
+            if name.startswith(_OVERLAY_XATTRS):
+                writer.overlay_xattrs.append((upper, name))
+        for path, name in writer.overlay_xattrs:
+            try:
+                os.removexattr(path, name, follow_symlinks=False)
+            except OSError as exc:  # a hard link's other name had it removed already
+                if exc.errno != errno.ENODATA:
+                    raise
+        # the directories keep the mtimes the tar gave them
+        times = {}
+        gone = [os.path.join(upper, rel) for rel in skip] + writer.sockets
+        for path in gone:
+            parent = os.path.dirname(path)
+            if parent not in times:
+                st = os.lstat(parent)
+                times[parent] = (st.st_atime_ns, st.st_mtime_ns)
+        # deepest first: a left-out directory holds nothing but left-out entries
+        for path in sorted(gone, key=lambda p: p.count("/"), reverse=True):
+            if os.path.isdir(path) and not os.path.islink(path):
+                os.rmdir(path)
+            else:
+                os.unlink(path)
+        for parent, ns in times.items():
+            if os.path.isdir(parent):
+                os.utime(parent, ns=ns, follow_symlinks=False)
     return count
 
 

@@ -59,7 +59,7 @@ def run_step(store, idmap, lowers, argv, env, workdir="/", user="", network="hos
         points = list(BASE_MOUNTPOINTS) + [m["destination"].lstrip("/")
                                            for m in spec["mounts"]]
         with store.lock():
-            return make_layer(store, idmap, driver, changes, lowers, points)
+            return make_layer(store, idmap, driver, changes, lowers, points, disposable=True)
     finally:
         for fd in locks:
             os.close(fd)
@@ -391,6 +391,6 @@ def copy_step(store, idmap, lowers, plan, other_lowers=None, resolve_other=None)
                       plan, resolve_other)
         changes = rootfs["merged"] if driver == "copy" else rootfs["upper"]
         with store.lock():
-            return make_layer(store, idmap, driver, changes, lowers)
+            return make_layer(store, idmap, driver, changes, lowers, disposable=True)
     finally:
         store.remove(tmp)

@@ -25,15 +25,16 @@ def _parent(store, record):
                               "export the container instead (rootless-box export)") from None
 
 
-def _layer_inside(driver, changes_dir, lowers, out_path, mountpoints):
+def _layer_inside(driver, changes_dir, lowers, out_path, mountpoints, disposable=False):
     from ..layers.compression import HashingWriter
     from ..layers.diff import write_changes, write_upper
-    with open(out_path, "wb", buffering=1 << 20) as raw:
+    with open(out_path, "wb", buffering=0) as raw:
         out = HashingWriter(raw)
         if driver == "copy":
             write_changes(changes_dir, lowers, out, mountpoints)
         else:
-            write_upper(changes_dir, out, mountpoints, lowers)
+            # a disposable upper dir is made into the layer's own directory on the way
+            write_upper(changes_dir, out, mountpoints, lowers, prune=disposable)
     return {"diff_id": out.digest(), "size": out.size}
 
 
@@ -82,7 +83,7 @@ def commit(store, idmap, name, repository=None, changes=(), message="", author="
     changes_dir = os.path.join(cdir, "rootfs" if driver == "copy" else "upper")
     with store.lock():
         report = make_layer(store, idmap, driver, changes_dir, parent.layer_dirs(),
-                            _mountpoints(record))
+                            _mountpoints(record), unpack=False)
         created = oci_image.now_rfc3339()
         cfg = dict(parent_cfg, config=config, created=created, container=record["Id"])
         if author:
@@ -102,16 +103,32 @@ def commit(store, idmap, name, repository=None, changes=(), message="", author="
                                    content_size=parent.record.get("size", 0) + report["size"])
 
 
-def make_layer(store, idmap, driver, changes_dir, lowers, mountpoints=()):
+def make_layer(store, idmap, driver, changes_dir, lowers, mountpoints=(), disposable=False,
+               unpack=True):
     """The changes in changes_dir (an upper dir, or a copy-driver rootfs compared with lowers)
-    as a new layer: its tar in blobs/ (uncompressed: the digest is the diff ID) and unpacked
-    in layers/. Call under the store lock, so no rmi collects the layer before an image uses
-    it. Returns {"diff_id", "size"}."""
+    as a new layer: its tar in blobs/ (uncompressed: the digest is the diff ID) and its
+    directory in layers/. Call under the store lock, so no rmi collects the layer before an
+    image uses it. Returns {"diff_id", "size"}.
+
+    disposable: changes_dir is an overlay upper dir nobody will use again (a build step's):
+    it becomes the layer's directory by rename, pruned to what the tar holds, instead of
+    unpacking the tar again (10,000 new files cost 0.2-2 s on this disk). unpack=False (a
+    container's commit: its upper dir stays in use, and a layer may share no writable file
+    with a container) leaves the directory to be unpacked from the blob when an image first
+    needs it (images.ensure_unpacked, which run, create and build call)."""
+    disposable = disposable and driver != "copy"
     tmp = store.mktemp_path("layer-tar")
     try:
         report = run_in_userns(_layer_inside, idmap, driver, changes_dir, lowers, tmp,
-                               list(mountpoints))
-        unpack_layer(store, idmap, tmp, report["diff_id"])
+                               list(mountpoints), disposable)
+        dest = store.layer_path(report["diff_id"])
+        if disposable and not os.path.isdir(dest):
+            try:
+                os.rename(changes_dir, dest)
+            except OSError:  # not on the store's file system: unpack as before
+                unpack_layer(store, idmap, tmp, report["diff_id"])
+        elif unpack:
+            unpack_layer(store, idmap, tmp, report["diff_id"])
         store.land_blob_file(tmp, report["diff_id"])
         tmp = None
         return report

@@ -1,12 +1,14 @@
 """Layer tars from directories: an overlay upper dir (its changes), a copy-driver rootfs against
 the layers it was copied from (changes found by comparing), or a whole tree (export).
 
-Owns: turning a tree into a PAX tar (written by tarwrite.py) with the owners, modes, times, links, file capabilities
-and user xattrs it holds, and overlay whiteouts (0/0 character devices, the opaque xattr) back
-into OCI whiteouts (`.wh.NAME`, `.wh..wh..opq`: image-spec layer.md). Runs inside the user
-namespace, where stat shows the container's ids and every file is readable. Under a single-id
-mapping the owners come from the `user.rootlesscontainers` record (owners.py), which itself
-stays out of the tar: it is how this host stores an owner, not image content.
+Owns: turning a tree into a PAX tar (tarwrite.py writes it) with the owners, modes, times,
+links, file capabilities and user xattrs it holds, and overlay whiteouts (0/0 character
+devices, the opaque xattr) back into OCI whiteouts (`.wh.NAME`, `.wh..wh..opq`: image-spec
+layer.md). Runs inside the user namespace, where stat shows the container's ids and every
+file is readable. Under a single-id mapping the owners come from the `user.rootlesscontainers`
+record (owners.py), which itself stays out of the tar: it is how this host stores an owner,
+not image content. With prune, an upper dir that is to become a layer's directory is made to
+hold what its tar holds.
 Must not: decide where tars go or unpack them (layers/unpack.py does).
 """
 

@@ -125,9 +125,9 @@ def make_layer(store, idmap, driver, changes_dir, lowers, mountpoints=(), dispos
         if disposable and not os.path.isdir(dest):
             try:
                 os.rename(changes_dir, dest)
-            except OSError:  # not on the store's file system: unpack as before
-                unpack_layer(store, idmap, tmp, report["diff_id"])
-        elif unpack:
+            except OSError:  # not on the store's file system: unpacked below
+                pass
+        if unpack and not os.path.isdir(dest):
             unpack_layer(store, idmap, tmp, report["diff_id"])
         store.land_blob_file(tmp, report["diff_id"])
         tmp = None

@@ -122,7 +122,7 @@ def _index(value, *keys):
 
 
 _FUNCS = {
-    "json": lambda v: _json_text(v),
+    "json": _json_text,
     "len": lambda v: len(v) if v not in (_MISSING, None) else 0,
     "upper": lambda v: format_value(v).upper(),
     "lower": lambda v: format_value(v).lower(),

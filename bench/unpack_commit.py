@@ -134,6 +134,8 @@ def _run(cmd, **kw):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--commit-only", action="store_true",
+                        help="time the commit alone (no 100 MB image to unpack)")
     args = parser.parse_args(argv)
     if os.geteuid() == 0:
         log("refusing to run as root: this measures rootless operation")
@@ -144,6 +146,9 @@ def main(argv=None):
     idmap = idmaps.plan()
     tmp = tempfile.mkdtemp(prefix="rbx-bench-unpack-")
     try:
+        if args.commit_only:
+            _table(args, 0, {}, _bench_commit(tmp, args.runs))
+            return 0
         log("making a three-layer image from host files")
         layers = [os.path.join(tmp, "l%d.tar.gz" % i) for i in range(3)]
         data = _layer_from(SOURCES[0], layers[0], 45 << 20)
@@ -186,8 +191,10 @@ def main(argv=None):
 
 def _bench_commit(tmp, runs):
     """commit of a container whose upper dir holds 10,000 small files, beside tar -c of it."""
-    env = dict(os.environ, XDG_DATA_HOME=os.path.join(tmp, "commit-data"))
-    rbx = [sys.executable, "-m", "rootless_box"]
+    env = dict(os.environ, XDG_DATA_HOME=os.path.join(tmp, "commit-data"),
+               PYTHONPATH=os.path.dirname(HERE))
+    # the installed command, as a user calls it (runpy's start-up is no part of it)
+    rbx = [sys.executable, os.path.join(os.path.dirname(HERE), "bin", "rootless-box")]
     from rootless_box.ops.fromhost import write_rootfs_tar
     rootfs = os.path.join(tmp, "rootfs.tar")
     with open(rootfs, "wb") as f:
@@ -199,10 +206,14 @@ def _bench_commit(tmp, runs):
     upper = None
     for name in os.listdir(os.path.join(env["XDG_DATA_HOME"], "rootless-box", "containers")):
         upper = os.path.join(env["XDG_DATA_HOME"], "rootless-box", "containers", name, "upper")
-    times = {"ours": [], "tar": []}
+    times = {"ours": [], "tar": [], "first_run": []}
     for run in range(runs):
         times["ours"].append(_timed(lambda: _run(rbx + ["commit", "w", "c:%d" % run],
                                                  env=env)))
+        # commit leaves the layer's directory to the first run of its image (issue 19):
+        # shown, so the cost moved there is in the table too
+        times["first_run"].append(_timed(lambda: _run(rbx + ["run", "--rm", "c:%d" % run,
+                                                             "true"], env=env)))
         # the same changes give the same layer, which the next commit would reuse: remove
         # it, so every run pays for writing and unpacking the layer
         _run(rbx + ["rmi", "c:%d" % run], env=env)
@@ -214,6 +225,11 @@ def _bench_commit(tmp, runs):
 
 def _table(args, data, times, commit):
     med = {k: statistics.median(v) for k, v in times.items() if v}
+    if not med:  # --commit-only
+        print("| figure | rootless-box | peer | ratio |")
+        print("|---|---|---|---|")
+        _commit_rows(commit)
+        return
     print("Three gzip layers, %d MB of file data (python3.11 and perl libraries, 30 MB of "
           "random data); %d runs alternating; the medians." % (data >> 20, args.runs))
     print()
@@ -228,10 +244,19 @@ def _table(args, data, times, commit):
               % (med["ours"], med["umoci"], med["ours"] / med["umoci"]))
     row("unpack of 3 gzip layers (%d MB)" % (data >> 20), med["ours"], med.get("umoci"),
         "`umoci unpack --rootless`", "s", why=None if "umoci" in med else "not installed")
+    _commit_rows(commit)
+
+
+def _commit_rows(commit):
     ours, tar = statistics.median(commit["ours"]), statistics.median(commit["tar"])
-    print("| commit of a 10,000-file upper dir, beside `tar -cf` of it | %.2f s | %.2f s | "
-          "%.2f |" % (ours, tar, ours / tar))
-    row("`commit` of a 10,000-file upper dir", ours, tar, "`tar -cf` of it", "s")
+    first = statistics.median(commit["first_run"])
+    print("| commit of a 10,000-file upper dir, beside `tar -cf` of it (goal: 5x) | %.2f s | "
+          "%.2f s | %.2f |" % (ours, tar, ours / tar))
+    row("`commit` of a 10,000-file upper dir (goal: 5x)", ours, tar, "`tar -cf` of it", "s")
+    print("| then the first `run --rm IMAGE true` of the committed image (unpacks the layer) "
+          "| %.2f s | - | - |" % first)
+    row("then the first `run --rm IMAGE true` of the committed image (unpacks the layer)",
+        first, unit="s")
     sys.stdout.flush()
 
 

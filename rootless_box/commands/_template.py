@@ -7,11 +7,14 @@ arguments when the field holds a callable (`{{.Label "key"}}`),
 `map[k:v]`, `<no value>`). Must not: evaluate anything else; unknown functions are errors.
 """
 
-import json
-
 from ..errors import UsageError
 
 _MISSING = object()
+
+
+def _json_text(value):
+    import json  # only a template that asks for it pays for json (and re, enum)
+    return json.dumps(None if value is _MISSING else value, separators=(",", ":"))
 
 
 def _error(message):
@@ -119,7 +122,7 @@ def _index(value, *keys):
 
 
 _FUNCS = {
-    "json": lambda v: json.dumps(None if v is _MISSING else v, separators=(",", ":")),
+    "json": _json_text,
     "len": lambda v: len(v) if v not in (_MISSING, None) else 0,
     "upper": lambda v: format_value(v).upper(),
     "lower": lambda v: format_value(v).lower(),

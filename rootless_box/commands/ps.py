@@ -119,10 +119,11 @@ def row(store, record, trunc, with_size, cache):
 
 
 def _ports(record):
-    if not (record.get("State") or {}).get("Running"):
-        return ""
+    ports = (record.get("NetworkSettings") or {}).get("Ports")
+    if not ports or not (record.get("State") or {}).get("Running"):
+        return ""  # without importing ops/ports (socket, selectors): most containers have none
     from ..ops.ports import ps_text
-    return ps_text((record.get("NetworkSettings") or {}).get("Ports"))
+    return ps_text(ports)
 
 
 def main(parsed):

@@ -34,7 +34,7 @@ def write_source(path, top, out_fd):
             for rel, child, child_st in walk(path):
                 writer.add(child, top + "/" + rel, child_st)
         writer.close()
-        return writer.tar.fileobj.tell()
+        return writer.size
 
 
 class _CopyUnpacker(_unpack._Unpacker):

@@ -1,28 +1,33 @@
 """Layer tars from directories: an overlay upper dir (its changes), a copy-driver rootfs against
 the layers it was copied from (changes found by comparing), or a whole tree (export).
 
-Owns: turning a tree into a PAX tar with the owners, modes, times, links, file capabilities
-and user xattrs it holds, and overlay whiteouts (0/0 character devices, the opaque xattr) back
-into OCI whiteouts (`.wh.NAME`, `.wh..wh..opq`: image-spec layer.md). Runs inside the user
-namespace, where stat shows the container's ids and every file is readable. Under a single-id
-mapping the owners come from the `user.rootlesscontainers` record (owners.py), which itself
-stays out of the tar: it is how this host stores an owner, not image content.
+Owns: turning a tree into a PAX tar (tarwrite.py writes it) with the owners, modes, times,
+links, file capabilities and user xattrs it holds, and overlay whiteouts (0/0 character
+devices, the opaque xattr) back into OCI whiteouts (`.wh.NAME`, `.wh..wh..opq`: image-spec
+layer.md). Runs inside the user namespace, where stat shows the container's ids and every
+file is readable. Under a single-id mapping the owners come from the `user.rootlesscontainers`
+record (owners.py), which itself stays out of the tar: it is how this host stores an owner,
+not image content. With prune, an upper dir that is to become a layer's directory is made to
+hold what its tar holds.
 Must not: decide where tars go or unpack them (layers/unpack.py does).
 """
 
+import errno
 import os
 import stat
-import tarfile
+import struct
 
 from . import owners
+from .tarwrite import (BLKTYPE, CHRTYPE, DIRTYPE, FIFOTYPE, LNKTYPE, REGTYPE, SYMTYPE,
+                       TarWriter)
 from .unpack import OPAQUE_XATTR
 
-COPY_BUFFER = 1 << 20
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_NAME = ".wh..wh..opq"
 _KEEP_XATTRS = ("user.", "security.capability")
 # how this host keeps overlay state and owners (overlayfs with userxattr, fuse-overlayfs,
 # the single-id owner record): never image content
+_OVERLAY_XATTRS = ("user.overlay.", "trusted.overlay.")
 _SKIP_XATTRS = ("user.overlay.", "user.fuseoverlayfs.", owners.XATTR)
 
 
@@ -35,24 +40,6 @@ def is_opaque(path):
         return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
     except OSError:
         return False
-
-
-class _Position:
-    """tarfile's mode "w" asks its file where it is; a pipe cannot say, so count."""
-
-    def __init__(self, fileobj):
-        self._fileobj = fileobj
-        self._pos = 0
-
-    def write(self, data):
-        self._pos += len(data)
-        return self._fileobj.write(data)
-
-    def tell(self):
-        return self._pos
-
-    def flush(self):
-        self._fileobj.flush()
 
 
 class Times:
@@ -72,76 +59,90 @@ class Times:
 
 
 class TreeWriter:
-    """Adds filesystem entries to a tar, keeping hard links as links. times: a Times, or
-    None to keep each entry's mtime."""
+    """Adds filesystem entries to a tar (tarwrite.py's pax writer), keeping hard links as
+    links. times: a Times, or None to keep each entry's mtime (in whole seconds)."""
 
     def __init__(self, fileobj, times=None):
+        self.tar = TarWriter(fileobj)
         self._times = times
-        fileobj = _Position(fileobj)
-        # mode "w" on a buffered file, not "w|": the stream mode grows one bytes buffer by
-        # concatenation, quadratic in small entries (1.5 s for 10,000 files)
-        self.tar = tarfile.open(fileobj=fileobj, mode="w", format=tarfile.PAX_FORMAT,
-                                copybufsize=COPY_BUFFER)
+        # (path, mtime) of each entry written: what write_upper(prune=True) sets on disk,
+        # so that the layer's directory holds what its tar does
+        self.mtimes = []
         self._links = {}
+        self._own = (os.geteuid(), os.getegid())
+        # what write_upper(prune=True) removes once the tar is written
+        self.overlay_xattrs, self.sockets = [], []
+
+    @property
+    def size(self):
+        """Bytes of tar written so far (all of it once closed)."""
+        return self.tar.size
 
     def close(self):
         self.tar.close()
 
     def add(self, path, name, st=None):
         st = st or os.lstat(path)
-        info = tarfile.TarInfo(name)
-        info.mode = stat.S_IMODE(st.st_mode)
-        info.uid, info.gid = owners.read(path, st)
-        info.uname = info.gname = ""
+        mode = st.st_mode
+        names = _xattr_names(path)
+        for xname in names:
+            if xname.startswith(_OVERLAY_XATTRS) and xname != OPAQUE_XATTR:
+                self.overlay_xattrs.append((path, xname))
+        if owners.XATTR in names:
+            uid, gid = owners.read(path, st)
+        else:  # owners.read without a record: one getxattr a file saved
+            uid, gid = st.st_uid, st.st_gid
+            if uid == self._own[0]:
+                uid, gid = 0, (0 if gid == self._own[1] else gid)
         # whole seconds: a fractional mtime costs a PAX header per entry, to write and to read
-        info.mtime = int(st.st_mtime)
+        mtime = int(st.st_mtime)
         if self._times is not None:
-            info.mtime = self._times(info.mtime)
-        xattrs = _xattrs(path)
-        if xattrs:
-            info.pax_headers = {"SCHILY.xattr." + k: v.decode("utf-8", "surrogateescape")
-                                for k, v in xattrs.items()}
-        if stat.S_ISREG(st.st_mode):
+            mtime = self._times(mtime)
+        self.mtimes.append((path, mtime))
+        common = {"mode": stat.S_IMODE(mode), "uid": uid, "gid": gid,
+                  "mtime": mtime, "xattrs": _xattrs(path, names)}
+        if stat.S_ISREG(mode):
             key = (st.st_dev, st.st_ino)
             if st.st_nlink > 1 and key in self._links:
-                info.type = tarfile.LNKTYPE
-                info.linkname = self._links[key]
-                self.tar.addfile(info)
+                self.tar.entry(name, LNKTYPE, linkname=self._links[key], **common)
                 return
             if st.st_nlink > 1:
                 self._links[key] = name
-            info.size = st.st_size
-            with open(path, "rb") as f:
-                self.tar.addfile(info, f)
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            try:
+                self.tar.entry(name, REGTYPE, size=st.st_size, **common)
+                self.tar.file(fd, st.st_size)
+            finally:
+                os.close(fd)
             return
-        if stat.S_ISDIR(st.st_mode):
-            info.type = tarfile.DIRTYPE
-        elif stat.S_ISLNK(st.st_mode):
-            info.type = tarfile.SYMTYPE
-            info.linkname = os.readlink(path)
-        elif stat.S_ISFIFO(st.st_mode):
-            info.type = tarfile.FIFOTYPE
-        elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
-            info.type = tarfile.CHRTYPE if stat.S_ISCHR(st.st_mode) else tarfile.BLKTYPE
-            info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
-        else:
-            return  # sockets do not go into layers
-        self.tar.addfile(info)
+        if stat.S_ISDIR(mode):
+            self.tar.entry(name if name.endswith("/") else name + "/", DIRTYPE, **common)
+        elif stat.S_ISLNK(mode):
+            self.tar.entry(name, SYMTYPE, linkname=os.readlink(path), **common)
+        elif stat.S_ISFIFO(mode):
+            self.tar.entry(name, FIFOTYPE, **common)
+        elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+            self.tar.entry(name, CHRTYPE if stat.S_ISCHR(mode) else BLKTYPE,
+                           major=os.major(st.st_rdev), minor=os.minor(st.st_rdev), **common)
+        elif stat.S_ISSOCK(mode):
+            self.sockets.append(path)  # sockets do not go into layers
 
     def add_marker(self, name):
         """An empty regular file: how OCI writes whiteouts."""
-        info = tarfile.TarInfo(name)
-        info.mode = 0o600
-        if self._times is not None:
-            info.mtime = self._times(0)
-        self.tar.addfile(info)
+        self.tar.entry(name, REGTYPE, mode=0o600,
+                       mtime=self._times(0) if self._times is not None else 0)
 
 
-def _xattrs(path):
+def _xattr_names(path):
     try:
-        names = os.listxattr(path, follow_symlinks=False)
+        return os.listxattr(path, follow_symlinks=False)
     except OSError:
-        return {}
+        return ()
+
+
+def _xattrs(path, names=None):
+    if names is None:
+        names = _xattr_names(path)
     result = {}
     for name in names:
         if name.startswith(_KEEP_XATTRS) and not name.startswith(_SKIP_XATTRS):
@@ -212,11 +213,14 @@ def mount_leftovers(top, mountpoints, view=None, upper=True):
     return leftovers
 
 
-def write_upper(upper, fileobj, mountpoints=(), lowers=None, times=None):
+def write_upper(upper, fileobj, mountpoints=(), lowers=None, times=None, prune=False):
     """The changes an overlay upper dir holds, as an OCI layer; what exists only to mount onto
     (mount_leftovers: mountpoints, the directories made or copied up for them; lowers are the
     layers below, topmost first) is left out, as Docker leaves out its init layer. times: see
-    TreeWriter. Returns the entry count."""
+    TreeWriter. Returns the entry count. prune: also make upper hold what the tar holds and
+    no more, as unpacking the tar would make it (it is to become the layer's directory): the
+    left-out entries and sockets removed, overlayfs' own xattrs but the opaque mark removed,
+    every entry's mtime the tar's."""
     writer = TreeWriter(fileobj, times)
     skip = mount_leftovers(upper, mountpoints, LowerView(lowers) if lowers else None)
     count = 0
@@ -231,7 +235,71 @@ def write_upper(upper, fileobj, mountpoints=(), lowers=None, times=None):
                 writer.add_marker(rel + "/" + OPAQUE_NAME)
         count += 1
     writer.close()
+    if prune:
+        # the tar has no entry for the top itself: an unpacked layer's top has no xattrs
+        for name in _xattr_names(upper):
+            if name.startswith(_OVERLAY_XATTRS):
+                writer.overlay_xattrs.append((upper, name))
+        for path, name in writer.overlay_xattrs:
+            try:
+                os.removexattr(path, name, follow_symlinks=False)
+            except OSError as exc:  # a hard link's other name had it removed already
+                if exc.errno != errno.ENODATA:
+                    raise
+        gone = [os.path.join(upper, rel) for rel in skip] + writer.sockets
+        # deepest first: a left-out directory holds nothing but left-out entries
+        for path in sorted(gone, key=lambda p: p.count("/"), reverse=True):
+            if os.path.isdir(path) and not os.path.islink(path):
+                os.rmdir(path)
+            else:
+                os.unlink(path)
+        # then every entry gets the mtime its tar entry has (whole seconds, the build's
+        # clamp): removals above changed their directories', and a layer unpacked from the
+        # tar elsewhere must look the same
+        for path, mtime in writer.mtimes:
+            os.utime(path, (mtime, mtime), follow_symlinks=False)
     return count
+
+
+def fresh_pyc_headers(top, times):
+    """Keep the timestamp-checked .pyc files of a layer valid under its mtime clamp: a .pyc
+    in top (an overlay upper dir) records its source's mtime and size in its header (PEP
+    552: flags 0), and when that source is in top too, with the mtime recorded, the header
+    gets the mtime the clamp will give the source. Else every import of it would find it
+    stale, and compile and write it again (in every later step and container). Hash-checked
+    .pyc files (what Python writes when SOURCE_DATE_EPOCH is set) need nothing. Runs inside
+    the user namespace, before the layer's tar is written. Returns how many were changed."""
+    changed = 0
+    for rel, path, st in walk(top):
+        if not (stat.S_ISREG(st.st_mode) and rel.endswith(".pyc") and
+                "__pycache__/" in rel):
+            continue
+        cache_dir, _, name = path.rpartition("/")
+        source = os.path.join(os.path.dirname(cache_dir), name.split(".", 1)[0] + ".py")
+        try:
+            src = os.lstat(source)
+        except OSError:
+            continue
+        if not stat.S_ISREG(src.st_mode):
+            continue
+        mtime = int(src.st_mtime)
+        clamped = times(mtime)
+        if clamped == mtime:
+            continue
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            head = os.pread(fd, 16, 0)
+            if len(head) == 16 and struct.unpack_from("<I", head, 4)[0] == 0 and \
+                    struct.unpack_from("<II", head, 8) == (mtime & 0xFFFFFFFF,
+                                                           src.st_size & 0xFFFFFFFF):
+                os.pwrite(fd, struct.pack("<I", clamped & 0xFFFFFFFF), 8)
+                changed += 1
+        finally:
+            os.close(fd)
+    return changed
 
 
 def claim_new(top, lowers, uid, gid, upper=True):

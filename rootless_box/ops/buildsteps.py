@@ -66,7 +66,7 @@ def run_step(store, idmap, lowers, argv, env, workdir="/", user="", network="hos
         fake = ran.get("fake_ids")
         with store.lock():
             return make_layer(store, idmap, driver, changes, lowers, points, times,
-                              new_owner=fake[:2] if fake else None)
+                              new_owner=fake[:2] if fake else None, disposable=True)
     finally:
         for held in locks:
             if held < 0:
@@ -542,6 +542,7 @@ def copy_step(store, idmap, lowers, plan, other_lowers=None, resolve_other=None,
                       plan, resolve_other)
         changes = rootfs["merged"] if driver == "copy" else rootfs["upper"]
         with store.lock():
-            return make_layer(store, idmap, driver, changes, lowers, times=times)
+            return make_layer(store, idmap, driver, changes, lowers, times=times,
+                              disposable=True)
     finally:
         store.remove(tmp)

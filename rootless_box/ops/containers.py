@@ -39,14 +39,19 @@ def all_records(store):
 
 
 def find(store, name_or_id):
-    """A container by exact name, full ID or unique ID prefix."""
-    records = all_records(store)
+    """A container by exact name, full ID or unique ID prefix. Only the match's liveness is
+    checked (inspect, port, exec and stop name one container among many)."""
+    if len(name_or_id) == 64 and "/" not in name_or_id:
+        record = store.read_container(name_or_id)
+        if record and record.get("Id") == name_or_id:
+            return refresh_state(store, record)
+    records = [r for r in (store.read_container(c) for c in store.container_ids()) if r]
     for record in records:
         if record["Name"] == name_or_id or record["Id"] == name_or_id:
-            return record
+            return refresh_state(store, record)
     matches = [r for r in records if r["Id"].startswith(name_or_id)] if name_or_id else []
     if len(matches) == 1:
-        return matches[0]
+        return refresh_state(store, matches[0])
     if len(matches) > 1:
         raise errors.Conflict("container ID prefix %s is ambiguous" % name_or_id,
                               "give more characters of the ID, or the name")

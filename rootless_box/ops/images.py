@@ -413,14 +413,28 @@ def _familiar_digest(text):
 
 
 def created_epoch(text):
-    """RFC 3339 -> seconds since the epoch (for 'N minutes ago')."""
-    import calendar
+    """RFC 3339 -> seconds since the epoch (for 'N minutes ago'). By arithmetic rather than
+    time.strptime, which imports calendar, locale and re (~5 ms) and takes 0.1 ms a call:
+    `ps` calls it three times per container."""
     try:
-        base = text[:19]  # YYYY-MM-DDTHH:MM:SS; fraction, Z or offset after it
-        # timegm: the text is UTC; mktime - timezone is an hour off while DST is in effect
-        return calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S"))
-    except (ValueError, AttributeError, OverflowError):
+        # YYYY-MM-DDTHH:MM:SS, then a fraction, Z or an offset: the text is read as UTC
+        if len(text) < 19 or text[4] != "-" or text[7] != "-" or text[10] not in "Tt " or \
+                text[13] != ":" or text[16] != ":":
+            return 0
+        year, month, day = int(text[0:4]), int(text[5:7]), int(text[8:10])
+        hour, minute, second = int(text[11:13]), int(text[14:16]), int(text[17:19])
+    except (ValueError, TypeError):
         return 0
+    if not (1 <= month <= 12 and 1 <= day <= 31 and hour < 24 and minute < 60 and
+            second < 61):
+        return 0
+    # days from 1970-01-01 in the proleptic Gregorian calendar (H. Hinnant's days_from_civil)
+    y = year - (month <= 2)
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    days = era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+    return days * 86400 + hour * 3600 + minute * 60 + second
 
 
 # -- what an image holds, for prune and system df (added; the functions above are unchanged) -----

@@ -11,8 +11,8 @@ Must not: import json, re or anything heavy (it is on the `run` path), print, or
 (the forwarder does).
 """
 
+import _socket
 import os
-import socket
 
 from .. import errors
 
@@ -118,7 +118,7 @@ def parse_publish(spec):
     ip, rest = _split_ip(body)
     if ip:
         try:
-            socket.inet_pton(socket.AF_INET6 if ":" in ip else socket.AF_INET, ip)
+            _socket.inet_pton(_socket.AF_INET6 if ":" in ip else _socket.AF_INET, ip)
         except OSError:
             raise errors.UsageError("invalid IP address: %s" % ip) from None
     host, colon, container = rest.rpartition(":")
@@ -220,7 +220,7 @@ def parse_add_hosts(items):
             raise errors.UsageError("--add-host %s: host-gateway is not supported" % item,
                                     "give the address itself")
         try:
-            socket.inet_pton(socket.AF_INET6 if ":" in ip else socket.AF_INET, ip)
+            _socket.inet_pton(_socket.AF_INET6 if ":" in ip else _socket.AF_INET, ip)
         except OSError:
             raise errors.UsageError("invalid IP address in add-host: %r" % ip) from None
         lines.append("%s\t%s\n" % (ip, name))
@@ -231,7 +231,7 @@ def resolv_conf(base, dns=(), search=(), options=()):
     """The host's resolver file with --dns / --dns-search / --dns-option put in its place."""
     for ip in dns:
         try:
-            socket.inet_pton(socket.AF_INET6 if ":" in ip else socket.AF_INET, ip)
+            _socket.inet_pton(_socket.AF_INET6 if ":" in ip else _socket.AF_INET, ip)
         except OSError:
             raise errors.UsageError("%s is not an ip address" % ip) from None
     if not (dns or search or options):
@@ -401,6 +401,9 @@ class Published:
 
 
 def _bind_one(proto, ip, host_port):
+    # here, not at the top: socket's Python half (enums, selectors) costs `run` ~3 ms, and
+    # the run path needs only _socket's address checks unless ports are published
+    import socket
     family = socket.AF_INET6 if ":" in ip else socket.AF_INET
     kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
     if "-" in host_port:
@@ -440,6 +443,7 @@ def _free_port(family, address):
     (userns/portbypass.py) must not be rebound by it to a host port of its choosing. Both
     have SO_REUSEADDR and the probe never listens, so the caller's bind succeeds; the caller
     closes the probe."""
+    import socket
     probe = socket.socket(family, socket.SOCK_STREAM)
     try:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

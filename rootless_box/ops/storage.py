@@ -14,7 +14,6 @@ from .. import config, fastjson
 from ..errors import BoxError, StoreError
 from ..store import Store, atomic_write
 from ..userns import idmap as idmaps
-from ..userns.launcher import run_in_userns
 
 DRIVERS = ("overlay", "fuse-overlayfs", "copy")
 _PROBE_VERSION = 1
@@ -28,6 +27,13 @@ def open_store(idmap=None):
     store.remove_tree_fallback = lambda path: run_in_userns(_rmtree_inside, idmap, path)
     store.clean_if_stale()
     return store
+
+
+def run_in_userns(func, idmap, *args):
+    # imported when used: the launcher pulls in ctypes and the mount code (~10 ms), which a
+    # listing (`ps`, `images`) that opens the store never needs
+    from ..userns.launcher import run_in_userns as run
+    return run(func, idmap, *args)
 
 
 def _rmtree_inside(path):

@@ -133,8 +133,12 @@ def _consistent(cli):
         manifest = json.loads(blob(cli, record["manifest"]))
         for layer in manifest["layers"]:
             blob(cli, layer["digest"])
-        for diff_id in record["layers"]:
-            assert os.path.isdir(os.path.join(cli.root, "layers", plan().key, diff_id[7:]))
+        # a layer is unpacked, or (a commit's, until an image first needs it) its blob is
+        # the uncompressed tar it is unpacked from
+        unpacked = os.listdir(os.path.join(cli.root, "layers", plan().key))
+        for diff_id, layer in zip(record["layers"], manifest["layers"]):
+            assert diff_id[7:] in unpacked or (layer["mediaType"].endswith(".tar") and
+                                               layer["digest"] == diff_id), diff_id
     for tag, image_id in index["tags"].items():
         assert image_id in index["images"], tag
     for name in os.listdir(os.path.join(cli.root, "blobs", "sha256")):

@@ -78,6 +78,8 @@ def test_run_path_imports_nothing_heavy(heavy):
     code = ("import sys; from rootless_box.commands import run; "
             "from rootless_box.ops import run as r; from rootless_box.userns import launcher; "
             "print(' '.join(sorted(sys.modules)))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    # -S: what our code imports, not what a machine's site-packages .pth files import at
+    # start-up (some import certifi, and with it pathlib, shutil, re)
+    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
                          cwd=os.path.join(PKG, ".."), check=True).stdout.split()
     assert heavy not in out

@@ -37,7 +37,9 @@ def test_ps_imports_only_what_a_listing_uses(tmp_path):
             "code = main(['ps', '-a']); out = sys.stdout.getvalue(); sys.stdout = sys.__stdout__; "
             "print(code); print(out); print(' '.join(sorted(sys.modules)))")
     env = dict(os.environ, XDG_DATA_HOME=str(tmp_path / "data"), PYTHONPATH=TOP)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    # -S: what our code imports, not what a machine's site-packages .pth files import at
+    # start-up (some import certifi, and with it pathlib, shutil, re)
+    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
                          cwd=TOP, env=env, check=True).stdout.split("\n")
     assert out[0] == "0"
     assert sum("Exited (3)" in line for line in out) == 3

@@ -3,6 +3,7 @@
 from ..cliparse import FLAG, LIST, VALUE, Command, Opt
 from ..errors import UsageError
 from ..ops import run as run_ops
+from . import runflags
 from ._common import warn
 
 OPTS = (
@@ -48,7 +49,7 @@ OPTS = (
                            "user has one), single, subuid"),
     Opt("--security-opt", LIST, "Security options (seccomp=unconfined, no-new-privileges)",
         metavar="list", dest="security_opt"),
-)
+) + runflags.OPTS
 
 
 def command(verb, summary):
@@ -76,7 +77,8 @@ def options_from(parsed):
         log_opts=parsed.log_opt, stop_signal=parsed.stop_signal, stop_timeout=stop_timeout,
         userns=run_ops.parse_userns(parsed.userns), security_opts=parsed.security_opt,
         publish=parsed.publish, publish_all=parsed.publish_all, add_hosts=parsed.add_host,
-        dns=parsed.dns, dns_search=parsed.dns_search, dns_options=parsed.dns_option)
+        dns=parsed.dns, dns_search=parsed.dns_search, dns_options=parsed.dns_option,
+        **runflags.kwargs(parsed))
 
 
 def puller(policy, platform=None):

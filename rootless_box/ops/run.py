@@ -14,7 +14,7 @@ import _signal as signal  # the signal module imports enum: ~10 ms
 from .. import config, errors
 from ..oci import reference
 from ..userns import caps, idmap as idmaps, launcher
-from . import containers, images, ports
+from . import containers, images, ports, runflags
 from .storage import choose_driver, open_store
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
@@ -61,6 +61,7 @@ class RunOptions:
         self.stop_timeout = kw.get("stop_timeout")
         self.userns = kw.get("userns")
         self.security_opts = list(kw.get("security_opts", ()))
+        self.__dict__.update(runflags.defaults(kw))
 
 
 USERNS_MODES = ("auto", "single", "subuid")
@@ -326,6 +327,7 @@ def prepare(store, idmap, opts, joined=None):
 def _create(store, idmap, opts, network, mounts, extra_env, joined=None):
     joined, joined_spec = joined or (None, None)
     unconfined = parse_security_opts(opts.security_opts)
+    resolved = runflags.check(opts)
     image = images.resolve(store, opts.image)
     images.ensure_unpacked(store, idmap, image)
     image_config = image.config.get("config") or {}
@@ -361,7 +363,8 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None):
                        "Binds": [v for v in opts.volumes], "Tmpfs": opts.tmpfs,
                        "RestartPolicy": parse_restart(opts.restart),
                        "LogConfig": {"Type": "json-file",
-                                     "Config": parse_log_opts(opts.log_opts)}},
+                                     "Config": parse_log_opts(opts.log_opts)},
+                       **runflags.host_config(opts, resolved)},
         "Mounts": [{"Type": m["type"], "Name": m.get("name", ""),
                     "Source": m.get("source", ""), "Destination": m["destination"],
                     "RW": not m.get("readonly"), "Anonymous": m.get("anonymous", False)}
@@ -410,6 +413,7 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None):
         elif joined:
             spec["network_of"] = joined["Id"]
         spec.update(confinement(idmap, unconfined))
+        spec.update(runflags.spec_part(opts, resolved))
         spec["port_bypass"] = network == "private" and ports.port_bypass(
             bindings, spec["chown_notify"])
         store.write_container(record)
@@ -484,6 +488,7 @@ def _made(opts, warn, pull):
     commands/run.puller, says): what run, create and run -d all begin with.
     -> (idmap, store, record, spec)"""
     parse_security_opts(opts.security_opts)  # bad input fails before the image is pulled
+    runflags.check(opts)
     idmap = idmaps.plan(parse_userns(opts.userns))
     if idmap.warning and warn:
         warn(idmap.warning)

@@ -790,6 +790,7 @@ def become(spec, sock):
         raise errors.SetupError("cannot switch to user %s: %s" % (spec.get("user"),
                                                                  exc.strerror),
                                 "the id is outside this user's subordinate range")
+    caps.finish(spec["caps"], user.uid)
     # a change of credentials clears the parent-death signal (prctl(2)): armed again, so a
     # container run as another user still goes with the process that keeps it
     libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)

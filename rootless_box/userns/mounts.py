@@ -63,6 +63,9 @@ def build_plan(spec):
     plan.append(("mount", "tmpfs", "/dev", "tmpfs", NOSUID, "mode=755,size=65536k"))
     for name in DEV_NODES:
         plan.append(("bind", "/dev/" + name, "/dev/" + name, False, False))
+    for dev in spec.get("devices") or ():
+        # host devices (--device, --privileged): the node itself, its owner and mode
+        plan.append(("bind", dev["source"], dev["destination"], False, False))
     devpts = "newinstance,ptmxmode=0666,mode=0620"
     if spec.get("tty_gid_mapped"):
         devpts += ",gid=5"
@@ -96,10 +99,11 @@ def build_plan(spec):
     for target, source in sorted(spec["etc_files"].items()):
         if target not in user_targets:
             plan.append(("bind", source, target, False, False))
-    for path in MASKED_PATHS:
-        plan.append(("mask", path))
-    for path in READONLY_PATHS:
-        plan.append(("readonly", path))
+    if not spec.get("privileged"):
+        for path in MASKED_PATHS:
+            plan.append(("mask", path))
+        for path in READONLY_PATHS:
+            plan.append(("readonly", path))
     if spec.get("read_only"):
         plan.append(("readonly_root",))
     plan.append(("pivot_root",))

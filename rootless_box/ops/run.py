@@ -78,21 +78,9 @@ def parse_userns(text):
 
 
 def parse_security_opts(items):
-    """--security-opt values -> whether seccomp is unconfined. no-new-privileges is accepted
-    and changes nothing: every container here has it (the fake-root filter needs it)."""
-    unconfined = False
-    for item in items:
-        # Docker takes both key=value and the older key:value
-        key, _sep, value = item.partition("=" if "=" in item else ":")
-        if key == "seccomp" and value == "unconfined":
-            unconfined = True
-        elif key == "no-new-privileges" and value in ("", "true"):
-            pass
-        else:
-            raise errors.UsageError("unsupported --security-opt %r" % item,
-                                    "rootless-box accepts seccomp=unconfined and "
-                                    "no-new-privileges")
-    return unconfined
+    """--security-opt values -> whether seccomp is unconfined (ops/runflags.py has the
+    rest)."""
+    return runflags.security(items)["unconfined"]
 
 
 def parse_restart(text):
@@ -432,9 +420,13 @@ def confinement(idmap, unconfined=False):
     owner asked for. Every keeper of launcher.start (foreground run, monitor, build step)
     serves them."""
     fake = idmap.mode == "single" and not unconfined
+    from . import seccomp
     return {"caps": list(caps.DOCKER_DEFAULT), "idmap_mode": idmap.mode,
             "tty_gid_mapped": idmap.to_host_gid(5) is not None, "winsize": None,
-            "seccomp": "fakeroot" if fake else None, "chown_notify": fake}
+            "seccomp": "fakeroot" if fake else None, "chown_notify": fake,
+            # Docker's default profile (runflags changes it for other flags)
+            "seccomp_bpf": None if unconfined else
+            seccomp.compiled(seccomp.default_text(), caps.DOCKER_DEFAULT)}
 
 
 def idmap_of(spec, idmap):
@@ -492,6 +484,8 @@ def _made(opts, warn, pull):
     idmap = idmaps.plan(parse_userns(opts.userns))
     if idmap.warning and warn:
         warn(idmap.warning)
+    for note in runflags.notes(opts) if warn else ():
+        warn(note)
     store = open_store(idmap)
     joined = None
     if network_mode(opts.network) == "container":

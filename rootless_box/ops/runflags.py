@@ -77,6 +77,61 @@ def _cap_list(names):
     return [n if n == "ALL" else "CAP_" + n for n in _normalize(names, "")]
 
 
+# -- --security-opt ----------------------------------------------------------------------------
+
+def security(items):
+    """--security-opt values (Docker takes key=value and the older key:value) -> {unconfined:
+    no seccomp filter at all, profile: (path, text) of a user's profile or None, unmask: no
+    masked or read-only /proc and /sys paths, notes: what is accepted without effect}."""
+    out = {"unconfined": False, "profile": None, "unmask": False, "notes": []}
+    for item in items:
+        key, _sep, value = item.partition("=" if "=" in item else ":")
+        if key == "seccomp":
+            if value == "unconfined":
+                out["unconfined"], out["profile"] = True, None
+            elif value in ("builtin", "default"):
+                out["unconfined"], out["profile"] = False, None
+            elif value:
+                from . import seccomp
+                text = seccomp.read_profile(value)
+                seccomp.check_profile(text, value)
+                out["unconfined"], out["profile"] = False, (value, text)
+            else:
+                raise errors.UsageError("invalid --security-opt %r: seccomp needs a value"
+                                        % item, "use seccomp=unconfined or seccomp=FILE.json")
+        elif key == "no-new-privileges" and value in ("", "true"):
+            pass  # every container here has no_new_privs already
+        elif key == "label":
+            # dockerd on a host without SELinux discards labels too
+            out["notes"].append("--security-opt %s has no effect: rootless-box applies no "
+                                "SELinux labels" % item)
+        elif key == "apparmor" and value == "unconfined":
+            out["notes"].append("--security-opt %s has no effect: rootless-box loads no "
+                                "AppArmor profile, so containers are unconfined already"
+                                % item)
+        elif key == "systempaths" and value == "unconfined":
+            out["unmask"] = True
+        elif key == "apparmor":
+            raise errors.UsageError("unsupported --security-opt %r: loading an AppArmor "
+                                    "profile needs root" % item,
+                                    "leave it out, or use apparmor=unconfined")
+        elif key == "no-new-privileges":
+            raise errors.UsageError("unsupported --security-opt %r: every container runs "
+                                    "with no_new_privs (its seccomp filters need it)" % item,
+                                    "leave it out")
+        else:
+            raise errors.UsageError("unsupported --security-opt %r" % item,
+                                    "rootless-box accepts seccomp=unconfined|FILE.json, "
+                                    "no-new-privileges, systempaths=unconfined, "
+                                    "label=..., apparmor=unconfined")
+    return out
+
+
+def notes(opts):
+    """What the user asked for that is accepted without effect, one line each."""
+    return security(opts.security_opts)["notes"]
+
+
 # -- devices ----------------------------------------------------------------------------------
 
 # /dev entries a container gets otherwise (its own devpts, shm, mqueue, the default nodes)
@@ -111,7 +166,7 @@ def host_devices(top="/dev"):
 
 def check(opts):
     """Every value checked before anything is made; -> the resolved flags (a dict)."""
-    return {"caps": capabilities(opts)}
+    return {"caps": capabilities(opts), "security": security(opts.security_opts)}
 
 
 def host_config(opts, resolved):
@@ -122,7 +177,16 @@ def host_config(opts, resolved):
 
 def spec_part(opts, resolved):
     """The run spec's keys for these flags (userns/launcher and userns/mounts apply them)."""
-    part = {"caps": resolved["caps"], "privileged": bool(opts.privileged)}
+    sec = resolved["security"]
+    part = {"caps": resolved["caps"], "privileged": bool(opts.privileged),
+            "unmask": bool(opts.privileged or sec["unmask"])}
     if opts.privileged:
         part["devices"] = host_devices()
+    if opts.privileged or sec["unconfined"]:
+        part["seccomp_bpf"] = None  # Docker: --privileged has no seccomp profile either
+    elif sec["profile"] or part["caps"] != list(capsmod.DOCKER_DEFAULT):
+        # the default profile with the default capabilities came with confinement()
+        from . import seccomp
+        text = sec["profile"][1] if sec["profile"] else seccomp.default_text()
+        part["seccomp_bpf"] = seccomp.compiled(text, part["caps"])
     return part

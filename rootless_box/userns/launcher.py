@@ -518,7 +518,7 @@ def _start(spec, idmap, flags, join, prestart, private_fds):
         sock_parent, sock_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     if spec["network"] != "host":
         from . import net  # noqa: F401
-    if spec.get("seccomp") or bypass:
+    if spec.get("seccomp") or spec.get("seccomp_bpf") or bypass:
         from . import seccomp  # loaded for init, see above
         if spec.get("seccomp"):
             seccomp.table()  # an architecture without a table fails here, before any fork
@@ -755,7 +755,8 @@ def _exec_command(spec, sync, sock):
 def become(spec, sock):
     """Inside the container's root: turn this process into the one spec describes (user,
     HOME, working directory, terminal or stdin, capabilities, no_new_privs, the seccomp
-    filter spec["seccomp"] names) and return (argv, env, PATH) for execve. Shared by init and by `exec` (userns/join.py); spec keys
+    filter spec["seccomp"] names, the profile spec["seccomp_bpf"] holds) and return (argv,
+    env, PATH) for execve. Shared by init and by `exec` (userns/join.py); spec keys
     beyond the run spec's: create_cwd (default true: run makes a missing working directory,
     exec fails as runc's exec does), no_new_privs (default true) and chown_notify (the
     filter's chowns go to a supervisor: its listener is sent over sock after the pty
@@ -815,6 +816,11 @@ def become(spec, sock):
             from .pty import send_fd
             send_fd(sock, listener)
             os.close(listener)
+    if spec.get("seccomp_bpf"):
+        # the container's profile (Docker's default unless unconfined), last: see
+        # seccomp.install_profile on how it stacks with the filters before it
+        from .seccomp import install_profile
+        install_profile(bytes.fromhex(spec["seccomp_bpf"]))
     if sock is not None:
         sock.close()
     path_var = next((e[5:] for e in reversed(env) if e.startswith("PATH=")), "")

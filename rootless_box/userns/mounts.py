@@ -99,7 +99,7 @@ def build_plan(spec):
     for target, source in sorted(spec["etc_files"].items()):
         if target not in user_targets:
             plan.append(("bind", source, target, False, False))
-    if not spec.get("privileged"):
+    if not spec.get("unmask"):
         for path in MASKED_PATHS:
             plan.append(("mask", path))
         for path in READONLY_PATHS:

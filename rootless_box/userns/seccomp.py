@@ -11,6 +11,8 @@ container (`install(..., supervised=True)`), as user notifications its keeper an
 recording the owner asked for (userns/notify.py).
 Also the published-port bypass's filter (bypass_program): a container's bind(), connect() and
 shutdown() go to its forwarder as user notifications (userns/portbypass.py answers them).
+And installing a compiled Docker profile (install_profile; seccomp_profile.py compiles it), the
+last of a container's filters.
 Must not: grant anything. The filter only turns some failures into no-op successes; a process
 under it can touch no file its user could not touch without it. Nor decide when the filter
 applies (ops/ sets spec["seccomp"]).
@@ -44,6 +46,7 @@ BPF_JEQ_K = 0x05 | 0x10 | 0x00
 BPF_JGE_K = 0x05 | 0x30 | 0x00
 BPF_AND_K = 0x04 | 0x50 | 0x00
 BPF_RET_K = 0x06 | 0x00
+BPF_JA = 0x05 | 0x00
 
 # struct seccomp_data: int nr; __u32 arch; __u64 instruction_pointer; __u64 args[6].
 # Both architectures are little-endian, so an argument's low 32 bits sit at its offset.
@@ -197,9 +200,15 @@ class _Assembler:
     def label(self, name):
         self.labels[name] = len(self.code)
 
+    def ja(self, label):
+        """An unconditional jump to label: its 32-bit offset reaches any distance."""
+        self.code.append((BPF_JA, 0, 0, label))
+
     def resolve(self):
         out = []
         for i, (op, jt, jf, k) in enumerate(self.code):
+            if op == BPF_JA and isinstance(k, str):
+                k = self.labels[k] - i - 1
             jt = self.labels[jt] - i - 1 if isinstance(jt, str) else jt
             jf = self.labels[jf] - i - 1 if isinstance(jf, str) else jf
             if not (0 <= jt < 256 and 0 <= jf < 256):  # u8 forward offsets
@@ -258,6 +267,21 @@ def bypass_program(machine=None):
     asm.label("enosys")
     emit(BPF_RET_K, SECCOMP_RET_ERRNO | ENOSYS)
     return asm.resolve()
+
+
+def install_profile(program):
+    """Install a compiled profile (packed struct sock_filter bytes, seccomp_profile.py) in
+    this single-threaded process, kept across fork and execve. Installed after the fake-root
+    filter: the kernel runs every filter and the strictest verdict wins (an errno over a user
+    notification over allow); between two errnos the filter installed last wins, so a
+    profile's refusal beats the fake root's faked success. Needs no_new_privs (or
+    CAP_SYS_ADMIN): seccomp(2)."""
+    from . import libc
+    try:
+        libc.seccomp_set_filter(program, len(program) // 8, 0)
+    except OSError as exc:
+        raise errors.SetupError("cannot install the seccomp profile: %s" % exc.strerror,
+                                "run with --security-opt seccomp=unconfined") from None
 
 
 def install_bind_notify():

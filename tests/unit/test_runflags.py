@@ -33,3 +33,45 @@ def test_host_config_uses_dockers_names():
     host = runflags.host_config(o, runflags.check(o))
     assert host["CapAdd"] == ["CAP_SYS_PTRACE"] and host["CapDrop"] == ["ALL"]
     assert host["Privileged"] is False
+
+
+def test_security_opts_notes_and_profiles(tmp_path):
+    sec = runflags.security(["label=disable", "apparmor=unconfined", "label:type:x"])
+    assert not sec["unconfined"] and sec["profile"] is None and len(sec["notes"]) == 3
+    assert runflags.security(["systempaths=unconfined"])["unmask"] is True
+    good = tmp_path / "p.json"
+    good.write_text('{"defaultAction": "SCMP_ACT_ALLOW"}')
+    assert runflags.security(["seccomp=%s" % good])["profile"][0] == str(good)
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(UsageError, match="not JSON"):
+        runflags.security(["seccomp=%s" % bad])
+
+
+def test_the_compiled_profile_is_cached_and_a_hit_stays_light(tmp_path):
+    """`run` pays for a compile once: afterwards the program comes from the cache by the
+    profile's digest, without json, hashlib or the syscall tables being imported."""
+    import os
+    import subprocess
+    import sys
+    code = ("import sys; from rootless_box.ops import seccomp; "
+            "from rootless_box.userns.caps import DOCKER_DEFAULT; "
+            "out = seccomp.compiled(seccomp.default_text(), DOCKER_DEFAULT); "
+            "print(len(out), ' '.join(sorted(sys.modules)))")
+    env = dict(os.environ, XDG_RUNTIME_DIR=str(tmp_path))
+    root = os.path.join(os.path.dirname(__file__), "..", "..")
+    first = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, check=True,
+                           capture_output=True, text=True).stdout.split()
+    cached = os.listdir(tmp_path / "rootless-box" / "seccomp")
+    assert len(cached) == 1 and cached[0].endswith(".bpf")
+    again = subprocess.run([sys.executable, "-c", code], env=env, cwd=root, check=True,
+                           capture_output=True, text=True).stdout.split()
+    assert again[0] == first[0]
+    assert "rootless_box.userns.syscalls" in first[1:]  # the miss compiled
+    for heavy in ("json", "hashlib", "re", "rootless_box.userns.syscalls"):
+        assert heavy not in again[1:], heavy
+    # another bounding set is another program
+    out = subprocess.run([sys.executable, "-c", code.replace("DOCKER_DEFAULT)",
+                                                             "['SYS_ADMIN'])")],
+                         env=env, cwd=root, check=True, capture_output=True, text=True)
+    assert len(os.listdir(tmp_path / "rootless-box" / "seccomp")) == 2, out.stderr

@@ -81,7 +81,7 @@ def options_from(parsed):
         **runflags.kwargs(parsed))
 
 
-def puller(policy, platform=None):
+def puller(policy, platform=None, quiet=False):
     """The pull step of `run`/`create` for --pull (ops/run.py decides when: always before,
     missing once the image is found missing, never not at all): -> pull(store, idmap, name,
     missing) with an `always` attribute, or None."""
@@ -93,14 +93,14 @@ def puller(policy, platform=None):
 
     def pull(store, idmap, name, missing):
         from .pull import pull_missing
-        pull_missing(store, idmap, name, notice=missing, platform=platform)
+        pull_missing(store, idmap, name, notice=missing, platform=platform, quiet=quiet)
     pull.always = policy == "always"
     return pull
 
 
 def main(parsed):
     opts = options_from(parsed)
-    pull = puller(parsed.pull, parsed.platform)
+    pull = puller(parsed.pull, parsed.platform, parsed.quiet)
     if opts.detach:
         import sys
         if opts.interactive and not opts.tty:

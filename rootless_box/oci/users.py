@@ -74,3 +74,22 @@ def resolve(spec, passwd_text, group_text):
             if name in members and gid_value is not None and gid_value not in groups:
                 groups.append(gid_value)
     return ExecUser(uid, gid, groups, home, name)
+
+
+def group_ids(names, group_text):
+    """--group-add values (names or gids) -> gids, names looked up in the image's
+    /etc/group as runc does; UsageError for a name it does not define."""
+    out = []
+    for name in names:
+        gid = _id(name)
+        if gid is None:
+            for parts in _rows(group_text, 4):
+                if parts[0] == name:
+                    gid = _id(parts[2])
+                    break
+        if gid is None:
+            raise UsageError("unable to find group %s: no matching entries in group file"
+                             % name, "use a numeric gid, or a group the image defines")
+        if gid not in out:
+            out.append(gid)
+    return out

@@ -332,7 +332,8 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None):
     driver = choose_driver(store, idmap)
     bindings, exposed = ports.port_bindings(
         opts.publish if network == "private" else (),
-        opts.publish_all and network == "private", image_config.get("ExposedPorts"))
+        opts.publish_all and network == "private",
+        runflags.exposed(opts, image_config.get("ExposedPorts")))
     record = containers.create_record(store, {
         "Image": image.id, "ImageName": opts.image, "Path": argv[0], "Args": argv[1:],
         "Driver": driver,
@@ -366,7 +367,8 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None):
         # Docker: the joined container's name and resolver files (the same files)
         hostname = (joined.get("Config") or {}).get("Hostname") or joined["Id"][:12]
     else:
-        hostname = opts.hostname or (os.uname().nodename if network == "host" else cid[:12])
+        hostname = opts.hostname or (os.uname().nodename if network == "host" or
+                                     resolved["uts"] == "host" else cid[:12])
     record["Config"]["Hostname"] = hostname
     # decided once, with the resolver it needs: the same helper at every start
     outbound = ports.outbound_helper() if network == "private" else None
@@ -401,7 +403,7 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None):
         elif joined:
             spec["network_of"] = joined["Id"]
         spec.update(confinement(idmap, unconfined))
-        spec.update(runflags.spec_part(opts, resolved))
+        spec.update(runflags.spec_part(opts, resolved, idmap))
         spec["port_bypass"] = network == "private" and ports.port_bypass(
             bindings, spec["chown_notify"])
         store.write_container(record)
@@ -502,6 +504,7 @@ def _made(opts, warn, pull):
             raise
         pull(store, idmap, opts.image, True)
         record, spec = prepare(store, idmap, opts, joined)
+    runflags.write_cidfile(opts.cidfile, record["Id"])
     # after prepare: a bad -p or a missing image is the one line a user sees, with no warning
     _network_warnings(opts, warn, spec)
     return idmap, store, record, spec

@@ -14,7 +14,7 @@ import os
 import _signal as signal  # the signal module imports enum: ~10 ms
 
 from .. import errors, fastjson
-from ..oci.users import resolve as resolve_user
+from ..oci.users import group_ids, resolve as resolve_user
 from . import caps, idmap as idmaps, libc
 from .elf import host_machine, inspect as inspect_elf
 from .mounts import Executor, MountError, build_plan
@@ -498,6 +498,10 @@ def start(spec, idmap, prestart=None, private_fds=()):
     server that is handed one must be its only user besides the forwarder)."""
     _flush_stdio()
     flags = _BASE_FLAGS | (libc.CLONE_NEWNET if spec["network"] != "host" else 0)
+    for key, flag in (("pid_mode", libc.CLONE_NEWPID), ("ipc_mode", libc.CLONE_NEWIPC),
+                      ("uts_mode", libc.CLONE_NEWUTS)):
+        if spec.get(key) == "host":
+            flags &= ~flag  # --pid/--ipc/--uts host: the host's namespace, shared
     join = _open_joined(spec["join_pid"]) if spec.get("join_pid") else None
     try:
         return _start(spec, idmap, flags, join, prestart, private_fds)
@@ -518,6 +522,8 @@ def _start(spec, idmap, flags, join, prestart, private_fds):
         sock_parent, sock_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     if spec["network"] != "host":
         from . import net  # noqa: F401
+    if spec.get("ulimits"):
+        import resource  # noqa: F401  (loaded for init, see above)
     if spec.get("seccomp") or spec.get("seccomp_bpf") or bypass:
         from . import seccomp  # loaded for init, see above
         if spec.get("seccomp"):
@@ -688,7 +694,8 @@ def _init(spec, sync, sock, adopt_r=None, go_r=None, bypass=False):
         if spec["network"] not in ("host", "container"):
             from .net import loopback_up
             loopback_up()  # a joined namespace is its owner's to set up
-        libc.sethostname(spec["hostname"])
+        if spec.get("uts_mode") != "host":
+            libc.sethostname(spec["hostname"])
         if bypass:
             _send_bind_listener(sock)
         if go_r is not None:
@@ -779,11 +786,13 @@ def become(spec, sock):
         null = os.open("/dev/null", os.O_RDONLY)
         os.dup2(null, 0)
         os.close(null)
+    _process_settings(spec)
     caps.restrict(spec["caps"])
     if spec.get("no_new_privs", True):
         caps.no_new_privs()
     if spec["idmap_mode"] != "single":
-        os.setgroups(user.groups)
+        extra = group_ids(spec.get("group_add") or (), _read_text("/etc/group"))
+        os.setgroups(user.groups + [g for g in extra if g not in user.groups])
     try:
         os.setresgid(user.gid, user.gid, user.gid)
         os.setresuid(user.uid, user.uid, user.uid)
@@ -825,6 +834,38 @@ def become(spec, sock):
         sock.close()
     path_var = next((e[5:] for e in reversed(env) if e.startswith("PATH=")), "")
     return spec["argv"], env, path_var
+
+
+def _process_settings(spec):
+    """--ulimit and --oom-score-adj, while this process is still root in its namespace: both
+    are inherited by the command and its children."""
+    if spec.get("ulimits"):
+        import resource
+        for entry in spec["ulimits"]:
+            soft, hard = (resource.RLIM_INFINITY if v == -1 else v
+                          for v in (entry["Soft"], entry["Hard"]))
+            try:
+                resource.setrlimit(RLIMITS[entry["Name"]], (soft, hard))
+            except (OSError, ValueError) as exc:
+                raise errors.SetupError(
+                    "cannot set ulimit %s=%d:%d: %s" % (entry["Name"], entry["Soft"],
+                                                        entry["Hard"],
+                                                        getattr(exc, "strerror", exc)),
+                    "a user namespace cannot raise a hard limit above the one this user "
+                    "has (see 'ulimit -H -a')")
+    if spec.get("oom_score_adj") is not None:
+        try:
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write("%d" % spec["oom_score_adj"])
+        except OSError as exc:
+            raise errors.SetupError("cannot set --oom-score-adj %d: %s"
+                                    % (spec["oom_score_adj"], exc.strerror))
+
+
+# setrlimit(2)'s resource numbers by Docker's names (asm-generic/resource.h)
+RLIMITS = {"core": 4, "cpu": 0, "data": 2, "fsize": 1, "locks": 10, "memlock": 8,
+            "msgqueue": 12, "nice": 13, "nofile": 7, "nproc": 6, "rss": 5, "rtprio": 14,
+            "rttime": 15, "sigpending": 11, "stack": 3}
 
 
 def execve(argv, env, path_var):

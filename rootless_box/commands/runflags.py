@@ -27,7 +27,33 @@ OPTS = (
     Opt("--ipc", VALUE, "IPC mode to use (host, private, shareable, none)"),
     Opt("--uts", VALUE, "UTS namespace to use (host)"),
     Opt("-q,--quiet", FLAG, "Suppress the pull output"),
+    # resource limits: applied through a delegated cgroup v2 subtree, refused without one
+    Opt("-m,--memory", VALUE, "Memory limit", metavar="bytes"),
+    Opt("--memory-swap", VALUE, "Swap limit equal to memory plus swap: '-1' to enable "
+                                "unlimited swap", metavar="bytes"),
+    Opt("--memory-reservation", VALUE, "Memory soft limit", metavar="bytes"),
+    Opt("--cpus", VALUE, "Number of CPUs", metavar="decimal"),
+    Opt("-c,--cpu-shares", VALUE, "CPU shares (relative weight)", metavar="int"),
+    Opt("--cpu-period", VALUE, "Limit CPU CFS (Completely Fair Scheduler) period",
+        metavar="int"),
+    Opt("--cpu-quota", VALUE, "Limit CPU CFS (Completely Fair Scheduler) quota",
+        metavar="int"),
+    Opt("--cpuset-cpus", VALUE, "CPUs in which to allow execution (0-3, 0,1)"),
+    Opt("--cpuset-mems", VALUE, "MEMs in which to allow execution (0-3, 0,1)"),
+    Opt("--pids-limit", VALUE, "Tune container pids limit (set -1 for unlimited)",
+        metavar="int"),
+    Opt("--blkio-weight", VALUE, "Block IO (relative weight), between 10 and 1000, or 0 to "
+                                 "disable", metavar="uint16"),
+    Opt("--kernel-memory", VALUE, "Kernel memory limit (discarded: cgroup v2 has none)",
+        metavar="bytes"),
+    Opt("--memory-swappiness", VALUE, "Tune container memory swappiness (discarded: "
+                                      "cgroup v2 has none)", metavar="int"),
+    Opt("--oom-kill-disable", FLAG, "Disable OOM Killer (discarded: cgroup v2 has none)"),
 )
+
+_LIMIT_DESTS = ("memory", "memory_swap", "memory_reservation", "cpus", "cpu_shares",
+                "cpu_period", "cpu_quota", "cpuset_cpus", "cpuset_mems", "pids_limit",
+                "blkio_weight", "kernel_memory", "memory_swappiness", "oom_kill_disable")
 
 
 def kwargs(parsed):
@@ -38,4 +64,4 @@ def kwargs(parsed):
             "device_cgroup_rules": parsed.device_cgroup_rule, "group_add": parsed.group_add,
             "cidfile": parsed.cidfile, "sysctls": parsed.sysctl, "expose": parsed.expose,
             "oom_score_adj": parsed.oom_score_adj, "pid": parsed.pid, "ipc": parsed.ipc,
-            "uts": parsed.uts}
+            "uts": parsed.uts, **{name: getattr(parsed, name) for name in _LIMIT_DESTS}}

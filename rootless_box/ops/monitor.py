@@ -132,9 +132,10 @@ def _serve(store, idmap, cid, spec, report_fd, published=None, rebind=False):
     launcher.adopt_orphans()
     spec = dict(spec, adopt=True)
     try:
-        from . import ports
+        from . import cgroups, ports
         container = launcher.start(ports.joined_spec(store, spec), idmap,
-                                   published.prestart() if published is not None else None,
+                                   cgroups.prestart(spec, published.prestart()
+                                                    if published is not None else None),
                                    published.fds() if published is not None else ())
     except errors.BoxError as exc:
         if isinstance(exc, (errors.CommandNotFound, errors.CannotExecute)):

@@ -14,7 +14,7 @@ import _signal as signal  # the signal module imports enum: ~10 ms
 from .. import config, errors
 from ..oci import reference
 from ..userns import caps, idmap as idmaps, launcher
-from . import containers, images, ports, runflags
+from . import cgroups, containers, images, ports, runflags
 from .storage import choose_driver, open_store
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
@@ -600,7 +600,8 @@ def run(opts, warn=None, pull=None):
             published = ports.bind(store, record, spec.get("outbound"))
             with published:
                 container = launcher.start(ports.joined_spec(store, spec), idmap,
-                                           published.prestart(), published.fds())
+                                           cgroups.prestart(spec, published.prestart()),
+                                           published.fds())
         except errors.BoxError as exc:
             if isinstance(exc, (errors.CommandNotFound, errors.CannotExecute)) and \
                     not opts.rm:
@@ -614,6 +615,8 @@ def run(opts, warn=None, pull=None):
         containers.mark_running(store, record, container.pid)
         forwarder.attach(container.pid)
         code = _wait(container, opts)
+        if spec.get("cgroup_files"):
+            cgroups.remove(record["Id"])
     finally:
         forwarder.restore()
     if opts.rm:

@@ -14,13 +14,14 @@ import os
 
 from .. import errors
 from ..userns import caps as capsmod, launcher
+from . import cgroups
 
 # the RunOptions attributes this module owns, with their defaults (commands/runflags.py fills
 # them from the command line)
 FIELDS = {"cap_add": (), "cap_drop": (), "privileged": False, "ulimits": (), "shm_size": None,
           "devices": (), "device_cgroup_rules": (), "group_add": (), "cidfile": None,
           "sysctls": (), "expose": (), "oom_score_adj": None, "pid": None, "ipc": None,
-          "uts": None}
+          "uts": None, **cgroups.FIELDS}
 
 
 def defaults(kw):
@@ -132,7 +133,7 @@ def security(items):
 
 def notes(opts):
     """What the user asked for that is accepted without effect, one line each."""
-    return security(opts.security_opts)["notes"]
+    return security(opts.security_opts)["notes"] + cgroups.limits(opts)[1]
 
 
 # -- devices ----------------------------------------------------------------------------------
@@ -395,7 +396,7 @@ def check(opts):
         raise errors.UsageError("conflicting options: hostname and the UTS mode")
     network = network_mode(opts.network, bool(opts.publish or opts.publish_all))
     check_cidfile(opts.cidfile)
-    return {"caps": capabilities(opts), "security": security(opts.security_opts),
+    return {"limits": cgroups.check(opts)[0],"caps": capabilities(opts), "security": security(opts.security_opts),
             "ulimits": ulimits(opts.ulimits), "shm_size": shm_size(opts.shm_size),
             "devices": devices(opts.devices), "sysctls": sysctls(opts.sysctls, network, ipc),
             "oom_score_adj": oom_score_adj(opts.oom_score_adj),
@@ -412,7 +413,17 @@ def host_config(opts, resolved):
                         for d in resolved["devices"]],
             "GroupAdd": list(opts.group_add) or None, "Sysctls": resolved["sysctls"] or None,
             "OomScoreAdj": resolved["oom_score_adj"] or 0, "PidMode": resolved["pid"],
-            "IpcMode": resolved["ipc"] or "private", "UTSMode": resolved["uts"]}
+            "IpcMode": resolved["ipc"] or "private", "UTSMode": resolved["uts"],
+            **_limit_fields(resolved["limits"])}
+
+
+def _limit_fields(asked):
+    """HostConfig's resource fields as Docker shows them: 0, "" or null when not set."""
+    fields = {"Memory": 0, "MemorySwap": 0, "MemoryReservation": 0, "NanoCpus": 0,
+              "CpuShares": 0, "CpuPeriod": 0, "CpuQuota": 0, "CpusetCpus": "",
+              "CpusetMems": "", "PidsLimit": None, "BlkioWeight": 0}
+    fields.update(asked)
+    return fields
 
 
 def spec_part(opts, resolved, idmap):
@@ -433,7 +444,8 @@ def spec_part(opts, resolved, idmap):
     part.update(ulimits=resolved["ulimits"], shm_size=resolved["shm_size"],
                 group_add=list(opts.group_add), sysctls=resolved["sysctls"],
                 oom_score_adj=resolved["oom_score_adj"], pid_mode=resolved["pid"],
-                ipc_mode=resolved["ipc"], uts_mode=resolved["uts"])
+                ipc_mode=resolved["ipc"], uts_mode=resolved["uts"],
+                cgroup_files=cgroups.files(resolved["limits"]) or None)
     if opts.privileged or sec["unconfined"]:
         part["seccomp_bpf"] = None  # Docker: --privileged has no seccomp profile either
     elif sec["profile"] or part["caps"] != list(capsmod.DOCKER_DEFAULT):

@@ -75,3 +75,28 @@ def test_the_compiled_profile_is_cached_and_a_hit_stays_light(tmp_path):
                                                              "['SYS_ADMIN'])")],
                          env=env, cwd=root, check=True, capture_output=True, text=True)
     assert len(os.listdir(tmp_path / "rootless-box" / "seccomp")) == 2, out.stderr
+
+
+def test_cgroup_v2_files_as_runc_writes_them():
+    from rootless_box.ops import cgroups
+    files = cgroups.files({"Memory": 64 << 20, "MemorySwap": 128 << 20, "NanoCpus": 1500000000,
+                           "CpuShares": 1024, "PidsLimit": -1, "BlkioWeight": 500,
+                           "CpusetCpus": "0-1"})
+    assert files == {"memory.max": str(64 << 20), "memory.swap.max": str(64 << 20),
+                     "cpu.max": "150000 100000", "cpu.weight": "39", "pids.max": "max",
+                     "io.weight": "4950", "cpuset.cpus": "0-1"}
+    assert cgroups.files({"CpuQuota": 50000, "CpuPeriod": 200000})["cpu.max"] == \
+        "50000 200000"
+    assert cgroups.files({"Memory": 1 << 30, "MemorySwap": -1})["memory.swap.max"] == "max"
+
+
+def test_limit_parsing_follows_docker():
+    from rootless_box.ops import cgroups
+    asked, warnings = cgroups.limits(opts(memory="512m", cpus="0.5", pids_limit="0",
+                                          oom_kill_disable=True))
+    assert asked == {"Memory": 512 << 20, "NanoCpus": 500000000, "PidsLimit": -1}
+    assert len(warnings) == 1 and "--oom-kill-disable" in warnings[0]
+    for bad in ({"cpus": "-1"}, {"cpus": "x"}, {"memory": "1k"}, {"memory_swap": "1g"},
+                {"cpu_quota": "10"}, {"cpuset_cpus": "0-99"}, {"blkio_weight": "2000"}):
+        with pytest.raises(UsageError):
+            cgroups.limits(opts(**bad))

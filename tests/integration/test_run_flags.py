@@ -4,6 +4,8 @@
 
 import os
 
+import pytest
+
 from conftest import Cli, assert_one_error, inspect1, needs_subuid, needs_userns
 
 pytestmark = needs_userns
@@ -142,3 +144,55 @@ def test_inspect_records_the_flags(cli, image):
                                     "CgroupPermissions": "rwm"}]
     finally:
         cli("rm", cid)
+
+
+# -- resource limits --------------------------------------------------------------------------
+
+def _delegation():
+    from rootless_box.ops import cgroups
+    where, detail = cgroups.delegated()
+    return where is not None and {"memory", "pids", "cpu"} <= set(detail), detail
+
+
+def test_limit_values_are_checked_first(cli, image):
+    refused(cli, image, "--cpus", "-1", words=["--cpus"])
+    refused(cli, image, "-m", "lots", words=["--memory"])
+    refused(cli, image, "--memory-swap", "1g", words=["Memory limit"])
+    refused(cli, image, "--blkio-weight", "5", words=["blkio weight"])
+    refused(cli, image, "--cpus", "1", "--cpu-quota", "50000", words=["Conflicting"])
+
+
+def test_limits_without_delegation_are_refused_naming_it(cli, image):
+    usable, detail = _delegation()
+    if usable:
+        pytest.skip("this machine delegates cgroup v2 to the user: limits apply "
+                    "(test_limits_are_applied)")
+    for flags in (("-m", "64m"), ("--cpus", "1"), ("--pids-limit", "10")):
+        proc = refused(cli, image, *flags, words=["cgroup v2"])
+        assert "hint:" in proc.err
+    assert "resource_limits" in cli.ok("info").out
+    # settings dockerd discards on cgroup v2 too: accepted with its warning
+    proc = cli.ok("run", "--rm", "--memory-swappiness", "10", image, "true")
+    assert "warning: --memory-swappiness is discarded" in proc.err
+
+
+def test_limits_are_applied(cli, image):
+    usable, detail = _delegation()
+    if not usable:
+        pytest.skip("no delegated cgroup v2 subtree with memory, pids and cpu here: %s"
+                    % detail)
+    out = cli.ok("run", "--rm", "-m", "64m", "--pids-limit", "10", "--cpus", "0.5", image,
+                 "sh", "-c", "cat /proc/self/cgroup").out
+    path = "/sys/fs/cgroup" + out.strip().split("::", 1)[1]
+    assert "rootless-box-" in path and not os.path.exists(path)  # removed after the exit
+    cid = cli.ok("run", "-d", "-m", "64m", "--pids-limit", "10", "--cpus", "0.5", image,
+                 "sleep", "30").out.strip()
+    try:
+        path = inspect1(cli, cid)["RootlessBox"]["CgroupPath"]
+        assert open(os.path.join(path, "memory.max")).read().strip() == str(64 << 20)
+        assert open(os.path.join(path, "pids.max")).read().strip() == "10"
+        assert open(os.path.join(path, "cpu.max")).read().split()[0] == "50000"
+        host = inspect1(cli, cid)["HostConfig"]
+        assert host["Memory"] == 64 << 20 and host["PidsLimit"] == 10
+    finally:
+        cli("rm", "-f", cid)

@@ -47,7 +47,8 @@ OPTS = (
     Opt("--platform", VALUE, "Set platform if server is multi-platform capable"),
     Opt("--userns", VALUE, "User namespace mapping: auto (a subordinate id range when the "
                            "user has one), single, subuid"),
-    Opt("--security-opt", LIST, "Security options (seccomp=unconfined, no-new-privileges)",
+    Opt("--security-opt", LIST, "Security options (seccomp=unconfined|FILE.json, "
+                                "no-new-privileges, systempaths=unconfined)",
         metavar="list", dest="security_opt"),
 ) + runflags.OPTS
 

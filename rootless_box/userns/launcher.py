@@ -791,8 +791,11 @@ def become(spec, sock):
     if spec.get("no_new_privs", True):
         caps.no_new_privs()
     if spec["idmap_mode"] != "single":
-        extra = group_ids(spec.get("group_add") or (), _read_text("/etc/group"))
-        os.setgroups(user.groups + [g for g in extra if g not in user.groups])
+        groups = list(user.groups)
+        if spec.get("group_add"):  # --group-add, names from the image's /etc/group
+            extra = group_ids(spec["group_add"], _read_text("/etc/group"))
+            groups += [g for g in extra if g not in groups]
+        os.setgroups(groups)
     try:
         os.setresgid(user.gid, user.gid, user.gid)
         os.setresuid(user.uid, user.uid, user.uid)
@@ -864,8 +867,8 @@ def _process_settings(spec):
 
 # setrlimit(2)'s resource numbers by Docker's names (asm-generic/resource.h)
 RLIMITS = {"core": 4, "cpu": 0, "data": 2, "fsize": 1, "locks": 10, "memlock": 8,
-            "msgqueue": 12, "nice": 13, "nofile": 7, "nproc": 6, "rss": 5, "rtprio": 14,
-            "rttime": 15, "sigpending": 11, "stack": 3}
+           "msgqueue": 12, "nice": 13, "nofile": 7, "nproc": 6, "rss": 5, "rtprio": 14,
+           "rttime": 15, "sigpending": 11, "stack": 3}
 
 
 def execve(argv, env, path_var):

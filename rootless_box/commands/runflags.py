@@ -27,7 +27,11 @@ OPTS = (
     Opt("--ipc", VALUE, "IPC mode to use (host, private, shareable, none)"),
     Opt("--uts", VALUE, "UTS namespace to use (host)"),
     Opt("-q,--quiet", FLAG, "Suppress the pull output"),
-    # resource limits: applied through a delegated cgroup v2 subtree, refused without one
+)
+
+# resource limits: applied through a delegated cgroup v2 subtree, refused without one (`update`
+# takes them too)
+LIMIT_OPTS = (
     Opt("-m,--memory", VALUE, "Memory limit", metavar="bytes"),
     Opt("--memory-swap", VALUE, "Swap limit equal to memory plus swap: '-1' to enable "
                                 "unlimited swap", metavar="bytes"),
@@ -50,8 +54,9 @@ OPTS = (
                                       "cgroup v2 has none)", metavar="int"),
     Opt("--oom-kill-disable", FLAG, "Disable OOM Killer (discarded: cgroup v2 has none)"),
 )
+OPTS += LIMIT_OPTS
 
-_LIMIT_DESTS = ("memory", "memory_swap", "memory_reservation", "cpus", "cpu_shares",
+LIMIT_DESTS = ("memory", "memory_swap", "memory_reservation", "cpus", "cpu_shares",
                 "cpu_period", "cpu_quota", "cpuset_cpus", "cpuset_mems", "pids_limit",
                 "blkio_weight", "kernel_memory", "memory_swappiness", "oom_kill_disable")
 
@@ -64,4 +69,9 @@ def kwargs(parsed):
             "device_cgroup_rules": parsed.device_cgroup_rule, "group_add": parsed.group_add,
             "cidfile": parsed.cidfile, "sysctls": parsed.sysctl, "expose": parsed.expose,
             "oom_score_adj": parsed.oom_score_adj, "pid": parsed.pid, "ipc": parsed.ipc,
-            "uts": parsed.uts, **{name: getattr(parsed, name) for name in _LIMIT_DESTS}}
+            "uts": parsed.uts, **limits(parsed)}
+
+
+def limits(parsed):
+    """The resource limit flags' values, by ops/cgroups.FIELDS' names."""
+    return {name: getattr(parsed, name) for name in LIMIT_DESTS}

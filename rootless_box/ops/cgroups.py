@@ -31,6 +31,7 @@ _LIMITS = {"Memory": ("--memory", "memory"), "MemorySwap": ("--memory-swap", "me
            "CpusetCpus": ("--cpuset-cpus", "cpuset"), "CpusetMems": ("--cpuset-mems", "cpuset"),
            "PidsLimit": ("--pids-limit", "pids"), "BlkioWeight": ("--blkio-weight", "io")}
 
+HOST_FIELDS = tuple(_LIMITS)
 _ROOT = "/sys/fs/cgroup"
 
 
@@ -239,6 +240,12 @@ def apply(cid, pid, wanted):
         _where, why = delegated()
         raise errors.SetupError("cannot apply the container's resource limits: %s"
                                 % (why if _where is None else "cannot make its cgroup"))
+    write(path, wanted)
+    return path
+
+
+def write(path, wanted):
+    """Write cgroup files (files()'s) into the container's cgroup path."""
     for name, value in sorted(wanted.items()):
         try:
             with open(os.path.join(path, name), "w") as f:
@@ -246,7 +253,6 @@ def apply(cid, pid, wanted):
         except OSError as exc:
             raise errors.SetupError("cannot apply the container's resource limits: %s: %s"
                                     % (name, exc.strerror))
-    return path
 
 
 def remove(cid):

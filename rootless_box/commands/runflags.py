@@ -3,6 +3,7 @@
 Owns nothing but that wiring: the rules live in ops/runflags.py."""
 
 from ..cliparse import FLAG, LIST, VALUE, Opt
+from ..errors import UsageError
 
 OPTS = (
     Opt("--cap-add", LIST, "Add Linux capabilities", metavar="list", dest="cap_add"),
@@ -27,7 +28,47 @@ OPTS = (
     Opt("--ipc", VALUE, "IPC mode to use (host, private, shareable, none)"),
     Opt("--uts", VALUE, "UTS namespace to use (host)"),
     Opt("-q,--quiet", FLAG, "Suppress the pull output"),
+    Opt("--domainname", VALUE, "Container NIS domain name"),
+    Opt("-a,--attach", LIST, "Attach to STDIN, STDOUT or STDERR", metavar="list"),
+    Opt("--sig-proxy", FLAG, "Proxy received signals to the process (only true: the "
+                             "container goes with this process)", default=True),
 )
+
+# Docker's run flags that cannot work here, each refused with its reason (--help says it too)
+REFUSED = (
+    ("--gpus", VALUE, "GPU devices need the NVIDIA container toolkit's hooks; bind the "
+                      "device nodes you may open with --device"),
+    ("--runtime", VALUE, "rootless-box is its own runtime"),
+    ("--isolation", VALUE, "isolation technologies are Windows'"),
+    ("--cgroupns", VALUE, "containers share the user's cgroup namespace"),
+    ("--cgroup-parent", VALUE, "the container's cgroup goes beside its keeper's, in the "
+                               "user's delegated subtree"),
+    ("--ip", VALUE, "a private network has no bridge to give addresses on"),
+    ("--ip6", VALUE, "a private network has no bridge to give addresses on"),
+    ("--mac-address", VALUE, "a private network has no bridge to give addresses on"),
+    ("--link", LIST, "there is no bridge network; use --network container:NAME or -p"),
+    ("--link-local-ip", LIST, "there is no bridge network"),
+    ("--network-alias", LIST, "there is no network with a DNS of its own"),
+    ("--storage-opt", LIST, "storage drivers take no per-container options here"),
+    ("--cpu-rt-period", VALUE, "real-time scheduling needs the cgroup v1 cpu controller"),
+    ("--cpu-rt-runtime", VALUE, "real-time scheduling needs the cgroup v1 cpu controller"),
+    ("--blkio-weight-device", LIST, "per-device weights are not implemented yet"),
+    ("--device-read-bps", LIST, "per-device I/O limits are not implemented yet"),
+    ("--device-write-bps", LIST, "per-device I/O limits are not implemented yet"),
+    ("--device-read-iops", LIST, "per-device I/O limits are not implemented yet"),
+    ("--device-write-iops", LIST, "per-device I/O limits are not implemented yet"),
+    ("--detach-keys", VALUE, "a foreground container cannot be detached from: it goes with "
+                             "this process; run it with -d and use 'attach'"),
+    ("--annotation", LIST, "there is no OCI runtime to hand annotations to"),
+    ("--health-cmd", VALUE, "health checks are not implemented yet"),
+    ("--health-interval", VALUE, "health checks are not implemented yet"),
+    ("--health-timeout", VALUE, "health checks are not implemented yet"),
+    ("--health-retries", VALUE, "health checks are not implemented yet"),
+    ("--health-start-period", VALUE, "health checks are not implemented yet"),
+    ("--health-start-interval", VALUE, "health checks are not implemented yet"),
+    ("--no-healthcheck", FLAG, "health checks are not implemented yet"),
+)
+OPTS += tuple(Opt(name, kind, "Refused: " + why) for name, kind, why in REFUSED)
 
 # resource limits: applied through a delegated cgroup v2 subtree, refused without one (`update`
 # takes them too)
@@ -62,8 +103,13 @@ LIMIT_DESTS = ("memory", "memory_swap", "memory_reservation", "cpus", "cpu_share
 
 
 def kwargs(parsed):
-    """RunOptions keywords from the parsed command line."""
-    return {"cap_add": parsed.cap_add, "cap_drop": parsed.cap_drop,
+    """RunOptions keywords from the parsed command line; a flag that cannot work here is
+    refused with its reason."""
+    for name, _kind, why in REFUSED:
+        if name[2:].replace("-", "_") in parsed.given:
+            raise UsageError("%s is not supported: %s" % (name, why))
+    return {"domainname": parsed.domainname, "attach": parsed.attach,
+            "sig_proxy": parsed.sig_proxy,"cap_add": parsed.cap_add, "cap_drop": parsed.cap_drop,
             "privileged": parsed.privileged, "ulimits": parsed.ulimit,
             "shm_size": parsed.shm_size, "devices": parsed.device,
             "device_cgroup_rules": parsed.device_cgroup_rule, "group_add": parsed.group_add,

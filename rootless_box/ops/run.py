@@ -370,6 +370,7 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None):
         hostname = opts.hostname or (os.uname().nodename if network == "host" or
                                      resolved["uts"] == "host" else cid[:12])
     record["Config"]["Hostname"] = hostname
+    record["Config"].update(runflags.config_part(opts))
     # decided once, with the resolver it needs: the same helper at every start
     outbound = ports.outbound_helper() if network == "private" else None
     record["Config"]["StopSignal"] = opts.stop_signal or image_config.get("StopSignal") or \

@@ -21,7 +21,8 @@ from . import cgroups
 FIELDS = {"cap_add": (), "cap_drop": (), "privileged": False, "ulimits": (), "shm_size": None,
           "devices": (), "device_cgroup_rules": (), "group_add": (), "cidfile": None,
           "sysctls": (), "expose": (), "oom_score_adj": None, "pid": None, "ipc": None,
-          "uts": None, **cgroups.FIELDS}
+          "uts": None, "domainname": None, "attach": (), "sig_proxy": True,
+          **cgroups.FIELDS}
 
 
 def defaults(kw):
@@ -381,9 +382,34 @@ def write_cidfile(path, cid):
 
 # -- what the flags give the record and the spec ----------------------------------------------
 
+def attach_streams(opts):
+    """-a/--attach STDIN|STDOUT|STDERR (any case) -> the fds left unattached, or ()."""
+    names = []
+    for item in opts.attach:
+        name = item.strip().lower()
+        if name not in ("stdin", "stdout", "stderr"):
+            raise errors.UsageError('invalid argument "%s" for "-a, --attach" flag: valid '
+                                    'streams are STDIN, STDOUT and STDERR' % item)
+        names.append(name)
+    if names and opts.detach:
+        raise errors.UsageError("conflicting options: cannot specify both --attach and "
+                                "--detach")
+    if not names:
+        return ()
+    return tuple(fd for fd, name in ((1, "stdout"), (2, "stderr")) if name not in names)
+
+
 def check(opts):
     """Every value checked before anything is made; -> the resolved flags (a dict)."""
     from .ports import network_mode
+    if not opts.sig_proxy:
+        raise errors.UsageError(
+            "--sig-proxy=false is not supported: a foreground container goes with the "
+            "rootless-box process that keeps it, so a signal to it cannot leave the "
+            "container running", "run it detached (-d) and send signals with 'kill'")
+    if opts.domainname and opts.uts == "host":
+        raise errors.UsageError("conflicting options: domainname and the UTS mode")
+    attach_streams(opts)
     if opts.device_cgroup_rules:
         raise errors.UsageError(
             "--device-cgroup-rule is not supported: it needs a device cgroup, which only "
@@ -401,6 +427,15 @@ def check(opts):
             "devices": devices(opts.devices), "sysctls": sysctls(opts.sysctls, network, ipc),
             "oom_score_adj": oom_score_adj(opts.oom_score_adj),
             "pid": pid, "ipc": ipc, "uts": uts}
+
+
+def config_part(opts):
+    """The record's Config fields these flags set (Docker's names)."""
+    attached = {s.strip().lower() for s in opts.attach} or \
+        ({"stdout", "stderr"} if not opts.detach else set())
+    return {"Domainname": opts.domainname or "",
+            "AttachStdin": "stdin" in attached or bool(opts.interactive and not opts.detach),
+            "AttachStdout": "stdout" in attached, "AttachStderr": "stderr" in attached}
 
 
 def host_config(opts, resolved):
@@ -445,7 +480,8 @@ def spec_part(opts, resolved, idmap):
                 group_add=list(opts.group_add), sysctls=resolved["sysctls"],
                 oom_score_adj=resolved["oom_score_adj"], pid_mode=resolved["pid"],
                 ipc_mode=resolved["ipc"], uts_mode=resolved["uts"],
-                cgroup_files=cgroups.files(resolved["limits"]) or None)
+                cgroup_files=cgroups.files(resolved["limits"]) or None,
+                domainname=opts.domainname or None, unattached=attach_streams(opts))
     if opts.privileged or sec["unconfined"]:
         part["seccomp_bpf"] = None  # Docker: --privileged has no seccomp profile either
     elif sec["profile"] or part["caps"] != list(capsmod.DOCKER_DEFAULT):

@@ -696,6 +696,8 @@ def _init(spec, sync, sock, adopt_r=None, go_r=None, bypass=False):
             loopback_up()  # a joined namespace is its owner's to set up
         if spec.get("uts_mode") != "host":
             libc.sethostname(spec["hostname"])
+            if spec.get("domainname"):
+                libc.setdomainname(spec["domainname"])
         if bypass:
             _send_bind_listener(sock)
         if go_r is not None:
@@ -785,6 +787,12 @@ def become(spec, sock):
     elif not spec.get("stdin"):
         null = os.open("/dev/null", os.O_RDONLY)
         os.dup2(null, 0)
+        os.close(null)
+    if spec.get("unattached") and not spec.get("tty"):
+        # run -a: the streams not attached go nowhere, as Docker discards them
+        null = os.open("/dev/null", os.O_WRONLY)
+        for fd in spec["unattached"]:
+            os.dup2(null, fd)
         os.close(null)
     _process_settings(spec)
     caps.restrict(spec["caps"])

@@ -196,3 +196,32 @@ def test_limits_are_applied(cli, image):
         assert host["Memory"] == 64 << 20 and host["PidsLimit"] == 10
     finally:
         cli("rm", "-f", cid)
+
+
+# -- attach, sig-proxy, domainname, and the flags refused with their reason -------------------
+
+def test_attach_only_the_streams_named(cli, image):
+    proc = cli.ok("run", "--rm", "-a", "STDERR", image, "sh", "-c", "echo out; echo err >&2")
+    assert (proc.out, proc.err) == ("", "err\n")
+    proc = cli.ok("run", "--rm", "-a", "stdout", image, "sh", "-c", "echo out; echo err >&2")
+    assert (proc.out, proc.err) == ("out\n", "")
+    refused(cli, image, "-a", "stdnothing", words=["STDIN, STDOUT"])
+    refused(cli, image, "-d", "-a", "stdout", words=["--detach"])
+
+
+def test_sig_proxy_and_domainname(cli, image):
+    assert cli.ok("run", "--rm", "--sig-proxy", image, "echo", "ok").out == "ok\n"
+    refused(cli, image, "--sig-proxy=false", words=["--sig-proxy=false", "-d"])
+    out = cli.ok("run", "--rm", "--domainname", "example.org", image, "cat",
+                 "/proc/sys/kernel/domainname").out
+    assert out == "example.org\n"
+    refused(cli, image, "--uts", "host", "--domainname", "x.org", words=["UTS"])
+
+
+def test_flags_that_cannot_work_are_refused_with_their_reason(cli, image):
+    from rootless_box.commands.runflags import REFUSED
+    from rootless_box.cliparse import FLAG
+    for name, kind, why in REFUSED:
+        args = (name,) if kind == FLAG else (name, "x")
+        proc = refused(cli, image, *args, words=[name + " is not supported"])
+        assert why in proc.err

@@ -206,6 +206,9 @@ def _hidden(argv):
     if argv[0] == "__complete":  # the completion scripts' callback (commands/completion.py)
         from .commands.completion import names
         return names(argv[1:])
+    if argv[0] == "__health":  # a container's health checker (ops/health.py)
+        from .ops.health import main as health
+        return health(argv[1:])
     if argv[0] == "__watch":  # a frozen binary's watcher (ops/monitor.watcher_argv)
         from .ops.watch import main as watch
         return watch(argv[1:])
@@ -219,7 +222,7 @@ def main(argv=None):
         # before anything: every child, host helper and `-e NAME` copies from os.environ
         config.unbundle_environ()
     try:
-        if argv and argv[0] in ("__watch", "__monitor", "__complete"):
+        if argv and argv[0] in ("__watch", "__monitor", "__complete", "__health"):
             return _hidden(argv)
         return dispatch(argv)
     except BoxError as exc:

@@ -30,6 +30,20 @@ OPTS = (
     Opt("-q,--quiet", FLAG, "Suppress the pull output"),
     Opt("--domainname", VALUE, "Container NIS domain name"),
     Opt("-a,--attach", LIST, "Attach to STDIN, STDOUT or STDERR", metavar="list"),
+    Opt("--health-cmd", VALUE, "Command to run to check health"),
+    Opt("--health-interval", VALUE, "Time between running the check (ms|s|m|h) (default 0s)",
+        metavar="duration"),
+    Opt("--health-timeout", VALUE, "Maximum time to allow one check to run (ms|s|m|h) "
+                                   "(default 0s)", metavar="duration"),
+    Opt("--health-retries", VALUE, "Consecutive failures needed to report unhealthy",
+        metavar="int"),
+    Opt("--health-start-period", VALUE, "Start period for the container to initialize "
+                                        "before starting health-retries countdown (ms|s|m|h) "
+                                        "(default 0s)", metavar="duration"),
+    Opt("--health-start-interval", VALUE, "Time between running the check during the start "
+                                          "period (ms|s|m|h) (default 0s)",
+        metavar="duration"),
+    Opt("--no-healthcheck", FLAG, "Disable any container-specified HEALTHCHECK"),
     Opt("--sig-proxy", FLAG, "Proxy received signals to the process (only true: the "
                              "container goes with this process)", default=True),
 )
@@ -60,13 +74,6 @@ REFUSED = (
     ("--detach-keys", VALUE, "a foreground container cannot be detached from: it goes with "
                              "this process; run it with -d and use 'attach'"),
     ("--annotation", LIST, "there is no OCI runtime to hand annotations to"),
-    ("--health-cmd", VALUE, "health checks are not implemented yet"),
-    ("--health-interval", VALUE, "health checks are not implemented yet"),
-    ("--health-timeout", VALUE, "health checks are not implemented yet"),
-    ("--health-retries", VALUE, "health checks are not implemented yet"),
-    ("--health-start-period", VALUE, "health checks are not implemented yet"),
-    ("--health-start-interval", VALUE, "health checks are not implemented yet"),
-    ("--no-healthcheck", FLAG, "health checks are not implemented yet"),
 )
 OPTS += tuple(Opt(name, kind, "Refused: " + why) for name, kind, why in REFUSED)
 
@@ -108,7 +115,12 @@ def kwargs(parsed):
     for name, _kind, why in REFUSED:
         if name[2:].replace("-", "_") in parsed.given:
             raise UsageError("%s is not supported: %s" % (name, why))
-    return {"domainname": parsed.domainname, "attach": parsed.attach,
+    return {"health_cmd": parsed.health_cmd, "health_interval": parsed.health_interval,
+            "health_timeout": parsed.health_timeout, "health_retries": parsed.health_retries,
+            "health_start_period": parsed.health_start_period,
+            "health_start_interval": parsed.health_start_interval,
+            "no_healthcheck": parsed.no_healthcheck,
+            "domainname": parsed.domainname, "attach": parsed.attach,
             "sig_proxy": parsed.sig_proxy,"cap_add": parsed.cap_add, "cap_drop": parsed.cap_drop,
             "privileged": parsed.privileged, "ulimits": parsed.ulimit,
             "shm_size": parsed.shm_size, "devices": parsed.device,

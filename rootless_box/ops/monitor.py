@@ -160,6 +160,8 @@ def _serve(store, idmap, cid, spec, report_fd, published=None, rebind=False):
     cgroup = pause.place(cid, container.pid)
     if cgroup:
         record = containers.update_state(store, cid, CgroupPath=cgroup) or record
+    from .runflags import started
+    started(store, record)
     with open(os.path.join(store.container_dir(cid), "monitor.pid"), "w") as f:
         f.write("%d\n" % os.getpid())
     # listening before the CLI hears "running": `start -ai` connects right after

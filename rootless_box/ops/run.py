@@ -370,7 +370,7 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None):
         hostname = opts.hostname or (os.uname().nodename if network == "host" or
                                      resolved["uts"] == "host" else cid[:12])
     record["Config"]["Hostname"] = hostname
-    record["Config"].update(runflags.config_part(opts))
+    record["Config"].update(runflags.config_part(opts, image_config))
     # decided once, with the resolver it needs: the same helper at every start
     outbound = ports.outbound_helper() if network == "private" else None
     record["Config"]["StopSignal"] = opts.stop_signal or image_config.get("StopSignal") or \
@@ -614,6 +614,7 @@ def run(opts, warn=None, pull=None):
             _discard(store, record, spec["mounts"])
             raise
         containers.mark_running(store, record, container.pid)
+        runflags.started(store, record)
         forwarder.attach(container.pid)
         code = _wait(container, opts)
         if spec.get("cgroup_files"):

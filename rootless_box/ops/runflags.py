@@ -14,7 +14,7 @@ import os
 
 from .. import errors
 from ..userns import caps as capsmod, launcher
-from . import cgroups
+from . import cgroups, health
 
 # the RunOptions attributes this module owns, with their defaults (commands/runflags.py fills
 # them from the command line)
@@ -22,7 +22,7 @@ FIELDS = {"cap_add": (), "cap_drop": (), "privileged": False, "ulimits": (), "sh
           "devices": (), "device_cgroup_rules": (), "group_add": (), "cidfile": None,
           "sysctls": (), "expose": (), "oom_score_adj": None, "pid": None, "ipc": None,
           "uts": None, "domainname": None, "attach": (), "sig_proxy": True,
-          **cgroups.FIELDS}
+          **cgroups.FIELDS, **health.FIELDS}
 
 
 def defaults(kw):
@@ -410,6 +410,7 @@ def check(opts):
     if opts.domainname and opts.uts == "host":
         raise errors.UsageError("conflicting options: domainname and the UTS mode")
     attach_streams(opts)
+    health.flags(opts)
     if opts.device_cgroup_rules:
         raise errors.UsageError(
             "--device-cgroup-rule is not supported: it needs a device cgroup, which only "
@@ -422,20 +423,23 @@ def check(opts):
         raise errors.UsageError("conflicting options: hostname and the UTS mode")
     network = network_mode(opts.network, bool(opts.publish or opts.publish_all))
     check_cidfile(opts.cidfile)
-    return {"limits": cgroups.check(opts)[0],"caps": capabilities(opts), "security": security(opts.security_opts),
+    return {"limits": cgroups.check(opts)[0], "caps": capabilities(opts),
+            "security": security(opts.security_opts),
             "ulimits": ulimits(opts.ulimits), "shm_size": shm_size(opts.shm_size),
             "devices": devices(opts.devices), "sysctls": sysctls(opts.sysctls, network, ipc),
             "oom_score_adj": oom_score_adj(opts.oom_score_adj),
             "pid": pid, "ipc": ipc, "uts": uts}
 
 
-def config_part(opts):
-    """The record's Config fields these flags set (Docker's names)."""
+def config_part(opts, image_config):
+    """The record's Config fields these flags set (Docker's names), Healthcheck with the
+    image's merged in."""
     attached = {s.strip().lower() for s in opts.attach} or \
         ({"stdout", "stderr"} if not opts.detach else set())
     return {"Domainname": opts.domainname or "",
             "AttachStdin": "stdin" in attached or bool(opts.interactive and not opts.detach),
-            "AttachStdout": "stdout" in attached, "AttachStderr": "stderr" in attached}
+            "AttachStdout": "stdout" in attached, "AttachStderr": "stderr" in attached,
+            "Healthcheck": health.config(opts, image_config.get("Healthcheck"))}
 
 
 def host_config(opts, resolved):
@@ -490,3 +494,10 @@ def spec_part(opts, resolved, idmap):
         text = sec["profile"][1] if sec["profile"] else seccomp.default_text()
         part["seccomp_bpf"] = seccomp.compiled(text, part["caps"])
     return part
+
+
+def started(store, record):
+    """Once the container runs (its keeper, foreground or monitor, calls this): its health
+    checker, when it has a check."""
+    if health.active((record.get("Config") or {}).get("Healthcheck")):
+        health.spawn(store, record["Id"])

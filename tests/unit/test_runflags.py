@@ -100,3 +100,31 @@ def test_limit_parsing_follows_docker():
                 {"cpu_quota": "10"}, {"cpuset_cpus": "0-99"}, {"blkio_weight": "2000"}):
         with pytest.raises(UsageError):
             cgroups.limits(opts(**bad))
+
+
+def test_healthcheck_merge_and_moby_rules():
+    from rootless_box.ops import health
+    image_check = {"Test": ["CMD", "true"], "Interval": 10 ** 9, "Retries": 5}
+    got = health.config(opts(health_interval="2s", health_retries="2"), image_check)
+    assert got == {"Test": ["CMD", "true"], "Interval": 2 * 10 ** 9, "Retries": 2}
+    assert health.config(opts(health_cmd="curl -f x"), None)["Test"] == \
+        ["CMD-SHELL", "curl -f x"]
+    assert health.config(opts(no_healthcheck=True), image_check) == {"Test": ["NONE"]}
+    assert health.config(opts(), None) is None
+    assert not health.active({"Test": ["NONE"]}) and health.active(image_check)
+    assert health.argv_of(["CMD-SHELL", "a b"]) == ["/bin/sh", "-c", "a b"]
+    check = {"Retries": 2}
+    fail = {"ExitCode": 1}
+    state = health._next(None, None, False, check)
+    assert state["Status"] == "starting"
+    state = health._next(state, fail, True, check)  # in the start period: not counted
+    assert (state["Status"], state["FailingStreak"]) == ("starting", 0)
+    state = health._next(health._next(state, fail, False, check), fail, False, check)
+    assert (state["Status"], state["FailingStreak"]) == ("unhealthy", 2)
+    state = health._next(state, {"ExitCode": 0}, False, check)
+    assert (state["Status"], state["FailingStreak"]) == ("healthy", 0)
+    for _ in range(7):
+        state = health._next(state, fail, False, check)
+    assert len(state["Log"]) == 5
+    with pytest.raises(UsageError):
+        health.flags(opts(health_interval="fast"))

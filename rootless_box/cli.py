@@ -35,6 +35,7 @@ COMMANDS = {
     "export": ("export", "Export a container's filesystem as a tar archive"),
     "diff": ("diff", "Inspect changes to files or directories on a container's filesystem"),
     "update": ("update", "Update configuration of one or more containers"),
+    "events": ("events", "Get real time events from the server"),
     "save": ("save", "Save one or more images to a tar archive"),
     "load": ("load", "Load an image from a tar archive or STDIN"),
     "pull": ("pull", "Download an image from a registry"),
@@ -73,7 +74,8 @@ GROUPS = {
                   "create": "create", "start": "start", "stop": "stop", "restart": "restart",
                   "kill": "kill", "wait": "wait", "pause": "pause", "unpause": "unpause",
                   "attach": "attach"},
-    "system": {"df": "system df", "prune": "system prune", "info": "info"},
+    "system": {"df": "system df", "prune": "system prune", "info": "info",
+               "events": "events"},
     "builder": {"prune": "builder prune", "build": "build"},
     "generate": {"systemd": "generate systemd"},
 }

@@ -11,6 +11,7 @@ import time
 
 from .. import errors
 from ..oci.image import now_rfc3339
+from . import events
 
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 _LEFT = ("admiring", "brave", "calm", "clever", "dreamy", "eager", "focused", "gifted",
@@ -144,13 +145,17 @@ def mark_running(store, record, pid, monitor=None):
               "Pid": pid, "PidStartTime": proc_start_time(pid), "StartedAt": now_rfc3339(),
               "ExitCode": 0, "Error": "", "MonitorPid": monitor or 0,
               "MonitorStartTime": proc_start_time(monitor) if monitor else None}
-    return update_state(store, record, **fields)
+    current = update_state(store, record, **fields)
+    events.container(store, current, "start")
+    return current
 
 
 def mark_exited(store, record, code, error=""):
-    return update_state(store, record, Status="exited", Running=False, Paused=False,
-                        Restarting=False, Pid=0, MonitorPid=0, ExitCode=code, Error=error,
-                        FinishedAt=now_rfc3339())
+    current = update_state(store, record, Status="exited", Running=False, Paused=False,
+                           Restarting=False, Pid=0, MonitorPid=0, ExitCode=code, Error=error,
+                           FinishedAt=now_rfc3339())
+    events.container(store, current, "die", exitCode=code)
+    return current
 
 
 def update_state(store, record, **fields):
@@ -233,6 +238,7 @@ def remove(store, record, force=False, volumes=False):
                 break
             time.sleep(0.01)
     store.remove(store.container_dir(record["Id"]))
+    events.container(store, record, "destroy")
     if volumes:
         for mount in record.get("Mounts", []):
             if mount.get("Anonymous") and mount.get("Source"):

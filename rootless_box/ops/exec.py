@@ -126,6 +126,10 @@ def exec_in(opts):
         # chowns this process answers while it waits (ops/chowns.py); detached, nobody
         # stays to answer them, so they are faked (join.spawn)
         spec["chown_notify"] = bool(spec["seccomp"])
+        from .events import container as event
+        words = " ".join(opts.command)
+        event(store, record, "exec_create: " + words)
+        event(store, record, "exec_start: " + words)
         if opts.detach:
             join.spawn(target, spec, detach=True)
             return 0

@@ -227,8 +227,12 @@ def _record(store, cid, pid, result, in_start=False, check=None):
         if current is None or state.get("Pid") != pid or state.get("Status") not in (
                 "running", "paused"):
             return False
+        before = (state.get("Health") or {}).get("Status")
         state["Health"] = _next(state.get("Health"), result, in_start, check)
         store.write_container(current)
+    if result is not None and state["Health"]["Status"] != before:
+        from .events import container as event
+        event(store, current, "health_status: " + state["Health"]["Status"])
     return True
 
 

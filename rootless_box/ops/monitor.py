@@ -243,6 +243,8 @@ def serve_again(cid, action):
 def discard(store, record):
     """Remove a container's directory and the anonymous volumes it made."""
     store.remove(store.container_dir(record["Id"]))
+    from .events import container as event
+    event(store, record, "destroy")
     for mount in record.get("Mounts", []):
         if mount.get("Anonymous") and mount.get("Source"):
             store.remove(os.path.dirname(mount["Source"]))

@@ -14,7 +14,7 @@ import _signal as signal  # the signal module imports enum: ~10 ms
 from .. import config, errors
 from ..oci import reference
 from ..userns import caps, idmap as idmaps, launcher
-from . import cgroups, containers, images, ports, runflags
+from . import cgroups, containers, events, images, ports, runflags
 from .storage import choose_driver, open_store
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
@@ -409,6 +409,7 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None):
             bindings, spec["chown_notify"])
         store.write_container(record)
         containers.save_spec(store, cid, spec)
+        events.container(store, record, "create")
     except BaseException:
         store.remove(cdir)
         raise
@@ -473,6 +474,7 @@ class SignalForwarder:
 
 def _discard(store, record, mounts):
     store.remove(store.container_dir(record["Id"]))
+    events.container(store, record, "destroy")
     for m in mounts:
         if m["type"] == "volume" and m.get("anonymous"):
             store.remove(os.path.dirname(m["source"]))
@@ -622,6 +624,7 @@ def run(opts, warn=None, pull=None):
     finally:
         forwarder.restore()
     if opts.rm:
+        events.container(store, record, "die", exitCode=code)
         _discard(store, record, spec["mounts"])
     else:
         containers.mark_exited(store, record, code)

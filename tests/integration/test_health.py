@@ -3,21 +3,10 @@ the container's keeper; State.Health in inspect, `(healthy)` in ps, `ps --filter
 a failing check turns unhealthy after its retries, a passing one healthy."""
 
 import os
-import time
 
-from conftest import assert_one_error, inspect1, needs_userns
+from conftest import assert_one_error, inspect1, needs_userns, wait_for
 
 pytestmark = needs_userns
-
-
-def wait_for(predicate, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for %s" % what)
 
 
 def health(cli, cid):

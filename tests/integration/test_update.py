@@ -2,22 +2,11 @@
 limits are applied where a delegated cgroup v2 subtree exists and refused, naming it, where
 not; Docker's refusals (an --rm container's policy, no flag at all)."""
 
-import time
-
 import pytest
 
-from conftest import assert_one_error, inspect1, needs_userns
+from conftest import assert_one_error, inspect1, needs_userns, wait_for
 
 pytestmark = needs_userns
-
-
-def wait_for(predicate, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for %s" % what)
 
 
 def test_restart_policy_takes_effect_at_the_next_exit(cli, image, tmp_path):

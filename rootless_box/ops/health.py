@@ -100,15 +100,25 @@ def _setting(check, key):
 
 # -- the checker -------------------------------------------------------------------------------
 
-def spawn(store, cid):
+def spawn(store, cid, subreaper=False):
     """Start the container's checker, apart from the caller (a new session, nothing of the
-    caller's open, re-parented at once): `rootless-box __health STORE ID`."""
+    caller's open, re-parented at once): `rootless-box __health STORE ID`. subreaper: the
+    caller is one (a monitor): it stops being one while the checker is orphaned, which then
+    goes to init instead of becoming the watcher's unreaped child."""
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
-    first = os.fork()
-    if first:
-        os.waitpid(first, 0)
-        return
+    from ..userns.launcher import adopt_orphans
+    if subreaper:
+        adopt_orphans(False)
+    first = -1
+    try:
+        first = os.fork()
+        if first:
+            os.waitpid(first, 0)  # the checker is orphaned when this one exits
+            return
+    finally:
+        if subreaper and first != 0:
+            adopt_orphans(True)
     try:
         os.setsid()
         if os.fork():

@@ -161,7 +161,7 @@ def _serve(store, idmap, cid, spec, report_fd, published=None, rebind=False):
     if cgroup:
         record = containers.update_state(store, cid, CgroupPath=cgroup) or record
     from .runflags import started
-    started(store, record)
+    started(store, record, monitor=True)
     with open(os.path.join(store.container_dir(cid), "monitor.pid"), "w") as f:
         f.write("%d\n" % os.getpid())
     # listening before the CLI hears "running": `start -ai` connects right after

@@ -496,8 +496,8 @@ def spec_part(opts, resolved, idmap):
     return part
 
 
-def started(store, record):
+def started(store, record, monitor=False):
     """Once the container runs (its keeper, foreground or monitor, calls this): its health
     checker, when it has a check."""
     if health.active((record.get("Config") or {}).get("Healthcheck")):
-        health.spawn(store, record["Id"])
+        health.spawn(store, record["Id"], subreaper=monitor)

@@ -660,12 +660,13 @@ def _kill(pid):
         pass
 
 
-def adopt_orphans():
+def adopt_orphans(on=True):
     """Make this process a child subreaper, so that a container's init started with
     spec["adopt"] becomes its child when the middle process leaves (a detached container's
     monitor: one process per container instead of two, as conmon with runc). Kept across
-    execve."""
-    libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)
+    execve. on=False for a moment: a process it starts apart (the health checker) must not
+    come back to it as an orphan, a zombie nobody would reap."""
+    libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1 if on else 0)
 
 
 # -- inside the container ---------------------------------------------------------------------

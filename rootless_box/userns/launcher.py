@@ -831,7 +831,8 @@ def become(spec, sock):
         # first instruction, and kept across execve
         from .seccomp import install
         listener = install(spec["seccomp"], supervised=bool(spec.get("chown_notify")
-                                                            and sock is not None))
+                                                            and sock is not None),
+                           caps=spec["caps"])
         if listener is not None:
             # to the keeper, which answers the chowns; the command must not hold it
             from .pty import send_fd

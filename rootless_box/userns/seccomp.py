@@ -108,11 +108,23 @@ def table(machine=None):
     return entry
 
 
-def program(machine=None, chown_action=FAKE_SUCCESS):
+# the capability root needs for each faked call (capabilities(7)); capset needs none to lower
+_NEEDS = {"setuid": "SETUID", "setreuid": "SETUID", "setresuid": "SETUID",
+          "setfsuid": "SETUID", "setgid": "SETGID", "setregid": "SETGID",
+          "setresgid": "SETGID", "setfsgid": "SETGID", "setgroups": "SETGID"}
+
+
+def program(machine=None, chown_action=FAKE_SUCCESS, caps=None):
     """The fake-root filter for machine as a list of (code, jt, jf, k). chown_action: the
     verdict for the chown family (fake success, or SECCOMP_RET_USER_NOTIF for a supervisor
-    that records the owner asked for)."""
+    that records the owner asked for). caps: the container's capabilities (None: all); a
+    call whose capability was dropped (--cap-drop CHOWN, SETUID, SETGID, MKNOD) is not
+    faked: it fails as it would for root without that capability."""
     t = table(machine)
+    have = (lambda name: True) if caps is None else (lambda name: name in caps)
+    t = dict(t, fake={k: v for k, v in t["fake"].items() if k == "capset" or have(_NEEDS[k])},
+             chown=t["chown"] if have("CHOWN") else {},
+             mknod=t["mknod"] if have("MKNOD") else {})
     asm = _Assembler()
     emit = asm.emit
     # Another arch word (i386 on x86_64, arm32 on aarch64) numbers its calls differently:
@@ -153,7 +165,7 @@ def pack(prog):
     return b"".join(struct.pack("=HBBI", *insn) for insn in prog)
 
 
-def install(policy, supervised=False):
+def install(policy, supervised=False, caps=None):
     """Install the filter named by policy in this (single-threaded) process; it is kept
     across fork and execve. Needs no_new_privs (or CAP_SYS_ADMIN): seccomp(2). supervised:
     the chown family goes to a supervisor, and the listener fd is returned (for the caller
@@ -166,7 +178,8 @@ def install(policy, supervised=False):
             libc.seccomp_check_notif_sizes()
         except OSError:
             supervised = False  # no user notifications here: chowns are faked, owners lost
-    prog = program(chown_action=SECCOMP_RET_USER_NOTIF if supervised else FAKE_SUCCESS)
+    prog = program(chown_action=SECCOMP_RET_USER_NOTIF if supervised else FAKE_SUCCESS,
+                   caps=caps)
     try:
         fd = libc.seccomp_set_filter(pack(prog), len(prog),
                                      SECCOMP_FILTER_FLAG_NEW_LISTENER if supervised else 0)

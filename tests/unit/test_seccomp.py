@@ -193,3 +193,19 @@ def test_x32_calls_are_refused_by_the_bypass_filter():
     for nr in (42, 49, 48, 0, 1):
         assert run_bpf(prog, seccomp_data(sc.X32_SYSCALL_BIT | nr, sc.AUDIT_ARCH_X86_64)) \
             == sc.SECCOMP_RET_ERRNO | 38
+
+
+def test_a_dropped_capability_is_not_faked():
+    """--cap-drop CHOWN/SETUID/MKNOD: those calls fail as for root without the capability,
+    instead of being faked; the others still are."""
+    t = sc.TABLES["x86_64"]
+    arch = sc.AUDIT_ARCH_X86_64
+    caps = ["SETGID", "KILL"]
+    prog = sc.program("x86_64", caps=caps)
+    assert run_bpf(prog, seccomp_data(t["chown"]["chown"], arch, [0, 1000, 1000])) == ALLOW
+    assert run_bpf(prog, seccomp_data(t["fake"]["setuid"], arch, [1000])) == ALLOW
+    assert run_bpf(prog, seccomp_data(t["mknod"]["mknod"][0], arch, [0, 0o020000])) == ALLOW
+    assert run_bpf(prog, seccomp_data(t["fake"]["setgid"], arch, [1000])) == FAKE
+    assert run_bpf(prog, seccomp_data(t["fake"]["capset"], arch)) == FAKE
+    full = sc.program("x86_64")
+    assert run_bpf(full, seccomp_data(t["chown"]["chown"], arch, [0, 1000, 1000])) == FAKE

@@ -99,8 +99,12 @@ def commit(store, idmap, name, repository=None, changes=(), message="", author="
         cfg["history"] = list(parent_cfg.get("history") or []) + [entry]
         layers = images.manifest_layers(store, parent)
         layers.append((oci_image.MT_LAYER["none"], report["diff_id"], report["size"]))
-        return images.record_image(store, cfg, layers, cfg["rootfs"]["diff_ids"], ref,
-                                   content_size=parent.record.get("size", 0) + report["size"])
+        result = images.record_image(store, cfg, layers, cfg["rootfs"]["diff_ids"], ref,
+                                     content_size=parent.record.get("size", 0) +
+                                     report["size"])
+    from .events import container as event
+    event(store, record, "commit", comment=message, author=author)
+    return result
 
 
 def make_layer(store, idmap, driver, changes_dir, lowers, mountpoints=()):

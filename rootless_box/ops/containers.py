@@ -269,6 +269,8 @@ def rename(store, name_or_id, new_name):
         current = store.read_container(record["Id"])
         if current is None:
             raise errors.NotFound("no such container: %s" % name_or_id)
+        old_name = current["Name"]
         current["Name"] = new_name
         store.write_container(current)
+    events.container(store, current, "rename", oldName="/" + old_name)
     return current

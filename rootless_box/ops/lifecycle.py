@@ -125,4 +125,7 @@ def restart(store, idmap, name, timeout=None, sig=None):
     from .run import start
     stop(store, name, timeout, sig)
     record = containers.find(store, name)
-    return start(store, idmap, record)
+    record = start(store, idmap, record)
+    from .events import container as event
+    event(store, record, "restart")
+    return record

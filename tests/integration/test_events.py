@@ -87,3 +87,22 @@ def test_following_new_events(cli, image, tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_rename_restart_commit(cli, image, tmp_path):
+    name = "ev-r-%s" % tmp_path.name[-6:]
+    cid = cli.ok("run", "-d", "--name", name, image, "sleep", "60").out.strip()
+    try:
+        cli.ok("rename", name, name + "b")
+        cli.ok("restart", "-t", "0", name + "b")
+        cli.ok("commit", "-m", "snap", name + "b", "evcommit:1")
+        got = [json.loads(line) for line in past(cli, "--filter", "container=" + cid,
+                                                 "--format", "json")]
+        acts = [e["Action"] for e in got]
+        assert "rename" in acts and "restart" in acts and "commit" in acts
+        renamed = got[acts.index("rename")]["Actor"]["Attributes"]
+        assert renamed["oldName"] == "/" + name and renamed["name"] == name + "b"
+        assert acts.index("restart") > acts.index("stop")
+    finally:
+        cli("rm", "-f", cid)
+        cli("rmi", "evcommit:1")

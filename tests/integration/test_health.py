@@ -27,6 +27,17 @@ def checkers(cid):
     return found
 
 
+def monitor_left(cli, cid):
+    """rm -f, then wait until the container's monitor has left: a checker's processes that
+    came back to the monitor as orphans (it is a subreaper) would hold the container's pid
+    namespace, and so the monitor, for ever."""
+    pid = inspect1(cli, cid)["State"]["MonitorPid"]
+    cli.ok("rm", "-f", cid)
+    wait_for(lambda: not os.path.exists("/proc/%d" % pid) or
+             open("/proc/%d/stat" % pid).read().split()[2] == "Z",
+             what="the monitor of %s to leave" % cid)
+
+
 def test_failing_check_turns_unhealthy_after_its_retries(cli, image):
     cid = cli.ok("run", "-d", "--health-cmd", "echo nope; exit 1", "--health-interval",
                  "100ms", "--health-retries", "3", image, "sleep", "60").out.strip()
@@ -42,6 +53,7 @@ def test_failing_check_turns_unhealthy_after_its_retries(cli, image):
         assert cli.ok("ps", "-q", "--no-trunc", "--filter", "health=unhealthy").out.split() \
             == [cid]
         assert cli.ok("ps", "-q", "--filter", "health=healthy").out == ""
+        monitor_left(cli, cid)
     finally:
         cli("rm", "-f", cid)
     wait_for(lambda: not checkers(cid), what="the checker to leave with its container")
@@ -73,6 +85,7 @@ def test_timeout_and_the_images_healthcheck(cli, image, tmp_path):
         assert got["Log"][0]["ExitCode"] == -1
         assert "exceeded timeout" in got["Log"][0]["Output"]
         assert inspect1(cli, cid)["Config"]["Healthcheck"]["Test"] == ["CMD-SHELL", "sleep 5"]
+        monitor_left(cli, cid)  # checks killed at their timeout leave nothing behind
     finally:
         cli("rm", "-f", cid)
     cid = cli.ok("create", "--no-healthcheck", "slowcheck:1", "true").out.strip()

@@ -33,6 +33,9 @@ COMMANDS = {
     "build": ("build", "Build an image from a Dockerfile"),
     "commit": ("commit", "Create a new image from a container's changes"),
     "export": ("export", "Export a container's filesystem as a tar archive"),
+    "diff": ("diff", "Inspect changes to files or directories on a container's filesystem"),
+    "update": ("update", "Update configuration of one or more containers"),
+    "events": ("events", "Get real time events from the server"),
     "save": ("save", "Save one or more images to a tar archive"),
     "load": ("load", "Load an image from a tar archive or STDIN"),
     "pull": ("pull", "Download an image from a registry"),
@@ -67,10 +70,12 @@ GROUPS = {
                   "exec": "exec",
                   "cp": "cp",
                   "inspect": "inspect", "commit": "commit", "export": "export",
+                  "diff": "diff", "update": "update",
                   "create": "create", "start": "start", "stop": "stop", "restart": "restart",
                   "kill": "kill", "wait": "wait", "pause": "pause", "unpause": "unpause",
                   "attach": "attach"},
-    "system": {"df": "system df", "prune": "system prune", "info": "info"},
+    "system": {"df": "system df", "prune": "system prune", "info": "info",
+               "events": "events"},
     "builder": {"prune": "builder prune", "build": "build"},
     "generate": {"systemd": "generate systemd"},
     "volume": {"create": "volume create", "ls": "volume ls", "list": "volume ls",
@@ -211,6 +216,9 @@ def _hidden(argv):
     if argv[0] == "__complete":  # the completion scripts' callback (commands/completion.py)
         from .commands.completion import names
         return names(argv[1:])
+    if argv[0] == "__health":  # a container's health checker (ops/health.py)
+        from .ops.health import main as health
+        return health(argv[1:])
     if argv[0] == "__watch":  # a frozen binary's watcher (ops/monitor.watcher_argv)
         from .ops.watch import main as watch
         return watch(argv[1:])
@@ -224,7 +232,7 @@ def main(argv=None):
         # before anything: every child, host helper and `-e NAME` copies from os.environ
         config.unbundle_environ()
     try:
-        if argv and argv[0] in ("__watch", "__monitor", "__complete"):
+        if argv and argv[0] in ("__watch", "__monitor", "__complete", "__health"):
             return _hidden(argv)
         return dispatch(argv)
     except BoxError as exc:

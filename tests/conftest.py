@@ -410,3 +410,15 @@ def pytest_sessionfinish(session, exitstatus):
         subprocess.run([sys.executable, "-c", _REMOVE_AS_NS_ROOT] + doomed, cwd=REPO,
                        env=dict(os.environ, PYTHONPATH=REPO), timeout=600,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def wait_for(predicate, timeout=30.0, what="condition"):
+    """Poll predicate until it returns something true (which is returned), at most timeout
+    seconds: tests wait for conditions, never for a time."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for %s" % what)

@@ -18,6 +18,7 @@ def command(verb, summary):
 
 def main(parsed):
     opts = options_from(parsed)
-    record = run_ops.create(opts, warn=warn, pull=puller(parsed.pull, parsed.platform))
+    pull = puller(parsed.pull, parsed.platform, parsed.quiet)
+    record = run_ops.create(opts, warn=warn, pull=pull)
     sys.stdout.write(record["Id"] + "\n")
     return 0

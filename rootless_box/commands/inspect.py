@@ -43,6 +43,8 @@ def container_json(record):
     state = {key: raw.get(key, default) for key, default in _STATE}
     for key in ("StartedAt", "FinishedAt"):
         state[key] = state[key] or _ZERO_TIME
+    if raw.get("Health"):
+        state["Health"] = raw["Health"]  # a container with a health check (ops/health.py)
     state["MonitorPid"] = raw.get("MonitorPid") or 0
     internal = {k: v for k, v in raw.items() if k not in state}
     host = dict(record.get("HostConfig") or {})

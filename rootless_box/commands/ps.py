@@ -52,7 +52,8 @@ def status_text(state, now=None):
     def since(field):
         return human_duration(max(0, now - image_ops.created_epoch(state.get(field) or "")))
     if status == "running":
-        return "Up " + since("StartedAt")
+        from ..ops.health import status_suffix
+        return "Up " + since("StartedAt") + status_suffix(state)
     if status == "paused":
         return "Up %s (Paused)" % since("StartedAt")
     if status == "restarting":

@@ -55,13 +55,13 @@ def pull_one(store, idmap, name, out, quiet=False, platform=None, tls_verify=Non
     return result
 
 
-def pull_missing(store, idmap, name, notice=True, platform=None):
+def pull_missing(store, idmap, name, notice=True, platform=None, quiet=False):
     """`run`/`build` with an image that is not here: Docker's notice, then a pull whose
-    progress goes to stderr (stdout belongs to the container)."""
-    if notice:
+    progress goes to stderr (stdout belongs to the container); nothing with quiet (run -q)."""
+    if notice and not quiet:
         sys.stderr.write("Unable to find image '%s' locally\n" % name)
         sys.stderr.flush()
-    pull_one(store, idmap, name, sys.stderr, platform=platform)
+    pull_one(store, idmap, name, None if quiet else sys.stderr, platform=platform)
 
 
 def main(parsed):

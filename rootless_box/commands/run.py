@@ -3,6 +3,7 @@
 from ..cliparse import FLAG, LIST, VALUE, Command, Opt
 from ..errors import UsageError
 from ..ops import run as run_ops
+from . import runflags
 from ._common import warn
 
 OPTS = (
@@ -52,9 +53,10 @@ OPTS = (
     Opt("--platform", VALUE, "Set platform if server is multi-platform capable"),
     Opt("--userns", VALUE, "User namespace mapping: auto (a subordinate id range when the "
                            "user has one), single, subuid"),
-    Opt("--security-opt", LIST, "Security options (seccomp=unconfined, no-new-privileges)",
+    Opt("--security-opt", LIST, "Security options (seccomp=unconfined|FILE.json, "
+                                "no-new-privileges, systempaths=unconfined)",
         metavar="list", dest="security_opt"),
-)
+) + runflags.OPTS
 
 
 def command(verb, summary):
@@ -84,10 +86,11 @@ def options_from(parsed):
         log_opts=parsed.log_opt, stop_signal=parsed.stop_signal, stop_timeout=stop_timeout,
         userns=run_ops.parse_userns(parsed.userns), security_opts=parsed.security_opt,
         publish=parsed.publish, publish_all=parsed.publish_all, add_hosts=parsed.add_host,
-        dns=parsed.dns, dns_search=parsed.dns_search, dns_options=parsed.dns_option)
+        dns=parsed.dns, dns_search=parsed.dns_search, dns_options=parsed.dns_option,
+        **runflags.kwargs(parsed))
 
 
-def puller(policy, platform=None):
+def puller(policy, platform=None, quiet=False):
     """The pull step of `run`/`create` for --pull (ops/run.py decides when: always before,
     missing once the image is found missing, never not at all): -> pull(store, idmap, name,
     missing) with an `always` attribute, or None."""
@@ -99,14 +102,14 @@ def puller(policy, platform=None):
 
     def pull(store, idmap, name, missing):
         from .pull import pull_missing
-        pull_missing(store, idmap, name, notice=missing, platform=platform)
+        pull_missing(store, idmap, name, notice=missing, platform=platform, quiet=quiet)
     pull.always = policy == "always"
     return pull
 
 
 def main(parsed):
     opts = options_from(parsed)
-    pull = puller(parsed.pull, parsed.platform)
+    pull = puller(parsed.pull, parsed.platform, parsed.quiet)
     if opts.detach:
         import sys
         if opts.interactive and not opts.tty:

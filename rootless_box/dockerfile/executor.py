@@ -778,24 +778,11 @@ def _key(*parts):
 
 
 def _duration_ns(text):
-    units = {"ns": 1, "us": 1000, "ms": 10 ** 6, "s": 10 ** 9, "m": 60 * 10 ** 9,
-             "h": 3600 * 10 ** 9}
-    total, number = 0, ""
-    i = 0
-    while i < len(text):
-        if text[i].isdigit() or text[i] == ".":
-            number += text[i]
-            i += 1
-            continue
-        unit = text[i:i + 2] if text[i:i + 2] in units else text[i]
-        if unit not in units or not number:
-            raise BuildError("invalid duration %r" % text)
-        total += int(float(number) * units[unit])
-        number = ""
-        i += len(unit)
-    if number and number != "0":  # Go's ParseDuration takes a bare "0"
-        raise BuildError("invalid duration %r: missing unit" % text)
-    return total
+    from ..oci.image import parse_duration
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise BuildError(str(exc)) from None
 
 
 _CACHE_FILE = buildsteps.CACHE_FILE  # step key -> image ID

@@ -490,6 +490,40 @@ def write_changes(rootfs, lower_layers, fileobj, mountpoints=(), times=None):
     return count
 
 
+def list_changes(top, lower_layers, mountpoints=(), copy=False):
+    """`diff`'s view of a container: [(kind, "/path")] sorted by path, kind A (added), C
+    (changed) or D (deleted), as Docker's overlay changes read an upper dir: a whiteout is a
+    deletion, an entry the layers below lack an addition, anything else (the directories
+    holding a change among them) a change. copy: top is a copy-driver rootfs, compared with
+    the layers by metadata as commit does. What exists only to be mounted onto is left out
+    (mount_leftovers), as Docker leaves out its init layer."""
+    view = LowerView(lower_layers)
+    skip = mount_leftovers(top, mountpoints, view, upper=not copy)
+    found, touched = [], []
+    present = set()
+    for rel, path, st in walk(top):
+        present.add(rel)
+        if rel in skip or any(rel.startswith(s + "/") for s in skip):
+            continue
+        below = view.locate(rel)
+        if not copy:
+            found.append(("D" if is_whiteout(st) else "A" if below is None else "C", rel))
+        elif below is None:
+            found.append(("A", rel))
+        elif not _same(st, below[1], path, below[0]) or (
+                stat.S_ISLNK(st.st_mode) and os.readlink(path) != _readlink_view(view, rel)):
+            found.append(("C", rel))
+        elif stat.S_ISDIR(st.st_mode) and st.st_mtime_ns != below[1].st_mtime_ns:
+            touched.append(rel)
+    if copy:
+        found += [("D", rel) for rel in _removed(view, top, present)]
+        # a directory whose entries changed, as the overlay's copy-up shows it; not one
+        # whose only new entries are mount placeholders
+        found += [("C", rel) for rel in touched
+                  if any(c[1].startswith(rel + "/") for c in found)]
+    return [(kind, "/" + rel) for kind, rel in sorted(found, key=lambda c: c[1])]
+
+
 def _readlink_view(view, rel):
     for layer in view.layers:
         try:

@@ -38,6 +38,31 @@ def now_rfc3339():
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%09dZ" % int((t % 1) * 1e9)
 
 
+def parse_duration(text):
+    """Go's time.ParseDuration as Docker's flags and HEALTHCHECK take it ("1m30s", "500ms",
+    a bare "0") -> nanoseconds; ValueError for anything else."""
+    units = {"ns": 1, "us": 1000, "ms": 10 ** 6, "s": 10 ** 9, "m": 60 * 10 ** 9,
+             "h": 3600 * 10 ** 9}
+    total, number = 0, ""
+    i = 0
+    while i < len(text):
+        if text[i].isdigit() or text[i] == ".":
+            number += text[i]
+            i += 1
+            continue
+        unit = text[i:i + 2] if text[i:i + 2] in units else text[i]
+        if unit not in units or not number:
+            raise ValueError("invalid duration %r" % text)
+        total += int(float(number) * units[unit])
+        number = ""
+        i += len(unit)
+    if number and number != "0":  # Go's ParseDuration takes a bare "0"
+        raise ValueError("invalid duration %r: missing unit" % text)
+    if not text:
+        raise ValueError("invalid duration ''")
+    return total
+
+
 def dumps(obj):
     """The bytes we store for a config or manifest (compact, as Docker writes them)."""
     return fastjson.dumps(obj, compact=True)

@@ -57,16 +57,7 @@ def resolve(spec, passwd_text, group_text):
     gid = _id(entry[3]) if entry and _id(entry[3]) is not None else 0
     groups = []
     if group_part:
-        gid = _id(group_part)
-        if gid is None:
-            for parts in _rows(group_text, 4):
-                if parts[0] == group_part:
-                    gid = _id(parts[2])
-                    break
-            if gid is None:
-                raise UsageError("unable to find group %s: no matching entries in group file"
-                                 % group_part, "use a numeric gid, or a group the image "
-                                               "defines")
+        gid = _group_id(group_part, group_text)
     elif name:
         for parts in _rows(group_text, 4):
             members = [m for m in parts[3].split(",") if m]
@@ -74,3 +65,28 @@ def resolve(spec, passwd_text, group_text):
             if name in members and gid_value is not None and gid_value not in groups:
                 groups.append(gid_value)
     return ExecUser(uid, gid, groups, home, name)
+
+
+def group_ids(names, group_text):
+    """--group-add values (names or gids) -> gids, names looked up in the image's
+    /etc/group as runc does; UsageError for a name it does not define."""
+    out = []
+    for name in names:
+        gid = _group_id(name, group_text)
+        if gid not in out:
+            out.append(gid)
+    return out
+
+
+def _group_id(name, group_text):
+    """A gid, or a group name looked up in group_text; UsageError when it names none."""
+    gid = _id(name)
+    if gid is None:
+        for parts in _rows(group_text, 4):
+            if parts[0] == name:
+                gid = _id(parts[2])
+                break
+    if gid is None:
+        raise UsageError("unable to find group %s: no matching entries in group file"
+                         % name, "use a numeric gid, or a group the image defines")
+    return gid

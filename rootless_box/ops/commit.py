@@ -1,4 +1,5 @@
-"""`commit` and `export`: a container's filesystem as a new image layer, or as one tarball.
+"""`commit`, `export` and `diff`: a container's filesystem as a new image layer, as one
+tarball, or as Docker's list of changes.
 
 Owns: Docker's commit semantics (the new image takes the container's command, environment,
 working directory and user, then `--change` lines; history gets an entry with the command,
@@ -126,8 +127,12 @@ def commit(store, idmap, name, repository=None, changes=(), message="", author="
         cfg["history"] = list(parent_cfg.get("history") or []) + [entry]
         layers = images.manifest_layers(store, parent)
         layers.append((oci_image.MT_LAYER["none"], report["diff_id"], report["size"]))
-        return images.record_image(store, cfg, layers, cfg["rootfs"]["diff_ids"], ref,
-                                   content_size=parent.record.get("size", 0) + report["size"])
+        result = images.record_image(store, cfg, layers, cfg["rootfs"]["diff_ids"], ref,
+                                     content_size=parent.record.get("size", 0) +
+                                     report["size"])
+    from .events import container as event
+    event(store, record, "commit", comment=message, author=author)
+    return result
 
 
 def make_layer(store, idmap, driver, changes_dir, lowers, mountpoints=(), times=None,
@@ -165,6 +170,29 @@ def make_layer(store, idmap, driver, changes_dir, lowers, mountpoints=(), times=
     finally:
         if tmp and os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _changes_inside(driver, changes_dir, lowers, mountpoints):
+    from ..layers.diff import list_changes
+    return list_changes(changes_dir, lowers, mountpoints, copy=driver == "copy")
+
+
+def diff(store, idmap, name):
+    """`diff`: the container's changes against its image, [(kind, path)] (A, C, D), read
+    inside a user namespace of the container's mapping (its files' owners are its own); a
+    running container's upper dir is read as it is."""
+    from .run import idmap_of
+    record = containers.find(store, name)
+    parent = _parent(store, record)
+    try:
+        idmap = idmap_of(containers.load_spec(store, record), idmap)
+    except errors.Conflict:
+        pass  # no kept spec: the default mapping
+    driver = record.get("Driver", "overlay")
+    cdir = store.container_dir(record["Id"])
+    changes_dir = os.path.join(cdir, "rootfs" if driver == "copy" else "upper")
+    return [tuple(c) for c in run_in_userns(_changes_inside, idmap, driver, changes_dir,
+                                            parent.layer_dirs(), _mountpoints(record))]
 
 
 def _export_inside(driver, cdir, lowers, mountpoint, out_fd):

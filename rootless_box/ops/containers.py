@@ -11,6 +11,7 @@ import time
 
 from .. import errors
 from ..oci.image import now_rfc3339
+from . import events
 
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 _LEFT = ("admiring", "brave", "calm", "clever", "dreamy", "eager", "focused", "gifted",
@@ -166,13 +167,17 @@ def mark_running(store, record, pid, monitor=None):
               "ExitCode": 0, "Error": "", "MonitorPid": monitor or 0,
               "MonitorStartTime": proc_start_time(monitor) if monitor else None,
               "StarterPid": 0}
-    return update_state(store, record, **fields)
+    current = update_state(store, record, **fields)
+    events.container(store, current, "start")
+    return current
 
 
 def mark_exited(store, record, code, error=""):
-    return update_state(store, record, Status="exited", Running=False, Paused=False,
-                        Restarting=False, Pid=0, MonitorPid=0, ExitCode=code, Error=error,
-                        FinishedAt=now_rfc3339(), StarterPid=0)
+    current = update_state(store, record, Status="exited", Running=False, Paused=False,
+                           Restarting=False, Pid=0, MonitorPid=0, ExitCode=code, Error=error,
+                           FinishedAt=now_rfc3339(), StarterPid=0)
+    events.container(store, current, "die", exitCode=code)
+    return current
 
 
 def update_state(store, record, **fields):
@@ -255,6 +260,7 @@ def remove(store, record, force=False, volumes=False):
                 break
             time.sleep(0.01)
     store.remove(store.container_dir(record["Id"]))
+    events.container(store, record, "destroy")
     if volumes:
         from .volumes import discard_anonymous
         discard_anonymous(store, record.get("Mounts") or [], record["Id"])
@@ -284,6 +290,8 @@ def rename(store, name_or_id, new_name):
         current = store.read_container(record["Id"])
         if current is None:
             raise errors.NotFound("no such container: %s" % name_or_id)
+        old_name = current["Name"]
         current["Name"] = new_name
         store.write_container(current)
+    events.container(store, current, "rename", oldName="/" + old_name)
     return current

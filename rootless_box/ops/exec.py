@@ -103,9 +103,10 @@ def _seccomp_of(store, record):
     """The seccomp filter the container's init installed (its kept run spec): an exec'd
     process gets the same, as it gets the same capabilities."""
     try:
-        return containers.load_spec(store, record).get("seccomp")
+        kept = containers.load_spec(store, record)
+        return kept.get("seccomp"), kept.get("seccomp_bpf")
     except errors.Conflict:
-        return None  # no kept spec: the filter only fakes successes, nothing is exposed
+        return None, None  # no kept spec: no filter of ours
 
 
 def exec_in(opts):
@@ -116,11 +117,15 @@ def exec_in(opts):
     target = open_container(record)
     try:
         spec = build_spec(record, opts, target)
-        spec["seccomp"] = _seccomp_of(store, record)
+        spec["seccomp"], spec["seccomp_bpf"] = _seccomp_of(store, record)
         # the exec'd process is no descendant of init: it installs a filter of its own, whose
         # chowns this process answers while it waits (ops/chowns.py); detached, nobody
         # stays to answer them, so they are faked (join.spawn)
         spec["chown_notify"] = bool(spec["seccomp"])
+        from .events import container as event
+        words = " ".join(opts.command)
+        event(store, record, "exec_create: " + words)
+        event(store, record, "exec_start: " + words)
         if opts.detach:
             join.spawn(target, spec, detach=True)
             return 0

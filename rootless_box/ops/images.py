@@ -281,6 +281,8 @@ def tag(store, source, target):
         image = resolve(store, source, index)
         index["tags"][str(ref)] = image.id
         store.write_index(index)
+    from .events import emit
+    emit(store, "image", "tag", image.id, {"name": ref.familiar()})
     return image.id
 
 
@@ -296,7 +298,18 @@ def containers_using(store, image_id):
 def remove(store, name, force=False):
     """`rmi`: untag name; when no tag is left (or name is an ID), delete the image and every
     blob and layer directory nothing else uses. Returns lines like Docker's
-    ('Untagged: x', 'Deleted: sha256:...')."""
+    ('Untagged: x', 'Deleted: sha256:...'); each is an untag or delete event too."""
+    image_id = resolve(store, name).id
+    out = _remove(store, name, force)
+    from .events import emit
+    for line in out:
+        action, _sep, what = line.partition(": ")
+        emit(store, "image", "untag" if action == "Untagged" else "delete", image_id,
+             {"name": what})
+    return out
+
+
+def _remove(store, name, force=False):
     out = []
     with store.lock():
         index = store.read_index()

@@ -81,6 +81,15 @@ def gather():
         fixes.append(("private networks (-p, --network private) have no outbound traffic: "
                       + detail, "install passt (pasta) or slirp4netns, and give users "
                       "/dev/net/tun (chmod 0666 /dev/net/tun, the usual mode)"))
+    from .cgroups import info_line
+    usable, detail = info_line()
+    facts["resource_limits"] = ("-m, --cpus, --pids-limit and the like apply: " if usable else
+                                "-m, --cpus, --pids-limit and the like are refused: ") + detail
+    if not usable:
+        fixes.append(("resource limits (-m, --cpus, --pids-limit...) need a delegated cgroup "
+                      "v2 subtree: " + detail,
+                      "boot with systemd.unified_cgroup_hierarchy=1 and log in through "
+                      "systemd, which delegates user@UID.service's cgroup"))
     return facts, fixes
 
 

@@ -54,6 +54,8 @@ def kill(store, name, sig="KILL"):
         raise errors.Conflict("cannot kill container %s: container %s is not running" % (
             name, record["Id"]), None, exit_code=1)
     _signal(running, number)
+    from .events import container as event
+    event(store, running, "kill", signal=number)
     return record
 
 
@@ -101,16 +103,21 @@ def stop(store, name, timeout=None, sig=None):
         from . import pause
         pause.thaw(store, running)
     number = signal_number(sig or running.get("Config", {}).get("StopSignal") or "SIGTERM")
+    from .events import container as event
+    event(store, running, "kill", signal=number)
     if timeout < 0:
         timeout = None  # Docker: -1 waits for ever
     if _signal(running, number) and timeout != 0:
         done = wait_exit(store, running, timeout)
         if done is None or done["State"].get("Status") not in containers.LIVE_STATES:
+            event(store, done or running, "stop")
             return done or record
     current = store.read_container(record["Id"])
     if current is not None and current["State"].get("Status") in containers.LIVE_STATES:
         _signal(current, 9)
-        return wait_exit(store, current) or record
+        event(store, current, "kill", signal=9)
+        current = wait_exit(store, current) or current
+    event(store, current or running, "stop")
     return current or record
 
 
@@ -118,4 +125,7 @@ def restart(store, idmap, name, timeout=None, sig=None):
     from .run import start
     stop(store, name, timeout, sig)
     record = containers.find(store, name)
-    return start(store, idmap, record)
+    record = start(store, idmap, record)
+    from .events import container as event
+    event(store, record, "restart")
+    return record

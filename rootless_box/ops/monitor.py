@@ -132,9 +132,10 @@ def _serve(store, idmap, cid, spec, report_fd, published=None, rebind=False):
     launcher.adopt_orphans()
     spec = dict(spec, adopt=True)
     try:
-        from . import ports
+        from . import cgroups, ports
         container = launcher.start(ports.joined_spec(store, spec), idmap,
-                                   published.prestart() if published is not None else None,
+                                   cgroups.prestart(spec, published.prestart()
+                                                    if published is not None else None),
                                    published.fds() if published is not None else ())
     except errors.BoxError as exc:
         if isinstance(exc, (errors.CommandNotFound, errors.CannotExecute)):
@@ -159,6 +160,8 @@ def _serve(store, idmap, cid, spec, report_fd, published=None, rebind=False):
     cgroup = pause.place(cid, container.pid)
     if cgroup:
         record = containers.update_state(store, cid, CgroupPath=cgroup) or record
+    from .runflags import started
+    started(store, record, monitor=True)
     with open(os.path.join(store.container_dir(cid), "monitor.pid"), "w") as f:
         f.write("%d\n" % os.getpid())
     # listening before the CLI hears "running": `start -ai` connects right after
@@ -244,5 +247,7 @@ def serve_again(cid, action):
 def discard(store, record):
     """Remove a container's directory and the anonymous volumes it made."""
     store.remove(store.container_dir(record["Id"]))
+    from .events import container as event
+    event(store, record, "destroy")
     from .volumes import discard_anonymous
     discard_anonymous(store, record.get("Mounts") or [], record["Id"])

@@ -83,6 +83,8 @@ def pause(store, name):
                                 "(systemd.unified_cgroup_hierarchy=1 and a systemd login)")
     _freeze(path, "1")
     containers.update_state(store, record, Status="paused", Paused=True)
+    from .events import container as event
+    event(store, record, "pause")
     return record
 
 
@@ -91,6 +93,8 @@ def thaw(store, record):
     if path:
         _freeze(path, "0")
     containers.update_state(store, record, Status="running", Paused=False)
+    from .events import container as event
+    event(store, record, "unpause")
 
 
 def unpause(store, name):

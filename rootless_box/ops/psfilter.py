@@ -2,7 +2,7 @@
 filters, a container's labels, its sizes.
 
 Owns: parsing and applying `ps --filter` (status, name, id, ancestor, label, exited, before,
-since, volume) as moby's daemon/list.go does, the labels a container carries (its own, else its
+since, volume, health) as moby's daemon/list.go does, the labels a container carries (its own, else its
 image's: Docker copies the image's labels into the container's config), and the writable
 layer's size (`ps -s`).
 Must not: print, change the store, or format anything (commands/ps.py does).
@@ -15,7 +15,8 @@ from . import containers as container_ops
 from . import images as image_ops
 
 PS_FILTERS = ("status", "name", "id", "ancestor", "label", "exited", "before", "since",
-              "volume")
+              "volume", "health")
+HEALTH = ("starting", "healthy", "unhealthy", "none")
 # live (Docker's State.Running is true): plain ps lists them, prune keeps them
 LIVE_STATES = container_ops.LIVE_STATES
 STATES = ("created", "running", "paused", "restarting", "exited", "removing", "dead")
@@ -72,6 +73,10 @@ def check_values(filters):
         if value not in STATES:
             raise errors.UsageError("invalid filter 'status=%s'" % value,
                                     "status is one of: %s" % ", ".join(STATES))
+    for value in filters.get("health", []):
+        if value not in HEALTH:
+            raise errors.UsageError("invalid filter 'health=%s'" % value,
+                                    "health is one of: %s" % ", ".join(HEALTH))
     codes = []
     for value in filters.get("exited", []):
         try:
@@ -131,6 +136,9 @@ def build(store, filters, records):
                           state.get("ExitCode") in codes):
             return False
         if ancestors is not None and record.get("Image") not in ancestors:
+            return False
+        if "health" in filters and ((state.get("Health") or {}).get("Status") or "none") \
+                not in filters["health"]:
             return False
         position = order.get(record["Id"], 0)
         if "before" in bounds and not position > order.get(bounds["before"], -1):

@@ -279,8 +279,11 @@ def pull(store, idmap, name, platform=None, tls_verify=None, progress=None):
     errors_seen = []
     for registry, repo, is_mirror in connect(ref, tls_verify):
         try:
-            return _pull_from(store, idmap, registry, repo, ref, want, explicit_platform,
-                              progress)
+            result = _pull_from(store, idmap, registry, repo, ref, want, explicit_platform,
+                                progress)
+            from .events import emit
+            emit(store, "image", "pull", ref.familiar(), {"name": ref.familiar()})
+            return result
         except (errors.RegistryError, errors.NotFound) as exc:
             if not is_mirror:
                 raise

@@ -80,6 +80,8 @@ def push(store, name, dest=None, tls_verify=None, progress=None):
         registry.close()
     with store.lock():
         add_digest(store, image.id, "%s@%s" % (ref.repository, digest))
+    from .events import emit
+    emit(store, "image", "push", ref.familiar(), {"name": ref.familiar()})
     return {"ref": ref, "digest": digest, "size": len(manifest_bytes)}
 
 

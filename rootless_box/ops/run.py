@@ -14,7 +14,7 @@ import _signal as signal  # the signal module imports enum: ~10 ms
 from .. import config, errors
 from ..oci import reference
 from ..userns import caps, idmap as idmaps, launcher
-from . import containers, images, labels, mountopts, ports, volumes
+from . import cgroups, containers, events, images, labels, mountopts, ports, runflags, volumes
 from .storage import choose_driver, open_store
 
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
@@ -65,6 +65,7 @@ class RunOptions:
         self.stop_timeout = kw.get("stop_timeout")
         self.userns = kw.get("userns")
         self.security_opts = list(kw.get("security_opts", ()))
+        self.__dict__.update(runflags.defaults(kw))
 
 
 USERNS_MODES = ("auto", "single", "subuid")
@@ -81,21 +82,9 @@ def parse_userns(text):
 
 
 def parse_security_opts(items):
-    """--security-opt values -> whether seccomp is unconfined. no-new-privileges is accepted
-    and changes nothing: every container here has it (the fake-root filter needs it)."""
-    unconfined = False
-    for item in items:
-        # Docker takes both key=value and the older key:value
-        key, _sep, value = item.partition("=" if "=" in item else ":")
-        if key == "seccomp" and value == "unconfined":
-            unconfined = True
-        elif key == "no-new-privileges" and value in ("", "true"):
-            pass
-        else:
-            raise errors.UsageError("unsupported --security-opt %r" % item,
-                                    "rootless-box accepts seccomp=unconfined and "
-                                    "no-new-privileges")
-    return unconfined
+    """--security-opt values -> whether seccomp is unconfined (ops/runflags.py has the
+    rest)."""
+    return runflags.security(items)["unconfined"]
 
 
 def parse_restart(text):
@@ -333,6 +322,7 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None, api_mou
             own_labels=None):
     joined, joined_spec = joined or (None, None)
     unconfined = parse_security_opts(opts.security_opts)
+    resolved = runflags.check(opts)
     image = images.resolve(store, opts.image)
     images.ensure_unpacked(store, idmap, image)
     image_config = image.config.get("config") or {}
@@ -353,7 +343,8 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None, api_mou
     mounts = mounts + mountopts.image_volumes(image_config, mounts)
     bindings, exposed = ports.port_bindings(
         opts.publish if network == "private" else (),
-        opts.publish_all and network == "private", image_config.get("ExposedPorts"))
+        opts.publish_all and network == "private",
+        runflags.exposed(opts, image_config.get("ExposedPorts")))
     record = containers.create_record(store, {
         "Image": image.id, "ImageName": opts.image, "Path": argv[0], "Args": argv[1:],
         "Driver": driver,
@@ -377,7 +368,8 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None, api_mou
                        "VolumesFrom": opts.volumes_from or None,
                        "RestartPolicy": parse_restart(opts.restart),
                        "LogConfig": {"Type": "json-file",
-                                     "Config": parse_log_opts(opts.log_opts)}},
+                                     "Config": parse_log_opts(opts.log_opts)},
+                       **runflags.host_config(opts, resolved)},
         "Mounts": [mountopts.record_entry(m, store.volumes) for m in mounts],
         "State": {"Status": "created", "Running": False, "Pid": 0, "ExitCode": 0,
                   **containers.starter_fields()},
@@ -389,8 +381,10 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None, api_mou
         # Docker: the joined container's name and resolver files (the same files)
         hostname = (joined.get("Config") or {}).get("Hostname") or joined["Id"][:12]
     else:
-        hostname = opts.hostname or (os.uname().nodename if network == "host" else cid[:12])
+        hostname = opts.hostname or (os.uname().nodename if network == "host" or
+                                     resolved["uts"] == "host" else cid[:12])
     record["Config"]["Hostname"] = hostname
+    record["Config"].update(runflags.config_part(opts, image_config))
     # decided once, with the resolver it needs: the same helper at every start
     outbound = ports.outbound_helper() if network == "private" else None
     record["Config"]["StopSignal"] = opts.stop_signal or image_config.get("StopSignal") or \
@@ -425,10 +419,12 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None, api_mou
         elif joined:
             spec["network_of"] = joined["Id"]
         spec.update(confinement(idmap, unconfined))
+        spec.update(runflags.spec_part(opts, resolved, idmap))
         spec["port_bypass"] = network == "private" and ports.port_bypass(
             bindings, spec["chown_notify"])
         store.write_container(record)
         containers.save_spec(store, cid, spec)
+        events.container(store, record, "create")
     except BaseException:
         store.remove(cdir)
         volumes.forget(store, made)
@@ -444,9 +440,13 @@ def confinement(idmap, unconfined=False):
     owner asked for. Every keeper of launcher.start (foreground run, monitor, build step)
     serves them."""
     fake = idmap.mode == "single" and not unconfined
+    from . import seccomp
     return {"caps": list(caps.DOCKER_DEFAULT), "idmap_mode": idmap.mode,
             "tty_gid_mapped": idmap.to_host_gid(5) is not None, "winsize": None,
-            "seccomp": "fakeroot" if fake else None, "chown_notify": fake}
+            "seccomp": "fakeroot" if fake else None, "chown_notify": fake,
+            # Docker's default profile (runflags changes it for other flags)
+            "seccomp_bpf": None if unconfined else
+            seccomp.compiled(seccomp.default_text(), caps.DOCKER_DEFAULT)}
 
 
 def idmap_of(spec, idmap):
@@ -490,6 +490,7 @@ class SignalForwarder:
 
 def _discard(store, record):
     store.remove(store.container_dir(record["Id"]))
+    events.container(store, record, "destroy")
     volumes.discard_anonymous(store, record.get("Mounts") or [], record["Id"])
 
 
@@ -498,9 +499,12 @@ def _made(opts, warn, pull):
     commands/run.puller, says): what run, create and run -d all begin with.
     -> (idmap, store, record, spec)"""
     parse_security_opts(opts.security_opts)  # bad input fails before the image is pulled
+    runflags.check(opts)
     idmap = idmaps.plan(parse_userns(opts.userns))
     if idmap.warning and warn:
         warn(idmap.warning)
+    for note in runflags.notes(opts) if warn else ():
+        warn(note)
     store = open_store(idmap)
     joined = None
     if network_mode(opts.network) == "container":
@@ -517,6 +521,7 @@ def _made(opts, warn, pull):
             raise
         pull(store, idmap, opts.image, True)
         record, spec = prepare(store, idmap, opts, joined)
+    runflags.write_cidfile(opts.cidfile, record["Id"])
     # after prepare: a bad -p or a missing image is the one line a user sees, with no warning
     _network_warnings(opts, warn, spec)
     return idmap, store, record, spec
@@ -612,7 +617,8 @@ def run(opts, warn=None, pull=None):
             published = ports.bind(store, record, spec.get("outbound"))
             with published:
                 container = launcher.start(ports.joined_spec(store, spec), idmap,
-                                           published.prestart(), published.fds())
+                                           cgroups.prestart(spec, published.prestart()),
+                                           published.fds())
         except errors.BoxError as exc:
             if isinstance(exc, (errors.CommandNotFound, errors.CannotExecute)) and \
                     not opts.rm:
@@ -624,11 +630,15 @@ def run(opts, warn=None, pull=None):
             _discard(store, record)
             raise
         containers.mark_running(store, record, container.pid)
+        runflags.started(store, record)
         forwarder.attach(container.pid)
         code = _wait(container, opts)
+        if spec.get("cgroup_files"):
+            cgroups.remove(record["Id"])
     finally:
         forwarder.restore()
     if opts.rm:
+        events.container(store, record, "die", exitCode=code)
         _discard(store, record)
     else:
         containers.mark_exited(store, record, code)

@@ -306,6 +306,9 @@ def main(argv):
             record["RestartCount"] = (record.get("RestartCount") or 0) + 1
         else:
             state.update({"Status": "exited", "Restarting": False, "MonitorPid": 0})
+        from .events import container as event
+        # before the record says exited: whoever waits for that (stop) reports after it
+        event(store, record, "die", exitCode=code)
         store.write_container(record)
     auto_remove = (record.get("HostConfig") or {}).get("AutoRemove")
     if restart:

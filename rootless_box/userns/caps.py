@@ -29,17 +29,30 @@ def mask(names):
 
 
 def restrict(keep_names):
-    """Drop every capability not in keep_names from the bounding set, then set permitted and
-    effective to keep_names. A later switch to a non-root user clears both (capabilities(7),
-    "Effect of user ID changes"), as Docker's non-root users have none. Inheritable and ambient
-    are emptied so nothing leaks through exec."""
+    """Drop every capability not in keep_names from the bounding set and empty the ambient
+    set, so nothing comes back through exec. Permitted and effective stay whole for now: the
+    switch to the container's user needs CAP_SETUID/CAP_SETGID even when they are dropped
+    (runc's order too); finish() cuts them once the ids are set."""
     keep = mask(keep_names)
     for cap in range(libc.last_cap() + 1):
         if not keep & (1 << cap):
             libc.prctl(libc.PR_CAPBSET_DROP, cap)
     libc.prctl(libc.PR_CAP_AMBIENT, libc.PR_CAP_AMBIENT_CLEAR_ALL)
-    libc.capset(keep, keep, 0)
+
+
+def finish(keep_names, uid):
+    """After the switch to the container's user: permitted and effective set to keep_names for
+    root; a non-root user has none left already (capabilities(7), "Effect of user ID
+    changes"), as Docker's non-root users have none. Inheritable emptied."""
+    if uid == 0:
+        keep = mask(keep_names)
+        libc.capset(keep, keep, 0)
 
 
 def no_new_privs():
     libc.prctl(libc.PR_SET_NO_NEW_PRIVS, 1)
+
+
+def last_cap():
+    """The highest capability number this kernel knows."""
+    return libc.last_cap()

@@ -146,7 +146,7 @@ def spawn(target, spec, detach=False):
         import socket
         from . import pty  # noqa: F401  (the command's side needs it after chroot)
         sock_parent, sock_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    if spec.get("seccomp"):
+    if spec.get("seccomp") or spec.get("seccomp_bpf"):
         from . import seccomp  # noqa: F401  (the command's side installs it after chroot)
     if supervised:
         from . import notify  # noqa: F401  (the command's side sends the fake ids with it)

@@ -14,7 +14,7 @@ import os
 import _signal as signal  # the signal module imports enum: ~10 ms
 
 from .. import errors, fastjson
-from ..oci.users import resolve as resolve_user
+from ..oci.users import group_ids, resolve as resolve_user
 from . import caps, idmap as idmaps, libc
 from .elf import host_machine, inspect as inspect_elf
 from .mounts import Executor, MountError, build_plan
@@ -501,6 +501,10 @@ def start(spec, idmap, prestart=None, private_fds=()):
     server that is handed one must be its only user besides the forwarder)."""
     _flush_stdio()
     flags = _BASE_FLAGS | (libc.CLONE_NEWNET if spec["network"] != "host" else 0)
+    for key, flag in (("pid_mode", libc.CLONE_NEWPID), ("ipc_mode", libc.CLONE_NEWIPC),
+                      ("uts_mode", libc.CLONE_NEWUTS)):
+        if spec.get(key) == "host":
+            flags &= ~flag  # --pid/--ipc/--uts host: the host's namespace, shared
     join = _open_joined(spec["join_pid"]) if spec.get("join_pid") else None
     try:
         return _start(spec, idmap, flags, join, prestart, private_fds)
@@ -521,7 +525,9 @@ def _start(spec, idmap, flags, join, prestart, private_fds):
         sock_parent, sock_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     if spec["network"] != "host":
         from . import net  # noqa: F401
-    if spec.get("seccomp") or bypass:
+    if spec.get("ulimits"):
+        import resource  # noqa: F401  (loaded for init, see above)
+    if spec.get("seccomp") or spec.get("seccomp_bpf") or bypass:
         from . import seccomp  # loaded for init, see above
         if spec.get("seccomp"):
             seccomp.table()  # an architecture without a table fails here, before any fork
@@ -663,12 +669,13 @@ def _kill(pid):
         pass
 
 
-def adopt_orphans():
+def adopt_orphans(on=True):
     """Make this process a child subreaper, so that a container's init started with
     spec["adopt"] becomes its child when the middle process leaves (a detached container's
     monitor: one process per container instead of two, as conmon with runc). Kept across
-    execve."""
-    libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1)
+    execve. on=False for a moment: a process it starts apart (the health checker) must not
+    come back to it as an orphan, a zombie nobody would reap."""
+    libc.prctl(libc.PR_SET_CHILD_SUBREAPER, 1 if on else 0)
 
 
 # -- inside the container ---------------------------------------------------------------------
@@ -699,7 +706,10 @@ def _init(spec, sync, sock, adopt_r=None, go_r=None, bypass=False):
         if spec["network"] not in ("host", "container"):
             from .net import loopback_up
             loopback_up()  # a joined namespace is its owner's to set up
-        libc.sethostname(spec["hostname"])
+        if spec.get("uts_mode") != "host":
+            libc.sethostname(spec["hostname"])
+            if spec.get("domainname"):
+                libc.setdomainname(spec["domainname"])
         if bypass:
             _send_bind_listener(sock)
         if go_r is not None:
@@ -776,7 +786,8 @@ def _make_cwd(cwd):
 def become(spec, sock):
     """Inside the container's root: turn this process into the one spec describes (user,
     HOME, working directory, terminal or stdin, capabilities, no_new_privs, the seccomp
-    filter spec["seccomp"] names) and return (argv, env, PATH) for execve. Shared by init and by `exec` (userns/join.py); spec keys
+    filter spec["seccomp"] names, the profile spec["seccomp_bpf"] holds) and return (argv,
+    env, PATH) for execve. Shared by init and by `exec` (userns/join.py); spec keys
     beyond the run spec's: create_cwd (default true: run makes a missing working directory,
     exec fails as runc's exec does), no_new_privs (default true) and chown_notify (the
     filter's chowns go to a supervisor: its listener is sent over sock after the pty
@@ -801,9 +812,21 @@ def become(spec, sock):
         null = os.open("/dev/null", os.O_RDONLY)
         os.dup2(null, 0)
         os.close(null)
+    if spec.get("unattached") and not spec.get("tty"):
+        # run -a: the streams not attached go nowhere, as Docker discards them
+        null = os.open("/dev/null", os.O_WRONLY)
+        for fd in spec["unattached"]:
+            os.dup2(null, fd)
+        os.close(null)
+    _process_settings(spec)
     caps.restrict(spec["caps"])
     if spec.get("no_new_privs", True):
         caps.no_new_privs()
+    # --group-add: names from the image's /etc/group, beside the user's own groups
+    groups = list(user.groups)
+    if spec.get("group_add"):
+        extra = group_ids(spec["group_add"], _read_text("/etc/group"))
+        groups += [g for g in extra if g not in groups]
     # Under the single-id mapping only 0 exists: a non-root user stays uid 0 (with the
     # namespace's capabilities) and the fake-root filter's keeper answers get*id with the
     # user's ids instead (fake_ids); the files it creates become the user's when its
@@ -811,7 +834,7 @@ def become(spec, sock):
     fake_ids = None
     if spec["idmap_mode"] == "single":
         if user.uid or user.gid:
-            fake_ids = (user.uid, user.gid, list(user.groups))
+            fake_ids = (user.uid, user.gid, groups)
             if spec.get("seccomp") and sock is None:
                 raise errors.SetupError(
                     "user %s needs a uid/gid the single-id mapping does not have (only 0 is "
@@ -825,7 +848,7 @@ def become(spec, sock):
                     "administrator for a subordinate id range: run 'rootless-box info'")
         user = type(user)(0, 0, [], user.home, user.name)
     else:
-        os.setgroups(user.groups)
+        os.setgroups(groups)
     try:
         os.setresgid(user.gid, user.gid, user.gid)
         os.setresuid(user.uid, user.uid, user.uid)
@@ -833,6 +856,7 @@ def become(spec, sock):
         raise errors.SetupError("cannot switch to user %s: %s" % (spec.get("user"),
                                                                  exc.strerror),
                                 "the id is outside this user's subordinate range")
+    caps.finish(spec["caps"], user.uid)
     # a change of credentials clears the parent-death signal (prctl(2)): armed again, so a
     # container run as another user still goes with the process that keeps it
     libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -852,7 +876,7 @@ def become(spec, sock):
         from .seccomp import install
         listener = install(spec["seccomp"], supervised=bool(spec.get("chown_notify")
                                                             and sock is not None),
-                           fake_ids=fake_ids is not None)
+                           fake_ids=fake_ids is not None, caps=spec["caps"])
         if listener is not None:
             # to the keeper, which answers the chowns (and get*id); the command must not
             # hold it
@@ -861,10 +885,47 @@ def become(spec, sock):
             send_fd(sock, listener)
             send_ids(sock, fake_ids or (0, 0, []))
             os.close(listener)
+    if spec.get("seccomp_bpf"):
+        # the container's profile (Docker's default unless unconfined), last: see
+        # seccomp.install_profile on how it stacks with the filters before it
+        from .seccomp import install_profile
+        install_profile(bytes.fromhex(spec["seccomp_bpf"]))
     if sock is not None:
         sock.close()
     path_var = next((e[5:] for e in reversed(env) if e.startswith("PATH=")), "")
     return spec["argv"], env, path_var
+
+
+def _process_settings(spec):
+    """--ulimit and --oom-score-adj, while this process is still root in its namespace: both
+    are inherited by the command and its children."""
+    if spec.get("ulimits"):
+        import resource
+        for entry in spec["ulimits"]:
+            soft, hard = (resource.RLIM_INFINITY if v == -1 else v
+                          for v in (entry["Soft"], entry["Hard"]))
+            try:
+                resource.setrlimit(RLIMITS[entry["Name"]], (soft, hard))
+            except (OSError, ValueError) as exc:
+                raise errors.SetupError(
+                    "cannot set ulimit %s=%d:%d: %s" % (entry["Name"], entry["Soft"],
+                                                        entry["Hard"],
+                                                        getattr(exc, "strerror", exc)),
+                    "a user namespace cannot raise a hard limit above the one this user "
+                    "has (see 'ulimit -H -a')")
+    if spec.get("oom_score_adj") is not None:
+        try:
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write("%d" % spec["oom_score_adj"])
+        except OSError as exc:
+            raise errors.SetupError("cannot set --oom-score-adj %d: %s"
+                                    % (spec["oom_score_adj"], exc.strerror))
+
+
+# setrlimit(2)'s resource numbers by Docker's names (asm-generic/resource.h)
+RLIMITS = {"core": 4, "cpu": 0, "data": 2, "fsize": 1, "locks": 10, "memlock": 8,
+           "msgqueue": 12, "nice": 13, "nofile": 7, "nproc": 6, "rss": 5, "rtprio": 14,
+           "rttime": 15, "sigpending": 11, "stack": 3}
 
 
 def execve(argv, env, path_var):

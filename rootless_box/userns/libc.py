@@ -1,6 +1,7 @@
 """The only home of ctypes: thin wrappers over the Linux syscalls Python's os module lacks.
 
-Owns: unshare, setns, mount, umount2, pivot_root, mount_setattr, sethostname, prctl,
+Owns: unshare, setns, mount, umount2, pivot_root, mount_setattr, sethostname, setdomainname,
+prctl,
 capget/capset, seccomp, pidfd_getfd, connect with a raw address, a thread's own credentials,
 the constants they take, and turning a failed call into OSError with the right errno.
 Must not: decide policy (what to mount, which caps to keep); callers in userns/ do that.
@@ -63,6 +64,7 @@ _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _libc.unshare.argtypes = [ctypes.c_int]
 _libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
 _libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+_libc.setdomainname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
 _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
                         ctypes.c_ulong]
 _libc.syscall.restype = ctypes.c_long
@@ -125,6 +127,11 @@ def make_readonly_recursive(path):
 def sethostname(name):
     data = name.encode()
     _check(_libc.sethostname(data, len(data)), "sethostname")
+
+
+def setdomainname(name):
+    data = name.encode()
+    _check(_libc.setdomainname(data, len(data)), "setdomainname")
 
 
 def prctl(option, arg2=0, arg3=0, arg4=0, arg5=0):

@@ -59,16 +59,27 @@ def build_plan(spec):
         # the copy driver's rootfs was filled beforehand (layers/apply.py); pivot_root needs
         # it to be a mount point
         plan.append(("bind", root, None, False, False))
-    plan.append(("mount", "proc", "/proc", "proc", NOSUID | NODEV | NOEXEC, None))
+    if spec.get("pid_mode") == "host":
+        # a fresh proc needs the pid namespace's owner: the host's is bound, as rootless
+        # Podman does (masked paths still go over it)
+        plan.append(("bind", "/proc", "/proc", False, True))
+    else:
+        plan.append(("mount", "proc", "/proc", "proc", NOSUID | NODEV | NOEXEC, None))
     plan.append(("mount", "tmpfs", "/dev", "tmpfs", NOSUID, "mode=755,size=65536k"))
     for name in DEV_NODES:
         plan.append(("bind", "/dev/" + name, "/dev/" + name, False, False))
+    for dev in spec.get("devices") or ():
+        # host devices (--device, --privileged): the node itself, its owner and mode
+        plan.append(("bind", dev["source"], dev["destination"], False, False))
     devpts = "newinstance,ptmxmode=0666,mode=0620"
     if spec.get("tty_gid_mapped"):
         devpts += ",gid=5"
     plan.append(("mount", "devpts", "/dev/pts", "devpts", NOSUID | NOEXEC, devpts))
-    plan.append(("mount", "shm", "/dev/shm", "tmpfs", NOSUID | NODEV | NOEXEC,
-                 "mode=1777,size=65536k"))
+    if spec.get("ipc_mode") == "host":
+        plan.append(("bind", "/dev/shm", "/dev/shm", False, False))
+    elif spec.get("ipc_mode") != "none":
+        plan.append(("mount", "shm", "/dev/shm", "tmpfs", NOSUID | NODEV | NOEXEC,
+                     "mode=1777,size=%d" % (spec.get("shm_size") or 64 << 20)))
     plan.append(("mount_optional", "mqueue", "/dev/mqueue", "mqueue", NOSUID | NODEV | NOEXEC,
                  None))
     for target, link in DEV_LINKS:
@@ -100,10 +111,13 @@ def build_plan(spec):
     for target, source in sorted(spec["etc_files"].items()):
         if target not in user_targets:
             plan.append(("bind", source, target, False, False))
-    for path in MASKED_PATHS:
-        plan.append(("mask", path))
-    for path in READONLY_PATHS:
-        plan.append(("readonly", path))
+    for key, value in sorted((spec.get("sysctls") or {}).items()):
+        plan.append(("sysctl", key, value))  # before /proc/sys turns read-only
+    if not spec.get("unmask"):
+        for path in MASKED_PATHS:
+            plan.append(("mask", path))
+        for path in READONLY_PATHS:
+            plan.append(("readonly", path))
     if spec.get("read_only"):
         plan.append(("readonly_root",))
     plan.append(("pivot_root",))
@@ -191,6 +205,14 @@ class RealSys:
                          0o644))
 
     copy_up = staticmethod(copyup.fill)
+
+    @staticmethod
+    def write_file(path, text):
+        fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
 
     @staticmethod
     def run_helper(argv):
@@ -334,6 +356,10 @@ class Executor:
             return
         self.sys.mount(path, path, None, libc.MS_BIND | libc.MS_REC, None)
         self.sys.make_readonly(path, True)
+
+    def op_sysctl(self, key, value):
+        path = self.resolve("/proc/sys/" + key.replace(".", "/"))
+        self.sys.write_file(path, value)
 
     def op_readonly_root(self):
         self.sys.make_readonly(self.root, False)

@@ -12,6 +12,8 @@ recording the owner asked for (userns/notify.py); for a non-root user under the 
 mapping the get*id family also goes to the keeper, which answers with that user's ids.
 Also the published-port bypass's filter (bypass_program): a container's bind(), connect() and
 shutdown() go to its forwarder as user notifications (userns/portbypass.py answers them).
+And installing a compiled Docker profile (install_profile; seccomp_profile.py compiles it), the
+last of a container's filters.
 Must not: grant anything. The filter only turns some failures into no-op successes; a process
 under it can touch no file its user could not touch without it. Nor decide when the filter
 applies (ops/ sets spec["seccomp"]).
@@ -45,6 +47,7 @@ BPF_JEQ_K = 0x05 | 0x10 | 0x00
 BPF_JGE_K = 0x05 | 0x30 | 0x00
 BPF_AND_K = 0x04 | 0x50 | 0x00
 BPF_RET_K = 0x06 | 0x00
+BPF_JA = 0x05 | 0x00
 
 # struct seccomp_data: int nr; __u32 arch; __u64 instruction_pointer; __u64 args[6].
 # Both architectures are little-endian, so an argument's low 32 bits sit at its offset.
@@ -110,14 +113,27 @@ def table(machine=None):
     return entry
 
 
-def program(machine=None, chown_action=FAKE_SUCCESS, fake_ids=False):
+# the capability root needs for each faked call (capabilities(7)); capset needs none to lower
+_NEEDS = {"setuid": "SETUID", "setreuid": "SETUID", "setresuid": "SETUID",
+          "setfsuid": "SETUID", "setgid": "SETGID", "setregid": "SETGID",
+          "setresgid": "SETGID", "setfsgid": "SETGID", "setgroups": "SETGID"}
+
+
+def program(machine=None, chown_action=FAKE_SUCCESS, fake_ids=False, caps=None):
     """The fake-root filter for machine as a list of (code, jt, jf, k). chown_action: the
     verdict for the chown family (fake success, or SECCOMP_RET_USER_NOTIF for a supervisor
     that records the owner asked for). fake_ids: the get*id family goes to the supervisor
     too, which answers with the ids of the container's user (a non-root USER under a
     single-id mapping: the process stays uid 0, the only id there is); SECCOMP_RET_ERRNO
-    can only return -errno, so a positive id needs a supervisor's answer."""
+    can only return -errno, so a positive id needs a supervisor's answer. caps: the
+    container's capabilities (None: all); a call whose capability was dropped (--cap-drop
+    CHOWN, SETUID, SETGID, MKNOD) is not faked: it fails as it would for root without that
+    capability."""
     t = table(machine)
+    have = (lambda name: True) if caps is None else (lambda name: name in caps)
+    t = dict(t, fake={k: v for k, v in t["fake"].items() if k == "capset" or have(_NEEDS[k])},
+             chown=t["chown"] if have("CHOWN") else {},
+             mknod=t["mknod"] if have("MKNOD") else {})
     asm = _Assembler()
     emit = asm.emit
     # Another arch word (i386 on x86_64, arm32 on aarch64) numbers its calls differently:
@@ -164,7 +180,7 @@ def pack(prog):
     return b"".join(struct.pack("=HBBI", *insn) for insn in prog)
 
 
-def install(policy, supervised=False, fake_ids=False):
+def install(policy, supervised=False, fake_ids=False, caps=None):
     """Install the filter named by policy in this (single-threaded) process; it is kept
     across fork and execve. Needs no_new_privs (or CAP_SYS_ADMIN): seccomp(2). supervised:
     the chown family goes to a supervisor, and the listener fd is returned (for the caller
@@ -186,7 +202,7 @@ def install(policy, supervised=False, fake_ids=False):
             "run as root (-u 0), or ask an administrator for a subordinate id range: "
             "run 'rootless-box info' for the exact command")
     prog = program(chown_action=SECCOMP_RET_USER_NOTIF if supervised else FAKE_SUCCESS,
-                   fake_ids=fake_ids)
+                   fake_ids=fake_ids, caps=caps)
     try:
         fd = libc.seccomp_set_filter(pack(prog), len(prog),
                                      SECCOMP_FILTER_FLAG_NEW_LISTENER if supervised else 0)
@@ -220,9 +236,15 @@ class _Assembler:
     def label(self, name):
         self.labels[name] = len(self.code)
 
+    def ja(self, label):
+        """An unconditional jump to label: its 32-bit offset reaches any distance."""
+        self.code.append((BPF_JA, 0, 0, label))
+
     def resolve(self):
         out = []
         for i, (op, jt, jf, k) in enumerate(self.code):
+            if op == BPF_JA and isinstance(k, str):
+                k = self.labels[k] - i - 1
             jt = self.labels[jt] - i - 1 if isinstance(jt, str) else jt
             jf = self.labels[jf] - i - 1 if isinstance(jf, str) else jf
             if not (0 <= jt < 256 and 0 <= jf < 256):  # u8 forward offsets
@@ -284,6 +306,21 @@ def bypass_program(machine=None):
     asm.label("enosys")
     emit(BPF_RET_K, SECCOMP_RET_ERRNO | ENOSYS)
     return asm.resolve()
+
+
+def install_profile(program):
+    """Install a compiled profile (packed struct sock_filter bytes, seccomp_profile.py) in
+    this single-threaded process, kept across fork and execve. Installed after the fake-root
+    filter: the kernel runs every filter and the strictest verdict wins (an errno over a user
+    notification over allow); between two errnos the filter installed last wins, so a
+    profile's refusal beats the fake root's faked success. Needs no_new_privs (or
+    CAP_SYS_ADMIN): seccomp(2)."""
+    from . import libc
+    try:
+        libc.seccomp_set_filter(program, len(program) // 8, 0)
+    except OSError as exc:
+        raise errors.SetupError("cannot install the seccomp profile: %s" % exc.strerror,
+                                "run with --security-opt seccomp=unconfined") from None
 
 
 def install_bind_notify():

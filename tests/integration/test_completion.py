@@ -56,7 +56,8 @@ def test_bash_commands_groups_and_flags(cli, program):
     assert verbs == ["rename", "restart", "rm", "rmi", "run"]
     assert groups == ["container"]
     assert subs == ["list", "load", "ls"]
-    assert run_flags == ["--read-only", "--restart", "--rm"]
+    # --runtime is Docker's and listed: given, it is refused with its reason
+    assert run_flags == ["--read-only", "--restart", "--rm", "--runtime"]
     # run's flags end at the image: what follows belongs to the container's command
     assert after_image == []
     assert tag_cmd == ["--pull"]

@@ -433,3 +433,12 @@ def test_build_pulls_a_missing_base_and_copy_from_image(user, plain_registry, bu
     again = user.ok("build", "--pull", "-t", "child:2", str(ctx))
     assert "Image is up to date for %s" % base in again.err
     assert "Unable to find" not in again.err
+
+
+def test_run_quiet_pulls_without_a_word(user, plain_registry, busybox_layout):
+    rs.push_busybox(plain_registry, busybox_layout, "library/rbq")
+    name = plain_registry.ref("library/rbq")
+    proc = user.ok("run", "--rm", "-q", name, "echo", "hi")
+    assert (proc.out, proc.err) == ("hi\n", "")
+    cid = user.ok("create", "--quiet", "--pull", "always", name, "true").out.strip()
+    user.ok("rm", cid)

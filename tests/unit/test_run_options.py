@@ -93,8 +93,8 @@ def test_security_opts_and_userns():
     assert run.parse_security_opts(["seccomp=unconfined"]) is True
     assert run.parse_security_opts(["seccomp:unconfined", "no-new-privileges"]) is True
     assert run.parse_security_opts(["no-new-privileges=true", "no-new-privileges:true"]) is False
-    for bad in ("seccomp=profile.json", "apparmor=unconfined", "label=disable",
-                "no-new-privileges=false"):
+    for bad in ("seccomp=/no/such/profile.json", "apparmor=myprofile", "seccomp=",
+                "no-new-privileges=false", "bogus=1"):
         with pytest.raises(UsageError):
             run.parse_security_opts([bad])
     assert [run.parse_userns(v) for v in (None, "", "auto", "single", "subuid")] == \

@@ -236,3 +236,19 @@ def test_fake_ids_travel_beside_the_listener():
         assert notify.receive_ids(b) is None
     finally:
         b.close()
+
+
+def test_a_dropped_capability_is_not_faked():
+    """--cap-drop CHOWN/SETUID/MKNOD: those calls fail as for root without the capability,
+    instead of being faked; the others still are."""
+    t = sc.TABLES["x86_64"]
+    arch = sc.AUDIT_ARCH_X86_64
+    caps = ["SETGID", "KILL"]
+    prog = sc.program("x86_64", caps=caps)
+    assert run_bpf(prog, seccomp_data(t["chown"]["chown"], arch, [0, 1000, 1000])) == ALLOW
+    assert run_bpf(prog, seccomp_data(t["fake"]["setuid"], arch, [1000])) == ALLOW
+    assert run_bpf(prog, seccomp_data(t["mknod"]["mknod"][0], arch, [0, 0o020000])) == ALLOW
+    assert run_bpf(prog, seccomp_data(t["fake"]["setgid"], arch, [1000])) == FAKE
+    assert run_bpf(prog, seccomp_data(t["fake"]["capset"], arch)) == FAKE
+    full = sc.program("x86_64")
+    assert run_bpf(full, seccomp_data(t["chown"]["chown"], arch, [0, 1000, 1000])) == FAKE

@@ -1,0 +1,167 @@
+"""The events journal: what `docker events` shows, with no daemon to hear it.
+
+Owns: appending one event per line (Docker's event message as JSON: Type, Action, Actor {ID,
+Attributes}, scope, time, timeNano, and for containers and images the legacy status/id/from)
+to `events.log` under the data root, by every command that does something Docker reports;
+keeping it bounded (past MAX_BYTES it becomes events.log.1, replacing the older one, under a
+lock so two writers never both rotate); and reading both back in order, from a time on,
+following new lines as they are written (`events`).
+Safe under concurrent writers: each event is one write(2) of one line to a file opened
+O_APPEND, which the kernel places at the end whole.
+Must not: fail its caller (a journal that cannot be written loses the event, never the
+command), print, or import json/re (run writes here).
+"""
+
+import os
+import time
+
+from .. import fastjson
+
+MAX_BYTES = 4 << 20
+NAME = "events.log"
+
+
+def _root(store):
+    return getattr(store, "root", store)
+
+
+def emit(store, kind, action, actor, attributes=None):
+    """Append one event. kind: container, image, ...; actor: the object's ID."""
+    ns = time.time_ns()
+    event = {"Type": kind, "Action": action,
+             "Actor": {"ID": actor, "Attributes": dict(attributes or {})},
+             "scope": "local", "time": ns // 1000000000, "timeNano": ns}
+    if kind in ("container", "image"):
+        event.update(status=action, id=actor)
+        if kind == "container" and (attributes or {}).get("image"):
+            event["from"] = attributes["image"]
+    path = os.path.join(_root(store), NAME)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            if os.fstat(fd).st_size > MAX_BYTES:
+                _rotate(path)
+            os.write(fd, fastjson.dumps(event) + b"\n")
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
+def container(store, record, action, **extra):
+    """A container event with Docker's attributes: image, name, its labels, extra."""
+    if not record:
+        return
+    attributes = dict((record.get("Config") or {}).get("Labels") or {})
+    attributes.update(image=record.get("ImageName") or (record.get("Config") or {}).get(
+        "Image") or record.get("Image", ""), name=record.get("Name", ""))
+    attributes.update({k: str(v) for k, v in extra.items()})
+    emit(store, "container", action, record.get("Id", ""), attributes)
+
+
+def _rotate(path):
+    import fcntl
+    lock = os.open(path + ".lock", os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if os.stat(path).st_size > MAX_BYTES:  # not rotated by another writer meanwhile
+                os.replace(path, path + ".1")
+        except OSError:
+            pass
+    finally:
+        os.close(lock)
+
+
+def _lines(path, offset=0):
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read()
+    except OSError:
+        return [], offset
+    end = data.rfind(b"\n") + 1  # a line being written is read whole next time
+    return data[:end].splitlines(), offset + end
+
+
+def _parse(line):
+    try:
+        event = fastjson.loads(line)
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) and "timeNano" in event else None
+
+
+def read(store, since=None, until=None, follow=False, stop=None):
+    """The journal's events with since <= timeNano <= until (ns), oldest first; with follow,
+    then every new one as it is written, until `until` passes or stop() says so. Yields
+    event dicts."""
+    path = os.path.join(_root(store), NAME)
+    for line in _lines(path + ".1")[0]:
+        event = _parse(line)
+        if event and (since is None or event["timeNano"] >= since) and \
+                (until is None or event["timeNano"] <= until):
+            yield event
+    lines, offset = _lines(path)
+    try:
+        inode = os.stat(path).st_ino
+    except OSError:
+        inode = None
+    while True:
+        for line in lines:
+            event = _parse(line)
+            if not event or (since is not None and event["timeNano"] < since):
+                continue
+            if until is not None and event["timeNano"] > until:
+                return
+            yield event
+        if not follow or (until is not None and time.time_ns() > until) or \
+                (stop is not None and stop()):
+            return
+        time.sleep(0.1)  # a journal file: polled, as `logs -f` polls the log
+        try:
+            now_inode = os.stat(path).st_ino
+        except OSError:
+            now_inode = None
+        if now_inode != inode:  # rotated: the rest of the old file, then the new one
+            rest, _ = _lines(path + ".1", offset)
+            lines = rest
+            inode, offset = now_inode, 0
+            more, offset = _lines(path, 0)
+            lines += more
+        else:
+            lines, offset = _lines(path, offset)
+
+
+FILTERS = ("container", "event", "image", "label", "type")
+
+
+def matches(event, filters):
+    """Docker's `events --filter` (moby daemon/events/filter.go): several values of a key are
+    OR'ed, keys AND'ed; container and image by ID (or its start) or name; event by action
+    (`exec_start` matches `exec_start: sh`); label KEY or KEY=VALUE among the attributes."""
+    actor = event.get("Actor") or {}
+    attributes = actor.get("Attributes") or {}
+    kind, action, actor_id = event.get("Type"), event.get("Action", ""), actor.get("ID", "")
+
+    def names(key):
+        wanted = filters.get(key)
+        if not wanted:
+            return True
+        if key == "container":
+            return kind == "container" and any(
+                w == attributes.get("name") or (w and actor_id.startswith(w)) for w in wanted)
+        return any(w == attributes.get("image") or w == attributes.get("name") or
+                   (w and actor_id.startswith(w)) or
+                   (kind == "image" and w == actor_id.partition(":")[2][:len(w)])
+                   for w in wanted)
+    if filters.get("type") and kind not in filters["type"]:
+        return False
+    if filters.get("event") and action not in filters["event"] and \
+            action.partition(":")[0] not in filters["event"]:
+        return False
+    for label in filters.get("label", ()):
+        key, eq, value = label.partition("=")
+        if key not in attributes or (eq and attributes[key] != value):
+            return False
+    return names("container") and names("image")

@@ -1,0 +1,108 @@
+"""`events`: the daemonless journal as a user reads it: container life (create, start, die,
+kill, stop, destroy, exec, health_status), image events (tag, untag, delete), filters,
+--format, and following new events live."""
+
+import json
+import subprocess
+import time
+
+from conftest import assert_one_error, needs_userns
+
+pytestmark = needs_userns
+
+
+def past(cli, *args):
+    """Events from a minute ago until a second from now (the future bound ends it)."""
+    until = "%d" % (time.time() + 1)
+    return cli.ok("events", "--since", "1m", "--until", until, *args).out.splitlines()
+
+
+def actions(cli, name):
+    return [json.loads(line)["Action"] for line in
+            past(cli, "--filter", "container=" + name, "--format", "json")]
+
+
+def test_a_foreground_containers_life(cli, image, tmp_path):
+    name = "ev-fg-%s" % tmp_path.name[-6:]
+    assert cli("run", "--rm", "--name", name, image, "sh", "-c", "exit 3").returncode == 3
+    assert actions(cli, name) == ["create", "start", "die", "destroy"]
+    line = [line for line in past(cli, "--filter", "container=" + name,
+                                  "--filter", "event=die")]
+    assert len(line) == 1 and " container die " in line[0]
+    assert "exitCode=3" in line[0] and "name=%s" % name in line[0]
+
+
+def test_a_detached_containers_life_and_exec(cli, image, tmp_path):
+    name = "ev-bg-%s" % tmp_path.name[-6:]
+    cli.ok("run", "-d", "--name", name, image, "sleep", "60")
+    cli.ok("exec", name, "true")
+    cli.ok("stop", "-t", "0", name)  # sleep as pid 1 ignores SIGTERM: then SIGKILL
+    cli.ok("rm", name)
+    assert actions(cli, name) == ["create", "start", "exec_create: true",
+                                  "exec_start: true", "kill", "kill", "die", "stop",
+                                  "destroy"]
+    kills = past(cli, "--filter", "container=" + name, "--filter", "event=kill", "--format",
+                 "{{.Actor.Attributes.signal}}")
+    assert kills == ["15", "9"]
+
+
+def test_health_status_events(cli, image, tmp_path):
+    name = "ev-h-%s" % tmp_path.name[-6:]
+    cli.ok("run", "-d", "--name", name, "--health-cmd", "true", "--health-interval", "100ms",
+           image, "sleep", "60")
+    try:
+        deadline = time.monotonic() + 30
+        while "health_status: healthy" not in actions(cli, name):
+            assert time.monotonic() < deadline, "no health_status event"
+            time.sleep(0.1)
+    finally:
+        cli("rm", "-f", name)
+
+
+def test_image_events_and_filters(cli, image):
+    cli.ok("tag", image, "evimg:1")
+    cli.ok("rmi", "evimg:1")
+    lines = past(cli, "--filter", "type=image", "--format",
+                 "{{.Action}} {{.Actor.Attributes.name}}")
+    assert "tag evimg:1" in lines and "untag evimg:1" in lines
+    assert not [line for line in lines if line.startswith(("create", "start"))]
+    assert_one_error(cli("events", "--filter", "colour=red", "--until", "0s"), 1)
+
+
+def test_following_new_events(cli, image, tmp_path):
+    name = "ev-live-%s" % tmp_path.name[-6:]
+    # --since the start of this second: nothing is missed however late the reader starts;
+    # no --until: it follows
+    proc = subprocess.Popen(cli.argv("events", "--since", "%d" % time.time(), "--filter",
+                                     "container=" + name),
+                            env=cli.env, stdout=subprocess.PIPE, text=True)
+    try:
+        seen = []
+        cli.ok("run", "--rm", "--name", name, image, "true")
+        deadline = time.monotonic() + 30
+        while "destroy" not in " ".join(seen):
+            assert time.monotonic() < deadline, seen
+            seen.append(proc.stdout.readline())
+        assert [line.split()[2] for line in seen] == ["create", "start", "die", "destroy"]
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_rename_restart_commit(cli, image, tmp_path):
+    name = "ev-r-%s" % tmp_path.name[-6:]
+    cid = cli.ok("run", "-d", "--name", name, image, "sleep", "60").out.strip()
+    try:
+        cli.ok("rename", name, name + "b")
+        cli.ok("restart", "-t", "0", name + "b")
+        cli.ok("commit", "-m", "snap", name + "b", "evcommit:1")
+        got = [json.loads(line) for line in past(cli, "--filter", "container=" + cid,
+                                                 "--format", "json")]
+        acts = [e["Action"] for e in got]
+        assert "rename" in acts and "restart" in acts and "commit" in acts
+        renamed = got[acts.index("rename")]["Actor"]["Attributes"]
+        assert renamed["oldName"] == "/" + name and renamed["name"] == name + "b"
+        assert acts.index("restart") > acts.index("stop")
+    finally:
+        cli("rm", "-f", cid)
+        cli("rmi", "evcommit:1")

@@ -396,7 +396,7 @@ class Relay:
         self.udp_inner = {}  # inner fd -> (listener fd, client addr)
         self.waiting = {}  # container port -> deque of accepted clients not yet connected
         self.connecting = {}  # container port -> inner connects under way
-        self.room = {}  # container port -> [connects the accept queue still takes, when seen]
+        self.room = {}  # container port -> [connects its queue takes, when seen, seen full]
         self.diag = None  # the sock_diag socket, made inside the container's namespace
         for fd, proto, port in listeners:
             sock = socket.socket(fileno=fd)

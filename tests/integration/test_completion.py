@@ -113,7 +113,8 @@ def test_hidden_callback_costs_no_heavy_imports(cli):
     code = ("import sys; from rootless_box import cli; cli.main(['__complete', 'images']); "
             "cli.main(['__complete', 'containers', 'running']); "
             "print(' '.join(sorted(sys.modules)), file=sys.stderr)")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    # -S: what our code imports, not what the machine's site-packages .pth files import
+    proc = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
                           env=dict(cli.env), check=True)
     loaded = set(proc.stderr.split())
     assert not loaded & {"json", "re", "subprocess", "rich", "hashlib", "shutil"}

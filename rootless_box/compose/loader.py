@@ -330,6 +330,17 @@ def check(model):
             if dep not in services and (svc["depends_on"][dep] or {}).get("required", True):
                 raise _fail('service "%s" depends on undefined service "%s": invalid compose '
                             'project' % (name, dep))
+        scale, replicas = svc.get("scale"), (svc.get("deploy") or {}).get("replicas")
+        if scale is not None and replicas is not None and scale != replicas:
+            raise _fail("services.%s: can't set distinct values on 'scale' and "
+                        "'deploy.replicas': invalid compose project" % name)
+        for key, value in (("scale", scale), ("deploy.replicas", replicas)):
+            if value is not None and value < 0:
+                raise _fail("services.%s.%s: must be greater than or equal to 0" % (name, key))
+        if "container_name" in svc and (scale or replicas or 1) > 1:
+            raise _fail("services.%s: can't set container_name and %s as container name must "
+                        "be unique: invalid compose project"
+                        % (name, "scale" if scale is not None else "deploy.replicas"))
         mode = svc.get("network_mode") or ""
         if mode.startswith("service:") and mode[8:] not in services:
             raise _fail("service \"%s\" not found for network_mode 'service:%s'"

@@ -29,15 +29,20 @@ def _specificity(error):
     return len(error.absolute_path) + (1 if error.validator == "additionalProperties" else 0)
 
 
-def _deepest(errors):
+def _most_specific(error):
+    """compose-go's getMostSpecificError: an error with causes stands for its most specific
+    cause (the first of the deepest), never for itself."""
+    if not error.context:
+        return error
+    return _first_deepest(error.context)
+
+
+def _first_deepest(errors):
     best = None
     for error in errors:
-        candidates = [error]
-        if error.context:
-            candidates.append(_deepest(error.context))
-        for c in candidates:
-            if best is None or _specificity(c) > _specificity(best):
-                best = c
+        candidate = _most_specific(error)
+        if best is None or _specificity(candidate) > _specificity(best):
+            best = candidate
     return best
 
 
@@ -65,6 +70,9 @@ def _words(error):
         return "%s must be greater than or equal to %s" % (path, error.validator_value)
     if error.validator == "maximum":
         return "%s must be less than or equal to %s" % (path, error.validator_value)
+    if error.validator == "pattern":
+        return "%s '%s' does not match pattern '%s'" % (path, error.instance,
+                                                       error.validator_value)
     if error.validator == "enum":
         return "%s value must be one of %s" % (
             path, ", ".join(json.dumps(v) for v in error.validator_value))
@@ -76,4 +84,4 @@ def first_error(model):
     errors = list(_validator().iter_errors(model))
     if not errors:
         return None
-    return _words(_deepest(errors))
+    return _words(_first_deepest(errors))

@@ -112,11 +112,17 @@ def _replace(substring, lookup, warnings):
 
 # compose-go loader/interpolate.go: values cast after interpolation, by path ("*" any key)
 def _int(v):
-    return int(v)
+    try:
+        return int(v)
+    except ValueError:
+        raise ValueError('strconv.Atoi: parsing "%s": invalid syntax' % v) from None
 
 
 def _float(v):
-    return float(v)
+    try:
+        return float(v)
+    except ValueError:
+        raise ValueError('strconv.ParseFloat: parsing "%s": invalid syntax' % v) from None
 
 
 def _bool(v):

@@ -51,15 +51,22 @@ SUBCOMMANDS = {
 }
 
 
+class _Compose(Command):
+    __slots__ = ()
+
+    def help_text(self, prog="rootless-box"):
+        return _usage()
+
+
 def command(verb, summary):
-    return Command(verb, "compose [OPTIONS] COMMAND", summary, GLOBAL, interspersed=False)
+    return _Compose(verb, "compose [OPTIONS] COMMAND", summary, GLOBAL, interspersed=False)
 
 
 def _usage():
     lines = ["", "Usage:  rootless-box compose [OPTIONS] COMMAND", "",
              "Define and run multi-container applications", "", "Options:"]
-    lines += [line for line in command("compose", "").help_text().splitlines()
-              if line.startswith("  ")]
+    options = Command("compose", "", "", GLOBAL).help_text()
+    lines += [line for line in options.splitlines() if line.startswith("  ")]
     lines += ["", "Commands:"]
     lines += ["  %-10s %s" % (k, v) for k, v in sorted(SUBCOMMANDS.items())]
     lines += ["", "Run 'rootless-box compose COMMAND --help' for more information on a command."]

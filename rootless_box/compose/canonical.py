@@ -145,8 +145,10 @@ def resolve_paths(service, base):
         ext["file"] = _absolute(base, ext["file"])
 
 
-def normalize(model, project, workdir):
-    """The merged, validated model -> the canonical one (changes model in place)."""
+def normalize(model, project, workdir, lenient=False):
+    """The merged, validated model -> the canonical one. lenient (no interpolation): a
+    short form that does not parse, `${PORT}:80` say, is kept as written, as compose-go's
+    Canonical does then."""
     model = {k: v for k, v in model.items() if k not in ("version", "include")}
     model["name"] = project
     services = model.get("services") or {}
@@ -166,7 +168,12 @@ def normalize(model, project, workdir):
                         entry["published"] = str(entry["published"])
                     long.append(entry)
                 else:
-                    long.extend(parse_ports(p, "services.%s.ports.%d" % (name, i)))
+                    try:
+                        long.extend(parse_ports(p, "services.%s.ports.%d" % (name, i)))
+                    except BoxError:
+                        if not lenient:
+                            raise
+                        long.append(p)
             svc["ports"] = long
         for key in ("environment", "labels", "annotations", "sysctls"):
             if isinstance(svc.get(key), list):

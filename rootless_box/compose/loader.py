@@ -171,7 +171,7 @@ def load(opts):
                            for p in s.get("profiles") or ()})
     profiles = opts.profiles or [p for p in (environment.get("COMPOSE_PROFILES") or "")
                                  .split(",") if p]
-    model = canonical.normalize(model, name, workdir)
+    model = canonical.normalize(model, name, workdir, lenient=not opts.interpolate)
     if opts.consistency:
         check(model)
     return Project(name, workdir, files, environment, model, warnings, profiles, all_profiles)

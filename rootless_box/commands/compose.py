@@ -78,15 +78,12 @@ def _config_command():
                    SUBCOMMANDS["config"], (
                        Opt("--format", VALUE, "Format the output. Values: [yaml | json]",
                            default="yaml"),
-                       Opt("--hash", VALUE, "Print the service config hash, one per line."),
                        Opt("--images", FLAG, "Print the image names, one per line."),
                        Opt("--no-consistency", FLAG, "Don't check model consistency - "
                                                      "warning: may produce invalid Compose "
                                                      "output"),
                        Opt("--no-interpolate", FLAG, "Don't interpolate environment "
                                                      "variables"),
-                       Opt("--no-normalize", FLAG, "Don't normalize compose model"),
-                       Opt("--no-path-resolution", FLAG, "Don't resolve file paths"),
                        Opt("--networks", FLAG, "Print the network names, one per line."),
                        Opt("-o,--output", VALUE, "Save to file (default to stdout)"),
                        Opt("--profiles", FLAG, "Print the profile names, one per line."),

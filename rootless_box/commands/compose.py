@@ -140,7 +140,7 @@ def _config(parsed, opts):
                              "--no-interpolate is set\n")
     else:
         selected = loader.select(project, opts.args)
-        model = dict(model, services=selected)
+        model = dict(model, services=loader.resolve_environment(project, selected))
         _drop_unused(model)
     if opts.profiles:
         return _lines(project.all_profiles)

@@ -417,3 +417,38 @@ def select(project, names=()):
                     continue
                 todo.append(dep)
     return {n: services[n] for n in sorted(out)}
+
+
+def resolve_environment(project, services):
+    """compose-go's WithServicesEnvironmentResolved(discard env files), as `config` and a
+    container's start need it: a bare `environment` name takes the project environment's
+    value, each `env_file` is read (its expansion sees the project environment, then the
+    service's environment), `environment` wins over the files, and env_file is dropped.
+    -> {name: service} (copies)."""
+    out = {}
+    for name, svc in services.items():
+        svc = dict(svc)
+        own = {}
+        for key, value in (svc.get("environment") or {}).items():
+            if value is None and key in project.environment:
+                value = project.environment[key]
+            own[key] = value
+        merged = {}
+        for entry in svc.pop("env_file", None) or ():
+            path = entry["path"]
+            if not os.path.isfile(path):
+                if entry.get("required", True):
+                    raise NotFound("env file %s not found: stat %s: no such file or directory"
+                                   % (path, path), exit_code=1)
+                continue
+
+            def lookup(k, own=own):
+                if k in project.environment:
+                    return project.environment[k]
+                return own.get(k)
+            merged.update(template.parse_dotenv(_read(path), path, lookup))
+        merged.update(own)
+        if merged:
+            svc["environment"] = dict(sorted(merged.items()))
+        out[name] = svc
+    return out

@@ -182,3 +182,23 @@ def test_an_unchanged_project_is_not_validated_again(cli, project):
                           env=env, check=True)
     assert proc.stdout.strip() == "False"
     assert sorted(os.listdir(markers)) == first
+
+
+def test_environment_resolved_from_env_files_and_the_shell(cli, tmp_path):
+    (tmp_path / "compose.yaml").write_text(
+        "services:\n  a:\n    image: x\n    env_file: [common.env, {path: opt.env, required: "
+        "false}]\n    environment: [FROM_SHELL, OWN=mine, UNSET_HERE]\n")
+    (tmp_path / "common.env").write_text("OWN=file\nFROM_FILE=${FROM_SHELL}-f\n")
+    out = compose(cli, tmp_path, "config", env={"FROM_SHELL": "sh"}).stdout
+    assert """\
+    environment:
+      FROM_FILE: sh-f
+      FROM_SHELL: sh
+      OWN: mine
+      UNSET_HERE: null
+""" in out
+    assert "env_file" not in out
+    (tmp_path / "common.env").unlink()
+    proc = compose(cli, tmp_path, "config", check=1)
+    assert "rootless-box: error: env file %s not found" % (tmp_path / "common.env") in \
+        proc.stderr

@@ -179,7 +179,7 @@ def normalize(model, project, workdir, lenient=False):
             if isinstance(svc.get(key), list):
                 svc[key] = _mapping_of_list(svc[key])
             elif isinstance(svc.get(key), dict):
-                svc[key] = {k: (None if v is None else _scalar_text(v))
+                svc[key] = {k: (None if v is None else scalar_text(v))
                             for k, v in svc[key].items()}
         build = svc.get("build")
         if isinstance(build, dict):
@@ -235,7 +235,8 @@ def normalize(model, project, workdir, lenient=False):
     return model
 
 
-def _scalar_text(v):
+def scalar_text(v):
+    """A scalar as Go's %v prints it (true, not True)."""
     if v is True:
         return "true"
     if v is False:

@@ -9,6 +9,7 @@ secrets/... entry by its key. Must not: validate or normalize (that comes after)
 """
 
 from ..errors import BoxError
+from .canonical import parse_volume, scalar_text
 from .yamlread import Override, Reset
 
 
@@ -24,24 +25,15 @@ def _to_sequence(value):
             if v is None:
                 seq.append(k)
             elif isinstance(v, list):
-                seq.extend("%s=%s" % (k, _text(x)) for x in v)
+                seq.extend("%s=%s" % (k, scalar_text(x)) for x in v)
             else:
-                seq.append("%s=%s" % (k, _text(v)))
+                seq.append("%s=%s" % (k, scalar_text(v)))
         return sorted(seq)
     if isinstance(value, list):
         return list(value)
     if isinstance(value, str):
         return [value]
     return []
-
-
-def _text(v):
-    """A scalar as Go's %v prints it."""
-    if v is True:
-        return "true"
-    if v is False:
-        return "false"
-    return str(v)
 
 
 def _to_mapping(value, default=None):
@@ -167,7 +159,6 @@ def _volume_key(v):
     if isinstance(v, dict):
         return str(v.get("target"))
     if isinstance(v, str):
-        from .canonical import parse_volume
         return parse_volume(v).get("target")
     return repr(v)
 

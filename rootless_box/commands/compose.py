@@ -117,6 +117,9 @@ def main(parsed):
 
 def _options(parsed, interpolate=True, consistency=True):
     from .. import config
+    if "-" in parsed.file:
+        raise UsageError("a Compose file on standard input (-f -) is not supported yet",
+                         "write it to a file and name that with -f", exit_code=1)
     from ..compose.loader import Options
     return Options(files=parsed.file, project_name=parsed.project_name,
                    profiles=parsed.profile, env_files=parsed.env_file,

@@ -164,6 +164,7 @@ def load(opts):
         if "version" in model:
             warnings.append("%s: the attribute `version` is obsolete, it will be ignored, "
                             "please remove it to avoid potential confusion" % path)
+            del model["version"]
     model = merge.strip_tags(model)
     if not isinstance(model.get("services"), dict):
         model["services"] = {}

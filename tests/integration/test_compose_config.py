@@ -159,6 +159,8 @@ def test_grammar_errors(cli, project, tmp_path):
     assert 'unknown docker command: "compose nosuch"' in proc.stderr
     proc = compose(cli, project, "up", check=1)
     assert "compose up is not available yet" in proc.stderr
+    proc = compose(cli, project, "-f", "-", "config", check=1)
+    assert "(-f -) is not supported yet" in proc.stderr
     proc = compose(cli, project, "-p", "Bad", "config", check=1)
     assert 'invalid project name "Bad"' in proc.stderr
     proc = compose(cli, tmp_path / "..", "config", check=1)

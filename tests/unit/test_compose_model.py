@@ -265,6 +265,16 @@ def test_files_found_upward_with_their_override(tmp_path):
     assert project.name == tmp_path.name.lower().lstrip("_-") or project.name
 
 
+def test_obsolete_version_warned_once_per_file_that_has_it(tmp_path):
+    p = _load(tmp_path, {"a.yaml": "version: '3'\nservices: {a: {image: x}}\n",
+                         "b.yaml": "services: {a: {image: y}}\n"}, None,
+              files=["a.yaml", "b.yaml"])
+    assert [w for w in p.warnings if "version" in w] == [
+        "%s: the attribute `version` is obsolete, it will be ignored, please remove it to "
+        "avoid potential confusion" % (tmp_path / "a.yaml")]
+    assert "version" not in p.model
+
+
 def test_compose_yaml_preferred_over_docker_compose_yml(tmp_path):
     project = _load(tmp_path, {"docker-compose.yml": "services: {a: {image: old}}\n",
                                "compose.yaml": "services: {a: {image: new}}\n"})

@@ -130,7 +130,7 @@ def _options(parsed, interpolate=True, consistency=True):
 def _config(parsed, opts):
     from ..compose import canonical, loader
     if opts.format not in ("yaml", "json"):
-        raise UsageError("unsupported format %r" % opts.format, exit_code=1)
+        raise UsageError('unsupported format "%s"' % opts.format, exit_code=1)
     project = loader.load(_options(parsed, interpolate=not opts.no_interpolate,
                                    consistency=not (opts.no_consistency or
                                                     opts.no_interpolate)))

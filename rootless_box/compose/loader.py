@@ -263,8 +263,9 @@ def _include(data, base_dir, lookup, warnings, opts, chain):
         sub = {}
         for p in paths:
             if p in chain:
-                raise _fail("include cycle detected:\n%s\n include %s"
-                            % (chain[0], "\n include ".join(chain[1:] + [p])))
+                # compose-go's lines, joined into one
+                raise _fail("include cycle detected: %s include %s"
+                            % (chain[0], " include ".join(chain[1:] + [p])))
             sub = _load_file(sub, p, _read(p), sub_lookup, warnings, opts, chain + [p])
         for svc in (sub.get("services") or {}).values():
             if isinstance(svc, dict):

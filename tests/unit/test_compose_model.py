@@ -370,6 +370,24 @@ def test_include_loads_a_project_with_its_own_directory_and_env(tmp_path):
     assert db["volumes"][0]["source"] == str(tmp_path / "sub" / "data")
 
 
+def test_include_long_form_and_cycle(tmp_path):
+    p = _load(tmp_path, {
+        "compose.yaml": "include:\n  - path: [lib/a.yaml, lib/b.yaml]\n"
+                        "    project_directory: lib\n    env_file: lib/vars.env\n"
+                        "services: {web: {image: w}}\n",
+        "lib/a.yaml": "services: {a: {image: '${A_IMAGE}', build: ./src}}\n",
+        "lib/b.yaml": "services: {a: {environment: [B=1]}}\n",
+        "lib/vars.env": "A_IMAGE=from-vars\n"})
+    a = p.model["services"]["a"]
+    assert a["image"] == "from-vars" and a["environment"] == {"B": "1"}
+    assert a["build"]["context"] == str(tmp_path / "lib" / "src")
+    message = _error(tmp_path, {"compose.yaml": "include: [x.yaml]\nservices: {w: {image: "
+                                                "w}}\n",
+                                "x.yaml": "include: [compose.yaml]\n"})
+    assert message == ("include cycle detected: DIR/compose.yaml include DIR/x.yaml include "
+                       "DIR/compose.yaml")
+
+
 def test_include_conflict_is_an_error(tmp_path):
     message = _error(tmp_path, {
         "compose.yaml": "include: [sub.yaml]\nservices: {db: {image: mine}}\n",

@@ -13,6 +13,7 @@ Must not: read files other than the one it is given, print (warnings are returne
 import re
 
 from ..errors import BoxError
+from .yamlread import Override, Reset
 
 _PATTERN = re.compile(
     r"\$(?i:(?P<escaped>\$)|(?P<named>[_a-z][_a-z0-9]*)|"
@@ -179,7 +180,7 @@ def interpolate(value, lookup, warnings, path=()):
         return {k: interpolate(v, lookup, warnings, path + (k,)) for k, v in value.items()}
     if isinstance(value, list):
         return [interpolate(v, lookup, warnings, path + (i,)) for i, v in enumerate(value)]
-    if hasattr(value, "value") and type(value).__name__ in ("Reset", "Override"):
+    if isinstance(value, (Reset, Override)):
         return type(value)(interpolate(value.value, lookup, warnings, path))
     if not isinstance(value, str):
         return value

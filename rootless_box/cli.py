@@ -55,6 +55,7 @@ COMMANDS = {
     "unpause": ("pause", "Unpause all processes within one or more containers"),
     "info": ("info", "Display what this machine supports and how to fix what it lacks"),
     "version": ("version", "Show the rootless-box version information"),
+    "compose": ("compose", "Define and run multi-container applications"),
     "completion": ("completion", "Generate the autocompletion script for the specified shell"),
 }
 GROUPS = {

@@ -10,7 +10,7 @@ import pytest
 
 PKG = os.path.join(os.path.dirname(__file__), "..", "..", "rootless_box")
 # Lower layers may not import higher ones.
-LEVEL = {"cli": 7, "cliparse": 1, "commands": 6, "ui": 6, "dockerfile": 5, "ops": 4, "registry": 3,
+LEVEL = {"cli": 7, "cliparse": 1, "commands": 6, "ui": 6, "dockerfile": 5, "compose": 5, "ops": 4, "registry": 3,
          "store": 3, "layers": 3, "userns": 3, "oci": 2, "securepath": 1, "fastjson": 1,
          "config": 1, "fscopy": 1, "errors": 0, "__main__": 8}
 SIBLINGS = {"registry", "store", "layers", "userns"}

@@ -205,6 +205,13 @@ class _ServerMixin:
     block_on_close = False
     request_queue_size = 128
 
+    def handle_error(self, request, client_address):
+        import sys
+        if isinstance(sys.exc_info()[1], OSError):
+            return  # a client that went away is no error of the service's
+        if config.debug():
+            super().handle_error(request, client_address)
+
     def init_tracking(self, idle):
         self.idle = idle
         self.active = 0

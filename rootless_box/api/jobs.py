@@ -167,3 +167,11 @@ def exec_start(args, fds, _progress):
                                 interactive=args.get("stdin", False),
                                 tty=args.get("tty", False), detach=args.get("detach", False))
     return exec_ops.exec_in(opts)
+
+
+@_job
+def info(_args, _fds, _progress):
+    """`/info`: gathering the facts probes a user namespace (a fork)."""
+    from ..ops.info import document, gather
+    facts, fixes = gather()
+    return document(facts, fixes)

@@ -98,8 +98,18 @@ def run_options(name, body):
 
 @_job
 def create(args, _fds, _progress):
-    opts = run_options(args.get("name"), args.get("body"))
-    return run_ops.create(opts, warn=None, pull=None)["Id"]
+    body = args.get("body")
+    opts = run_options(args.get("name"), body)
+    record = run_ops.create(opts, warn=None, pull=None)
+    size = (body.get("HostConfig") or {}).get("ConsoleSize")
+    if opts.tty and isinstance(size, list) and len(size) == 2 and all(
+            isinstance(n, int) and n > 0 for n in size):
+        # the client's terminal size, given at create: the pty starts with it
+        _idmap, store = _store()
+        spec = containers.load_spec(store, record)
+        spec["winsize"] = list(size)
+        containers.save_spec(store, record["Id"], spec)
+    return record["Id"]
 
 
 def _store():

@@ -237,8 +237,19 @@ def container_rename(h, name):
 
 
 def container_resize(h, name):
-    _container(name)
-    h.reply(200, b"", "text/plain")  # the terminal's size follows the attach (see attach)
+    record = _container(name)
+    try:
+        rows, cols = int(h.arg("h") or 0), int(h.arg("w") or 0)
+    except ValueError:
+        raise HTTPError(400, "invalid resize: h and w must be numbers") from None
+    master = _TERMINALS.get(record["Id"])
+    if master is not None and rows > 0 and cols > 0:
+        from ..userns.pty import set_winsize
+        try:
+            set_winsize(master, rows, cols)
+        except OSError:
+            pass
+    h.reply(200, b"", "text/plain")
 
 
 def container_wait(h, name):
@@ -306,6 +317,8 @@ def container_logs(h, name):
     cid = record["Id"]
 
     def running():
+        if _gone(h.connection):
+            return False  # the client left: stop following, leave nothing behind
         now = store.read_container(cid)
         return now is not None and containers.refresh_state(store, now)["State"].get(
             "Status") in containers.LIVE_STATES
@@ -391,17 +404,15 @@ def _link(path, kept):
 
 
 def _attached(conn, store, cid, path, since_ns, tty, use_stdin, want, link):
-    feeder = _Feeder(conn, cid, use_stdin) if use_stdin or tty else None
+    """Output always from the log (so nothing written before the attach socket existed is
+    lost, and a --rm container's output survives its directory); input, and a terminal's
+    size, through the watcher's attach socket."""
+    feeder = _Feeder(conn, cid, use_stdin, tty) if use_stdin or tty else None
     try:
-        if tty and feeder.conn is not None:
-            _relay_terminal(conn, feeder)
-            return
-        if feeder is not None and not use_stdin:
-            feeder.close()
-            feeder = None
-
         def running():
             link()
+            if _gone(conn):
+                return False  # the client left: stop following, leave nothing behind
             now = store.read_container(cid)
             return now is not None and containers.refresh_state(store, now)["State"].get(
                 "Status") in containers.LIVE_STATES
@@ -428,12 +439,20 @@ def _gone(conn):
         return True
 
 
+_TERMINALS = {}  # container ID -> its pty master, while an API client is attached
+
+
 class _Feeder:
     """The watcher's attach socket for this container: the client's bytes go in (its
-    stdin, or its terminal); a half-close by the client closes the container's stdin."""
+    stdin, or its terminal); a half-close by the client closes the container's stdin. A -t
+    container's watcher sends its terminal's master first (kept for resize) and then its
+    output, which is read and dropped here (the log has it; an unread client would stall
+    the watcher, whose writes to clients block)."""
 
-    def __init__(self, client, cid, stdin):
+    def __init__(self, client, cid, stdin, tty):
         from ..ops.monitor import attach_socket
+        self.cid = cid
+        self.master = None
         self.conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             self.conn.connect(attach_socket(cid))
@@ -441,10 +460,24 @@ class _Feeder:
             self.conn.close()
             self.conn = None
             return
-        self.thread = None
+        if tty:
+            try:
+                _msg, fds, _flags, _addr = socket.recv_fds(self.conn, 1, 1)
+            except OSError:
+                fds = []
+            if fds:
+                self.master = fds[0]
+                _TERMINALS[cid] = self.master
+            threading.Thread(target=self._drain, daemon=True).start()
         if stdin:
-            self.thread = threading.Thread(target=self._copy, args=(client,), daemon=True)
-            self.thread.start()
+            threading.Thread(target=self._copy, args=(client,), daemon=True).start()
+
+    def _drain(self):
+        try:
+            while self.conn.recv(65536):
+                pass
+        except OSError:
+            pass
 
     def _copy(self, client):
         try:
@@ -458,26 +491,17 @@ class _Feeder:
             pass
 
     def close(self):
+        if self.master is not None:
+            if _TERMINALS.get(self.cid) == self.master:
+                del _TERMINALS[self.cid]
+            os.close(self.master)
+            self.master = None
         if self.conn is not None:
             try:
+                self.conn.shutdown(socket.SHUT_RDWR)
                 self.conn.close()
             except OSError:
                 pass
-
-
-def _relay_terminal(client, feeder):
-    """A tty container's terminal (its watcher sends the pty master's fd first, for sizes)."""
-    conn = feeder.conn
-    msg, fds, _flags, _addr = socket.recv_fds(conn, 1, 1)
-    for fd in fds:
-        os.close(fd)
-    if msg:
-        client.sendall(msg)
-    while True:
-        data = conn.recv(65536)
-        if not data:
-            return
-        client.sendall(data)
 
 
 # -- exec ---------------------------------------------------------------------------------------

@@ -313,10 +313,11 @@ def container_logs(h, name):
     tail = h.arg("tail") or "all"
     tail = None if tail == "all" else max(0, int(tail)) if tail.lstrip("-").isdigit() else None
     since, until = _since_ns(h.arg("since")), _since_ns(h.arg("until"))
-    path = record.get("LogPath") or containers.log_path(store, record["Id"])
     cid = record["Id"]
+    kept = _KeptLog(store, record)
 
     def running():
+        kept.link()
         if _gone(h.connection):
             return False  # the client left: stop following, leave nothing behind
         now = store.read_container(cid)
@@ -324,12 +325,22 @@ def container_logs(h, name):
             "Status") in containers.LIVE_STATES
 
     if h.flag("follow"):
-        entries = logfile.follow(path, running, tail=tail, since=since, until=until)
+        entries = logfile.follow(kept.link(), running, tail=tail, since=since, until=until,
+                                 interval=0.02)
+    elif not os.path.exists(kept.path):
+        entries = []
     elif tail is not None:
-        entries = [e for e in logfile.tail(path, tail)
+        entries = [e for e in logfile.tail(kept.path, tail)
                    if (since is None or e.ns >= since) and (until is None or e.ns <= until)]
     else:
-        entries = logfile.read_entries(path, since, until) if os.path.exists(path) else []
+        entries = logfile.read_entries(kept.path, since, until)
+    try:
+        _send_log(h, entries, tty, want)
+    finally:
+        kept.close()
+
+
+def _send_log(h, entries, tty, want):
     write, end = h.stream("application/vnd.docker.raw-stream" if tty else
                           "application/vnd.docker.multiplexed-stream")
     stamps = h.flag("timestamps")
@@ -357,20 +368,13 @@ def container_attach(h, name):
     since_ns = time.time_ns() if already else None
     conn = h.hijack("application/vnd.docker.raw-stream" if tty else
                     "application/vnd.docker.multiplexed-stream")
-    path = record.get("LogPath") or containers.log_path(store, cid)
-    # a hard link to the log, made as soon as the watcher creates it: a --rm container's
-    # directory (and log) may go before its short output is read
-    kept = store.mktemp_path("attach-log")
-    linked = False
+    kept = _KeptLog(store, record)
     try:
         # wait for the start the client is about to ask for (or for the container's end)
         while True:
-            if not linked:
-                linked = _link(path, kept)
+            kept.link()
             current = store.read_container(cid)
             if current is None:
-                if not linked:
-                    return
                 break
             state = containers.refresh_state(store, current)["State"]
             if state.get("Status") in containers.LIVE_STATES or (
@@ -381,42 +385,56 @@ def container_attach(h, name):
             time.sleep(0.01)
         if since_ns is None and current is not None:
             since_ns = logfile.parse_time(state.get("StartedAt") or "") or None
-        _attached(conn, store, cid, kept if linked else path, since_ns, tty, use_stdin, want,
-                  lambda: linked or _link(path, kept))
+        _attached(conn, store, cid, kept, since_ns, tty, use_stdin, want)
     finally:
-        if linked or os.path.exists(kept):
-            try:
-                os.unlink(kept)
-            except OSError:
-                pass
+        kept.close()
         try:
             conn.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
 
 
-def _link(path, kept):
-    try:
-        os.link(path, kept)
-        return True
-    except OSError:
-        return False
+class _KeptLog:
+    """A hard link to a container's log, made as soon as its watcher creates it: a --rm
+    container's directory (and log) may go before a client has read its short output
+    (docker-py's run() reads the logs after it removed the container). link() -> the path
+    to read (the link's, or the log's own before it exists)."""
+
+    def __init__(self, store, record):
+        self.path = record.get("LogPath") or containers.log_path(store, record["Id"])
+        self.kept = store.mktemp_path("log")
+        self.linked = False
+
+    def link(self):
+        if not self.linked:
+            try:
+                os.link(self.path, self.kept)
+                self.linked = True
+            except OSError:
+                pass
+        return self.kept
+
+    def close(self):
+        try:
+            os.unlink(self.kept)
+        except OSError:
+            pass
 
 
-def _attached(conn, store, cid, path, since_ns, tty, use_stdin, want, link):
+def _attached(conn, store, cid, kept, since_ns, tty, use_stdin, want):
     """Output always from the log (so nothing written before the attach socket existed is
     lost, and a --rm container's output survives its directory); input, and a terminal's
     size, through the watcher's attach socket."""
     feeder = _Feeder(conn, cid, use_stdin, tty) if use_stdin or tty else None
     try:
         def running():
-            link()
+            kept.link()
             if _gone(conn):
                 return False  # the client left: stop following, leave nothing behind
             now = store.read_container(cid)
             return now is not None and containers.refresh_state(store, now)["State"].get(
                 "Status") in containers.LIVE_STATES
-        for entry in logfile.follow(path, running, since=since_ns, interval=0.02):
+        for entry in logfile.follow(kept.link(), running, since=since_ns, interval=0.02):
             if not want.get(entry.stream, True):
                 continue
             data = entry.log.encode("utf-8", "replace")

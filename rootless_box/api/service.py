@@ -7,6 +7,8 @@ does), or serve anything itself (api/httpserver.py, api/routes.py).
 """
 
 import os
+import signal
+import sys
 
 from . import httpserver, routes
 from .forkserver import ForkServer
@@ -16,6 +18,8 @@ def run(uri=None, idle=5.0, on_listen=None):
     """Serve the API on uri (default: the user's unix socket) until idle seconds pass with no
     connection (0: never). on_listen(where) is called once it listens."""
     fork = ForkServer()  # before any thread exists
+    # systemd's stop (and kill): leave through the finally clauses, socket file removed
+    signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(0))
     routes.FORK = fork
     try:
         server, where = httpserver.make_server(uri or httpserver.default_uri(), idle,

@@ -46,7 +46,8 @@ def run_options(name, body):
     """A /containers/create body -> RunOptions (unknown fields are ignored, as dockerd does)."""
     if not isinstance(body, dict):
         raise errors.UsageError("invalid JSON: the body must be an object")
-    host = body.get("HostConfig") or {}
+    host = body.get("HostConfig")
+    host = {} if host is None else host
     if not isinstance(host, dict):
         raise errors.UsageError("invalid JSON: HostConfig must be an object")
     image = body.get("Image")
@@ -117,12 +118,24 @@ def _store():
     return idmap, open_store(idmap)
 
 
+def _ensure_log(store, record):
+    """The log file made before the container starts (its watcher appends to it): a stream
+    asked for at once (docker-py's run() follows the logs right after start) can hold it
+    before a --rm container's directory goes (api/routes.py _KeptLog)."""
+    path = record.get("LogPath") or containers.log_path(store, record["Id"])
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640))
+    except OSError:
+        pass
+
+
 @_job
 def start(args, _fds, _progress):
     idmap, store = _store()
     record = containers.refresh_state(store, containers.find(store, args["id"]))
     if record["State"].get("Status") in containers.LIVE_STATES:
         return False  # Docker's 304
+    _ensure_log(store, record)
     run_ops.start(store, idmap, record)
     return True
 
@@ -130,6 +143,7 @@ def start(args, _fds, _progress):
 @_job
 def restart(args, _fds, _progress):
     idmap, store = _store()
+    _ensure_log(store, containers.find(store, args["id"]))
     lifecycle.restart(store, idmap, args["id"], args.get("timeout"), args.get("signal"))
     return True
 

@@ -276,14 +276,13 @@ def container_wait(h, name):
             seen_running = True
         else:
             code = state.get("ExitCode") or 0
-            if condition == "not-running" and state.get("Status") != "created":
-                break
-            if condition == "not-running" and state.get("Status") == "created" and \
-                    False:
-                break
+            if condition == "not-running":
+                break  # Docker: a created or exited container is not running
             if condition == "next-exit" and (seen_running or (state.get("StartedAt") or "")
                                              != started):
                 break
+        if _gone(h.connection):
+            return  # `run -d` drops its wait: no thread stays polling for it
         time.sleep(0.02)
     import json
     write((json.dumps({"StatusCode": code, "Error": None}) + "\n").encode())
@@ -425,15 +424,16 @@ def _attached(conn, store, cid, kept, since_ns, tty, use_stdin, want):
     """Output always from the log (so nothing written before the attach socket existed is
     lost, and a --rm container's output survives its directory); input, and a terminal's
     size, through the watcher's attach socket."""
-    feeder = _Feeder(conn, cid, use_stdin, tty) if use_stdin or tty else None
+    def running():
+        kept.link()
+        if _gone(conn):
+            return False  # the client left: stop following, leave nothing behind
+        now = store.read_container(cid)
+        return now is not None and containers.refresh_state(store, now)["State"].get(
+            "Status") in containers.LIVE_STATES
+
+    feeder = _Feeder(conn, cid, use_stdin, tty, running) if use_stdin or tty else None
     try:
-        def running():
-            kept.link()
-            if _gone(conn):
-                return False  # the client left: stop following, leave nothing behind
-            now = store.read_container(cid)
-            return now is not None and containers.refresh_state(store, now)["State"].get(
-                "Status") in containers.LIVE_STATES
         for entry in logfile.follow(kept.link(), running, since=since_ns, interval=0.02):
             if not want.get(entry.stream, True):
                 continue
@@ -467,17 +467,23 @@ class _Feeder:
     output, which is read and dropped here (the log has it; an unread client would stall
     the watcher, whose writes to clients block)."""
 
-    def __init__(self, client, cid, stdin, tty):
+    def __init__(self, client, cid, stdin, tty, running):
         from ..ops.monitor import attach_socket
         self.cid = cid
         self.master = None
-        self.conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            self.conn.connect(attach_socket(cid))
-        except OSError:
-            self.conn.close()
-            self.conn = None
-            return
+        # the monitor records the container running a moment before its watcher listens
+        deadline = time.monotonic() + 10
+        while True:
+            self.conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                self.conn.connect(attach_socket(cid))
+                break
+            except OSError:
+                self.conn.close()
+                self.conn = None
+            if time.monotonic() > deadline or not running():
+                return
+            time.sleep(0.01)
         if tty:
             try:
                 _msg, fds, _flags, _addr = socket.recv_fds(self.conn, 1, 1)

@@ -93,6 +93,17 @@ def api_cli(tmp_path_factory, rootfs_tar):
     return cli
 
 
+@pytest.fixture(autouse=True)
+def no_leftovers(request):
+    """Each test starts with no container (one test's failure is not the next one's)."""
+    yield
+    if "api_cli" in request.fixturenames:
+        cli = request.getfixturevalue("api_cli")
+        ids = cli.ok("ps", "-aq").out.split()
+        if ids:
+            cli("rm", "-f", *ids)
+
+
 @pytest.fixture(scope="module")
 def service(api_cli, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("apirun")
@@ -242,11 +253,12 @@ def test_pull_from_a_registry_streams_progress(docker, plain_registry, busybox_l
 
 
 def test_a_client_leaving_mid_stream_leaves_nothing_behind(service, docker, api_cli):
+    threads = lambda: len(os.listdir("/proc/%d/task" % service.proc.pid))  # noqa: E731
+    before = threads()
+    # `run -d` drops the wait it asked for: that request's thread must not stay
     docker("run", "-d", "--name", "chatty", "base", "sh", "-c",
            "while true; do echo tick; sleep 0.1; done")
     try:
-        threads = lambda: len(os.listdir("/proc/%d/task" % service.proc.pid))  # noqa: E731
-        before = threads()
         clients = []
         for _ in range(3):
             proc = subprocess.Popen(["docker", "logs", "-f", "chatty"],

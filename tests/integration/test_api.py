@@ -194,6 +194,40 @@ def test_detached_container_through_both_front_ends(docker, api_cli):
         api_cli("rm", "-f", "d1")
 
 
+def test_create_start_attach_wait_kill_restart_rename(docker):
+    assert len(docker("create", "--name", "c1", "base", "sh", "-c", "echo once; exit 4")
+               .out.strip()) == 64
+    out = docker("start", "-a", "c1")
+    assert (out.returncode, out.out) == (4, "once\n")
+    assert docker("wait", "c1").out == "4\n"
+    assert docker("rename", "c1", "c2").returncode == 0
+    assert docker("ps", "-a", "--format", "{{.Names}} {{.Status}}").out.startswith(
+        "c2 Exited (4) ")
+    docker("run", "-d", "--name", "k1", "base", "sleep", "600")
+    assert docker("kill", "k1").out == "k1\n"
+    assert docker("wait", "k1").out == "137\n"
+    out = docker("kill", "k1")
+    assert out.returncode == 1 and "is not running" in out.err
+    assert docker("restart", "-t", "0", "k1").returncode == 0
+    assert docker("inspect", "-f", "{{.State.Running}}", "k1").out == "true\n"
+    assert docker("exec", "-d", "k1", "sh", "-c", "echo bg > /tmp/mark").returncode == 0
+    wait_for(lambda: docker("exec", "k1", "cat", "/tmp/mark").out == "bg\n",
+             what="the detached exec's file")
+    docker("run", "-d", "-i", "--name", "at1", "base", "sh", "-c", "read x; echo got $x")
+    out = docker("attach", "at1", input=b"in\n")
+    assert (out.returncode, out.out) == (0, "got in\n")
+    # an untyped inspect falls through to images on the container's 404, as with Docker
+    assert docker("inspect", "-f", "{{.RepoTags}}", "base").out == "[base:latest]\n"
+
+
+def test_fifty_clients_at_once(service):
+    import concurrent.futures
+    with concurrent.futures.ThreadPoolExecutor(50) as pool:
+        answers = list(pool.map(lambda _i: service.request("GET", "/v1.44/containers/json"
+                                                                  "?all=1")[0], range(50)))
+    assert answers == [200] * 50
+
+
 def test_missing_objects_answer_dockers_404(docker, service):
     out = docker("logs", "nope")
     assert out.returncode == 1 and "No such container: nope" in out.err
@@ -248,6 +282,11 @@ def test_pull_from_a_registry_streams_progress(docker, plain_registry, busybox_l
     assert "Status: Downloaded newer image for %s" % name in out.out
     assert docker("run", "--rm", name, "echo", "pulled").out == "pulled\n"
     assert name in api_cli.ok("images", "--format", "{{.Repository}}:{{.Tag}}").out
+    # a run of an image that is not here: create's 404, the CLI's pull, create again
+    assert docker("rmi", name).returncode == 0
+    out = docker("run", "--rm", name, "echo", "again")
+    assert (out.returncode, out.out) == (0, "again\n"), out.err
+    assert "Unable to find image" in out.err
     out = docker("pull", plain_registry.ref("library/absent", "1"))
     assert out.returncode == 1 and "pull access denied" in out.err or "not found" in out.err
 

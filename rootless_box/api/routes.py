@@ -9,6 +9,7 @@ Must not: fork (anything that may start a process goes to the fork server: api/j
 build JSON the CLI builds too (ops/containerjson.py, ops/images.inspect do).
 """
 
+import json
 import os
 import platform
 import re
@@ -23,6 +24,7 @@ from .. import config, errors
 from ..oci import reference
 from ..ops import containers, images, lifecycle, logfile, psfilter
 from ..ops.containerjson import container_json, list_item
+from ..ops.imagefilter import IMAGE_FILTERS, image_filter, reference_matches
 from ..ops.storage import open_store
 from .forkserver import answer
 from .httpserver import API_VERSION, MIN_API_VERSION, HTTPError, status_of
@@ -49,7 +51,6 @@ def _filters(handler):
     text = handler.arg("filters")
     if not text:
         return {}
-    import json
     try:
         raw = json.loads(text)
     except ValueError as exc:
@@ -284,7 +285,6 @@ def container_wait(h, name):
         if _gone(h.connection):
             return  # `run -d` drops its wait: no thread stays polling for it
         time.sleep(0.02)
-    import json
     write((json.dumps({"StatusCode": code, "Error": None}) + "\n").encode())
     end()
 
@@ -696,42 +696,34 @@ def _familiar(tag):
 
 
 def images_list(h):
+    """Docker's image list, filtered as `images --filter` is (ops/imagefilter.py)."""
     filters = _filters(h)
+    unknown = [k for k in filters if k not in IMAGE_FILTERS]
+    if unknown:
+        raise HTTPError(400, "invalid filter '%s'" % unknown[0])
     store = _store()
-    dangling = filters.get("dangling")
-    wanted = filters.get("reference", [])
-    labels = filters.get("label", [])
+    keep, regexes = image_filter(store, filters)
     counts = {}
     for r in containers.all_records(store):
         counts[r.get("Image")] = counts.get(r.get("Image"), 0) + 1
     result = []
     for image in images.list_images(store):
         config = images.readable_config(image)
-        tags = [_familiar(t) for t in image.tags]
-        if dangling and dangling[-1].lower() in ("true", "1") and tags:
+        if not keep(image, config):
             continue
-        if dangling and dangling[-1].lower() in ("false", "0") and not tags:
-            continue
-        if wanted and not any(_ref_match(w, t) for w in wanted for t in tags):
-            continue
-        if not all(images.label_matches(images.labels_of(config), s) for s in labels):
+        tags = [t for t in image.tags if not regexes or reference_matches(regexes, t)]
+        if regexes and not tags:
             continue
         digests = [d for d in image.record.get("digests") or () if "@" in d]
-        result.append({"Id": image.id, "ParentId": "", "RepoTags": tags,
-                       "RepoDigests": [images._familiar_digest(d) for d in digests],
+        labels = images.labels_of(config)
+        result.append({"Id": image.id, "ParentId": "",
+                       "RepoTags": [reference.parse(t).familiar() for t in tags],
+                       "RepoDigests": [images.familiar_digest(d) for d in digests],
                        "Created": int(images.created_epoch(config.get("created") or "")),
                        "Size": image.record.get("size", 0), "SharedSize": -1,
                        "VirtualSize": image.record.get("size", 0),
-                       "Labels": images.labels_of(config) or None,
-                       "Containers": counts.get(image.id, 0)})
+                       "Labels": labels or None, "Containers": counts.get(image.id, 0)})
     h.reply(200, result)
-
-
-def _ref_match(pattern, tag):
-    """moby's reference filter: a glob against the familiar name, with or without a tag."""
-    import fnmatch
-    name = tag.rpartition(":")[0] if ":" in tag.rpartition("/")[2] else tag
-    return fnmatch.fnmatchcase(tag, pattern) or fnmatch.fnmatchcase(name, pattern)
 
 
 def _image(name):
@@ -776,7 +768,6 @@ def image_create(h):
         ref = reference.parse(name)
     except errors.UsageError as exc:
         raise HTTPError(400, exc.message) from None
-    import json
     job = FORK.submit("pull", {"name": name, "platform": h.arg("platform")})
     write = None
     try:

@@ -268,6 +268,10 @@ def test_images_tag_inspect_and_rmi(docker):
     assert docker("tag", "base", "other:2").returncode == 0
     assert docker("image", "inspect", "-f", "{{.RepoTags}}", "other:2").out == \
         "[base:latest other:2]\n"
+    # the filters of `images --filter`, in the API's encoding
+    assert docker("images", "--format", "{{.Repository}}:{{.Tag}}", "--filter",
+                  "reference=oth*").out == "other:2\n"
+    assert docker("images", "-q", "--filter", "dangling=true").out == ""
     out = docker("rmi", "other:2")
     assert out.returncode == 0 and "Untagged: other:2" in out.out
 

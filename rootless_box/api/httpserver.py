@@ -93,6 +93,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.error(500, "internal error: %s: %s" % (type(exc).__name__, exc))
         if self.hijacked:
             self.close_connection = True
+        elif self._body is None and not self.close_connection:
+            try:
+                self.raw_body()  # a body nobody read would be taken for the next request
+            except (HTTPError, OSError, ValueError):
+                self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _dispatch
 
@@ -101,6 +106,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def arg(self, name, default=None):
         values = self.query.get(name)
         return values[-1] if values else default
+
+    def number(self, name, default=None):
+        value = self.arg(name)
+        if value in (None, ""):
+            return default
+        try:
+            return int(value)
+        except ValueError:
+            raise HTTPError(400, "invalid %s: %r is not a number" % (name, value)) from None
 
     def flag(self, name, default=False):
         value = self.arg(name)

@@ -136,7 +136,7 @@ def containers_list(h):
     show_all = h.flag("all") or "status" in filters
     chosen = [r for r in records if (show_all or (r.get("State") or {}).get("Status")
                                      in psfilter.LIVE_STATES) and keep(r)]
-    limit = int(h.arg("limit") or -1)
+    limit = h.number("limit", -1)
     if limit > 0:
         chosen = chosen[:limit]
     cache = {}
@@ -182,11 +182,7 @@ def container_start(h, name):
 
 
 def _timeout(h):
-    value = h.arg("t", h.arg("timeout"))
-    try:
-        return None if value in (None, "") else int(value)
-    except ValueError:
-        raise HTTPError(400, "invalid timeout %r" % value) from None
+    return h.number("t", h.number("timeout"))
 
 
 def container_stop(h, name):
@@ -239,10 +235,7 @@ def container_rename(h, name):
 
 def container_resize(h, name):
     record = _container(name)
-    try:
-        rows, cols = int(h.arg("h") or 0), int(h.arg("w") or 0)
-    except ValueError:
-        raise HTTPError(400, "invalid resize: h and w must be numbers") from None
+    rows, cols = h.number("h", 0), h.number("w", 0)
     master = _TERMINALS.get(record["Id"])
     if master is not None and rows > 0 and cols > 0:
         from ..userns.pty import set_winsize

@@ -245,6 +245,8 @@ def test_malformed_json_is_400_and_makes_nothing(service, api_cli):
     status, _h, body = service.request("POST", "/containers/create",
                                        {"Image": "base", "Cmd": "true", "Env": 5})
     assert status == 400 and "Env" in json.loads(body)["message"]
+    status, _h, body = service.request("GET", "/containers/json?limit=many")
+    assert status == 400 and "limit" in json.loads(body)["message"]
     assert api_cli.ok("ps", "-aq").out == ""
 
 

@@ -8,7 +8,7 @@ import sys
 import time
 
 from ..errors import BoxError
-from ..ops.containerjson import human_duration  # noqa: F401  (one definition, shared)
+from ..ops.containerjson import human_duration  # one definition for ps and the Engine API
 
 
 def report(exc):
@@ -80,8 +80,6 @@ def human_ago(epoch):
         return "N/A"
     seconds = max(0, time.time() - epoch)
     return human_duration(seconds) + " ago"
-
-
 
 
 def print_json(obj):

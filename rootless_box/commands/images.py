@@ -1,7 +1,7 @@
 """`images [OPTIONS] [REPOSITORY[:TAG]]`: the local images as Docker lists them.
 
-Owns: the listing's rows, Docker's image filters (`dangling`, `reference`, `before`, `since`,
-`label`), and two pieces of Docker's CLI grammar the other image commands (history, image
+Owns: the listing's rows (the filters are ops/imagefilter.py's, shared with the Engine API),
+and two pieces of Docker's CLI grammar the other image commands (history, image
 prune, system df, system prune) share from here: `--filter KEY=VALUE` parsing and `--format`
 output (`table`, `table TEMPLATE`, `json`, a Go template).
 Must not: change the store.

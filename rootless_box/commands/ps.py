@@ -8,14 +8,13 @@ Must not: change the store (beyond the exited-state refresh every listing does).
 """
 
 import sys
-import time
 
 from ..cliparse import FLAG, LIST, VALUE, Command, Opt
 from ..errors import UsageError
 from ..ops import containers as container_ops
 from ..ops import images as image_ops
 from ..ops import psfilter
-from ..ops.containerjson import status_text  # noqa: F401  (system df's too)
+from ..ops.containerjson import status_text
 from ..ops.storage import open_store
 from ._common import human_ago, human_size
 from .images import compile_format, go_time_string, parse_filters, write_formatted

@@ -47,8 +47,9 @@ class Service:
         self.uri = "unix://" + sock_path
         full = dict(cli.env)
         full.update(env or {})
+        where = extra if extra is not None else (self.uri,)
         self.proc = subprocess.Popen(
-            cli.argv("system", "service", "--time", idle, *(extra if extra is not None else (self.uri,))),
+            cli.argv("system", "service", "--time", idle, *where),
             env=full, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
         self.banner = self.proc.stderr.readline().decode()
 

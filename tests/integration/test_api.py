@@ -355,13 +355,23 @@ def test_default_socket_is_private_and_the_service_ends_when_idle(api_cli, tmp_p
     runtime = tmp_path / "xdg"
     runtime.mkdir(mode=0o700)
     svc = Service(api_cli, "", idle="1", env={"XDG_RUNTIME_DIR": str(runtime)}, extra=[])
+    path = runtime / "rootless-box" / "docker.sock"
+    svc.uri = "unix://%s" % path
     try:
-        path = runtime / "rootless-box" / "docker.sock"
         assert "listening on unix://%s" % path in svc.banner
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
         assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
+        # a container started through it outlives it (and run -d's dropped wait keeps no
+        # connection open: the service still goes idle)
+        out = subprocess.run(["docker", "run", "-d", "--name", "outlives", "base", "sleep",
+                              "600"], env=dict(os.environ, DOCKER_HOST=svc.uri,
+                                               DOCKER_CONFIG=str(tmp_path)),
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
         assert svc.proc.wait(timeout=30) == 0  # idle for a second: it leaves by itself
         assert not path.exists()
+        assert api_cli.ok("ps", "--format", "{{.Names}} {{.State}}").out == \
+            "outlives running\n"
     finally:
         svc.stop()
     info = api_cli.ok("info", env={"XDG_RUNTIME_DIR": str(runtime)}).out

@@ -189,7 +189,8 @@ def exec_start(args, fds, _progress):
                                 workdir=args.get("workdir") or None,
                                 user=args.get("user") or None,
                                 interactive=args.get("stdin", False),
-                                tty=args.get("tty", False), detach=args.get("detach", False))
+                                tty=args.get("tty", False), detach=args.get("detach", False),
+                                winsize=args.get("winsize"))
     return exec_ops.exec_in(opts)
 
 

@@ -547,7 +547,8 @@ def exec_create(h, name):
                                              "entrypoint": cmd[0], "arguments": cmd[1:],
                                              "privileged": bool(body.get("Privileged")),
                                              "user": body.get("User") or ""},
-                           "_env": body.get("Env") or [], "_workdir": body.get("WorkingDir")}
+                           "_env": body.get("Env") or [], "_workdir": body.get("WorkingDir"),
+                           "_size": body.get("ConsoleSize")}
     h.reply(201, {"Id": exec_id})
 
 
@@ -557,6 +558,14 @@ def _exec(exec_id):
     if found is None:
         raise HTTPError(404, "No such exec instance: %s" % exec_id)
     return found
+
+
+def _console_size(value):
+    """Docker's ConsoleSize [rows, cols] -> (rows, cols), or None (0s, or not given)."""
+    if isinstance(value, list) and len(value) == 2 and all(
+            isinstance(n, int) and n > 0 for n in value):
+        return tuple(value)
+    return None
 
 
 def exec_inspect(h, exec_id):
@@ -581,7 +590,8 @@ def exec_start(h, exec_id):
     detach = bool(body.get("Detach"))
     args = {"container": found["ContainerID"], "cmd": [proc["entrypoint"]] + proc["arguments"],
             "env": found["_env"], "workdir": found["_workdir"], "user": proc["user"],
-            "tty": tty, "stdin": found["OpenStdin"], "detach": detach}
+            "tty": tty, "stdin": found["OpenStdin"], "detach": detach,
+            "winsize": _console_size(body.get("ConsoleSize") or found["_size"])}
     try:
         if detach:
             null = os.open(os.devnull, os.O_RDWR)

@@ -162,6 +162,65 @@ def test_run_with_tty_is_a_terminal_of_the_clients_size(docker):
     assert out.out.startswith("/dev/pts/") and out.out.endswith("\r\n")
 
 
+def _in_pty(argv, env, rows, cols):
+    """argv on a new terminal of rows x cols -> its output."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+    pid, master = pty.fork()
+    if pid == 0:
+        try:
+            os.execvpe(argv[0], argv, env)
+        finally:
+            os._exit(127)
+    fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.waitpid(pid, 0)
+    os.close(master)
+    return out.decode(errors="replace")
+
+
+def test_a_terminal_gets_the_clients_size(docker, service, tmp_path):
+    env = dict(os.environ, DOCKER_HOST=service.uri, DOCKER_CONFIG=str(tmp_path))
+    assert _in_pty(["docker", "run", "-t", "--rm", "base", "stty", "size"], env, 33, 111) \
+        .split() == ["33", "111"]
+    docker("run", "-d", "-t", "--name", "t2", "base", "sh")
+    assert _in_pty(["docker", "exec", "-t", "t2", "stty", "size"], env, 44, 99) \
+        .split() == ["44", "99"]
+
+
+def test_a_published_port_without_a_host_port_gets_a_random_one(docker):
+    docker("run", "-d", "--name", "p1", "-p", "8080", "base", "sh", "-c",
+           "mkdir -p /w; echo served > /w/index.html; exec httpd -f -p 8080 -h /w")
+    ports = json.loads(docker("inspect", "-f", "{{json .NetworkSettings.Ports}}", "p1").out)
+    host_port = ports["8080/tcp"][0]["HostPort"]
+    assert isinstance(host_port, str) and int(host_port) > 0
+    assert docker("port", "p1").out == "8080/tcp -> 0.0.0.0:%s\n" % host_port
+
+    def fetch():
+        try:
+            with socket.create_connection(("127.0.0.1", int(host_port)), timeout=5) as conn:
+                conn.sendall(b"GET /index.html HTTP/1.0\r\n\r\n")
+                data = b""
+                while True:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        return data
+                    data += chunk
+        except OSError:
+            return b""
+    assert wait_for(lambda: b"served" in fetch(), what="the published server")
+
+
 def test_detached_container_through_both_front_ends(docker, api_cli):
     cid = docker("run", "-d", "--name", "d1", "base", "sh", "-c",
                  "echo started; exec sleep 600").out.strip()

@@ -151,6 +151,12 @@ def test_run_attached_keeps_output_streams_and_the_exit_code_with_rm(docker, api
     assert api_cli.ok("ps", "-aq").out == ""  # --rm: gone, in the one store
 
 
+def test_run_with_entrypoint_env_workdir_user(docker):
+    out = docker("run", "--rm", "--entrypoint", "sh", "-e", "A=1", "-w", "/tmp", "-u", "5:6",
+                 "base", "-c", 'echo "$A $(pwd) $(id -u):$(id -g)"')
+    assert (out.returncode, out.out) == (0, "1 /tmp 5:6\n"), out.err
+
+
 def test_run_interactive_feeds_stdin_until_eof(docker):
     out = docker("run", "-i", "--rm", "base", "sh", "-c", "cat; echo end", input=b"a\nb\n")
     assert (out.returncode, out.out) == (0, "a\nb\nend\n"), out.err

@@ -17,25 +17,14 @@ import socket
 import stat
 import subprocess
 import sys
-import time
 
 import pytest
 
 import registry_server as rs
-from conftest import Cli, needs_userns
+from conftest import Cli, needs_userns, wait_for
 
 pytestmark = [needs_userns,
               pytest.mark.skipif(not shutil.which("docker"), reason="no docker CLI")]
-
-
-def wait_for(condition, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for %s" % what)
 
 
 class Service:
@@ -224,7 +213,7 @@ def test_a_published_port_without_a_host_port_gets_a_random_one(docker):
                     data += chunk
         except OSError:
             return b""
-    assert wait_for(lambda: b"served" in fetch(), what="the published server")
+    assert wait_for(lambda: b"served" in fetch(), what="the published server", timeout=30)
 
 
 def test_detached_container_through_both_front_ends(docker, api_cli):
@@ -239,7 +228,7 @@ def test_detached_container_through_both_front_ends(docker, api_cli):
         theirs = json.loads(docker("inspect", "d1").out)[0]
         assert theirs["Id"] == ours["Id"] == cid and theirs["Name"] == "/d1"
         assert theirs["HostConfig"]["LogConfig"]["Type"] == "json-file"
-        wait_for(lambda: docker("logs", "d1").out == "started\n", what="the log")
+        wait_for(lambda: docker("logs", "d1").out == "started\n", what="the log", timeout=30)
         out = docker("exec", "d1", "sh", "-c", "echo in; echo ex >&2; exit 7")
         assert (out.returncode, out.out, out.err) == (7, "in\n", "ex\n")
         out = docker("exec", "-i", "d1", "cat", input=b"fed\n")
@@ -278,7 +267,7 @@ def test_create_start_attach_wait_kill_restart_rename(docker):
     assert docker("inspect", "-f", "{{.State.Running}}", "k1").out == "true\n"
     assert docker("exec", "-d", "k1", "sh", "-c", "echo bg > /tmp/mark").returncode == 0
     wait_for(lambda: docker("exec", "k1", "cat", "/tmp/mark").out == "bg\n",
-             what="the detached exec's file")
+             what="the detached exec's file", timeout=30)
     docker("run", "-d", "-i", "--name", "at1", "base", "sh", "-c", "read x; echo got $x")
     out = docker("attach", "at1", input=b"in\n")
     assert (out.returncode, out.out) == (0, "got in\n")
@@ -380,7 +369,7 @@ def test_a_client_leaving_mid_stream_leaves_nothing_behind(service, docker, api_
         for proc in clients:
             proc.kill()
             proc.wait()
-        wait_for(lambda: threads() <= before, what="the streams' threads to end")
+        wait_for(lambda: threads() <= before, what="the streams' threads to end", timeout=30)
         # the service still answers
         assert docker("ps", "-q").out.strip() != ""
     finally:

@@ -42,6 +42,10 @@ def _publish(bindings):
     return words
 
 
+_REFUSED = (("Privileged", "--privileged"), ("CapAdd", "--cap-add"), ("CapDrop", "--cap-drop"),
+            ("Devices", "--device"), ("Sysctls", "--sysctl"), ("Ulimits", "--ulimit"))
+
+
 def run_options(name, body):
     """A /containers/create body -> RunOptions (unknown fields are ignored, as dockerd does)."""
     if not isinstance(body, dict):
@@ -50,6 +54,11 @@ def run_options(name, body):
     host = {} if host is None else host
     if not isinstance(host, dict):
         raise errors.UsageError("invalid JSON: HostConfig must be an object")
+    for key, flag in _REFUSED:
+        if host.get(key):
+            # what the CLI refuses as an unknown flag is refused here too, never ignored
+            raise errors.UsageError("%s is not supported (docker run %s): rootless-box "
+                                    "cannot honour it yet" % (key, flag))
     image = body.get("Image")
     if not isinstance(image, str) or not image:
         raise errors.UsageError("config cannot be empty in order to create a container")

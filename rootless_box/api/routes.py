@@ -536,6 +536,9 @@ def exec_create(h, name):
     cmd = body.get("Cmd")
     if not isinstance(cmd, list) or not cmd or not all(isinstance(c, str) for c in cmd):
         raise HTTPError(400, "No exec command specified")
+    if body.get("Privileged"):
+        raise HTTPError(400, "privileged exec is not supported: the exec'd process gets the "
+                        "container's capabilities")
     exec_id = uuid.uuid4().hex + uuid.uuid4().hex
     with _EXECS_LOCK:
         _EXECS[exec_id] = {"ID": exec_id, "ContainerID": record["Id"], "Running": False,

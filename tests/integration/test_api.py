@@ -243,6 +243,8 @@ def test_detached_container_through_both_front_ends(docker, api_cli):
         assert docker("stop", "-t", "1", "d1").returncode == 0
         assert docker("stop", "d1").returncode == 0  # 304: not an error
         assert docker("inspect", "-f", "{{.State.Status}}", "d1").out == "exited\n"
+        out = docker("exec", "d1", "true")
+        assert out.returncode == 1 and "Container %s is not running" % cid in out.err
         assert docker("rm", "d1").out == "d1\n"
         assert api_cli.ok("ps", "-aq").out == ""
     finally:
@@ -302,6 +304,13 @@ def test_malformed_json_is_400_and_makes_nothing(service, api_cli):
     assert status == 400 and "Env" in json.loads(body)["message"]
     status, _h, body = service.request("GET", "/containers/json?limit=many")
     assert status == 400 and "limit" in json.loads(body)["message"]
+    # a body over the limit is refused from its header, before it is read
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    conn.connect(service.path)
+    conn.sendall(b"POST /containers/create HTTP/1.1\r\nHost: d\r\n"
+                 b"Content-Length: 999999999999\r\n\r\n")
+    assert conn.recv(65536).startswith(b"HTTP/1.1 413 ")
+    conn.close()
     assert api_cli.ok("ps", "-aq").out == ""
 
 
@@ -366,6 +375,13 @@ def test_a_client_leaving_mid_stream_leaves_nothing_behind(service, docker, api_
                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
             assert proc.stdout.readline() == b"tick\n"
             clients.append(proc)
+        # an attached client too (a hijacked connection)
+        proc = subprocess.Popen(["docker", "attach", "chatty"],
+                                env=dict(os.environ, DOCKER_HOST=service.uri),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL)
+        assert proc.stdout.readline() == b"tick\n"
+        clients.append(proc)
         for proc in clients:
             proc.kill()
             proc.wait()

@@ -175,12 +175,16 @@ def rmi(args, _fds, _progress):
 @_job
 def pull(args, _fds, progress):
     from ..ops import pull as pull_ops
+    from ..registry.credentials import Credentials
     idmap, store = _store()
 
     def report(_event, **fields):
         progress(fields)
+    given = args.get("login")
+    login = Credentials(given.get("username") or "", given.get("password") or "",
+                        given.get("identity_token") or None) if given else None
     result = pull_ops.pull(store, idmap, args["name"], platform=args.get("platform") or None,
-                           progress=report)
+                           progress=report, login=login)
     return {"digest": result["digest"], "updated": result["updated"],
             "image_id": result["image_id"]}
 

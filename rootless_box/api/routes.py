@@ -762,6 +762,27 @@ def image_delete(h, name):
     h.reply(200, result)
 
 
+def registry_auth(header):
+    """Docker's X-Registry-Auth (base64url JSON; the standard alphabet and missing padding
+    accepted too, as clients differ) -> {"username", "password", "identity_token"}, or None
+    when it names no one (`e30=`, `{}`, is what the CLI sends without a login)."""
+    if not header:
+        return None
+    import base64
+    text = header.strip().replace("-", "+").replace("_", "/")
+    try:
+        doc = json.loads(base64.b64decode(text + "=" * (-len(text) % 4)))
+    except (ValueError, TypeError):
+        raise HTTPError(400, "invalid X-Registry-Auth header") from None
+    if not isinstance(doc, dict):
+        raise HTTPError(400, "invalid X-Registry-Auth header")
+    login = {"username": doc.get("username") or "", "password": doc.get("password") or "",
+             "identity_token": doc.get("identitytoken") or None}
+    if not (login["username"] or login["identity_token"]):
+        return None
+    return login
+
+
 def image_create(h):
     """`pull`: Docker's progress stream, an error after it began carried in the stream."""
     name = h.arg("fromImage")
@@ -774,7 +795,8 @@ def image_create(h):
         ref = reference.parse(name)
     except errors.UsageError as exc:
         raise HTTPError(400, exc.message) from None
-    job = FORK.submit("pull", {"name": name, "platform": h.arg("platform")})
+    job = FORK.submit("pull", {"name": name, "platform": h.arg("platform"),
+                               "login": registry_auth(h.headers.get("X-Registry-Auth"))})
     write = None
     try:
         def progress(fields):

@@ -507,3 +507,31 @@ def test_generate_systemd_service_writes_a_socket_and_its_service(api_cli, tmp_p
                                                  str(tmp_path / "rootless-box.service")])
     # without a container and without --service: a usage error
     assert api_cli("generate", "systemd").returncode == 1
+
+
+def test_pull_uses_x_registry_auth(auth_registry, busybox_layout, tmp_path):
+    """The client's credentials (X-Registry-Auth) are used for that pull, and nothing of
+    them is saved; without them the registry's refusal is Docker's 404."""
+    import base64
+    conf = tmp_path / "registries.conf"
+    conf.write_text("")
+    user = Cli(str(tmp_path / "data"), env={"XDG_CONFIG_HOME": str(tmp_path / "config"),
+                                            "RBX_REGISTRIES_CONF": str(conf)})
+    auth_registry.install_ca(user.env["XDG_CONFIG_HOME"])
+    rs.push_busybox(auth_registry, busybox_layout, "library/authbb")
+    name = auth_registry.ref("library/authbb", "latest")
+    svc = Service(user, str(tmp_path / "run" / "docker.sock"))
+    try:
+        path = "/v1.44/images/create?fromImage=%s&tag=latest" % name.rsplit(":", 1)[0]
+        status, _h, body = svc.request("POST", path, headers={"X-Registry-Auth": "e30="})
+        assert status == 404 and b"pull access denied" in body
+        auth = base64.urlsafe_b64encode(json.dumps({
+            "username": auth_registry.username, "password": auth_registry.password,
+            "serveraddress": auth_registry.host}).encode()).decode().rstrip("=")
+        status, _h, body = svc.request("POST", path, headers={"X-Registry-Auth": auth})
+        assert status == 200 and b"Status: Downloaded newer image for" in body, body
+        assert name in user.ok("images", "--format", "{{.Repository}}:{{.Tag}}").out
+        assert not os.path.exists(os.path.join(user.env["XDG_CONFIG_HOME"], "rootless-box",
+                                               "auth.json"))
+    finally:
+        svc.stop()

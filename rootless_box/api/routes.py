@@ -233,6 +233,15 @@ def container_rename(h, name):
     h.reply(204)
 
 
+def container_pause(h, name, action):
+    """The cgroup v2 freezer (ops/pause.py), as the CLI's pause: where no delegated cgroup
+    exists, its error (500) says why."""
+    from ..ops import pause as pause_ops
+    _container(name)  # Docker's 404 first
+    getattr(pause_ops, action)(_store(), name)
+    h.reply(204)
+
+
 def container_resize(h, name):
     record = _container(name)
     rows, cols = h.number("h", 0), h.number("w", 0)
@@ -852,6 +861,8 @@ ROUTES = [
     ("POST", r"/containers/%s/wait" % _ID, container_wait),
     ("POST", r"/containers/%s/rename" % _ID, container_rename),
     ("POST", r"/containers/%s/resize" % _ID, container_resize),
+    ("POST", r"/containers/%s/pause" % _ID, lambda h, n: container_pause(h, n, "pause")),
+    ("POST", r"/containers/%s/unpause" % _ID, lambda h, n: container_pause(h, n, "unpause")),
     ("POST", r"/containers/%s/attach" % _ID, container_attach),
     ("GET", r"/containers/%s/logs" % _ID, container_logs),
     ("DELETE", r"/containers/%s" % _ID, container_delete),

@@ -277,6 +277,23 @@ def test_create_start_attach_wait_kill_restart_rename(docker):
     assert docker("inspect", "-f", "{{.RepoTags}}", "base").out == "[base:latest]\n"
 
 
+def test_pause_answers_as_the_cli_does(docker, api_cli):
+    docker("run", "-d", "--name", "pz", "base", "sleep", "600")
+    ours = api_cli("pause", "pz")
+    if ours.returncode == 0:  # a delegated cgroup: both front ends freeze
+        api_cli.ok("unpause", "pz")
+        assert docker("pause", "pz").returncode == 0
+        assert docker("inspect", "-f", "{{.State.Status}}", "pz").out == "paused\n"
+        assert docker("unpause", "pz").returncode == 0
+    else:  # none: the same reason, as Docker's daemon error
+        out = docker("pause", "pz")
+        reason = ours.err.splitlines()[0].partition("error: ")[2]
+        assert out.returncode == 1 and reason in out.err
+    assert docker("inspect", "-f", "{{.State.Status}}", "pz").out == "running\n"
+    out = docker("unpause", "pz")
+    assert out.returncode == 1 and "is not paused" in out.err
+
+
 def test_fifty_clients_at_once(service):
     import concurrent.futures
     with concurrent.futures.ThreadPoolExecutor(50) as pool:

@@ -652,7 +652,8 @@ def _exec_stream(conn, args, tty):
         result = {}
         waiter = threading.Thread(target=_answer_into, args=(job, result), daemon=True)
         waiter.start()
-        while pipes:
+        gone = False
+        while pipes and not gone:
             ready = select.select(list(pipes), [], [], 0.2)[0]
             for fd in ready:
                 data = os.read(fd, 65536)
@@ -662,9 +663,16 @@ def _exec_stream(conn, args, tty):
                 try:
                     conn.sendall(_frame(pipes[fd], data))
                 except OSError:
-                    pipes.clear()
+                    gone = True  # the client left
+                    break
             if not ready and not waiter.is_alive():
                 break  # the process ended; a background child may keep the pipes open
+        if gone:
+            # its output has nowhere to go: the process's next write fails (EPIPE), as
+            # a process whose terminal went away
+            for fd in (out_r, err_r):
+                os.close(fd)
+            opened = [null]
         waiter.join()
         job.close()
         if "error" in result:

@@ -392,6 +392,13 @@ def test_a_client_leaving_mid_stream_leaves_nothing_behind(service, docker, api_
                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
             assert proc.stdout.readline() == b"tick\n"
             clients.append(proc)
+        # an exec'd process whose client left: its output has nowhere to go, it ends
+        proc = subprocess.Popen(["docker", "exec", "chatty", "sh", "-c",
+                                 "while true; do echo exec-tick; sleep 0.05; done"],
+                                env=dict(os.environ, DOCKER_HOST=service.uri),
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        assert proc.stdout.readline() == b"exec-tick\n"
+        clients.append(proc)
         # an attached client too (a hijacked connection)
         proc = subprocess.Popen(["docker", "attach", "chatty"],
                                 env=dict(os.environ, DOCKER_HOST=service.uri),

@@ -104,7 +104,9 @@ def info(h):
                 "ContainersStopped": len(records) - states.count("running") -
                 states.count("paused"),
                 "Images": len(images.list_images(store)), "LoggingDriver": "json-file",
-                "CgroupDriver": "none", "CgroupVersion": "2", "DockerRootDir":
+                "CgroupDriver": "none", "CgroupVersion":
+                "2" if os.path.exists("/sys/fs/cgroup/cgroup.controllers") else "1",
+                "DockerRootDir":
                 doc.get("DockerRootDir", ""), "IndexServerAddress":
                 "https://index.docker.io/v1/", "RegistryConfig": {}, "Swarm":
                 {"LocalNodeState": "inactive"}, "Plugins": {"Volume": ["local"],

@@ -131,6 +131,10 @@ def test_version_negotiates_api_1_44(docker, service):
         assert headers["ostype"] == "linux" and headers["swarm"] == "inactive"
     status, _headers, body = service.request("GET", "/_ping")
     assert (status, body) == (200, b"OK")
+    # /info is `info --format json`'s document (one builder), with Docker's counters
+    ours = json.loads(service.cli.ok("info", "--format", "json").out)
+    out = docker("info", "--format", "{{.OSType}} {{.ServerVersion}} {{.Driver}} {{.Images}}")
+    assert out.out.split() == ["linux", ours["ServerVersion"], ours["Driver"], "1"]
 
 
 def test_run_attached_keeps_output_streams_and_the_exit_code_with_rm(docker, api_cli):

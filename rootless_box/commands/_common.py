@@ -8,6 +8,7 @@ import sys
 import time
 
 from ..errors import BoxError
+from ..ops.containerjson import human_duration  # one definition for ps and the Engine API
 
 
 def report(exc):
@@ -79,33 +80,6 @@ def human_ago(epoch):
         return "N/A"
     seconds = max(0, time.time() - epoch)
     return human_duration(seconds) + " ago"
-
-
-def human_duration(seconds):
-    if seconds < 1:
-        return "Less than a second"
-    if seconds < 2:
-        return "1 second"
-    if seconds < 60:
-        return "%d seconds" % seconds
-    minutes = seconds / 60
-    if minutes < 2:
-        return "About a minute"
-    if minutes < 60:
-        return "%d minutes" % minutes
-    hours = minutes / 60
-    if hours < 2:
-        return "About an hour"
-    if hours < 48:
-        return "%d hours" % hours
-    days = hours / 24
-    if days < 14:
-        return "%d days" % days
-    if days < 60:
-        return "%d weeks" % (days / 7)
-    if days < 730:
-        return "%d months" % (days / 30)
-    return "%d years" % (days / 365)
 
 
 def print_json(obj):

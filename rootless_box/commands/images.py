@@ -1,7 +1,7 @@
 """`images [OPTIONS] [REPOSITORY[:TAG]]`: the local images as Docker lists them.
 
-Owns: the listing's rows, Docker's image filters (`dangling`, `reference`, `before`, `since`,
-`label`), and two pieces of Docker's CLI grammar the other image commands (history, image
+Owns: the listing's rows (the filters are ops/imagefilter.py's, shared with the Engine API),
+and two pieces of Docker's CLI grammar the other image commands (history, image
 prune, system df, system prune) share from here: `--filter KEY=VALUE` parsing and `--format`
 output (`table`, `table TEMPLATE`, `json`, a Go template).
 Must not: change the store.
@@ -15,10 +15,10 @@ from ..errors import UsageError
 from ..oci import reference
 from ..oci.digest import short_id
 from ..ops import images as image_ops
+from ..ops.imagefilter import IMAGE_FILTERS, image_filter, reference_matches
 from ..ops.storage import open_store
 from ._common import human_ago, human_size, table
 
-IMAGE_FILTERS = ("dangling", "reference", "before", "since", "label")
 HEADERS = {"Repository": "REPOSITORY", "Tag": "TAG", "ID": "IMAGE ID", "Digest": "DIGEST",
            "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "Size": "SIZE",
            "Containers": "CONTAINERS", "SharedSize": "SHARED SIZE",
@@ -26,7 +26,6 @@ HEADERS = {"Repository": "REPOSITORY", "Tag": "TAG", "ID": "IMAGE ID", "Digest":
 DEFAULT = "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
 DEFAULT_DIGESTS = "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}" \
                   "\t{{.Size}}"
-_TRUE = {"true": True, "1": True, "false": False, "0": False}
 
 
 def command(verb, summary):
@@ -113,107 +112,6 @@ def go_time_string(epoch):
     """Go's time.Time.String() of a Unix time in local time: `2024-01-31 12:00:00 +0000 UTC`
     (Docker's `.CreatedAt` of an image)."""
     return time.strftime("%Y-%m-%d %H:%M:%S %z %Z", time.localtime(epoch))
-
-
-# -- filters ------------------------------------------------------------------------------------
-
-def glob_regex(pattern):
-    """Go's path.Match pattern as a regular expression: `*` and `?` stop at `/`, `[...]`
-    classes (with `^` negation and ranges), `\\` escapes. A malformed pattern is a UsageError,
-    as path.ErrBadPattern is to Docker."""
-    import re
-    bad = UsageError("invalid filter 'reference=%s': syntax error in pattern" % pattern,
-                     "use a glob such as busy* or base:*")
-    out, i, n = [], 0, len(pattern)
-    while i < n:
-        ch = pattern[i]
-        i += 1
-        if ch == "*":
-            out.append("[^/]*")
-        elif ch == "?":
-            out.append("[^/]")
-        elif ch == "\\":
-            if i >= n:
-                raise bad
-            out.append(re.escape(pattern[i]))
-            i += 1
-        elif ch == "[":
-            negate = i < n and pattern[i] == "^"
-            i += negate
-            ranges = []
-            while True:
-                if i >= n:
-                    raise bad
-                if pattern[i] == "]" and ranges:
-                    i += 1
-                    break
-                lo, i = _class_char(pattern, i, bad)
-                hi = lo
-                if i < n and pattern[i] == "-":
-                    hi, i = _class_char(pattern, i + 1, bad)
-                ranges.append((lo, hi))
-            parts = "".join(re.escape(lo) + ("-" + re.escape(hi) if hi != lo else "")
-                            for lo, hi in ranges if lo <= hi)
-            if not parts:  # only empty ranges: Go's class matches nothing (or anything negated)
-                out.append("[^/]" if negate else "(?!)")
-            else:
-                out.append("[%s%s]" % ("^" if negate else "", parts))
-        else:
-            out.append(re.escape(ch))
-    return re.compile("".join(out) + r"\Z", re.DOTALL)
-
-
-def _class_char(pattern, i, bad):
-    # path.Match's getEsc: `-` and `]` must be escaped inside a class
-    if i >= len(pattern) or pattern[i] in "-]":
-        raise bad
-    if pattern[i] == "\\":
-        i += 1
-        if i >= len(pattern):
-            raise bad
-    return pattern[i], i + 1
-
-
-def reference_matches(regexes, tag):
-    """Docker's reference filter (reference.FamiliarMatch): a pattern matches the familiar
-    `name:tag` or the familiar name alone."""
-    ref = reference.parse(tag)
-    familiar, name = ref.familiar(), ref.familiar_repository()
-    return any(rx.match(familiar) or rx.match(name) for rx in regexes)
-
-
-def image_filter(store, filters):
-    """{key: [values]} -> (predicate over an Image and its config, reference regexes).
-    before=/since= name images (resolved now: an unknown one is an error); dangling must be
-    a boolean; several labels must all match."""
-    dangling = None
-    for value in filters.get("dangling", []):
-        if value.lower() not in _TRUE:
-            raise UsageError("invalid filter 'dangling=%s'" % value,
-                             "use dangling=true or dangling=false")
-        dangling = _TRUE[value.lower()]
-    # Docker: the last before= / since= given wins
-    bounds = {}
-    for key in ("before", "since"):
-        for name in filters.get(key, []):
-            other = image_ops.resolve(store, name)
-            bounds[key] = image_ops.created_seconds(
-                image_ops.readable_config(other).get("created") or "")
-    labels = filters.get("label", [])
-    regexes = [glob_regex(p) for p in filters.get("reference", [])]
-
-    def keep(image, config):
-        if dangling is not None and bool(image.tags) == dangling:
-            return False
-        if bounds:
-            created = image_ops.created_seconds(config.get("created") or "")
-            if "before" in bounds and not created < bounds["before"]:
-                return False
-            if "since" in bounds and not created > bounds["since"]:
-                return False
-        return all(image_ops.label_matches(image_ops.labels_of(config), spec)
-                   for spec in labels)
-    return keep, regexes
 
 
 # -- rows ---------------------------------------------------------------------------------------

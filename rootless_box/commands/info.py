@@ -1,15 +1,14 @@
 """`info [--format json|TEMPLATE]`: print the preflight facts and the fixes for what is missing.
 
-Owns: the text layout, and the `--format` document: Docker's info field names where one means
-the same here (ServerVersion, KernelVersion, OSType, Architecture, Driver, DockerRootDir,
-Warnings), every fact under its own name in "Facts", each missing piece with its fix in
-"Fixes". Must not: gather facts (ops/info.py does).
+Owns: the text layout, and the DOCKER_HOST= line for the Engine API's socket. The `--format`
+document is ops/info.document (the Engine API's /info serves it too). Must not: gather facts
+(ops/info.py does).
 """
 
 import sys
 
 from ..cliparse import VALUE, Command, Opt
-from ..ops.info import gather
+from ..ops.info import document, gather
 
 
 def command(verb, summary):
@@ -17,16 +16,6 @@ def command(verb, summary):
         Opt("-f,--format", VALUE, "Format output using a custom template: 'json' or a Go "
                                   "template such as '{{.Driver}}'"),
     ), max_args=0)
-
-
-def document(facts, fixes):
-    return {"ServerVersion": facts["version"], "KernelVersion": facts["kernel"],
-            "OSType": "linux", "Architecture": facts["arch"],
-            "Driver": facts.get("storage_driver", ""), "DockerRootDir": facts["data_root"],
-            "SecurityOptions": ["name=rootless", "name=userns"],
-            "Warnings": ["WARNING: %s" % problem for problem, _fix in fixes],
-            "Facts": facts,
-            "Fixes": [{"Problem": problem, "Fix": fix} for problem, fix in fixes]}
 
 
 def main(parsed):
@@ -46,6 +35,8 @@ def main(parsed):
         return 0
     width = max(len(k) for k in facts) + 1
     lines = ["%s %s" % ((key + ":").ljust(width + 1), value) for key, value in facts.items()]
+    lines += ["", "Docker's clients reach `rootless-box system service` with:",
+              "DOCKER_HOST=%s" % facts["api_socket"]]
     if fixes:
         lines.append("")
         lines.append("Missing pieces and how to fix them:")

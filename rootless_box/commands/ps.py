@@ -8,15 +8,15 @@ Must not: change the store (beyond the exited-state refresh every listing does).
 """
 
 import sys
-import time
 
 from ..cliparse import FLAG, LIST, VALUE, Command, Opt
 from ..errors import UsageError
 from ..ops import containers as container_ops
 from ..ops import images as image_ops
 from ..ops import psfilter
+from ..ops.containerjson import status_text
 from ..ops.storage import open_store
-from ._common import human_ago, human_duration, human_size
+from ._common import human_ago, human_size
 from .images import compile_format, go_time_string, parse_filters, write_formatted
 
 DEFAULT = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}" \
@@ -42,27 +42,6 @@ def command(verb, summary):
         Opt("-q,--quiet", FLAG, "Only display container IDs"),
         Opt("-s,--size", FLAG, "Display total file sizes"),
     ), max_args=0)
-
-
-def status_text(state, now=None):
-    """Docker's STATUS column (moby container.State.String)."""
-    now = time.time() if now is None else now
-    status = state.get("Status")
-
-    def since(field):
-        return human_duration(max(0, now - image_ops.created_epoch(state.get(field) or "")))
-    if status == "running":
-        from ..ops.health import status_suffix
-        return "Up " + since("StartedAt") + status_suffix(state)
-    if status == "paused":
-        return "Up %s (Paused)" % since("StartedAt")
-    if status == "restarting":
-        return "Restarting (%d) %s ago" % (state.get("ExitCode") or 0, since("FinishedAt"))
-    if status == "exited" and state.get("StartedAt"):
-        if not state.get("FinishedAt"):
-            return ""
-        return "Exited (%d) %s ago" % (state.get("ExitCode") or 0, since("FinishedAt"))
-    return "Created"
 
 
 def ellipsis(text, width):

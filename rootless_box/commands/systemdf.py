@@ -13,10 +13,11 @@ from ..oci import reference
 from ..oci.digest import short_id
 from ..ops import images as image_ops
 from ..ops import prune as prune_ops
+from ..ops.containerjson import status_text
 from ..ops.storage import open_store
 from ._common import human_ago, human_size
 from .images import compile_format, write_formatted
-from .ps import _command_text, status_text
+from .ps import _command_text
 
 HEADERS = {"Type": "TYPE", "TotalCount": "TOTAL", "Active": "ACTIVE", "Size": "SIZE",
            "Reclaimable": "RECLAIMABLE"}

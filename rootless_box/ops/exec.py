@@ -31,6 +31,7 @@ class ExecOptions:
         self.interactive = kw.get("interactive", False)
         self.tty = kw.get("tty", False)
         self.detach = kw.get("detach", False)
+        self.winsize = kw.get("winsize")  # (rows, cols) when the caller's terminal is not ours
 
 
 def _not_running(record):
@@ -95,7 +96,7 @@ def build_spec(record, opts, target):
             "stdin": opts.interactive and not opts.detach, "winsize": None}
     if spec["tty"]:
         from ..userns.pty import host_winsize
-        spec["winsize"] = host_winsize()
+        spec["winsize"] = opts.winsize or host_winsize()
     return spec
 
 

@@ -400,7 +400,7 @@ def inspect(image):
     return {
         "Id": image.id,
         "RepoTags": [reference.parse(t).familiar() for t in image.tags],
-        "RepoDigests": [_familiar_digest(d) for d in image.record.get("digests") or ()],
+        "RepoDigests": [familiar_digest(d) for d in image.record.get("digests") or ()],
         "Parent": "",
         "Comment": (history[-1].get("comment", "") if history else ""),
         "Created": cfg.get("created", ""),
@@ -417,7 +417,7 @@ def inspect(image):
     }
 
 
-def _familiar_digest(text):
+def familiar_digest(text):
     name, _, digest = text.rpartition("@")
     try:
         return "%s@%s" % (reference.parse(name, default_tag=False).familiar_repository(), digest)

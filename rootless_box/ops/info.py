@@ -35,6 +35,8 @@ def gather():
     facts = {"version": config.VERSION, "kernel": uname.release, "arch": uname.machine,
              "user": "%s (uid %d)" % (user, uid), "data_root": config.data_root(),
              "runtime_root": config.runtime_root()}
+    # where `system service` listens by default (Docker's clients take it as DOCKER_HOST)
+    facts["api_socket"] = "unix://" + os.path.join(facts["runtime_root"], "docker.sock")
     fixes = []
     idmap = idmaps.plan()
     facts["idmap_mode"] = idmap.mode
@@ -131,3 +133,17 @@ def _userns_fix():
             return "an administrator can run: " + fix
     return "check that the kernel has CONFIG_USER_NS and that no seccomp or LSM policy " \
            "forbids unshare(CLONE_NEWUSER)"
+
+
+def document(facts, fixes):
+    """The `info --format` document and the base of the Engine API's /info: Docker's field
+    names where one means the same here (ServerVersion, KernelVersion, OSType, Architecture,
+    Driver, DockerRootDir, Warnings), every fact under its own name in "Facts", each missing
+    piece with its fix in "Fixes"."""
+    return {"ServerVersion": facts["version"], "KernelVersion": facts["kernel"],
+            "OSType": "linux", "Architecture": facts["arch"],
+            "Driver": facts.get("storage_driver", ""), "DockerRootDir": facts["data_root"],
+            "SecurityOptions": ["name=rootless", "name=userns"],
+            "Warnings": ["WARNING: %s" % problem for problem, _fix in fixes],
+            "Facts": facts,
+            "Fixes": [{"Problem": problem, "Fix": fix} for problem, fix in fixes]}

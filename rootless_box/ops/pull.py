@@ -39,8 +39,10 @@ def parse_platform(text):
     return parts[0], parts[1], parts[2] if len(parts) == 3 else None
 
 
-def connect(ref, tls_verify=None, push=False):
-    """[(Registry, repository on it, is_mirror)] to try for ref, in order."""
+def connect(ref, tls_verify=None, push=False, login=None):
+    """[(Registry, repository on it, is_mirror)] to try for ref, in order. login: the
+    credentials to use (registry.credentials.Credentials: the Engine API's X-Registry-Auth)
+    instead of the user's saved ones."""
     from ..registry import credentials, regconf
     from ..registry.client import Registry
     result = []
@@ -48,7 +50,8 @@ def connect(ref, tls_verify=None, push=False):
                                 by_digest=bool(ref.digest), push=push):
         certs = regconf.client_certs(ep.host)
         registry = Registry(ep.host, name=ref.domain, insecure=ep.insecure,
-                            credentials=lambda: credentials.lookup(ref.domain, ref.path),
+                            credentials=(lambda: login) if login else
+                            (lambda: credentials.lookup(ref.domain, ref.path)),
                             ca_files=regconf.ca_files(ep.host),
                             client_cert=certs[0] if certs else None)
         result.append((registry, ep.repository, ep.is_mirror))
@@ -268,7 +271,7 @@ def _land(store, idmap, jobs, layer_digests, config_bytes, manifest_bytes, diff_
     return image_id, before
 
 
-def pull(store, idmap, name, platform=None, tls_verify=None, progress=None):
+def pull(store, idmap, name, platform=None, tls_verify=None, progress=None, login=None):
     """Pull name (a reference; a tag defaults to latest) into the store. progress(event,
     **fields) hears "layer" events (id, status, current, total). Returns {"ref", "digest",
     "image_id", "updated" (False when the image was already here), "reports"}."""
@@ -277,7 +280,7 @@ def pull(store, idmap, name, platform=None, tls_verify=None, progress=None):
     explicit_platform = platform is not None
     want = parse_platform(platform) if platform else archive.host_platform()
     errors_seen = []
-    for registry, repo, is_mirror in connect(ref, tls_verify):
+    for registry, repo, is_mirror in connect(ref, tls_verify, login=login):
         try:
             result = _pull_from(store, idmap, registry, repo, ref, want, explicit_platform,
                                 progress)

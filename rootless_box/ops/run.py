@@ -154,10 +154,18 @@ def merge_env(image_env, extra, host_env):
     return list(merged.values())
 
 
+def entrypoint_words(entrypoint):
+    """--entrypoint (a string) or the Engine API's Entrypoint (a list; [""] resets, as the
+    docker CLI sends `--entrypoint ""`) -> the words, [] for a reset."""
+    if isinstance(entrypoint, list):
+        return [] if entrypoint == [""] else list(entrypoint)
+    return [entrypoint] if entrypoint else []
+
+
 def command_line(image_config, command, entrypoint):
     """ENTRYPOINT + CMD as Docker combines them; --entrypoint discards the image's CMD."""
     if entrypoint is not None:
-        entry = [entrypoint] if entrypoint else []
+        entry = entrypoint_words(entrypoint)
         cmd = list(command)
     else:
         entry = list(image_config.get("Entrypoint") or [])
@@ -353,7 +361,7 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None, api_mou
                    "ExposedPorts": exposed or None,
                    "Labels": labels.merged(image_config.get("Labels"), own_labels),
                    "Entrypoint": image_config.get("Entrypoint") if opts.entrypoint is None
-                   else ([opts.entrypoint] if opts.entrypoint else None)},
+                   else (entrypoint_words(opts.entrypoint) or None)},
         "HostConfig": {"AutoRemove": opts.rm,
                        "NetworkMode": "container:" + joined["Id"] if joined else network,
                        "PortBindings": bindings, "ExtraHosts": opts.add_hosts or None,

@@ -52,6 +52,11 @@ def setup_container_tty(sock, winsize):
         os.close(peer)
 
 
+def set_winsize(fd, rows, cols):
+    """A terminal's size (the Engine API's resize of a -t container's terminal)."""
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+
 def host_winsize(fd=None):
     for candidate in ((fd,) if fd is not None else (0, 1, 2)):
         try:

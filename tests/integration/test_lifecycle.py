@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from conftest import Cli, assert_one_error, needs_userns
+from conftest import Cli, assert_one_error, needs_userns, wait_for
 
 pytestmark = needs_userns
 
@@ -41,16 +41,6 @@ def restarts(cli, name):
     cid = json.loads(cli.ok("inspect", "--type", "container", name).out)[0]["Id"]
     with open(os.path.join(cli.root, "containers", cid, "container.json")) as f:
         return json.load(f)["RestartCount"]
-
-
-def wait_for(predicate, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for %s" % what)
 
 
 def test_run_detached_returns_at_once_with_pipes_held_open(user):

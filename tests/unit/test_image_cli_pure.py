@@ -11,7 +11,7 @@ import pytest
 from rootless_box.commands import history, images, systemdf, systemprune
 from rootless_box.errors import BoxError, UsageError
 from rootless_box.ops import images as image_ops
-from rootless_box.ops import prune
+from rootless_box.ops import imagefilter, prune
 
 
 class FakeImage:
@@ -58,13 +58,13 @@ def test_parse_filters_refuses_unknown_or_malformed(bad):
     ("ap\\p", "docker.io/library/app:x", True),
 ])
 def test_reference_matches(pattern, tag, expected):
-    assert bool(images.reference_matches([images.glob_regex(pattern)], tag)) is expected
+    assert bool(imagefilter.reference_matches([imagefilter.glob_regex(pattern)], tag)) is expected
 
 
 @pytest.mark.parametrize("pattern", ["a[", "a[]", "a\\", "[-a]", "a[b-"])
 def test_bad_glob_is_a_usage_error(pattern):
     with pytest.raises(UsageError):
-        images.glob_regex(pattern)
+        imagefilter.glob_regex(pattern)
 
 
 # -- image filter semantics ---------------------------------------------------------------------

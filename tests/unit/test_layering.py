@@ -10,7 +10,7 @@ import pytest
 
 PKG = os.path.join(os.path.dirname(__file__), "..", "..", "rootless_box")
 # Lower layers may not import higher ones.
-LEVEL = {"cli": 7, "cliparse": 1, "commands": 6, "ui": 6, "dockerfile": 5, "compose": 5, "ops": 4, "registry": 3,
+LEVEL = {"cli": 7, "cliparse": 1, "commands": 6, "api": 6, "ui": 6, "dockerfile": 5, "compose": 5, "ops": 4, "registry": 3,
          "store": 3, "layers": 3, "userns": 3, "oci": 2, "securepath": 1, "fastjson": 1,
          "config": 1, "fscopy": 1, "errors": 0, "__main__": 8}
 SIBLINGS = {"registry", "store", "layers", "userns"}
@@ -60,6 +60,13 @@ def test_dependencies_point_downward():
     assert bad == [], "\n".join(bad)
 
 
+def test_the_api_front_end_does_not_reach_into_commands():
+    """Two front ends over one core: what the Engine API shares with the CLI lives in ops/."""
+    bad = ["%s imports commands" % rel for rel, path in modules()
+           if rel.startswith("api" + os.sep) and "commands" in set(imported(path, rel))]
+    assert bad == []
+
+
 def test_ctypes_only_in_userns():
     users = [rel for rel, path in modules() if "ext:ctypes" in set(imported(path, rel))]
     assert users and all(rel.startswith("userns") for rel in users)
@@ -73,7 +80,8 @@ def test_every_module_has_a_docstring():
 
 
 @pytest.mark.parametrize("heavy", ["rich", "elftools", "zstandard", "urllib", "http",
-                                   "requests", "json", "re", "shutil", "hashlib"])
+                                   "requests", "json", "re", "shutil", "hashlib",
+                                   "socketserver", "rootless_box.api"])
 def test_run_path_imports_nothing_heavy(heavy):
     code = ("import sys; from rootless_box.commands import run; "
             "from rootless_box.ops import run as r; from rootless_box.userns import launcher; "

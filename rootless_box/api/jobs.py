@@ -1,0 +1,215 @@
+"""The Engine API's jobs: the ops calls that fork, run in the fork server's workers.
+
+Owns: Docker's container-create body turned into ops.run.RunOptions (the same options the CLI's
+flags become), and the thin job functions (create, start, restart, rm, rmi, pull, exec) with
+JSON-only arguments and results. Must not: run in a request thread (api/forkserver.py says
+why), or hold Docker's HTTP vocabulary (api/routes.py does).
+"""
+
+import os
+
+from .. import errors
+from ..ops import containers, images, lifecycle, run as run_ops
+from ..ops.storage import open_store
+from ..userns import idmap as idmaps
+from .forkserver import JOBS
+
+
+def _job(func):
+    JOBS[func.__name__] = func
+    return func
+
+
+def _strings(value, field):
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise errors.UsageError("json: cannot unmarshal %s into field %s of type []string"
+                                % (type(value).__name__, field))
+    return value
+
+
+def _publish(bindings):
+    """HostConfig.PortBindings -> `-p` words (an empty HostPort: a random port, as Docker)."""
+    words = []
+    for port, hosts in (bindings or {}).items():
+        for host in hosts or [{}]:
+            ip, hport = (host or {}).get("HostIp") or "", (host or {}).get("HostPort") or ""
+            words.append(("%s:%s:%s" % (ip, hport, port)) if ip else
+                         ("%s:%s" % (hport, port)) if hport else port)
+    return words
+
+
+_REFUSED = (("Privileged", "--privileged"), ("CapAdd", "--cap-add"), ("CapDrop", "--cap-drop"),
+            ("Devices", "--device"), ("Sysctls", "--sysctl"), ("Ulimits", "--ulimit"))
+
+
+def run_options(name, body):
+    """A /containers/create body -> RunOptions (unknown fields are ignored, as dockerd does)."""
+    if not isinstance(body, dict):
+        raise errors.UsageError("invalid JSON: the body must be an object")
+    host = body.get("HostConfig")
+    host = {} if host is None else host
+    if not isinstance(host, dict):
+        raise errors.UsageError("invalid JSON: HostConfig must be an object")
+    for key, flag in _REFUSED:
+        if host.get(key):
+            # what the CLI refuses as an unknown flag is refused here too, never ignored
+            raise errors.UsageError("%s is not supported (docker run %s): rootless-box "
+                                    "cannot honour it yet" % (key, flag))
+    image = body.get("Image")
+    if not isinstance(image, str) or not image:
+        raise errors.UsageError("config cannot be empty in order to create a container")
+    entry = body.get("Entrypoint")
+    entrypoint = None if entry is None else _strings(entry, "Entrypoint")
+    restart = host.get("RestartPolicy") or {}
+    policy = restart.get("Name") or "no"
+    if policy == "on-failure" and restart.get("MaximumRetryCount"):
+        policy += ":%d" % restart["MaximumRetryCount"]
+    labels = ["%s=%s" % kv for kv in (body.get("Labels") or {}).items()]
+    mounts = []
+    for m in host.get("Mounts") or []:
+        words = ["type=%s" % m.get("Type", "volume")]
+        if m.get("Source"):
+            words.append("source=%s" % m["Source"])
+        words.append("target=%s" % m.get("Target", ""))
+        if m.get("ReadOnly"):
+            words.append("readonly")
+        mounts.append(",".join(words))
+    tmpfs = ["%s:%s" % (k, v) if v else k for k, v in (host.get("Tmpfs") or {}).items()]
+    network = host.get("NetworkMode") or None
+    if network == "default":
+        network = None
+    stop_timeout = body.get("StopTimeout")
+    return run_ops.RunOptions(
+        image, _strings(body.get("Cmd"), "Cmd"), name=name or None,
+        env=_strings(body.get("Env"), "Env"), workdir=body.get("WorkingDir") or None,
+        user=body.get("User") or None, entrypoint=entrypoint,
+        interactive=bool(body.get("OpenStdin")), tty=bool(body.get("Tty")),
+        hostname=body.get("Hostname") or None, volumes=_strings(host.get("Binds"), "Binds"),
+        tmpfs=tmpfs, mounts=mounts, volumes_from=_strings(host.get("VolumesFrom"),
+                                                          "VolumesFrom"),
+        labels=labels, read_only=bool(host.get("ReadonlyRootfs")), network=network,
+        init=bool(host.get("Init")), rm=bool(host.get("AutoRemove")), restart=policy,
+        stop_signal=body.get("StopSignal") or None,
+        stop_timeout=int(stop_timeout) if isinstance(stop_timeout, int) else None,
+        publish=_publish(host.get("PortBindings")),
+        publish_all=bool(host.get("PublishAllPorts")),
+        add_hosts=_strings(host.get("ExtraHosts"), "ExtraHosts"),
+        dns=_strings(host.get("Dns"), "Dns"), dns_search=_strings(host.get("DnsSearch"),
+                                                                   "DnsSearch"),
+        dns_options=_strings(host.get("DnsOptions"), "DnsOptions"),
+        security_opts=_strings(host.get("SecurityOpt"), "SecurityOpt"),
+        log_opts=["%s=%s" % kv for kv in ((host.get("LogConfig") or {}).get("Config")
+                                          or {}).items()])
+
+
+@_job
+def create(args, _fds, _progress):
+    body = args.get("body")
+    opts = run_options(args.get("name"), body)
+    record = run_ops.create(opts, warn=None, pull=None)
+    size = (body.get("HostConfig") or {}).get("ConsoleSize")
+    if opts.tty and isinstance(size, list) and len(size) == 2 and all(
+            isinstance(n, int) and n > 0 for n in size):
+        # the client's terminal size, given at create: the pty starts with it
+        _idmap, store = _store()
+        spec = containers.load_spec(store, record)
+        spec["winsize"] = list(size)
+        containers.save_spec(store, record["Id"], spec)
+    return record["Id"]
+
+
+def _store():
+    idmap = idmaps.plan()
+    return idmap, open_store(idmap)
+
+
+def _ensure_log(store, record):
+    """The log file made before the container starts (its watcher appends to it): a stream
+    asked for at once (docker-py's run() follows the logs right after start) can hold it
+    before a --rm container's directory goes (api/routes.py _KeptLog)."""
+    path = record.get("LogPath") or containers.log_path(store, record["Id"])
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640))
+    except OSError:
+        pass
+
+
+@_job
+def start(args, _fds, _progress):
+    idmap, store = _store()
+    record = containers.refresh_state(store, containers.find(store, args["id"]))
+    if record["State"].get("Status") in containers.LIVE_STATES:
+        return False  # Docker's 304
+    _ensure_log(store, record)
+    run_ops.start(store, idmap, record)
+    return True
+
+
+@_job
+def restart(args, _fds, _progress):
+    idmap, store = _store()
+    _ensure_log(store, containers.find(store, args["id"]))
+    lifecycle.restart(store, idmap, args["id"], args.get("timeout"), args.get("signal"))
+    return True
+
+
+@_job
+def remove(args, _fds, _progress):
+    _idmap, store = _store()
+    record = containers.find(store, args["id"])
+    containers.remove(store, record, force=args.get("force", False),
+                      volumes=args.get("volumes", False))
+    return record["Id"]
+
+
+@_job
+def rmi(args, _fds, _progress):
+    _idmap, store = _store()
+    return images.remove(store, args["name"], force=args.get("force", False))
+
+
+@_job
+def pull(args, _fds, progress):
+    from ..ops import pull as pull_ops
+    from ..registry.credentials import Credentials
+    idmap, store = _store()
+
+    def report(_event, **fields):
+        progress(fields)
+    given = args.get("login")
+    login = Credentials(given.get("username") or "", given.get("password") or "",
+                        given.get("identity_token") or None) if given else None
+    result = pull_ops.pull(store, idmap, args["name"], platform=args.get("platform") or None,
+                           progress=report, login=login)
+    return {"digest": result["digest"], "updated": result["updated"],
+            "image_id": result["image_id"]}
+
+
+@_job
+def exec_start(args, fds, _progress):
+    """An exec's process with fds[0..2] as its stdin, stdout, stderr (a hijacked client's
+    socket, or pipes the request thread frames), its exit status the answer."""
+    from ..ops import exec as exec_ops
+    for target, fd in enumerate(fds[:3]):
+        os.dup2(fd, target)
+    for fd in fds:
+        os.close(fd)
+    opts = exec_ops.ExecOptions(args["container"], args["cmd"], env=args.get("env") or (),
+                                workdir=args.get("workdir") or None,
+                                user=args.get("user") or None,
+                                interactive=args.get("stdin", False),
+                                tty=args.get("tty", False), detach=args.get("detach", False),
+                                winsize=args.get("winsize"))
+    return exec_ops.exec_in(opts)
+
+
+@_job
+def info(_args, _fds, _progress):
+    """`/info`: gathering the facts probes a user namespace (a fork)."""
+    from ..ops.info import document, gather
+    facts, fixes = gather()
+    return document(facts, fixes)

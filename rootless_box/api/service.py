@@ -1,0 +1,38 @@
+"""`system service`: the Engine API served until idle.
+
+Owns: the order that keeps containers startable from a threaded server: the fork server is
+forked first (single-threaded, api/forkserver.py), then the listening socket is made and the
+request threads begin; the socket file removed at the end. Must not: print (the command
+does), or serve anything itself (api/httpserver.py, api/routes.py).
+"""
+
+import os
+import signal
+import sys
+
+from . import httpserver, routes
+from .forkserver import ForkServer
+
+
+def run(uri=None, idle=5.0, on_listen=None):
+    """Serve the API on uri (default: the user's unix socket) until idle seconds pass with no
+    connection (0: never). on_listen(where) is called once it listens."""
+    fork = ForkServer()  # before any thread exists
+    # systemd's stop (and kill): leave through the finally clauses, socket file removed
+    signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(0))
+    routes.FORK = fork
+    try:
+        server, where = httpserver.make_server(uri or httpserver.default_uri(), idle,
+                                               routes.dispatch)
+        try:
+            if on_listen is not None:
+                on_listen(where)
+            httpserver.serve(server)
+        finally:
+            if where.startswith("unix://"):
+                try:
+                    os.unlink(where[len("unix://"):])
+                except OSError:
+                    pass
+    finally:
+        fork.close()

@@ -169,32 +169,7 @@ def test_200_concurrent_connections(user, fd_limit, bypass):
     subprocess.run(argv, env=dict(user.env, RBX_PORT_BYPASS=bypass), check=True,
                    capture_output=True, timeout=60)
     fetch(port)
-    results, errors = [], []
-    gate = threading.Barrier(200)
-
-    def one():
-        try:
-            gate.wait(timeout=30)
-            with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
-                s.sendall(b"GET /index.html HTTP/1.0\r\n\r\n")
-                data = b""
-                while True:
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-            results.append(data)
-        except Exception as exc:  # noqa: BLE001  (reported below)
-            errors.append(repr(exc))
-
-    threads = [threading.Thread(target=one) for _ in range(200)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert not errors, errors[:3]
-    assert len(results) == 200
-    assert all(r.endswith(b"hello-from-80\n") for r in results)
+    Burst(port).start().join().check()
 
 
 class Burst:

@@ -324,17 +324,6 @@ class cpu_burners:
         return False
 
 
-def wait_for(predicate, timeout=10.0, what="condition"):
-    """predicate()'s first true value, polled every 50 ms; an AssertionError after timeout s."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for %s" % what)
-
-
 def wait_gone(marker, timeout=10.0):
     """Wait until no process of ours carries marker in its environment (the killed import and
     any helper it forked into a user namespace, which PR_SET_PDEATHSIG kills)."""

@@ -20,7 +20,7 @@ import urllib.request
 
 import pytest
 
-from conftest import Cli, assert_one_error, cpu_burners, needs_subuid, needs_userns
+from conftest import Cli, assert_one_error, cpu_burners, needs_subuid, needs_userns, wait_for
 from rootless_box.ops.ports import outbound_helper
 
 pytestmark = needs_userns
@@ -76,15 +76,6 @@ def fetch(port, path="/index.html", timeout=10.0):
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
-
-
-def wait_for(predicate, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for %s" % what)
 
 
 def processes_with(word):

@@ -400,12 +400,72 @@ def holder(store, idmap):
             return state["pid"]
         table = os.path.join(base, "dns.json")
         os.makedirs(_dir(store), 0o700, exist_ok=True)
-        pid = netholder.spawn(idmap, table, _dir(store))
+        orphans = _orphans(store, idmap) if state else []
+        userns_fd = None
+        for record in orphans:
+            userns_fd = netholder.parent_userns(record["State"]["Pid"])
+            if userns_fd is not None:
+                break
+        try:
+            pid = netholder.spawn(idmap, table, _dir(store), userns_fd)
+        finally:
+            if userns_fd is not None:
+                os.close(userns_fd)
         atomic_write(os.path.join(base, "holder.json"), fastjson.dumps(
             {"pid": pid, "start": containers.proc_start_time(pid)}))
+        if userns_fd is not None:
+            _rewire(store, pid, orphans)
         return pid
     finally:
         os.close(fd)
+
+
+def _orphans(store, idmap):
+    """Running containers on user networks under `idmap`: after a holder died (kill -9),
+    their veths went with its network namespace, while their user namespaces keep its U0."""
+    from . import containers
+    out = []
+    for record in containers.all_records(store):
+        nets = (record.get("NetworkSettings") or {}).get("Networks") or {}
+        if record["State"].get("Running") and any(e.get("IPAddress") for e in nets.values()):
+            try:
+                if containers.load_spec(store, record).get("idmap_mode") == idmap.mode:
+                    out.append(record)
+            except (OSError, ValueError, errors.BoxError):
+                continue
+    return out
+
+
+def _rewire(store, pid, records):
+    """Wire the containers a dead holder left to the new one's bridges, with the addresses
+    they had: one child in U0 per container. A container that cannot be (it left
+    meanwhile, or lives in another U0) is left as it is."""
+    from ..userns import netholder
+    for record in records:
+        links = []
+        route_given = False
+        for index, (name, entry) in enumerate(record["NetworkSettings"]["Networks"].items()):
+            try:
+                net = find(store, name)
+            except errors.NotFound:
+                continue
+            route = not net.get("Internal") and not route_given
+            route_given = route_given or route
+            links.append({"bridge": bridge_name(net), "gateway": entry["Gateway"],
+                          "prefix": entry["IPPrefixLen"], "veth": link_names(record["Id"], net),
+                          "ifname": "eth%d" % index, "ip": entry["IPAddress"], "route": route,
+                          "net": name, "mac": entry.get("MacAddress")})
+        try:
+            target = os.open("/proc/%d/ns/net" % record["State"]["Pid"],
+                             os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            netholder.enter_and(pid, netholder.plumb, target, links)
+        except errors.BoxError:
+            pass
+        finally:
+            os.close(target)
 
 
 def _holder_alive(state):

@@ -24,10 +24,34 @@ from . import idmap as idmaps, libc
 from .netlink import Netlink
 
 
-def spawn(idmap, table_path, watch):
+NS_GET_PARENT = 0xB702  # linux/nsfs.h: _IO(0xb7, 0x2)
+
+
+def parent_userns(pid):
+    """An fd of the user namespace above process `pid`'s (ioctl_ns(2) NS_GET_PARENT), or
+    None: for a container on a user network that is the holder's U0, which its nested
+    namespace keeps alive after the holder died."""
+    import fcntl
+    try:
+        fd = os.open("/proc/%d/ns/user" % pid, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        parent = fcntl.ioctl(fd, NS_GET_PARENT)
+        os.set_inheritable(parent, False)
+        return parent
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def spawn(idmap, table_path, watch, userns_fd=None):
     """Start a holder for `idmap` whose DNS answers come from the JSON file table_path;
     -> its pid once N0 exists and DNS listens. It is nobody's child (double fork, own
-    session) and outlives the caller, until the directory `watch` holds no network."""
+    session) and outlives the caller, until the directory `watch` holds no network.
+    userns_fd: an existing U0 to enter instead of making one (a dead holder's, still kept
+    by its containers: they can then be wired to the new holder's bridges)."""
     ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
     first = os.fork()
     if first == 0:
@@ -40,11 +64,11 @@ def spawn(idmap, table_path, watch):
             if holder == 0:
                 os.close(c2p_r)
                 os.close(p2c_w)
-                _holder(idmap, table_path, watch, ready_w, c2p_w, p2c_r)
+                _holder(idmap, table_path, watch, ready_w, c2p_w, p2c_r, userns_fd)
             os.close(c2p_w)
             os.close(p2c_r)
             os.close(ready_w)
-            if idmap.mode != "single":
+            if idmap.mode != "single" and userns_fd is None:
                 if os.read(c2p_r, 1) == b"U":
                     idmaps.apply_from_parent(idmap, holder)
                     os.write(p2c_w, b"M")
@@ -62,18 +86,24 @@ def spawn(idmap, table_path, watch):
     return int(data[1:])
 
 
-def _holder(idmap, table_path, watch, ready_w, c2p_w, p2c_r):
+def _holder(idmap, table_path, watch, ready_w, c2p_w, p2c_r, userns_fd=None):
     try:
         from .launcher import keep_only
-        keep_only((ready_w, c2p_w, p2c_r))
+        keep_only((ready_w, c2p_w, p2c_r, userns_fd))
         for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
             signal.signal(sig, signal.SIG_IGN)
         # made on the host, before leaving its network namespace: the way out for
         # names the holder does not know (no tun needed)
         upstream = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         upstream.bind(("0.0.0.0", 0))
-        libc.unshare(libc.CLONE_NEWUSER)
-        if idmap.mode == "single":
+        if userns_fd is not None:
+            libc.setns(userns_fd, libc.CLONE_NEWUSER)
+            os.close(userns_fd)
+        else:
+            libc.unshare(libc.CLONE_NEWUSER)
+        if userns_fd is not None:
+            pass
+        elif idmap.mode == "single":
             idmaps.apply_single_self(idmap)
         else:
             os.write(c2p_w, b"U")

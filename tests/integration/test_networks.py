@@ -169,16 +169,22 @@ def test_connect_disconnect_restart_and_publish(user):
     assert "hello-from-db" in reach("db").out
 
 
-def test_holder_killed_is_started_again(user):
+def test_holder_killed_is_started_again_and_rewires_running_containers(user):
     user.ok("network", "create", "n")
-    user.ok("run", "--rm", "--network", "n", "base", "true")
+    serve(user, "n", "w")
+    ip = json.loads(user.ok("inspect", "w").out)[0]["NetworkSettings"]["Networks"]["n"][
+        "IPAddress"]
     first = holder_pid(user)
     assert first
     os.kill(first, signal.SIGKILL)
-    serve(user, "n", "w")
+    # the next command starts a new holder, wires `w` (still running) to it with its
+    # address, and the name answers again
     proc = user.ok("run", "--rm", "--network", "n", "base", "sh", "-c", FETCH % "w")
     assert "hello-from-w" in proc.out
     assert holder_pid(user) not in (None, first)
+    info = json.loads(user.ok("inspect", "w").out)[0]
+    assert info["State"]["Running"] and \
+        info["NetworkSettings"]["Networks"]["n"]["IPAddress"] == ip
 
 
 def test_twenty_containers_on_one_network(user):

@@ -389,8 +389,6 @@ def holder(store, idmap):
     """The pid of the live holder for idmap, started when there is none (under a lock on the
     runtime dir, so two commands never start two)."""
     import fcntl
-    from . import containers
-    from ..userns import netholder
     base = state_dir(store, idmap)
     fd = os.open(os.path.join(base, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
@@ -398,6 +396,8 @@ def holder(store, idmap):
         state = read_holder(store, idmap)
         if _holder_alive(state):
             return state["pid"]
+        from . import containers
+        from ..userns import netholder
         table = os.path.join(base, "dns.json")
         os.makedirs(_dir(store), 0o700, exist_ok=True)
         orphans = _orphans(store, idmap) if state else []

@@ -16,7 +16,6 @@ Usage: python bench/networks.py [--runs 15] [--size-mb 1024] [--lookups 500]
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys

@@ -563,9 +563,20 @@ def resolv_conf(store, name, host_text):
 
 # -- connect and disconnect ------------------------------------------------------------------
 
+def _mapping_of(store, record):
+    """The id mapping a running container was started under (its kept run spec says; a
+    foreground run keeps none: the store's own mapping, the one it ran under)."""
+    from . import containers
+    from ..userns import idmap as idmaps
+    try:
+        return idmaps.plan(containers.load_spec(store, record).get("idmap_mode"))
+    except errors.BoxError:
+        return idmaps.plan()
+
+
 def connect(store, net_name, ctr, aliases=(), ip=None):
     from . import containers
-    from ..userns import idmap as idmaps, netholder
+    from ..userns import netholder
     net = find(store, net_name)
     record = containers.find(store, ctr)
     mode = (record.get("HostConfig") or {}).get("NetworkMode")
@@ -585,8 +596,7 @@ def connect(store, net_name, ctr, aliases=(), ip=None):
         if not running:
             store.write_container(record)
             return record
-        spec = containers.load_spec(store, record)
-        idmap = idmaps.plan(spec.get("idmap_mode"))
+        idmap = _mapping_of(store, record)
         links = [link for link in assign(store, record) if link["net"] == net["Name"]]
         links[0]["route"] = False  # the container's default route stays where it is
         pid = holder(store, idmap)
@@ -603,7 +613,7 @@ def connect(store, net_name, ctr, aliases=(), ip=None):
 
 def disconnect(store, net_name, ctr, force=False):
     from . import containers
-    from ..userns import idmap as idmaps, netholder
+    from ..userns import netholder
     record = containers.find(store, ctr)
     try:
         net = find(store, net_name)
@@ -620,8 +630,7 @@ def disconnect(store, net_name, ctr, force=False):
         entry = nets.pop(net["Name"])
         running = containers.refresh_state(store, record)["State"].get("Running")
         if running and net["Id"]:
-            spec = containers.load_spec(store, record)
-            idmap = idmaps.plan(spec.get("idmap_mode"))
+            idmap = _mapping_of(store, record)
             state = read_holder(store, idmap)
             if _holder_alive(state):
                 netholder.enter_and(state["pid"], netholder.unplumb,

@@ -90,6 +90,7 @@ def _holder(idmap, table_path, watch, ready_w, c2p_w, p2c_r, userns_fd=None):
     try:
         from .launcher import keep_only
         keep_only((ready_w, c2p_w, p2c_r, userns_fd))
+        os.chdir("/")  # pin no directory of the caller's (a mount, a test's tmp dir)
         for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
             signal.signal(sig, signal.SIG_IGN)
         # made on the host, before leaving its network namespace: the way out for

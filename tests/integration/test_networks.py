@@ -201,3 +201,22 @@ def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_libc_resolver_finds_names_in_debian(cli, debian_image, rootfs_tar):
+    """glibc's resolver (getent hosts) asks the holder's DNS, search domain included."""
+    cli.ok("import", "-c", 'CMD ["sh"]', rootfs_tar, "base:latest")
+    cli.ok("network", "create", "deb")
+    try:
+        cli.ok("run", "-d", "--name", "dweb", "--network", "deb", "--network-alias", "api",
+               "base", "sleep", "300")
+        ip = json.loads(cli.ok("inspect", "dweb").out)[0]["NetworkSettings"]["Networks"][
+            "deb"]["IPAddress"]
+        out = cli.ok("run", "--rm", "--network", "deb", debian_image, "sh", "-c",
+                     "getent hosts dweb && getent hosts api && getent ahostsv4 dweb").out
+        assert out.count(ip) >= 3, out
+        assert cli("run", "--rm", "--network", "deb", debian_image, "getent", "hosts",
+                   "nosuchname").returncode == 2
+    finally:
+        cli("rm", "-f", "dweb")
+        cli("network", "rm", "deb")

@@ -12,7 +12,7 @@ from ..cliparse import FLAG, LIST, VALUE, Command, Opt
 from ..errors import UsageError
 from ..ops import networks as net_ops
 from ..ops.storage import open_store
-from ._common import for_each, print_json, warn
+from ._common import for_each, inspect_each, warn
 
 DEFAULT = "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}"
 HEADERS = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE",
@@ -133,20 +133,9 @@ def _ls(parsed):
 
 
 def _inspect(parsed):
-    template = None
-    if parsed.format and parsed.format != "json":
-        from ._template import compile_template
-        template = compile_template(parsed.format)
     store = open_store()
-    results = []
-    status = for_each(parsed.args, lambda name: results.append(
-        net_ops.inspect_json(store, net_ops.find(store, name))))
-    if template is None:
-        print_json(results)
-    else:
-        from ._template import render
-        sys.stdout.write("".join(render(template, obj) + "\n" for obj in results))
-    return status
+    return inspect_each(parsed.args, lambda name: net_ops.inspect_json(
+        store, net_ops.find(store, name)), parsed.format)
 
 
 def _rm(parsed):

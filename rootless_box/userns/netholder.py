@@ -136,17 +136,13 @@ def _holder(idmap, table_path, watch, ready_w, c2p_w, p2c_r, userns_fd=None):
 
 
 def open_holder(pid):
-    """(user fd, net fd) of the holder `pid` (close-on-exec), for a process that enters it."""
-    fds = []
+    """[user fd, net fd] of the holder `pid` (close-on-exec), for a process that enters it."""
+    from .launcher import _open_joined
     try:
-        for name in ("user", "net"):
-            fds.append(os.open("/proc/%d/ns/%s" % (pid, name), os.O_RDONLY | os.O_CLOEXEC))
-    except OSError:
-        for fd in fds:
-            os.close(fd)
+        return _open_joined(pid)
+    except errors.SetupError:
         raise errors.SetupError("the network holder (pid %d) is gone" % pid,
-                                "run the command again: it starts a new one")
-    return fds
+                                "run the command again: it starts a new one") from None
 
 
 def identity_maps(pid, idmap):
@@ -203,24 +199,36 @@ def enter_and(holder_pid, func, *args):
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:
-        code = 0
-        try:
-            os.close(err_r)
+        os.close(err_r)
+
+        def entered():
             libc.setns(user_fd, libc.CLONE_NEWUSER)
             func(net_fd, *args)
-        except BaseException as exc:
-            os.write(err_w, str(getattr(exc, "strerror", None) or exc).encode())
-            code = 1
-        os._exit(code)
+        _child(err_w, entered)
     os.close(err_w)
     os.close(user_fd)
     os.close(net_fd)
+    _reap(pid, err_r, "cannot set up the container's network")
+
+
+def _child(err_w, func):
+    """A helper child's end: func() run, its error written to err_w, the exit status."""
+    code = 0
+    try:
+        func()
+    except BaseException as exc:
+        os.write(err_w, str(getattr(exc, "strerror", None) or exc).encode())
+        code = 1
+    os._exit(code)
+
+
+def _reap(pid, err_r, what):
+    """The helper's error (read to EOF) and status; a SetupError when it failed."""
     with os.fdopen(err_r, "rb") as f:
         err = f.read().decode(errors="replace")
     _pid, status = os.waitpid(pid, 0)
     if status or err:
-        raise errors.SetupError("cannot set up the container's network: %s" % (
-            err or "status %d" % status))
+        raise errors.SetupError("%s: %s" % (what, err or "status %d" % status))
 
 
 def nest(user_fd, net_fd, flags, idmap, links):
@@ -235,19 +243,16 @@ def nest(user_fd, net_fd, flags, idmap, links):
     me = os.getpid()
     helper = os.fork()
     if helper == 0:
-        code = 0
-        try:
-            os.close(go_w)
-            os.close(err_r)
+        os.close(go_w)
+        os.close(err_r)
+
+        def wire():
             if os.read(go_r, 1) != b"G":
-                os._exit(1)
+                os._exit(1)  # the middle died before its unshare
             identity_maps(me, idmap)
             target = os.open("/proc/%d/ns/net" % me, os.O_RDONLY | os.O_CLOEXEC)
             plumb(net_fd, target, links)
-        except BaseException as exc:
-            os.write(err_w, str(getattr(exc, "strerror", None) or exc).encode())
-            code = 1
-        os._exit(code)
+        _child(err_w, wire)
     os.close(go_r)
     os.close(err_w)
     os.close(net_fd)
@@ -256,9 +261,4 @@ def nest(user_fd, net_fd, flags, idmap, links):
     finally:
         os.write(go_w, b"G")
         os.close(go_w)
-    with os.fdopen(err_r, "rb") as f:
-        err = f.read().decode(errors="replace")
-    _pid, status = os.waitpid(helper, 0)
-    if status or err:
-        raise errors.SetupError("cannot connect the container to its network: %s" % (
-            err or "status %d" % status))
+    _reap(helper, err_r, "cannot connect the container to its network")

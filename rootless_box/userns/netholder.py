@@ -93,6 +93,9 @@ def _holder(idmap, table_path, watch, ready_w, c2p_w, p2c_r, userns_fd=None):
         os.chdir("/")  # pin no directory of the caller's (a mount, a test's tmp dir)
         for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
             signal.signal(sig, signal.SIG_IGN)
+        # the caller's handlers (run's signal forwarder) must not keep it from a SIGTERM
+        for sig in (signal.SIGTERM, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
+            signal.signal(sig, signal.SIG_DFL)
         # made on the host, before leaving its network namespace: the way out for
         # names the holder does not know (no tun needed)
         upstream = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

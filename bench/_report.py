@@ -36,6 +36,7 @@ import time
 # pipeline on a busy machine, not for quoting.
 QUICK_ARGS = {
     "run_rm_true": ["--runs", "5", "--warmup", "1"],
+    "networks": ["--runs", "3", "--size-mb", "64", "--lookups", "50"],
     "unpack_commit": ["--runs", "1"],
     "build": ["--runs", "1"],
     "pull": ["--runs", "1", "--warmup", "0"],

@@ -82,6 +82,10 @@ GROUPS = {
     "volume": {"create": "volume create", "ls": "volume ls", "list": "volume ls",
                "inspect": "volume inspect", "rm": "volume rm", "remove": "volume rm",
                "prune": "volume prune"},
+    "network": {"create": "network create", "ls": "network ls", "list": "network ls",
+                "inspect": "network inspect", "rm": "network rm", "remove": "network rm",
+                "prune": "network prune", "connect": "network connect",
+                "disconnect": "network disconnect"},
 }
 EXTRA = {"image from-host": ("fromhost", "Make a base image from host binaries and the "
                                          "shared libraries they need (no download)"),
@@ -96,10 +100,19 @@ EXTRA = {"image from-host": ("fromhost", "Make a base image from host binaries a
          "volume ls": ("volume", "List volumes"),
          "volume inspect": ("volume", "Display detailed information on one or more volumes"),
          "volume rm": ("volume", "Remove one or more volumes"),
-         "volume prune": ("volume", "Remove unused local volumes")}
+         "volume prune": ("volume", "Remove unused local volumes"),
+         "network create": ("network", "Create a network"),
+         "network ls": ("network", "List networks"),
+         "network inspect": ("network", "Display detailed information on one or more "
+                                        "networks"),
+         "network rm": ("network", "Remove one or more networks"),
+         "network prune": ("network", "Remove all unused networks"),
+         "network connect": ("network", "Connect a container to a network"),
+         "network disconnect": ("network", "Disconnect a container from a network")}
 GROUP_SUMMARIES = {"image": "Manage images", "container": "Manage containers",
                    "system": "Manage rootless-box", "builder": "Manage builds",
-                   "generate": "Generate systemd units", "volume": "Manage volumes"}
+                   "generate": "Generate systemd units", "volume": "Manage volumes",
+                   "network": "Manage networks"}
 
 
 def table():

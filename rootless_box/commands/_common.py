@@ -82,6 +82,23 @@ def human_ago(epoch):
     return human_duration(seconds) + " ago"
 
 
+def inspect_each(names, make, fmt):
+    """Docker's `X inspect`: make(name) for each name, the JSON list (or each object through
+    the Go template fmt); a failure is reported on its line and makes the status 1."""
+    template = None
+    if fmt and fmt != "json":
+        from ._template import compile_template
+        template = compile_template(fmt)
+    results = []
+    status = for_each(names, lambda name: results.append(make(name)))
+    if template is None:
+        print_json(results)
+    else:
+        from ._template import render
+        sys.stdout.write("".join(render(template, obj) + "\n" for obj in results))
+    return status
+
+
 def print_json(obj):
     import json
     sys.stdout.write(json.dumps(obj, indent=4) + "\n")

@@ -28,7 +28,11 @@ OPTS = (
         metavar="list", dest="volumes_from"),
     Opt("--read-only", FLAG, "Mount the container's root filesystem as read only"),
     Opt("--network,--net", VALUE, "Connect a container to a network (host, private or "
-                                  "bridge, none, container:NAME)", dest="network"),
+                                  "bridge, none, container:NAME, or a network's name)",
+        dest="network"),
+    Opt("--network-alias", LIST, "Add network-scoped alias for the container",
+        metavar="list", dest="network_alias"),
+    Opt("--ip", VALUE, "IPv4 address (e.g., 172.30.100.104)"),
     Opt("-p,--publish", LIST, "Publish a container's port(s) to the host", metavar="list",
         dest="publish"),
     Opt("-P,--publish-all", FLAG, "Publish all exposed ports to random ports",
@@ -87,7 +91,7 @@ def options_from(parsed):
         userns=run_ops.parse_userns(parsed.userns), security_opts=parsed.security_opt,
         publish=parsed.publish, publish_all=parsed.publish_all, add_hosts=parsed.add_host,
         dns=parsed.dns, dns_search=parsed.dns_search, dns_options=parsed.dns_option,
-        **runflags.kwargs(parsed))
+        **runflags.kwargs(parsed), network_aliases=parsed.network_alias, ip=parsed.ip)
 
 
 def puller(policy, platform=None, quiet=False):

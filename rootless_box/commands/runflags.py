@@ -57,12 +57,11 @@ REFUSED = (
     ("--cgroupns", VALUE, "containers share the user's cgroup namespace"),
     ("--cgroup-parent", VALUE, "the container's cgroup goes beside its keeper's, in the "
                                "user's delegated subtree"),
-    ("--ip", VALUE, "a private network has no bridge to give addresses on"),
-    ("--ip6", VALUE, "a private network has no bridge to give addresses on"),
-    ("--mac-address", VALUE, "a private network has no bridge to give addresses on"),
-    ("--link", LIST, "there is no bridge network; use --network container:NAME or -p"),
-    ("--link-local-ip", LIST, "there is no bridge network"),
-    ("--network-alias", LIST, "there is no network with a DNS of its own"),
+    ("--ip6", VALUE, "user-defined networks are IPv4 only so far"),
+    ("--mac-address", VALUE, "a network's veths get the kernel's addresses"),
+    ("--link", LIST, "legacy links are not made; put both containers on a user-defined "
+                     "network (network create), where they find each other by name"),
+    ("--link-local-ip", LIST, "user-defined networks are IPv4 only so far"),
     ("--storage-opt", LIST, "storage drivers take no per-container options here"),
     ("--cpu-rt-period", VALUE, "real-time scheduling needs the cgroup v1 cpu controller"),
     ("--cpu-rt-runtime", VALUE, "real-time scheduling needs the cgroup v1 cpu controller"),

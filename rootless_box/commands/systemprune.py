@@ -1,8 +1,8 @@
-"""`system prune [OPTIONS]`: remove stopped containers, dangling images (every unused image
-with -a) and, with --volumes, volumes no container mounts.
+"""`system prune [OPTIONS]`: remove stopped containers, networks no running container is on,
+dangling images (every unused image with -a) and, with --volumes, volumes no container mounts.
 
 Owns: the list of what will go in Docker's `WARNING! This will remove:` prompt, and the
-`Deleted Containers:` / `Deleted Volumes:` / `Deleted Images:` report.
+`Deleted Containers:` / `Deleted Networks:` / `Deleted Volumes:` / `Deleted Images:` report.
 Must not: choose or remove anything itself (ops/prune.py does, under the store lock).
 """
 
@@ -22,8 +22,8 @@ def command(verb, summary):
 
 def warning(all_images, volumes):
     """Docker's confirmation text (cli/command/system/prune.go), listing what this tool has:
-    there are no networks and no build cache to remove here, so those lines are left out."""
-    items = ["all stopped containers"]
+    there is no build cache to remove here, so that line is left out."""
+    items = ["all stopped containers", "all networks not used by at least one container"]
     if volumes:
         items.append("all anonymous volumes not used by at least one container")
     items.append("all images without at least one container associated to them" if all_images
@@ -41,9 +41,12 @@ def main(parsed):
     if not parsed.force and not confirm(warning(parsed.all, parsed.volumes)):
         return 0  # cancelled: nothing removed, nothing more said (Docker's cancelledErr)
     result = prune_ops.prune_system(store, all_images=parsed.all, volumes=parsed.volumes)
+    from ..ops import networks
+    gone_networks = networks.prune(store)  # after the containers: Docker's order
     parts = [result["containers"], result["volumes"] or {"deleted": [], "reclaimed": 0},
              result["images"]]
     write_report([_section("Deleted Containers", parts[0]["deleted"]),
+                  _section("Deleted Networks", gone_networks),
                   _section("Deleted Volumes", parts[1]["deleted"]),
                   deleted_images_text(parts[2]["items"])],
                  sum(part["reclaimed"] for part in parts))

@@ -12,7 +12,7 @@ from ..cliparse import FLAG, LIST, VALUE, Command, Opt
 from ..errors import UsageError
 from ..ops import volumes as volume_ops
 from ..ops.storage import open_store
-from ._common import for_each, print_json
+from ._common import for_each, inspect_each
 
 DEFAULT = "table {{.Driver}}\t{{.Name}}"
 HEADERS = {"Name": "VOLUME NAME", "Driver": "DRIVER", "Scope": "SCOPE",
@@ -109,20 +109,9 @@ def _ls(parsed):
 
 
 def _inspect(parsed):
-    template = None
-    if parsed.format and parsed.format != "json":
-        from ._template import compile_template
-        template = compile_template(parsed.format)
     store = open_store()
-    results = []
-    status = for_each(parsed.args, lambda name: results.append(
-        volume_ops.inspect_json(store, volume_ops.get(store, name))))
-    if template is None:
-        print_json(results)
-    else:
-        from ._template import render
-        sys.stdout.write("".join(render(template, obj) + "\n" for obj in results))
-    return status
+    return inspect_each(parsed.args, lambda name: volume_ops.inspect_json(
+        store, volume_ops.get(store, name)), parsed.format)
 
 
 def _rm(parsed):

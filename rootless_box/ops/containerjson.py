@@ -83,8 +83,10 @@ def container_json(record):
             "RestartCount": record.get("RestartCount", 0),
             "Driver": record.get("Driver", ""), "Platform": "linux",
             "HostConfig": host, "Mounts": mounts, "Config": config,
-            "NetworkSettings": {"Networks": {} if host["NetworkMode"].startswith("container:")
-                                else {host["NetworkMode"]: {}},
+            "NetworkSettings": {"Networks": (record.get("NetworkSettings") or {}).get(
+                                    "Networks") or
+                                ({} if host["NetworkMode"].startswith("container:")
+                                 else {host["NetworkMode"]: {}}),
                                 "Ports": ((record.get("NetworkSettings") or {}).get("Ports")
                                           or {}) if state["Running"] else {}},
             "RootlessBox": internal}

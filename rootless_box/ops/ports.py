@@ -34,9 +34,7 @@ def network_mode(name, publishing=False):
             if not name[len("container:"):]:
                 raise errors.UsageError("invalid container format container:<name|id>")
             return "container"
-        raise errors.UsageError("unsupported network mode: %s" % name,
-                                "use --network private (bridge), host, none or "
-                                "container:NAME")
+        return "user"  # a user-defined network's name (ops/networks.py finds it)
     return mode
 
 
@@ -62,8 +60,12 @@ def check_joined(opts):
 
 def joined_spec(store, spec):
     """spec with the host pid of the running container whose network it joins (join_pid,
-    for the launcher), looked up at each start: the other container may have restarted."""
+    for the launcher), looked up at each start: the other container may have restarted;
+    or, on user-defined networks, with its holder and links (ops/networks.start_spec)."""
     target = spec.get("network_of")
+    if spec.get("network") == "user":
+        from . import networks
+        return networks.start_spec(store, spec)  # addresses, the holder, the links
     if not target:
         return spec
     from . import containers
@@ -459,8 +461,9 @@ def bind(store, record, outbound=None):
     in use is one clear error, and nothing has started. outbound: the helper the run spec
     chose (spec["outbound"]). -> Published"""
     bindings = (record.get("HostConfig") or {}).get("PortBindings") or {}
-    if (record.get("HostConfig") or {}).get("NetworkMode") != "private":
-        return Published(store, record["Id"], [], {})
+    mode = (record.get("HostConfig") or {}).get("NetworkMode")
+    if mode != "private" and not (record.get("NetworkSettings") or {}).get("Networks"):
+        return Published(store, record["Id"], [], {})  # host, none, container:NAME
     exposed = (record.get("Config") or {}).get("ExposedPorts") or {}
     ports = {key: None for key in exposed}
     listeners = []

@@ -51,6 +51,8 @@ class RunOptions:
         self.tmpfs = list(kw.get("tmpfs", ()))
         self.read_only = kw.get("read_only", False)
         self.network = kw.get("network") or None
+        self.network_aliases = list(kw.get("network_aliases", ()))
+        self.ip = kw.get("ip") or None
         self.publish = list(kw.get("publish", ()))
         self.publish_all = kw.get("publish_all", False)
         self.add_hosts = list(kw.get("add_hosts", ()))
@@ -309,6 +311,12 @@ def prepare(store, idmap, opts, joined=None):
     if network == "none" and (opts.publish or opts.publish_all):
         raise errors.UsageError("conflicting options: port publishing and the container "
                                 "type network mode")
+    if opts.ip and network != "user":
+        raise errors.UsageError("user specified IP address is supported on user defined "
+                                "networks only")
+    if opts.network_aliases and network != "user":
+        raise errors.UsageError("network-scoped alias is supported only for containers in "
+                                "user defined networks")
     ports.parse_add_hosts(opts.add_hosts)
     ports.resolv_conf("", opts.dns)
     for spec in opts.publish:
@@ -347,11 +355,17 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None, api_mou
             "cannot run as user %s with seccomp=unconfined: this user has no subordinate id "
             "range, so only uid 0 exists in the container" % user,
             idmaps.admin_fix(idmaps.user_name(os.getuid())))
+    user_net = endpoint = None
+    if network == "user":
+        from . import networks
+        user_net = networks.find(store, opts.network)
+        endpoint = networks.endpoint(user_net, opts.network_aliases, opts.ip)
     driver = choose_driver(store, idmap)
     mounts = mounts + mountopts.image_volumes(image_config, mounts)
+    own_ns = network in ("private", "user")
     bindings, exposed = ports.port_bindings(
-        opts.publish if network == "private" else (),
-        opts.publish_all and network == "private",
+        opts.publish if own_ns else (),
+        opts.publish_all and own_ns,
         runflags.exposed(opts, image_config.get("ExposedPorts")))
     record = containers.create_record(store, {
         "Image": image.id, "ImageName": opts.image, "Path": argv[0], "Args": argv[1:],
@@ -363,7 +377,8 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None, api_mou
                    "Entrypoint": image_config.get("Entrypoint") if opts.entrypoint is None
                    else (entrypoint_words(opts.entrypoint) or None)},
         "HostConfig": {"AutoRemove": opts.rm,
-                       "NetworkMode": "container:" + joined["Id"] if joined else network,
+                       "NetworkMode": "container:" + joined["Id"] if joined else
+                       user_net["Name"] if user_net else network,
                        "PortBindings": bindings, "ExtraHosts": opts.add_hosts or None,
                        "Dns": opts.dns, "DnsSearch": opts.dns_search,
                        "DnsOptions": opts.dns_options,
@@ -381,7 +396,8 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None, api_mou
         "Mounts": [mountopts.record_entry(m, store.volumes) for m in mounts],
         "State": {"Status": "created", "Running": False, "Pid": 0, "ExitCode": 0,
                   **containers.starter_fields()},
-        "NetworkSettings": {"Ports": {}},
+        "NetworkSettings": {"Ports": {}, **({"Networks": {user_net["Name"]: endpoint}}
+                                            if user_net else {})},
     }, opts.name)
     cid = record["Id"]
     cdir = store.container_dir(cid)
@@ -420,6 +436,9 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None, api_mou
             else write_etc_files(cdir, network, hostname, opts, outbound),
             "outbound": outbound,
         }
+        if user_net and not opts.dns:
+            with open(spec["etc_files"]["/etc/resolv.conf"], "w") as f:
+                f.write(networks.resolv_conf(store, user_net["Name"], host_resolv_conf()))
         if joined and (joined.get("HostConfig") or {}).get("NetworkMode") == "host":
             # joining the host's network is having it: nothing to enter (and no user
             # namespace of ours owns it)
@@ -428,7 +447,7 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None, api_mou
             spec["network_of"] = joined["Id"]
         spec.update(confinement(idmap, unconfined))
         spec.update(runflags.spec_part(opts, resolved, idmap))
-        spec["port_bypass"] = network == "private" and ports.port_bypass(
+        spec["port_bypass"] = own_ns and ports.port_bypass(
             bindings, spec["chown_notify"])
         store.write_container(record)
         containers.save_spec(store, cid, spec)

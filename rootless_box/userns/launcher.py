@@ -90,12 +90,22 @@ class _Sync:
                 pass
 
 
-def _enter(flags, idmap, sync, join=None):
+def _enter(flags, idmap, sync, join=None, nest=None):
     """Child side: new namespaces, id maps (written by the parent for subuid ranges), and
     become root of the new user namespace. join: (user fd, net fd) of another container:
     its user namespace is entered instead of making one (only its owner may enter the
     network namespace it owns), the other namespaces are new, and its network is joined."""
     libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
+    if nest is not None:
+        # a user network: the user namespace nested in the holder's (userns/netholder.py)
+        from .netholder import nest as nested
+        nested(nest[0], nest[1], flags, idmap, nest[2])
+        libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)  # setns(user) cleared it
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+        if idmap.mode != "single":
+            os.setgroups([])
+        return
     if join is not None:
         try:
             libc.setns(join[0], libc.CLONE_NEWUSER)
@@ -506,14 +516,18 @@ def start(spec, idmap, prestart=None, private_fds=()):
         if spec.get(key) == "host":
             flags &= ~flag  # --pid/--ipc/--uts host: the host's namespace, shared
     join = _open_joined(spec["join_pid"]) if spec.get("join_pid") else None
+    nest = None
+    if spec.get("links"):
+        from .netholder import open_holder
+        nest = open_holder(spec["holder_pid"]) + [spec["links"]]
     try:
-        return _start(spec, idmap, flags, join, prestart, private_fds)
+        return _start(spec, idmap, flags, join, prestart, private_fds, nest)
     finally:
-        for fd in join or ():
+        for fd in (join or []) + (nest or [])[:2]:
             os.close(fd)
 
 
-def _start(spec, idmap, flags, join, prestart, private_fds):
+def _start(spec, idmap, flags, join, prestart, private_fds, nest=None):
     sync = _Sync()
     go_r, go_w = _pipe() if prestart is not None else (None, None)
     sock_parent = sock_child = None
@@ -549,7 +563,7 @@ def _start(spec, idmap, flags, join, prestart, private_fds):
                 os.close(adopt_w)
             if go_w is not None:
                 os.close(go_w)
-            _enter(flags, idmap, sync, join)
+            _enter(flags, idmap, sync, join, nest)
             init = os.fork()
             if init == 0:
                 if adopt_r is None:
@@ -578,7 +592,7 @@ def _start(spec, idmap, flags, join, prestart, private_fds):
     init_pid = None
     reaped = False
     try:
-        if _parent_maps(middle, idmap, sync, join is not None):
+        if _parent_maps(middle, idmap, sync, join is not None or nest is not None):
             text = _read_all(sync.c2p_r)
             init_pid = int(text) if text.strip().isdigit() else None
         if adopt_w is not None:

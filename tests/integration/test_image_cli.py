@@ -353,6 +353,7 @@ def test_system_df_and_system_prune(tmp_path, rootfs_tar, mapping):
         "Images", "Containers", "Volumes", "BuildCache"}
 
     warning = ("WARNING! This will remove:\n  - all stopped containers\n"
+               "  - all networks not used by at least one container\n"
                "  - all anonymous volumes not used by at least one container\n"
                "  - all dangling images\n"
                "\nAre you sure you want to continue? [y/N] ")

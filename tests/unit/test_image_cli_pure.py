@@ -248,7 +248,8 @@ def test_summary_rows():
 
 def test_system_prune_warning_is_dockers():
     assert systemprune.warning(False, False) == (
-        "WARNING! This will remove:\n  - all stopped containers\n  - all dangling images\n"
+        "WARNING! This will remove:\n  - all stopped containers\n"
+        "  - all networks not used by at least one container\n  - all dangling images\n"
         "\nAre you sure you want to continue?")
     text = systemprune.warning(True, True)
     assert "  - all anonymous volumes not used by at least one container\n" in text

@@ -1,0 +1,642 @@
+"""User-defined networks: the model, its JSON, IPAM, and what a container's start on one needs.
+
+Owns: a network's definition (`networks/<name>.json` under the store: Docker's network object
+without Containers, which is computed), Docker's rules and messages for create (names,
+subnets that may not overlap, gateway and ip-range inside the subnet, default subnets
+172.18.0.0/16 upwards as Docker's), rm (refused while a running container is attached), prune,
+connect and disconnect (the record's NetworkSettings.Networks is the truth), address
+allocation at each start (a static `--ip`, else the lowest free address of the ip-range not
+held by a running container), the network holder's life (pid + start time in
+`$XDG_RUNTIME_DIR/rootless-box/net-<mapping>/holder.json`; started again when gone), and the
+DNS table the holder answers from (`dns.json` beside it, rewritten by rename).
+Must not: print, or make syscalls (userns/netholder.py plumbs the namespaces).
+"""
+
+import os
+import socket
+import struct
+import time
+
+from .. import config, errors, fastjson
+from ..store import atomic_write
+
+DRIVER = "bridge"
+SEARCH_DOMAIN = "dns.rootless-box"
+PREDEFINED = ("bridge", "host", "none")
+NETWORK_FILTERS = ("driver", "id", "label", "name", "scope", "type", "dangling")
+_NAME_FIRST = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_NAME_CHARS = _NAME_FIRST | frozenset("_.-")
+
+
+# -- addresses ------------------------------------------------------------------------------
+
+def _ip(text):
+    try:
+        return struct.unpack(">I", socket.inet_aton(text))[0] if text.count(".") == 3 \
+            else None
+    except OSError:
+        return None
+
+
+def _text(value):
+    return socket.inet_ntoa(struct.pack(">I", value))
+
+
+def parse_cidr(text, what="subnet"):
+    """'10.1.0.0/16' -> (network int, prefix); Docker's error for anything else."""
+    addr, slash, prefix = text.partition("/")
+    value = _ip(addr)
+    if not slash or value is None or not prefix.isdigit() or not 0 < int(prefix) <= 30:
+        raise errors.UsageError("invalid %s %s: it must be an IPv4 CIDR such as 10.1.0.0/24"
+                                % (what, text))
+    prefix = int(prefix)
+    mask = (0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF
+    return value & mask, prefix
+
+
+def _inside(value, net, prefix):
+    mask = (0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF
+    return value & mask == net
+
+
+def _overlaps(a, b):
+    (na, pa), (nb, pb) = a, b
+    return _inside(na, nb, pb) or _inside(nb, na, pa)
+
+
+# -- the model ------------------------------------------------------------------------------
+
+def _dir(store):
+    return os.path.join(store.root, "networks")
+
+
+def _path(store, name):
+    return os.path.join(_dir(store), name + ".json")
+
+
+def list_networks(store):
+    out = []
+    try:
+        names = sorted(os.listdir(_dir(store)))
+    except FileNotFoundError:
+        return out
+    for entry in names:
+        if entry.endswith(".json"):
+            try:
+                with open(os.path.join(_dir(store), entry), "rb") as f:
+                    out.append(fastjson.loads(f.read()))
+            except (OSError, ValueError):
+                continue
+    return out
+
+
+def predefined(name):
+    """Docker's three predefined networks, as this tool has them (bridge: each container's
+    private namespace)."""
+    import hashlib
+    return {"Name": name, "Id": hashlib.sha256(b"rootless-box-" + name.encode()).hexdigest(),
+            "Created": "0001-01-01T00:00:00Z", "Scope": "local",
+            "Driver": {"bridge": "bridge", "host": "host", "none": "null"}[name],
+            "EnableIPv6": False, "IPAM": {"Driver": "default", "Options": None, "Config": []},
+            "Internal": False, "Attachable": False, "Ingress": False,
+            "ConfigFrom": {"Network": ""}, "ConfigOnly": False, "Options": {}, "Labels": {},
+            "Predefined": True}
+
+
+def find(store, name_or_id):
+    """A network by name, full ID or unique ID prefix (Docker's lookup order)."""
+    nets = list_networks(store)
+    if name_or_id in PREDEFINED:
+        return predefined(name_or_id)
+    for net in nets:
+        if net["Name"] == name_or_id or net["Id"] == name_or_id:
+            return net
+    matches = [n for n in nets if name_or_id and n["Id"].startswith(name_or_id)]
+    if len(matches) == 1:
+        return matches[0]
+    raise errors.NotFound("network %s not found" % name_or_id,
+                          "list networks with 'rootless-box network ls'")
+
+
+def validate_name(name):
+    if not name or name[0] not in _NAME_FIRST or not set(name) <= _NAME_CHARS:
+        raise errors.UsageError('invalid network name "%s": only [a-zA-Z0-9][a-zA-Z0-9_.-] '
+                                "are allowed" % name)
+    return name
+
+
+def _default_subnet(taken):
+    """Docker's default address pools for new bridges: 172.17-31.0.0/16 (172.17 is its
+    docker0), then 192.168.0.0/20 blocks."""
+    candidates = ["172.%d.0.0/16" % n for n in range(18, 32)] + \
+        ["192.168.%d.0/20" % n for n in range(0, 256, 16)]
+    for text in candidates:
+        cidr = parse_cidr(text)
+        if not any(_overlaps(cidr, t) for t in taken):
+            return text
+    raise errors.Conflict("could not find an available, non-overlapping IPv4 address pool "
+                          "among the defaults to assign to the network",
+                          "give one with --subnet")
+
+
+def create(store, name, driver="bridge", internal=False, subnet=None, gateway=None,
+           ip_range=None, labels=None, options=None):
+    validate_name(name)
+    if driver not in ("bridge", None, ""):
+        raise errors.UsageError('plugin "%s" not found' % driver,
+                                "rootless-box has the bridge driver only")
+    if name in PREDEFINED:
+        raise errors.Conflict("operation is not permitted on predefined %s network " % name)
+    if (gateway or ip_range) and not subnet:
+        raise errors.UsageError("gateway and ip-range need a subnet: give --subnet")
+    os.makedirs(_dir(store), 0o700, exist_ok=True)
+    with store.lock():
+        nets = list_networks(store)
+        if any(n["Name"] == name for n in nets):
+            raise errors.Conflict("network with name %s already exists" % name)
+        taken = [parse_cidr(c["Subnet"]) for n in nets
+                 for c in (n.get("IPAM") or {}).get("Config") or ()]
+        if subnet:
+            cidr = parse_cidr(subnet)
+            if any(_overlaps(cidr, t) for t in taken):
+                raise errors.Conflict("invalid pool request: Pool overlaps with other one on "
+                                      "this address space")
+        else:
+            subnet = _default_subnet(taken)
+            cidr = parse_cidr(subnet)
+        net, prefix = cidr
+        subnet = "%s/%d" % (_text(net), prefix)
+        conf = {"Subnet": subnet}
+        if ip_range:
+            rnet, rprefix = parse_cidr(ip_range, "ip-range")
+            if rprefix < prefix or not _inside(rnet, net, prefix):
+                raise errors.UsageError("invalid ip-range %s: it is not inside the subnet %s"
+                                        % (ip_range, subnet))
+            conf["IPRange"] = "%s/%d" % (_text(rnet), rprefix)
+        if gateway:
+            value = _ip(gateway)
+            if value is None or not _inside(value, net, prefix):
+                raise errors.UsageError("no matching subnet for gateway %s" % gateway)
+            conf["Gateway"] = gateway
+        else:
+            conf["Gateway"] = _text(net + 1)
+        meta = {"Name": name, "Id": os.urandom(32).hex(),
+                "Created": time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime()),
+                "Scope": "local", "Driver": "bridge", "EnableIPv6": False,
+                "IPAM": {"Driver": "default", "Options": {}, "Config": [conf]},
+                "Internal": bool(internal), "Attachable": False, "Ingress": False,
+                "ConfigFrom": {"Network": ""}, "ConfigOnly": False,
+                "Options": dict(options or {}), "Labels": dict(labels or {})}
+        atomic_write(_path(store, name), fastjson.dumps(meta))
+    return meta
+
+
+def _attached(store, net, running_only=True):
+    """Records of the containers on `net` (running ones only by default)."""
+    from . import containers
+    out = []
+    for record in containers.all_records(store):
+        nets = (record.get("NetworkSettings") or {}).get("Networks") or {}
+        if net["Name"] in nets and (not running_only or record["State"].get("Running")):
+            out.append(record)
+    return out
+
+
+def inspect_json(store, net):
+    """Docker's network object, with Containers: the running containers on it."""
+    out = {k: v for k, v in net.items() if k != "Predefined"}
+    members = {}
+    if not net.get("Predefined"):
+        for record in _attached(store, net):
+            entry = record["NetworkSettings"]["Networks"][net["Name"]]
+            members[record["Id"]] = {
+                "Name": record["Name"], "EndpointID": entry.get("EndpointID", ""),
+                "MacAddress": entry.get("MacAddress", ""),
+                "IPv4Address": "%s/%d" % (entry["IPAddress"], entry["IPPrefixLen"])
+                if entry.get("IPAddress") else "",
+                "IPv6Address": ""}
+    out["Containers"] = members
+    return out
+
+
+def remove(store, name):
+    net = find(store, name)
+    if net.get("Predefined"):
+        raise errors.Conflict("%s is a pre-defined network and cannot be removed" % name)
+    with store.lock():
+        users = _attached(store, net)
+        if users:
+            raise errors.Conflict(
+                "error while removing network: network %s has active endpoints (%s)" % (
+                    net["Name"], ", ".join('name:"%s" id:"%s"' % (r["Name"], r["Id"][:12])
+                                           for r in users)))
+        os.unlink(_path(store, net["Name"]))
+    return net
+
+
+def prune(store, filters=None):
+    removed = []
+    for net in list_networks(store):
+        if filters and not matcher(store, filters)(net):
+            continue
+        try:
+            remove(store, net["Name"])
+            removed.append(net["Name"])
+        except errors.Conflict:
+            pass
+    return removed
+
+
+def matcher(store, filters):
+    """`network ls --filter`: driver, id (prefix), label (key or key=value), name (substring),
+    scope, type (custom|builtin), dangling (no container attached)."""
+    def accepts(net):
+        for key, values in filters.items():
+            if key == "driver" and net["Driver"] not in values:
+                return False
+            if key == "id" and not any(net["Id"].startswith(v) for v in values):
+                return False
+            if key == "name" and not any(v in net["Name"] for v in values):
+                return False
+            if key == "scope" and "local" not in values:
+                return False
+            if key == "type" and ("builtin" if net.get("Predefined") else "custom") \
+                    not in values:
+                return False
+            if key == "label":
+                labels = net.get("Labels") or {}
+                for want in values:
+                    k, eq, v = want.partition("=")
+                    if k not in labels or (eq and labels[k] != v):
+                        return False
+            if key == "dangling":
+                dangling = not net.get("Predefined") and not _attached(store, net, False)
+                if (values[0].lower() in ("true", "1")) != dangling:
+                    return False
+        return True
+    return accepts
+
+
+# -- a container's attachments -------------------------------------------------------------
+
+def endpoint(net, aliases=(), ip=None):
+    """A container's entry in NetworkSettings.Networks before it has an address."""
+    conf = net["IPAM"]["Config"][0]
+    if ip is not None:
+        value = _ip(ip)
+        if value is None:
+            raise errors.UsageError("invalid IPv4 address: %s" % ip)
+        if not _inside(value, *parse_cidr(conf["Subnet"])):
+            raise errors.UsageError("no configured subnet contains IP address %s" % ip,
+                                    "choose an address in %s" % conf["Subnet"])
+        if ip == conf["Gateway"]:
+            raise errors.Conflict("Address already in use: %s is the network's gateway" % ip)
+    return {"IPAMConfig": {"IPv4Address": ip} if ip else None, "Links": None,
+            "Aliases": list(aliases) or None, "MacAddress": "", "NetworkID": net["Id"],
+            "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
+            "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+            "DNSNames": None}
+
+
+def check_ip_given(ip, network_mode):
+    """--ip needs a user-defined network (Docker: 'user specified IP address is supported on
+    user defined networks only')."""
+    if ip and network_mode != "user":
+        raise errors.UsageError("user specified IP address is supported on user defined "
+                                "networks only")
+
+
+def _allocate(store, net, record):
+    """The container's address on `net`: its static one, else the lowest free one."""
+    entry = record["NetworkSettings"]["Networks"][net["Name"]]
+    conf = net["IPAM"]["Config"][0]
+    subnet, prefix = parse_cidr(conf["Subnet"])
+    gateway = _ip(conf["Gateway"])
+    taken = {gateway}
+    for other in _attached(store, net, running_only=False):
+        if other["Id"] == record["Id"]:
+            continue
+        theirs = other["NetworkSettings"]["Networks"][net["Name"]]
+        static = (theirs.get("IPAMConfig") or {}).get("IPv4Address")
+        if static:
+            taken.add(_ip(static))
+        if other["State"].get("Running") and theirs.get("IPAddress"):
+            taken.add(_ip(theirs["IPAddress"]))
+    static = (entry.get("IPAMConfig") or {}).get("IPv4Address")
+    if static:
+        if _ip(static) in taken:
+            raise errors.Conflict("Address already in use: %s on network %s" % (
+                static, net["Name"]))
+        return static, prefix, conf["Gateway"]
+    first, last = subnet + 1, subnet + (1 << (32 - prefix)) - 2
+    if conf.get("IPRange"):
+        rnet, rprefix = parse_cidr(conf["IPRange"])
+        first, last = max(first, rnet), min(last, rnet + (1 << (32 - rprefix)) - 1)
+    for value in range(first, last + 1):
+        if value not in taken:
+            return _text(value), prefix, conf["Gateway"]
+    raise errors.Conflict("no available IPv4 addresses on network %s" % net["Name"])
+
+
+def link_names(cid, net):
+    """The host-side veth of container `cid` on `net` (15 characters at most, unique)."""
+    return "v" + cid[:9] + net["Id"][:4]
+
+
+def bridge_name(net):
+    return "rb-" + net["Id"][:12]
+
+
+def _mac(ip):
+    return "02:42:" + ":".join("%02x" % b for b in socket.inet_aton(ip))
+
+
+def assign(store, record):
+    """Under the store lock: give each of the record's user networks an address (written in
+    the record) and return the links to plumb, in order (eth0 first)."""
+    links = []
+    nets = record["NetworkSettings"]["Networks"]
+    route_given = False
+    for index, name in enumerate(list(nets)):
+        net = find(store, name)
+        ip, prefix, gateway = _allocate(store, net, record)
+        entry = nets[name]
+        entry.update({"IPAddress": ip, "IPPrefixLen": prefix, "Gateway": gateway,
+                      "NetworkID": net["Id"], "MacAddress": _mac(ip),
+                      "EndpointID": (record["Id"] + net["Id"])[::2],
+                      "DNSNames": [record["Name"], record["Id"][:12]] +
+                      list(entry.get("Aliases") or ())})
+        route = not net.get("Internal") and not route_given
+        route_given = route_given or route
+        links.append({"bridge": bridge_name(net), "gateway": gateway, "prefix": prefix,
+                      "veth": link_names(record["Id"], net), "ifname": "eth%d" % index,
+                      "ip": ip, "route": route, "net": name, "mac": _mac(ip)})
+    return links
+
+
+# -- the holder and its DNS table ------------------------------------------------------------
+
+def state_dir(store, idmap):
+    """The holder's files on the runtime dir's tmpfs, one holder per store and mapping."""
+    st = os.stat(store.root)
+    path = os.path.join(config.runtime_root(), "net-%x-%x-%s" % (st.st_dev, st.st_ino,
+                                                                  idmap.key))
+    os.makedirs(path, 0o700, exist_ok=True)
+    return path
+
+
+def holder(store, idmap):
+    """The pid of the live holder for idmap, started when there is none (under a lock on the
+    runtime dir, so two commands never start two)."""
+    import fcntl
+    base = state_dir(store, idmap)
+    fd = os.open(os.path.join(base, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        state = read_holder(store, idmap)
+        if _holder_alive(state):
+            return state["pid"]
+        from . import containers
+        from ..userns import netholder
+        table = os.path.join(base, "dns.json")
+        os.makedirs(_dir(store), 0o700, exist_ok=True)
+        orphans = _orphans(store, idmap) if state else []
+        userns_fd = None
+        for record in orphans:
+            userns_fd = netholder.parent_userns(record["State"]["Pid"])
+            if userns_fd is not None:
+                break
+        try:
+            pid = netholder.spawn(idmap, table, _dir(store), userns_fd)
+        finally:
+            if userns_fd is not None:
+                os.close(userns_fd)
+        atomic_write(os.path.join(base, "holder.json"), fastjson.dumps(
+            {"pid": pid, "start": containers.proc_start_time(pid)}))
+        if userns_fd is not None:
+            _rewire(store, pid, orphans)
+        return pid
+    finally:
+        os.close(fd)
+
+
+def _orphans(store, idmap):
+    """Running containers on user networks under `idmap`: after a holder died (kill -9),
+    their veths went with its network namespace, while their user namespaces keep its U0."""
+    from . import containers
+    out = []
+    for record in containers.all_records(store):
+        nets = (record.get("NetworkSettings") or {}).get("Networks") or {}
+        if record["State"].get("Running") and any(e.get("IPAddress") for e in nets.values()):
+            try:
+                if containers.load_spec(store, record).get("idmap_mode") == idmap.mode:
+                    out.append(record)
+            except (OSError, ValueError, errors.BoxError):
+                continue
+    return out
+
+
+def _rewire(store, pid, records):
+    """Wire the containers a dead holder left to the new one's bridges, with the addresses
+    they had: one child in U0 per container. A container that cannot be (it left
+    meanwhile, or lives in another U0) is left as it is."""
+    from ..userns import netholder
+    for record in records:
+        links = []
+        route_given = False
+        for index, (name, entry) in enumerate(record["NetworkSettings"]["Networks"].items()):
+            try:
+                net = find(store, name)
+            except errors.NotFound:
+                continue
+            route = not net.get("Internal") and not route_given
+            route_given = route_given or route
+            links.append({"bridge": bridge_name(net), "gateway": entry["Gateway"],
+                          "prefix": entry["IPPrefixLen"], "veth": link_names(record["Id"], net),
+                          "ifname": "eth%d" % index, "ip": entry["IPAddress"], "route": route,
+                          "net": name, "mac": entry.get("MacAddress")})
+        try:
+            target = os.open("/proc/%d/ns/net" % record["State"]["Pid"],
+                             os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            netholder.enter_and(pid, netholder.plumb, target, links)
+        except errors.BoxError:
+            pass
+        finally:
+            os.close(target)
+
+
+def _holder_alive(state):
+    """The recorded holder runs: same pid and start time, and no zombie (a killed holder
+    may wait for a reaper a while, with its namespaces already gone)."""
+    if not state:
+        return False
+    try:
+        with open("/proc/%d/stat" % state["pid"], "rb") as f:
+            data = f.read()
+        fields = data[data.rindex(b")") + 2:].split()
+        return fields[0] not in (b"Z", b"X") and int(fields[19]) == state["start"]
+    except (OSError, ValueError, IndexError):
+        return False
+
+
+def read_holder(store, idmap):
+    try:
+        with open(os.path.join(state_dir(store, idmap), "holder.json"), "rb") as f:
+            return fastjson.loads(f.read())
+    except (OSError, ValueError):
+        return None
+
+
+def _upstreams():
+    from .run import host_resolv_conf
+    out = []
+    for line in host_resolv_conf().splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[0] == "nameserver" and _ip(words[1]) is not None:
+            out.append(words[1])
+    return out
+
+
+def _search():
+    from .run import host_resolv_conf
+    out = [SEARCH_DOMAIN]
+    for line in host_resolv_conf().splitlines():
+        words = line.split()
+        if words and words[0] in ("search", "domain"):
+            out += words[1:]
+    return out
+
+
+def write_table(store, idmap, extra=None):
+    """The holder's DNS table from every record with an address on a user network (the
+    holder answers only for those whose veth still exists); extra: a record being started,
+    newer than its file."""
+    from . import containers
+    records = {r["Id"]: r for r in containers.all_records(store)}
+    if extra is not None:
+        records[extra["Id"]] = extra
+    internal = {n["Name"] for n in list_networks(store) if n.get("Internal")}
+    entries = []
+    for record in records.values():
+        for name, entry in ((record.get("NetworkSettings") or {}).get("Networks")
+                            or {}).items():
+            if not entry.get("IPAddress") or name in PREDEFINED:
+                continue
+            names = [record["Name"], record["Id"][:12]] + list(entry.get("Aliases") or ())
+            entries.append({"cid": record["Id"], "net": name, "ip": entry["IPAddress"],
+                            "names": [n.lower() for n in names],
+                            "link": "v" + record["Id"][:9] + entry["NetworkID"][:4]})
+    table = {"entries": entries, "internal": sorted(internal), "search": _search(),
+             "upstreams": _upstreams()}
+    atomic_write(os.path.join(state_dir(store, idmap), "dns.json"), fastjson.dumps(table))
+
+
+def start_spec(store, spec):
+    """spec with what the launcher needs to put a container on its user networks at this
+    start: the holder's pid and the links (addresses assigned now, the record updated, the
+    DNS table rewritten)."""
+    from ..userns import idmap as idmaps
+    idmap = idmaps.plan(spec.get("idmap_mode"))
+    pid = holder(store, idmap)
+    with store.lock():
+        record = store.read_container(spec["id"])
+        links = assign(store, record)
+        store.write_container(record)
+        write_table(store, idmap, record)
+    return dict(spec, holder_pid=pid, links=links)
+
+
+def resolv_conf(store, name, host_text):
+    """A container's resolv.conf on network `name`: the holder's DNS at the gateway, the
+    tool's search domain before the host's, the host's options."""
+    net = find(store, name)
+    lines = ["nameserver " + net["IPAM"]["Config"][0]["Gateway"],
+             "search " + " ".join(_search())]
+    for line in host_text.splitlines():
+        if line.startswith("options"):
+            lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+# -- connect and disconnect ------------------------------------------------------------------
+
+def _mapping_of(store, record):
+    """The id mapping a running container was started under (its kept run spec says; a
+    foreground run keeps none: the store's own mapping, the one it ran under)."""
+    from . import containers
+    from ..userns import idmap as idmaps
+    try:
+        return idmaps.plan(containers.load_spec(store, record).get("idmap_mode"))
+    except errors.BoxError:
+        return idmaps.plan()
+
+
+def connect(store, net_name, ctr, aliases=(), ip=None):
+    from . import containers
+    from ..userns import netholder
+    net = find(store, net_name)
+    record = containers.find(store, ctr)
+    mode = (record.get("HostConfig") or {}).get("NetworkMode")
+    nets = (record.get("NetworkSettings") or {}).get("Networks") or {}
+    if net.get("Predefined") or not nets:
+        raise errors.Conflict("container %s is not on a user-defined network (network mode "
+                              "%s): connect works between user-defined networks" % (
+                                  record["Name"], mode),
+                              "create it with --network NAME")
+    if net["Name"] in nets:
+        raise errors.Conflict("endpoint with name %s already exists in network %s" % (
+            record["Name"], net["Name"]))
+    with store.lock():
+        record = store.read_container(record["Id"])
+        record["NetworkSettings"]["Networks"][net["Name"]] = endpoint(net, aliases, ip)
+        running = containers.refresh_state(store, record)["State"].get("Running")
+        if not running:
+            store.write_container(record)
+            return record
+        idmap = _mapping_of(store, record)
+        links = [link for link in assign(store, record) if link["net"] == net["Name"]]
+        links[0]["route"] = False  # the container's default route stays where it is
+        pid = holder(store, idmap)
+        target = os.open("/proc/%d/ns/net" % record["State"]["Pid"],
+                         os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            netholder.enter_and(pid, netholder.plumb, target, links)
+        finally:
+            os.close(target)
+        store.write_container(record)
+        write_table(store, idmap)
+    return record
+
+
+def disconnect(store, net_name, ctr, force=False):
+    from . import containers
+    from ..userns import netholder
+    record = containers.find(store, ctr)
+    try:
+        net = find(store, net_name)
+    except errors.NotFound:
+        if not force:
+            raise
+        net = {"Name": net_name, "Id": ""}
+    with store.lock():
+        record = store.read_container(record["Id"])
+        nets = record["NetworkSettings"].get("Networks") or {}
+        if net["Name"] not in nets:
+            raise errors.Conflict("container %s is not connected to network %s" % (
+                record["Id"], net["Name"]))
+        entry = nets.pop(net["Name"])
+        running = containers.refresh_state(store, record)["State"].get("Running")
+        if running and net["Id"]:
+            idmap = _mapping_of(store, record)
+            state = read_holder(store, idmap)
+            if _holder_alive(state):
+                netholder.enter_and(state["pid"], netholder.unplumb,
+                                    ["v" + record["Id"][:9] + entry["NetworkID"][:4]])
+            store.write_container(record)
+            write_table(store, idmap)
+        else:
+            store.write_container(record)
+    return record

@@ -1,0 +1,267 @@
+"""The network holder: one small process per user and id mapping that keeps a user
+namespace (U0, mapped as containers are) and a network namespace owned by it (N0), where each
+user-defined network is a bridge. A container on a user network gets its user namespace
+nested inside U0 (identity map, so owners on disk are what they would be without it) and a
+veth pair from its own network namespace into the bridge: a veth between two network
+namespaces needs CAP_NET_ADMIN over the user namespaces owning both, which only an ancestor
+user namespace gives (the research's kernel table, docs/ARCHITECTURE.md "User networks").
+The holder also answers DNS for the containers (userns/dnsd.py) on port 53 of N0, with one
+socket opened on the host before it left the host's network namespace for forwarding.
+
+Owns: starting the holder (fork, new session, U0 with the same maps as a container's, N0,
+loopback, the DNS sockets), plumbing a container's network namespace (run in a process that
+is in U0: bridges made on demand with their gateway address, veths, the container side's
+address and default route), removing a veth. Must not: decide addresses or names (ops/
+networks.py does), or read the store.
+"""
+
+import os
+import signal
+import socket
+
+from .. import errors
+from . import idmap as idmaps, libc
+from .netlink import Netlink
+
+
+NS_GET_PARENT = 0xB702  # linux/nsfs.h: _IO(0xb7, 0x2)
+
+
+def parent_userns(pid):
+    """An fd of the user namespace above process `pid`'s (ioctl_ns(2) NS_GET_PARENT), or
+    None: for a container on a user network that is the holder's U0, which its nested
+    namespace keeps alive after the holder died."""
+    import fcntl
+    try:
+        fd = os.open("/proc/%d/ns/user" % pid, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        parent = fcntl.ioctl(fd, NS_GET_PARENT)
+        os.set_inheritable(parent, False)
+        return parent
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def spawn(idmap, table_path, watch, userns_fd=None):
+    """Start a holder for `idmap` whose DNS answers come from the JSON file table_path;
+    -> its pid once N0 exists and DNS listens. It is nobody's child (double fork, own
+    session) and outlives the caller, until the directory `watch` holds no network.
+    userns_fd: an existing U0 to enter instead of making one (a dead holder's, still kept
+    by its containers: they can then be wired to the new holder's bridges)."""
+    ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
+    first = os.fork()
+    if first == 0:
+        try:
+            os.close(ready_r)
+            os.setsid()
+            c2p_r, c2p_w = os.pipe2(os.O_CLOEXEC)
+            p2c_r, p2c_w = os.pipe2(os.O_CLOEXEC)
+            holder = os.fork()
+            if holder == 0:
+                os.close(c2p_r)
+                os.close(p2c_w)
+                _holder(idmap, table_path, watch, ready_w, c2p_w, p2c_r, userns_fd)
+            os.close(c2p_w)
+            os.close(p2c_r)
+            os.close(ready_w)
+            if idmap.mode != "single" and userns_fd is None:
+                if os.read(c2p_r, 1) == b"U":
+                    idmaps.apply_from_parent(idmap, holder)
+                    os.write(p2c_w, b"M")
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    os.close(ready_w)
+    os.waitpid(first, 0)
+    with os.fdopen(ready_r, "rb") as f:
+        data = f.read()
+    if not data.startswith(b"R"):
+        raise errors.SetupError("cannot start the network holder: %s" % (
+            data.decode(errors="replace").strip() or "it died"),
+            "run 'rootless-box info' to check user namespaces on this machine")
+    return int(data[1:])
+
+
+def _holder(idmap, table_path, watch, ready_w, c2p_w, p2c_r, userns_fd=None):
+    try:
+        from .launcher import keep_only
+        keep_only((ready_w, c2p_w, p2c_r, userns_fd))
+        os.chdir("/")  # pin no directory of the caller's (a mount, a test's tmp dir)
+        for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):
+            signal.signal(sig, signal.SIG_IGN)
+        # the caller's handlers (run's signal forwarder) must not keep it from a SIGTERM
+        for sig in (signal.SIGTERM, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
+            signal.signal(sig, signal.SIG_DFL)
+        # made on the host, before leaving its network namespace: the way out for
+        # names the holder does not know (no tun needed)
+        upstream = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        upstream.bind(("0.0.0.0", 0))
+        if userns_fd is not None:
+            libc.setns(userns_fd, libc.CLONE_NEWUSER)
+            os.close(userns_fd)
+        else:
+            libc.unshare(libc.CLONE_NEWUSER)
+        if userns_fd is not None:
+            pass
+        elif idmap.mode == "single":
+            idmaps.apply_single_self(idmap)
+        else:
+            os.write(c2p_w, b"U")
+            if os.read(p2c_r, 1) != b"M":
+                os._exit(1)
+        os.close(c2p_w)
+        os.close(p2c_r)
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+        if idmap.mode != "single":
+            os.setgroups([])
+        libc.unshare(libc.CLONE_NEWNET)
+        from .net import loopback_up
+        loopback_up()
+        dns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        dns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        dns.bind(("0.0.0.0", 53))
+        os.write(ready_w, b"R%d" % os.getpid())
+        os.close(ready_w)
+        from . import dnsd
+        dnsd.serve(dns, upstream, table_path, watch)
+        os._exit(0)
+    except BaseException as exc:
+        try:
+            os.write(ready_w, ("E%s" % exc).encode())
+        except OSError:
+            pass
+    os._exit(1)
+
+
+def open_holder(pid):
+    """[user fd, net fd] of the holder `pid` (close-on-exec), for a process that enters it."""
+    from .launcher import _open_joined
+    try:
+        return _open_joined(pid)
+    except errors.SetupError:
+        raise errors.SetupError("the network holder (pid %d) is gone" % pid,
+                                "run the command again: it starts a new one") from None
+
+
+def identity_maps(pid, idmap):
+    """Write the nested user namespace's maps of `pid` from U0: each id as itself, so the
+    container's ids land on the same host ids as without the nesting."""
+    for name, mapping in (("uid_map", idmap.uid_map), ("gid_map", idmap.gid_map)):
+        text = "".join("%d %d %d\n" % (inside, inside, count)
+                       for inside, _outside, count in mapping)
+        fd = os.open("/proc/%d/%s" % (pid, name), os.O_WRONLY)
+        try:
+            os.write(fd, text.encode())
+        finally:
+            os.close(fd)
+
+
+def plumb(holder_net_fd, target_net_fd, links):
+    """In a process in U0 (it ends in the target's network namespace): each link's bridge
+    (made on demand with its gateway address, up), a veth pair from it into the target's
+    namespace, and there the address, the link up and, for the first non-internal link,
+    the default route. links: dicts with bridge, gateway, prefix, veth, ifname, ip, route."""
+    libc.setns(holder_net_fd, libc.CLONE_NEWNET)
+    with Netlink() as nl:
+        for link in links:
+            nl.add_bridge(link["bridge"])
+            bridge = socket.if_nametoindex(link["bridge"])
+            nl.add_address(bridge, link["gateway"], link["prefix"])
+            nl.set_up(bridge)
+            nl.delete(link["veth"])  # left by an earlier start whose namespace lives on
+            nl.add_veth(link["veth"], bridge, link["ifname"], target_net_fd, link.get("mac"))
+            nl.set_up(socket.if_nametoindex(link["veth"]))
+    libc.setns(target_net_fd, libc.CLONE_NEWNET)
+    with Netlink() as nl:
+        for link in links:
+            index = socket.if_nametoindex(link["ifname"])
+            nl.add_address(index, link["ip"], link["prefix"])
+            nl.set_up(index)
+            if link.get("route"):
+                nl.add_default_route(link["gateway"], index)
+
+
+def unplumb(holder_net_fd, veths):
+    """In a process in U0: remove the veths (their peers in the containers go with them)."""
+    libc.setns(holder_net_fd, libc.CLONE_NEWNET)
+    with Netlink() as nl:
+        for name in veths:
+            nl.delete(name)
+
+
+def enter_and(holder_pid, func, *args):
+    """Run func(holder net fd, *args) in a child that entered the holder's user namespace
+    (root there, with every capability over it and the namespaces nested in it); raise a
+    SetupError with its error when it fails."""
+    user_fd, net_fd = open_holder(holder_pid)
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:
+        os.close(err_r)
+
+        def entered():
+            libc.setns(user_fd, libc.CLONE_NEWUSER)
+            func(net_fd, *args)
+        _child(err_w, entered)
+    os.close(err_w)
+    os.close(user_fd)
+    os.close(net_fd)
+    _reap(pid, err_r, "cannot set up the container's network")
+
+
+def _child(err_w, func):
+    """A helper child's end: func() run, its error written to err_w, the exit status."""
+    code = 0
+    try:
+        func()
+    except BaseException as exc:
+        os.write(err_w, str(getattr(exc, "strerror", None) or exc).encode())
+        code = 1
+    os._exit(code)
+
+
+def _reap(pid, err_r, what):
+    """The helper's error (read to EOF) and status; a SetupError when it failed."""
+    with os.fdopen(err_r, "rb") as f:
+        err = f.read().decode(errors="replace")
+    _pid, status = os.waitpid(pid, 0)
+    if status or err:
+        raise errors.SetupError("%s: %s" % (what, err or "status %d" % status))
+
+
+def nest(user_fd, net_fd, flags, idmap, links):
+    """The middle process's side of a container on user networks: enter U0, start a
+    helper there, make the container's namespaces (its user namespace nested in U0), and
+    have the helper write the identity maps and plumb the links. Returns as root of the new
+    user namespace; raises a SetupError with the helper's error."""
+    libc.setns(user_fd, libc.CLONE_NEWUSER)
+    os.close(user_fd)
+    go_r, go_w = os.pipe2(os.O_CLOEXEC)
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    me = os.getpid()
+    helper = os.fork()
+    if helper == 0:
+        os.close(go_w)
+        os.close(err_r)
+
+        def wire():
+            if os.read(go_r, 1) != b"G":
+                os._exit(1)  # the middle died before its unshare
+            identity_maps(me, idmap)
+            target = os.open("/proc/%d/ns/net" % me, os.O_RDONLY | os.O_CLOEXEC)
+            plumb(net_fd, target, links)
+        _child(err_w, wire)
+    os.close(go_r)
+    os.close(err_w)
+    os.close(net_fd)
+    try:
+        libc.unshare(flags)
+    finally:
+        os.write(go_w, b"G")
+        os.close(go_w)
+    _reap(helper, err_r, "cannot connect the container to its network")

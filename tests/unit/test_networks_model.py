@@ -1,0 +1,126 @@
+"""User networks' pure parts: Docker's create rules (subnets, overlap, gateway, ip-range),
+address allocation, and the DNS responder's answers (scope by the asker's networks, AAAA of
+a known name as an empty NOERROR, the search domain stripped) on real packets."""
+
+import json
+import os
+import socket
+import struct
+
+import pytest
+
+from rootless_box.errors import Conflict, UsageError
+from rootless_box.ops import networks
+from rootless_box.store import Store
+from rootless_box.userns import dnsd
+
+
+@pytest.fixture
+def store(tmp_path):
+    return Store(str(tmp_path)).ensure()
+
+
+def test_create_rules(store):
+    a = networks.create(store, "a")
+    assert a["IPAM"]["Config"] == [{"Subnet": "172.18.0.0/16", "Gateway": "172.18.0.1"}]
+    assert networks.create(store, "b")["IPAM"]["Config"][0]["Subnet"] == "172.19.0.0/16"
+    with pytest.raises(Conflict, match="already exists"):
+        networks.create(store, "a")
+    with pytest.raises(Conflict, match="overlaps"):
+        networks.create(store, "c", subnet="172.18.5.0/24")
+    with pytest.raises(UsageError, match="gateway"):
+        networks.create(store, "c", subnet="10.1.0.0/24", gateway="10.2.0.1")
+    with pytest.raises(UsageError, match="ip-range"):
+        networks.create(store, "c", subnet="10.1.0.0/24", ip_range="10.1.1.0/25")
+    with pytest.raises(UsageError, match="CIDR"):
+        networks.create(store, "c", subnet="10.1.0.0")
+    with pytest.raises(UsageError, match="invalid network name"):
+        networks.create(store, "-x")
+    c = networks.create(store, "c", subnet="10.1.0.7/24", ip_range="10.1.0.64/26")
+    assert c["IPAM"]["Config"][0] == {"Subnet": "10.1.0.0/24", "IPRange": "10.1.0.64/26",
+                                      "Gateway": "10.1.0.1"}
+    assert networks.find(store, c["Id"][:10])["Name"] == "c"
+    assert networks.find(store, "bridge")["Driver"] == "bridge"
+
+
+def _record(store, cid, name, net, ip=None, running=True, address=""):
+    entry = networks.endpoint(net, (), ip)
+    entry["IPAddress"] = address
+    record = {"Id": cid, "Name": name, "State": {"Running": running},
+              "NetworkSettings": {"Networks": {net["Name"]: entry}}}
+    os.makedirs(store.container_dir(cid), exist_ok=True)
+    store.write_container(record)
+    return record
+
+
+def test_addresses_static_then_lowest_free(store, monkeypatch):
+    from rootless_box.ops import containers
+    monkeypatch.setattr(containers, "refresh_state", lambda _s, r: r)
+    net = networks.create(store, "n", subnet="10.5.0.0/29")
+    _record(store, "a" * 64, "a", net, address="10.5.0.2")
+    _record(store, "b" * 64, "b", net, ip="10.5.0.4", running=False)
+    c = _record(store, "c" * 64, "c", net)
+    links = networks.assign(store, c)
+    assert links[0]["ip"] == "10.5.0.3" and links[0]["ifname"] == "eth0"
+    assert c["NetworkSettings"]["Networks"]["n"]["DNSNames"] == ["c", "c" * 12]
+    store.write_container(c)
+    d = _record(store, "d" * 64, "d", net)
+    assert networks.assign(store, d)[0]["ip"] == "10.5.0.5"  # .4 is b's, even stopped
+    store.write_container(d)
+    e = _record(store, "e" * 64, "e", net, ip="10.5.0.2")
+    with pytest.raises(Conflict, match="in use"):
+        networks.assign(store, e)
+    with pytest.raises(UsageError, match="subnet"):
+        networks.endpoint(net, (), "10.6.0.1")
+    f = _record(store, "f" * 64, "f", net)
+    assert networks.assign(store, f)[0]["ip"] == "10.5.0.6"  # the last of the /29
+    store.write_container(f)
+    g = _record(store, "0" * 64, "g", net)
+    with pytest.raises(Conflict, match="no available"):
+        networks.assign(store, g)
+
+
+def _query(name, qtype=1, qid=7):
+    q = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
+    return struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0) + q + struct.pack(">HH", qtype, 1)
+
+
+def _table(tmp_path, entries, internal=()):
+    path = tmp_path / "dns.json"
+    path.write_text(json.dumps({"entries": entries, "internal": list(internal),
+                                "search": ["dns.rootless-box"], "upstreams": ["192.0.2.1"]}))
+    table = dnsd.Table(str(path))
+    table.refresh()
+    return table
+
+
+def test_dns_scope_search_domain_and_aaaa(tmp_path, monkeypatch):
+    monkeypatch.setattr(dnsd, "_alive", lambda entry: entry["link"] != "gone")
+    table = _table(tmp_path, [
+        {"cid": "w", "net": "app", "ip": "10.0.0.2", "names": ["web", "www"], "link": "v1"},
+        {"cid": "c", "net": "app", "ip": "10.0.0.3", "names": ["client"], "link": "v2"},
+        {"cid": "c", "net": "db", "ip": "10.1.0.3", "names": ["client"], "link": "v3"},
+        {"cid": "d", "net": "db", "ip": "10.1.0.2", "names": ["db"], "link": "v4"},
+        {"cid": "x", "net": "other", "ip": "10.2.0.2", "names": ["db"], "link": "v5"},
+        {"cid": "z", "net": "app", "ip": "10.0.0.9", "names": ["dead"], "link": "gone"}])
+    nets = table.scope("10.0.0.3")
+    assert nets == {"app", "db"}
+    assert table.lookup("web", nets) == ["10.0.0.2"]
+    assert table.lookup("www.dns.rootless-box", nets) == ["10.0.0.2"]
+    assert table.lookup("db", nets) == ["10.1.0.2"]  # not other's db
+    assert table.lookup("db", table.scope("10.0.0.2")) is None  # web shares no net with it
+    assert table.lookup("dead", nets) is None  # its veth is gone
+    packet = _query("web")
+    question = dnsd.parse_question(packet)
+    assert question[2] == "web" and question[3] == 1
+    reply = dnsd.answer(packet, question, ["10.0.0.2"])
+    qid, flags, _qd, ancount = struct.unpack(">HHHH", reply[:8])
+    assert (qid, flags & 0xF, ancount) == (7, 0, 1)
+    assert reply.endswith(socket.inet_aton("10.0.0.2"))
+    # AAAA of a known name: NOERROR, no records (busybox's nslookup fails on NXDOMAIN)
+    packet = _query("web", qtype=28)
+    reply = dnsd.answer(packet, dnsd.parse_question(packet), ["10.0.0.2"])
+    assert struct.unpack(">H", reply[2:4])[0] & 0xF == 0
+    assert struct.unpack(">H", reply[6:8])[0] == 0
+    assert dnsd.parse_question(b"\0" * 5) is None
+    assert os.path.exists(table.path)

@@ -24,9 +24,9 @@ OPTS = (
     Opt("--expose", LIST, "Expose a port or a range of ports", metavar="list"),
     Opt("--oom-score-adj", VALUE, "Tune host's OOM preferences (-1000 to 1000; raising "
                                   "only)", metavar="int"),
-    Opt("--pid", VALUE, "PID namespace to use (host)"),
-    Opt("--ipc", VALUE, "IPC mode to use (host, private, shareable, none)"),
-    Opt("--uts", VALUE, "UTS namespace to use (host)"),
+    Opt("--pid", VALUE, "PID namespace to use (host, container:NAME)"),
+    Opt("--ipc", VALUE, "IPC mode to use (host, private, shareable, none, container:NAME)"),
+    Opt("--uts", VALUE, "UTS namespace to use (host, container:NAME)"),
     Opt("-q,--quiet", FLAG, "Suppress the pull output"),
     Opt("--domainname", VALUE, "Container NIS domain name"),
     Opt("-a,--attach", LIST, "Attach to STDIN, STDOUT or STDERR", metavar="list"),

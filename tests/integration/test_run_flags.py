@@ -130,7 +130,59 @@ def test_pid_ipc_uts_host(cli, image):
     assert own != mine[0]
     refused(cli, image, "--uts", "host", "-h", "box", words=["hostname"])
     refused(cli, image, "--pid", "bogus", words=["--pid"])
-    refused(cli, image, "--ipc", "container:x", words=["not supported"])
+    refused(cli, image, "--ipc", "container:", words=["--ipc"])
+
+
+def test_pid_ipc_uts_of_another_container(cli, image):
+    """--pid/--ipc/--uts container:NAME: the joiner sees NAME's processes, shares its IPC
+    namespace and its /dev/shm both ways, and has its hostname."""
+    cli.ok("run", "-d", "--name", "donor", "-h", "donorhost", image, "sh", "-c",
+           "echo from-donor > /dev/shm/note; exec sleep 300")
+    donor_ipc = cli.ok("exec", "donor", "readlink", "/proc/self/ns/ipc").out
+    out = cli.ok("run", "--rm", "--pid", "container:donor", image, "ps", "-o", "args").out
+    assert "sleep 300" in out
+    out = cli.ok("run", "--rm", "--ipc", "container:donor", image, "sh", "-c",
+                 "readlink /proc/self/ns/ipc; cat /dev/shm/note; echo back > /dev/shm/b").out
+    assert out.split("\n")[:2] == [donor_ipc.strip(), "from-donor"]
+    assert cli.ok("exec", "donor", "cat", "/dev/shm/b").out == "back\n"
+    out = cli.ok("run", "--rm", "--uts", "container:donor", image, "sh", "-c",
+                 "hostname; echo $HOSTNAME").out
+    assert out.split() == ["donorhost", "donorhost"]
+    cid = cli.ok("create", "--pid", "container:donor", "--ipc", "container:donor", image,
+                 "true").out.strip()
+    try:
+        host = inspect1(cli, cid)["HostConfig"]
+        assert host["PidMode"] == "container:donor" and host["IpcMode"] == "container:donor"
+    finally:
+        cli("rm", cid)
+    refused(cli, image, "--uts", "container:donor", "-h", "x", words=["hostname"])
+    refused(cli, image, "--ipc", "container:donor", "--sysctl", "kernel.shmmax=1",
+            words=["kernel.shmmax"])
+    refused(cli, image, "--pid", "container:nope", words=["no such container: nope"])
+    # a stopped donor: Docker's words, exit 125, nothing left behind
+    cli.ok("stop", "-t", "0", "donor")
+    for flag, word in (("--pid", "PID"), ("--ipc", "IPC"), ("--uts", "UTS")):
+        refused(cli, image, flag, "container:donor",
+                words=["failed to join %s namespace: container donor is not running" % word])
+    cli.ok("rm", "donor")
+
+
+def test_joined_namespaces_need_one_user_namespace(cli, image):
+    """Joining a namespace means entering its owner's user namespace: namespaces of two
+    containers can be joined together only when they share one."""
+    cli.ok("run", "-d", "--name", "ua", "--network", "none", image, "sleep", "300")
+    cli.ok("run", "-d", "--name", "ub", image, "sleep", "300")
+    # uc joined ua's network, so it runs in ua's user namespace: joining both is one
+    cli.ok("run", "-d", "--name", "uc", "--network", "container:ua", image, "sleep", "300")
+    userns = cli.ok("exec", "ua", "readlink", "/proc/self/ns/user").out
+    out = cli.ok("run", "--rm", "--network", "container:ua", "--pid", "container:uc",
+                 "--ipc", "container:ua", image, "readlink", "/proc/self/ns/user").out
+    assert out == userns
+    refused(cli, image, "--network", "container:ua", "--pid", "container:ub",
+            words=["--network container:ua and --pid container:ub", "user namespaces"])
+    refused(cli, image, "--pid", "container:ua", "--uts", "container:ub",
+            words=["different user namespaces"])
+    cli.ok("rm", "-f", "ua", "ub", "uc")
 
 
 def test_inspect_records_the_flags(cli, image):

@@ -627,9 +627,12 @@ def start(store, idmap, record):
     return store.read_container(record["Id"]) or record
 
 
-def run_detached(opts, warn=None, pull=None):
-    """`run -d`: create, start under a monitor, return the container's record at once."""
+def run_detached(opts, warn=None, pull=None, created=None):
+    """`run -d`: create, start under a monitor, return the container's record at once.
+    created(record): called between the two (a client that must hold the log first)."""
     idmap, store, record, _spec = _made(opts, warn, pull)
+    if created is not None:
+        created(record)
     try:
         return start(store, idmap, record)
     except errors.BoxError as exc:

@@ -501,11 +501,6 @@ def attach_streams(opts):
 def check(opts):
     """Every value checked before anything is made; -> the resolved flags (a dict)."""
     from .ports import network_mode
-    if not opts.sig_proxy:
-        raise errors.UsageError(
-            "--sig-proxy=false is not supported: a foreground container goes with the "
-            "rootless-box process that keeps it, so a signal to it cannot leave the "
-            "container running", "run it detached (-d) and send signals with 'kill'")
     if opts.domainname and opts.uts:
         raise errors.UsageError("conflicting options: domainname and the UTS mode")
     attach_streams(opts)

@@ -3,6 +3,8 @@
 --pid/--ipc/--uts host, and their bad values (one error line, exit 125, nothing made)."""
 
 import os
+import signal
+import subprocess
 
 import pytest
 
@@ -266,11 +268,61 @@ def test_attach_only_the_streams_named(cli, image):
 
 def test_sig_proxy_and_domainname(cli, image):
     assert cli.ok("run", "--rm", "--sig-proxy", image, "echo", "ok").out == "ok\n"
-    refused(cli, image, "--sig-proxy=false", words=["--sig-proxy=false", "-d"])
     out = cli.ok("run", "--rm", "--domainname", "example.org", image, "cat",
                  "/proc/sys/kernel/domainname").out
     assert out == "example.org\n"
     refused(cli, image, "--uts", "host", "--domainname", "x.org", words=["UTS"])
+
+
+def test_sig_proxy_false_leaves_the_container_running_when_the_cli_goes(cli, image):
+    """--sig-proxy=false: the CLI shows the output and ends with the status as usual, but a
+    signal to it ends the CLI alone: the container is kept by a monitor, as Docker's daemon
+    keeps it."""
+    before = cli.ok("ps", "-aq").out
+    proc = cli("run", "--rm", "--sig-proxy=false", image, "sh", "-c",
+               "echo out; echo err >&2; exit 3")
+    assert (proc.returncode, proc.out, proc.err) == (3, "out\n", "err\n")
+    assert cli.ok("ps", "-aq").out == before
+    proc = cli("run", "--sig-proxy=false", "--name", "apart", image, "sh", "-c", "exit 4")
+    assert proc.returncode == 4
+    cli.ok("rm", "apart")
+    client = subprocess.Popen(cli.argv("run", "--name", "apart", "--sig-proxy=false", image,
+                                       "sh", "-c", "echo started; exec sleep 300"),
+                              env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert client.stdout.readline() == b"started\n"
+        client.send_signal(signal.SIGTERM)
+        client.wait(20)
+        assert cli.ok("inspect", "-f", "{{.State.Status}}", "apart").out == "running\n"
+    finally:
+        client.kill()
+        client.wait()
+        cli("rm", "-f", "apart")
+
+
+def test_run_it_detach_keys_leave_the_container_running(cli, image):
+    from conftest import run_in_pty
+    sent = []
+
+    def detach(master, data):
+        if "attached-42" in data.decode(errors="replace") and not sent:
+            os.write(master, b"\x01x")  # ctrl-a,x
+            sent.append("detach")
+    text, status = run_in_pty(cli, ["run", "-it", "--name", "rt", "--detach-keys",
+                                    "ctrl-a,x", image, "sh"], on_output=detach,
+                              send=b"echo attached-$((6*7))\r")
+    try:
+        assert status == 0 and "attached-42" in text and "read escape sequence" in text
+        assert cli.ok("inspect", "-f", "{{.State.Status}}", "rt").out == "running\n"
+        sent.clear()
+        text, status = run_in_pty(cli, ["start", "-ai", "--detach-keys", "ctrl-a,x", "rt"],
+                                  on_output=detach, send=b"echo attached-$((6*7))\r")
+        assert status == 0 and "read escape sequence" in text
+        text, status = run_in_pty(cli, ["attach", "rt"], send=b"exit 3\r")
+        assert status == 3
+    finally:
+        cli("rm", "-f", "rt")
+    refused(cli, image, "-it", "--detach-keys", "ctrl-", words=["detach keys"])
 
 
 def test_flags_that_cannot_work_are_refused_with_their_reason(cli, image):

@@ -557,10 +557,10 @@ def start(spec, idmap, prestart=None, private_fds=()):
     command has been exec'd, or raises the BoxError the setup hit. spec["join_pid"]: the
     host pid of a container whose user and network namespaces this one enters
     (`--network container:NAME`); spec["join_pids"]: {"pid"|"ipc"|"uts": host pid} likewise
-    (`--pid/--ipc/--uts container:NAME`), all in one user namespace. prestart(init pid, bind listener): called once the
-    container's namespaces exist and before its command runs (init waits for it): the
-    published ports' forwarder and the outbound network are set up there, so the command
-    finds them ready; if it raises, the container is killed and the error raised. With
+    (`--pid/--ipc/--uts container:NAME`), all in one user namespace. prestart(init pid,
+    bind listener): called once the container's namespaces exist and before its command
+    runs (init waits for it): the published ports' forwarder and the outbound network are
+    set up there, so the command finds them ready; if it raises, the container is killed and the error raised. With
     spec["port_bypass"], init first installs the filter that sends the container's bind(),
     connect() and shutdown() calls to a supervisor (seccomp.bypass_program) and its listener
     is prestart's second

@@ -560,11 +560,11 @@ def start(spec, idmap, prestart=None, private_fds=()):
     (`--pid/--ipc/--uts container:NAME`), all in one user namespace. prestart(init pid,
     bind listener): called once the container's namespaces exist and before its command
     runs (init waits for it): the published ports' forwarder and the outbound network are
-    set up there, so the command finds them ready; if it raises, the container is killed and the error raised. With
-    spec["port_bypass"], init first installs the filter that sends the container's bind(),
-    connect() and shutdown() calls to a supervisor (seccomp.bypass_program) and its listener
-    is prestart's second
-    argument (None where the kernel has none), for the forwarder to serve. private_fds: the
+    set up there, so the command finds them ready; if it raises, the container is killed
+    and the error raised. With spec["port_bypass"], init first installs the filter that
+    sends the container's bind(), connect() and shutdown() calls to a supervisor
+    (seccomp.bypass_program) and its listener is prestart's second argument (None where
+    the kernel has none), for the forwarder to serve. private_fds: the
     caller's fds no process of the container may hold (the published ports' sockets: a
     server that is handed one must be its only user besides the forwarder)."""
     _flush_stdio()

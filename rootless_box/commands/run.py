@@ -1,7 +1,7 @@
 """`run [OPTIONS] IMAGE [COMMAND] [ARG...]`: Docker's flags -> ops.run.RunOptions."""
 
 from ..cliparse import FLAG, LIST, VALUE, Command, Opt
-from ..errors import UsageError
+from ..errors import Conflict, UsageError
 from ..ops import run as run_ops
 from . import runflags
 from ._common import warn
@@ -142,22 +142,29 @@ def kept_apart(opts, detach_keys, pull):
     held = []
 
     def hold_log(record):
-        # --rm: the monitor removes the container, log and all, maybe before we read it;
-        # the log made now and held open stays readable through /proc/self/fd
+        # the monitor may remove the container (--rm), log and all, before we read it; the
+        # log made now and held open stays readable through /proc/self/fd
         held.append(os.open(record["LogPath"], os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC,
                             0o640))
-    record = run_ops.run_detached(opts, warn=warn, pull=pull,
-                                  created=hold_log if opts.rm and not opts.tty else None)
+    record = run_ops.run_detached(opts, warn=warn, pull=pull, created=hold_log)
+    log = "/proc/self/fd/%d" % held[0]
     store = open_store()
     forwarder = run_ops.SignalForwarder() if opts.sig_proxy else None
     try:
         if forwarder is not None:
             forwarder.attach(record["State"].get("Pid"))
         if opts.tty:
-            code = attach_terminal(store, record, stdin=opts.interactive, keys=keys)
+            try:
+                code = attach_terminal(store, record, stdin=opts.interactive, keys=keys)
+            except Conflict:
+                # its socket is gone: the container ended (and went, with --rm) before
+                # this client connected: its output is all in the log
+                current = store.read_container(record["Id"])
+                if current is not None and current["State"].get("Running"):
+                    raise
+                code = _attach(store, current or record, log=log)
         else:
-            code = _attach(store, record, stdin=opts.interactive,
-                           log="/proc/self/fd/%d" % held[0] if held else None)
+            code = _attach(store, record, stdin=opts.interactive, log=log if opts.rm else None)
     finally:
         if forwarder is not None:
             forwarder.restore()

@@ -322,6 +322,13 @@ def test_run_it_detach_keys_leave_the_container_running(cli, image):
         assert status == 3
     finally:
         cli("rm", "-f", "rt")
+    # a command that ends at once, maybe before the client connects: its status, nothing
+    # left behind
+    before = cli.ok("ps", "-aq").out
+    text, status = run_in_pty(cli, ["run", "-t", "--rm", "--detach-keys", "ctrl-a,x", image,
+                                    "sh", "-c", "exit 6"])
+    assert status == 6 and "error" not in text
+    assert cli.ok("ps", "-aq").out == before
     refused(cli, image, "-it", "--detach-keys", "ctrl-", words=["detach keys"])
 
 

@@ -170,6 +170,14 @@ def kept_apart(opts, detach_keys, pull):
             forwarder.restore()
         for fd in held:
             os.close(fd)
+    if opts.rm:
+        # Docker's CLI waits for the removal too; a container detached from runs on
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            current = store.read_container(record["Id"])
+            if current is None or current["State"].get("Running"):
+                break
+            time.sleep(0.05)
     if opts.rm and store.read_container(record["Id"]) is None:
         # removed by its monitor (--rm): the status is in its die event
         for event in events.read(store, since=since):

@@ -317,9 +317,9 @@ def test_run_it_detach_keys_leave_the_container_running(cli, image):
         sent.clear()
         text, status = run_in_pty(cli, ["start", "-ai", "--detach-keys", "ctrl-a,x", "rt"],
                                   on_output=detach, send=b"echo attached-$((6*7))\r")
-        assert status == 0 and "read escape sequence" in text
+        assert status == 0 and "read escape sequence" in text, text
         text, status = run_in_pty(cli, ["attach", "rt"], send=b"exit 3\r")
-        assert status == 3
+        assert status == 3, text
     finally:
         cli("rm", "-f", "rt")
     # a command that ends at once, maybe before the client connects: its status, nothing

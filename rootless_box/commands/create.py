@@ -10,7 +10,8 @@ from .run import OPTS, options_from, puller
 
 
 def command(verb, summary):
-    opts = tuple(o for o in OPTS if "--detach" not in o.names and "--rm" not in o.names) + \
+    opts = tuple(o for o in OPTS if "--detach" not in o.names and "--rm" not in o.names and
+                 "--detach-keys" not in o.names) + \
         tuple(o for o in OPTS if "--rm" in o.names)
     return Command(verb, "create [OPTIONS] IMAGE [COMMAND] [ARG...]", summary, opts,
                    min_args=1, interspersed=False)

@@ -8,6 +8,8 @@ from ..ops import exec as exec_ops
 
 OPTS = (
     Opt("-d,--detach", FLAG, "Detached mode: run command in the background"),
+    Opt("--detach-keys", VALUE, "Override the key sequence for detaching a container "
+                                "(refused: the exec'd process goes with this process)"),
     Opt("-e,--env", LIST, "Set environment variables", metavar="list"),
     Opt("--env-file", LIST, "Read in a file of environment variables", metavar="list"),
     Opt("-i,--interactive", FLAG, "Keep STDIN open even if not attached"),
@@ -28,6 +30,10 @@ def main(parsed):
         raise UsageError("--privileged is not supported: an exec'd process gets the "
                          "container's own capabilities, as rootless as the container",
                          "leave out --privileged")
+    if parsed.detach_keys is not None:
+        raise UsageError("--detach-keys is not supported for exec: the exec'd process goes "
+                         "with the rootless-box process that keeps its terminal, so it "
+                         "cannot be left running", "use exec -d, or attach to the container")
     if parsed.tty and parsed.interactive and not parsed.detach and not os.isatty(0):
         # docker/cli's CheckTty, before anything starts; its CLI exits 1 on this
         raise BoxError("the input device is not a TTY",

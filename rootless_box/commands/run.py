@@ -1,7 +1,7 @@
 """`run [OPTIONS] IMAGE [COMMAND] [ARG...]`: Docker's flags -> ops.run.RunOptions."""
 
 from ..cliparse import FLAG, LIST, VALUE, Command, Opt
-from ..errors import UsageError
+from ..errors import Conflict, UsageError
 from ..ops import run as run_ops
 from . import runflags
 from ._common import warn
@@ -124,4 +124,67 @@ def main(parsed):
     if opts.restart != "no":
         raise UsageError("--restart needs a detached container (-d)",
                          "add -d: a restart policy is applied by the container's monitor")
+    if not opts.sig_proxy or parsed.detach_keys is not None:
+        return kept_apart(opts, parsed.detach_keys, pull)
     return run_ops.run(opts, warn=warn, pull=pull)
+
+
+def kept_apart(opts, detach_keys, pull):
+    """`run` without -d whose container must outlive this process (--sig-proxy=false: a
+    signal to the CLI ends the CLI, not the container; --detach-keys: the keys leave it
+    running): it runs under a monitor, as `run -d`, and this process attaches as `start -a`
+    (the output from its start, stdin with -i) or, with -t, as `attach` does, as Docker's
+    CLI is a client of the daemon that keeps the container. -> the container's status."""
+    import os
+    import time
+    from ..ops import events
+    from ..ops.storage import open_store
+    from .attach import attach_terminal, detach_sequence
+    from .start import _attach
+    keys = detach_sequence(detach_keys)
+    since = time.time_ns()
+    held = []
+
+    def hold_log(record):
+        # the monitor may remove the container (--rm), log and all, before we read it; the
+        # log made now and held open stays readable through /proc/self/fd
+        held.append(os.open(record["LogPath"], os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC,
+                            0o640))
+    record = run_ops.run_detached(opts, warn=warn, pull=pull, created=hold_log)
+    log = "/proc/self/fd/%d" % held[0]
+    store = open_store()
+    forwarder = run_ops.SignalForwarder() if opts.sig_proxy else None
+    try:
+        if forwarder is not None:
+            forwarder.attach(record["State"].get("Pid"))
+        if opts.tty:
+            try:
+                code = attach_terminal(store, record, stdin=opts.interactive, keys=keys)
+            except Conflict:
+                # its socket is gone: the container ended (and went, with --rm) before
+                # this client connected: its output is all in the log
+                current = store.read_container(record["Id"])
+                if current is not None and current["State"].get("Running"):
+                    raise
+                code = _attach(store, current or record, log=log)
+        else:
+            code = _attach(store, record, stdin=opts.interactive, log=log if opts.rm else None)
+    finally:
+        if forwarder is not None:
+            forwarder.restore()
+        for fd in held:
+            os.close(fd)
+    if opts.rm:
+        # Docker's CLI waits for the removal too; a container detached from runs on
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            current = store.read_container(record["Id"])
+            if current is None or current["State"].get("Running"):
+                break
+            time.sleep(0.05)
+    if opts.rm and store.read_container(record["Id"]) is None:
+        # removed by its monitor (--rm): the status is in its die event
+        for event in events.read(store, since=since):
+            if event.get("Action") == "die" and event["Actor"].get("ID") == record["Id"]:
+                code = int(event["Actor"]["Attributes"].get("exitCode", code))
+    return code

@@ -24,9 +24,9 @@ OPTS = (
     Opt("--expose", LIST, "Expose a port or a range of ports", metavar="list"),
     Opt("--oom-score-adj", VALUE, "Tune host's OOM preferences (-1000 to 1000; raising "
                                   "only)", metavar="int"),
-    Opt("--pid", VALUE, "PID namespace to use (host)"),
-    Opt("--ipc", VALUE, "IPC mode to use (host, private, shareable, none)"),
-    Opt("--uts", VALUE, "UTS namespace to use (host)"),
+    Opt("--pid", VALUE, "PID namespace to use (host, container:NAME)"),
+    Opt("--ipc", VALUE, "IPC mode to use (host, private, shareable, none, container:NAME)"),
+    Opt("--uts", VALUE, "UTS namespace to use (host, container:NAME)"),
     Opt("-q,--quiet", FLAG, "Suppress the pull output"),
     Opt("--domainname", VALUE, "Container NIS domain name"),
     Opt("-a,--attach", LIST, "Attach to STDIN, STDOUT or STDERR", metavar="list"),
@@ -44,8 +44,11 @@ OPTS = (
                                           "period (ms|s|m|h) (default 0s)",
         metavar="duration"),
     Opt("--no-healthcheck", FLAG, "Disable any container-specified HEALTHCHECK"),
-    Opt("--sig-proxy", FLAG, "Proxy received signals to the process (only true: the "
-                             "container goes with this process)", default=True),
+    Opt("--sig-proxy", FLAG, "Proxy received signals to the process (false: the container "
+                             "is kept apart, and outlives this process)", default=True),
+    Opt("--detach-keys", VALUE, "Override the key sequence for detaching a container "
+                                "(-it: the container is kept apart, and outlives this "
+                                "process)"),
 )
 
 # Docker's run flags that cannot work here, each refused with its reason (--help says it too)
@@ -70,8 +73,6 @@ REFUSED = (
     ("--device-write-bps", LIST, "per-device I/O limits are not implemented yet"),
     ("--device-read-iops", LIST, "per-device I/O limits are not implemented yet"),
     ("--device-write-iops", LIST, "per-device I/O limits are not implemented yet"),
-    ("--detach-keys", VALUE, "a foreground container cannot be detached from: it goes with "
-                             "this process; run it with -d and use 'attach'"),
     ("--annotation", LIST, "there is no OCI runtime to hand annotations to"),
 )
 OPTS += tuple(Opt(name, kind, "Refused: " + why) for name, kind, why in REFUSED)

@@ -7,7 +7,7 @@ and its exit status). Must not: start anything itself (ops/run.py start does).
 import os
 import sys
 
-from ..cliparse import FLAG, Command, Opt
+from ..cliparse import FLAG, VALUE, Command, Opt
 from ..errors import UsageError
 from ._common import for_each
 
@@ -16,6 +16,7 @@ def command(verb, summary):
     return Command(verb, "start [OPTIONS] CONTAINER [CONTAINER...]", summary, (
         Opt("-a,--attach", FLAG, "Attach STDOUT/STDERR and forward signals"),
         Opt("-i,--interactive", FLAG, "Attach container's STDIN"),
+        Opt("--detach-keys", VALUE, "Override the key sequence for detaching a container"),
     ), min_args=1)
 
 
@@ -25,6 +26,8 @@ def main(parsed):
     from ..userns import idmap as idmaps
     if parsed.attach and len(parsed.args) > 1:
         raise UsageError("you cannot start and attach multiple containers at once")
+    from .attach import detach_sequence
+    keys = detach_sequence(parsed.detach_keys)  # a bad value fails before anything starts
     idmap = idmaps.plan()
     store = open_store(idmap)
 
@@ -42,7 +45,7 @@ def main(parsed):
     record = start_one(parsed.args[0])
     if record.get("Config", {}).get("Tty"):
         from .attach import attach_terminal
-        return attach_terminal(store, record, stdin=parsed.interactive)
+        return attach_terminal(store, record, stdin=parsed.interactive, keys=keys)
     return _attach(store, record, stdin=parsed.interactive)
 
 
@@ -73,10 +76,11 @@ def _feed_stdin(cid):
     os._exit(0)
 
 
-def _attach(store, record, since_now=False, stdin=False):
+def _attach(store, record, since_now=False, stdin=False, log=None):
     """-a: this start's output as the container writes it (since_now: from now on, for
     `attach`), then its exit status (Docker's start -a returns the container's status).
-    stdin: our input goes to a container made with -i."""
+    stdin: our input goes to a container made with -i. log: the log's path, when not the
+    record's."""
     import time
     from ..ops import containers, logfile
     cid = record["Id"]
@@ -93,7 +97,7 @@ def _attach(store, record, since_now=False, stdin=False):
         else None
     out, err = sys.stdout.buffer, sys.stderr.buffer
     try:
-        for entry in logfile.follow(current.get("LogPath") or
+        for entry in logfile.follow(log or current.get("LogPath") or
                                     containers.log_path(store, cid), running, since=since):
             stream = err if entry.stream == "stderr" else out
             stream.write(entry.log.encode("utf-8", "replace"))

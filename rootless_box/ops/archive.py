@@ -410,6 +410,12 @@ def save_to_stream(store, names, out):
     finally:
         for image in images:
             image.close()
+    _saved(store, images)
+
+
+def _saved(store, images):
+    from .events import images as image_events
+    image_events(store, "save", [image.id for image in images])
 
 
 def _write_error(where, exc):
@@ -420,7 +426,9 @@ def _write_error(where, exc):
 def save_to_file(store, names, path):
     """`save -o FILE IMAGE...`: the file appears whole, by rename, or not at all
     (write_whole)."""
-    _write_file(_collect(store, names), path)
+    images = _collect(store, names)
+    _write_file(images, path)
+    _saved(store, images)
 
 
 def save_image(store, image_id, refs, dest, docker=True):
@@ -905,6 +913,8 @@ def load(store, idmap, source):
         sizes = _unpack_all(store, idmap, extracted, images, landed, reports)
         lines = _record(store, idmap, extracted, images, sizes)
         landed = []
+        from .events import images as image_events
+        image_events(store, "load", [image.id for image in images])
     finally:
         try:
             _forget_layers(store, landed)

@@ -49,14 +49,53 @@ def emit(store, kind, action, actor, attributes=None):
 
 
 def container(store, record, action, **extra):
-    """A container event with Docker's attributes: image, name, its labels, extra."""
+    """A container event with Docker's attributes: image, name, its labels, extra. Its
+    volumes' mount events come before its start, their unmount events after its die, as
+    dockerd reports them."""
     if not record:
         return
+    if action == "start":
+        _volume_mounts(store, record, "mount")
     attributes = dict((record.get("Config") or {}).get("Labels") or {})
     attributes.update(image=record.get("ImageName") or (record.get("Config") or {}).get(
         "Image") or record.get("Image", ""), name=record.get("Name", ""))
     attributes.update({k: str(v) for k, v in extra.items()})
     emit(store, "container", action, record.get("Id", ""), attributes)
+    if action == "die":
+        _volume_mounts(store, record, "unmount")
+
+
+def volume(store, name, action, **extra):
+    """A volume event (create, destroy, mount, unmount): Actor ID the volume's name,
+    driver local, as dockerd's."""
+    emit(store, "volume", action, name, dict({"driver": "local"},
+                                             **{k: str(v) for k, v in extra.items()}))
+
+
+def _volume_mounts(store, record, action):
+    for mount in record.get("Mounts") or ():
+        if mount.get("Type") != "volume" or not mount.get("Name"):
+            continue
+        if action == "mount":
+            volume(store, mount["Name"], action, container=record.get("Id", ""),
+                   destination=mount.get("Destination", ""), propagation="",
+                   **{"read/write": "true" if mount.get("RW", True) else "false"})
+        else:
+            volume(store, mount["Name"], action, container=record.get("Id", ""))
+
+
+def network(store, network_id, action, **extra):
+    """A network event (create, connect, disconnect, destroy), for the networks' code:
+    Actor ID the network's ID; extra: name, type (the driver), container (connect and
+    disconnect), as dockerd's attributes."""
+    emit(store, "network", action, network_id, {k: str(v) for k, v in extra.items()})
+
+
+def images(store, action, image_ids):
+    """Image events of load, import and save: Actor ID the image's ID, name too, as
+    dockerd's image exporter reports them."""
+    for image_id in dict.fromkeys(image_ids):
+        emit(store, "image", action, image_id, {"name": image_id})
 
 
 def _rotate(path):
@@ -133,7 +172,7 @@ def read(store, since=None, until=None, follow=False, stop=None):
             lines, offset = _lines(path, offset)
 
 
-FILTERS = ("container", "event", "image", "label", "type")
+FILTERS = ("container", "event", "image", "label", "network", "type", "volume")
 
 
 def matches(event, filters):
@@ -157,6 +196,10 @@ def matches(event, filters):
                    for w in wanted)
     if filters.get("type") and kind not in filters["type"]:
         return False
+    for key in ("volume", "network"):
+        if filters.get(key) and not (kind == key and any(
+                w == actor_id or w == attributes.get("name") for w in filters[key])):
+            return False
     if filters.get("event") and action not in filters["event"] and \
             action.partition(":")[0] not in filters["event"]:
         return False

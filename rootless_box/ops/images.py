@@ -224,6 +224,8 @@ def import_rootfs(store, idmap, source, repository=None, changes=(), message="")
     finally:
         if blob_tmp:
             _unlink(blob_tmp)
+    from .events import images as image_events
+    image_events(store, "import", [image_id])
     return image_id, report
 
 

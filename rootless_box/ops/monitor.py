@@ -132,8 +132,8 @@ def _serve(store, idmap, cid, spec, report_fd, published=None, rebind=False):
     launcher.adopt_orphans()
     spec = dict(spec, adopt=True)
     try:
-        from . import cgroups, ports
-        container = launcher.start(ports.joined_spec(store, spec), idmap,
+        from . import cgroups, runflags
+        container = launcher.start(runflags.joined_spec(store, spec), idmap,
                                    cgroups.prestart(spec, published.prestart()
                                                     if published is not None else None),
                                    published.fds() if published is not None else ())

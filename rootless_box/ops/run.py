@@ -303,10 +303,12 @@ def write_etc_files(cdir, network, hostname, opts=None, outbound=None):
     return files
 
 
-def prepare(store, idmap, opts, joined=None):
+def prepare(store, idmap, opts, joined=None, shared=None):
     """Check everything the user gave, create the container record and its directories, and
     return (record, spec). Bad input fails here, before anything is created. joined: the
-    (record, spec) of the container whose network `--network container:NAME` joins."""
+    (record, spec) of the container whose network `--network container:NAME` joins; shared:
+    ({"pid"|"ipc"|"uts": (record, spec)} of --pid/--ipc/--uts container:NAME, the ID of the
+    container whose user namespace the joins enter, or None)."""
     network = network_mode(opts.network, bool(opts.publish or opts.publish_all))
     if network == "none" and (opts.publish or opts.publish_all):
         raise errors.UsageError("conflicting options: port publishing and the container "
@@ -331,12 +333,13 @@ def prepare(store, idmap, opts, joined=None):
         # one hold from resolving the image to recording the container, so a concurrent
         # rmi or prune cannot take the image away in between
         return _create(store, idmap, opts, network, mounts, extra_env, joined, api_mounts,
-                       own_labels)
+                       own_labels, shared)
 
 
 def _create(store, idmap, opts, network, mounts, extra_env, joined=None, api_mounts=(),
-            own_labels=None):
+            own_labels=None, shared=None):
     joined, joined_spec = joined or (None, None)
+    shared_ns, userns_of = shared or ({}, None)
     unconfined = parse_security_opts(opts.security_opts)
     resolved = runflags.check(opts)
     image = images.resolve(store, opts.image)
@@ -404,6 +407,8 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None, api_mou
     if joined:
         # Docker: the joined container's name and resolver files (the same files)
         hostname = (joined.get("Config") or {}).get("Hostname") or joined["Id"][:12]
+    elif "uts" in shared_ns:
+        hostname = runflags.joined_hostname(shared_ns)
     else:
         hostname = opts.hostname or (os.uname().nodename if network == "host" or
                                      resolved["uts"] == "host" else cid[:12])
@@ -447,6 +452,9 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None, api_mou
             spec["network_of"] = joined["Id"]
         spec.update(confinement(idmap, unconfined))
         spec.update(runflags.spec_part(opts, resolved, idmap))
+        spec.update(runflags.joined_part(shared_ns))
+        if userns_of:
+            spec["userns_of"] = userns_of
         spec["port_bypass"] = own_ns and ports.port_bypass(
             bindings, spec["chown_notify"])
         store.write_container(record)
@@ -533,43 +541,79 @@ def _made(opts, warn, pull):
     for note in runflags.notes(opts) if warn else ():
         warn(note)
     store = open_store(idmap)
-    joined = None
-    if network_mode(opts.network) == "container":
+    joined = shared = None
+    network_join = network_mode(opts.network) == "container"
+    if network_join:
         ports.check_joined(opts)
-        idmap, store, joined = _joined_mapping(store, idmap, opts)
+    if network_join or runflags.joins_any(opts):
+        idmap, store, joined, shared = _joined_mapping(store, idmap, opts, network_join)
     if pull is not None and pull.always:
         pull(store, idmap, opts.image, False)
     try:
-        record, spec = prepare(store, idmap, opts, joined)
+        record, spec = prepare(store, idmap, opts, joined, shared)
     except errors.NotFound:
         # only now is the image looked for again: a run of an image that is here reads the
         # index once, as before pulls existed
         if pull is None or pull.always or not _pullable(store, opts.image):
             raise
         pull(store, idmap, opts.image, True)
-        record, spec = prepare(store, idmap, opts, joined)
+        record, spec = prepare(store, idmap, opts, joined, shared)
     runflags.write_cidfile(opts.cidfile, record["Id"])
     # after prepare: a bad -p or a missing image is the one line a user sees, with no warning
     _network_warnings(opts, warn, spec)
     return idmap, store, record, spec
 
 
-def _joined_mapping(store, idmap, opts):
-    """`--network container:NAME` enters NAME's user namespace (the owner of its network
-    namespace): the new container runs under NAME's mapping, with layers unpacked for it.
-    -> (idmap, store, (NAME's record, its run spec))"""
-    joined = containers.find(store, ports.joined_container(opts.network))
-    joined_spec = containers.load_spec(store, joined)
-    mode = joined_spec.get("idmap_mode")
-    if not mode or mode == idmap.mode:
-        return idmap, store, (joined, joined_spec)
-    if parse_userns(opts.userns) not in (None, "auto"):
+def _joined_mapping(store, idmap, opts, network_join):
+    """`--network/--pid/--ipc/--uts container:NAME` enter NAME's user namespace (the owner of
+    the namespaces joined): the new container runs under NAME's mapping, with layers
+    unpacked for it; namespaces of containers in different user namespaces cannot be joined
+    together. -> (idmap, store, (NAME's record, its run spec) for the network or None,
+    ({ns: (record, spec)} for --pid/--ipc/--uts, the user namespace's owner ID or None))"""
+    joined, targets = None, []
+    if network_join:
+        name = ports.joined_container(opts.network)
+        record = containers.find(store, name)
+        joined = (record, containers.load_spec(store, record))
+        if (record.get("HostConfig") or {}).get("NetworkMode") != "host":
+            targets.append(("--network container:" + name, record, joined[1]))
+    shared_ns = runflags.shared(store, opts)
+    if shared_ns and network_mode(opts.network) == "user":
+        # a user network nests the container's user namespace in the network holder's;
+        # another container's namespaces can only be joined from that one's
         raise errors.UsageError(
-            "conflicting options: --userns=%s and the network mode: container %s runs "
-            "under the %s mapping" % (opts.userns, joined["Name"], mode),
+            "conflicting options: --network %s and %s: a container on a user-defined "
+            "network has a user namespace of its own" % (
+                opts.network, " ".join("--%s container:..." % ns for ns in sorted(shared_ns))),
+            "put both containers on the network, or join the other container's network "
+            "too (--network container:NAME)")
+    targets += runflags.real_joins(shared_ns)
+    owners = {}
+    for flag, record, spec in targets:
+        owners.setdefault(runflags.userns_owner(store, record, spec), flag)
+    if len(owners) > 1:
+        first, second = list(owners.values())[:2]
+        raise errors.UsageError(
+            "conflicting options: %s and %s: those containers run in different user "
+            "namespaces, and joining a namespace needs its owner's" % (first, second),
+            "join the namespaces of one container (or of containers that joined each "
+            "other's)")
+    owner = next(iter(owners), None)
+    source = targets[0] if targets else ((("--network container:" + name,) + joined)
+                                         if joined else None)
+    result = (joined, (shared_ns, owner))
+    mode = source[2].get("idmap_mode") if source else None
+    if not mode or mode == idmap.mode:
+        return (idmap, store) + result
+    if parse_userns(opts.userns) not in (None, "auto"):
+        ns = source[0].split()[0][2:]
+        raise errors.UsageError(
+            "conflicting options: --userns=%s and the %s mode: container %s runs under the "
+            "%s mapping" % (opts.userns, ns if ns == "network" else ns.upper(),
+                            source[1]["Name"], mode),
             "leave --userns out to take the other container's mapping")
     idmap = idmaps.plan(mode)
-    return idmap, open_store(idmap), (joined, joined_spec)
+    return (idmap, open_store(idmap)) + result
 
 
 def _pullable(store, name):
@@ -619,9 +663,12 @@ def start(store, idmap, record):
     return store.read_container(record["Id"]) or record
 
 
-def run_detached(opts, warn=None, pull=None):
-    """`run -d`: create, start under a monitor, return the container's record at once."""
+def run_detached(opts, warn=None, pull=None, created=None):
+    """`run -d`: create, start under a monitor, return the container's record at once.
+    created(record): called between the two (a client that must hold the log first)."""
     idmap, store, record, _spec = _made(opts, warn, pull)
+    if created is not None:
+        created(record)
     try:
         return start(store, idmap, record)
     except errors.BoxError as exc:
@@ -643,7 +690,7 @@ def run(opts, warn=None, pull=None):
         try:
             published = ports.bind(store, record, spec.get("outbound"))
             with published:
-                container = launcher.start(ports.joined_spec(store, spec), idmap,
+                container = launcher.start(runflags.joined_spec(store, spec), idmap,
                                            cgroups.prestart(spec, published.prestart()),
                                            published.fds())
         except errors.BoxError as exc:

@@ -285,6 +285,9 @@ def sysctls(items, network, ipc):
             if ipc == "host":
                 raise errors.UsageError("sysctl %r is not allowed in the host's IPC "
                                         "namespace" % key)
+            if ipc.startswith("container:"):
+                raise errors.UsageError("sysctl %r is not allowed: the container shares "
+                                        "another container's IPC namespace" % key)
         else:
             raise errors.UsageError("sysctl %r is not allowed: it is not namespaced, so it "
                                     "would change the host's kernel" % key,
@@ -325,18 +328,114 @@ def oom_score_adj(text):
 # -- shared namespaces ------------------------------------------------------------------------
 
 def ns_mode(flag, text, allowed):
-    """--pid/--ipc/--uts: "" (the container's own), host, and the other values Docker
-    accepts; container:NAME is refused with its reason."""
+    """--pid/--ipc/--uts: "" (the container's own), host, container:NAME (another
+    container's, joined in its user namespace: see shared), and the other values Docker
+    accepts."""
     if text is None or text == "" or text in allowed:
         return text or ""
-    if text.startswith("container:"):
-        raise errors.UsageError(
-            "%s=%s is not supported: joining another container's %s namespace needs its user "
-            "namespace too, which only --network container: does here" % (flag, text,
-                                                                          flag.lstrip("-")),
-            "use %s host, or leave it out" % flag)
+    if text.startswith("container:") and text[len("container:"):]:
+        return text
     raise errors.UsageError("invalid %s mode %r" % (flag, text),
-                            "use one of: %s" % ", ".join(allowed))
+                            "use one of: %s, container:NAME" % ", ".join(allowed))
+
+
+# the namespaces --pid/--ipc/--uts container:NAME join, with Docker's word for each
+JOINABLE = (("pid", "PID"), ("ipc", "IPC"), ("uts", "UTS"))
+
+
+def joins_any(opts):
+    return any((getattr(opts, ns) or "").startswith("container:") for ns, _w in JOINABLE)
+
+
+def shared(store, opts):
+    """{"pid"|"ipc"|"uts": (record, run spec)} of the containers whose namespaces these flags
+    join. A donor without a /dev/shm (--ipc none) has no IPC to share: Docker's error."""
+    from . import containers
+    out = {}
+    for ns, _word in JOINABLE:
+        text = getattr(opts, ns) or ""
+        if text.startswith("container:"):
+            name = text[len("container:"):]
+            record = containers.find(store, name)
+            spec = containers.load_spec(store, record)
+            if ns == "ipc" and spec.get("ipc_mode") == "none":
+                raise errors.UsageError("container %s: non-shareable IPC (hint: use "
+                                        "IpcMode:shareable for the donor container)" % name)
+            out[ns] = (record, spec)
+    return out
+
+
+def real_joins(shared_ns):
+    """[(flag text, record, spec)] of the namespaces that are really entered: joining one the
+    donor shares with the host is having the host's (no user namespace of the donor's owns
+    it), as `--network container:` of a host-network container is the host's network."""
+    return [("--%s container:%s" % (ns, record["Name"]), record, spec)
+            for ns, (record, spec) in sorted(shared_ns.items())
+            if spec.get(ns + "_mode") != "host"]
+
+
+def userns_owner(store, record, spec):
+    """The ID of the container that made the user namespace this one runs in (a joiner
+    records it as userns_of; one made before that joined only a network: network_of)."""
+    from . import containers
+    cid = record["Id"]
+    for _hop in range(32):
+        nxt = spec.get("userns_of") or spec.get("network_of")
+        if not nxt or nxt == cid:
+            return cid
+        other = store.read_container(nxt)
+        if other is None:
+            return nxt
+        cid, spec = nxt, containers.load_spec(store, other)
+    return cid
+
+
+def joined_part(shared_ns):
+    """The run spec's keys for the namespaces joined: "host" where the donor has the host's,
+    else "container" and the donor's ID, whose running init each start enters
+    (joined_spec)."""
+    part = {}
+    for ns, (record, spec) in shared_ns.items():
+        if spec.get(ns + "_mode") == "host":
+            part[ns + "_mode"] = "host"
+        else:
+            part[ns + "_mode"], part[ns + "_of"] = "container", record["Id"]
+    return part
+
+
+def joined_hostname(shared_ns):
+    """`--uts container:NAME`: NAME's hostname (the host's when NAME has the host's UTS
+    namespace), or None."""
+    if "uts" not in shared_ns:
+        return None
+    record, spec = shared_ns["uts"]
+    if spec.get("uts_mode") == "host":
+        return os.uname().nodename
+    return (record.get("Config") or {}).get("Hostname") or record["Id"][:12]
+
+
+def joined_spec(store, spec):
+    """spec with the host pids of the running containers whose namespaces it joins (the
+    network's join_pid, and join_pids for pid/ipc/uts), looked up at each start: a donor may
+    have restarted. A stopped donor: Docker's error (exit 125 in run and start)."""
+    from . import containers, ports
+    spec = ports.joined_spec(store, spec)
+    pids = {}
+    for ns, word in JOINABLE:
+        target = spec.get(ns + "_of")
+        if not target:
+            continue
+        record = store.read_container(target)
+        if record is not None:
+            record = containers.refresh_state(store, record)
+        state = (record or {}).get("State") or {}
+        if not state.get("Running") or not state.get("Pid"):
+            name = record["Name"] if record else target[:12]
+            raise errors.Conflict("failed to join %s namespace: container %s is not running"
+                                  % (word, name), "start it first: rootless-box start %s"
+                                  % name)
+        pids[ns] = state["Pid"]
+    return dict(spec, join_pids=pids) if pids else spec
 
 
 def exposed(opts, image_exposed):
@@ -402,12 +501,7 @@ def attach_streams(opts):
 def check(opts):
     """Every value checked before anything is made; -> the resolved flags (a dict)."""
     from .ports import network_mode
-    if not opts.sig_proxy:
-        raise errors.UsageError(
-            "--sig-proxy=false is not supported: a foreground container goes with the "
-            "rootless-box process that keeps it, so a signal to it cannot leave the "
-            "container running", "run it detached (-d) and send signals with 'kill'")
-    if opts.domainname and opts.uts == "host":
+    if opts.domainname and opts.uts:
         raise errors.UsageError("conflicting options: domainname and the UTS mode")
     attach_streams(opts)
     health.flags(opts)
@@ -419,7 +513,7 @@ def check(opts):
     pid = ns_mode("--pid", opts.pid, ("host",))
     ipc = ns_mode("--ipc", opts.ipc, ("host", "private", "shareable", "none"))
     uts = ns_mode("--uts", opts.uts, ("host",))
-    if uts == "host" and opts.hostname:
+    if uts and opts.hostname:
         raise errors.UsageError("conflicting options: hostname and the UTS mode")
     network = network_mode(opts.network, bool(opts.publish or opts.publish_all))
     check_cidfile(opts.cidfile)

@@ -18,6 +18,7 @@ import os
 import time
 
 from .. import errors, fastjson
+from . import events
 
 DRIVER = "local"
 ANONYMOUS_LABEL = "com.docker.volume.anonymous"
@@ -156,12 +157,12 @@ def create(store, name=None, driver=DRIVER, labels=None, options=None):
     name = validate_name(name) if name else random_name()
     with store.lock():
         meta = _read(store, name)
-        if meta is not None:
-            return meta
-        meta = {"Name": name, "Driver": driver, "Labels": labels, "Options": options,
-                "CreatedAt": _now()}
-        _write(store, meta)
-        return meta
+        if meta is None:
+            meta = {"Name": name, "Driver": driver, "Labels": labels, "Options": options,
+                    "CreatedAt": _now()}
+            _write(store, meta)
+    events.volume(store, name, "create")  # dockerd reports it for an existing name too
+    return meta
 
 
 def _write(store, meta):
@@ -198,7 +199,8 @@ def remove(store, name, force=False):
                                   "remove the containers that use it first (rootless-box "
                                   "rm), then the volume")
         store.remove(_dir(store, name))
-        return True
+    events.volume(store, name, "destroy")
+    return True
 
 
 def discard_anonymous(store, mounts, removed=None):
@@ -214,6 +216,7 @@ def discard_anonymous(store, mounts, removed=None):
         for name in wanted:
             if not [c for c in used.get(name, ()) if c != removed]:
                 store.remove(_dir(store, name))
+                events.volume(store, name, "destroy")
 
 
 # -- filters and prune ---------------------------------------------------------------------------
@@ -278,6 +281,8 @@ def prune(store, all_volumes=False, filters=None):
             result["reclaimed"] += tree_size(os.path.join(path, "_data"))
             store.remove(path)
             result["deleted"].append(meta["Name"])
+            events.volume(store, meta["Name"], "destroy")
+    events.emit(store, "volume", "prune", "", {"reclaimed": str(result["reclaimed"])})
     return result
 
 
@@ -302,6 +307,7 @@ def attach(store, mounts, made):
                     "CreatedAt": _now()}
             made.append(name)
             _write(store, meta)
+            events.volume(store, name, "create")
         options = meta.get("Options") or {}
         if options.get("type") == "tmpfs":
             if m.get("subpath"):
@@ -327,3 +333,4 @@ def attach(store, mounts, made):
 def forget(store, made):
     for name in made:
         store.remove(_dir(store, name))
+        events.volume(store, name, "destroy")

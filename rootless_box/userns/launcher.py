@@ -92,9 +92,10 @@ class _Sync:
 
 def _enter(flags, idmap, sync, join=None, nest=None):
     """Child side: new namespaces, id maps (written by the parent for subuid ranges), and
-    become root of the new user namespace. join: (user fd, net fd) of another container:
-    its user namespace is entered instead of making one (only its owner may enter the
-    network namespace it owns), the other namespaces are new, and its network is joined."""
+    become root of the new user namespace. join: {"user": fd, and "net", "pid", "ipc", "uts"
+    fds} of other containers (one user namespace): that user namespace is entered instead of
+    making one (only its owner may enter the namespaces it owns), the namespaces in `flags`
+    are new, and the others joined."""
     libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
     if nest is not None:
         # a user network: the user namespace nested in the holder's (userns/netholder.py)
@@ -108,14 +109,16 @@ def _enter(flags, idmap, sync, join=None, nest=None):
         return
     if join is not None:
         try:
-            libc.setns(join[0], libc.CLONE_NEWUSER)
+            libc.setns(join["user"], libc.CLONE_NEWUSER)
             libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)  # setns(user) cleared it
-            libc.unshare(flags & ~(libc.CLONE_NEWUSER | libc.CLONE_NEWNET))
-            libc.setns(join[1], libc.CLONE_NEWNET)
+            libc.unshare(flags & ~libc.CLONE_NEWUSER)
+            for name, fd in join.items():
+                if name != "user":
+                    libc.setns(fd, _NS_FLAGS[name])
         except OSError as exc:
-            raise errors.SetupError("cannot join the other container's network namespace: %s"
+            raise errors.SetupError("cannot join the other container's namespaces: %s"
                                     % exc.strerror)
-        for fd in join:
+        for fd in join.values():
             os.close(fd)
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
@@ -155,19 +158,83 @@ def _parent_maps(pid, idmap, sync, joined=False):
     return True
 
 
-def _open_joined(pid):
-    """(user fd, net fd) of the container whose init is host pid `pid`: opened before the
-    fork, so a container gone in between is one clear error here."""
-    fds = []
+_NS_FLAGS = {"net": libc.CLONE_NEWNET, "pid": libc.CLONE_NEWPID, "ipc": libc.CLONE_NEWIPC,
+             "uts": libc.CLONE_NEWUTS}
+_NS_WORDS = {"net": "network", "pid": "PID", "ipc": "IPC", "uts": "UTS"}
+
+
+def _open_joined(pids):
+    """{"user": fd, name: fd} for pids ({"net"|"pid"|"ipc"|"uts": host pid of the container
+    whose namespace is joined}): opened before the fork, so a container gone in between is
+    one clear error here. They must share one user namespace, which is entered."""
+    fds = {}
     try:
-        for name in ("user", "net"):
-            fds.append(os.open("/proc/%d/ns/%s" % (pid, name), os.O_RDONLY | os.O_CLOEXEC))
+        for name, pid in sorted(pids.items()):
+            what = _NS_WORDS[name]
+            user = os.open("/proc/%d/ns/user" % pid, os.O_RDONLY | os.O_CLOEXEC)
+            if "user" not in fds:
+                fds["user"] = user
+            else:
+                same = os.fstat(user).st_ino == os.fstat(fds["user"]).st_ino
+                os.close(user)
+                if not same:
+                    raise errors.SetupError(
+                        "cannot join the %s namespace of container process %d: it is in "
+                        "another user namespace than the other namespaces joined (one of "
+                        "those containers was restarted)" % (what, pid),
+                        "restart the joining container's targets together, or join one "
+                        "container's namespaces only")
+            fds[name] = os.open("/proc/%d/ns/%s" % (pid, name), os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
-        for fd in fds:
+        for fd in fds.values():
             os.close(fd)
-        raise errors.SetupError("cannot join the network of container process %d: it is "
-                                "not running" % pid) from None
+        raise errors.SetupError("cannot join the %s namespace of container process %d: it "
+                                "is not running" % (what, pid)) from None
+    except BaseException:
+        for fd in fds.values():
+            os.close(fd)
+        raise
     return fds
+
+
+def _clone_shm(pid):
+    """A detached copy of the /dev/shm mount of the container whose init is host pid `pid`
+    (`--ipc container:NAME` shares it, as Docker binds the donor's shm): taken by a helper
+    that enters that container's user and mount namespaces, sent back as an fd that init
+    attaches in its own mount namespace (a bind mount cannot cross mount namespaces)."""
+    import socket
+    from .pty import receive_fd, send_fd
+    try:
+        held = [os.open("/proc/%d/%s" % (pid, name), os.O_RDONLY | os.O_CLOEXEC)
+                for name in ("ns/user", "ns/mnt", "root")]
+    except OSError:
+        raise errors.SetupError("cannot join the IPC namespace of container process %d: it "
+                                "is not running" % pid) from None
+    mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    _flush_stdio()
+    helper = os.fork()
+    if helper == 0:
+        try:
+            mine.close()
+            libc.setns(held[0], libc.CLONE_NEWUSER)
+            libc.setns(held[1], libc.CLONE_NEWNS)
+            send_fd(theirs, libc.clone_tree("dev/shm", held[2]))
+            os._exit(0)
+        except BaseException:
+            os._exit(1)
+    theirs.close()
+    for fd in held:
+        os.close(fd)
+    try:
+        tree = receive_fd(mine)
+    finally:
+        mine.close()
+        os.waitpid(helper, 0)
+    if tree is None:
+        raise errors.SetupError("cannot share the /dev/shm of container process %d" % pid,
+                                "it needs Linux 5.2 or later (open_tree)")
+    os.set_inheritable(tree, False)
+    return tree
 
 
 def keep_only(keep):
@@ -499,14 +566,15 @@ def start(spec, idmap, prestart=None, private_fds=()):
     """Start the container described by spec (see ops/run.py); returns a Container once the
     command has been exec'd, or raises the BoxError the setup hit. spec["join_pid"]: the
     host pid of a container whose user and network namespaces this one enters
-    (`--network container:NAME`). prestart(init pid, bind listener): called once the
-    container's namespaces exist and before its command runs (init waits for it): the
-    published ports' forwarder and the outbound network are set up there, so the command
-    finds them ready; if it raises, the container is killed and the error raised. With
-    spec["port_bypass"], init first installs the filter that sends the container's bind(),
-    connect() and shutdown() calls to a supervisor (seccomp.bypass_program) and its listener
-    is prestart's second
-    argument (None where the kernel has none), for the forwarder to serve. private_fds: the
+    (`--network container:NAME`); spec["join_pids"]: {"pid"|"ipc"|"uts": host pid} likewise
+    (`--pid/--ipc/--uts container:NAME`), all in one user namespace. prestart(init pid,
+    bind listener): called once the container's namespaces exist and before its command
+    runs (init waits for it): the published ports' forwarder and the outbound network are
+    set up there, so the command finds them ready; if it raises, the container is killed
+    and the error raised. With spec["port_bypass"], init first installs the filter that
+    sends the container's bind(), connect() and shutdown() calls to a supervisor
+    (seccomp.bypass_program) and its listener is prestart's second argument (None where
+    the kernel has none), for the forwarder to serve. private_fds: the
     caller's fds no process of the container may hold (the published ports' sockets: a
     server that is handed one must be its only user besides the forwarder)."""
     _flush_stdio()
@@ -515,16 +583,25 @@ def start(spec, idmap, prestart=None, private_fds=()):
                       ("uts_mode", libc.CLONE_NEWUTS)):
         if spec.get(key) == "host":
             flags &= ~flag  # --pid/--ipc/--uts host: the host's namespace, shared
-    join = _open_joined(spec["join_pid"]) if spec.get("join_pid") else None
+    pids = dict(spec.get("join_pids") or {})
+    if spec.get("join_pid"):
+        pids["net"] = spec["join_pid"]
+    for name in pids:
+        flags &= ~_NS_FLAGS[name]  # joined, not made
+    join = _open_joined(pids) if pids else None
     nest = None
-    if spec.get("links"):
-        from .netholder import open_holder
-        nest = open_holder(spec["holder_pid"]) + [spec["links"]]
     try:
+        if spec.get("links"):
+            from .netholder import open_holder
+            nest = open_holder(spec["holder_pid"]) + [spec["links"]]
+        if "ipc" in pids:
+            spec = dict(spec, shm_tree=_clone_shm(pids["ipc"]))
         return _start(spec, idmap, flags, join, prestart, private_fds, nest)
     finally:
-        for fd in (join or []) + (nest or [])[:2]:
+        for fd in list((join or {}).values()) + (nest or [])[:2]:
             os.close(fd)
+        if spec.get("shm_tree") is not None:
+            os.close(spec["shm_tree"])
 
 
 def _start(spec, idmap, flags, join, prestart, private_fds, nest=None):
@@ -571,6 +648,8 @@ def _start(spec, idmap, flags, join, prestart, private_fds, nest=None):
                 _init(spec, sync, sock_child, adopt_r, go_r, bypass)
             if go_r is not None:
                 os.close(go_r)
+            if spec.get("shm_tree") is not None:
+                os.close(spec["shm_tree"])  # init's to attach
             os.write(sync.c2p_w, b"%d\n" % init)
             # only init may hold these now: the parent reads them until EOF
             for fd in (sync.c2p_w, sync.err_w, sync.p2c_r):
@@ -720,7 +799,7 @@ def _init(spec, sync, sock, adopt_r=None, go_r=None, bypass=False):
         if spec["network"] not in ("host", "container"):
             from .net import loopback_up
             loopback_up()  # a joined namespace is its owner's to set up
-        if spec.get("uts_mode") != "host":
+        if spec.get("uts_mode") not in ("host", "container"):  # a joined one is its owner's
             libc.sethostname(spec["hostname"])
             if spec.get("domainname"):
                 libc.setdomainname(spec["domainname"])

@@ -1,7 +1,7 @@
 """The only home of ctypes: thin wrappers over the Linux syscalls Python's os module lacks.
 
-Owns: unshare, setns, mount, umount2, pivot_root, mount_setattr, sethostname, setdomainname,
-prctl,
+Owns: unshare, setns, mount, umount2, pivot_root, mount_setattr, open_tree, move_mount,
+sethostname, setdomainname, prctl,
 capget/capset, seccomp, pidfd_getfd, connect with a raw address, a thread's own credentials,
 the constants they take, and turning a failed call into OSError with the right errno.
 Must not: decide policy (what to mount, which caps to keep); callers in userns/ do that.
@@ -18,10 +18,12 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _SYSCALLS = {
     "x86_64": {"pivot_root": 155, "capget": 125, "capset": 126, "mount_setattr": 442,
                "openat2": 437, "seccomp": 317, "pidfd_getfd": 438,
+               "open_tree": 428, "move_mount": 429,
                "setfsuid": 122, "setfsgid": 123, "setgroups": 116,
                "setresuid": 117, "setresgid": 119},
     "aarch64": {"pivot_root": 41, "capget": 90, "capset": 91, "mount_setattr": 442,
                 "openat2": 437, "seccomp": 277, "pidfd_getfd": 438,
+                "open_tree": 428, "move_mount": 429,
                 "setfsuid": 151, "setfsgid": 152, "setgroups": 159,
                 "setresuid": 147, "setresgid": 149},
 }
@@ -50,6 +52,8 @@ MNT_DETACH = 2
 MOUNT_ATTR_RDONLY = 0x1
 AT_RECURSIVE = 0x8000
 AT_EMPTY_PATH = 0x1000
+OPEN_TREE_CLONE = 1
+MOVE_MOUNT_F_EMPTY_PATH = 4
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -122,6 +126,21 @@ def make_readonly_recursive(path):
     _check(_syscall("mount_setattr", ctypes.c_int(-100), ctypes.c_char_p(_b(path)),
                     ctypes.c_uint(AT_RECURSIVE), ctypes.byref(attr),
                     ctypes.c_size_t(ctypes.sizeof(attr))), "mount_setattr", path)
+
+
+def clone_tree(path, dirfd=-100):
+    """A detached copy of the mount at path (relative to dirfd; open_tree OPEN_TREE_CLONE,
+    Linux 5.2+), as a close-on-exec fd: move_tree attaches it in another mount namespace,
+    which a bind mount across namespaces cannot do."""
+    return _check(_syscall("open_tree", ctypes.c_int(dirfd), ctypes.c_char_p(_b(path)),
+                           ctypes.c_uint(OPEN_TREE_CLONE | os.O_CLOEXEC)), "open_tree", path)
+
+
+def move_tree(fd, target):
+    """Attach the detached mount fd (clone_tree) at target (move_mount(2))."""
+    _check(_syscall("move_mount", ctypes.c_int(fd), ctypes.c_char_p(b""), ctypes.c_int(-100),
+                    ctypes.c_char_p(_b(target)), ctypes.c_uint(MOVE_MOUNT_F_EMPTY_PATH)),
+           "move_mount", target)
 
 
 def sethostname(name):

@@ -77,6 +77,9 @@ def build_plan(spec):
     plan.append(("mount", "devpts", "/dev/pts", "devpts", NOSUID | NOEXEC, devpts))
     if spec.get("ipc_mode") == "host":
         plan.append(("bind", "/dev/shm", "/dev/shm", False, False))
+    elif spec.get("shm_tree") is not None:
+        # --ipc container:NAME: NAME's own /dev/shm mount (launcher._clone_shm), attached
+        plan.append(("move_tree", spec["shm_tree"], "/dev/shm"))
     elif spec.get("ipc_mode") != "none":
         plan.append(("mount", "shm", "/dev/shm", "tmpfs", NOSUID | NODEV | NOEXEC,
                      "mode=1777,size=%d" % (spec.get("shm_size") or 64 << 20)))
@@ -187,6 +190,8 @@ class RealSys:
                 raise
         flags = libc.MS_BIND | libc.MS_REMOUNT | RDONLY | _locked_flags(path)
         libc.mount(None, path, None, flags, None)
+
+    move_tree = staticmethod(libc.move_tree)
 
     @staticmethod
     def lstat(path):
@@ -328,6 +333,9 @@ class Executor:
         if readonly:
             # "top": --mount bind-recursive=writable, the mounts below stay writable
             self.sys.make_readonly(target, recursive and readonly != "top")
+
+    def op_move_tree(self, fd, cpath):
+        self.sys.move_tree(fd, self._target(cpath))
 
     def op_copy_up(self, source, cpath):
         path = self.resolve(cpath)

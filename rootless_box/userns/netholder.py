@@ -142,7 +142,8 @@ def open_holder(pid):
     """[user fd, net fd] of the holder `pid` (close-on-exec), for a process that enters it."""
     from .launcher import _open_joined
     try:
-        return _open_joined(pid)
+        fds = _open_joined({"net": pid})
+        return [fds["user"], fds["net"]]
     except errors.SetupError:
         raise errors.SetupError("the network holder (pid %d) is gone" % pid,
                                 "run the command again: it starts a new one") from None

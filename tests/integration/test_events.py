@@ -1,5 +1,6 @@
 """`events`: the daemonless journal as a user reads it: container life (create, start, die,
-kill, stop, destroy, exec, health_status), image events (tag, untag, delete), filters,
+kill, stop, destroy, exec, health_status), volume events, image events (tag, untag, delete,
+load, import, save), filters,
 --format, and following new events live."""
 
 import json
@@ -67,6 +68,37 @@ def test_image_events_and_filters(cli, image):
     assert "tag evimg:1" in lines and "untag evimg:1" in lines
     assert not [line for line in lines if line.startswith(("create", "start"))]
     assert_one_error(cli("events", "--filter", "colour=red", "--until", "0s"), 1)
+
+
+def test_volume_events(cli, image, tmp_path):
+    """A volume's life as dockerd reports it: create, mount before the container starts,
+    unmount after it dies, destroy; a --rm container's anonymous volume too."""
+    vol = "evvol-%s" % tmp_path.name[-6:]
+    cli.ok("volume", "create", vol)
+    cli.ok("run", "--rm", "-v", vol + ":/data", image, "true")
+    cli.ok("volume", "rm", vol)
+    lines = past(cli, "--filter", "volume=" + vol, "--format",
+                 "{{.Type}} {{.Action}} {{.Actor.Attributes.destination}}")
+    assert lines == ["volume create <no value>", "volume mount /data",
+                     "volume unmount <no value>", "volume destroy <no value>"]
+    cid = cli.ok("create", "-v", "/anon", image, "true").out.strip()
+    anon = json.loads(cli.ok("inspect", cid).out)[0]["Mounts"][0]["Name"]
+    cli.ok("rm", "-v", cid)
+    lines = past(cli, "--filter", "type=volume", "--filter", "volume=" + anon, "--format",
+                 "{{.Action}} {{.Actor.Attributes.driver}}")
+    assert lines == ["create local", "destroy local"]
+
+
+def test_load_import_save_events(cli, image, rootfs_tar, tmp_path):
+    archive = str(tmp_path / "saved.tar")
+    cli.ok("save", "-o", archive, image)
+    image_id = cli.ok("inspect", "-f", "{{.Id}}", image).out.strip()
+    cli.ok("load", "-i", archive)
+    imported = cli.ok("import", rootfs_tar, "evimport:1").out.strip()
+    lines = past(cli, "--filter", "type=image", "--format", "{{.Action}} {{.Actor.ID}}")
+    assert "save " + image_id in lines and "load " + image_id in lines
+    assert "import " + imported in lines
+    cli.ok("rmi", "evimport:1")
 
 
 def test_following_new_events(cli, image, tmp_path):

@@ -101,6 +101,8 @@ def test_usage_errors(cli, box):
     assert cli("exec", box).returncode == 1  # no command: Docker's arity error, 1
     priv = cli("exec", "--privileged", box, "true")
     assert priv.returncode == 1 and "--privileged is not supported" in priv.err
+    keys = cli("exec", "--detach-keys", "ctrl-a,x", box, "true")
+    assert keys.returncode == 1 and "--detach-keys is not supported for exec" in keys.err
     notty = cli("exec", "-it", box, "true", input=b"")
     assert notty.returncode == 1 and "the input device is not a TTY" in notty.err
 

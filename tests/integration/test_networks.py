@@ -142,6 +142,13 @@ def test_bad_input(user):
         assert_one_error(proc, code)
         assert text in proc.err, (args, proc.err)
     assert user.ok("ps", "-a", "-q").out == ""  # nothing half made
+    # a container on a user network has a user namespace of its own (nested in the
+    # holder's): another container's pid/ipc/uts namespaces cannot be joined from it
+    user.ok("run", "-d", "--name", "donor", "base", "sleep", "300")
+    proc = user("run", "--rm", "--network", "n", "--pid", "container:donor", "base", "true")
+    assert_one_error(proc, 125)
+    assert "user-defined network" in proc.err
+    assert user.ok("ps", "-a", "--format", "{{.Names}}").out.split() == ["donor"]
 
 
 def test_connect_disconnect_restart_and_publish(user):

@@ -3,6 +3,8 @@
 --pid/--ipc/--uts host, and their bad values (one error line, exit 125, nothing made)."""
 
 import os
+import signal
+import subprocess
 
 import pytest
 
@@ -130,7 +132,59 @@ def test_pid_ipc_uts_host(cli, image):
     assert own != mine[0]
     refused(cli, image, "--uts", "host", "-h", "box", words=["hostname"])
     refused(cli, image, "--pid", "bogus", words=["--pid"])
-    refused(cli, image, "--ipc", "container:x", words=["not supported"])
+    refused(cli, image, "--ipc", "container:", words=["--ipc"])
+
+
+def test_pid_ipc_uts_of_another_container(cli, image):
+    """--pid/--ipc/--uts container:NAME: the joiner sees NAME's processes, shares its IPC
+    namespace and its /dev/shm both ways, and has its hostname."""
+    cli.ok("run", "-d", "--name", "donor", "-h", "donorhost", image, "sh", "-c",
+           "echo from-donor > /dev/shm/note; exec sleep 300")
+    donor_ipc = cli.ok("exec", "donor", "readlink", "/proc/self/ns/ipc").out
+    out = cli.ok("run", "--rm", "--pid", "container:donor", image, "ps", "-o", "args").out
+    assert "sleep 300" in out
+    out = cli.ok("run", "--rm", "--ipc", "container:donor", image, "sh", "-c",
+                 "readlink /proc/self/ns/ipc; cat /dev/shm/note; echo back > /dev/shm/b").out
+    assert out.split("\n")[:2] == [donor_ipc.strip(), "from-donor"]
+    assert cli.ok("exec", "donor", "cat", "/dev/shm/b").out == "back\n"
+    out = cli.ok("run", "--rm", "--uts", "container:donor", image, "sh", "-c",
+                 "hostname; echo $HOSTNAME").out
+    assert out.split() == ["donorhost", "donorhost"]
+    cid = cli.ok("create", "--pid", "container:donor", "--ipc", "container:donor", image,
+                 "true").out.strip()
+    try:
+        host = inspect1(cli, cid)["HostConfig"]
+        assert host["PidMode"] == "container:donor" and host["IpcMode"] == "container:donor"
+    finally:
+        cli("rm", cid)
+    refused(cli, image, "--uts", "container:donor", "-h", "x", words=["hostname"])
+    refused(cli, image, "--ipc", "container:donor", "--sysctl", "kernel.shmmax=1",
+            words=["kernel.shmmax"])
+    refused(cli, image, "--pid", "container:nope", words=["no such container: nope"])
+    # a stopped donor: Docker's words, exit 125, nothing left behind
+    cli.ok("stop", "-t", "0", "donor")
+    for flag, word in (("--pid", "PID"), ("--ipc", "IPC"), ("--uts", "UTS")):
+        refused(cli, image, flag, "container:donor",
+                words=["failed to join %s namespace: container donor is not running" % word])
+    cli.ok("rm", "donor")
+
+
+def test_joined_namespaces_need_one_user_namespace(cli, image):
+    """Joining a namespace means entering its owner's user namespace: namespaces of two
+    containers can be joined together only when they share one."""
+    cli.ok("run", "-d", "--name", "ua", "--network", "none", image, "sleep", "300")
+    cli.ok("run", "-d", "--name", "ub", image, "sleep", "300")
+    # uc joined ua's network, so it runs in ua's user namespace: joining both is one
+    cli.ok("run", "-d", "--name", "uc", "--network", "container:ua", image, "sleep", "300")
+    userns = cli.ok("exec", "ua", "readlink", "/proc/self/ns/user").out
+    out = cli.ok("run", "--rm", "--network", "container:ua", "--pid", "container:uc",
+                 "--ipc", "container:ua", image, "readlink", "/proc/self/ns/user").out
+    assert out == userns
+    refused(cli, image, "--network", "container:ua", "--pid", "container:ub",
+            words=["--network container:ua and --pid container:ub", "user namespaces"])
+    refused(cli, image, "--pid", "container:ua", "--uts", "container:ub",
+            words=["different user namespaces"])
+    cli.ok("rm", "-f", "ua", "ub", "uc")
 
 
 def test_inspect_records_the_flags(cli, image):
@@ -214,11 +268,68 @@ def test_attach_only_the_streams_named(cli, image):
 
 def test_sig_proxy_and_domainname(cli, image):
     assert cli.ok("run", "--rm", "--sig-proxy", image, "echo", "ok").out == "ok\n"
-    refused(cli, image, "--sig-proxy=false", words=["--sig-proxy=false", "-d"])
     out = cli.ok("run", "--rm", "--domainname", "example.org", image, "cat",
                  "/proc/sys/kernel/domainname").out
     assert out == "example.org\n"
     refused(cli, image, "--uts", "host", "--domainname", "x.org", words=["UTS"])
+
+
+def test_sig_proxy_false_leaves_the_container_running_when_the_cli_goes(cli, image):
+    """--sig-proxy=false: the CLI shows the output and ends with the status as usual, but a
+    signal to it ends the CLI alone: the container is kept by a monitor, as Docker's daemon
+    keeps it."""
+    before = cli.ok("ps", "-aq").out
+    proc = cli("run", "--rm", "--sig-proxy=false", image, "sh", "-c",
+               "echo out; echo err >&2; exit 3")
+    assert (proc.returncode, proc.out, proc.err) == (3, "out\n", "err\n")
+    assert cli.ok("ps", "-aq").out == before
+    proc = cli("run", "--sig-proxy=false", "--name", "apart", image, "sh", "-c", "exit 4")
+    assert proc.returncode == 4
+    cli.ok("rm", "apart")
+    client = subprocess.Popen(cli.argv("run", "--name", "apart", "--sig-proxy=false", image,
+                                       "sh", "-c", "echo started; exec sleep 300"),
+                              env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert client.stdout.readline() == b"started\n"
+        client.send_signal(signal.SIGTERM)
+        client.wait(20)
+        assert cli.ok("inspect", "-f", "{{.State.Status}}", "apart").out == "running\n"
+    finally:
+        client.kill()
+        client.wait()
+        cli("rm", "-f", "apart")
+
+
+def test_run_it_detach_keys_leave_the_container_running(cli, image):
+    from conftest import run_in_pty
+    sent = []
+
+    def detach(master, data):
+        if "attached-42" in data.decode(errors="replace") and not sent:
+            os.write(master, b"\x01x")  # ctrl-a,x
+            sent.append("detach")
+    text, status = run_in_pty(cli, ["run", "-it", "--name", "rt", "--detach-keys",
+                                    "ctrl-a,x", image, "sh"], on_output=detach,
+                              send=b"echo attached-$((6*7))\r")
+    try:
+        assert status == 0 and "attached-42" in text and "read escape sequence" in text
+        assert cli.ok("inspect", "-f", "{{.State.Status}}", "rt").out == "running\n"
+        sent.clear()
+        text, status = run_in_pty(cli, ["start", "-ai", "--detach-keys", "ctrl-a,x", "rt"],
+                                  on_output=detach, send=b"echo attached-$((6*7))\r")
+        assert status == 0 and "read escape sequence" in text, text
+        text, status = run_in_pty(cli, ["attach", "rt"], send=b"exit 3\r")
+        assert status == 3, text
+    finally:
+        cli("rm", "-f", "rt")
+    # a command that ends at once, maybe before the client connects: its status, nothing
+    # left behind
+    before = cli.ok("ps", "-aq").out
+    text, status = run_in_pty(cli, ["run", "-t", "--rm", "--detach-keys", "ctrl-a,x", image,
+                                    "sh", "-c", "exit 6"])
+    assert status == 6 and "error" not in text
+    assert cli.ok("ps", "-aq").out == before
+    refused(cli, image, "-it", "--detach-keys", "ctrl-", words=["detach keys"])
 
 
 def test_flags_that_cannot_work_are_refused_with_their_reason(cli, image):

@@ -49,5 +49,30 @@ def test_filters_as_docker_reads_them():
     assert not events.matches(event, {"container": ["db"]})
 
 
+def test_volume_and_network_filters_name_their_own_kind():
+    vol = {"Type": "volume", "Action": "mount",
+           "Actor": {"ID": "data", "Attributes": {"driver": "local", "container": "abc"}}}
+    assert events.matches(vol, {"volume": ["data"], "event": ["mount"]})
+    assert not events.matches(vol, {"volume": ["other"]})
+    assert not events.matches(vol, {"network": ["data"]})  # a volume is no network
+    net = {"Type": "network", "Action": "create",
+           "Actor": {"ID": "n123", "Attributes": {"name": "front", "type": "bridge"}}}
+    assert events.matches(net, {"network": ["front"]}) and events.matches(net, {
+        "network": ["n123"]})
+    assert not events.matches(net, {"volume": ["front"]})
+
+
+def test_mount_events_around_a_containers_start_and_die(tmp_path):
+    record = {"Id": "c1", "Name": "web", "Config": {"Image": "base"},
+              "Mounts": [{"Type": "volume", "Name": "data", "Destination": "/d", "RW": False},
+                         {"Type": "bind", "Source": "/x", "Destination": "/x"}]}
+    events.container(str(tmp_path), record, "start")
+    events.container(str(tmp_path), record, "die", exitCode=0)
+    got = [(e["Type"], e["Action"], e["Actor"]["Attributes"].get("read/write"))
+           for e in events.read(str(tmp_path))]
+    assert got == [("volume", "mount", "false"), ("container", "start", None),
+                   ("container", "die", None), ("volume", "unmount", None)]
+
+
 def test_a_journal_that_cannot_be_written_fails_nobody(tmp_path):
     events.emit(str(tmp_path / "missing" / "dir"), "image", "tag", "x")

@@ -64,6 +64,9 @@ class Recorder:
     def copy_up(self, image_dir, volume_dir):
         self.calls.append(("copy_up", image_dir, volume_dir))
 
+    def move_tree(self, fd, target):
+        self.calls.append(("move_tree", fd, target))
+
 
 def execute(s):
     rec = Recorder()
@@ -96,6 +99,16 @@ def test_order_rootfs_then_kernel_fs_then_dev_then_user_mounts_then_pivot(tmp_pa
     assert ("readonly", root + "/a", True) in calls
     assert calls[-4:] == [("chdir", root), ("pivot_root", ".", "."),
                           ("umount2", ".", libc.MNT_DETACH), ("chdir", "/")]
+
+
+def test_a_joined_ipc_namespace_gets_the_donors_shm_mount_not_a_new_one(tmp_path):
+    s = spec(tmp_path, ipc_mode="container", shm_tree=7)
+    root = s["rootfs"]["merged"]
+    calls = execute(s)
+    assert ("move_tree", 7, root + "/dev/shm") in calls
+    assert "/dev/shm" not in targets(calls, root)
+    # in the joined IPC namespace, a fresh mqueue mount shows the donor's queues
+    assert "/dev/mqueue" in targets(calls, root)
 
 
 def test_dev_nodes_devpts_and_links(tmp_path):

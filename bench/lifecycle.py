@@ -119,12 +119,14 @@ class _Ours:
         self.env["XDG_CONFIG_HOME"] = os.path.join(tmp, "rbx-config")
         self.env["PYTHONPATH"] = TOP
         # An installed package has its bytecode compiled; a source tree the bench user may not
-        # write to would be compiled again on every run (and in every watcher).
+        # write to would be compiled again on every run. (The watcher runs with -I and ignores
+        # this: it reads the tree's own __pycache__, which `make bench` compiles.)
         self.env["PYTHONPYCACHEPREFIX"] = os.path.join(cache, "pycache")
         os.mkdir(self.env["XDG_DATA_HOME"], 0o700)
         # the installed command (bin/rootless-box), not `python -m`: runpy's start-up
-        # (importlib.util and friends, ~5 ms) is no part of what a user's call costs
-        self.rbx = [sys.executable, os.path.join(TOP, "bin", "rootless-box")]
+        # (importlib.util and friends, ~5 ms) is no part of what a user's call costs; with the
+        # -S of its #! line, as the installed command runs
+        self.rbx = [sys.executable, "-S", os.path.join(TOP, "bin", "rootless-box")]
         self.root = os.path.join(self.env["XDG_DATA_HOME"], "rootless-box")
         self.started = []  # full IDs, for the clean-up whatever happens
 

@@ -235,8 +235,9 @@ def _print_table(args, tmp, ours, podman, podman_note, times, binary=None):
         else:
             b = "n/a (%s)" % (podman_note or "failed")
         ratio = "%.2f" % (ours_f[i] / pod_f[i]) if ours_f and pod_f else "-"
-        print("| `run --rm true`, %s | %s | %s | %s |" % (label, a, b, ratio))
-        row("`run --rm busybox true`, %s" % label, ours_f[i] * 1000 if ours_f else None,
+        goal = " (goal: 0.25x)" if label == "median" else ""
+        print("| `run --rm true`, %s%s | %s | %s | %s |" % (label, goal, a, b, ratio))
+        row("`run --rm busybox true`, %s%s" % (label, goal), ours_f[i] * 1000 if ours_f else None,
             pod_f[i] * 1000 if pod_f else None, "podman", "ms",
             why=None if pod_f else (podman_note or "failed"))
     if binary is not None:

@@ -265,10 +265,10 @@ def main(argv):
         from .chowns import serve
         ids = _fake_ids(argv[6]) if len(argv) > 6 and argv[6] else None
         services[listener] = lambda: serve(listener, ids)
-    from ..store import Store
     from .logwriter import LogWriter
-    store = Store(root)
-    cdir = store.container_dir(cid)
+    # the store's module is imported at the exit, not for the container's whole life (it
+    # is a quarter of what the imports weigh); its layout: containers/<id>/
+    cdir = os.path.join(root, "containers", cid)
     record_path = os.path.join(cdir, "container.json")
     record = _read_record(record_path) or {}
     started = time.monotonic()
@@ -292,6 +292,8 @@ def main(argv):
         except OSError:
             pass  # a process the container left behind still holds it
     from ..oci.image import now_rfc3339
+    from ..store import Store
+    store = Store(root)
     now = now_rfc3339()
     with store.lock():
         record = _read_record(record_path)

@@ -161,21 +161,28 @@ _BUNDLER_PREFIXES = ("_PYI_", "_MEIPASS")
 
 def unbundled_env(environ, bundle_dir=None):
     """environ without a bundler's additions: LD_LIBRARY_PATH back to the user's own value
-    (LD_LIBRARY_PATH_ORIG), or without entries inside bundle_dir (sys._MEIPASS) when the
-    bootloader kept no original; no _PYI_* or _MEIPASS* variables."""
+    (LD_LIBRARY_PATH_ORIG); no _PYI_* or _MEIPASS* variables; and in every other variable
+    (LD_LIBRARY_PATH when the bootloader kept no original, OPENSSL_MODULES that PyInstaller's
+    OpenSSL hook points into the bundle, ...) no path entry inside bundle_dir
+    (sys._MEIPASS), the variable dropped when nothing else is left in it."""
     env = {k: v for k, v in environ.items() if not k.startswith(_BUNDLER_PREFIXES)}
     orig = env.pop("LD_LIBRARY_PATH_ORIG", None)
     if orig is not None:
         env["LD_LIBRARY_PATH"] = orig
-    elif bundle_dir and "LD_LIBRARY_PATH" in env:
+    if bundle_dir:
         bundle = os.path.realpath(bundle_dir)
-        kept = [p for p in env["LD_LIBRARY_PATH"].split(":")
-                if p and os.path.realpath(p) != bundle
-                and not os.path.realpath(p).startswith(bundle + os.sep)]
-        if kept:
-            env["LD_LIBRARY_PATH"] = ":".join(kept)
-        else:
-            del env["LD_LIBRARY_PATH"]
+
+        def inside(path):
+            real = os.path.realpath(path)
+            return real == bundle or real.startswith(bundle + os.sep)
+        for key, value in list(env.items()):
+            if bundle_dir not in value and bundle not in value:
+                continue
+            kept = [p for p in value.split(":") if p and not inside(p)]
+            if kept:
+                env[key] = ":".join(kept)
+            else:
+                del env[key]
     return env
 
 

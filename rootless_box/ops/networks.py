@@ -461,7 +461,7 @@ def _rewire(store, pid, records):
         except OSError:
             continue
         try:
-            netholder.enter_and(pid, netholder.plumb, target, links)
+            netholder.enter_and(pid, netholder.plumb, target, links, True)
         except errors.BoxError:
             pass
         finally:

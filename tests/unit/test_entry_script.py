@@ -36,10 +36,13 @@ def test_search_path_as_site_makes_it_without_pth_imports(tmp_path):
     env.pop("PYTHONPATH", None)
     _text, pre = _preamble()
     show = "import sys; print(repr(sys.path[1:]))"
+    # from a directory no .pth names: with -c the working directory is sys.path[0] before
+    # our site.main() runs (site itself runs before it is added), so a .pth line naming it
+    # (an editable install run from its source tree) would be a known path for us alone
     ours = subprocess.run([sys.executable, "-S", "-c", pre + "\n" + show], env=env,
-                          capture_output=True, text=True, check=True)
+                          capture_output=True, text=True, check=True, cwd=str(tmp_path))
     theirs = subprocess.run([sys.executable, "-c", show], env=env, capture_output=True,
-                            text=True, check=True)
+                            text=True, check=True, cwd=str(tmp_path))
     # the user's site (the test's PYTHONUSERBASE), the venv's and the system's, in site's order
     assert ours.stdout == theirs.stdout
     assert str(extra) in ours.stdout and str(site_dir) in ours.stdout

@@ -78,13 +78,26 @@ def attach_terminal(store, record, stdin=True, keys=None):
     from ..ops import lifecycle
     from ..ops.monitor import attach_socket
     from ..userns.pty import relay
-    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        conn.connect(attach_socket(record["Id"]))
-    except OSError:
-        raise Conflict("cannot attach to %s: its monitor does not offer its terminal"
-                       % record["Name"], "it was started before attach existed; restart it",
-                       exit_code=1) from None
+    import time
+    from ..ops import containers
+    # a container just started (run --detach-keys, start -a): its monitor has answered but
+    # its watcher may not listen yet; wait for that while the container runs
+    deadline = time.monotonic() + 15
+    while True:
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            conn.connect(attach_socket(record["Id"]))
+            break
+        except OSError:
+            conn.close()
+        current = store.read_container(record["Id"])
+        running = current is not None and containers.refresh_state(store, current)[
+            "State"].get("Status") in containers.LIVE_STATES
+        if not running or time.monotonic() > deadline:
+            raise Conflict("cannot attach to %s: its monitor does not offer its terminal"
+                           % record["Name"], "it was started before attach existed; restart "
+                           "it", exit_code=1) from None
+        time.sleep(0.02)
     terminal = _terminal_of(conn)
     fd = conn.detach()
     sys.stdout.flush()

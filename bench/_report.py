@@ -39,6 +39,7 @@ QUICK_ARGS = {
     "networks": ["--runs", "3", "--size-mb", "64", "--lookups", "50"],
     "unpack_commit": ["--runs", "1"],
     "build": ["--runs", "1"],
+    "reproducible": ["--runs", "2"],
     "pull": ["--runs", "1", "--warmup", "0"],
     "lifecycle": ["--runs", "3", "--warmup", "1", "--count", "10", "--idle", "2"],
     "aptbuild": ["--runs", "1"],

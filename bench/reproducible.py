@@ -1,0 +1,82 @@
+"""Benchmark: what reproducibility costs a build (issue 20's goal: at most 1.05x).
+
+Owns: timing bench/build.py's 8-step Dockerfile (a COPY of 5,000 small files and a 50 MB file,
+a RUN creating 1,000 files), cold, as rootless-box builds it (reproducible by default: mtimes
+clamped to the epoch, .pyc headers kept valid, no wall clock in configs) beside the same build
+with all of that turned off (bench/_keep_times.py: what builds did before issue 20), the two
+alternating in one store, every build --no-cache. The peer is rootless-box itself.
+Must not: run as root, touch the user's own stores, or leave processes or files behind.
+
+Usage: .venv/bin/python bench/reproducible.py [--runs 5]
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+
+from _peers import timed  # noqa: E402
+from _report import row  # noqa: E402
+from build import DOCKERFILE, _context  # noqa: E402
+
+
+def log(msg):
+    print("reproducible: " + msg, file=sys.stderr, flush=True)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args(argv)
+    if os.geteuid() == 0:
+        log("refusing to run as root: this measures rootless builds")
+        return 2
+    top = tempfile.mkdtemp(prefix="rbx-bench-repro-")
+    try:
+        log("making the context (5,000 files and 50 MB)")
+        ctx = _context(top)
+        from rootless_box.ops.fromhost import write_rootfs_tar
+        base_tar = os.path.join(top, "base.tar")
+        with open(base_tar, "wb") as f:
+            write_rootfs_tar(["/bin/busybox"], f)
+        env = dict(os.environ, XDG_DATA_HOME=os.path.join(top, "rbx"),
+                   PYTHONPATH=os.path.dirname(HERE))
+        rbx = [sys.executable, os.path.join(os.path.dirname(HERE), "bin", "rootless-box")]
+        keep = [sys.executable, os.path.join(HERE, "_keep_times.py")]
+        subprocess.run(rbx + ["import", base_tar, "localhost/bench-base"], env=env,
+                       check=True, capture_output=True)
+        with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+            f.write(DOCKERFILE.format(base="localhost/bench-base"))
+        times = {"reproducible": [], "keep": []}
+        for run in range(args.runs):
+            # alternate which goes first, so a drift of the machine's load hits both alike
+            order = ("reproducible", "keep") if run % 2 == 0 else ("keep", "reproducible")
+            for name in order:
+                cmd = (rbx if name == "reproducible" else keep) + [
+                    "build", "--no-cache", "-q", "-t", "r-" + name, ctx]
+                times[name].append(timed(cmd, env, "build (%s)" % name))
+            log("run %d: reproducible %.2f s, keeping times %.2f s"
+                % (run + 1, times["reproducible"][-1], times["keep"][-1]))
+        ours, base = statistics.median(times["reproducible"]), statistics.median(times["keep"])
+        print("bench/build.py's 8-step Dockerfile, cold (--no-cache), %d runs each, alternating "
+              "in one store; medians." % args.runs)
+        print()
+        print("| figure | reproducible (default) | keeping mtimes and the clock | ratio |")
+        print("|---|---|---|---|")
+        print("| cold build (goal: 1.05x) | %.2f s | %.2f s | %.2f |" % (ours, base, ours / base))
+        row("cold build, reproducible by default (goal: 1.05x)", ours, base,
+            "the same build keeping mtimes and the clock (before issue 20)", "s")
+    finally:
+        from rootless_box.store import remove_tree
+        remove_tree(top)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -78,7 +78,8 @@ GROUPS = {
     "system": {"df": "system df", "prune": "system prune", "info": "info",
                "events": "events", "service": "system service"},
     "builder": {"prune": "builder prune", "build": "build"},
-    "generate": {"systemd": "generate systemd"},
+    "generate": {"systemd": "generate systemd", "kube": "generate kube"},
+    "kube": {"play": "kube play", "generate": "generate kube", "down": "kube down"},
     "volume": {"create": "volume create", "ls": "volume ls", "list": "volume ls",
                "inspect": "volume inspect", "rm": "volume rm", "remove": "volume rm",
                "prune": "volume prune"},
@@ -93,6 +94,9 @@ EXTRA = {"image from-host": ("fromhost", "Make a base image from host binaries a
          "builder prune": ("builderprune", "Remove build cache"),
          "container prune": ("containerprune", "Remove all stopped containers"),
          "generate systemd": ("generate", "Generate a systemd user unit for a container"),
+         "generate kube": ("generatekube", "Generate Kubernetes YAML from containers"),
+         "kube play": ("kube", "Run the Pods and Deployments of a Kubernetes YAML file"),
+         "kube down": ("kube", "Remove what kube play made from a Kubernetes YAML file"),
          "system df": ("systemdf", "Show disk usage"),
          "system prune": ("systemprune", "Remove unused data"),
          "system service": ("service", "Serve Docker's Engine API on a unix socket"),
@@ -111,7 +115,8 @@ EXTRA = {"image from-host": ("fromhost", "Make a base image from host binaries a
          "network disconnect": ("network", "Disconnect a container from a network")}
 GROUP_SUMMARIES = {"image": "Manage images", "container": "Manage containers",
                    "system": "Manage rootless-box", "builder": "Manage builds",
-                   "generate": "Generate systemd units", "volume": "Manage volumes",
+                   "generate": "Generate systemd units and Kubernetes YAML",
+                   "kube": "Play and generate Kubernetes YAML", "volume": "Manage volumes",
                    "network": "Manage networks"}
 
 

@@ -424,8 +424,10 @@ def _existing(store, pods):
             if ((r.get("Config") or {}).get("Labels") or {}).get(POD_LABEL) in pods]
 
 
-def down(store, docs):
-    """Remove what play made for the file's pods and claims -> the pod names removed."""
+def down(store, docs, claims=True):
+    """Remove what play made for the file's pods and (with claims) the volumes it made for
+    its claims -> the pod names removed. --replace keeps the claims: a replay replaces the
+    pods, not their data."""
     from . import containers, volumes
     result = plan(docs)
     pods = [p[0] for p in result.pods]
@@ -439,7 +441,8 @@ def down(store, docs):
             pass
     for meta in volumes.list_volumes(store):
         labels = meta.get("Labels") or {}
-        if labels.get(POD_LABEL) in pods or labels.get(CLAIM_LABEL) in result.claims:
+        if labels.get(POD_LABEL) in pods or (claims and labels.get(CLAIM_LABEL) in
+                                             result.claims):
             try:
                 volumes.remove(store, meta["Name"], force=True)
             except errors.NotFound:
@@ -469,13 +472,28 @@ def play(docs, pull_for, warn, publish=(), replace=False):
     store = open_store(idmap)
     pods = [p[0] for p in result.pods]
     if replace:
-        down(store, docs)
+        down(store, docs, claims=False)
     elif _existing(store, pods):
         raise errors.Conflict("pod %s exists: made by an earlier kube play" %
                               (_existing(store, pods)[0].get("Config") or {})
                               .get("Labels", {}).get(POD_LABEL),
                               "add --replace, or remove it first with kube play --down FILE")
     publish = [_publish(p) for p in publish]
+    made_claims = []
+    try:
+        return _play(store, idmap, result, publish, pull_for, warn, made_claims)
+    except BaseException:
+        down(store, docs, claims=False)  # nothing half made
+        for claim in made_claims:
+            try:
+                volumes.remove(store, claim, force=True)
+            except errors.BoxError:
+                pass
+        raise
+
+
+def _play(store, idmap, result, publish, pull_for, warn, made_claims):
+    from . import run as run_ops, volumes
     # pod spec checks (every field, every reference) before anything is made
     prepared = []
     for pod, d, path, spec, labels, meta, _kind in result.pods:
@@ -495,6 +513,7 @@ def play(docs, pull_for, warn, publish=(), replace=False):
             volumes.get(store, claim)
         except errors.NotFound:
             volumes.create(store, claim, labels={CLAIM_LABEL: claim})
+            made_claims.append(claim)
     out = []
     for number, (pod, labels, inits, apps, vols, made, extra) in enumerate(prepared):
         ports = []
@@ -519,12 +538,8 @@ def play(docs, pull_for, warn, publish=(), replace=False):
                     c[0] == cport for p in prepared for a in p[3] for c in a[3])):
                 ports = [p for p in ports if not p.split(":")[-1].startswith("%d/" % cport)]
                 ports.append("%s:%d/%s" % (host, cport, proto))
-        try:
-            names = _start_pod(store, idmap, pod, ports, inits, apps, vols, made, extra,
-                               pull_for, warn, run_ops, volumes)
-        except BaseException:
-            down(store, docs)
-            raise
+        names = _start_pod(store, idmap, pod, ports, inits, apps, vols, made, extra,
+                           pull_for, warn, run_ops, volumes)
         out.append((pod, names))
     return out
 

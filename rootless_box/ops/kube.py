@@ -3,8 +3,8 @@ compose's `convert --format kube`).
 
 Owns: the neutral "container spec" (a plain dict: name, image, image_local, entrypoint,
 command, env, workdir, user, labels, healthcheck, ports, mounts, memory, memory_reservation,
-nano_cpus, restart) made from a container record (spec_from_record) or, by compose, from a
-service; the mapping of a list of such specs to Kubernetes documents (documents: one Pod or
+nano_cpus, restart) made from a container record (spec_from_record) or from RunOptions
+(spec_from_options: what compose makes for each service, before anything is created); the mapping of a list of such specs to Kubernetes documents (documents: one Pod or
 Deployment holding them all, PersistentVolumeClaims for named volumes, an optional NodePort
 Service); the YAML text (PyYAML, imported here only: never on `run`'s path).
 Must not: print; read the store except in generate(); emit a field Kubernetes' OpenAPI schema
@@ -99,6 +99,57 @@ def spec_from_record(record, image_config=None, image_local=False):
             "memory_reservation": host.get("MemoryReservation") or None,
             "nano_cpus": host.get("NanoCpus") or None,
             "restart": (host.get("RestartPolicy") or {}).get("Name") or "no"}
+
+
+def spec_from_options(opts, image_config=None, image_local=False):
+    """What `run`/`create` (or compose, service by service) was asked for, as RunOptions
+    -> a spec, without making anything: -e, -p, -v (named, anonymous and bind), --tmpfs,
+    --entrypoint and the command, -w, -u, -l, --health-*, --memory/--cpus/
+    --memory-reservation, --restart."""
+    from . import cgroups, health, ports
+    from .run import entrypoint_words
+    env = {}
+    for item in opts.env:
+        key, eq, value = item.partition("=")
+        if eq:
+            env[key] = value
+    published = []
+    for text in opts.publish:
+        for key, ip, host in ports.parse_publish(text):
+            port, _, proto = key.partition("/")
+            published.append({"container": int(port), "protocol": proto,
+                              "host": int(host) if host.isdigit() else None,
+                              "host_ip": ip or None})
+    mounts = []
+    for text in opts.volumes:
+        parts = text.split(":")
+        readonly = len(parts) > 2 and "ro" in parts[2].split(",")
+        if len(parts) == 1:
+            mounts.append({"type": "anonymous", "destination": parts[0], "readonly": False})
+        elif parts[0].startswith(("/", ".", "~")):
+            mounts.append({"type": "bind", "source": parts[0], "destination": parts[1],
+                           "readonly": readonly})
+        else:
+            mounts.append({"type": "volume", "name": parts[0], "destination": parts[1],
+                           "readonly": readonly})
+    for text in opts.tmpfs:
+        mounts.append({"type": "tmpfs", "destination": text.partition(":")[0],
+                       "readonly": False})
+    limits, _warnings = cgroups.limits(opts)
+    labels = dict(item.partition("=")[::2] for item in opts.labels)
+    check = health.config(opts, (image_config or {}).get("Healthcheck"))
+    if check == (image_config or {}).get("Healthcheck"):
+        check = None
+    return {"name": opts.name, "image": _registry_name(opts.image),
+            "image_local": image_local,
+            "entrypoint": None if opts.entrypoint is None else entrypoint_words(
+                opts.entrypoint),
+            "command": list(opts.command) or None, "env": env, "workdir": opts.workdir,
+            "user": opts.user, "labels": labels, "healthcheck": check, "ports": published,
+            "mounts": mounts, "memory": limits.get("Memory"),
+            "memory_reservation": limits.get("MemoryReservation"),
+            "nano_cpus": limits.get("NanoCpus"),
+            "restart": (opts.restart or "no").partition(":")[0]}
 
 
 def _registry_name(name):

@@ -369,6 +369,7 @@ def _options(d, path, c, pod, volumes, result, restart, init=False):
         if probe is not None and not init:
             kw.update(_probe(d, "%s.%s" % (path, key), probe))
             break
+    kw.update(_resources(d, path, c))
     policy = d.get(c, path, "imagePullPolicy", str, default="IfNotPresent")
     if policy not in ("Always", "IfNotPresent", "Never"):
         raise _bad(d.index, path + ".imagePullPolicy", "must be Always, IfNotPresent or "
@@ -380,6 +381,41 @@ def _options(d, path, c, pod, volumes, result, restart, init=False):
         proto = d.get(port, ppath, "protocol", str, default="TCP").lower()
         ports.append((number, host, proto, port.get("name"), port.get("hostIP")))
     return image, kw, policy, ports
+
+
+_UNITS = {"Ki": 2 ** 10, "Mi": 2 ** 20, "Gi": 2 ** 30, "Ti": 2 ** 40, "k": 10 ** 3,
+          "M": 10 ** 6, "G": 10 ** 9, "T": 10 ** 12, "m": 10 ** -3, "": 1}
+
+
+def quantity(text):
+    """A Kubernetes quantity (64Mi, 1G, 500m, 1.5) -> a number; ValueError when it is not
+    one."""
+    text = str(text).strip()
+    number = text.rstrip("KkMGTi")
+    if text.endswith("m"):
+        number = text[:-1]
+    unit = text[len(number):]
+    if unit not in _UNITS or not number:
+        raise ValueError(text)
+    return float(number) * _UNITS[unit]
+
+
+def _resources(d, path, c):
+    """resources -> the run flags (memory, cpus, memory_reservation) they stand for."""
+    res = d.get(c, path, "resources", dict, default={})
+    flags = {}
+    for part, key, flag in (("limits", "memory", "memory"), ("limits", "cpu", "cpus"),
+                            ("requests", "memory", "memory_reservation")):
+        value = d.get(res, path + ".resources", part, dict, default={}).get(key)
+        if value is None:
+            continue
+        try:
+            number = quantity(value)
+        except ValueError:
+            raise _bad(d.index, "%s.resources.%s.%s" % (path, part, key),
+                       "not a quantity: %r" % value, "e.g. 64Mi, 1Gi, 500m, 2") from None
+        flags[flag] = ("%g" % number) if flag == "cpus" else str(int(number))
+    return flags
 
 
 def _labels(d, meta):
@@ -571,9 +607,24 @@ def _last_line(path):
     return ""
 
 
+def _limits(pod, containers, warn):
+    """Resources a machine without a delegated cgroup cannot apply are left out with one
+    warning (a manifest written for a cluster still plays), not refused as -m is."""
+    from . import cgroups
+    flags = {"memory": "Memory", "cpus": "NanoCpus", "memory_reservation": "MemoryReservation"}
+    asked = sorted({flags[k] for _i, kw, _p, _ports in containers for k in flags if k in kw})
+    why = cgroups.unavailable(asked) if asked else None
+    if not why:
+        return containers
+    warn("pod %s: resources left out: %s" % (pod, why))
+    return [(image, {k: v for k, v in kw.items() if k not in flags}, policy, ports)
+            for image, kw, policy, ports in containers]
+
+
 def _start_pod(store, idmap, pod, ports, inits, apps, vols, made, extra, pull_for, warn,
                run_ops, volumes):
     from . import lifecycle
+    inits, apps = _limits(pod, inits, warn), _limits(pod, apps, warn)
     pause_image(store, idmap)
     for name in made["volumes"]:
         volumes.create(store, name, labels={POD_LABEL: pod})

@@ -280,3 +280,56 @@ def test_a_missing_config_map_is_one_clear_error():
         kubeplay._options(d, cpath, c, "p", {}, result, "always")
     assert info.value.message == \
         "document 2: spec.containers[0].envFrom[0].configMapRef: ConfigMap nowhere not found"
+
+
+def test_specs_from_run_options_as_compose_makes_them():
+    """compose convert --format kube feeds documents() the RunOptions it makes per
+    service: the same mapping, nothing created."""
+    from rootless_box.ops.run import RunOptions
+    web = RunOptions("web:1", ["-f"], name="proj-web-1", env=["A=1", "FROM_HOST"],
+                     publish=["127.0.0.1:8080:80", "9000:9000/udp"],
+                     volumes=["data:/data:ro", "/anon", "./src:/src"], tmpfs=["/run:size=1m"],
+                     entrypoint="httpd", workdir="/srv", user="33", labels=["tier=front"],
+                     health_cmd="true", health_interval="10s", restart="on-failure:3",
+                     memory="64m", cpus="1.5")
+    db = RunOptions("db", name="proj-db-1", restart="always")
+    specs = [kube.spec_from_options(web), kube.spec_from_options(db, image_local=True)]
+    assert specs[0]["env"] == {"A": "1"}
+    assert specs[0]["restart"] == "on-failure" and specs[0]["nano_cpus"] == 1500000000
+    docs, warnings = kube.documents(specs, name="proj", kind="deployment", service=True)
+    validate_all(docs)
+    pod = docs[0]["spec"]["template"]["spec"]
+    web_c, db_c = pod["containers"]
+    assert web_c["image"] == "docker.io/library/web:1" and web_c["command"] == ["httpd"]
+    assert web_c["args"] == ["-f"] and web_c["securityContext"] == {"runAsUser": 33}
+    assert web_c["resources"]["limits"] == {"memory": str(64 * 2 ** 20), "cpu": "1500m"}
+    assert web_c["livenessProbe"]["exec"]["command"] == ["/bin/sh", "-c", "true"]
+    assert web_c["livenessProbe"]["periodSeconds"] == 10
+    mounts = {m["mountPath"]: m for m in web_c["volumeMounts"]}
+    assert mounts["/data"]["readOnly"] is True and "/src" not in mounts
+    assert any("./src:/src" in w for w in warnings)
+    assert db_c == {"name": "proj-db-1", "image": "docker.io/library/db:latest"}
+    service = docs[-1]["spec"]["ports"]
+    assert {p["port"] for p in service} == {8080, 9000}
+    assert [d["metadata"]["name"] for d in docs] == ["proj", "data", "proj"]
+
+
+def test_resources_become_run_limits():
+    assert kubeplay.quantity("64Mi") == 64 * 2 ** 20
+    assert kubeplay.quantity("1G") == 10 ** 9 and kubeplay.quantity("500m") == 0.5
+    with pytest.raises(ValueError):
+        kubeplay.quantity("lots")
+    doc = {"kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [
+        {"name": "c", "image": "x", "resources": {"limits": {"memory": "64Mi", "cpu": "250m"},
+                                                  "requests": {"memory": "32Mi"}}},
+        {"name": "d", "image": "x", "resources": {"limits": {"memory": "much"}}}]}}
+    result = kubeplay.plan([(0, doc)])
+    _pod, d, path, spec, _labels, _meta, _kind = result.pods[0]
+    items = d.items(spec, path, "containers")
+    _image, kw, _policy, _ports = kubeplay._options(d, items[0][0], items[0][1], "p", {},
+                                                     result, "always")
+    assert (kw["memory"], kw["cpus"], kw["memory_reservation"]) == \
+        (str(64 * 2 ** 20), "0.25", str(32 * 2 ** 20))
+    with pytest.raises(kubeplay.Bad) as info:
+        kubeplay._options(d, items[1][0], items[1][1], "p", {}, result, "always")
+    assert "spec.containers[1].resources.limits.memory" in info.value.message

@@ -188,7 +188,7 @@ def _env(d, path, c, pod, result):
     for epath, var in d.items(c, path, "env"):
         name = d.name(var, epath)
         if "value" in var:
-            out.append("%s=%s" % (name, "" if var["value"] is None else var["value"]))
+            out.append("%s=%s" % (name, d.get(var, epath, "value", str, default="")))
             continue
         source = d.get(var, epath, "valueFrom", dict)
         if source is None:

@@ -333,7 +333,10 @@ def _options(d, path, c, pod, volumes, result, restart, init=False):
     """One container of the pod -> RunOptions keywords."""
     name = d.name(c, path)
     image = d.get(c, path, "image", str, required=True)
-    kw = {"name": "%s-%s" % (pod, name), "detach": True, "network": "container:%s-infra" % pod,
+    infra = "container:%s-infra" % pod
+    # a pod's containers share its network, IPC and UTS (hostname) namespaces
+    kw = {"name": "%s-%s" % (pod, name), "detach": True, "network": infra, "ipc": infra,
+          "uts": infra,
           "labels": ["%s=%s" % (POD_LABEL, pod)], "restart": "no" if init else restart}
     command = d.get(c, path, "command", list)
     args = d.get(c, path, "args", list)

@@ -95,6 +95,8 @@ def test_a_pod_s_containers_share_localhost_and_down_leaves_nothing(cli, image, 
     web = inspect1(cli, "duo-web")
     assert web["HostConfig"]["NetworkMode"] == "container:" + inspect1(cli, "duo-infra")["Id"]
     assert web["HostConfig"]["RestartPolicy"]["Name"] == "on-failure"
+    # the pod's hostname is the pod's name, in each container (one UTS namespace)
+    assert cli.ok("exec", "duo-client", "hostname").out.strip() == "duo"
     assert web["Config"]["Healthcheck"]["Test"] == \
         ["CMD-SHELL", "wget -q -O /dev/null http://localhost:8000/"]
     assert web["Config"]["Labels"]["app"] == "duo"

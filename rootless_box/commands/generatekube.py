@@ -1,4 +1,5 @@
-"""`generate kube [-s] [--type pod|deployment] [--replicas N] [-f FILE] CONTAINER...` (also
+"""`generate kube [-s] [--type pod|deployment] [--replicas N] [-f FILE] [--push REGISTRY]
+CONTAINER...` (also
 `kube generate`): Kubernetes YAML for containers, as `podman generate kube` writes it.
 
 Owns: the options and where the text goes (stdout or -f FILE) and the warnings printed.
@@ -20,6 +21,10 @@ def command(verb, summary):
         Opt("-r,--replicas", VALUE, "Set the replica number for Deployment kind",
             default="1"),
         Opt("-f,--filename", VALUE, "Write output to the specified path"),
+        Opt("--push", VALUE, "Push images found only in the local store to this registry "
+                             "(REGISTRY[/PREFIX]) first, and name them there"),
+        Opt("--tls-verify", FLAG, "Require HTTPS and verify certificates when pushing "
+                                  "(default true)"),
     ), min_args=1)
 
 
@@ -37,8 +42,9 @@ def main(parsed):
                          "give a number of replicas, 0 or more")
     if "replicas" in parsed.given and parsed.type != "deployment":
         raise UsageError("--replicas is only used with --type deployment")
+    from ._common import given
     text, warnings = kube.generate(open_store(), parsed.args, parsed.type, replicas,
-                                   parsed.service)
+                                   parsed.service, parsed.push, given(parsed, "tls_verify"))
     for message in warnings:
         warn(message)
     if parsed.filename:

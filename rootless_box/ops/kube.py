@@ -6,7 +6,8 @@ command, env, workdir, user, labels, healthcheck, ports, mounts, memory, memory_
 nano_cpus, restart) made from a container record (spec_from_record) or from RunOptions
 (spec_from_options: what compose makes for each service, before anything is created); the mapping of a list of such specs to Kubernetes documents (documents: one Pod or
 Deployment holding them all, PersistentVolumeClaims for named volumes, an optional NodePort
-Service); the YAML text (PyYAML, imported here only: never on `run`'s path).
+Service); --push (local-only images pushed to a registry, the YAML naming them there); the
+YAML text (PyYAML, imported here only: never on `run`'s path).
 Must not: print; read the store except in generate(); emit a field Kubernetes' OpenAPI schema
 does not know (the tests validate every document with kubernetes-validate --strict).
 
@@ -362,8 +363,29 @@ def dump(docs):
            "`rootless-box kube play` it.\n" + body
 
 
-def generate(store, names, kind="pod", replicas=1, service=False):
-    """`generate kube`: the containers named -> (YAML text, warnings)."""
+def push_local(store, specs, registry, tls_verify=None):
+    """--push REGISTRY: each local-only image of specs pushed as REGISTRY/PATH:TAG (PATH as
+    in its name: base:latest -> REGISTRY/library/base:latest), and the spec names that.
+    -> notes, one per image pushed."""
+    from ..oci import reference
+    from . import push
+    notes, done = [], {}
+    for spec in specs:
+        if not spec.get("image_local"):
+            continue
+        ref = reference.parse(spec["image"])
+        target = "%s/%s:%s" % (registry.rstrip("/"), ref.path, ref.tag or "latest")
+        if target not in done:
+            done[target] = push.push(store, spec["image"], target, tls_verify)["digest"]
+            notes.append("pushed %s as %s" % (spec["image"], target))
+        spec["image"], spec["image_local"] = target, False
+    return notes
+
+
+def generate(store, names, kind="pod", replicas=1, service=False, push_to=None,
+             tls_verify=None):
+    """`generate kube`: the containers named -> (YAML text, warnings); with push_to, the
+    local-only images pushed there first (push_local)."""
     from . import containers, images
     specs = []
     for name in names:
@@ -376,5 +398,6 @@ def generate(store, names, kind="pod", replicas=1, service=False):
         except errors.BoxError:
             pass
         specs.append(spec_from_record(record, image_config, local))
+    notes = push_local(store, specs, push_to, tls_verify) if push_to else []
     docs, warnings = documents(specs, kind=kind, replicas=replicas, service=service)
-    return dump(docs), warnings
+    return dump(docs), notes + warnings

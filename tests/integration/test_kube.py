@@ -272,3 +272,23 @@ def test_bad_files_fail_in_one_line_and_make_nothing(cli, image, write):
     assert_one_error(proc)
     assert "exited with code 3: broken setup" in proc.err
     assert names(cli) == []
+
+
+def test_generate_push_names_the_registry_and_play_pulls_from_it(cli, image, tmp_path,
+                                                                 plain_registry):
+    cli.ok("create", "--name", "pushme", image, "sleep", "1000")
+    out = tmp_path / "pushed.yaml"
+    proc = cli.ok("generate", "kube", "--push", plain_registry.host, "-f", str(out), "pushme")
+    assert "only in the local store" not in proc.err
+    pushed = "%s/library/base:latest" % plain_registry.host
+    assert "pushed docker.io/library/base:latest as %s" % pushed in proc.err
+    import yaml
+    pod = next(yaml.safe_load_all(out.read_text()))
+    assert pod["spec"]["containers"][0]["image"] == pushed
+    cli.ok("rm", "pushme")
+    # imagePullPolicy unset: pulled because it is missing under that name
+    proc = cli.ok("kube", "play", str(out))
+    assert inspect1(cli, "pushme-pushme")["Config"]["Image"] == pushed
+    assert inspect1(cli, "pushme-pushme")["State"]["Running"]
+    cli.ok("kube", "down", str(out))
+    assert names(cli) == []

@@ -233,11 +233,17 @@ def test_generate_deployment_with_a_service_plays_on_the_service_port(cli, image
     assert docs[1]["spec"]["ports"][0]["port"] == port
     cli.ok("rm", "svc")
     path = write(proc.out, "svc.yaml")
+
+    def bound():
+        ports = json.loads(cli.ok("inspect", "svc-pod-infra").out)[0]["HostConfig"][
+            "PortBindings"]
+        return [b["HostPort"] for b in ports["80/tcp"]]
+    # the Service's port is published to the container port it targets
+    cli.ok("kube", "play", path)
+    assert bound() == [str(port)]
     # --publish moves the container's port 80 to another host port
-    cli.ok("kube", "play", "--publish", "%d:80" % other, path)
-    ports = json.loads(cli.ok("inspect", "svc-pod-infra").out)[0]["HostConfig"][
-        "PortBindings"]
-    assert [b["HostPort"] for b in ports["80/tcp"]] == [str(other)]
+    cli.ok("kube", "play", "--replace", "--publish", "%d:80" % other, path)
+    assert bound() == [str(other)]
     cli.ok("kube", "play", "--down", path)
     assert names(cli) == []
 

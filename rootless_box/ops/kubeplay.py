@@ -102,8 +102,10 @@ class _Doc:
 
 
 class Plan:
-    """What a file asks for: pods (name, _Doc, pod spec path, pod spec, labels, kind),
-    config maps and secrets by name, claims, services, and what is left out."""
+    """What a file asks for: pods (pod name, its _Doc, the pod spec's path, the pod spec,
+    the pod's labels, its metadata, the kind), config maps' and secrets' data by name, claim
+    names, services (name, selector, [(port, targetPort, protocol)]), the kinds left out, and
+    notes for the user."""
 
     def __init__(self):
         self.pods, self.services, self.claims = [], [], []
@@ -500,7 +502,7 @@ def play(docs, pull_for, warn, publish=(), replace=False):
     imagePullPolicy (commands/kube.py gives run's). publish: --publish HOST:CTR, applied to
     the pod with that containerPort (else the first). -> [(pod, [container names])]"""
     from ..userns import idmap as idmaps
-    from . import run as run_ops, volumes
+    from . import volumes
     from .storage import open_store
     result = plan(docs)
     if result.unsupported:
@@ -512,11 +514,13 @@ def play(docs, pull_for, warn, publish=(), replace=False):
     pods = [p[0] for p in result.pods]
     if replace:
         down(store, docs, claims=False)
-    elif _existing(store, pods):
-        raise errors.Conflict("pod %s exists: made by an earlier kube play" %
-                              (_existing(store, pods)[0].get("Config") or {})
-                              .get("Labels", {}).get(POD_LABEL),
-                              "add --replace, or remove it first with kube play --down FILE")
+    else:
+        found = _existing(store, pods)
+        if found:
+            raise errors.Conflict("pod %s exists: made by an earlier kube play" %
+                                  found[0]["Config"]["Labels"][POD_LABEL],
+                                  "add --replace, or remove it first with kube play --down "
+                                  "FILE")
     publish = [_publish(p) for p in publish]
     made_claims = []
     try:

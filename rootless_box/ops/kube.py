@@ -276,6 +276,8 @@ def _metadata_labels(specs, name):
     labels, annotations = {LABEL_POD: name}, {}
     for spec in specs:
         for key, value in (spec.get("labels") or {}).items():
+            if key.startswith("io.rootless-box.kube."):
+                continue  # kube play's bookkeeping, not the app's
             value = str(value)
             if _LABEL_KEY.match(key) and _LABEL_VALUE.match(value) and key != LABEL_POD:
                 labels.setdefault(key, value)

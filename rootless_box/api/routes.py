@@ -806,7 +806,9 @@ def image_create(h):
     """`pull`: Docker's progress stream, an error after it began carried in the stream."""
     name = h.arg("fromImage")
     if not name:
-        raise HTTPError(400, "fromSrc or fromImage must be set (import is not supported yet)")
+        if h.arg("fromSrc"):
+            return _images2.image_import(h)
+        raise HTTPError(400, "fromSrc or fromImage must be set")
     tag = h.arg("tag") or ""
     if tag:
         name += ("@" if tag.startswith("sha256:") else ":") + tag
@@ -886,6 +888,8 @@ ROUTES = [
     ("POST", r"/images/(.+)/tag", image_tag),
     ("DELETE", r"/images/(.+)", image_delete),
 ]
+from . import build as _build, images2 as _images2  # noqa: E402  (they use FORK, set here)
+ROUTES += _build.ROUTES + _images2.ROUTES
 _COMPILED = [(method, re.compile(pattern + r"\Z"), func) for method, pattern, func in ROUTES]
 
 

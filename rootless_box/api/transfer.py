@@ -1,0 +1,144 @@
+"""The Engine API's large bodies and JSON-line answers: what build, load and import share.
+
+Owns: a request body (chunked or sized, of any length) pumped as it arrives into a pipe a
+fork-server worker reads (so a build context or an image archive never sits whole in the
+service's memory), the JSON-line progress answer begun lazily (an error before the first line
+is a real status, one after it travels in the stream as Docker's `errorDetail`), and a
+worker's output pipe relayed while its answer is awaited.
+Must not: know an endpoint's meaning (api/build.py, api/images2.py do) or fork.
+"""
+
+import json
+import os
+import select
+import threading
+
+from .. import errors
+from .forkserver import answer
+from .httpserver import HTTPError
+
+_PIECE = 1 << 16
+
+
+def _chunks(h):
+    """The request body's pieces as they arrive (chunked transfer or Content-Length)."""
+    if h.headers.get("Transfer-Encoding", "").lower() == "chunked":
+        while True:
+            line = h.rfile.readline(1024)
+            try:
+                size = int(line.split(b";")[0].strip() or b"0", 16)
+            except ValueError:
+                raise HTTPError(400, "malformed chunked body") from None
+            if size == 0:
+                h.rfile.readline(1024)
+                return
+            while size:
+                data = h.rfile.read(min(size, _PIECE))
+                if not data:
+                    raise HTTPError(400, "the body ended early")
+                size -= len(data)
+                yield data
+            h.rfile.readline(1024)
+    length = int(h.headers.get("Content-Length") or 0)
+    while length:
+        data = h.rfile.read(min(length, _PIECE))
+        if not data:
+            raise HTTPError(400, "the body ended early")
+        length -= len(data)
+        yield data
+
+
+def pump_body(h, fd):
+    """Write the request body to fd (a pipe's writing end, closed here). A reader that went
+    away (the worker refused the archive) ends the pump: the rest of the body is not read,
+    so the connection closes after the answer. -> True when the whole body went through."""
+    whole = False
+    try:
+        for data in _chunks(h):
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        whole = True
+    except BrokenPipeError:
+        pass
+    finally:
+        os.close(fd)
+        h._body = b""  # read here (or abandoned): httpserver must not read it again
+        if not whole:
+            h.close_connection = True
+    return whole
+
+
+class Lines:
+    """A JSON-line answer (application/json, chunked), its headers sent with the first line."""
+
+    def __init__(self, h):
+        self.h = h
+        self._write = None
+
+    @property
+    def begun(self):
+        return self._write is not None
+
+    def send(self, obj):
+        if self._write is None:
+            self._write, _end = self.h.stream()
+        self._write((json.dumps(obj) + "\n").encode())
+
+    def fail(self, exc, status=None):
+        """An error: Docker's status when nothing was sent yet, else `errorDetail` in-stream."""
+        if not self.begun:
+            raise HTTPError(status or _status(exc), exc.message)
+        self.send({"errorDetail": {"message": exc.message}, "error": exc.message})
+
+    def end(self):
+        if self._write is None:
+            self._write, _end = self.h.stream()
+        self.h.wfile.write(b"0\r\n\r\n")
+        self.h.wfile.flush()
+
+
+def _status(exc):
+    if isinstance(exc, errors.BadArchive):
+        return 400
+    from .httpserver import status_of
+    return status_of(exc)
+
+
+def relay(job, out_fd, on_text):
+    """Await a worker's answer while its output pipe (out_fd, closed here) goes to
+    on_text(str) as it comes; -> the answer's value, or raise its BoxError. A process the
+    job left holding the pipe does not keep the answer waiting."""
+    import codecs
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    result = {}
+
+    def wait():
+        try:
+            result["ok"] = answer(job)
+        except errors.BoxError as exc:
+            result["error"] = exc
+    waiter = threading.Thread(target=wait, daemon=True)
+    waiter.start()
+    try:
+        while True:
+            ready = select.select([out_fd], [], [], 0.2)[0]
+            if ready:
+                data = os.read(out_fd, _PIECE)
+                if not data:
+                    break
+                text = decoder.decode(data)
+                if text:
+                    on_text(text)
+            elif not waiter.is_alive():
+                break
+        waiter.join()
+    finally:
+        os.close(out_fd)
+        job.close()
+    tail = decoder.decode(b"", final=True)
+    if tail:
+        on_text(tail)
+    if "error" in result:
+        raise result["error"]
+    return result.get("ok")

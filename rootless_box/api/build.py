@@ -115,7 +115,10 @@ def _registry_config(header):
 
 
 def post_build(h):
-    args = build_args(h)
+    try:
+        args = build_args(h)
+    except HTTPError as exc:
+        transfer.refuse(h, exc)
     ctx_r, ctx_w = os.pipe()
     out_r, out_w = os.pipe()
     try:
@@ -169,9 +172,32 @@ def _write(fd, text):
         data = data[os.write(fd, data):]
 
 
+class _Completed:
+    """A tar stream completed at its end: the padding of its last block and the two zero
+    blocks of the end of an archive, which the docker CLI leaves out when it appends a
+    Dockerfile from outside the context (`-f ../X`) to the tar (dockerd's Go reader takes
+    such a tar)."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.count = 0
+        self.tail = None
+
+    def read(self, size=-1):
+        if self.tail is None:
+            data = self.stream.read(size)
+            if data or size == 0:
+                self.count += len(data)
+                return data
+            self.tail = b"\0" * ((-self.count) % 512 + 1024)
+        data, self.tail = (self.tail, b"") if size is None or size < 0 else \
+            (self.tail[:size], self.tail[size:])
+        return data
+
+
 def _unpack_context(stream, dest):
     from ..layers import compression, unpack
-    unpack.unpack(compression.open_stream(stream)[0], dest, keep_owners=False)
+    unpack.unpack(_Completed(compression.open_stream(stream)[0]), dest, keep_owners=False)
 
 
 def build_job(args, fds, _progress):

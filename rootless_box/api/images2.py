@@ -110,15 +110,15 @@ def image_import(h):
     """`POST /images/create?fromSrc=-`: the body is a rootfs tar (docker import)."""
     source = h.arg("fromSrc")
     if source != "-":
-        raise HTTPError(400, "importing from %s is not supported: send the tarball as the "
-                        "request body (fromSrc=-)" % source)
+        transfer.refuse(h, HTTPError(400, "importing from %s is not supported: send the "
+                                     "tarball as the request body (fromSrc=-)" % source))
     repo, tag = h.arg("repo") or "", h.arg("tag") or ""
     name = (repo + (":" + tag if tag else "")) if repo else None
     if name:
         try:
             reference.parse(name)
         except errors.UsageError as exc:
-            raise HTTPError(400, exc.message) from None
+            transfer.refuse(h, HTTPError(400, exc.message))
     args = {"name": name, "changes": [c for c in h.query.get("changes") or [] if c],
             "message": h.arg("message") or ""}
     lines = transfer.Lines(h)
@@ -233,7 +233,7 @@ def image_history(h, name):
 def images_search(h):
     from ..ops import search as search_ops
     try:
-        found = search_ops.search(h.arg("term") or "", h.number("limit", 25) or 25,
+        found = search_ops.search(h.arg("term") or "", h.number("limit", 25),
                                   routes._filters(h))
     except errors.UsageError as exc:
         raise HTTPError(400, exc.message) from None

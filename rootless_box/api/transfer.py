@@ -18,6 +18,7 @@ from .forkserver import answer
 from .httpserver import HTTPError
 
 _PIECE = 1 << 16
+DRAIN = 64 << 20
 
 
 def _chunks(h):
@@ -50,23 +51,47 @@ def _chunks(h):
 
 def pump_body(h, fd):
     """Write the request body to fd (a pipe's writing end, closed here). A reader that went
-    away (the worker refused the archive) ends the pump: the rest of the body is not read,
-    so the connection closes after the answer. -> True when the whole body went through."""
+    away (the worker refused the archive) ends the writing; the rest of the body is read and
+    dropped (up to DRAIN bytes, so the client reads the answer instead of a reset), else the
+    connection closes after the answer. -> True when the whole body went through."""
     whole = False
+    pieces = _chunks(h)
     try:
-        for data in _chunks(h):
+        for data in pieces:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
         whole = True
     except BrokenPipeError:
-        pass
-    finally:
         os.close(fd)
+        fd = None
+        dropped = 0
+        for data in pieces:
+            dropped += len(data)
+            if dropped > DRAIN:
+                h.close_connection = True
+                break
+    finally:
+        if fd is not None:
+            os.close(fd)
         h._body = b""  # read here (or abandoned): httpserver must not read it again
-        if not whole:
-            h.close_connection = True
     return whole
+
+
+def refuse(h, exc):
+    """Raise exc (an HTTPError) after the body was read and dropped (up to DRAIN bytes): a
+    client still sending a build context or an archive reads the refusal, not a reset."""
+    dropped = 0
+    try:
+        for data in _chunks(h):
+            dropped += len(data)
+            if dropped > DRAIN:
+                h.close_connection = True
+                break
+    except (HTTPError, OSError):
+        h.close_connection = True
+    h._body = b""
+    raise exc
 
 
 class Lines:

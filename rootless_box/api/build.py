@@ -134,7 +134,7 @@ def post_build(h):
         if not quiet:
             lines.send({"stream": chunk})
     try:
-        image_id = transfer.relay(job, out_r, text)
+        image_id = transfer.relay(job, out_r, text, lambda: routes._gone(h.connection))
     except errors.BoxError as exc:
         lines.fail(exc)
         lines.end()
@@ -200,7 +200,7 @@ def _unpack_context(stream, dest):
     unpack.unpack(_Completed(compression.open_stream(stream)[0]), dest, keep_owners=False)
 
 
-def build_job(args, fds, _progress):
+def build_job(args, fds, progress):
     """fds: the context tar (a pipe to read), the output (a pipe: stdout and stderr of the
     build and its steps). -> the image ID."""
     import signal
@@ -212,6 +212,7 @@ def build_job(args, fds, _progress):
     from ..userns import idmap as idmaps
     # a client that went away is a write that fails (EPIPE), so the clean-up below still runs
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    progress({"pid": os.getpid()})  # whom the request thread stops if its client leaves
     ctx_fd, out = fds[0], fds[1]
     os.dup2(out, 1)
     os.dup2(out, 2)

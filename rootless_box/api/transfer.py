@@ -130,17 +130,24 @@ def _status(exc):
     return status_of(exc)
 
 
-def relay(job, out_fd, on_text):
+def relay(job, out_fd, on_text, gone=None):
     """Await a worker's answer while its output pipe (out_fd, closed here) goes to
     on_text(str) as it comes; -> the answer's value, or raise its BoxError. A process the
-    job left holding the pipe does not keep the answer waiting."""
+    job left holding the pipe does not keep the answer waiting. gone(): the client left;
+    then the worker (which announced its pid in a progress line) and its process group are
+    killed, so a build nobody waits for stops instead of running on: a step's container goes
+    with its middle process (parent-death signal), the worker's temporaries with the next
+    opening of the store (a dead pid's temporaries are stale), as after a killed CLI build.
+    Not SIGTERM: during a step the CLI's signal forwarder hands it to the step's pid 1."""
     import codecs
+    import signal
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
     result = {}
+    pids = []
 
     def wait():
         try:
-            result["ok"] = answer(job)
+            result["ok"] = answer(job, lambda p: pids.append(p.get("pid")))
         except errors.BoxError as exc:
             result["error"] = exc
     waiter = threading.Thread(target=wait, daemon=True)
@@ -157,8 +164,16 @@ def relay(job, out_fd, on_text):
                     on_text(text)
             elif not waiter.is_alive():
                 break
+            if gone is not None and waiter.is_alive() and gone():
+                raise BrokenPipeError("the client went away")
         waiter.join()
     finally:
+        if waiter.is_alive():  # the client left (or its socket failed): stop the worker
+            for pid in pids[:1]:
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except OSError:
+                    pass
         os.close(out_fd)
         job.close()
     tail = decoder.decode(b"", final=True)

@@ -19,7 +19,7 @@ import tarfile
 import pytest
 
 import registry_server as rs
-from conftest import Cli, tar_bytes
+from conftest import Cli, tar_bytes, wait_for
 # the service, its store and the docker CLI pointed at it: the same fixtures as test_api's
 from test_api import Service, api_cli, docker, no_leftovers, service  # noqa: F401
 
@@ -271,3 +271,40 @@ def test_bad_transfer_requests_are_400s(service):
     assert status == 400
     status, _h, body = service.request("GET", "/v1.44/images/search?term=x&limit=0")
     assert status == 400 and "limit" in json.loads(body)["message"]
+
+
+def test_a_build_whose_client_leaves_stops_and_leaves_nothing(service, api_cli, tmp_path):
+    ctx = _context(tmp_path, "FROM base\nRUN echo step-begins; sleep 600\n")
+    tmp_dir = os.path.join(api_cli.root, "tmp")
+    proc = subprocess.Popen(["docker", "build", "-t", "left:1", str(ctx)],
+                            env=dict(os.environ, DOCKER_HOST=service.uri,
+                                     DOCKER_CONFIG=str(tmp_path)),
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        for line in proc.stdout:
+            if line == b"step-begins\n":
+                break
+        assert any(n.split("-", 1)[-1].startswith("build-context") or "build-context" in n
+                   for n in os.listdir(tmp_dir))
+    finally:
+        proc.kill()
+        proc.wait()
+
+    def sleepers():
+        found = []
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open("/proc/%s/cmdline" % pid, "rb") as f:
+                    if f.read() == b"sleep\x00600\x00":
+                        found.append(pid)
+            except OSError:
+                pass
+        return found
+    wait_for(lambda: not sleepers(), what="the build's step to end", timeout=60)
+
+    def context_left():
+        # a killed build's temporaries go when the store is next opened (any request)
+        assert service.request("GET", "/v1.44/images/left:1/json")[0] == 404
+        return [n for n in os.listdir(tmp_dir) if "build-context" in n]
+    wait_for(lambda: not context_left(), what="the build's context to be removed", timeout=60)
+    assert service.request("GET", "/_ping")[0] == 200

@@ -19,7 +19,7 @@ import re
 
 from .. import errors
 from ..oci import reference
-from . import routes, transfer
+from . import transfer
 from .forkserver import JOBS
 from .httpserver import HTTPError
 
@@ -122,7 +122,7 @@ def post_build(h):
     ctx_r, ctx_w = os.pipe()
     out_r, out_w = os.pipe()
     try:
-        job = routes.FORK.submit("build", args, [ctx_r, out_w])
+        job = transfer.routes().FORK.submit("build", args, [ctx_r, out_w])
     finally:
         os.close(ctx_r)
         os.close(out_w)
@@ -134,7 +134,7 @@ def post_build(h):
         if not quiet:
             lines.send({"stream": chunk})
     try:
-        image_id = transfer.relay(job, out_r, text, lambda: routes._gone(h.connection))
+        image_id = transfer.relay(job, out_r, text, lambda: transfer.routes()._gone(h.connection))
     except errors.BoxError as exc:
         lines.fail(exc)
         lines.end()

@@ -19,7 +19,7 @@ from .. import errors
 from ..oci import reference
 from ..ops import archive, images
 from ..ops.storage import open_store
-from . import routes, transfer
+from . import transfer
 from .forkserver import JOBS, answer
 from .httpserver import HTTPError
 
@@ -77,7 +77,7 @@ def _with_body(h, job, args):
     """Start job with the request body on a pipe as its fds[0]; -> the job's answer socket."""
     body_r, body_w = os.pipe()
     try:
-        conn = routes.FORK.submit(job, args, [body_r])
+        conn = transfer.routes().FORK.submit(job, args, [body_r])
     finally:
         os.close(body_r)
     transfer.pump_body(h, body_w)
@@ -183,7 +183,7 @@ def image_push(h, name):
         except errors.NotFound:
             raise HTTPError(404, "An image does not exist locally with the tag: %s"
                             % reference.parse(target, default_tag=False).familiar()) from None
-    given = routes.registry_auth(h.headers.get("X-Registry-Auth"))
+    given = transfer.routes().registry_auth(h.headers.get("X-Registry-Auth"))
     login = Credentials(given["username"], given["password"], given["identity_token"]) \
         if given else None
     lines = transfer.Lines(h)
@@ -234,7 +234,7 @@ def images_search(h):
     from ..ops import search as search_ops
     try:
         found = search_ops.search(h.arg("term") or "", h.number("limit", 25),
-                                  routes._filters(h))
+                                  transfer.routes()._filters(h))
     except errors.UsageError as exc:
         raise HTTPError(400, exc.message) from None
     h.reply(200, found)

@@ -81,8 +81,9 @@ needs_compose = pytest.mark.skipif(not COMPOSE, reason="docker-compose is not in
 
 @needs_compose
 def test_compose_up_ps_exec_down_of_two_services(service, api_cli, tmp_path):
-    """Both services on the host's network (no network to create): one reaches the other on
-    its port; compose finds its containers by its labels."""
+    """Both services on the host's network (no network to create), one built from a
+    Dockerfile: one reaches the other on its port; compose finds its containers by its
+    labels."""
     port = rs.free_port()
     (tmp_path / "docker-compose.yml").write_text(textwrap.dedent("""\
         version: "3"
@@ -92,10 +93,12 @@ def test_compose_up_ps_exec_down_of_two_services(service, api_cli, tmp_path):
             network_mode: host
             command: ["sh", "-c", "mkdir -p /w; echo served > /w/index.html; exec httpd -f -p %d -h /w"]
           client:
-            image: base
+            build: ./client
             network_mode: host
             command: ["sleep", "600"]
         """ % port))
+    (tmp_path / "client").mkdir()
+    (tmp_path / "client" / "Dockerfile").write_text("FROM base\nRUN echo built > /marker\n")
     try:
         out = _compose(service, tmp_path, "up", "-d")
         assert out.returncode == 0, out.stderr
@@ -113,6 +116,9 @@ def test_compose_up_ps_exec_down_of_two_services(service, api_cli, tmp_path):
                            "http://127.0.0.1:%d/index.html" % port)
             return got.stdout == "served\n"
         assert wait_for(fetched, what="the client to reach the web service", timeout=60)
+        # the client's image was built through the service (compose runs `docker build`)
+        assert _compose(service, tmp_path, "exec", "-T", "client", "cat", "/marker").stdout \
+            == "built\n"
         out = _compose(service, tmp_path, "down")
         assert out.returncode == 0, out.stderr
         assert api_cli.ok("ps", "-aq").out == ""

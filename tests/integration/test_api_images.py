@@ -144,6 +144,12 @@ def test_docker_py_images_build(service, tmp_path):
         (ctx / "Dockerfile").write_text("FROM base\nRUN false\n")
         with pytest.raises(dockerpy.errors.BuildError):
             client.images.build(path=str(ctx), tag="py:2")
+        # save and load round trip, as docker-py's users write them
+        data = b"".join(client.images.get("py:1").save(named=True))
+        client.images.remove("py:1")
+        loaded = client.images.load(data)
+        assert [i.id for i in loaded] == [image.id] and "py:1" in loaded[0].tags
+        assert client.images.get("py:1").history()[0]["Id"] == image.id
     finally:
         client.close()
 
@@ -308,3 +314,45 @@ def test_a_build_whose_client_leaves_stops_and_leaves_nothing(service, api_cli, 
         return [n for n in os.listdir(tmp_dir) if "build-context" in n]
     wait_for(lambda: not context_left(), what="the build's context to be removed", timeout=60)
     assert service.request("GET", "/_ping")[0] == 200
+
+
+def test_search_asks_the_registrys_v1_search(docker):
+    """A registry that has Docker's v1 search (a stand-in on loopback): its results, the
+    CLI's filters and limit applied."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    asked = []
+
+    class Search(BaseHTTPRequestHandler):
+        def do_GET(self):
+            asked.append(self.path)
+            if self.path.startswith("/v1/search?"):
+                body = json.dumps({"results": [
+                    {"name": "team/one", "description": "first", "star_count": 5,
+                     "is_official": False, "is_automated": False},
+                    {"name": "team/two", "description": "second", "star_count": 1,
+                     "is_official": False, "is_automated": False}]}).encode()
+            elif self.path == "/v2/":
+                body = b"{}"
+            else:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_args):
+            pass
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Search)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        host = "127.0.0.1:%d" % server.server_address[1]
+        out = docker("search", "--filter", "stars=3", "--limit", "7", "--format",
+                     "{{.Name}} {{.StarCount}} {{.Description}}", host + "/team")
+        assert (out.returncode, out.out) == (0, "team/one 5 first\n"), out.err
+        assert "/v1/search?q=team&n=7" in asked
+    finally:
+        server.shutdown()
+        server.server_close()

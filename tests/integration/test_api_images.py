@@ -100,10 +100,16 @@ def test_docker_build_with_a_dockerfile_elsewhere_and_a_failing_step(docker, tmp
     other = tmp_path / "Other.Dockerfile"
     other.write_text("FROM base\nRUN echo from-other > /o\n")
     build = _in(ctx, docker)
-    # -f outside the context: the CLI adds it to the tar under a name of its own
-    out = build("build", "-f", str(other), "-t", "other:1", ".", timeout=300)
+    # -f outside the context: the CLI adds it to the tar under a name of its own; and a
+    # gzip-compressed context (--compress)
+    out = build("build", "--compress", "-f", str(other), "-t", "other:1", ".", timeout=300)
     assert out.returncode == 0, out.err
     assert docker("run", "--rm", "other:1", "cat", "/o").out == "from-other\n"
+    # a Dockerfile on stdin and no context (the CLI wraps it in a tar)
+    out = docker("build", "-t", "stdin:1", "-", input=b"FROM base\nRUN echo piped > /p\n",
+                 timeout=300)
+    assert out.returncode == 0, out.err
+    assert docker("run", "--rm", "stdin:1", "cat", "/p").out == "piped\n"
     out = build("build", "-t", "fails:1", ".", timeout=300)
     assert out.returncode == 1
     assert "exit 3" in out.err or "exit code 3" in out.err or "code: 3" in out.err, out.err

@@ -96,12 +96,7 @@ def _registry_config(header):
     """X-Registry-Config (every login the client has, by registry) -> {registry: login}."""
     if not header:
         return {}
-    import base64
-    text = header.strip().replace("-", "+").replace("_", "/")
-    try:
-        doc = json.loads(base64.b64decode(text + "=" * (-len(text) % 4)))
-    except (ValueError, TypeError):
-        raise HTTPError(400, "invalid X-Registry-Config header") from None
+    doc = transfer.header_json(header, "X-Registry-Config")
     if not isinstance(doc, dict):
         return {}
     result = {}

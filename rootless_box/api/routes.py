@@ -787,12 +787,8 @@ def registry_auth(header):
     when it names no one (`e30=`, `{}`, is what the CLI sends without a login)."""
     if not header:
         return None
-    import base64
-    text = header.strip().replace("-", "+").replace("_", "/")
-    try:
-        doc = json.loads(base64.b64decode(text + "=" * (-len(text) % 4)))
-    except (ValueError, TypeError):
-        raise HTTPError(400, "invalid X-Registry-Auth header") from None
+    from .transfer import header_json
+    doc = header_json(header, "X-Registry-Auth")
     if not isinstance(doc, dict):
         raise HTTPError(400, "invalid X-Registry-Auth header")
     login = {"username": doc.get("username") or "", "password": doc.get("password") or "",

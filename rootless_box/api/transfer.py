@@ -28,32 +28,44 @@ def routes():
     return table
 
 
-def _chunks(h):
-    """The request body's pieces as they arrive (chunked transfer or Content-Length)."""
-    if h.headers.get("Transfer-Encoding", "").lower() == "chunked":
-        while True:
-            line = h.rfile.readline(1024)
-            try:
-                size = int(line.split(b";")[0].strip() or b"0", 16)
-            except ValueError:
-                raise HTTPError(400, "malformed chunked body") from None
-            if size == 0:
-                h.rfile.readline(1024)
-                return
-            while size:
-                data = h.rfile.read(min(size, _PIECE))
-                if not data:
-                    raise HTTPError(400, "the body ended early")
-                size -= len(data)
-                yield data
-            h.rfile.readline(1024)
-    length = int(h.headers.get("Content-Length") or 0)
-    while length:
-        data = h.rfile.read(min(length, _PIECE))
+def _pieces(h, size):
+    """size bytes of the body, as they arrive."""
+    while size:
+        data = h.rfile.read(min(size, _PIECE))
         if not data:
             raise HTTPError(400, "the body ended early")
-        length -= len(data)
+        size -= len(data)
         yield data
+
+
+def _chunks(h):
+    """The request body's pieces as they arrive (chunked transfer or Content-Length)."""
+    if h.headers.get("Transfer-Encoding", "").lower() != "chunked":
+        yield from _pieces(h, int(h.headers.get("Content-Length") or 0))
+        return
+    while True:
+        line = h.rfile.readline(1024)
+        try:
+            size = int(line.split(b";")[0].strip() or b"0", 16)
+        except ValueError:
+            raise HTTPError(400, "malformed chunked body") from None
+        if size == 0:
+            h.rfile.readline(1024)
+            return
+        yield from _pieces(h, size)
+        h.rfile.readline(1024)
+
+
+def header_json(header, name):
+    """A header of base64 JSON (X-Registry-Auth, X-Registry-Config: base64url, but the
+    standard alphabet and missing padding are accepted too, as clients differ) -> its
+    value; 400 when it is not that."""
+    import base64
+    text = header.strip().replace("-", "+").replace("_", "/")
+    try:
+        return json.loads(base64.b64decode(text + "=" * (-len(text) % 4)))
+    except (ValueError, TypeError):
+        raise HTTPError(400, "invalid %s header" % name) from None
 
 
 def pump_body(h, fd):

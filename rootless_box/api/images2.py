@@ -92,11 +92,21 @@ def _answer(conn):
 
 
 def images_load(h):
-    """Docker's quiet and progress answers are the same lines here: the archive is read
-    whole before anything lands, so there is no per-layer progress to show."""
+    """Docker's answer: `Loading layer` lines (each new layer once it is unpacked; none
+    with quiet), then `Loaded image: NAME` (`Loaded image ID: ID` for an untagged one)."""
     lines = transfer.Lines(h)
+    quiet = h.flag("quiet")
+
+    def loading(fields):
+        if not quiet:
+            lines.send({"status": "Loading layer", "id": fields["id"][7:19], "progressDetail":
+                        {"current": fields["size"], "total": fields["size"]}})
     try:
-        result = _answer(_with_body(h, "load", {}))
+        conn = _with_body(h, "load", {})
+        try:
+            result = answer(conn, loading)
+        finally:
+            conn.close()
     except errors.BoxError as exc:
         lines.fail(exc)
         lines.end()
@@ -138,10 +148,11 @@ def _worker_store():
     return idmap, open_store(idmap)
 
 
-def load_job(_args, fds, _progress):
+def load_job(_args, fds, progress):
     idmap, store = _worker_store()
     with os.fdopen(fds[0], "rb") as stream:
-        result = archive.load(store, idmap, stream)
+        result = archive.load(store, idmap, stream,
+                              lambda diff_id, size: progress({"id": diff_id, "size": size}))
     return {"lines": result["lines"]}
 
 

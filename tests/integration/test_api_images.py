@@ -176,13 +176,17 @@ def test_save_load_import_and_history(docker, service, rootfs_tar, tmp_path):
     assert out.returncode == 0, out.err
     assert "Loaded image: saved:1\n" in out.out and "Loaded image: base:latest\n" in out.out
     assert docker("image", "inspect", "saved:1").returncode == 0
-    # stdout too (save to a pipe), and the progress form of load
-    out = docker("save", "saved:1")
+    # stdout too (save to a pipe), and the progress form of load: a line per new layer
+    out = docker("import", "-", "fresh:1", input=tar_bytes([({"name": "only-here"}, b"1")]))
+    assert out.returncode == 0, out.err
+    out = docker("save", "fresh:1")
     assert out.returncode == 0 and out.stdout[257:262] == b"ustar"
-    docker("rmi", "saved:1")
+    docker("rmi", "fresh:1")
     status, headers, body = service.request("POST", "/v1.44/images/load?quiet=0", out.stdout)
     assert status == 200 and headers["content-type"] == "application/json"
-    assert b"Loaded image: saved:1" in body
+    messages = [json.loads(line) for line in body.split(b"\r\n") if line.startswith(b"{")]
+    assert messages[-1] == {"stream": "Loaded image: fresh:1\n"}
+    assert [m["status"] for m in messages[:-1]] == ["Loading layer"]
     out = docker("save", "-o", str(tmp_path / "x.tar"), "nope:1")
     assert out.returncode == 1 and "No such image: nope:1" in out.err
     out = docker("load", input=b"not a tar at all" * 64)

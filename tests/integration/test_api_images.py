@@ -135,6 +135,11 @@ def test_build_refusals_are_400s(service):
     status, _h, body = service.request("POST", "/v1.44/build?t=hostile:1", hostile)
     assert status == 400 and "'..'" in json.loads(body)["message"]
     assert service.request("GET", "/v1.44/images/hostile:1/json")[0] == 404
+    status, _h, body = service.request("POST", "/v1.44/build?t=junk:1", b"no tar here" * 99)
+    assert status == 400 and "build context" in json.loads(body)["message"]
+    status, _h, body = service.request("POST", "/v1.44/build?dockerfile=../../etc/passwd",
+                                       context)
+    assert status == 400 and "Cannot locate specified Dockerfile" in json.loads(body)["message"]
 
 
 def test_docker_py_images_build(service, tmp_path):
@@ -229,6 +234,13 @@ def test_push_to_a_registry_and_search_refused(docker, plain_registry, api_cli):
     assert rs.inspect(plain_registry, "team/pushed", "1")["Digest"] == digest.group(1)
     out = docker("push", plain_registry.ref("team/absent", "1"))
     assert out.returncode == 1 and "does not exist locally" in out.err
+    # a build FROM an image that is not here pulls it, its lines in the build's stream
+    assert docker("rmi", name).returncode == 0
+    out = docker("build", "-t", "onpulled:1", "-", input=("FROM %s\nRUN echo on-pulled\n"
+                                                           % name).encode(), timeout=300)
+    assert out.returncode == 0, out.err
+    assert "Digest: %s" % digest.group(1) in out.out and "on-pulled" in out.out
+    assert docker("image", "inspect", name).returncode == 0
     # the registry has no search endpoint (a v2 registry has none): said so, exit 1
     out = docker("search", "%s/team" % plain_registry.host)
     assert out.returncode == 1 and "offers no search" in out.err

@@ -121,7 +121,13 @@ def post_build(h):
     finally:
         os.close(ctx_r)
         os.close(out_w)
-    transfer.pump_body(h, ctx_w)
+    try:
+        transfer.pump_body(h, ctx_w)
+    except BaseException:
+        # the body broke off: the worker reads a cut context and ends
+        job.close()
+        os.close(out_r)
+        raise
     lines = transfer.Lines(h)
     quiet = args["quiet"]
 
@@ -129,7 +135,8 @@ def post_build(h):
         if not quiet:
             lines.send({"stream": chunk})
     try:
-        image_id = transfer.relay(job, out_r, text, lambda: transfer.routes()._gone(h.connection))
+        image_id = transfer.relay(job, out_r, text,
+                                  lambda: transfer.routes()._gone(h.connection))
     except errors.BoxError as exc:
         lines.fail(exc)
         lines.end()

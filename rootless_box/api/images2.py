@@ -24,12 +24,6 @@ from .forkserver import JOBS, answer
 from .httpserver import HTTPError
 
 
-def _no_such_image(exc, name):
-    if isinstance(exc, errors.NotFound):
-        raise HTTPError(404, "No such image: %s" % name) from None
-    raise exc
-
-
 # -- save ---------------------------------------------------------------------------------------
 
 class _TarOut:
@@ -80,13 +74,17 @@ def _with_body(h, job, args):
         conn = transfer.routes().FORK.submit(job, args, [body_r])
     finally:
         os.close(body_r)
-    transfer.pump_body(h, body_w)
+    try:
+        transfer.pump_body(h, body_w)
+    except BaseException:
+        conn.close()  # the body broke off: the worker reads a cut archive and ends
+        raise
     return conn
 
 
-def _answer(conn):
+def _answer(conn, on_progress=None):
     try:
-        return answer(conn)
+        return answer(conn, on_progress)
     finally:
         conn.close()
 
@@ -102,11 +100,7 @@ def images_load(h):
             lines.send({"status": "Loading layer", "id": fields["id"][7:19], "progressDetail":
                         {"current": fields["size"], "total": fields["size"]}})
     try:
-        conn = _with_body(h, "load", {})
-        try:
-            result = answer(conn, loading)
-        finally:
-            conn.close()
+        result = _answer(_with_body(h, "load", {}), loading)
     except errors.BoxError as exc:
         lines.fail(exc)
         lines.end()

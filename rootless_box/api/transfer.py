@@ -84,12 +84,7 @@ def pump_body(h, fd):
     except BrokenPipeError:
         os.close(fd)
         fd = None
-        dropped = 0
-        for data in pieces:
-            dropped += len(data)
-            if dropped > DRAIN:
-                h.close_connection = True
-                break
+        _drop(h, pieces)
     finally:
         if fd is not None:
             os.close(fd)
@@ -97,18 +92,24 @@ def pump_body(h, fd):
     return whole
 
 
-def refuse(h, exc):
-    """Raise exc (an HTTPError) after the body was read and dropped (up to DRAIN bytes): a
-    client still sending a build context or an archive reads the refusal, not a reset."""
+def _drop(h, pieces):
+    """Read the rest of the body and drop it, up to DRAIN bytes; past that (or a body that
+    breaks off) the connection closes after the answer."""
     dropped = 0
     try:
-        for data in _chunks(h):
+        for data in pieces:
             dropped += len(data)
             if dropped > DRAIN:
                 h.close_connection = True
-                break
+                return
     except (HTTPError, OSError):
         h.close_connection = True
+
+
+def refuse(h, exc):
+    """Raise exc (an HTTPError) after the body was read and dropped: a client still sending
+    a build context or an archive reads the refusal, not a reset."""
+    _drop(h, _chunks(h))
     h._body = b""
     raise exc
 
@@ -129,10 +130,10 @@ class Lines:
             self._write, _end = self.h.stream()
         self._write((json.dumps(obj) + "\n").encode())
 
-    def fail(self, exc, status=None):
+    def fail(self, exc):
         """An error: Docker's status when nothing was sent yet, else `errorDetail` in-stream."""
         if not self.begun:
-            raise HTTPError(status or _status(exc), exc.message)
+            raise HTTPError(_status(exc), exc.message)
         self.send({"errorDetail": {"message": exc.message}, "error": exc.message})
 
     def end(self):

@@ -91,7 +91,8 @@ def test_compose_up_ps_exec_down_of_two_services(service, api_cli, tmp_path):
           web:
             image: base
             network_mode: host
-            command: ["sh", "-c", "mkdir -p /w; echo served > /w/index.html; exec httpd -f -p %d -h /w"]
+            command: ["sh", "-c",
+                      "mkdir -p /w; echo served > /w/index.html; exec httpd -f -p %d -h /w"]
           client:
             build: ./client
             network_mode: host

@@ -93,6 +93,12 @@ def test_docker_build_streams_the_classic_builders_steps(docker, api_cli, tmp_pa
     out = build("build", "--iidfile", str(iid), "--build-arg", "A=2", "--label", "l=v",
                 "--target", "first", ".", timeout=300)
     assert out.returncode == 0 and iid.read_text() == image_id
+    # --no-cache runs the steps again; several tags
+    out = build("build", "--no-cache", "-t", "nc:1", "-t", "nc:2", "--target", "first", ".",
+                timeout=300)
+    assert out.returncode == 0, out.err
+    assert "run says 1\n" in out.out and "Using cache" not in out.out
+    assert out.out.endswith("Successfully tagged nc:1\nSuccessfully tagged nc:2\n")
 
 
 def test_docker_build_with_a_dockerfile_elsewhere_and_a_failing_step(docker, tmp_path):

@@ -287,6 +287,25 @@ def test_login_checks_through_the_service_and_push_uses_the_clients_login(
         docker("rmi", name)
         out = docker("pull", name)  # no login now: the registry's refusal
         assert out.returncode == 1
+        # docker-py: login (a check), then a push with its auth_config
+        dockerpy = pytest.importorskip("docker")
+        client = dockerpy.DockerClient(base_url=svc.uri, version="auto")
+        try:
+            with pytest.raises(dockerpy.errors.APIError) as refused:
+                client.login(auth_registry.username, "wrong", registry=auth_registry.host,
+                             reauth=True)
+            assert refused.value.status_code == 401
+            assert client.login(auth_registry.username, auth_registry.password,
+                                registry=auth_registry.host,
+                                reauth=True)["Status"] == "Login Succeeded"
+            pushed = auth_registry.ref("team/frompy", "3")
+            client.images.get("base").tag(pushed)
+            output = client.images.push(pushed, auth_config={
+                "username": auth_registry.username, "password": auth_registry.password})
+            assert "3: digest: sha256:" in output and "errorDetail" not in output
+        finally:
+            client.close()
+        assert not os.path.exists(tmp_path / "config" / "rootless-box" / "auth.json")
     finally:
         svc.stop()
 

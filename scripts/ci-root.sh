@@ -42,6 +42,14 @@ if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -q
     apt-get install -y -q "${missing[@]}"
 fi
+# docker-compose 1.29: a client of `system service` (tests/integration/test_api_clients.py);
+# without its recommended docker.io, a second docker CLI and a daemon the tests do not want.
+if ! dpkg-query -W -f='${Status}' docker-compose 2>/dev/null | grep -q 'install ok installed'; then
+    echo "ci-root.sh: installing docker-compose"
+    export DEBIAN_FRONTEND=noninteractive
+    [ ${#missing[@]} -gt 0 ] || apt-get update -q
+    apt-get install -y -q --no-install-recommends docker-compose
+fi
 
 if ! id "$user" >/dev/null 2>&1; then
     useradd -m -s /bin/bash "$user"

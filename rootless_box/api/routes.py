@@ -787,12 +787,8 @@ def registry_auth(header):
     when it names no one (`e30=`, `{}`, is what the CLI sends without a login)."""
     if not header:
         return None
-    import base64
-    text = header.strip().replace("-", "+").replace("_", "/")
-    try:
-        doc = json.loads(base64.b64decode(text + "=" * (-len(text) % 4)))
-    except (ValueError, TypeError):
-        raise HTTPError(400, "invalid X-Registry-Auth header") from None
+    from .transfer import header_json
+    doc = header_json(header, "X-Registry-Auth")
     if not isinstance(doc, dict):
         raise HTTPError(400, "invalid X-Registry-Auth header")
     login = {"username": doc.get("username") or "", "password": doc.get("password") or "",
@@ -806,7 +802,9 @@ def image_create(h):
     """`pull`: Docker's progress stream, an error after it began carried in the stream."""
     name = h.arg("fromImage")
     if not name:
-        raise HTTPError(400, "fromSrc or fromImage must be set (import is not supported yet)")
+        if h.arg("fromSrc"):
+            return _images2.image_import(h)
+        raise HTTPError(400, "fromSrc or fromImage must be set")
     tag = h.arg("tag") or ""
     if tag:
         name += ("@" if tag.startswith("sha256:") else ":") + tag
@@ -886,6 +884,8 @@ ROUTES = [
     ("POST", r"/images/(.+)/tag", image_tag),
     ("DELETE", r"/images/(.+)", image_delete),
 ]
+from . import build as _build, images2 as _images2  # noqa: E402  (they use FORK, set here)
+ROUTES += _build.ROUTES + _images2.ROUTES
 _COMPILED = [(method, re.compile(pattern + r"\Z"), func) for method, pattern, func in ROUTES]
 
 

@@ -53,18 +53,8 @@ def ellipsis(text, width):
 def history_rows(image_id, config, sizes, human=True, trunc=True, now=None):
     """Rows newest first, with Docker's field names. sizes: each layer's size, bottom first;
     a config without history gets one row per layer (all Docker can say about it either)."""
-    entries = config.get("history") or []
-    if not isinstance(entries, list) or not entries:
-        entries = [{"created": config.get("created", "")} for _ in sizes] or \
-            [{"created": config.get("created", "")}]
-    rows, layer = [], 0
-    for entry in entries:
-        entry = entry if isinstance(entry, dict) else {}
-        if entry.get("empty_layer"):
-            size = 0
-        else:
-            size = sizes[layer] if layer < len(sizes) else 0
-            layer += 1
+    rows = []
+    for entry, size in image_ops.history_entries(config, sizes):
         created = image_ops.created_epoch(str(entry.get("created") or ""))
         created_at = rfc3339_local(created) if created else "N/A"
         created_by = str(entry.get("created_by") or "").replace("\t", " ")

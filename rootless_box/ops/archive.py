@@ -828,7 +828,7 @@ def _check_diff_id(path, diff_id):
     return hashing.size
 
 
-def _unpack_all(store, idmap, extracted, images, landed, reports):
+def _unpack_all(store, idmap, extracted, images, landed, reports, progress=None):
     """Every layer blob unpacked, or checked against its diff ID where the layer is there
     already. Each (blob, diff ID) pair is checked once: two images may claim one diff ID for
     different blobs (gzip and plain), and each claim must hold. -> {diff ID: size}."""
@@ -853,6 +853,8 @@ def _unpack_all(store, idmap, extracted, images, landed, reports):
         landed.append(layer.diff_id)
         reports.append(report)
         sizes[layer.diff_id] = report["size"]
+        if progress is not None:
+            progress(layer.diff_id, report["size"])
     return sizes
 
 
@@ -899,9 +901,10 @@ def _forget_layers(store, diff_ids):
                 store.remove(store.layer_path(diff_id))
 
 
-def load(store, idmap, source):
+def load(store, idmap, source, progress=None):
     """`load`: source is a path or a readable binary stream holding a docker-archive, an OCI
     layout tarball or an oci-archive, itself possibly gzip/zstd/xz/bzip2-compressed.
+    progress(diff ID, size): each layer unpacked (the Engine API's "Loading layer" lines).
     Returns {"lines": what Docker prints, "skipped_devices": n, "unmapped_owners": n}.
     Everything stays in store temporaries until it is checked; then layers land by rename and
     images are recorded under the lock. On failure nothing is recorded."""
@@ -910,7 +913,7 @@ def load(store, idmap, source):
     try:
         extracted = extract(source, tmp)
         images = read_archive(extracted)
-        sizes = _unpack_all(store, idmap, extracted, images, landed, reports)
+        sizes = _unpack_all(store, idmap, extracted, images, landed, reports, progress)
         lines = _record(store, idmap, extracted, images, sizes)
         landed = []
         from .events import images as image_events

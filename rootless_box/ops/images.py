@@ -188,6 +188,27 @@ def _unlink(path):
         pass
 
 
+def history_entries(config, sizes):
+    """An image config's history paired with its layers' sizes, oldest first: [(entry, size)]
+    (an `empty_layer` step 0). sizes: each layer's size, bottom first; a config without
+    history gets one entry per layer (all Docker can say about it either). `history` and the
+    Engine API's /images/{name}/history show these."""
+    entries = config.get("history") or []
+    if not isinstance(entries, list) or not entries:
+        entries = [{"created": config.get("created", "")} for _ in sizes] or \
+            [{"created": config.get("created", "")}]
+    result, layer = [], 0
+    for entry in entries:
+        entry = entry if isinstance(entry, dict) else {}
+        if entry.get("empty_layer"):
+            size = 0
+        else:
+            size = sizes[layer] if layer < len(sizes) else 0
+            layer += 1
+        result.append((entry, size))
+    return result
+
+
 def import_rootfs(store, idmap, source, repository=None, changes=(), message=""):
     """`import FILE|- [REPOSITORY[:TAG]]`: one-layer image from a rootfs tarball. Returns
     (image id, unpack report)."""

@@ -9,7 +9,9 @@ from .. import errors
 from ..oci import reference
 
 
-def login(server, username, password, tls_verify=None):
+def login(server, username, password, tls_verify=None, save=True):
+    """Check the credentials against server; save them unless save is false (the Engine
+    API's /auth only checks: the client keeps them)."""
     from ..registry import credentials
     from ..registry.client import Registry
     from ..registry import regconf
@@ -35,5 +37,6 @@ def login(server, username, password, tls_verify=None):
                                                                       resp.reason))
     finally:
         registry.close()
-    credentials.store(key, username, password)
+    if save:
+        credentials.store(key, username, password)
 

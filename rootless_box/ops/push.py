@@ -64,14 +64,15 @@ def destination(name, dest):
     return ref
 
 
-def push(store, name, dest=None, tls_verify=None, progress=None):
+def push(store, name, dest=None, tls_verify=None, progress=None, login=None):
     """Push image `name` to dest (default: name). progress(event, **fields) hears "layer"
-    events. Returns {"ref", "digest", "size"} (size: the manifest's length)."""
+    events; login: Credentials for this push alone (the Engine API's X-Registry-Auth), else
+    the user's saved ones. Returns {"ref", "digest", "size"} (size: the manifest's length)."""
     progress = progress or (lambda *a, **k: None)
     ref = destination(name, dest)
     index = store.read_index()
     image = resolve(store, name, index)
-    registry, repo, _mirror = connect(ref, tls_verify, push=True)[0]
+    registry, repo, _mirror = connect(ref, tls_verify, push=True, login=login)[0]
     try:
         digest, manifest_bytes = upload(store, registry, repo, image, ref.tag or
                                         reference.DEFAULT_TAG,

@@ -275,9 +275,12 @@ def container_wait(h, name):
             break
         current = containers.refresh_state(store, current)
         state = current["State"]
-        live = state.get("Status") in containers.LIVE_STATES or \
-            containers.being_started(state)
-        if live:
+        running = state.get("Status") in containers.LIVE_STATES
+        # being started counts as live, but not as having run: the `create` worker that
+        # made a record is its starter until it exits, and a next-exit wait seeing it go
+        # would otherwise answer 0 before the container ever started
+        live = running or containers.being_started(state)
+        if running:
             seen_running = True
         else:
             code = state.get("ExitCode") or 0

@@ -50,12 +50,13 @@ def emit(store, kind, action, actor, attributes=None):
 
 def container(store, record, action, **extra):
     """A container event with Docker's attributes: image, name, its labels, extra. Its
-    volumes' mount events come before its start, their unmount events after its die, as
-    dockerd reports them."""
+    volumes' mount events and its user networks' connect events come before its start,
+    their unmount and disconnect events after its die, as dockerd reports them."""
     if not record:
         return
     if action == "start":
         _volume_mounts(store, record, "mount")
+        _network_links(store, record, "connect")
     attributes = dict((record.get("Config") or {}).get("Labels") or {})
     attributes.update(image=record.get("ImageName") or (record.get("Config") or {}).get(
         "Image") or record.get("Image", ""), name=record.get("Name", ""))
@@ -63,6 +64,7 @@ def container(store, record, action, **extra):
     emit(store, "container", action, record.get("Id", ""), attributes)
     if action == "die":
         _volume_mounts(store, record, "unmount")
+        _network_links(store, record, "disconnect")
 
 
 def volume(store, name, action, **extra):
@@ -84,10 +86,18 @@ def _volume_mounts(store, record, action):
             volume(store, mount["Name"], action, container=record.get("Id", ""))
 
 
+def _network_links(store, record, action):
+    # the record names only user networks (the predefined ones are not endpoints here)
+    for name, entry in ((record.get("NetworkSettings") or {}).get("Networks") or {}).items():
+        if entry.get("NetworkID"):
+            network(store, entry["NetworkID"], action, name=name, type="bridge",
+                    container=record.get("Id", ""))
+
+
 def network(store, network_id, action, **extra):
-    """A network event (create, connect, disconnect, destroy), for the networks' code:
-    Actor ID the network's ID; extra: name, type (the driver), container (connect and
-    disconnect), as dockerd's attributes."""
+    """A network event (create, connect, disconnect, destroy): Actor ID the network's ID;
+    extra: name, type (the driver), container (connect and disconnect), as dockerd's
+    attributes."""
     emit(store, "network", action, network_id, {k: str(v) for k, v in extra.items()})
 
 

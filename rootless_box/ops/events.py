@@ -141,21 +141,33 @@ def _parse(line):
     return event if isinstance(event, dict) and "timeNano" in event else None
 
 
-def read(store, since=None, until=None, follow=False, stop=None):
+def mark(store):
+    """Where the journal ends now, for read(offset=): a reader of what comes after need
+    not parse the megabytes before."""
+    try:
+        st = os.stat(os.path.join(_root(store), NAME))
+    except OSError:
+        return None
+    return st.st_ino, st.st_size
+
+
+def read(store, since=None, until=None, follow=False, stop=None, offset=None):
     """The journal's events with since <= timeNano <= until (ns), oldest first; with follow,
-    then every new one as it is written, until `until` passes or stop() says so. Yields
-    event dicts."""
+    then every new one as it is written, until `until` passes or stop() says so. offset:
+    mark()'s, to read only what was written after it (all, if the journal rotated since).
+    Yields event dicts."""
     path = os.path.join(_root(store), NAME)
-    for line in _lines(path + ".1")[0]:
-        event = _parse(line)
-        if event and (since is None or event["timeNano"] >= since) and \
-                (until is None or event["timeNano"] <= until):
-            yield event
-    lines, offset = _lines(path)
     try:
         inode = os.stat(path).st_ino
     except OSError:
         inode = None
+    start = offset[1] if offset and offset[0] == inode else None
+    for line in _lines(path + ".1")[0] if start is None else ():
+        event = _parse(line)
+        if event and (since is None or event["timeNano"] >= since) and \
+                (until is None or event["timeNano"] <= until):
+            yield event
+    lines, offset = _lines(path, start or 0)
     while True:
         for line in lines:
             event = _parse(line)

@@ -30,7 +30,7 @@ OPTS = (
     Opt("--network,--net", VALUE, "Connect a container to a network (host, private or "
                                   "bridge, none, container:NAME, or a network's name)",
         dest="network"),
-    Opt("--network-alias", LIST, "Add network-scoped alias for the container",
+    Opt("--network-alias,--net-alias", LIST, "Add network-scoped alias for the container",
         metavar="list", dest="network_alias"),
     Opt("--ip", VALUE, "IPv4 address (e.g., 172.30.100.104)"),
     Opt("-p,--publish", LIST, "Publish a container's port(s) to the host", metavar="list",
@@ -42,7 +42,8 @@ OPTS = (
     Opt("--dns", LIST, "Set custom DNS servers", metavar="list", dest="dns"),
     Opt("--dns-search", LIST, "Set custom DNS search domains", metavar="list",
         dest="dns_search"),
-    Opt("--dns-option", LIST, "Set DNS options", metavar="list", dest="dns_option"),
+    Opt("--dns-option,--dns-opt", LIST, "Set DNS options", metavar="list",
+        dest="dns_option"),
     Opt("--init", FLAG, "Run an init inside the container that forwards signals and reaps "
                         "processes"),
     Opt("-d,--detach", FLAG, "Run container in background and print container ID"),

@@ -369,6 +369,18 @@ def test_run_it_detaches_with_ctrl_p_ctrl_q(cli, image):
         cli("rm", "-f", "sa")
 
 
+def test_docker_aliases_and_defaults_scripts_pass(cli, image):
+    """Docker's hidden aliases (--dns-opt, --net-alias) and flags that name the only thing
+    there is (--volume-driver local, --disable-content-trust) work; the others are
+    refused with the reason."""
+    out = cli.ok("run", "--rm", "--dns-opt", "ndots:3", "--volume-driver", "local",
+                 "--disable-content-trust", image, "cat", "/etc/resolv.conf").out
+    assert "ndots:3" in out
+    refused(cli, image, "--net-alias", "x", words=["user defined networks"])
+    refused(cli, image, "--volume-driver", "nfs", words=["--volume-driver nfs", "local"])
+    refused(cli, image, "--disable-content-trust=false", words=["Content Trust"])
+
+
 def test_flags_that_cannot_work_are_refused_with_their_reason(cli, image):
     from rootless_box.commands.runflags import REFUSED
     from rootless_box.cliparse import FLAG

@@ -136,6 +136,14 @@ def test_rename_restart_commit(cli, image, tmp_path):
         renamed = got[acts.index("rename")]["Actor"]["Attributes"]
         assert renamed["oldName"] == "/" + name and renamed["name"] == name + "b"
         assert acts.index("restart") > acts.index("stop")
+        # commit as dockerd's: the image's create and tag, then the container's commit
+        image_id = cli.ok("inspect", "-f", "{{.Id}}", "evcommit:1").out.strip()
+        committed = got[acts.index("commit")]["Actor"]["Attributes"]
+        assert committed["comment"] == "snap" and committed["imageID"] == image_id
+        assert committed["imageRef"] == "evcommit:1"
+        images = past(cli, "--filter", "type=image", "--filter", "image=" + image_id,
+                      "--format", "{{.Action}} {{.Actor.Attributes.name}}")
+        assert images == ["create " + image_id, "tag evcommit:1"], images
     finally:
         cli("rm", "-f", cid)
         cli("rmi", "evcommit:1")

@@ -74,7 +74,12 @@ def _copy_output(fds, log, attach="", services=None, backlog=None):
                 if not pending and close_stdin and stdin in fds:
                     os.close(stdin)
                     del fds[stdin]
+            # a client that left while this round's output went out is closed at once, but
+            # select() listed it: skip it (its number may even be a client accepted since)
+            left = set()
             for fd in ready:
+                if fd in left:
+                    continue
                 if fd in services:
                     if not services[fd]():
                         del services[fd]
@@ -86,9 +91,9 @@ def _copy_output(fds, log, attach="", services=None, backlog=None):
                         continue
                     if fds.get(target) == "tty":
                         _offer_terminal(conn, target)
-                        if backlog:
-                            _send_backlog(conn, backlog)
-                        backlog = None
+                    if backlog:  # even when the terminal has just ended
+                        _send_backlog(conn, backlog)
+                    backlog = None
                     clients.add(conn.detach())
                     continue
                 if fd in clients:
@@ -129,6 +134,7 @@ def _copy_output(fds, log, attach="", services=None, backlog=None):
                     if _write_some(client, data) is None:
                         clients.discard(client)
                         os.close(client)
+                        left.add(client)
     finally:
         for client in clients:
             os.close(client)

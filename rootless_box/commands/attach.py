@@ -4,7 +4,8 @@
 Owns: Docker's attach behaviour as a user sees it: the terminal in raw mode, ctrl-p ctrl-q (or
 --detach-keys) to leave the container running (attach: "read escape sequence", status 1, as
 Docker's CLI returns its EscapeError; run and start -a: nothing, status 0), the container's
-exit status when it ends. Must not: touch the container's processes (its monitor holds the terminal).
+exit status when it ends. Must not: touch the container's processes (its monitor holds the
+terminal).
 """
 
 import os

@@ -198,7 +198,7 @@ def kept_apart(opts, detach_keys, pull):
             time.sleep(0.01)
     if opts.rm and store.read_container(record["Id"]) is None:
         # removed by its monitor (--rm): the status is in its die event
-        for event in events.read(store, since=since, offset=journal):
+        for event in events.read(store, since=since, after=journal):
             if event.get("Action") == "die" and event["Actor"].get("ID") == record["Id"]:
                 code = int(event["Actor"]["Attributes"].get("exitCode", code))
     return code

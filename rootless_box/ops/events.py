@@ -142,7 +142,7 @@ def _parse(line):
 
 
 def mark(store):
-    """Where the journal ends now, for read(offset=): a reader of what comes after need
+    """Where the journal ends now, for read(after=): a reader of what comes after need
     not parse the megabytes before."""
     try:
         st = os.stat(os.path.join(_root(store), NAME))
@@ -151,9 +151,9 @@ def mark(store):
     return st.st_ino, st.st_size
 
 
-def read(store, since=None, until=None, follow=False, stop=None, offset=None):
+def read(store, since=None, until=None, follow=False, stop=None, after=None):
     """The journal's events with since <= timeNano <= until (ns), oldest first; with follow,
-    then every new one as it is written, until `until` passes or stop() says so. offset:
+    then every new one as it is written, until `until` passes or stop() says so. after:
     mark()'s, to read only what was written after it (all, if the journal rotated since).
     Yields event dicts."""
     path = os.path.join(_root(store), NAME)
@@ -161,7 +161,7 @@ def read(store, since=None, until=None, follow=False, stop=None, offset=None):
         inode = os.stat(path).st_ino
     except OSError:
         inode = None
-    start = offset[1] if offset and offset[0] == inode else None
+    start = after[1] if after and after[0] == inode else None
     for line in _lines(path + ".1")[0] if start is None else ():
         event = _parse(line)
         if event and (since is None or event["timeNano"] >= since) and \

@@ -83,11 +83,11 @@ def test_reading_from_a_mark_skips_what_came_before(tmp_path, monkeypatch):
     events.emit(root, "container", "die", "old", {"exitCode": "1"})
     mark = events.mark(root)
     events.emit(root, "container", "die", "new", {"exitCode": "2"})
-    assert [e["Actor"]["ID"] for e in events.read(root, offset=mark)] == ["new"]
+    assert [e["Actor"]["ID"] for e in events.read(root, after=mark)] == ["new"]
     # rotated since the mark: everything is read again, nothing is lost
     monkeypatch.setattr(events, "MAX_BYTES", 10)
     events.emit(root, "container", "die", "after", {})
-    assert [e["Actor"]["ID"] for e in events.read(root, offset=mark)] == [
+    assert [e["Actor"]["ID"] for e in events.read(root, after=mark)] == [
         "old", "new", "after"]
     assert events.mark(str(tmp_path / "none")) is None
 

@@ -2,8 +2,10 @@
 (through its monitor's socket), or the output of any other running container.
 
 Owns: Docker's attach behaviour as a user sees it: the terminal in raw mode, ctrl-p ctrl-q (or
---detach-keys) to leave the container running ("read escape sequence"), the container's exit
-status when it ends. Must not: touch the container's processes (its monitor holds the terminal).
+--detach-keys) to leave the container running (attach: "read escape sequence", status 1, as
+Docker's CLI returns its EscapeError; run and start -a: nothing, status 0), the container's
+exit status when it ends. Must not: touch the container's processes (its monitor holds the
+terminal).
 """
 
 import os
@@ -49,7 +51,11 @@ def main(parsed):
     if not record.get("Config", {}).get("Tty"):
         from .start import _attach
         return _attach(store, record, since_now=True, stdin=not parsed.no_stdin)
-    return attach_terminal(store, record, stdin=not parsed.no_stdin, keys=keys)
+    code = attach_terminal(store, record, stdin=not parsed.no_stdin, keys=keys)
+    if code is None:
+        sys.stderr.write("read escape sequence\n")
+        return 1
+    return code
 
 
 def _terminal_of(conn):
@@ -73,7 +79,7 @@ def _terminal_of(conn):
 
 def attach_terminal(store, record, stdin=True, keys=None):
     """The terminal of a -t container, through its watcher's socket, until the container
-    ends (-> its exit status) or the detach keys are typed (-> 0)."""
+    ends (-> its exit status) or the detach keys are typed (-> None)."""
     import socket
     from ..ops import lifecycle
     from ..ops.monitor import attach_socket
@@ -108,7 +114,6 @@ def attach_terminal(store, record, stdin=True, keys=None):
         if terminal is not None:
             os.close(terminal)
     if detached:
-        sys.stderr.write("read escape sequence\n")
-        return 0
+        return None
     final = lifecycle.wait_exit(store, record, timeout=10)
     return final["State"].get("ExitCode", 0) if final else 0

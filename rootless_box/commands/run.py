@@ -30,7 +30,7 @@ OPTS = (
     Opt("--network,--net", VALUE, "Connect a container to a network (host, private or "
                                   "bridge, none, container:NAME, or a network's name)",
         dest="network"),
-    Opt("--network-alias", LIST, "Add network-scoped alias for the container",
+    Opt("--network-alias,--net-alias", LIST, "Add network-scoped alias for the container",
         metavar="list", dest="network_alias"),
     Opt("--ip", VALUE, "IPv4 address (e.g., 172.30.100.104)"),
     Opt("-p,--publish", LIST, "Publish a container's port(s) to the host", metavar="list",
@@ -42,7 +42,8 @@ OPTS = (
     Opt("--dns", LIST, "Set custom DNS servers", metavar="list", dest="dns"),
     Opt("--dns-search", LIST, "Set custom DNS search domains", metavar="list",
         dest="dns_search"),
-    Opt("--dns-option", LIST, "Set DNS options", metavar="list", dest="dns_option"),
+    Opt("--dns-option,--dns-opt", LIST, "Set DNS options", metavar="list",
+        dest="dns_option"),
     Opt("--init", FLAG, "Run an init inside the container that forwards signals and reaps "
                         "processes"),
     Opt("-d,--detach", FLAG, "Run container in background and print container ID"),
@@ -124,25 +125,28 @@ def main(parsed):
     if opts.restart != "no":
         raise UsageError("--restart needs a detached container (-d)",
                          "add -d: a restart policy is applied by the container's monitor")
-    if not opts.sig_proxy or parsed.detach_keys is not None:
+    if not opts.sig_proxy or parsed.detach_keys is not None or (opts.tty and opts.interactive):
         return kept_apart(opts, parsed.detach_keys, pull)
     return run_ops.run(opts, warn=warn, pull=pull)
 
 
 def kept_apart(opts, detach_keys, pull):
     """`run` without -d whose container must outlive this process (--sig-proxy=false: a
-    signal to the CLI ends the CLI, not the container; --detach-keys: the keys leave it
-    running): it runs under a monitor, as `run -d`, and this process attaches as `start -a`
-    (the output from its start, stdin with -i) or, with -t, as `attach` does, as Docker's
-    CLI is a client of the daemon that keeps the container. -> the container's status."""
+    signal to the CLI ends the CLI, not the container; -it or --detach-keys: the detach keys
+    leave it running): it runs under a monitor, as `run -d`, and this process attaches as
+    `start -a` (the output from its start, stdin with -i) or, with -t, as `attach` does (the
+    terminal sized as ours from the start, what it showed before we connected kept for us
+    by the watcher), as Docker's CLI is a client of the daemon that keeps the container.
+    -> the container's status (0 once detached)."""
     import os
     import time
-    from ..ops import events
+    from ..ops import containers, events, watch
     from ..ops.storage import open_store
     from .attach import attach_terminal, detach_sequence
     from .start import _attach
     keys = detach_sequence(detach_keys)
     since = time.time_ns()
+    journal = events.mark(open_store())
     held = []
 
     def hold_log(record):
@@ -150,6 +154,15 @@ def kept_apart(opts, detach_keys, pull):
         # log made now and held open stays readable through /proc/self/fd
         held.append(os.open(record["LogPath"], os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC,
                             0o640))
+        if opts.tty:
+            store = open_store()
+            from ..userns.pty import host_winsize
+            size = host_winsize()
+            if size:  # Docker's ConsoleSize: the terminal starts with the client's size
+                spec = containers.load_spec(store, record)
+                spec["winsize"] = list(size)
+                containers.save_spec(store, record["Id"], spec)
+            watch.expect_client(store, record["Id"])
     record = run_ops.run_detached(opts, warn=warn, pull=pull, created=hold_log)
     log = "/proc/self/fd/%d" % held[0]
     store = open_store()
@@ -160,6 +173,7 @@ def kept_apart(opts, detach_keys, pull):
         if opts.tty:
             try:
                 code = attach_terminal(store, record, stdin=opts.interactive, keys=keys)
+                code = 0 if code is None else code  # detached: Docker's run says nothing
             except Conflict:
                 # its socket is gone: the container ended (and went, with --rm) before
                 # this client connected: its output is all in the log
@@ -181,10 +195,10 @@ def kept_apart(opts, detach_keys, pull):
             current = store.read_container(record["Id"])
             if current is None or current["State"].get("Running"):
                 break
-            time.sleep(0.05)
+            time.sleep(0.01)
     if opts.rm and store.read_container(record["Id"]) is None:
         # removed by its monitor (--rm): the status is in its die event
-        for event in events.read(store, since=since):
+        for event in events.read(store, since=since, after=journal):
             if event.get("Action") == "die" and event["Actor"].get("ID") == record["Id"]:
                 code = int(event["Actor"]["Attributes"].get("exitCode", code))
     return code

@@ -49,6 +49,10 @@ OPTS = (
     Opt("--detach-keys", VALUE, "Override the key sequence for detaching a container "
                                 "(-it: the container is kept apart, and outlives this "
                                 "process)"),
+    Opt("--disable-content-trust", FLAG, "Skip image verification (default true; =false "
+                                         "refused: Docker Content Trust is not offered)",
+        default=True),
+    Opt("--volume-driver", VALUE, "Optional volume driver for the container (local only)"),
 )
 
 # Docker's run flags that cannot work here, each refused with its reason (--help says it too)
@@ -74,6 +78,12 @@ REFUSED = (
     ("--device-read-iops", LIST, "per-device I/O limits are not implemented yet"),
     ("--device-write-iops", LIST, "per-device I/O limits are not implemented yet"),
     ("--annotation", LIST, "there is no OCI runtime to hand annotations to"),
+    ("--cpu-count", VALUE, "an option of Docker on Windows"),
+    ("--cpu-percent", VALUE, "an option of Docker on Windows"),
+    ("--io-maxbandwidth", VALUE, "an option of Docker on Windows"),
+    ("--io-maxiops", VALUE, "an option of Docker on Windows"),
+    ("--use-api-socket", FLAG, "there is no daemon socket; start `rootless-box system "
+                               "service` and bind its socket with -v"),
 )
 OPTS += tuple(Opt(name, kind, "Refused: " + why) for name, kind, why in REFUSED)
 
@@ -115,6 +125,13 @@ def kwargs(parsed):
     for name, _kind, why in REFUSED:
         if name[2:].replace("-", "_") in parsed.given:
             raise UsageError("%s is not supported: %s" % (name, why))
+    if not parsed.disable_content_trust:
+        raise UsageError("--disable-content-trust=false is not supported: Docker Content "
+                         "Trust (Notary v1) is not offered", "verify images by digest "
+                         "(NAME@sha256:...)")
+    if parsed.volume_driver not in (None, "", "local"):
+        raise UsageError('--volume-driver %s is not supported: volume plugins are not; '
+                         'the driver is "local"' % parsed.volume_driver)
     return {"health_cmd": parsed.health_cmd, "health_interval": parsed.health_interval,
             "health_timeout": parsed.health_timeout, "health_retries": parsed.health_retries,
             "health_start_period": parsed.health_start_period,

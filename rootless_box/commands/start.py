@@ -31,8 +31,12 @@ def main(parsed):
     idmap = idmaps.plan()
     store = open_store(idmap)
 
-    def start_one(name):
+    def start_one(name, client=False):
         record = containers.find(store, name)
+        if client and record.get("Config", {}).get("Tty") and containers.refresh_state(
+                store, record)["State"].get("Status") not in containers.LIVE_STATES:
+            from ..ops.watch import expect_client
+            expect_client(store, record["Id"])  # its first output is for us
         run_ops.start(store, idmap, record)
         if not parsed.attach:
             sys.stdout.write(name + "\n")
@@ -42,10 +46,11 @@ def main(parsed):
         return for_each(parsed.args, start_one)
     if len(parsed.args) > 1:
         raise UsageError("you cannot start and attach multiple containers at once")
-    record = start_one(parsed.args[0])
+    record = start_one(parsed.args[0], client=True)
     if record.get("Config", {}).get("Tty"):
         from .attach import attach_terminal
-        return attach_terminal(store, record, stdin=parsed.interactive, keys=keys)
+        code = attach_terminal(store, record, stdin=parsed.interactive, keys=keys)
+        return 0 if code is None else code  # detached: Docker's start -a says nothing
     return _attach(store, record, stdin=parsed.interactive)
 
 

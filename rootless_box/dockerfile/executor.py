@@ -181,11 +181,18 @@ class Builder:
         if unused:
             self.emit("warning", "one or more build args were not consumed: %s"
                       % ", ".join(sorted(unused)))
+        refs = [reference.parse(tag) for tag in self.opts.tags]
         with self.store.lock():
             index = self.store.read_index()
-            for tag in self.opts.tags:
-                index["tags"][str(reference.parse(tag))] = image_id
+            for ref in refs:
+                index["tags"][str(ref)] = image_id
             self.store.write_index(index)
+        # dockerd's events of a build (BuildKit's exporter callbacks, daemon/build.go):
+        # create for the image, then tag for each name; moby has no "build" action
+        from ..ops import events
+        events.emit(self.store, "image", "create", image_id, {"name": image_id})
+        for ref in refs:
+            events.emit(self.store, "image", "tag", image_id, {"name": ref.familiar()})
         return image_id
 
     def _target_index(self, stages):

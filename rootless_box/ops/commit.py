@@ -130,8 +130,13 @@ def commit(store, idmap, name, repository=None, changes=(), message="", author="
         result = images.record_image(store, cfg, layers, cfg["rootfs"]["diff_ids"], ref,
                                      content_size=parent.record.get("size", 0) +
                                      report["size"])
-    from .events import container as event
-    event(store, record, "commit", comment=message, author=author)
+    # dockerd's (daemon/commit.go): the image's create, its tag, then the container's commit
+    from . import events
+    events.emit(store, "image", "create", result, {"name": result})
+    if ref is not None:
+        events.emit(store, "image", "tag", result, {"name": ref.familiar()})
+    events.container(store, record, "commit", comment=message, imageID=result,
+                     imageRef=ref.familiar() if ref is not None else "")
     return result
 
 

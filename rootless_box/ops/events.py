@@ -50,12 +50,13 @@ def emit(store, kind, action, actor, attributes=None):
 
 def container(store, record, action, **extra):
     """A container event with Docker's attributes: image, name, its labels, extra. Its
-    volumes' mount events come before its start, their unmount events after its die, as
-    dockerd reports them."""
+    volumes' mount events and its user networks' connect events come before its start,
+    their unmount and disconnect events after its die, as dockerd reports them."""
     if not record:
         return
     if action == "start":
         _volume_mounts(store, record, "mount")
+        _network_links(store, record, "connect")
     attributes = dict((record.get("Config") or {}).get("Labels") or {})
     attributes.update(image=record.get("ImageName") or (record.get("Config") or {}).get(
         "Image") or record.get("Image", ""), name=record.get("Name", ""))
@@ -63,6 +64,7 @@ def container(store, record, action, **extra):
     emit(store, "container", action, record.get("Id", ""), attributes)
     if action == "die":
         _volume_mounts(store, record, "unmount")
+        _network_links(store, record, "disconnect")
 
 
 def volume(store, name, action, **extra):
@@ -84,10 +86,18 @@ def _volume_mounts(store, record, action):
             volume(store, mount["Name"], action, container=record.get("Id", ""))
 
 
+def _network_links(store, record, action):
+    # the record names only user networks (the predefined ones are not endpoints here)
+    for name, entry in ((record.get("NetworkSettings") or {}).get("Networks") or {}).items():
+        if entry.get("NetworkID"):
+            network(store, entry["NetworkID"], action, name=name, type="bridge",
+                    container=record.get("Id", ""))
+
+
 def network(store, network_id, action, **extra):
-    """A network event (create, connect, disconnect, destroy), for the networks' code:
-    Actor ID the network's ID; extra: name, type (the driver), container (connect and
-    disconnect), as dockerd's attributes."""
+    """A network event (create, connect, disconnect, destroy): Actor ID the network's ID;
+    extra: name, type (the driver), container (connect and disconnect), as dockerd's
+    attributes."""
     emit(store, "network", action, network_id, {k: str(v) for k, v in extra.items()})
 
 
@@ -131,21 +141,33 @@ def _parse(line):
     return event if isinstance(event, dict) and "timeNano" in event else None
 
 
-def read(store, since=None, until=None, follow=False, stop=None):
+def mark(store):
+    """Where the journal ends now, for read(after=): a reader of what comes after need
+    not parse the megabytes before."""
+    try:
+        st = os.stat(os.path.join(_root(store), NAME))
+    except OSError:
+        return None
+    return st.st_ino, st.st_size
+
+
+def read(store, since=None, until=None, follow=False, stop=None, after=None):
     """The journal's events with since <= timeNano <= until (ns), oldest first; with follow,
-    then every new one as it is written, until `until` passes or stop() says so. Yields
-    event dicts."""
+    then every new one as it is written, until `until` passes or stop() says so. after:
+    mark()'s, to read only what was written after it (all, if the journal rotated since).
+    Yields event dicts."""
     path = os.path.join(_root(store), NAME)
-    for line in _lines(path + ".1")[0]:
-        event = _parse(line)
-        if event and (since is None or event["timeNano"] >= since) and \
-                (until is None or event["timeNano"] <= until):
-            yield event
-    lines, offset = _lines(path)
     try:
         inode = os.stat(path).st_ino
     except OSError:
         inode = None
+    start = after[1] if after and after[0] == inode else None
+    for line in _lines(path + ".1")[0] if start is None else ():
+        event = _parse(line)
+        if event and (since is None or event["timeNano"] >= since) and \
+                (until is None or event["timeNano"] <= until):
+            yield event
+    lines, offset = _lines(path, start or 0)
     while True:
         for line in lines:
             event = _parse(line)

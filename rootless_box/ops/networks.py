@@ -188,7 +188,13 @@ def create(store, name, driver="bridge", internal=False, subnet=None, gateway=No
                 "ConfigFrom": {"Network": ""}, "ConfigOnly": False,
                 "Options": dict(options or {}), "Labels": dict(labels or {})}
         atomic_write(_path(store, name), fastjson.dumps(meta))
+    _event(store, meta, "create")
     return meta
+
+
+def _event(store, net, action, **extra):
+    from . import events
+    events.network(store, net["Id"], action, name=net["Name"], type=net["Driver"], **extra)
 
 
 def _attached(store, net, running_only=True):
@@ -231,6 +237,7 @@ def remove(store, name):
                     net["Name"], ", ".join('name:"%s" id:"%s"' % (r["Name"], r["Id"][:12])
                                            for r in users)))
         os.unlink(_path(store, net["Name"]))
+    _event(store, net, "destroy")
     return net
 
 
@@ -244,6 +251,8 @@ def prune(store, filters=None):
             removed.append(net["Name"])
         except errors.Conflict:
             pass
+    from . import events
+    events.emit(store, "network", "prune", "", {"reclaimed": "0"})  # dockerd's: always 0
     return removed
 
 
@@ -608,6 +617,7 @@ def connect(store, net_name, ctr, aliases=(), ip=None):
             os.close(target)
         store.write_container(record)
         write_table(store, idmap)
+    _event(store, net, "connect", container=record["Id"])  # running only, as dockerd
     return record
 
 
@@ -637,6 +647,7 @@ def disconnect(store, net_name, ctr, force=False):
                                     ["v" + record["Id"][:9] + entry["NetworkID"][:4]])
             store.write_container(record)
             write_table(store, idmap)
+            _event(store, net, "disconnect", container=record["Id"])
         else:
             store.write_container(record)
     return record

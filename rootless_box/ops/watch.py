@@ -18,6 +18,10 @@ import time
 from .. import fastjson
 
 _READ = 65536
+# `run -t`/`start -a` of a -t container: its client connects just after the start; what the
+# terminal shows before that is kept (its last MiB) and sent to the first client first
+FIRST_CLIENT = "first-client"
+_BACKLOG = 1 << 20
 # Docker's restart delay: 100 ms, doubling, at most a minute; reset after 10 s of running.
 _FIRST_DELAY = 0.1
 _MAX_DELAY = 60.0
@@ -33,13 +37,14 @@ def _parse_fds(text):
     return fds
 
 
-def _copy_output(fds, log, attach="", services=None):
+def _copy_output(fds, log, attach="", services=None, backlog=None):
     """Until every output fd reaches its end. A pty master reports EIO once the container's
     side is closed: that is its end. With attach ("FD:PATH" of a listening socket, for -t or -i
     containers), `attach` clients connect there: they get the terminal's output from then on, and what they send goes to
     the terminal. That input is written without blocking: a container that does not read its
     stdin holds back its clients (they are not read while input waits), never its output
-    or its log."""
+    or its log. backlog (a bytearray: a client is on its way) keeps the terminal's output
+    until the first client comes, which gets it first (even after the end: see _late)."""
     # where attach clients' input goes: the terminal, or (-i without -t) the stdin pipe,
     # which closes when the first client leaves, as Docker's StdinOnce does
     target = next((fd for fd, name in fds.items() if name in ("tty", "stdin")), None)
@@ -69,7 +74,12 @@ def _copy_output(fds, log, attach="", services=None):
                 if not pending and close_stdin and stdin in fds:
                     os.close(stdin)
                     del fds[stdin]
+            # a client that left while this round's output went out is closed at once, but
+            # select() listed it: skip it (its number may even be a client accepted since)
+            left = set()
             for fd in ready:
+                if fd in left:
+                    continue
                 if fd in services:
                     if not services[fd]():
                         del services[fd]
@@ -81,6 +91,9 @@ def _copy_output(fds, log, attach="", services=None):
                         continue
                     if fds.get(target) == "tty":
                         _offer_terminal(conn, target)
+                    if backlog:  # even when the terminal has just ended
+                        _send_backlog(conn, backlog)
+                    backlog = None
                     clients.add(conn.detach())
                     continue
                 if fd in clients:
@@ -113,11 +126,15 @@ def _copy_output(fds, log, attach="", services=None):
                     log.write(stream, data)
                 if fds[fd] != "tty":
                     continue  # attach reads a pipe container's output from its log
+                if backlog is not None:
+                    backlog += data
+                    del backlog[:-_BACKLOG]
                 for client in list(clients):
                     # clients' sockets block: all is written, or the client has left
                     if _write_some(client, data) is None:
                         clients.discard(client)
                         os.close(client)
+                        left.add(client)
     finally:
         for client in clients:
             os.close(client)
@@ -125,6 +142,8 @@ def _copy_output(fds, log, attach="", services=None):
             if name == "stdin":
                 os.close(fd)
         if listener is not None:
+            if backlog:
+                _late(listener, backlog)
             listener.close()
             try:
                 os.unlink(attach_path)
@@ -141,6 +160,34 @@ def _offer_terminal(conn, master):
         socket.send_fds(conn, [b"T"], [master])
     except OSError:
         pass
+
+
+def expect_client(store, cid):
+    """Before a start whose client attaches to its terminal right after (run -t, start -a):
+    the watcher keeps what the terminal shows until that client comes."""
+    with open(os.path.join(store.container_dir(cid), FIRST_CLIENT), "wb"):
+        pass
+
+
+def _send_backlog(conn, backlog):
+    try:
+        conn.sendall(backlog)
+    except OSError:
+        pass  # the client left: it reads the log instead
+
+
+def _late(listener, backlog):
+    """The container ended before its client was accepted: a client already connecting
+    gets the backlog (the whole session) and the end; one that comes later reads the log."""
+    listener.setblocking(False)
+    while True:
+        try:
+            conn, _addr = listener.accept()
+        except OSError:
+            return
+        conn.setblocking(True)
+        _send_backlog(conn, backlog)
+        conn.close()
 
 
 def _write_some(fd, data):
@@ -277,8 +324,14 @@ def main(argv):
     if log_path:
         opts = (record.get("HostConfig") or {}).get("LogConfig", {}).get("Config") or {}
         log = LogWriter(log_path, **_log_options(opts))
+    backlog = None
     try:
-        _copy_output(_parse_fds(fd_text), log, attach, services)
+        os.unlink(os.path.join(cdir, FIRST_CLIENT))  # for this start only
+        backlog = bytearray()
+    except OSError:
+        pass
+    try:
+        _copy_output(_parse_fds(fd_text), log, attach, services, backlog)
     finally:
         if log is not None:
             log.close()

@@ -1,6 +1,7 @@
 """`events`: the daemonless journal as a user reads it: container life (create, start, die,
 kill, stop, destroy, exec, health_status), volume events, image events (tag, untag, delete,
-load, import, save), filters,
+load, import, save, a build's create and tag), network events (create, connect, disconnect,
+destroy, prune), filters,
 --format, and following new events live."""
 
 import json
@@ -135,6 +136,85 @@ def test_rename_restart_commit(cli, image, tmp_path):
         renamed = got[acts.index("rename")]["Actor"]["Attributes"]
         assert renamed["oldName"] == "/" + name and renamed["name"] == name + "b"
         assert acts.index("restart") > acts.index("stop")
+        # commit as dockerd's: the image's create and tag, then the container's commit
+        image_id = cli.ok("inspect", "-f", "{{.Id}}", "evcommit:1").out.strip()
+        committed = got[acts.index("commit")]["Actor"]["Attributes"]
+        assert committed["comment"] == "snap" and committed["imageID"] == image_id
+        assert committed["imageRef"] == "evcommit:1"
+        images = past(cli, "--filter", "type=image", "--filter", "image=" + image_id,
+                      "--format", "{{.Action}} {{.Actor.Attributes.name}}")
+        assert images == ["create " + image_id, "tag evcommit:1"], images
     finally:
         cli("rm", "-f", cid)
         cli("rmi", "evcommit:1")
+
+
+def test_network_events(cli, image, tmp_path):
+    """A user network's life as dockerd reports it: create; connect before each start of a
+    container on it and disconnect after its die; `network connect`/`disconnect` of a
+    running container; destroy; prune. Actor: the network's ID; name, type, container."""
+    tag = tmp_path.name[-6:]
+    net, other, name = "evnet-" + tag, "evnet2-" + tag, "ev-n-" + tag
+    since = "%d" % time.time()
+    net_id = cli.ok("network", "create", net).out.strip()
+    other_id = cli.ok("network", "create", other).out.strip()
+    try:
+        cid = cli.ok("run", "-d", "--name", name, "--network", net, image,
+                     "sleep", "60").out.strip()
+        cli.ok("network", "connect", other, name)
+        cli.ok("network", "disconnect", other, name)
+        cli.ok("rm", "-f", name)
+        cli.ok("network", "connect", other, cli.ok(  # a stopped container: no event
+            "create", "--network", net, image, "true").out.strip())
+    finally:
+        for cid_left in cli.ok("ps", "-aq", "--no-trunc").out.split():
+            cli("rm", "-f", cid_left)
+        cli.ok("network", "rm", other, net)
+    cli.ok("network", "prune", "-f")
+    until = "%d" % (time.time() + 1)
+    fmt = "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}} " \
+          "{{.Actor.Attributes.type}} {{.Actor.Attributes.container}}"
+    lines = cli.ok("events", "--since", since, "--until", until, "--filter", "type=network",
+                   "--format", fmt).out.splitlines()
+    lines = [line for line in lines if not line.startswith("prune")] + \
+        [line for line in lines if line.startswith("prune")][-1:]
+    assert lines == [
+        "create %s %s bridge <no value>" % (net_id, net),
+        "create %s %s bridge <no value>" % (other_id, other),
+        "connect %s %s bridge %s" % (net_id, net, cid),
+        "connect %s %s bridge %s" % (other_id, other, cid),
+        "disconnect %s %s bridge %s" % (other_id, other, cid),
+        "disconnect %s %s bridge %s" % (net_id, net, cid),
+        "destroy %s %s bridge <no value>" % (other_id, other),
+        "destroy %s %s bridge <no value>" % (net_id, net),
+        "prune  <no value> <no value> <no value>"], lines
+    # filtered by network name, in Docker's default line; then the container's own
+    # events around them: connect before its start, disconnect after its die
+    mine = cli.ok("events", "--since", since, "--until", until, "--filter",
+                  "network=" + net, "--filter", "event=connect").out.splitlines()
+    assert len(mine) == 1 and " network connect %s (container=%s, name=%s, type=bridge)" % (
+        net_id, cid, net) in mine[0], mine
+    order = [(e["Type"], e["Action"]) for e in map(json.loads, cli.ok(
+        "events", "--since", since, "--until", until, "--format", "json").out.splitlines())
+        if e["Actor"]["ID"] == cid or e["Actor"]["Attributes"].get("container") == cid]
+    assert order.index(("network", "connect")) < order.index(("container", "start"))
+    assert order.index(("container", "die")) < \
+        max(i for i, e in enumerate(order) if e == ("network", "disconnect"))
+
+
+def test_build_events(cli, image, tmp_path):
+    """A build reports as dockerd's BuildKit exporter does: create for the built image (Actor
+    ID and name its ID), then tag for each -t; a build without -t only create."""
+    (tmp_path / "Dockerfile").write_text("FROM %s\nRUN echo built > /b\n" % image)
+    since = "%.6f" % time.time()  # not the image import of the same second
+    built = cli.ok("build", "-q", "-t", "evbuild:1", "-t", "evbuild:2",
+                   str(tmp_path)).out.strip()
+    (tmp_path / "Dockerfile").write_text("FROM %s\nLABEL k=v\n" % image)
+    anonymous = cli.ok("build", "-q", str(tmp_path)).out.strip()
+    lines = cli.ok("events", "--since", since, "--until", "%d" % (time.time() + 1),
+                   "--filter", "type=image", "--format",
+                   "{{.Action}} {{.Actor.ID}} {{.Actor.Attributes.name}}").out.splitlines()
+    assert lines == ["create %s %s" % (built, built), "tag %s evbuild:1" % built,
+                     "tag %s evbuild:2" % built,
+                     "create %s %s" % (anonymous, anonymous)], lines
+    cli.ok("rmi", "evbuild:1", "evbuild:2", anonymous)

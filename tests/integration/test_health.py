@@ -102,6 +102,22 @@ def test_a_foreground_container_is_checked_too(cli, image):
     assert proc.out == "checked\n"
 
 
+def test_start_period_and_start_interval(cli, image):
+    """In the start period failures do not count (still starting, no streak) and checks come
+    every --health-start-interval, not every --health-interval."""
+    cid = cli.ok("run", "-d", "--health-cmd", "exit 1", "--health-retries", "1",
+                 "--health-interval", "1h", "--health-start-period", "1h",
+                 "--health-start-interval", "100ms", image, "sleep", "60").out.strip()
+    try:
+        got = wait_for(lambda: len(health(cli, cid).get("Log") or ()) >= 3 and
+                       health(cli, cid), what="three checks in the start period")
+        assert got["Status"] == "starting" and got["FailingStreak"] == 0, got
+        check = inspect1(cli, cid)["Config"]["Healthcheck"]
+        assert check["StartPeriod"] == 3600 * 10**9 and check["StartInterval"] == 10**8
+    finally:
+        cli("rm", "-f", cid)
+
+
 def test_bad_health_values_are_one_error(cli, image):
     for args in (("--health-interval", "soon"), ("--health-retries", "-1"),
                  ("--health-timeout", "10ns"),

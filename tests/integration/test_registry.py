@@ -356,6 +356,9 @@ def test_run_pulls_a_missing_image(user, plain_registry, busybox_layout):
     assert again.err == ""
     always = user.ok("run", "--rm", "--pull", "always", name, "true")
     assert "Image is up to date" in always.err and "Unable to find" not in always.err
+    user.ok("rmi", name)
+    quiet = user.ok("run", "-q", "--rm", name, "echo", "quietly")  # pulled, saying nothing
+    assert quiet.out == "quietly\n" and quiet.err == ""
 
     bad = user("run", "--rm", "--pull", "sometimes", name, "true")
     assert_one_error(bad)

@@ -312,12 +312,13 @@ def test_run_it_detach_keys_leave_the_container_running(cli, image):
                                     "ctrl-a,x", image, "sh"], on_output=detach,
                               send=b"echo attached-$((6*7))\r")
     try:
-        assert status == 0 and "attached-42" in text and "read escape sequence" in text
+        # Docker's run says nothing when detached, and exits 0
+        assert status == 0 and "attached-42" in text and "read escape sequence" not in text
         assert cli.ok("inspect", "-f", "{{.State.Status}}", "rt").out == "running\n"
         sent.clear()
         text, status = run_in_pty(cli, ["start", "-ai", "--detach-keys", "ctrl-a,x", "rt"],
                                   on_output=detach, send=b"echo attached-$((6*7))\r")
-        assert status == 0 and "read escape sequence" in text, text
+        assert status == 0 and "attached-42" in text and "escape" not in text, text
         text, status = run_in_pty(cli, ["attach", "rt"], send=b"exit 3\r")
         assert status == 3, text
     finally:
@@ -330,6 +331,54 @@ def test_run_it_detach_keys_leave_the_container_running(cli, image):
     assert status == 6 and "error" not in text
     assert cli.ok("ps", "-aq").out == before
     refused(cli, image, "-it", "--detach-keys", "ctrl-", words=["detach keys"])
+
+
+def test_run_it_detaches_with_ctrl_p_ctrl_q(cli, image):
+    """Plain `run -it` (no --detach-keys): ctrl-p ctrl-q leaves the container running, says
+    nothing, exits 0; what the container printed before the client attached is on the
+    terminal (not only in `logs`), once."""
+    from conftest import run_in_pty
+    sent = []
+
+    def detach(master, data):
+        if "attached-42" in data.decode(errors="replace") and not sent:
+            os.write(master, b"\x10\x11")  # ctrl-p ctrl-q
+            sent.append("detach")
+    text, status = run_in_pty(cli, ["run", "-it", "--name", "pq", image, "sh", "-c",
+                                    "echo early-$((6*7)); exec sh"], on_output=detach,
+                              send=b"echo attached-$((6*7))\r")
+    try:
+        assert status == 0 and sent and "escape" not in text, text
+        assert text.count("early-42") == 1, text
+        assert cli.ok("inspect", "-f", "{{.State.Status}}", "pq").out == "running\n"
+        assert "attached-42" in cli.ok("logs", "pq").out
+    finally:
+        cli("rm", "-f", "pq")
+    # ended before its client could attach: all it printed, once, its status; --rm: gone
+    before = cli.ok("ps", "-aq").out
+    text, status = run_in_pty(cli, ["run", "-it", "--rm", image, "sh", "-c",
+                                    "echo quick-$((6*7)); exit 7"])
+    assert status == 7 and text.count("quick-42") == 1, text
+    assert cli.ok("ps", "-aq").out == before
+    # start -a of a -t container: its first output reaches the terminal as well
+    cli.ok("create", "-t", "--name", "sa", image, "sh", "-c", "echo started-$((6*7))")
+    try:
+        text, status = run_in_pty(cli, ["start", "-a", "sa"])
+        assert status == 0 and text.count("started-42") == 1, text
+    finally:
+        cli("rm", "-f", "sa")
+
+
+def test_docker_aliases_and_defaults_scripts_pass(cli, image):
+    """Docker's hidden aliases (--dns-opt, --net-alias) and flags that name the only thing
+    there is (--volume-driver local, --disable-content-trust) work; the others are
+    refused with the reason."""
+    out = cli.ok("run", "--rm", "--dns-opt", "ndots:3", "--volume-driver", "local",
+                 "--disable-content-trust", image, "cat", "/etc/resolv.conf").out
+    assert "ndots:3" in out
+    refused(cli, image, "--net-alias", "x", words=["user defined networks"])
+    refused(cli, image, "--volume-driver", "nfs", words=["--volume-driver nfs", "local"])
+    refused(cli, image, "--disable-content-trust=false", words=["Content Trust"])
 
 
 def test_flags_that_cannot_work_are_refused_with_their_reason(cli, image):

@@ -76,3 +76,31 @@ def test_mount_events_around_a_containers_start_and_die(tmp_path):
 
 def test_a_journal_that_cannot_be_written_fails_nobody(tmp_path):
     events.emit(str(tmp_path / "missing" / "dir"), "image", "tag", "x")
+
+
+def test_reading_from_a_mark_skips_what_came_before(tmp_path, monkeypatch):
+    root = str(tmp_path)
+    events.emit(root, "container", "die", "old", {"exitCode": "1"})
+    mark = events.mark(root)
+    events.emit(root, "container", "die", "new", {"exitCode": "2"})
+    assert [e["Actor"]["ID"] for e in events.read(root, after=mark)] == ["new"]
+    # rotated since the mark: everything is read again, nothing is lost
+    monkeypatch.setattr(events, "MAX_BYTES", 10)
+    events.emit(root, "container", "die", "after", {})
+    assert [e["Actor"]["ID"] for e in events.read(root, after=mark)] == [
+        "old", "new", "after"]
+    assert events.mark(str(tmp_path / "none")) is None
+
+
+def test_network_events_around_a_containers_start_and_die(tmp_path):
+    record = {"Id": "c1", "Name": "web", "Config": {"Image": "img"},
+              "NetworkSettings": {"Networks": {"front": {"NetworkID": "n1"}}}}
+    events.container(str(tmp_path), record, "start")
+    events.container(str(tmp_path), record, "die", exitCode=0)
+    got = [(e["Type"], e["Action"], e["Actor"]["ID"], e["Actor"]["Attributes"])
+           for e in events.read(str(tmp_path))]
+    link = {"name": "front", "type": "bridge", "container": "c1"}
+    assert [g[:3] for g in got] == [("network", "connect", "n1"), ("container", "start", "c1"),
+                                    ("container", "die", "c1"),
+                                    ("network", "disconnect", "n1")]
+    assert got[0][3] == link and got[3][3] == link

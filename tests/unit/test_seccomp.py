@@ -252,3 +252,22 @@ def test_a_dropped_capability_is_not_faked():
     assert run_bpf(prog, seccomp_data(t["fake"]["capset"], arch)) == FAKE
     full = sc.program("x86_64")
     assert run_bpf(full, seccomp_data(t["chown"]["chown"], arch, [0, 1000, 1000])) == FAKE
+
+
+def test_the_compiled_default_profile_is_cached_by_its_digest(tmp_path, monkeypatch):
+    """Compiled once; every later run reads the program back (the 2 ms budget on run), keyed
+    by the profile's bytes and the bounding set."""
+    from rootless_box.ops import seccomp as ops_seccomp
+    from rootless_box.userns import caps, seccomp_profile
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    text = ops_seccomp.default_text()
+    first = ops_seccomp.compiled(text, caps.DOCKER_DEFAULT)
+    cached = list((tmp_path / "rootless-box" / "seccomp").iterdir())
+    assert len(cached) == 1 and cached[0].name.endswith(".bpf")
+
+    def no_compiling(*_args, **_kw):
+        raise AssertionError("compiled again")
+    monkeypatch.setattr(seccomp_profile, "compile_profile", no_compiling)
+    assert ops_seccomp.compiled(text, caps.DOCKER_DEFAULT) == first
+    with pytest.raises(AssertionError):  # another bounding set: another program
+        ops_seccomp.compiled(text, list(caps.DOCKER_DEFAULT) + ["CAP_SYS_ADMIN"])

@@ -166,16 +166,26 @@ def plumb(holder_net_fd, target_net_fd, links, stale=False):
     """In a process in U0 (it ends in the target's network namespace): each link's bridge
     (made on demand with its gateway address, up), a veth pair from it into the target's
     namespace, and there the address, the link up and, for the first non-internal link,
-    the default route. links: dicts with bridge, gateway, prefix, veth, ifname, ip, route.
-    stale: the target's links of those names are removed first (a repair after the holder
-    was killed: the kernel tears down a dead network namespace, and with it the peers of
-    its veths, asynchronously, so the old eth0 can outlive the holder for a while, longer on
-    a busy machine, and a new one of that name could not be made)."""
-    if stale:
+    the default route. links: dicts with bridge, gateway, prefix, veth, ifname (None: the
+    first ethN free in the target), ip, route.
+    stale: the target's ethN links are removed first (a repair after the holder was
+    killed: the kernel tears down a dead network namespace, and with it the peers of its
+    veths, asynchronously, so the old eth0 can outlive the holder for a while, longer on a
+    busy machine, and a new one of that name could not be made)."""
+    if stale or any(link["ifname"] is None for link in links):
         libc.setns(target_net_fd, libc.CLONE_NEWNET)
-        with Netlink() as nl:
-            for link in links:
-                nl.delete(link["ifname"])
+        names = {name for _index, name in socket.if_nameindex()}
+        if stale:
+            with Netlink() as nl:
+                for name in names:
+                    if name.startswith("eth") and name[3:].isdigit():
+                        nl.delete(name)
+            names = {name for _index, name in socket.if_nameindex()}
+        for link in links:
+            if link["ifname"] is None:
+                link["ifname"] = next("eth%d" % n for n in range(len(names) + 1)
+                                      if "eth%d" % n not in names)
+                names.add(link["ifname"])
     libc.setns(holder_net_fd, libc.CLONE_NEWNET)
     with Netlink() as nl:
         for link in links:

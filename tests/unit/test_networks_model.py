@@ -124,3 +124,26 @@ def test_dns_scope_search_domain_and_aaaa(tmp_path, monkeypatch):
     assert struct.unpack(">H", reply[6:8])[0] == 0
     assert dnsd.parse_question(b"\0" * 5) is None
     assert os.path.exists(table.path)
+
+
+def test_network_flags_as_docker_cli_25():
+    parse = networks.parse_flags
+    assert parse([]) == (None, [], None, [])
+    assert parse(["app"], ["a"], "10.0.0.2") == ("app", ["a"], "10.0.0.2", [])
+    assert parse(["app", "Name=db,alias=x,alias=y,ip=10.1.0.9"], ["a"]) == (
+        "app", ["a"], None, [{"name": "db", "aliases": ["x", "y"], "ip": "10.1.0.9"}])
+    assert parse(["name=app,alias=b", "db"]) == (
+        "app", ["b"], None, [{"name": "db", "aliases": [], "ip": None}])
+    for values, kw, text in (
+            (["a", "a"], {}, 'network "a" is specified multiple times'),
+            (["a", "host"], {}, "cannot attach both user-defined and non-user-defined"),
+            (["host", "none"], {}, "cannot be connected to network endpoints: host, none"),
+            (["name=a,colour=red"], {}, "invalid field key colour"),
+            (["name=a,alias"], {}, "invalid field alias"),
+            (["alias=x"], {}, "network name/id is not specified"),
+            (["name=a,ip6=::1"], {}, "not supported"),
+            (["name=a,alias=x"], {"aliases": ["y"]}, "both --network-alias and per-network"),
+            (["name=a,ip=10.0.0.3"], {"ip": "10.0.0.4"}, "both --ip and per-network")):
+        with pytest.raises(UsageError) as info:
+            parse(values, **kw)
+        assert text in str(info.value), (values, str(info.value))

@@ -409,7 +409,9 @@ def link_names(cid, net):
 
 
 def bridge_name(net):
-    return "rb-" + net["Id"][:12]
+    """rb-<id12>, or ri- for an --internal network: N0's forwarding rules take rb-* alone
+    out through the uplink (userns/netholder.NFT_RULES)."""
+    return ("ri-" if net.get("Internal") else "rb-") + net["Id"][:12]
 
 
 def _mac(ip):
@@ -476,13 +478,18 @@ def holder(store, idmap):
             userns_fd = netholder.parent_userns(record["State"]["Pid"])
             if userns_fd is not None:
                 break
+        from .ports import outbound_helper
+        uplink = outbound_helper()
         try:
-            pid = netholder.spawn(idmap, table, _dir(store), userns_fd)
+            pid, uplink_state = netholder.spawn(idmap, table, _dir(store), userns_fd, uplink)
         finally:
             if userns_fd is not None:
                 os.close(userns_fd)
+        # uplink: the helper giving N0 a way out, or null; uplink_error: why it gave none
         atomic_write(os.path.join(base, "holder.json"), fastjson.dumps(
-            {"pid": pid, "start": containers.proc_start_time(pid)}))
+            {"pid": pid, "start": containers.proc_start_time(pid),
+             "uplink": uplink if uplink and not uplink_state else None,
+             "uplink_error": uplink_state}))
         if userns_fd is not None:
             _rewire(store, pid, orphans)
         return pid

@@ -19,6 +19,7 @@ import urllib.request
 import pytest
 
 from conftest import Cli, assert_one_error, has_subuid, needs_userns
+from rootless_box.ops.ports import outbound_helper
 
 pytestmark = needs_userns
 
@@ -70,7 +71,8 @@ def serve(cli, net, name, *extra):
 def test_containers_reach_each_other_by_ip_name_and_alias(user):
     out = user.ok("network", "create", "app")
     assert len(out.out.strip()) == 64
-    assert "no way out" in out.err  # no tun here: one warning, saying why
+    # without a usable tun device: one warning, saying why
+    assert ("no way out" in out.err) == (outbound_helper() is None), out.err
     serve(user, "app", "web", "--network-alias", "www")
     info = json.loads(user.ok("inspect", "web").out)[0]
     entry = info["NetworkSettings"]["Networks"]["app"]
@@ -372,6 +374,71 @@ def test_twenty_containers_on_one_network(user):
     proc = user.ok("run", "--rm", "--network", "many", "base", "sh", "-c",
                    "for i in $(seq 0 19); do ping -c 1 -W 2 c$i >/dev/null || exit 1; done")
     assert proc.returncode == 0
+
+
+def _uplink_reason(helper):
+    import shutil
+    if not shutil.which(helper):
+        return "%s is not installed" % helper
+    try:
+        os.close(os.open("/dev/net/tun", os.O_RDWR))
+    except OSError as exc:
+        return ("/dev/net/tun cannot be opened by this user (%s): user networks have no "
+                "way out here" % exc.strerror)
+    return None
+
+
+@pytest.mark.parametrize("helper", ["pasta", "slirp4netns"])
+def test_outbound_through_the_holders_uplink(user, helper, tmp_path):
+    """Where /dev/net/tun opens, the holder's namespace gets an uplink (pasta or
+    slirp4netns) and forwards a non-internal network's traffic out, masqueraded; networks
+    stay isolated from each other and an --internal one stays closed even with a route."""
+    import subprocess
+    import sys
+    reason = _uplink_reason(helper)
+    if reason:
+        pytest.skip(reason)
+    env = {"RBX_OUTBOUND": helper}
+    out = user.ok("network", "create", "out", env=env)
+    assert "no way out" not in out.err
+    user.ok("network", "create", "--internal", "closed", env=env)
+    user.ok("network", "create", "other", env=env)
+    other_ip = json.loads(user.ok("inspect", serve(user, "other", "o1")).out)[0][
+        "NetworkSettings"]["Networks"]["other"]["IPAddress"]
+    (tmp_path / "hello.txt").write_text("from-the-host\n")
+    server = subprocess.Popen([sys.executable, "-u", "-m", "http.server", "-b", "0.0.0.0",
+                               "-d", str(tmp_path), "0"], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT)
+    try:
+        # "Serving HTTP on 0.0.0.0 port N ...": listening once it says so
+        port = int(server.stdout.readline().split(b" port ")[1].split()[0])
+        url = "http://%s:%d/hello.txt" % (_host_address(), port)
+        proc = user.ok("run", "--rm", "--network", "out", "base", "wget", "-qO-", url,
+                       env=env)
+        assert proc.out == "from-the-host\n"
+        gateway = json.loads(user.ok("network", "inspect", "closed").out)[0]["IPAM"][
+            "Config"][0]["Gateway"]
+        proc = user("run", "--rm", "--network", "closed", "--cap-add", "NET_ADMIN", "base",
+                    "sh", "-c", "ip route add default via %s && ip route && "
+                    "timeout 3 wget -qO- %s; echo status=$?" % (gateway, url), env=env)
+        # the route is there, the same fetch that passed from `out` does not
+        assert "default via " + gateway in proc.out, proc.out + proc.err
+        assert "from-the-host" not in proc.out and "status=0" not in proc.out and \
+            "status=127" not in proc.out, proc.out
+        proc = user("run", "--rm", "--network", "out", "base", "ping", "-c", "1", "-W",
+                    "2", other_ip, env=env)
+        assert " 0 packets received" in proc.out, proc.out
+    finally:
+        server.kill()
+        server.wait()
+
+
+def _host_address():
+    """This machine's address on its default route (no packet is sent)."""
+    import socket
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect(("192.0.2.1", 9))
+        return s.getsockname()[0]
 
 
 def _running(pid):

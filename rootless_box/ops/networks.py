@@ -687,6 +687,7 @@ def _convert_created(store, record, running, net):
     rewriting its run spec and resolver files as `create --network NET` would have made
     them (the record is the caller's to write)."""
     from . import containers
+    from . import ports
     from .ports import parse_add_hosts
     from .run import host_resolv_conf, hosts_file
     host = record.get("HostConfig") or {}
@@ -711,7 +712,9 @@ def _convert_created(store, record, running, net):
                                parse_add_hosts(host.get("ExtraHosts") or ())))
     if "/etc/resolv.conf" in files and not host.get("Dns"):
         with open(files["/etc/resolv.conf"], "w") as f:
-            f.write(resolv_conf(store, net["Name"], host_resolv_conf()))
+            f.write(ports.resolv_conf(resolv_conf(store, net["Name"], host_resolv_conf()),
+                                      (), host.get("DnsSearch") or (),
+                                      host.get("DnsOptions") or ()))
     spec.update(network="user", outbound=None)
     containers.save_spec(store, record["Id"], spec)
     record["HostConfig"]["NetworkMode"] = net["Name"]

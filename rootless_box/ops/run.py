@@ -458,7 +458,10 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None, api_mou
         }
         if user_net and not opts.dns:
             with open(spec["etc_files"]["/etc/resolv.conf"], "w") as f:
-                f.write(networks.resolv_conf(store, user_net["Name"], host_resolv_conf()))
+                # --dns-search/--dns-option still apply (the holder stays the server)
+                f.write(ports.resolv_conf(networks.resolv_conf(
+                    store, user_net["Name"], host_resolv_conf()), (), opts.dns_search,
+                    opts.dns_options))
         if joined and (joined.get("HostConfig") or {}).get("NetworkMode") == "host":
             # joining the host's network is having it: nothing to enter (and no user
             # namespace of ours owns it)

@@ -233,11 +233,16 @@ def _holder(idmap, table_path, watch, ready_w, c2p_w, p2c_r, userns_fd=None, upl
         dns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         dns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         dns.bind(("0.0.0.0", 53))
+        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        tcp.bind(("0.0.0.0", 53))
+        tcp.listen(16)
+        tcp.setblocking(False)
         uplink_state = _uplink_up(*keeper) if keeper else ""
         os.write(ready_w, ("R%d %s" % (os.getpid(), uplink_state)).encode())
         os.close(ready_w)
         from . import dnsd
-        dnsd.serve(dns, upstream, table_path, watch)
+        dnsd.serve(dns, upstream, table_path, watch, tcp)
         os._exit(0)
     except BaseException as exc:
         try:

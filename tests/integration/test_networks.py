@@ -470,6 +470,10 @@ def test_libc_resolver_finds_names_in_debian(cli, debian_image, rootfs_tar):
         assert out.count(ip) >= 3, out
         assert cli("run", "--rm", "--network", "deb", debian_image, "getent", "hosts",
                    "nosuchname").returncode == 2
+        # over TCP (glibc's `options use-vc`, as after a truncated answer): served too
+        proc = cli.ok("run", "--rm", "--network", "deb", "--dns-option", "use-vc",
+                      debian_image, "sh", "-c", "cat /etc/resolv.conf; getent hosts api")
+        assert "options use-vc" in proc.out and ip in proc.out, proc.out
     finally:
         cli("rm", "-f", "dweb")
         cli("network", "rm", "deb")

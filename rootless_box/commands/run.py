@@ -79,11 +79,11 @@ def options_from(parsed):
             stop_timeout = int(parsed.stop_timeout)
         except ValueError:
             raise UsageError("invalid --stop-timeout %r" % parsed.stop_timeout) from None
-    network, aliases, ip, more = parsed.network[-1:], parsed.network_alias, parsed.ip, []
-    if len(parsed.network) > 1 or any("=" in n for n in parsed.network):
-        from ..ops.networks import parse_flags
+    network = parsed.network[0] if parsed.network else None
+    aliases, ip, more = parsed.network_alias, parsed.ip, []
+    if len(parsed.network) > 1 or (network and "=" in network):
+        from ..ops.networks import parse_flags  # several, or the long syntax
         network, aliases, ip, more = parse_flags(parsed.network, aliases, ip)
-        network = [network]
     return run_ops.RunOptions(
         parsed.args[0], parsed.args[1:], rm=parsed.rm, name=parsed.name, env=parsed.env,
         env_file=parsed.env_file, workdir=parsed.workdir, user=parsed.user,
@@ -91,8 +91,7 @@ def options_from(parsed):
         hostname=parsed.hostname, volumes=parsed.volume, tmpfs=parsed.tmpfs,
         mounts=parsed.mount, volumes_from=parsed.volumes_from, labels=parsed.label,
         label_files=parsed.label_file,
-        read_only=parsed.read_only, network=network[0] if network else None,
-        init=parsed.init,
+        read_only=parsed.read_only, network=network, init=parsed.init,
         detach=getattr(parsed, "detach", False), restart=parsed.restart,
         log_opts=parsed.log_opt, stop_signal=parsed.stop_signal, stop_timeout=stop_timeout,
         userns=run_ops.parse_userns(parsed.userns), security_opts=parsed.security_opt,

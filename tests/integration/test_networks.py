@@ -20,6 +20,7 @@ import pytest
 
 from conftest import Cli, assert_one_error, has_subuid, needs_userns
 from rootless_box.ops.ports import outbound_helper
+from test_ports import _outbound_reason, host_address
 
 pytestmark = needs_userns
 
@@ -376,18 +377,6 @@ def test_twenty_containers_on_one_network(user):
     assert proc.returncode == 0
 
 
-def _uplink_reason(helper):
-    import shutil
-    if not shutil.which(helper):
-        return "%s is not installed" % helper
-    try:
-        os.close(os.open("/dev/net/tun", os.O_RDWR))
-    except OSError as exc:
-        return ("/dev/net/tun cannot be opened by this user (%s): user networks have no "
-                "way out here" % exc.strerror)
-    return None
-
-
 @pytest.mark.parametrize("helper", ["pasta", "slirp4netns"])
 def test_outbound_through_the_holders_uplink(user, helper, tmp_path):
     """Where /dev/net/tun opens, the holder's namespace gets an uplink (pasta or
@@ -395,7 +384,7 @@ def test_outbound_through_the_holders_uplink(user, helper, tmp_path):
     stay isolated from each other and an --internal one stays closed even with a route."""
     import subprocess
     import sys
-    reason = _uplink_reason(helper)
+    reason = _outbound_reason(helper)
     if reason:
         pytest.skip(reason)
     env = {"RBX_OUTBOUND": helper}
@@ -412,7 +401,7 @@ def test_outbound_through_the_holders_uplink(user, helper, tmp_path):
     try:
         # "Serving HTTP on 0.0.0.0 port N ...": listening once it says so
         port = int(server.stdout.readline().split(b" port ")[1].split()[0])
-        url = "http://%s:%d/hello.txt" % (_host_address(), port)
+        url = "http://%s:%d/hello.txt" % (host_address(), port)
         proc = user.ok("run", "--rm", "--network", "out", "base", "wget", "-qO-", url,
                        env=env)
         assert proc.out == "from-the-host\n"
@@ -431,14 +420,6 @@ def test_outbound_through_the_holders_uplink(user, helper, tmp_path):
     finally:
         server.kill()
         server.wait()
-
-
-def _host_address():
-    """This machine's address on its default route (no packet is sent)."""
-    import socket
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.connect(("192.0.2.1", 9))
-        return s.getsockname()[0]
 
 
 def _running(pid):

@@ -99,9 +99,8 @@ def _create(parsed):
     if not meta["Internal"]:
         from ..ops import ports
         usable, detail = ports.outbound()
-        # outbound through pasta in the holder's namespace is not built yet
-        warn(NO_WAY_OUT % (meta["Name"], detail if not usable else
-                           "user networks do not use pasta/slirp4netns yet"))
+        if not usable:  # else the holder's namespace goes out through the helper
+            warn(NO_WAY_OUT % (meta["Name"], detail))
     sys.stdout.write(meta["Id"] + "\n")
     return 0
 

@@ -27,9 +27,10 @@ OPTS = (
     Opt("--volumes-from", LIST, "Mount volumes from the specified container(s)",
         metavar="list", dest="volumes_from"),
     Opt("--read-only", FLAG, "Mount the container's root filesystem as read only"),
-    Opt("--network,--net", VALUE, "Connect a container to a network (host, private or "
-                                  "bridge, none, container:NAME, or a network's name)",
-        dest="network"),
+    Opt("--network,--net", LIST, "Connect a container to a network (host, private or "
+                                 "bridge, none, container:NAME, or a network's name; "
+                                 "repeat for several: name=NET,alias=A,ip=IP)",
+        metavar="network", dest="network"),
     Opt("--network-alias,--net-alias", LIST, "Add network-scoped alias for the container",
         metavar="list", dest="network_alias"),
     Opt("--ip", VALUE, "IPv4 address (e.g., 172.30.100.104)"),
@@ -79,6 +80,11 @@ def options_from(parsed):
             stop_timeout = int(parsed.stop_timeout)
         except ValueError:
             raise UsageError("invalid --stop-timeout %r" % parsed.stop_timeout) from None
+    network = parsed.network[0] if parsed.network else None
+    aliases, ip, more = parsed.network_alias, parsed.ip, []
+    if len(parsed.network) > 1 or (network and "=" in network):
+        from ..ops.networks import parse_flags  # several, or the long syntax
+        network, aliases, ip, more = parse_flags(parsed.network, aliases, ip)
     return run_ops.RunOptions(
         parsed.args[0], parsed.args[1:], rm=parsed.rm, name=parsed.name, env=parsed.env,
         env_file=parsed.env_file, workdir=parsed.workdir, user=parsed.user,
@@ -86,13 +92,13 @@ def options_from(parsed):
         hostname=parsed.hostname, volumes=parsed.volume, tmpfs=parsed.tmpfs,
         mounts=parsed.mount, volumes_from=parsed.volumes_from, labels=parsed.label,
         label_files=parsed.label_file,
-        read_only=parsed.read_only, network=parsed.network, init=parsed.init,
+        read_only=parsed.read_only, network=network, init=parsed.init,
         detach=getattr(parsed, "detach", False), restart=parsed.restart,
         log_opts=parsed.log_opt, stop_signal=parsed.stop_signal, stop_timeout=stop_timeout,
         userns=run_ops.parse_userns(parsed.userns), security_opts=parsed.security_opt,
         publish=parsed.publish, publish_all=parsed.publish_all, add_hosts=parsed.add_host,
         dns=parsed.dns, dns_search=parsed.dns_search, dns_options=parsed.dns_option,
-        **runflags.kwargs(parsed), network_aliases=parsed.network_alias, ip=parsed.ip)
+        **runflags.kwargs(parsed), network_aliases=aliases, ip=ip, networks=more)
 
 
 def puller(policy, platform=None, quiet=False):

@@ -307,6 +307,67 @@ def endpoint(net, aliases=(), ip=None):
             "DNSNames": None}
 
 
+def parse_flags(values, aliases=(), ip=None):
+    """`--network` given once or more, in Docker's CLI 25+ grammar: NAME, or the long form
+    `name=NAME,alias=A,ip=I` (alias repeats; keys case-insensitive). --network-alias and
+    --ip apply to the first network, as Docker's, and may not be given for it twice.
+    -> (the first network or None, its aliases, its ip, [{"name", "aliases", "ip"} for each
+    further one])."""
+    from .ports import network_mode
+    attachments = []
+    for value in values:
+        att = {"name": value, "aliases": [], "ip": None}
+        if "=" in value:
+            att["name"] = ""
+            for field in value.split(","):
+                key, eq, val = field.partition("=")
+                key, val = key.strip().lower(), val.strip()
+                if not eq or not key:
+                    raise errors.UsageError('invalid argument "%s" for "--network" flag: '
+                                            "invalid field %s" % (value, field))
+                if key == "name":
+                    att["name"] = val
+                elif key == "alias":
+                    att["aliases"].append(val)
+                elif key == "ip":
+                    att["ip"] = val
+                elif key in ("ip6", "link-local-ip", "mac-address", "driver-opt",
+                             "gw-priority"):
+                    raise errors.UsageError(
+                        "--network %s=...: not supported" % key,
+                        "user-defined networks here are IPv4 bridges with addresses and "
+                        "aliases only: give name=, alias= and ip=")
+                else:
+                    raise errors.UsageError('invalid argument "%s" for "--network" flag: '
+                                            "invalid field key %s" % (value, key))
+            if not att["name"]:
+                raise errors.UsageError('invalid argument "%s" for "--network" flag: '
+                                        "network name/id is not specified" % value)
+        attachments.append(att)
+    names = [att["name"] for att in attachments]
+    for name in names:
+        if names.count(name) > 1:
+            raise errors.UsageError('network "%s" is specified multiple times' % name)
+    modes = {network_mode(name) == "user" for name in names}
+    if len(modes) > 1:
+        raise errors.UsageError("conflicting options: cannot attach both user-defined and "
+                                "non-user-defined network-modes")
+    if len(names) > 1 and modes == {False}:
+        raise errors.UsageError("container cannot be connected to network endpoints: %s"
+                                % ", ".join(names))
+    if not attachments:
+        return None, list(aliases), ip, []
+    first = attachments[0]
+    if first["aliases"] and aliases:
+        raise errors.UsageError("conflicting options: cannot specify both --network-alias "
+                                "and per-network alias")
+    if first["ip"] and ip:
+        raise errors.UsageError("conflicting options: cannot specify both --ip and "
+                                "per-network IPv4 address")
+    return (first["name"], first["aliases"] or list(aliases), first["ip"] or ip,
+            attachments[1:])
+
+
 def check_ip_given(ip, network_mode):
     """--ip needs a user-defined network (Docker: 'user specified IP address is supported on
     user defined networks only')."""
@@ -317,6 +378,7 @@ def check_ip_given(ip, network_mode):
 
 def _allocate(store, net, record):
     """The container's address on `net`: its static one, else the lowest free one."""
+    from . import containers
     entry = record["NetworkSettings"]["Networks"][net["Name"]]
     conf = net["IPAM"]["Config"][0]
     subnet, prefix = parse_cidr(conf["Subnet"])
@@ -329,7 +391,10 @@ def _allocate(store, net, record):
         static = (theirs.get("IPAMConfig") or {}).get("IPv4Address")
         if static:
             taken.add(_ip(static))
-        if other["State"].get("Running") and theirs.get("IPAddress"):
+        # one being started holds the address it was given (under this lock) before it
+        # is marked running: two starts at once must not get the same one
+        if theirs.get("IPAddress") and (other["State"].get("Running") or
+                                        containers.being_started(other["State"])):
             taken.add(_ip(theirs["IPAddress"]))
     static = (entry.get("IPAMConfig") or {}).get("IPv4Address")
     if static:
@@ -353,21 +418,29 @@ def link_names(cid, net):
 
 
 def bridge_name(net):
-    return "rb-" + net["Id"][:12]
+    """rb-<id12>, or ri- for an --internal network: N0's forwarding rules take rb-* alone
+    out through the uplink (userns/netholder.NFT_RULES)."""
+    return ("ri-" if net.get("Internal") else "rb-") + net["Id"][:12]
 
 
 def _mac(ip):
     return "02:42:" + ":".join("%02x" % b for b in socket.inet_aton(ip))
 
 
-def assign(store, record):
+def assign(store, record, only=None):
     """Under the store lock: give each of the record's user networks an address (written in
-    the record) and return the links to plumb, in order (eth0 first)."""
+    the record) and return the links to plumb, in order (eth0 first). only: that network
+    alone (a connect: the others keep their addresses; its interface takes the first free
+    ethN name, chosen where the names are seen, and no default route)."""
     links = []
     nets = record["NetworkSettings"]["Networks"]
     route_given = False
     for index, name in enumerate(list(nets)):
         net = find(store, name)
+        route = not net.get("Internal") and not route_given
+        route_given = route_given or route
+        if only is not None and name != only:
+            continue
         ip, prefix, gateway = _allocate(store, net, record)
         entry = nets[name]
         entry.update({"IPAddress": ip, "IPPrefixLen": prefix, "Gateway": gateway,
@@ -375,11 +448,10 @@ def assign(store, record):
                       "EndpointID": (record["Id"] + net["Id"])[::2],
                       "DNSNames": [record["Name"], record["Id"][:12]] +
                       list(entry.get("Aliases") or ())})
-        route = not net.get("Internal") and not route_given
-        route_given = route_given or route
         links.append({"bridge": bridge_name(net), "gateway": gateway, "prefix": prefix,
-                      "veth": link_names(record["Id"], net), "ifname": "eth%d" % index,
-                      "ip": ip, "route": route, "net": name, "mac": _mac(ip)})
+                      "veth": link_names(record["Id"], net),
+                      "ifname": None if only else "eth%d" % index,
+                      "ip": ip, "route": route and not only, "net": name, "mac": _mac(ip)})
     return links
 
 
@@ -415,13 +487,18 @@ def holder(store, idmap):
             userns_fd = netholder.parent_userns(record["State"]["Pid"])
             if userns_fd is not None:
                 break
+        from .ports import outbound_helper
+        uplink = outbound_helper()
         try:
-            pid = netholder.spawn(idmap, table, _dir(store), userns_fd)
+            pid, uplink_state = netholder.spawn(idmap, table, _dir(store), userns_fd, uplink)
         finally:
             if userns_fd is not None:
                 os.close(userns_fd)
+        # uplink: the helper giving N0 a way out, or null; uplink_error: why it gave none
         atomic_write(os.path.join(base, "holder.json"), fastjson.dumps(
-            {"pid": pid, "start": containers.proc_start_time(pid)}))
+            {"pid": pid, "start": containers.proc_start_time(pid),
+             "uplink": uplink if uplink and not uplink_state else None,
+             "uplink_error": uplink_state}))
         if userns_fd is not None:
             _rewire(store, pid, orphans)
         return pid
@@ -438,7 +515,7 @@ def _orphans(store, idmap):
         nets = (record.get("NetworkSettings") or {}).get("Networks") or {}
         if record["State"].get("Running") and any(e.get("IPAddress") for e in nets.values()):
             try:
-                if containers.load_spec(store, record).get("idmap_mode") == idmap.mode:
+                if _mapping_of(store, record).mode == idmap.mode:
                     out.append(record)
             except (OSError, ValueError, errors.BoxError):
                 continue
@@ -574,51 +651,130 @@ def resolv_conf(store, name, host_text):
 
 def _mapping_of(store, record):
     """The id mapping a running container was started under (its kept run spec says; a
-    foreground run keeps none: the store's own mapping, the one it ran under)."""
+    foreground run keeps none: the one its --userns chose, else the store's own)."""
     from . import containers
     from ..userns import idmap as idmaps
     try:
         return idmaps.plan(containers.load_spec(store, record).get("idmap_mode"))
     except errors.BoxError:
-        return idmaps.plan()
+        return idmaps.plan((record.get("HostConfig") or {}).get("UsernsMode") or None)
 
 
 def connect(store, net_name, ctr, aliases=(), ip=None):
+    """Attach a container to a user network: a stopped or created one is only recorded (its
+    next start wires it); a running one gets a veth now. A created container of another
+    network mode (bridge, or the host default) becomes one on the user network. A running
+    one that is not on a user network cannot be wired (its user namespace is not nested in
+    the holder's, and no process has CAP_NET_ADMIN over both): refused, nothing changed."""
     from . import containers
-    from ..userns import netholder
     net = find(store, net_name)
     record = containers.find(store, ctr)
-    mode = (record.get("HostConfig") or {}).get("NetworkMode")
-    nets = (record.get("NetworkSettings") or {}).get("Networks") or {}
-    if net.get("Predefined") or not nets:
-        raise errors.Conflict("container %s is not on a user-defined network (network mode "
-                              "%s): connect works between user-defined networks" % (
-                                  record["Name"], mode),
-                              "create it with --network NAME")
-    if net["Name"] in nets:
-        raise errors.Conflict("endpoint with name %s already exists in network %s" % (
-            record["Name"], net["Name"]))
+    if net.get("Predefined"):
+        raise errors.Conflict("connecting to the predefined network %s is not supported: "
+                              "rootless-box connects containers to user-defined networks"
+                              % net["Name"], "create one: rootless-box network create NAME")
     with store.lock():
-        record = store.read_container(record["Id"])
-        record["NetworkSettings"]["Networks"][net["Name"]] = endpoint(net, aliases, ip)
-        running = containers.refresh_state(store, record)["State"].get("Running")
-        if not running:
+        record = containers.refresh_state(store, store.read_container(record["Id"]))
+        nets = (record.get("NetworkSettings") or {}).get("Networks") or {}
+        running = record["State"].get("Running")
+        if net["Name"] in nets:
+            raise errors.Conflict("endpoint with name %s already exists in network %s" % (
+                record["Name"], net["Name"]))
+        new_entry = endpoint(net, aliases, ip)
+        if not nets:
+            _convert_created(store, record, running, net)
+        record["NetworkSettings"]["Networks"][net["Name"]] = new_entry
+        if running:
+            _wire_running(store, record, net)
+        else:
             store.write_container(record)
             return record
-        idmap = _mapping_of(store, record)
-        links = [link for link in assign(store, record) if link["net"] == net["Name"]]
-        links[0]["route"] = False  # the container's default route stays where it is
-        pid = holder(store, idmap)
-        target = os.open("/proc/%d/ns/net" % record["State"]["Pid"],
-                         os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            netholder.enter_and(pid, netholder.plumb, target, links)
-        finally:
-            os.close(target)
-        store.write_container(record)
-        write_table(store, idmap)
     _event(store, net, "connect", container=record["Id"])  # running only, as dockerd
     return record
+
+
+def _convert_created(store, record, running, net):
+    """A container with no user network joins its first one: only before it ever ran, by
+    rewriting its run spec and resolver files as `create --network NET` would have made
+    them (the record is the caller's to write)."""
+    from . import containers
+    from . import ports
+    from .ports import parse_add_hosts
+    from .run import host_resolv_conf, hosts_file
+    host = record.get("HostConfig") or {}
+    mode = host.get("NetworkMode") or "host"
+    if mode == "none":
+        raise errors.Conflict("container cannot be connected to multiple networks with one "
+                              "of the networks in private (none) mode",
+                              "create it with --network %s instead" % net["Name"])
+    if mode.startswith("container:"):
+        raise errors.Conflict("container sharing network namespace with another container "
+                              "or host cannot be connected to any other network")
+    if running or record["State"].get("Status") != "created":
+        raise errors.Conflict(
+            "container %s is not on a user-defined network (network mode %s): only a "
+            "container that never started can join one" % (record["Name"], mode),
+            "recreate it on the network: rootless-box run --network %s ..." % net["Name"])
+    spec = containers.load_spec(store, record)
+    files = spec.get("etc_files") or {}
+    if "/etc/hosts" in files and mode == "host":
+        with open(files["/etc/hosts"], "w") as f:
+            f.write(hosts_file("user", spec["hostname"],
+                               parse_add_hosts(host.get("ExtraHosts") or ())))
+    if "/etc/resolv.conf" in files and not host.get("Dns"):
+        with open(files["/etc/resolv.conf"], "w") as f:
+            f.write(ports.resolv_conf(resolv_conf(store, net["Name"], host_resolv_conf()),
+                                      (), host.get("DnsSearch") or (),
+                                      host.get("DnsOptions") or ()))
+    spec.update(network="user", outbound=None)
+    containers.save_spec(store, record["Id"], spec)
+    record["HostConfig"]["NetworkMode"] = net["Name"]
+    record["NetworkSettings"]["Networks"] = {}
+
+
+def _wire_running(store, record, net):
+    """Under the store lock: plumb the record's new network into the running container and
+    write the record and the DNS table. A container that dies meanwhile is connected as a
+    stopped one is (recorded, wired at its next start) with no veth left behind; an error
+    leaves the record as it was and no veth."""
+    from . import containers
+    from ..userns import netholder
+    idmap = _mapping_of(store, record)
+    links = assign(store, record, only=net["Name"])
+    entry = record["NetworkSettings"]["Networks"][net["Name"]]
+    state = record["State"]
+    pid = holder(store, idmap)
+    try:
+        target = os.open("/proc/%d/ns/net" % state["Pid"], os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        target = None
+    try:
+        if target is not None and containers.proc_start_time(state["Pid"]) == \
+                state.get("PidStartTime"):
+            netholder.enter_and(pid, netholder.plumb, target, links)
+    except errors.BoxError:
+        _unplumb_quietly(pid, links[0]["veth"])
+        raise
+    finally:
+        if target is not None:
+            os.close(target)
+    if containers.proc_start_time(state["Pid"]) != state.get("PidStartTime"):
+        # it died while being connected: its namespace (held by our fd until now) goes,
+        # and its veth with it; removed here so no stale entry outlives this command
+        _unplumb_quietly(pid, links[0]["veth"])
+        record["NetworkSettings"]["Networks"][net["Name"]] = endpoint(
+            net, entry.get("Aliases") or (),
+            (entry.get("IPAMConfig") or {}).get("IPv4Address"))
+    store.write_container(record)
+    write_table(store, idmap)
+
+
+def _unplumb_quietly(pid, veth):
+    from ..userns import netholder
+    try:
+        netholder.enter_and(pid, netholder.unplumb, [veth])
+    except errors.BoxError:
+        pass  # the holder is gone too: its namespace took the veth with it
 
 
 def disconnect(store, net_name, ctr, force=False):

@@ -53,6 +53,8 @@ class RunOptions:
         self.network = kw.get("network") or None
         self.network_aliases = list(kw.get("network_aliases", ()))
         self.ip = kw.get("ip") or None
+        # further user networks ({"name", "aliases", "ip"}): --network given more than once
+        self.networks = list(kw.get("networks", ()))
         self.publish = list(kw.get("publish", ()))
         self.publish_all = kw.get("publish_all", False)
         self.add_hosts = list(kw.get("add_hosts", ()))
@@ -313,6 +315,9 @@ def prepare(store, idmap, opts, joined=None, shared=None):
     if network == "none" and (opts.publish or opts.publish_all):
         raise errors.UsageError("conflicting options: port publishing and the container "
                                 "type network mode")
+    if opts.networks and network != "user":
+        raise errors.UsageError("conflicting options: cannot attach both user-defined and "
+                                "non-user-defined network-modes")
     if opts.ip and network != "user":
         raise errors.UsageError("user specified IP address is supported on user defined "
                                 "networks only")
@@ -358,11 +363,22 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None, api_mou
             "cannot run as user %s with seccomp=unconfined: this user has no subordinate id "
             "range, so only uid 0 exists in the container" % user,
             idmaps.admin_fix(idmaps.user_name(os.getuid())))
-    user_net = endpoint = None
+    user_net = None
+    endpoints = {}
     if network == "user":
         from . import networks
         user_net = networks.find(store, opts.network)
-        endpoint = networks.endpoint(user_net, opts.network_aliases, opts.ip)
+        endpoints[user_net["Name"]] = networks.endpoint(user_net, opts.network_aliases,
+                                                        opts.ip)
+        for extra in opts.networks:
+            net = networks.find(store, extra["name"])
+            if net["Name"] in endpoints or net.get("Predefined"):
+                raise errors.UsageError('network "%s" is specified multiple times'
+                                        % extra["name"] if net["Name"] in endpoints else
+                                        "conflicting options: cannot attach both "
+                                        "user-defined and non-user-defined network-modes")
+            endpoints[net["Name"]] = networks.endpoint(net, extra.get("aliases") or (),
+                                                       extra.get("ip"))
     driver = choose_driver(store, idmap)
     mounts = mounts + mountopts.image_volumes(image_config, mounts)
     own_ns = network in ("private", "user")
@@ -399,8 +415,7 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None, api_mou
         "Mounts": [mountopts.record_entry(m, store.volumes) for m in mounts],
         "State": {"Status": "created", "Running": False, "Pid": 0, "ExitCode": 0,
                   **containers.starter_fields()},
-        "NetworkSettings": {"Ports": {}, **({"Networks": {user_net["Name"]: endpoint}}
-                                            if user_net else {})},
+        "NetworkSettings": {"Ports": {}, **({"Networks": endpoints} if user_net else {})},
     }, opts.name)
     cid = record["Id"]
     cdir = store.container_dir(cid)
@@ -443,7 +458,10 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None, api_mou
         }
         if user_net and not opts.dns:
             with open(spec["etc_files"]["/etc/resolv.conf"], "w") as f:
-                f.write(networks.resolv_conf(store, user_net["Name"], host_resolv_conf()))
+                # --dns-search/--dns-option still apply (the holder stays the server)
+                f.write(ports.resolv_conf(networks.resolv_conf(
+                    store, user_net["Name"], host_resolv_conf()), (), opts.dns_search,
+                    opts.dns_options))
         if joined and (joined.get("HostConfig") or {}).get("NetworkMode") == "host":
             # joining the host's network is having it: nothing to enter (and no user
             # namespace of ours owns it)

@@ -46,12 +46,14 @@ def parent_userns(pid):
         os.close(fd)
 
 
-def spawn(idmap, table_path, watch, userns_fd=None):
+def spawn(idmap, table_path, watch, userns_fd=None, uplink=None):
     """Start a holder for `idmap` whose DNS answers come from the JSON file table_path;
-    -> its pid once N0 exists and DNS listens. It is nobody's child (double fork, own
-    session) and outlives the caller, until the directory `watch` holds no network.
+    -> (its pid once N0 exists and DNS listens, the uplink's state: "" when up or not
+    asked for, else why not). It is nobody's child (double fork, own session) and
+    outlives the caller, until the directory `watch` holds no network.
     userns_fd: an existing U0 to enter instead of making one (a dead holder's, still kept
-    by its containers: they can then be wired to the new holder's bridges)."""
+    by its containers: they can then be wired to the new holder's bridges).
+    uplink: "pasta" or "slirp4netns" to give N0 a way out (see _uplink)."""
     ready_r, ready_w = os.pipe2(os.O_CLOEXEC)
     first = os.fork()
     if first == 0:
@@ -64,7 +66,7 @@ def spawn(idmap, table_path, watch, userns_fd=None):
             if holder == 0:
                 os.close(c2p_r)
                 os.close(p2c_w)
-                _holder(idmap, table_path, watch, ready_w, c2p_w, p2c_r, userns_fd)
+                _holder(idmap, table_path, watch, ready_w, c2p_w, p2c_r, userns_fd, uplink)
             os.close(c2p_w)
             os.close(p2c_r)
             os.close(ready_w)
@@ -83,10 +85,115 @@ def spawn(idmap, table_path, watch, userns_fd=None):
         raise errors.SetupError("cannot start the network holder: %s" % (
             data.decode(errors="replace").strip() or "it died"),
             "run 'rootless-box info' to check user namespaces on this machine")
-    return int(data[1:])
+    pid, _sp, uplink_state = data[1:].decode(errors="replace").partition(" ")
+    return int(pid), uplink_state
 
 
-def _holder(idmap, table_path, watch, ready_w, c2p_w, p2c_r, userns_fd=None):
+# N0's side of the uplink: a link-local /30 of its own rather than the host's address (what
+# pasta copies by default), so that a container reaches the host's own address too
+UPLINK_ADDRESS, UPLINK_GATEWAY, UPLINK_IFNAME = "169.254.1.2", "169.254.1.1", "tap0"
+_UPLINK_TIMEOUT = 10.0
+# forwarding in N0 only from a non-internal bridge (rb-*, internal ones are ri-*) to the
+# uplink, and the replies; masqueraded, as netavark does in rootless Podman's namespace
+NFT_RULES = """table ip rootless-box {
+  chain forward {
+    type filter hook forward priority 0; policy drop;
+    ct state established,related accept
+    iifname "rb-*" oifname "%s" accept
+  }
+  chain postrouting {
+    type nat hook postrouting priority 100;
+    iifname "rb-*" oifname "%s" masquerade
+  }
+}
+""" % (UPLINK_IFNAME, UPLINK_IFNAME)
+
+
+def uplink_argv(kind, pid):
+    """The helper that gives the holder `pid`'s N0 a tap device and a default route: as a
+    private network's (userns/portfwd.py), without port forwarding or the host's loopback."""
+    if kind == "slirp4netns":
+        return ["slirp4netns", "--configure", "--mtu=65520", "--disable-host-loopback",
+                "--userns-path=/proc/%d/ns/user" % pid, str(pid), UPLINK_IFNAME]
+    return ["pasta", "--config-net", "--quiet", "--foreground", "--mtu", "65520",
+            "--no-map-gw", "-a", UPLINK_ADDRESS, "-n", "30", "-g", UPLINK_GATEWAY,
+            "-I", UPLINK_IFNAME, "-t", "none", "-u", "none", "-T", "none", "-U", "none",
+            "--userns", "/proc/%d/ns/user" % pid, "--netns", "/proc/%d/ns/net" % pid]
+
+
+def _uplink_keeper(kind):
+    """Fork, while the holder is still on the host: the child waits for N0 to exist, then
+    becomes the helper (its host sockets are the host's; it dies with the holder, its
+    parent). -> (its pid, the fd to write one byte to once N0 exists)."""
+    go_r, go_w = os.pipe2(os.O_CLOEXEC)
+    holder = os.getpid()
+    child = os.fork()
+    if child == 0:
+        try:
+            os.close(go_w)
+            libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
+            if os.read(go_r, 1) != b"G" or os.getppid() != holder:
+                os._exit(0)
+            devnull = os.open("/dev/null", os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(devnull, fd)
+            for sig in (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGTERM, signal.SIGINT,
+                        signal.SIGHUP):
+                signal.signal(sig, signal.SIG_DFL)  # ignored signals survive exec
+            argv = uplink_argv(kind, holder)
+            os.execvp(argv[0], argv)
+        finally:
+            os._exit(127)
+    os.close(go_r)
+    return child, go_w
+
+
+def _uplink_up(child, go_w):
+    """In N0, as root of U0: start the helper, wait (bounded) for its default route, then
+    forward and masquerade. -> "" or why there is no way out."""
+    import subprocess
+    import time
+    os.write(go_w, b"G")
+    os.close(go_w)
+    deadline = time.monotonic() + _UPLINK_TIMEOUT
+    while not _default_route():
+        done, status = os.waitpid(child, os.WNOHANG)
+        if done:
+            return "its helper exited with status %d" % os.waitstatus_to_exitcode(status)
+        if time.monotonic() > deadline:
+            return "its helper brought no route up in %d s" % _UPLINK_TIMEOUT
+        time.sleep(0.005)
+    # with br_netfilter, frames between two ports of one bridge would meet the forward
+    # chain as rb-X to rb-X, like routed ones between two bridges: keep them out of it
+    # (a per-namespace setting since Linux 5.3)
+    for name in ("iptables", "ip6tables", "arptables"):
+        try:
+            with open("/proc/sys/net/bridge/bridge-nf-call-" + name, "w") as f:
+                f.write("0")
+        except FileNotFoundError:
+            pass  # no br_netfilter: bridged frames never meet it
+        except OSError as exc:
+            return "bridge-nf-call-%s cannot be turned off (%s)" % (name, exc.strerror)
+    nft = next((path for path in ("/usr/sbin/nft", "/sbin/nft", "/usr/bin/nft")
+                if os.access(path, os.X_OK)), "nft")
+    try:
+        proc = subprocess.run([nft, "-f", "-"], input=NFT_RULES.encode(),
+                              capture_output=True, timeout=_UPLINK_TIMEOUT)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return "nft cannot be run (%s)" % exc
+    if proc.returncode:
+        return "nft refused its rules (%s)" % proc.stderr.decode(errors="replace").strip()
+    with open("/proc/sys/net/ipv4/ip_forward", "w") as f:
+        f.write("1")
+    return ""
+
+
+def _default_route():
+    with open("/proc/self/net/route") as f:
+        return any(line.split()[1] == "00000000" for line in f.readlines()[1:])
+
+
+def _holder(idmap, table_path, watch, ready_w, c2p_w, p2c_r, userns_fd=None, uplink=None):
     try:
         from .launcher import keep_only
         keep_only((ready_w, c2p_w, p2c_r, userns_fd))
@@ -100,6 +207,7 @@ def _holder(idmap, table_path, watch, ready_w, c2p_w, p2c_r, userns_fd=None):
         # names the holder does not know (no tun needed)
         upstream = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         upstream.bind(("0.0.0.0", 0))
+        keeper = _uplink_keeper(uplink) if uplink else None
         if userns_fd is not None:
             libc.setns(userns_fd, libc.CLONE_NEWUSER)
             os.close(userns_fd)
@@ -125,10 +233,16 @@ def _holder(idmap, table_path, watch, ready_w, c2p_w, p2c_r, userns_fd=None):
         dns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         dns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         dns.bind(("0.0.0.0", 53))
-        os.write(ready_w, b"R%d" % os.getpid())
+        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        tcp.bind(("0.0.0.0", 53))
+        tcp.listen(16)
+        tcp.setblocking(False)
+        uplink_state = _uplink_up(*keeper) if keeper else ""
+        os.write(ready_w, ("R%d %s" % (os.getpid(), uplink_state)).encode())
         os.close(ready_w)
         from . import dnsd
-        dnsd.serve(dns, upstream, table_path, watch)
+        dnsd.serve(dns, upstream, table_path, watch, tcp)
         os._exit(0)
     except BaseException as exc:
         try:
@@ -166,16 +280,26 @@ def plumb(holder_net_fd, target_net_fd, links, stale=False):
     """In a process in U0 (it ends in the target's network namespace): each link's bridge
     (made on demand with its gateway address, up), a veth pair from it into the target's
     namespace, and there the address, the link up and, for the first non-internal link,
-    the default route. links: dicts with bridge, gateway, prefix, veth, ifname, ip, route.
-    stale: the target's links of those names are removed first (a repair after the holder
-    was killed: the kernel tears down a dead network namespace, and with it the peers of
-    its veths, asynchronously, so the old eth0 can outlive the holder for a while, longer on
-    a busy machine, and a new one of that name could not be made)."""
-    if stale:
+    the default route. links: dicts with bridge, gateway, prefix, veth, ifname (None: the
+    first ethN free in the target), ip, route.
+    stale: the target's ethN links are removed first (a repair after the holder was
+    killed: the kernel tears down a dead network namespace, and with it the peers of its
+    veths, asynchronously, so the old eth0 can outlive the holder for a while, longer on a
+    busy machine, and a new one of that name could not be made)."""
+    if stale or any(link["ifname"] is None for link in links):
         libc.setns(target_net_fd, libc.CLONE_NEWNET)
-        with Netlink() as nl:
-            for link in links:
-                nl.delete(link["ifname"])
+        names = {name for _index, name in socket.if_nameindex()}
+        if stale:
+            with Netlink() as nl:
+                for name in names:
+                    if name.startswith("eth") and name[3:].isdigit():
+                        nl.delete(name)
+            names = {name for _index, name in socket.if_nameindex()}
+        for link in links:
+            if link["ifname"] is None:
+                link["ifname"] = next("eth%d" % n for n in range(len(names) + 1)
+                                      if "eth%d" % n not in names)
+                names.add(link["ifname"])
     libc.setns(holder_net_fd, libc.CLONE_NEWNET)
     with Netlink() as nl:
         for link in links:

@@ -58,7 +58,7 @@ def test_help_shows_defaults_as_docker_does(capsys):
     out = capsys.readouterr().out
     assert 'Pull image before running ("always", "missing", "never") (default "missing")' \
         in out
-    assert "  -t, --tty " in out and "      --network, --net string " in out
+    assert "  -t, --tty " in out and "      --network, --net network " in out
 
 
 def test_version_document_has_dockers_shape(capsys):

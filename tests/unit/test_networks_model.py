@@ -124,3 +124,112 @@ def test_dns_scope_search_domain_and_aaaa(tmp_path, monkeypatch):
     assert struct.unpack(">H", reply[6:8])[0] == 0
     assert dnsd.parse_question(b"\0" * 5) is None
     assert os.path.exists(table.path)
+
+
+def test_network_flags_as_docker_cli_25():
+    parse = networks.parse_flags
+    assert parse([]) == (None, [], None, [])
+    assert parse(["app"], ["a"], "10.0.0.2") == ("app", ["a"], "10.0.0.2", [])
+    assert parse(["app", "Name=db,alias=x,alias=y,ip=10.1.0.9"], ["a"]) == (
+        "app", ["a"], None, [{"name": "db", "aliases": ["x", "y"], "ip": "10.1.0.9"}])
+    assert parse(["name=app,alias=b", "db"]) == (
+        "app", ["b"], None, [{"name": "db", "aliases": [], "ip": None}])
+    for values, kw, text in (
+            (["a", "a"], {}, 'network "a" is specified multiple times'),
+            (["a", "host"], {}, "cannot attach both user-defined and non-user-defined"),
+            (["host", "none"], {}, "cannot be connected to network endpoints: host, none"),
+            (["name=a,colour=red"], {}, "invalid field key colour"),
+            (["name=a,alias"], {}, "invalid field alias"),
+            (["alias=x"], {}, "network name/id is not specified"),
+            (["name=a,ip6=::1"], {}, "not supported"),
+            (["name=a,alias=x"], {"aliases": ["y"]}, "both --network-alias and per-network"),
+            (["name=a,ip=10.0.0.3"], {"ip": "10.0.0.4"}, "both --ip and per-network")):
+        with pytest.raises(UsageError) as info:
+            parse(values, **kw)
+        assert text in str(info.value), (values, str(info.value))
+
+
+def test_dns_truncates_over_udp_and_answers_over_tcp(tmp_path, monkeypatch):
+    """40 containers sharing an alias: over UDP the answer does not fit 512 bytes, so it
+    comes empty with TC set (a resolver then asks over TCP); an EDNS0 asker with room gets
+    it all over UDP; over TCP every address comes, length-prefixed; a forwarded question
+    from TCP goes upstream with EDNS0 and its answer comes back on the connection."""
+    import threading
+    monkeypatch.setattr(dnsd, "_alive", lambda entry: True)
+    entries = [{"cid": "c%d" % i, "net": "app", "ip": "10.0.0.%d" % (i + 2),
+                "names": ["c%d" % i, "many"], "link": "v%d" % i} for i in range(40)]
+    entries.append({"cid": "me", "net": "app", "ip": "127.0.0.1", "names": ["me"],
+                    "link": "vme"})
+    table = _table(tmp_path, entries)
+    upstream_server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    upstream_server.bind(("127.0.0.2", 0))
+    path = tmp_path / "dns.json"
+    data = json.loads(path.read_text())
+    data["upstreams"] = ["127.0.0.2"]
+    path.write_text(json.dumps(data))
+    watch = tmp_path / "nets"
+    watch.mkdir()
+    (watch / "app.json").write_text("{}")
+    dns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    dns.bind(("127.0.0.1", 0))
+    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    tcp.bind(("127.0.0.1", 0))
+    tcp.listen(4)
+    tcp.setblocking(False)
+    upstream = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    upstream.bind(("127.0.0.1", 0))
+    monkeypatch.setattr(socket.socket, "sendto", _redirect_53(upstream_server))
+    loop = threading.Thread(target=dnsd.serve, args=(dns, upstream, table.path, str(watch),
+                                                     tcp))
+    loop.start()
+    try:
+        client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        client.settimeout(10)
+        client.sendto(_query("many"), dns.getsockname())
+        reply = client.recv(4096)
+        flags, _qd, ancount = struct.unpack(">HHH", reply[2:8])
+        assert flags & 0x0200 and ancount == 0 and len(reply) <= 512
+        edns = _query("many")[:10] + b"\0\1" + _query("many")[12:] + \
+            b"\0" + struct.pack(">HHIH", 41, 4096, 0, 0)
+        client.sendto(edns, dns.getsockname())
+        reply = client.recv(4096)
+        assert struct.unpack(">H", reply[6:8])[0] == 40
+        with socket.create_connection(tcp.getsockname(), timeout=10) as conn:
+            for query in (_query("many", qid=9), _query("example.org", qid=11)):
+                conn.sendall(struct.pack(">H", len(query)) + query)
+            size = struct.unpack(">H", _recv(conn, 2))[0]
+            reply = _recv(conn, size)
+            assert struct.unpack(">HHHH", reply[:8])[0] == 9
+            assert struct.unpack(">H", reply[6:8])[0] == 40 and not reply[2] & 0x02
+            # the forwarded one: asked upstream with an OPT record; answered on the conn
+            upstream_server.settimeout(10)
+            asked, where = upstream_server.recvfrom(4096)
+            assert struct.unpack(">H", asked[10:12])[0] == 1 and asked[-11:-8] == b"\0\0\x29"
+            upstream_server.sendto(asked[:2] + b"\x81\x80" + asked[4:], where)
+            size = struct.unpack(">H", _recv(conn, 2))[0]
+            assert struct.unpack(">H", _recv(conn, size)[:2])[0] == 11
+    finally:
+        (watch / "app.json").unlink()
+        loop.join(30)
+    assert not loop.is_alive()
+
+
+def _redirect_53(target):
+    """socket.sendto with port 53 sent to `target` instead (the upstream of the test)."""
+    real = socket.socket.sendto
+
+    def sendto(self, data, *args):
+        address = args[-1]
+        if address[1] == 53:
+            address = target.getsockname()
+        return real(self, data, *args[:-1], address)
+    return sendto
+
+
+def _recv(conn, size):
+    data = b""
+    while len(data) < size:
+        chunk = conn.recv(size - len(data))
+        assert chunk
+        data += chunk
+    return data

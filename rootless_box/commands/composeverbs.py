@@ -412,17 +412,22 @@ def _followers(p, records, tail=None, since=None, until=None, follow=True):
 
 
 def _stop_all(p, records, timeout=None):
+    """Stop the live ones among records, dependents first, a depth's containers together."""
+    from ..compose.project import parallel, stop_groups
     from ..ops import containers as container_ops
     from ..ops import lifecycle
-    for record in reversed(records):
+
+    def one(record):
         current = p.store.read_container(record["Id"])
         if current is None:
-            continue
+            return
         if container_ops.refresh_state(p.store, current)["State"].get("Status") in \
                 container_ops.LIVE_STATES:
             _report("Container", record["Name"], "Stopping")
             lifecycle.stop(p.store, record["Id"], timeout)
             _report("Container", record["Name"], "Stopped")
+    for group in stop_groups(p, records):
+        parallel([lambda r=r: one(r) for r in group])
 
 
 def _attach(p, records, opts, cascade, exit_from):
@@ -703,7 +708,7 @@ def _start(parsed, opts):
 
 def _stop(parsed, opts):
     p = _load(parsed, opts.args, with_deps=False)
-    _stop_all(p, _ordered(p, _records(p, opts.args)), _int(opts.timeout, "--timeout"))
+    _stop_all(p, _records(p, opts.args), _int(opts.timeout, "--timeout"))
     return 0
 
 

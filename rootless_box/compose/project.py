@@ -672,6 +672,49 @@ def start_dependencies(p, name):
                            started[dep])
 
 
+def stop_groups(p, records):
+    """records in groups to stop one after the other: dependents before what they depend
+    on, the containers of one depth together (Compose stops those in parallel)."""
+    services = p.loaded.model["services"]
+    depth = {}
+
+    def level(name):
+        if name not in depth:
+            depth[name] = 0  # a cycle is refused by the loader; this only stops recursion
+            users = [n for n, s in services.items() if name in (s.get("depends_on") or {})]
+            depth[name] = 1 + max([level(u) for u in users] or [-1])
+        return depth[name]
+    groups = {}
+    for r in records:
+        service = label(r, "service")
+        groups.setdefault(level(service) if service in services else -1, []).append(r)
+    return [groups[k] for k in sorted(groups)]
+
+
+def parallel(calls):
+    """Run the calls in threads (stops wait on containers, mostly); the first error is
+    raised once all have finished."""
+    if len(calls) < 2:
+        for call in calls:
+            call()
+        return
+    import threading
+    errors_seen = []
+
+    def guarded(call):
+        try:
+            call()
+        except BaseException as exc:  # raised again below, in the caller's thread
+            errors_seen.append(exc)
+    threads = [threading.Thread(target=guarded, args=(c,)) for c in calls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors_seen:
+        raise errors_seen[0]
+
+
 def down(p, remove_orphans=False, volumes=False, timeout=None, images=None):
     """`down`: containers (dependents first), then the project's networks, with volumes its
     named volumes, with images (all|local) its services' images."""
@@ -684,10 +727,8 @@ def down(p, remove_orphans=False, volumes=False, timeout=None, images=None):
                "this service in your compose file, you can run this command with the "
                "--remove-orphans flag to clean it up." % ", ".join(
                    "[%s]" % r["Name"] for r in stale))
-    rank = {n: i for i, n in enumerate(order(p.loaded.model["services"]))}
-    records.sort(key=lambda r: -rank.get(label(r, "service"), len(rank)))
-    for record in records:
-        stop_remove(p, record, timeout, volumes=volumes)
+    for group in stop_groups(p, records):
+        parallel([lambda r=r: stop_remove(p, r, timeout, volumes=volumes) for r in group])
     for key in sorted(p.model.get("networks") or {}):
         spec = p.model["networks"][key] or {}
         if spec.get("external"):

@@ -311,7 +311,7 @@ def _up_options(opts):
 def _create(parsed, opts):
     from ..compose import project as proj
     p = _load(parsed, opts.args, pull=opts.pull)
-    proj.create_services(p, _up_options(opts), sorted(p.services))
+    proj.up(p, _up_options(opts), sorted(p.services), start=False)
     return 0
 
 
@@ -330,10 +330,9 @@ def _up(parsed, opts):
     for name in upo.scale:
         if name not in p.services:
             raise NotFound("no such service: %s" % name, exit_code=1)
-    plan = proj.create_services(p, upo, sorted(p.services))
+    plan, started = proj.up(p, upo, sorted(p.services), start=not opts.no_start)
     if opts.no_start:
         return 0
-    started = proj.start_services(p, plan)
     if opts.wait:
         proj.wait_ready(p, started)
         return 0

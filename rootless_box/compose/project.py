@@ -55,6 +55,7 @@ class Project:
         self.pull = pull
         self.build = build  # build(project, service name, svc) -> image id (commands/)
         self.store = open_store()
+        self.made = []  # (kind, name) of what this command created: what a failed up undoes
 
     def warn(self, text):
         if text not in self._warned:
@@ -398,6 +399,7 @@ def ensure_networks(p):
                                PREFIX + "version": VERSION}),
                            options=spec.get("driver_opts"))
         made.append(name)
+        p.made.append(("network", name))
         p.report("Network", name, "Created")
     return made
 
@@ -419,6 +421,7 @@ def ensure_volumes(p):
                               PREFIX + "volume": key, PREFIX + "project": p.name,
                               PREFIX + "version": VERSION}),
                           options=spec.get("driver_opts"))
+        p.made.append(("volume", name))
         p.report("Volume", '"%s"' % name, "Created")
 
 
@@ -449,6 +452,7 @@ def create_container(p, name, svc, number, oneoff=None, extra_labels=None, mutat
     if mutate is not None:
         mutate(opts)
     record = run_ops.create(opts, warn=p.warn, pull=p.pull)
+    p.made.append(("container", record["Id"]))
     try:
         for net, aliases, ip in extra_nets:
             network_ops.connect(p.store, net, record["Id"], aliases, ip)
@@ -486,6 +490,13 @@ def _state(p, record):
     return container_ops.refresh_state(p.store, current)
 
 
+class DependencyFailed(errors.BoxError):
+    """A depends_on condition that cannot hold: what up made stays, to be looked at."""
+
+    def __init__(self, message):
+        super().__init__(message, exit_code=1)
+
+
 def wait_condition(p, dep, condition, records):
     """depends_on's condition on service dep's containers (started: nothing to wait for)."""
     if condition == "service_started":
@@ -496,31 +507,31 @@ def wait_condition(p, dep, condition, records):
         while True:
             current = _state(p, record)
             if current is None:
-                raise errors.BoxError("dependency failed to start: container %s was removed"
-                                      % name, exit_code=1)
+                raise DependencyFailed("dependency failed to start: container %s was removed"
+                                       % name)
             state = current["State"]
             live = state.get("Status") in container_ops.LIVE_STATES
             if condition == "service_healthy":
                 from ..ops import health
                 if not health.active((current.get("Config") or {}).get("Healthcheck")):
-                    raise errors.BoxError("dependency failed to start: container %s has no "
-                                          "healthcheck configured" % name, exit_code=1)
+                    raise DependencyFailed("dependency failed to start: container %s has no "
+                                           "healthcheck configured" % name)
                 status = (state.get("Health") or {}).get("Status")
                 if status == "healthy":
                     p.report("Container", name, "Healthy")
                     break
                 if status == "unhealthy":
-                    raise errors.BoxError("dependency failed to start: container %s is "
-                                          "unhealthy" % name, exit_code=1)
+                    raise DependencyFailed("dependency failed to start: container %s is "
+                                           "unhealthy" % name)
                 if not live:
-                    raise errors.BoxError("dependency failed to start: container %s exited "
-                                          "(%s)" % (name, state.get("ExitCode")), exit_code=1)
+                    raise DependencyFailed("dependency failed to start: container %s exited "
+                                           "(%s)" % (name, state.get("ExitCode")))
             elif condition == "service_completed_successfully":
                 if not live:
                     code = state.get("ExitCode") or 0
                     if code != 0:
-                        raise errors.BoxError('service "%s" didn\'t complete successfully: '
-                                              'exit %d' % (dep, code), exit_code=1)
+                        raise DependencyFailed('service "%s" didn\'t complete successfully: '
+                                               'exit %d' % (dep, code))
                     p.report("Container", name, "Exited")
                     break
             else:
@@ -648,6 +659,41 @@ def start_services(p, plan, names_by_service=None):
         started[name] = done
         out += done
     return out
+
+
+def up(p, opts, names, start=True):
+    """`up`: create_services then start_services. An error of the ops (a port in use, an
+    image missing...) undoes what this run made (containers, then networks and volumes),
+    each undoing reported, so nothing is left half-started; a depends_on condition that
+    fails leaves everything as it is, for its logs. -> (plan, started records)"""
+    try:
+        plan = create_services(p, opts, names)
+        return plan, (start_services(p, plan) if start else [])
+    except DependencyFailed:
+        raise
+    except (errors.BoxError, KeyboardInterrupt):
+        rollback(p)
+        raise
+
+
+def rollback(p):
+    for kind, name in reversed(p.made):
+        try:
+            if kind == "container":
+                record = p.store.read_container(name)
+                if record is not None:
+                    stop_remove(p, record, 0)
+            elif kind == "network":
+                p.report("Network", name, "Removing")
+                network_ops.remove(p.store, name)
+                p.report("Network", name, "Removed")
+            else:
+                p.report("Volume", name, "Removing")
+                volume_ops.remove(p.store, name)
+                p.report("Volume", name, "Removed")
+        except errors.BoxError as exc:
+            p.warn("could not undo %s %s: %s" % (kind, name, exc.message))
+    p.made = []
 
 
 def start_dependencies(p, name):

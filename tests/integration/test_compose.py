@@ -407,3 +407,29 @@ def test_bad_input_is_one_error(mod, tmp_path):
         assert proc.stderr.startswith("rootless-box: error: ") and text in proc.stderr, \
             (args, proc.stderr)
     assert compose(mod, d, "version", "--short").stdout.strip().startswith("2.")
+
+
+def test_a_failed_up_undoes_what_it_made(mod, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        d = project_dir(tmp_path, """\
+            services:
+              a:
+                image: base
+                init: true
+                command: ["sleep", "1000"]
+              b:
+                image: base
+                command: ["sleep", "1000"]
+                ports: ["%d:80"]
+            """ % port, "half")
+        proc = compose(mod, d, "up", "-d", check=1)
+    assert "Address already in use" in proc.stderr.splitlines()[-2]
+    assert proc.stderr.splitlines()[-2].startswith("rootless-box: error: ")
+    for line in ("Container half-a-1  Started", "Container half-a-1  Removed",
+                 "Container half-b-1  Removed", "Network half_default  Removed"):
+        assert line in proc.stderr
+    assert not [n for n in ids(mod) if n.startswith("half-")]
+    assert "half_default" not in mod.ok("network", "ls").out

@@ -433,3 +433,89 @@ def test_a_failed_up_undoes_what_it_made(mod, tmp_path):
         assert line in proc.stderr
     assert not [n for n in ids(mod) if n.startswith("half-")]
     assert "half_default" not in mod.ok("network", "ls").out
+
+
+def test_service_keys_become_the_containers_settings(mod, tmp_path):
+    d = project_dir(tmp_path, """\
+        name: keys
+        services:
+          srv:
+            image: base
+            init: true
+            command: ["sh", "-c", "mkdir -p /www && echo srv > /www/index.html && %s"]
+            networks:
+              front:
+                aliases: [api]
+              back: {}
+          side:
+            image: base
+            network_mode: service:srv
+            init: true
+            command: ["sleep", "1000"]
+            depends_on: [srv]
+          cli:
+            image: base
+            command: ["sleep", "1000"]
+            networks: [front]
+            env_file: [app.env]
+            environment: {FROM_FILE_TOO: overridden}
+            working_dir: /tmp
+            hostname: clihost
+            user: "1000:1000"
+            labels: {mine: "yes"}
+            volumes:
+              - ./data:/data:ro
+              - type: volume
+                source: cache
+                target: /cache
+              - /anon
+            tmpfs: [/scratch]
+            secrets: [token]
+            extra_hosts: ["extra.example:10.1.2.3"]
+            restart: unless-stopped
+            read_only: true
+            cap_drop: [NET_RAW]
+            x-ignored: 1
+            mac_address: "02:42:ac:11:00:02"
+        networks:
+          front: {}
+          back: {internal: true}
+        volumes:
+          cache: {}
+        secrets:
+          token: {file: ./token.txt}
+        """ % HTTPD, "keysdir")
+    (d / "app.env").write_text("FROM_FILE=1\nFROM_FILE_TOO=2\n")
+    (d / "token.txt").write_text("s3cret\n")
+    (d / "data").mkdir()
+    (d / "data" / "f").write_text("bound\n")
+    proc = compose(mod, d, "up", "-d")
+    # one warning per key not supported, never silently dropped
+    assert 'service "cli": mac_address is not supported by rootless-box yet' in proc.stderr
+    assert "x-ignored" not in proc.stderr
+    assert "Network keys_front  Created" in proc.stderr
+    assert "Network keys_back  Created" in proc.stderr
+    info = json.loads(mod.ok("inspect", "keys-cli-1").out)[0]
+    assert info["Config"]["Labels"]["mine"] == "yes"
+    assert info["Config"]["Hostname"] == "clihost"
+    assert info["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
+    srv = json.loads(mod.ok("inspect", "keys-srv-1").out)[0]
+    assert sorted(srv["NetworkSettings"]["Networks"]) == ["keys_back", "keys_front"]
+    assert srv["NetworkSettings"]["Networks"]["keys_front"]["Aliases"] == ["srv", "api"]
+    script = ("echo $FROM_FILE $FROM_FILE_TOO; pwd; id -u; cat /data/f; "
+              "cat /run/secrets/token; grep extra.example /etc/hosts; "
+              "wget -q -O- http://api/")
+    out = compose(mod, d, "exec", "-T", "cli", "sh", "-c", script).stdout.splitlines()
+    assert out[:5] == ["1 overridden", "/tmp", "1000", "bound", "s3cret"]
+    assert out[5].split() == ["10.1.2.3", "extra.example"]
+    assert out[6:] == ["srv"]
+    out = compose(mod, d, "exec", "-T", "-u", "0", "cli", "sh", "-c",
+                  "touch /x 2>/dev/null || echo read-only; touch /scratch/t /cache/t /anon/t "
+                  "&& echo writable").stdout
+    assert out == "read-only\nwritable\n"
+    # side shares srv's network namespace: srv's server is on its localhost
+    assert compose(mod, d, "exec", "-T", "side", "wget", "-q", "-O-",
+                   "http://127.0.0.1/").stdout == "srv\n"
+    compose(mod, d, "down", "-v", "-t", "0")
+    assert "keys_cache" not in mod.ok("volume", "ls").out
+    assert mod.ok("volume", "ls", "-q").out == ""  # the anonymous volume went too

@@ -334,7 +334,7 @@ def _up(parsed, opts):
     if opts.no_start:
         return 0
     if opts.wait:
-        proj.wait_ready(p, started)
+        proj.wait_ready(p, started, _int(opts.wait_timeout, "--wait-timeout"))
         return 0
     if detach:
         return 0

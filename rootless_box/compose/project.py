@@ -539,9 +539,11 @@ def wait_condition(p, dep, condition, records):
             time.sleep(_POLL)
 
 
-def wait_ready(p, records):
-    """`up --wait`: every container running, and healthy when it has a check."""
+def wait_ready(p, records, timeout=None):
+    """`up --wait [--wait-timeout N]`: every container running, and healthy when it has a
+    check."""
     from ..ops import health
+    deadline = None if not timeout else time.monotonic() + timeout
     for record in records:
         name = record["Name"]
         p.report("Container", name, "Waiting")
@@ -560,6 +562,9 @@ def wait_ready(p, records):
                 break
             if status == "unhealthy":
                 raise errors.BoxError("container %s is unhealthy" % name, exit_code=1)
+            if deadline is not None and time.monotonic() > deadline:
+                raise errors.BoxError("timeout waiting for container %s to be healthy"
+                                      % name, exit_code=1)
             time.sleep(_POLL)
 
 

@@ -244,6 +244,17 @@ def test_dependency_conditions_fail_as_compose(mod, tmp_path):
     assert "container sick-nocheck-1 has no healthcheck configured" in proc.stderr
     compose(mod, d, "down", "-t", "0")
 
+    (d / "compose.yaml").write_text(textwrap.dedent("""\
+        services:
+          slow:
+            image: base
+            command: ["sleep", "1000"]
+            healthcheck: {test: ["CMD", "false"], interval: 100ms, start_period: 1h}
+        """))
+    proc = compose(mod, d, "up", "--wait", "--wait-timeout", "1", check=1)
+    assert "timeout waiting for container sick-slow-1 to be healthy" in proc.stderr
+    compose(mod, d, "down", "-t", "0")
+
 
 def test_attached_up_prefixes_and_returns_the_exit_code_from(mod, tmp_path):
     d = project_dir(tmp_path, """\

@@ -129,6 +129,8 @@ def config_hash(svc):
             if k not in ("build", "pull_policy", "scale", "depends_on", "profiles")}
     if isinstance(kept.get("deploy"), dict):
         kept["deploy"] = {k: v for k, v in kept["deploy"].items() if k != "replicas"}
+        if not kept["deploy"]:
+            del kept["deploy"]
     text = json.dumps(kept, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 

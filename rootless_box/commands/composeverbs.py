@@ -212,7 +212,15 @@ def _load(parsed, names=(), with_deps=True, pull="missing", quiet_pull=False):
     from ..compose.project import Project
     from .compose import _options
     from .run import puller
-    loaded = loader.load(_options(parsed))
+    try:
+        loaded = loader.load(_options(parsed))
+    except NotFound as exc:
+        # `-p NAME down|ps|logs|stop|...` with no file: the project's containers, networks
+        # and volumes by their labels (Compose v2 does the same)
+        name = parsed.project_name or os.environ.get("COMPOSE_PROJECT_NAME")
+        if not name or not exc.message.startswith("no configuration file") or names:
+            raise
+        loaded = loader.Project(name, os.getcwd(), [], {}, {"services": {}}, [], [], [])
     for warning in loaded.warnings:
         _warn(warning)
     if with_deps:

@@ -773,6 +773,8 @@ def down(p, remove_orphans=False, volumes=False, timeout=None, images=None):
     named volumes, with images (all|local) its services' images."""
     known = set(p.loaded.model["services"])
     records = p.containers(oneoff=None)
+    if not p.loaded.files:  # `-p NAME down` without a file: whatever carries the label
+        known = {label(r, "service") for r in records}
     stale = [r for r in records if label(r, "service") not in known]
     if stale and not remove_orphans:
         records = [r for r in records if label(r, "service") in known]
@@ -782,11 +784,12 @@ def down(p, remove_orphans=False, volumes=False, timeout=None, images=None):
                    "[%s]" % r["Name"] for r in stale))
     for group in stop_groups(p, records):
         parallel([lambda r=r: stop_remove(p, r, timeout, volumes=volumes) for r in group])
-    for key in sorted(p.model.get("networks") or {}):
-        spec = p.model["networks"][key] or {}
-        if spec.get("external"):
-            continue
-        name = p.network_name(key)
+    names = [p.network_name(k) for k, spec in sorted((p.model.get("networks") or {}).items())
+             if not (spec or {}).get("external")]
+    if not p.loaded.files:
+        names = [n["Name"] for n in network_ops.list_networks(p.store)
+                 if (n.get("Labels") or {}).get(PREFIX + "project") == p.name]
+    for name in names:
         try:
             net = network_ops.find(p.store, name)
         except errors.NotFound:
@@ -797,11 +800,12 @@ def down(p, remove_orphans=False, volumes=False, timeout=None, images=None):
         network_ops.remove(p.store, name)
         p.report("Network", name, "Removed")
     if volumes:
-        for key in sorted(p.model.get("volumes") or {}):
-            spec = p.model["volumes"][key] or {}
-            if spec.get("external"):
-                continue
-            name = p.volume_name(key)
+        names = [p.volume_name(k) for k, spec in sorted((p.model.get("volumes") or {}).items())
+                 if not (spec or {}).get("external")]
+        if not p.loaded.files:
+            names = [v["Name"] for v in volume_ops.list_volumes(p.store)
+                     if (v.get("Labels") or {}).get(PREFIX + "project") == p.name]
+        for name in names:
             try:
                 volume_ops.get(p.store, name)
             except errors.NotFound:

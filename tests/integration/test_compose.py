@@ -530,3 +530,29 @@ def test_service_keys_become_the_containers_settings(mod, tmp_path):
     compose(mod, d, "down", "-v", "-t", "0")
     assert "keys_cache" not in mod.ok("volume", "ls").out
     assert mod.ok("volume", "ls", "-q").out == ""  # the anonymous volume went too
+
+
+def test_a_project_by_name_alone_without_its_file(mod, tmp_path):
+    d = project_dir(tmp_path, """\
+        services:
+          a:
+            image: base
+            init: true
+            command: ["sh", "-c", "echo from-a; exec sleep 1000"]
+            volumes: [vol:/v]
+        volumes:
+          vol: {}
+        """, "named")
+    compose(mod, d, "up", "-d")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    assert compose(mod, elsewhere, "-p", "named", "ps", "-q").stdout.count("\n") == 1
+    wait_for(lambda: "a-1  | from-a" in compose(mod, elsewhere, "-p", "named", "logs",
+                                                "--no-color").stdout, what="a's output")
+    assert "no configuration file" in compose(mod, elsewhere, "ps", check=1).stderr
+    proc = compose(mod, elsewhere, "-p", "named", "down", "-v")
+    for line in ("Container named-a-1  Removed", "Network named_default  Removed",
+                 "Volume named_vol  Removed"):
+        assert line in proc.stderr
+    assert "named" not in mod.ok("ps", "-a").out + mod.ok("network", "ls").out + \
+        mod.ok("volume", "ls").out

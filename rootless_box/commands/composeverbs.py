@@ -165,6 +165,16 @@ VERBS = {
         Opt("-q,--quiet", FLAG, "Pull without printing progress information"),
         Opt("--ignore-pull-failures", FLAG, "Pull what it can and ignores images with pull "
                                             "failures"))),
+    "cp": ("[OPTIONS] SERVICE:SRC_PATH DEST_PATH|-\n\trootless-box compose cp [OPTIONS] "
+           "SRC_PATH|- SERVICE:DEST_PATH", (
+        Opt("--index", VALUE, "Index of the container if service has multiple replicas",
+            metavar="int"),
+        Opt("-a,--archive", FLAG, "Archive mode (copy all uid/gid information)"),
+        Opt("-L,--follow-link", FLAG, "Always follow symbol link in SRC_PATH"))),
+    "push": ("[OPTIONS] [SERVICE...]", (
+        Opt("--ignore-push-failures", FLAG, "Push what it can and ignores images with push "
+                                            "failures"),
+        Opt("-q,--quiet", FLAG, "Push without printing progress information"))),
     "version": ("[OPTIONS]", (
         Opt("-f,--format", VALUE, "Format the output. Values: [pretty | json]"),
         Opt("--short", FLAG, "Shows only Compose's version number"))),
@@ -172,10 +182,6 @@ VERBS = {
 
 
 def main(parsed, sub, rest):
-    if sub not in VERBS:
-        raise UsageError("compose %s is not available yet in this version of rootless-box"
-                         % sub, "see 'rootless-box compose --help' for the verbs there are",
-                         exit_code=1)
     from .compose import SUBCOMMANDS
     usage, opts = VERBS[sub]
     cmd = Command("compose " + sub, "compose %s %s" % (sub, usage), SUBCOMMANDS[sub], opts,
@@ -918,6 +924,49 @@ def _pull(parsed, opts):
             continue
         _report("Image", svc["image"], "Pulled")
     return 0 if failed is None or opts.ignore_pull_failures else 1
+
+
+def _cp(parsed, opts):
+    from ..ops import cp as cp_ops
+    if len(opts.args) != 2:
+        raise UsageError('"compose cp" requires exactly 2 arguments', exit_code=1)
+    p = _load(parsed)
+    words = list(opts.args)
+    found = False
+    for i, word in enumerate(words):
+        service, colon, path = word.partition(":")
+        if colon and service in p.loaded.model["services"]:
+            record = _one(p, service, _int(opts.index, "--index") or 1)
+            words[i] = "%s:%s" % (record["Id"], path)
+            found = True
+    if not found:
+        raise UsageError("one of the paths must be SERVICE:PATH, with a service of the "
+                         "project", exit_code=1)
+    cp_ops.copy(cp_ops.CpOptions(words[0], words[1], archive=opts.archive,
+                                 follow_link=opts.follow_link))
+    return 0
+
+
+def _push(parsed, opts):
+    from . import push as push_cmd
+    p = _load(parsed, opts.args, with_deps=False) if opts.args else _load(parsed)
+    failed = 0
+    for name in sorted(p.services):
+        image = p.services[name].get("image")
+        if not image:
+            continue
+        _report("Image", image, "Pushing")
+        try:
+            push_cmd.main(parse(push_cmd.command("push", ""), (["-q"] if opts.quiet else [])
+                                + [image]))
+        except BoxError as exc:
+            if not opts.ignore_push_failures:
+                raise
+            failed += 1
+            _warn(exc.message)
+            continue
+        _report("Image", image, "Pushed")
+    return 0
 
 
 def _version(parsed, opts):

@@ -380,6 +380,11 @@ def test_build_run_and_lifecycle_verbs(mod, tmp_path):
     assert labels["com.docker.compose.oneoff"] == "True"
     assert compose(mod, d, "ps", "-q").stdout.count("\n") == 1  # ps leaves one-offs out
 
+    (tmp_path / "in.txt").write_text("copied in\n")
+    compose(mod, d, "cp", str(tmp_path / "in.txt"), "svc:/tmp/in.txt")
+    compose(mod, d, "cp", "svc:/what", str(tmp_path / "out.txt"))
+    assert (tmp_path / "out.txt").read_text() == "built-by-compose\n"
+    assert compose(mod, d, "exec", "-T", "svc", "cat", "/tmp/in.txt").stdout == "copied in\n"
     assert "Container lc-svc-1  Stopped" in compose(mod, d, "stop").stderr
     assert compose(mod, d, "ps", "-q").stdout == ""
     assert "Container lc-svc-1  Started" in compose(mod, d, "start").stderr

@@ -366,6 +366,16 @@ def test_build_run_and_lifecycle_verbs(mod, tmp_path):
     assert compose(mod, d, "exec", "-T", "svc", "cat", "/what").stdout == \
         "built-by-compose\n"
     assert "lc-svc" in mod.ok("images").out
+    proc = compose(mod, d, "up", "-d")
+    assert "Built" not in proc.stderr and "Recreate" not in proc.stderr
+    (d / "ctx" / "Dockerfile").write_text("FROM base\nARG WHAT\nRUN echo $WHAT v2 > /what\n")
+    proc = compose(mod, d, "up", "-d", "--build")
+    assert "Container lc-svc-1  Recreated" in proc.stderr  # the image changed
+    assert compose(mod, d, "exec", "-T", "svc", "cat", "/what").stdout == \
+        "built-by-compose v2\n"
+    (d / "ctx" / "Dockerfile").write_text("FROM base\nARG WHAT\nRUN echo $WHAT > /what\n")
+    compose(mod, d, "build")
+    compose(mod, d, "up", "-d")
     images = compose(mod, d, "images").stdout
     assert images.splitlines()[0].split()[:2] == ["CONTAINER", "REPOSITORY"]
     assert "lc-svc-1" in images
@@ -561,3 +571,30 @@ def test_a_project_by_name_alone_without_its_file(mod, tmp_path):
         assert line in proc.stderr
     assert "named" not in mod.ok("ps", "-a").out + mod.ok("network", "ls").out + \
         mod.ok("volume", "ls").out
+
+
+def test_logs_follow_prefixes_new_lines_until_the_containers_stop(mod, tmp_path):
+    d = project_dir(tmp_path, """\
+        services:
+          talker:
+            image: base
+            command: ["sh", "-c", "echo one; while [ ! -e /flag/go ]; do sleep 0.05; done; echo two"]
+            volumes: ["./flag:/flag"]
+        """, "lf")
+    (d / "flag").mkdir()
+    compose(mod, d, "up", "-d")
+    proc = subprocess.Popen(mod.argv("compose", "logs", "-f", "-t", "--no-color"),
+                            cwd=str(d), env=mod.env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stdout.readline()
+        assert first.startswith("talker-1  | 20") and first.endswith(" one\n"), first
+        (d / "flag" / "go").write_text("")
+        rest, err = proc.communicate(timeout=60)  # it ends when the container has stopped
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert rest.endswith(" two\n") and rest.startswith("talker-1  | ")
+    assert compose(mod, d, "logs", "--tail", "1", "--no-log-prefix").stdout == "two\n"
+    compose(mod, d, "down")

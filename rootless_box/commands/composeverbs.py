@@ -238,7 +238,10 @@ def _load(parsed, names=(), with_deps=True, pull="missing", quiet_pull=False):
         selected = {n: loaded.model["services"][n] for n in names}
     services = loader.resolve_environment(loaded, selected)
     return Project(loaded, services, report=_report, warn=_warn,
-                   pull=puller(pull or "missing", quiet=quiet_pull), build=_build_one)
+                   pull=puller(pull or "missing", quiet=quiet_pull), build=_build_one,
+                   pull_for=lambda policy: puller(
+                       policy if policy in ("always", "never") else "missing",
+                       quiet=quiet_pull))
 
 
 def _int(text, flag):

@@ -44,7 +44,8 @@ SUPPORTED = {
 class Project:
     """One project as the verbs see it: the loaded model and the store."""
 
-    def __init__(self, loaded, services, report=None, warn=None, pull=None, build=None):
+    def __init__(self, loaded, services, report=None, warn=None, pull=None, build=None,
+                 pull_for=None):
         self.loaded = loaded
         self.name = loaded.name
         self.model = loaded.model
@@ -53,6 +54,8 @@ class Project:
         self._warned = set()
         self._warn = warn or (lambda text: None)
         self.pull = pull
+        # pull_for(policy) -> the pull step for a service's pull_policy (commands/ make it)
+        self.pull_for = pull_for
         self.build = build  # build(project, service name, svc) -> image id (commands/)
         self.store = open_store()
         self.made = []  # (kind, name) of what this command created: what a failed up undoes
@@ -441,7 +444,8 @@ def build_images(p, names, always=False):
         svc = p.services[name]
         if not svc.get("build"):
             continue
-        if always or (_image_id(p, name) is None and svc.get("pull_policy") != "never"):
+        if always or svc.get("pull_policy") == "build" or (
+                _image_id(p, name) is None and svc.get("pull_policy") != "never"):
             if p.build is None:
                 raise errors.BoxError("service %s needs a build" % name)
             p.build(p, name, svc)
@@ -453,7 +457,12 @@ def create_container(p, name, svc, number, oneoff=None, extra_labels=None, mutat
     opts, extra_nets = run_options(p, name, svc, number, oneoff, extra_labels)
     if mutate is not None:
         mutate(opts)
-    record = run_ops.create(opts, warn=p.warn, pull=p.pull)
+    policy = svc.get("pull_policy")
+    pull = p.pull
+    if policy and p.pull_for is not None and policy not in ("build", "missing",
+                                                            "if_not_present"):
+        pull = p.pull_for(policy)
+    record = run_ops.create(opts, warn=p.warn, pull=pull)
     p.made.append(("container", record["Id"]))
     try:
         for net, aliases, ip in extra_nets:

@@ -433,6 +433,12 @@ def test_bad_input_is_one_error(mod, tmp_path):
         assert proc.stderr.startswith("rootless-box: error: ") and text in proc.stderr, \
             (args, proc.stderr)
     assert compose(mod, d, "version", "--short").stdout.strip().startswith("2.")
+    (d / "compose.yaml").write_text("services:\n  a:\n    image: nosuch/thing:1\n"
+                                    "    pull_policy: never\n")
+    proc = compose(mod, d, "up", "-d", check=1)
+    assert "rootless-box: error: no such image: nosuch/thing:1" in proc.stderr
+    assert "Unable to find image" not in proc.stderr  # never: no pull tried
+    assert "bad_default" not in mod.ok("network", "ls").out
 
 
 def test_a_failed_up_undoes_what_it_made(mod, tmp_path):

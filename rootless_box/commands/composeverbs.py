@@ -17,24 +17,33 @@ _COLORS = ("36", "33", "32", "35", "34", "96", "93", "92", "95", "94")
 
 _TIMEOUT = Opt("-t,--timeout", VALUE, "Specify a shutdown timeout in seconds", metavar="int")
 
+_ORPHANS = Opt("--remove-orphans", FLAG, "Remove containers for services not defined in "
+                                        "the Compose file")
+_PULL = Opt("--pull", VALUE, 'Pull image before running ("always"|"missing"|"never")',
+            default="missing")
+# what `create` and `up` share: how the containers are converged
+_CONVERGE = (
+    Opt("--build", FLAG, "Build images before starting containers"),
+    Opt("--no-build", FLAG, "Don't build an image, even if it's policy"),
+    Opt("--force-recreate", FLAG, "Recreate containers even if their configuration and "
+                                  "image haven't changed"),
+    Opt("--no-recreate", FLAG, "If containers already exist, don't recreate them. "
+                               "Incompatible with --force-recreate."),
+    _ORPHANS,
+    Opt("--scale", LIST, "Scale SERVICE to NUM instances. Overrides the scale setting in "
+                         "the Compose file if present.", metavar="scale"),
+    _PULL,
+    Opt("-y,--yes", FLAG, "Assume \"yes\" as answer to all prompts"),
+)
+
 VERBS = {
-    "up": ("[OPTIONS] [SERVICE...]", (
+    "up": ("[OPTIONS] [SERVICE...]", _CONVERGE + (
         Opt("-d,--detach", FLAG, "Detached mode: Run containers in the background"),
-        Opt("--build", FLAG, "Build images before starting containers"),
-        Opt("--no-build", FLAG, "Don't build an image, even if it's policy"),
         Opt("--wait", FLAG, "Wait for services to be running|healthy. Implies detached mode."),
         Opt("--wait-timeout", VALUE, "Maximum duration in seconds to wait for the project to "
                                      "be running|healthy", metavar="int"),
-        Opt("--force-recreate", FLAG, "Recreate containers even if their configuration and "
-                                      "image haven't changed"),
-        Opt("--no-recreate", FLAG, "If containers already exist, don't recreate them. "
-                                   "Incompatible with --force-recreate."),
         Opt("--no-deps", FLAG, "Don't start linked services"),
         Opt("--no-start", FLAG, "Don't start the services after creating them"),
-        Opt("--remove-orphans", FLAG, "Remove containers for services not defined in the "
-                                      "Compose file"),
-        Opt("--scale", LIST, "Scale SERVICE to NUM instances. Overrides the scale setting in "
-                             "the Compose file if present.", metavar="scale"),
         Opt("--abort-on-container-exit", FLAG, "Stops all containers if any container was "
                                                "stopped. Incompatible with -d"),
         Opt("--exit-code-from", VALUE, "Return the exit code of the selected service "
@@ -42,32 +51,16 @@ VERBS = {
         Opt("--no-color", FLAG, "Produce monochrome output"),
         Opt("--no-log-prefix", FLAG, "Don't print prefix in logs"),
         Opt("--timestamps", FLAG, "Show timestamps"),
-        Opt("--pull", VALUE, 'Pull image before running ("always"|"missing"|"never")',
-            default="missing"),
         Opt("--quiet-pull", FLAG, "Pull without printing progress information"),
-        Opt("-y,--yes", FLAG, "Assume \"yes\" as answer to all prompts"),
         _TIMEOUT)),
-    "create": ("[OPTIONS] [SERVICE...]", (
-        Opt("--build", FLAG, "Build images before starting containers"),
-        Opt("--no-build", FLAG, "Don't build an image, even if it's policy"),
-        Opt("--force-recreate", FLAG, "Recreate containers even if their configuration and "
-                                      "image haven't changed"),
-        Opt("--no-recreate", FLAG, "If containers already exist, don't recreate them."),
-        Opt("--remove-orphans", FLAG, "Remove containers for services not defined in the "
-                                      "Compose file"),
-        Opt("--scale", LIST, "Scale SERVICE to NUM instances.", metavar="scale"),
-        Opt("--pull", VALUE, 'Pull image before running ("always"|"missing"|"never")',
-            default="missing"),
-        Opt("-y,--yes", FLAG, "Assume \"yes\" as answer to all prompts"))),
+    "create": ("[OPTIONS] [SERVICE...]", _CONVERGE),
     "down": ("[OPTIONS] [SERVICES]", (
         Opt("-v,--volumes", FLAG, "Remove named volumes declared in the \"volumes\" section "
                                   "of the Compose file and anonymous volumes attached to "
                                   "containers"),
         Opt("--rmi", VALUE, 'Remove images used by services. "local" remove only images that '
                             'don\'t have a custom tag ("local"|"all")'),
-        Opt("--remove-orphans", FLAG, "Remove containers for services not defined in the "
-                                      "Compose file"),
-        _TIMEOUT)),
+        _ORPHANS, _TIMEOUT)),
     "ps": ("[OPTIONS] [SERVICE...]", (
         Opt("-a,--all", FLAG, "Show all stopped containers (including those created by the "
                               "run command)"),
@@ -122,20 +115,15 @@ VERBS = {
         Opt("-u,--user", VALUE, "Run as specified username or uid"),
         Opt("-w,--workdir", VALUE, "Working directory inside the container"),
         Opt("-v,--volume", LIST, "Bind mount a volume", metavar="stringArray"),
-        Opt("--build", FLAG, "Build image before starting container"),
-        Opt("--pull", VALUE, 'Pull image before running ("always"|"missing"|"never")',
-            default="missing"),
-        Opt("--quiet-pull", FLAG, "Pull without printing progress information"),
-        Opt("--remove-orphans", FLAG, "Remove containers for services not defined in the "
-                                      "Compose file"))),
+        Opt("--build", FLAG, "Build image before starting container"), _PULL,
+        Opt("--quiet-pull", FLAG, "Pull without printing progress information"), _ORPHANS)),
     "start": ("[SERVICE...]", ()),
     "stop": ("[OPTIONS] [SERVICE...]", (_TIMEOUT,)),
     "restart": ("[OPTIONS] [SERVICE...]", (_TIMEOUT, Opt("--no-deps", FLAG, "Don't restart "
                                                                             "dependent services"))),
     "kill": ("[OPTIONS] [SERVICE...]", (
         Opt("-s,--signal", VALUE, "SIGNAL to send to the container", default="SIGKILL"),
-        Opt("--remove-orphans", FLAG, "Remove containers for services not defined in the "
-                                      "Compose file"))),
+        _ORPHANS)),
     "rm": ("[OPTIONS] [SERVICE...]", (
         Opt("-f,--force", FLAG, "Don't ask to confirm removal"),
         Opt("-s,--stop", FLAG, "Stop the containers, if required, before removing"),

@@ -226,14 +226,41 @@ def _mounts(p, name, svc, kw):
         table = p.model.get(key) or {}
         for ref in svc.get(key) or ():
             spec = table.get(ref["source"]) or {}
-            if not spec.get("file"):
-                p.warn('service "%s": %s %s: only file sources are supported; it is not '
-                       'mounted' % (name, key[:-1], ref["source"]))
+            source = spec.get("file") or _materialized(p, key, ref["source"], spec)
+            if source is None:
+                p.warn('service "%s": %s %s: only file, environment and content sources '
+                       'are supported; it is not mounted' % (name, key[:-1], ref["source"]))
                 continue
             target = ref.get("target") or ref["source"]
             if not target.startswith("/"):
                 target = default_dir + target
-            kw["volumes"].append("%s:%s:ro" % (spec["file"], target))
+            kw["volumes"].append("%s:%s:ro" % (source, target))
+
+
+def materialized_dir(p):
+    return os.path.join(p.store.root, "compose", p.name)
+
+
+def _materialized(p, key, name, spec):
+    """A secret or config given by `environment:` (or a config's `content:`) as the file
+    Compose mounts: written under the store (compose/PROJECT/KIND/NAME, 0444), removed by
+    `down`. -> its path, or None for a source of another kind."""
+    if spec.get("environment"):
+        var = spec["environment"]
+        if var not in p.loaded.environment:
+            raise errors.UsageError("environment variable %s not set, as %s %s needs"
+                                    % (var, key[:-1], name), exit_code=1)
+        text = p.loaded.environment[var]
+    elif key == "configs" and spec.get("content") is not None:
+        text = spec["content"]
+    else:
+        return None
+    from ..store import atomic_write
+    folder = os.path.join(materialized_dir(p), key)
+    os.makedirs(folder, 0o700, exist_ok=True)
+    path = os.path.join(folder, name)
+    atomic_write(path, str(text).encode(), 0o444)
+    return path
 
 
 def run_options(p, name, svc, number=None, oneoff=None, extra_labels=None):
@@ -808,6 +835,8 @@ def down(p, remove_orphans=False, volumes=False, timeout=None, images=None):
         p.report("Network", name, "Removing")
         network_ops.remove(p.store, name)
         p.report("Network", name, "Removed")
+    import shutil
+    shutil.rmtree(materialized_dir(p), ignore_errors=True)
     if volumes:
         names = [p.volume_name(k) for k, spec in sorted((p.model.get("volumes") or {}).items())
                  if not (spec or {}).get("external")]

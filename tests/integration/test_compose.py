@@ -21,7 +21,7 @@ import urllib.request
 
 import pytest
 
-from conftest import Cli, has_subuid, needs_userns, wait_for
+from conftest import Cli, find_named, has_subuid, needs_userns, wait_for
 
 pytestmark = needs_userns
 pytest.importorskip("yaml")
@@ -502,7 +502,10 @@ def test_service_keys_become_the_containers_settings(mod, tmp_path):
                 target: /cache
               - /anon
             tmpfs: [/scratch]
-            secrets: [token]
+            secrets: [token, envtok]
+            configs:
+              - source: greeting
+                target: /etc/greeting
             extra_hosts: ["extra.example:10.1.2.3"]
             restart: unless-stopped
             read_only: true
@@ -516,12 +519,15 @@ def test_service_keys_become_the_containers_settings(mod, tmp_path):
           cache: {}
         secrets:
           token: {file: ./token.txt}
+          envtok: {environment: TOKEN}
+        configs:
+          greeting: {content: "hello $${TOKEN}"}
         """ % HTTPD, "keysdir")
     (d / "app.env").write_text("FROM_FILE=1\nFROM_FILE_TOO=2\n")
     (d / "token.txt").write_text("s3cret\n")
     (d / "data").mkdir()
     (d / "data" / "f").write_text("bound\n")
-    proc = compose(mod, d, "up", "-d")
+    proc = compose(mod, d, "up", "-d", env={"TOKEN": "from-env"})
     # one warning per key not supported, never silently dropped
     assert 'service "cli": mac_address is not supported by rootless-box yet' in proc.stderr
     assert "x-ignored" not in proc.stderr
@@ -535,12 +541,14 @@ def test_service_keys_become_the_containers_settings(mod, tmp_path):
     assert sorted(srv["NetworkSettings"]["Networks"]) == ["keys_back", "keys_front"]
     assert srv["NetworkSettings"]["Networks"]["keys_front"]["Aliases"] == ["srv", "api"]
     script = ("echo $FROM_FILE $FROM_FILE_TOO; pwd; id -u; cat /data/f; "
-              "cat /run/secrets/token; grep extra.example /etc/hosts; "
+              "cat /run/secrets/token; cat /run/secrets/envtok; echo; cat /etc/greeting; "
+              "echo; grep extra.example /etc/hosts; "
               "wget -q -O- http://api/")
     out = compose(mod, d, "exec", "-T", "cli", "sh", "-c", script).stdout.splitlines()
     assert out[:5] == ["1 overridden", "/tmp", "1000", "bound", "s3cret"]
-    assert out[5].split() == ["10.1.2.3", "extra.example"]
-    assert out[6:] == ["srv"]
+    assert out[5:7] == ["from-env", "hello ${TOKEN}"]  # $$: no interpolation
+    assert out[7].split() == ["10.1.2.3", "extra.example"]
+    assert out[8:] == ["srv"]
     out = compose(mod, d, "exec", "-T", "-u", "0", "cli", "sh", "-c",
                   "touch /x 2>/dev/null || echo read-only; touch /scratch/t /cache/t /anon/t "
                   "&& echo writable").stdout
@@ -548,7 +556,9 @@ def test_service_keys_become_the_containers_settings(mod, tmp_path):
     # side shares srv's network namespace: srv's server is on its localhost
     assert compose(mod, d, "exec", "-T", "side", "wget", "-q", "-O-",
                    "http://127.0.0.1/").stdout == "srv\n"
+    assert find_named(mod.root, "envtok")  # the secret's file, under the store
     compose(mod, d, "down", "-v", "-t", "0")
+    assert find_named(mod.root, "envtok") == []  # down takes it away
     assert "keys_cache" not in mod.ok("volume", "ls").out
     assert mod.ok("volume", "ls", "-q").out == ""  # the anonymous volume went too
 

@@ -59,6 +59,7 @@ class Project:
         self.build = build  # build(project, service name, svc) -> image id (commands/)
         self.store = open_store()
         self.made = []  # (kind, name) of what this command created: what a failed up undoes
+        self.recreated = set()  # services whose containers this command recreated
 
     def warn(self, text):
         if text not in self._warned:
@@ -668,6 +669,7 @@ def create_services(p, opts, names):
                     _replace(p, record, opts.timeout)
                     record = create_container(p, name, svc, number)
                     p.report("Container", cname, "Recreated")
+                    p.recreated.add(name)
             kept.append(record)
         plan.append((name, kept))
     return plan
@@ -680,14 +682,17 @@ def _replace(p, record, timeout):
     container_ops.remove(p.store, p.store.read_container(record["Id"]) or record, force=True)
 
 
-def start_services(p, plan, names_by_service=None):
+def start_services(p, plan):
     """`up`'s second half: each service's containers started once the conditions of what it
-    depends on hold. -> the records, started."""
+    depends on hold; a running one restarted when a dependency it names with `restart:
+    true` was recreated. -> the records, started."""
     started = {}
     out = []
     for name, records in plan:
         svc = p.services[name]
+        restart = False
         for dep, cond in (svc.get("depends_on") or {}).items():
+            restart = restart or bool(dep in p.recreated and (cond or {}).get("restart"))
             if dep in started:
                 wait_condition(p, dep, (cond or {}).get("condition", "service_started"),
                                started[dep])
@@ -695,6 +700,11 @@ def start_services(p, plan, names_by_service=None):
         for record in records:
             current = _state(p, record) or record
             if current["State"].get("Status") in container_ops.LIVE_STATES:
+                if restart:
+                    p.report("Container", current["Name"], "Restarting")
+                    lifecycle.stop(p.store, current["Id"])
+                    done.append(start(p, p.store.read_container(current["Id"]) or current))
+                    continue
                 p.report("Container", current["Name"], "Running")
                 done.append(current)
                 continue

@@ -614,3 +614,42 @@ def test_logs_follow_prefixes_new_lines_until_the_containers_stop(mod, tmp_path)
     assert rest.endswith(" two\n") and rest.startswith("talker-1  | ")
     assert compose(mod, d, "logs", "--tail", "1", "--no-log-prefix").stdout == "two\n"
     compose(mod, d, "down")
+
+
+def test_a_dependent_with_restart_true_restarts_when_its_dependency_is_recreated(mod,
+                                                                                  tmp_path):
+    text = """\
+        services:
+          db:
+            image: base
+            init: true
+            environment: {V: "%s"}
+            command: ["sleep", "1000"]
+          app:
+            image: base
+            init: true
+            command: ["sleep", "1000"]
+            depends_on:
+              db: {condition: service_started, restart: true}
+          other:
+            image: base
+            init: true
+            command: ["sleep", "1000"]
+            depends_on: [db]
+        """
+    d = project_dir(tmp_path, text % "1", "rs")
+    compose(mod, d, "up", "-d")
+
+    def started_at(name):
+        return json.loads(mod.ok("inspect", name).out)[0]["State"]["StartedAt"]
+    before = ids(mod), started_at("rs-app-1"), started_at("rs-other-1")
+    (d / "compose.yaml").write_text(textwrap.dedent(text % "2"))
+    proc = compose(mod, d, "up", "-d")
+    assert "Container rs-db-1  Recreated" in proc.stderr
+    assert "Container rs-app-1  Restarting" in proc.stderr
+    assert "Container rs-other-1  Running" in proc.stderr
+    after = ids(mod)
+    assert after["rs-app-1"] == before[0]["rs-app-1"]  # the same container, restarted
+    assert started_at("rs-app-1") != before[1]
+    assert started_at("rs-other-1") == before[2]
+    compose(mod, d, "down", "-t", "0")

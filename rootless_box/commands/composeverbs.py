@@ -689,12 +689,18 @@ def _run(parsed, opts):
     ro, extra_nets = proj.run_options(p, service, svc, None, oneoff=name, extra_labels={
         proj.PREFIX + "slug": name.rsplit("-", 1)[-1]})
     mutate(ro)
-    if extra_nets:
-        _warn("compose run puts the one-off container on its first network only")
     if opts.detach:
-        record = run_ops.run_detached(ro, warn=p.warn, pull=p.pull)
+        from ..ops import networks as network_ops
+
+        def connect(record):  # between its create and its start
+            for net, aliases, ip in extra_nets:
+                network_ops.connect(p.store, net, record["Id"], aliases, ip)
+        record = run_ops.run_detached(ro, warn=p.warn, pull=p.pull, created=connect)
         sys.stdout.write(record["Name"] + "\n")
         return 0
+    if extra_nets:
+        _warn("compose run without -d puts the one-off container on its service's first "
+              "network only")
     return run_ops.run(ro, warn=p.warn, pull=p.pull)
 
 

@@ -553,6 +553,11 @@ def test_service_keys_become_the_containers_settings(mod, tmp_path):
                   "touch /x 2>/dev/null || echo read-only; touch /scratch/t /cache/t /anon/t "
                   "&& echo writable").stdout
     assert out == "read-only\nwritable\n"
+    name = compose(mod, d, "run", "-d", "--no-deps", "srv", "sleep", "1000").stdout.strip()
+    nets = json.loads(mod.ok("inspect", name).out)[0]["NetworkSettings"]["Networks"]
+    assert sorted(nets) == ["keys_back", "keys_front"]  # a one-off on all its networks
+    assert nets["keys_front"]["Aliases"] == ["api"]  # and not the service's name
+    mod.ok("rm", "-f", name)
     # side shares srv's network namespace: srv's server is on its localhost
     assert compose(mod, d, "exec", "-T", "side", "wget", "-q", "-O-",
                    "http://127.0.0.1/").stdout == "srv\n"

@@ -35,7 +35,7 @@ SUPPORTED = {
     "user", "working_dir", "hostname", "domainname", "labels", "container_name", "init",
     "read_only", "stop_signal", "stop_grace_period", "extra_hosts", "dns", "dns_search",
     "dns_opt", "ulimits", "shm_size", "cap_add", "cap_drop", "security_opt", "secrets",
-    "configs", "deploy", "scale", "profiles", "pull_policy", "platform", "logging",
+    "configs", "deploy", "scale", "profiles", "pull_policy", "logging",
     "privileged", "sysctls", "stdin_open", "tty", "mem_limit", "cpus", "pids_limit",
     "group_add", "devices", "volumes_from", "ipc", "pid", "oom_score_adj", "extends",
 }
@@ -264,6 +264,24 @@ def _materialized(p, key, name, spec):
     return path
 
 
+def _deploy(p, name, deploy, kw):
+    """deploy: replicas and restart_policy are read elsewhere; resources.limits are the
+    cgroup limits (cpus, memory, pids); the rest (placement, update_config...) is swarm's."""
+    limits = (deploy.get("resources") or {}).get("limits") or {}
+    for key, flag in (("cpus", "cpus"), ("memory", "memory"), ("pids", "pids_limit")):
+        if limits.get(key) is not None:
+            kw.setdefault(flag, str(limits[key]))
+    ignored = ["deploy.%s" % k for k in sorted(deploy)
+               if k not in ("replicas", "restart_policy", "resources")]
+    ignored += ["deploy.resources.%s" % k for k in sorted(deploy.get("resources") or {})
+                if k != "limits"]
+    ignored += ["deploy.resources.limits.%s" % k for k in sorted(limits)
+                if k not in ("cpus", "memory", "pids")]
+    for key in ignored:
+        p.warn('service "%s": %s is not supported by rootless-box yet and is ignored'
+               % (name, key))
+
+
 def run_options(p, name, svc, number=None, oneoff=None, extra_labels=None):
     """The RunOptions of service `name`'s container `number` (or a one-off's, oneoff=its
     name): compose's labels, the project network with the service name as alias."""
@@ -312,6 +330,7 @@ def run_options(p, name, svc, number=None, oneoff=None, extra_labels=None):
         value = svc.get(key)
         if value:
             kw[flag] = [str(x) for x in (value if isinstance(value, list) else [value])]
+    _deploy(p, name, svc.get("deploy") or {}, kw)
     if svc.get("expose"):
         kw["expose"] = [str(x) for x in svc["expose"]]
     if svc.get("stop_grace_period") is not None:

@@ -49,6 +49,11 @@ services:
     init: true
     read_only: true
     mac_address: "02:00:00:00:00:01"
+    deploy:
+      resources:
+        limits: {cpus: "0.5", memory: 64M}
+        reservations: {memory: 32M}
+      placement: {constraints: [node.role==manager]}
 networks:
   front: {ipam: {config: [{subnet: 10.5.0.0/24}]}}
   back: {}
@@ -86,8 +91,12 @@ def test_a_service_is_the_run_flags_a_user_would_give(tmp_path):
     assert labels["com.docker.compose.container-number"] == "2"
     assert labels["com.docker.compose.oneoff"] == "False"
     assert labels["com.docker.compose.config-hash"] == project.config_hash(p.services["web"])
-    assert p.warnings == ['service "web": mac_address is not supported by rootless-box yet '
-                          'and is ignored']
+    assert opts.cpus == "0.5" and opts.memory == "64M"
+    assert sorted(p.warnings) == [
+        'service "web": deploy.placement is not supported by rootless-box yet and is ignored',
+        'service "web": deploy.resources.reservations is not supported by rootless-box yet '
+        'and is ignored',
+        'service "web": mac_address is not supported by rootless-box yet and is ignored']
 
 
 def test_a_one_off_has_no_ports_and_no_service_alias(tmp_path):

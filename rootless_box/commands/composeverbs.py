@@ -294,7 +294,17 @@ def _build_one(p, name, svc, no_cache=False, pull=False, extra_args=None):
             _warn(line)
         else:
             sys.stderr.write(line + "\n")
-    image_id = build(open_store(idmap), idmap, opts, emit)
+    # the steps' own output is progress too: stderr, as Compose prints builds (stdout stays
+    # the verbs' data, e.g. `run`'s)
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        image_id = build(open_store(idmap), idmap, opts, emit)
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
     _report("Service", name, "Built")
     return image_id
 

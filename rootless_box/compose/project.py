@@ -86,15 +86,15 @@ class Project:
         spec = (self.model.get("volumes") or {}).get(key) or {}
         return spec.get("name") or "%s_%s" % (self.name, key)
 
-    def containers(self, services=None, oneoff=False, running_only=False):
-        return containers_of(self.store, self.name, services, oneoff, running_only)
+    def containers(self, services=None, oneoff=False):
+        return containers_of(self.store, self.name, services, oneoff)
 
 
 def label(record, key):
     return ((record.get("Config") or {}).get("Labels") or {}).get(PREFIX + key)
 
 
-def containers_of(store, project, services=None, oneoff=False, running_only=False):
+def containers_of(store, project, services=None, oneoff=False):
     """The project's containers (by label), by service and number. oneoff: False (services'),
     True (run's), None (both)."""
     out = []
@@ -105,10 +105,6 @@ def containers_of(store, project, services=None, oneoff=False, running_only=Fals
             continue
         if oneoff is not None and (label(record, "oneoff") == "True") != oneoff:
             continue
-        if running_only:
-            record = container_ops.refresh_state(store, record)
-            if record["State"].get("Status") not in container_ops.LIVE_STATES:
-                continue
         out.append(record)
     out.sort(key=lambda r: (label(r, "service") or "", int(label(r, "container-number") or 0),
                             r["Name"]))
@@ -430,7 +426,6 @@ def used_volumes(p):
 
 
 def ensure_networks(p):
-    made = []
     for key in used_networks(p):
         spec = (p.model.get("networks") or {}).get(key) or {}
         name = p.network_name(key)
@@ -450,10 +445,8 @@ def ensure_networks(p):
                                PREFIX + "network": key, PREFIX + "project": p.name,
                                PREFIX + "version": VERSION}),
                            options=spec.get("driver_opts"))
-        made.append(name)
         p.made.append(("network", name))
         p.report("Network", name, "Created")
-    return made
 
 
 def ensure_volumes(p):
@@ -500,10 +493,8 @@ def build_images(p, names, always=False):
 
 # -- containers -------------------------------------------------------------------------------
 
-def create_container(p, name, svc, number, oneoff=None, extra_labels=None, mutate=None):
-    opts, extra_nets = run_options(p, name, svc, number, oneoff, extra_labels)
-    if mutate is not None:
-        mutate(opts)
+def create_container(p, name, svc, number):
+    opts, extra_nets = run_options(p, name, svc, number)
     policy = svc.get("pull_policy")
     pull = p.pull
     if policy and p.pull_for is not None and policy not in ("build", "missing",
@@ -627,15 +618,16 @@ def wait_ready(p, records, timeout=None):
 
 
 class UpOptions:
+    """How `up`/`create` converge: the command line's recreate, orphan, scale, build and
+    stop-timeout choices."""
+
     def __init__(self, **kw):
         self.force_recreate = kw.get("force_recreate", False)
         self.no_recreate = kw.get("no_recreate", False)
-        self.no_deps = kw.get("no_deps", False)
         self.remove_orphans = kw.get("remove_orphans", False)
         self.scale = dict(kw.get("scale") or {})
         self.build = kw.get("build", False)
         self.no_build = kw.get("no_build", False)
-        self.no_start = kw.get("no_start", False)
         self.timeout = kw.get("timeout")
 
 

@@ -363,6 +363,7 @@ def test_build_run_and_lifecycle_verbs(mod, tmp_path):
     (d / "ctx" / "Dockerfile").write_text("FROM base\nARG WHAT\nRUN echo $WHAT > /what\n")
     proc = compose(mod, d, "up", "-d")
     assert "Service svc  Built" in proc.stderr
+    assert proc.stdout == ""  # the build's progress is on stderr
     assert compose(mod, d, "exec", "-T", "svc", "cat", "/what").stdout == \
         "built-by-compose\n"
     assert "lc-svc" in mod.ok("images").out

@@ -481,15 +481,15 @@ def _attach(p, records, opts, cascade, exit_from):
                     aborting = True
                     sys.stdout.write("Aborting on container exit...\n")
                     sys.stdout.flush()
-                    _stop_all(p, records, upo_timeout(opts))
+                    _stop_all(p, records, _timeout_of(opts))
     except KeyboardInterrupt:
         sys.stderr.write("Gracefully stopping... (press Ctrl+C again to force)\n")
-        _stop_all(p, records, upo_timeout(opts))
+        _stop_all(p, records, _timeout_of(opts))
         return 0
     return code
 
 
-def upo_timeout(opts):
+def _timeout_of(opts):
     return _int(getattr(opts, "timeout", None), "--timeout")
 
 
@@ -694,7 +694,7 @@ def _run(parsed, opts):
         ro.rm = opts.rm
         ro.detach = opts.detach
         ro.tty = tty
-        ro.interactive = tty
+        ro.interactive = opts.interactive and not opts.detach
         ro.name = name
     ro, extra_nets = proj.run_options(p, service, svc, None, oneoff=name, extra_labels={
         proj.PREFIX + "slug": name.rsplit("-", 1)[-1]})

@@ -69,11 +69,11 @@ def free_port():
         return s.getsockname()[1]
 
 
-def compose(cli, cwd, *args, env=None, check=0, timeout=120):
+def compose(cli, cwd, *args, env=None, check=0, timeout=120, input=None):
     full_env = dict(cli.env)
     full_env.update(env or {})
     proc = subprocess.run(cli.argv("compose", *args), cwd=str(cwd), capture_output=True,
-                          text=True, env=full_env, timeout=timeout)
+                          text=True, env=full_env, timeout=timeout, input=input)
     if check is not None:
         assert proc.returncode == check, (proc.returncode, proc.stdout, proc.stderr)
     return proc
@@ -385,6 +385,8 @@ def test_build_run_and_lifecycle_verbs(mod, tmp_path):
                   "echo $X; cat /what").stdout
     assert out == "from-run\nbuilt-by-compose\n"
     assert sorted(ids(mod)) == ["lc-svc-1"]  # --rm: the one-off is gone
+    assert compose(mod, d, "run", "--rm", "-T", "svc", "cat", input="piped in\n").stdout \
+        == "piped in\n"  # run keeps stdin open (-i), as Compose's
     name = compose(mod, d, "run", "-d", "svc").stdout.strip()
     assert name.startswith("lc-svc-run-")
     labels = json.loads(mod.ok("inspect", name).out)[0]["Config"]["Labels"]

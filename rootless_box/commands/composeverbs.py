@@ -345,6 +345,8 @@ def _up(parsed, opts):
     for name in upo.scale:
         if name not in p.services:
             raise NotFound("no such service: %s" % name, exit_code=1)
+    import time
+    since = time.time_ns()  # attached: the output of this run, not of earlier ones
     plan, started = proj.up(p, upo, sorted(p.services), start=not opts.no_start)
     if opts.no_start:
         return 0
@@ -354,7 +356,7 @@ def _up(parsed, opts):
     if detach:
         return 0
     records = [r for _n, rs in plan for r in rs]
-    return _attach(p, records, opts, cascade, opts.exit_code_from)
+    return _attach(p, records, opts, cascade, opts.exit_code_from, since)
 
 
 def _prefixer(p, records, opts):
@@ -444,7 +446,7 @@ def _stop_all(p, records, timeout=None):
         parallel([lambda r=r: one(r) for r in group])
 
 
-def _attach(p, records, opts, cascade, exit_from):
+def _attach(p, records, opts, cascade, exit_from, since=None):
     """The attached `up`: every container's output, prefixed, until all have stopped; ^C
     stops them all (exit 0, as Compose v2); with cascade the first exit stops the rest."""
     import queue
@@ -454,7 +456,7 @@ def _attach(p, records, opts, cascade, exit_from):
     names, prefixes = _prefixer(p, records, opts)
     sys.stdout.write("Attaching to %s\n" % ", ".join(names[r["Id"]] for r in records))
     sys.stdout.flush()
-    q = _followers(p, records)
+    q = _followers(p, records, since=since)
     alive, code, aborting = len(records), 0, False
     try:
         while alive:

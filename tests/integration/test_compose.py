@@ -21,7 +21,7 @@ import urllib.request
 
 import pytest
 
-from conftest import Cli, find_named, has_subuid, needs_userns, wait_for
+from conftest import Cli, find_named, has_subuid, needs_userns, run_in_pty, wait_for
 
 pytestmark = needs_userns
 pytest.importorskip("yaml")
@@ -273,6 +273,12 @@ def test_attached_up_prefixes_and_returns_the_exit_code_from(mod, tmp_path):
     assert "Aborting on container exit..." in proc.stdout
     assert "Container att-server-1  Stopped" in proc.stderr
     assert compose(mod, d, "ps", "-q").stdout == ""  # everything stopped
+    # on a terminal the prefixes are coloured (a colour per service, rotating)
+    out, status = run_in_pty(mod, ["compose", "--project-directory", str(d), "up",
+                                   "--exit-code-from", "job"], timeout=60)
+    assert status == 7
+    assert "\x1b[36mjob-1     | \x1b[0mjob says hi" in out, out
+    assert out.count("job says hi") == 1  # this run's output, not the first run's too
     compose(mod, d, "down")
 
 

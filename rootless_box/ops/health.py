@@ -44,7 +44,7 @@ def _duration(flag, text):
 def flags(opts):
     """The --health-* flags as Healthcheck fields (only those given); --no-healthcheck is
     {"Test": ["NONE"]}. Bad values: one UsageError, before anything is made."""
-    given = any(getattr(opts, name, None) not in (None, False) for name in FIELDS
+    given = any(getattr(opts, name) not in (None, False) for name in FIELDS
                 if name != "no_healthcheck")
     if opts.no_healthcheck:
         if given:

@@ -162,6 +162,23 @@ def main(argv=None):
         log("refusing to run as root")
         return 2
     top = tempfile.mkdtemp(prefix="rbx-bench-compose-")
+    made = {"store": None, "ours": []}  # what the clean-up undoes, whatever fails when
+    try:
+        figures, why = _measure(args, top, made)
+    finally:
+        for tool in made["ours"]:
+            subprocess.run(tool.argv + ["down", "-v", "-t", "0"], env=tool.env,
+                           cwd=tool.workdir, capture_output=True)
+        if made["store"] is not None:
+            made["store"].close()
+        shutil.rmtree(top, ignore_errors=True)
+    _print(figures, why)
+    return 0
+
+
+def _measure(args, top, made):
+    """Both tools' cycles, alternately. -> ({"net"|"host"|"peer": [(up, again, down)]},
+    why the peer has no figures or None)"""
     data = os.path.join(top, "rbx")
     env = dict(os.environ, XDG_DATA_HOME=data, PYTHONPATH=REPO)
     for key in list(env):
@@ -184,14 +201,15 @@ def main(argv=None):
             f.write(text)
     ours_net = Tool("rootless-box", rbx + ["compose"], env, dirs["net"])
     ours_host = Tool("rootless-box", rbx + ["compose"], env, dirs["host"])
-    peer, store, why = None, None, None
+    made["ours"] = [ours_net, ours_host]
+    peer, why = None, None
     pc = args.podman_compose or shutil.which("podman-compose")
     try:
         if shutil.which("podman") is None:
             raise PeerFailed("podman not installed")
         if not pc:
             raise PeerFailed("podman-compose not installed (pip install podman-compose)")
-        store = PodmanStore(top, runtime_dir=True)
+        store = made["store"] = PodmanStore(top, runtime_dir=True)
         check(store.podman + ["--runtime", "runc", "import", "-q", tar,
                               "localhost/bench-base"], store.env, "podman import")
         wrapper = os.path.join(top, "podman-runc")
@@ -201,32 +219,26 @@ def main(argv=None):
         argv = ([sys.executable, pc] if pc.endswith(".py") else [pc]) + [
             "--podman-path", wrapper]
         peer = Tool("podman-compose", argv, store.env, dirs["peer"])
-        subprocess.run(argv + ["version"], env=store.env, capture_output=True)
     except PeerFailed as exc:
         why = str(exc)
         log(why)
     figures = {"net": [], "host": [], "peer": []}
-    try:
-        for i in range(args.runs):
-            log("round %d of %d" % (i + 1, args.runs))
-            figures["net"].append(cycle(ours_net, ports[0]))
-            figures["host"].append(cycle(ours_host, ports[3]))
-            if peer is not None and why is None:
-                try:
-                    figures["peer"].append(cycle(peer, ports[3]))
-                except PeerFailed as exc:
-                    why = str(exc)
-                    log(why)
-                    subprocess.run(peer.argv + ["down"], env=peer.env, cwd=peer.workdir,
-                                   capture_output=True)
-    finally:
-        for tool in (ours_net, ours_host):
-            subprocess.run(tool.argv + ["down", "-v", "-t", "0"], env=env, cwd=tool.workdir,
-                           capture_output=True)
-        if store is not None:
-            store.close()
-        shutil.rmtree(top, ignore_errors=True)
+    for i in range(args.runs):
+        log("round %d of %d" % (i + 1, args.runs))
+        figures["net"].append(cycle(ours_net, ports[0]))
+        figures["host"].append(cycle(ours_host, ports[3]))
+        if peer is not None and why is None:
+            try:
+                figures["peer"].append(cycle(peer, ports[3]))
+            except PeerFailed as exc:
+                why = str(exc)
+                log(why)
+                subprocess.run(peer.argv + ["down"], env=peer.env, cwd=peer.workdir,
+                               capture_output=True)
+    return figures, why
 
+
+def _print(figures, why):
     def med(key, i):
         values = [f[i] for f in figures[key]]
         return statistics.median(values) * 1000 if values else None

@@ -44,6 +44,7 @@ QUICK_ARGS = {
     "lifecycle": ["--runs", "3", "--warmup", "1", "--count", "10", "--idle", "2"],
     "aptbuild": ["--runs", "1"],
     "ports": ["--runs", "1", "--size-mb", "64", "--connections", "200"],
+    "compose": ["--runs", "1"],
 }
 
 PEER_VERSIONS = ("podman", "buildah", "skopeo", "umoci", "runc", "tar")

@@ -6,6 +6,10 @@ Owns: the global flags (`-f` repeated, `-p`, `--profile` repeated, `--env-file` 
 for them (COMPOSE_FILE, COMPOSE_PROJECT_NAME, COMPOSE_PROFILES, COMPOSE_PATH_SEPARATOR,
 COMPOSE_DISABLE_ENV_FILE: read by the loader), the subcommand table, and `config`'s options
 and output. Warnings go to stderr, data to stdout.
+The other verbs (up, down, ps, logs, exec, run, create, start, stop, restart, kill, rm,
+pause, unpause, top, port, images, ls, cp, build, pull, push, version) are in
+commands/composeverbs.py: their options, output and the attached `up`'s log printer; the
+work is compose/project.py's.
 Must not: load or validate files itself (compose/loader.py does).
 """
 
@@ -103,9 +107,7 @@ def main(parsed):
         raise UsageError('unknown docker command: "compose %s"' % sub,
                          "run 'rootless-box compose --help'", exit_code=1)
     if sub != "config":
-        raise UsageError("compose %s is not available yet in this version of rootless-box"
-                         % sub, "`compose config` is; the other verbs come with networks "
-                                "and health checks", exit_code=1)
+        return _verb(parsed, sub, rest)
     cmd = _config_command()
     sub_parsed = parse(cmd, rest)
     if sub_parsed.help:
@@ -113,6 +115,11 @@ def main(parsed):
         return 0
     check_arity(cmd, sub_parsed)
     return _config(parsed, sub_parsed)
+
+
+def _verb(parsed, sub, rest):
+    from . import composeverbs
+    return composeverbs.main(parsed, sub, rest)
 
 
 def _options(parsed, interpolate=True, consistency=True):

@@ -26,7 +26,7 @@ MAX_LOG = 5
 MAX_OUTPUT = 4096
 FIELDS = {"health_cmd": None, "health_interval": None, "health_timeout": None,
           "health_retries": None, "health_start_period": None, "health_start_interval": None,
-          "no_healthcheck": False}
+          "no_healthcheck": False, "health_test": None}
 
 
 def _duration(flag, text):
@@ -53,6 +53,8 @@ def flags(opts):
     check = {}
     if opts.health_cmd:
         check["Test"] = ["CMD-SHELL", opts.health_cmd]
+    elif opts.health_test:  # a whole Test list (compose's healthcheck.test: CMD or CMD-SHELL)
+        check["Test"] = list(opts.health_test)
     for name, key in (("health_interval", "Interval"), ("health_timeout", "Timeout"),
                       ("health_start_period", "StartPeriod"),
                       ("health_start_interval", "StartInterval")):

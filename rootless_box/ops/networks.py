@@ -237,8 +237,24 @@ def remove(store, name):
                     net["Name"], ", ".join('name:"%s" id:"%s"' % (r["Name"], r["Id"][:12])
                                            for r in users)))
         os.unlink(_path(store, net["Name"]))
+        _drop_bridge(store, net)
     _event(store, net, "destroy")
     return net
+
+
+def _drop_bridge(store, net):
+    """A removed network's bridge leaves the live holder: the next network may be given the
+    same subnet, and two bridges with one gateway address would take each other's traffic
+    (the holder's DNS answers then went to the old bridge)."""
+    from ..userns import idmap as idmaps
+    from ..userns import netholder
+    state = read_holder(store, idmaps.plan())
+    if not _holder_alive(state):
+        return
+    try:
+        netholder.enter_and(state["pid"], netholder.unplumb, [bridge_name(net)])
+    except errors.BoxError:
+        pass  # no container ever started on it: there is no bridge
 
 
 def prune(store, filters=None):

@@ -157,8 +157,8 @@ def test_bad_files_fail_in_one_line(cli, tmp_path, text, message):
 def test_grammar_errors(cli, project, tmp_path):
     proc = compose(cli, project, "nosuch", check=1)
     assert 'unknown docker command: "compose nosuch"' in proc.stderr
-    proc = compose(cli, project, "up", check=1)
-    assert "compose up is not available yet" in proc.stderr
+    proc = compose(cli, project, "watch", check=1)
+    assert 'unknown docker command: "compose watch"' in proc.stderr
     proc = compose(cli, project, "-f", "-", "config", check=1)
     assert "(-f -) is not supported yet" in proc.stderr
     proc = compose(cli, project, "-p", "Bad", "config", check=1)

@@ -458,3 +458,17 @@ def test_libc_resolver_finds_names_in_debian(cli, debian_image, rootfs_tar):
     finally:
         cli("rm", "-f", "dweb")
         cli("network", "rm", "deb")
+
+
+def test_a_network_made_right_after_one_was_removed_answers_names(user):
+    """Its subnet is the removed one's: the old bridge (same gateway address) must be gone
+    from the holder, or the DNS answers go out through it (compose down, then up of another
+    project, within the holder's lifetime)."""
+    user.ok("network", "create", "first")
+    user.ok("run", "--rm", "--network", "first", "base", "true")  # its bridge is made
+    user.ok("network", "rm", "first")
+    user.ok("network", "create", "second")
+    serve(user, "second", "named")
+    out = user.ok("run", "--rm", "--network", "second", "base", "sh", "-c",
+                  FETCH % "named").out
+    assert out == "hello-from-named\n"

@@ -144,9 +144,7 @@ def endpoint(host, body):
     if not isinstance(config, dict):
         raise _type_error("NetworkingConfig.EndpointsConfig", "map[string]EndpointSettings")
     if network in (None, "default") and len(config) == 1:
-        network = next(iter(config))
-    if network == "default":
-        network = None
+        network = next(iter(config))  # docker-py names the network only here
     others = [n for n in config if n != network]
     if others:
         raise errors.UsageError(
@@ -154,6 +152,8 @@ def endpoint(host, body):
             % (network or "default", ", ".join(sorted(others))),
             "connect it to more with POST /networks/{id}/connect")
     entry = config.get(network) or {}
+    if network == "default":
+        network = None
     if not isinstance(entry, dict):
         raise _type_error("EndpointSettings", "object")
     aliases = entry.get("Aliases") or []
@@ -204,6 +204,15 @@ def run_keywords(body, host):
           "memory_swappiness": None if host.get("MemorySwappiness") in (None, -1)
           else str(host["MemorySwappiness"]),
           "oom_kill_disable": bool(host.get("OomKillDisable"))}
+    kw.update(limit_keywords(host))
+    kw.update(healthcheck(body.get("Healthcheck")))
+    return kw
+
+
+def limit_keywords(host):
+    """HostConfig's (or an update body's) resource fields -> the limit flags' keywords
+    (ops/cgroups.FIELDS), only those set."""
+    kw = {}
     for field, name, text in _LIMITS:
         value = host.get(field)
         if value not in (None, 0, ""):
@@ -213,5 +222,4 @@ def run_keywords(body, host):
             elif isinstance(value, bool) or not isinstance(value, int):
                 raise _type_error(field, "int64")
             kw[name] = text(value)
-    kw.update(healthcheck(body.get("Healthcheck")))
     return kw

@@ -26,6 +26,7 @@ from ..ops import containers, images, lifecycle, logfile, psfilter
 from ..ops.containerjson import container_json, list_item
 from ..ops.imagefilter import IMAGE_FILTERS, image_filter, reference_matches
 from ..ops.storage import open_store
+from . import containers2, objects
 from .forkserver import answer
 from .httpserver import API_VERSION, MIN_API_VERSION, HTTPError, status_of
 
@@ -739,16 +740,22 @@ def images_list(h):
         tags = [t for t in image.tags if not regexes or reference_matches(regexes, t)]
         if regexes and not tags:
             continue
-        digests = [d for d in image.record.get("digests") or () if "@" in d]
-        labels = images.labels_of(config)
-        result.append({"Id": image.id, "ParentId": "",
-                       "RepoTags": [reference.parse(t).familiar() for t in tags],
-                       "RepoDigests": [images.familiar_digest(d) for d in digests],
-                       "Created": int(images.created_epoch(config.get("created") or "")),
-                       "Size": image.record.get("size", 0), "SharedSize": -1,
-                       "VirtualSize": image.record.get("size", 0),
-                       "Labels": labels or None, "Containers": counts.get(image.id, 0)})
+        result.append(image_summary(image, config, tags, counts.get(image.id, 0)))
     h.reply(200, result)
+
+
+def image_summary(image, config=None, tags=None, containers_count=-1):
+    """An image list item (GET /images/json, /system/df's Images)."""
+    config = images.readable_config(image) if config is None else config
+    tags = image.tags if tags is None else tags
+    digests = [d for d in image.record.get("digests") or () if "@" in d]
+    return {"Id": image.id, "ParentId": "",
+            "RepoTags": [reference.parse(t).familiar() for t in tags],
+            "RepoDigests": [images.familiar_digest(d) for d in digests],
+            "Created": int(images.created_epoch(config.get("created") or "")),
+            "Size": image.record.get("size", 0), "SharedSize": -1,
+            "VirtualSize": image.record.get("size", 0),
+            "Labels": images.labels_of(config) or None, "Containers": containers_count}
 
 
 def _image(name):
@@ -885,7 +892,7 @@ ROUTES = [
     ("GET", r"/images/(.+)/json", image_inspect),
     ("POST", r"/images/(.+)/tag", image_tag),
     ("DELETE", r"/images/(.+)", image_delete),
-]
+] + objects.ROUTES + containers2.ROUTES
 _COMPILED = [(method, re.compile(pattern + r"\Z"), func) for method, pattern, func in ROUTES]
 
 

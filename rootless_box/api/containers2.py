@@ -22,22 +22,11 @@ import time
 from .. import errors
 from ..ops import containers, procstats
 from ..ops.storage import open_store
-from .forkserver import JOBS, answer
+from .forkserver import answer
 from .httpserver import HTTPError
+from .objects import _job, _routes
 
 STATS_INTERVAL = 0.5  # between the two samples of a one-off answer, as `stats --no-stream`
-
-
-def _routes():
-    from . import routes  # the first slice's helpers (routes imports this module)
-    return routes
-
-
-def _job(name):
-    def register(func):
-        JOBS[name] = func
-        return func
-    return register
 
 
 def _running(store, name):
@@ -339,27 +328,24 @@ def _body_chunks(h, size=1 << 16):
     """The request body as it arrives (chunked or by Content-Length), never whole in memory;
     marked read, so the server does not read it again."""
     h._body = b""  # httpserver reads an unread body before the next request otherwise
-    if h.headers.get("Transfer-Encoding", "").lower() == "chunked":
-        while True:
-            length = int(h.rfile.readline().split(b";")[0].strip() or b"0", 16)
-            if length == 0:
-                h.rfile.readline()
-                return
-            left = length
-            while left:
-                data = h.rfile.read(min(left, size))
-                if not data:
-                    raise HTTPError(400, "the request body ended early")
-                left -= len(data)
-                yield data
+
+    def pieces(left):
+        while left:
+            data = h.rfile.read(min(left, size))
+            if not data:
+                raise HTTPError(400, "the request body ended early")
+            left -= len(data)
+            yield data
+    if h.headers.get("Transfer-Encoding", "").lower() != "chunked":
+        yield from pieces(int(h.headers.get("Content-Length") or 0))
+        return
+    while True:
+        length = int(h.rfile.readline().split(b";")[0].strip() or b"0", 16)
+        if length == 0:
             h.rfile.readline()
-    left = int(h.headers.get("Content-Length") or 0)
-    while left:
-        data = h.rfile.read(min(left, size))
-        if not data:
-            raise HTTPError(400, "the request body ended early")
-        left -= len(data)
-        yield data
+            return
+        yield from pieces(length)
+        h.rfile.readline()
 
 
 def _piped_out(h, job_name, args, content_type, headers=()):
@@ -371,7 +357,8 @@ def _piped_out(h, job_name, args, content_type, headers=()):
     finally:
         os.close(write_fd)
     result = {}
-    waiter = threading.Thread(target=_answer_into, args=(job, result), daemon=True)
+    waiter = threading.Thread(target=_routes()._answer_into, args=(job, result),
+                              daemon=True)
     waiter.start()
     try:
         first = os.read(read_fd, 1 << 16)
@@ -396,13 +383,6 @@ def _piped_out(h, job_name, args, content_type, headers=()):
         os.close(read_fd)  # a client gone: the worker's next write fails, it ends
         waiter.join()
         job.close()
-
-
-def _answer_into(job, result):
-    try:
-        result["ok"] = answer(job)
-    except errors.BoxError as exc:
-        result["error"] = exc
 
 
 @_job("archive_stat")

@@ -19,8 +19,7 @@ import tarfile
 import pytest
 
 from conftest import wait_for
-from test_api import (Service, api_cli, docker, no_leftovers, request,  # noqa: F401
-                      service)
+from test_api import api_cli, docker, no_leftovers, request, service  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("no_leftovers")
 
@@ -60,7 +59,7 @@ def test_run_flags_travel_in_the_create_body(docker, api_cli):
         api_cli.ok("run", "--rm", "--privileged", "base", "sh", "-c", priv).out
 
 
-def test_health_mounts_and_limits_as_the_cli_has_them(docker, api_cli):
+def test_health_mounts_and_limits_as_the_cli_has_them(docker, api_cli, service):
     docker("run", "-d", "--name", "hl", "--health-cmd", "true", "--health-interval", "1s",
            "--mount", "type=volume,source=mv,target=/data,volume-label=x=y",
            "--tmpfs", "/t:size=1m", "base", "sleep", "600")
@@ -80,6 +79,12 @@ def test_health_mounts_and_limits_as_the_cli_has_them(docker, api_cli):
     else:
         reason = ours.err.splitlines()[0].partition("error: ")[2]
         assert theirs.returncode == 1 and reason in theirs.err  # create: 1, run: 125
+        # the machine's lack, not the request's: 500; a bad value stays dockerd's 400
+        assert service.request("POST", "/containers/create", {
+            "Image": "base", "HostConfig": {"Memory": 64 << 20}})[0] == 500
+    status, _h, body = service.request("POST", "/containers/create", {
+        "Image": "base", "HostConfig": {"Memory": 1024}})
+    assert status == 400 and b"Minimum memory limit allowed is 6MB" in body
     # what the CLI refuses is refused, never dropped
     out = docker("run", "--rm", "--runtime", "runsc", "base", "true")
     assert out.returncode == 125 and "--runtime" in out.err

@@ -90,7 +90,8 @@ def run_options(name, body):
 def create(args, _fds, _progress):
     body = args.get("body")
     opts = run_options(args.get("name"), body)
-    record = run_ops.create(opts, warn=None, pull=None)
+    warnings = []  # what the CLI prints as warnings: create's Warnings
+    record = run_ops.create(opts, warn=warnings.append, pull=None)
     size = (body.get("HostConfig") or {}).get("ConsoleSize")
     if opts.tty and isinstance(size, list) and len(size) == 2 and all(
             isinstance(n, int) and n > 0 for n in size):
@@ -99,7 +100,7 @@ def create(args, _fds, _progress):
         spec = containers.load_spec(store, record)
         spec["winsize"] = list(size)
         containers.save_spec(store, record["Id"], spec)
-    return record["Id"]
+    return {"Id": record["Id"], "Warnings": warnings}
 
 
 def _store():

@@ -152,7 +152,7 @@ def container_create(h):
         raise HTTPError(400, "config cannot be empty in order to create a container")
     name = h.arg("name") or None
     try:
-        cid = FORK.call("create", {"name": name, "body": body})
+        made = FORK.call("create", {"name": name, "body": body})
     except errors.NotFound as exc:
         image = body.get("Image") if isinstance(body, dict) else ""
         if "image" in exc.message.lower() or _image_missing(image):
@@ -160,7 +160,7 @@ def container_create(h):
         raise
     except errors.Conflict as exc:
         raise HTTPError(409, exc.message) from None
-    h.reply(201, {"Id": cid, "Warnings": []})
+    h.reply(201, made)
 
 
 def _image_missing(name):

@@ -149,6 +149,8 @@ def _receive_inside(path, label, src, owners, in_fd):
         exists, is_dir = False, False
     rename = None
     if src is None:
+        if not exists:
+            raise _not_found(path, label)  # dockerd's answer to a missing extraction point
         if not is_dir:
             raise _fail('destination "%s:%s" must be a directory' % (label, path),
                         "a tar stream from stdin is extracted into an existing directory")

@@ -47,6 +47,9 @@ def test_run_flags_travel_in_the_create_body(docker, api_cli):
            "-l", "k=v", "--expose", "81", "base", "true")
     host = json.loads(docker("inspect", "-f", "{{json .HostConfig}}", "hc").out)
     assert host["CapAdd"] == ["CAP_NET_ADMIN"] and host["CapDrop"] == ["CAP_CHOWN"]
+    # what the CLI warns about comes back as create's Warnings (the docker CLI prints them)
+    out = docker("create", "--security-opt", "label=disable", "base", "true")
+    assert "WARNING: --security-opt label=disable has no effect" in out.err, out.err
     assert host["Ulimits"] == [{"Name": "nofile", "Hard": 200, "Soft": 100}]
     assert (host["ShmSize"], host["OomScoreAdj"], host["PidMode"]) == (1 << 20, 500, "host")
     assert host["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 2}
@@ -308,6 +311,8 @@ def test_archive_endpoints_refuse_what_docker_refuses(service, docker):
     status, _h, body = service.request("PUT", "/containers/ar/archive?path=/etc/hostname",
                                        b"")
     assert status == 400 and b"must be a directory" in body
+    status, _h, body = service.request("PUT", "/containers/ar/archive?path=/absent", b"")
+    assert status == 404 and b"Could not find the file /absent in container ar" in body
     status, _h, _b = service.request("GET", "/containers/nope/archive?path=/")
     assert status == 404
     assert len(cid) == 64

@@ -10,6 +10,7 @@ dropped. Must not: check a value itself beyond its JSON type (ops/ does), or kno
 """
 
 from .. import errors
+from ..ops import runflags
 
 # HostConfig fields the CLI has a refused flag for: (field, flag), refused when set
 _REFUSED = (("Links", "--link"), ("Runtime", "--runtime"), ("CgroupParent", "--cgroup-parent"),
@@ -165,17 +166,16 @@ def endpoint(host, body):
 
 def run_keywords(body, host):
     """The RunOptions keywords of the fields above (a body already known to be a dict)."""
-    for field, flag in _REFUSED:
-        if host.get(field):
-            raise errors.UsageError("%s is not supported (docker run %s): see 'rootless-box "
-                                    "run --help'" % (field, flag))
+    given = [flag for field, flag in _REFUSED if host.get(field)]
     if (host.get("CgroupnsMode") or "private") != "private":
-        raise errors.UsageError("CgroupnsMode %s is not supported (docker run --cgroupns): "
-                                "containers share the user's cgroup namespace"
-                                % host["CgroupnsMode"])
+        given.append("--cgroupns")
     if body.get("MacAddress"):
-        raise errors.UsageError("MacAddress is not supported (docker run --mac-address): a "
-                                "network's veths get the kernel's addresses")
+        given.append("--mac-address")
+    if (host.get("Isolation") or "default") != "default":
+        given.append("--isolation")
+    if given:  # the CLI's refusal, in its words
+        raise errors.UsageError("%s is not supported: %s" % (given[0],
+                                                              runflags.REFUSED[given[0]]))
     devices = []
     for d in _list(host, "Devices", dict):
         devices.append("%s:%s:%s" % (d.get("PathOnHost") or "",

@@ -90,7 +90,10 @@ def test_health_mounts_and_limits_as_the_cli_has_them(docker, api_cli, service):
     assert status == 400 and b"Minimum memory limit allowed is 6MB" in body
     # what the CLI refuses is refused, never dropped
     out = docker("run", "--rm", "--runtime", "runsc", "base", "true")
-    assert out.returncode == 125 and "--runtime" in out.err
+    ours = api_cli("run", "--rm", "--runtime", "runsc", "base", "true")
+    reason = ours.err.splitlines()[0].partition("error: ")[2]
+    assert out.returncode == 125 and reason.startswith("--runtime is not supported: ")
+    assert "Error response from daemon: " + reason in out.err
     out = docker("run", "--rm", "--ulimit", "nofile=5:1", "base", "true")
     assert out.returncode == 125 and "soft limit must be less than or equal to hard" in out.err
     assert api_cli.ok("ps", "-a", "--format", "{{.Names}}").out.split().count("lim2") <= 1

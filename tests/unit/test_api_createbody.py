@@ -67,7 +67,7 @@ def test_resources_become_the_limit_flags():
 @pytest.mark.parametrize("host, words", [
     ({"Links": ["a:b"]}, "--link"),
     ({"Runtime": "runsc"}, "--runtime"),
-    ({"CgroupnsMode": "host"}, "--cgroupns"),
+    ({"CgroupnsMode": "host"}, "--cgroupns is not supported: containers share"),
     ({"DeviceRequests": [{"Count": -1}]}, "--gpus"),
     ({"CapAdd": "NET_ADMIN"}, "CapAdd"),
     ({"Ulimits": ["nofile=1"]}, "Ulimits"),

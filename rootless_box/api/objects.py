@@ -46,6 +46,13 @@ def _body(h):
     return body
 
 
+def _maps(body, *keys):
+    for key in keys:
+        if body.get(key) is not None and not isinstance(body[key], dict):
+            raise HTTPError(400, "json: cannot unmarshal into field %s of type "
+                            "map[string]string" % key)
+
+
 # -- networks -----------------------------------------------------------------------------------
 
 def _network(store, name):
@@ -81,10 +88,7 @@ def network_create(h):
         raise HTTPError(400, "rootless-box networks have one IPv4 subnet: give one IPAM "
                         "Config")
     conf = configs[0] if configs else {}
-    for key in ("Options", "Labels"):
-        if not isinstance(body.get(key) or {}, dict):
-            raise HTTPError(400, "json: cannot unmarshal into field %s of type "
-                            "map[string]string" % key)
+    _maps(body, "Options", "Labels")
     try:
         meta = networks.create(open_store(), name, body.get("Driver") or "bridge",
                                bool(body.get("Internal")), conf.get("Subnet") or None,
@@ -189,10 +193,7 @@ def volume_inspect(h, name):
 
 def volume_create(h):
     body = _body(h)
-    for key in ("DriverOpts", "Labels"):
-        if not isinstance(body.get(key) or {}, dict):
-            raise HTTPError(400, "json: cannot unmarshal into field %s of type "
-                            "map[string]string" % key)
+    _maps(body, "DriverOpts", "Labels")
     name = body.get("Name") or None
     if name is not None and not isinstance(name, str):
         raise HTTPError(400, "json: cannot unmarshal into field Name of type string")

@@ -276,6 +276,9 @@ def test_cp_both_ways_diff_export_commit(docker, api_cli, tmp_path):
     assert changes == api_cli.ok("diff", "cp1").out.splitlines()
     docker("stop", "-t", "0", "cp1")
     assert docker("cp", str(src), "cp1:/stopped.txt").returncode == 0
+    tar = docker("cp", "cp1:/stopped.txt", "-").stdout  # out of a stopped one too
+    assert tarfile.open(fileobj=io.BytesIO(tar)).extractfile("stopped.txt").read() == \
+        b"hello\n"
     names = tarfile.open(fileobj=io.BytesIO(docker("export", "cp1").stdout)).getnames()
     assert "stopped.txt" in names and "tmp/d2/a" in names and "etc/hostname" in names
     out = docker("commit", "-c", "CMD [\"cat\", \"/stopped.txt\"]", "-m", "msg", "cp1",
@@ -319,6 +322,32 @@ def test_archive_endpoints_refuse_what_docker_refuses(service, docker):
     status, _h, _b = service.request("GET", "/containers/nope/archive?path=/")
     assert status == 404
     assert len(cid) == 64
+
+
+def test_bad_requests_get_dockers_json_errors(service, api_cli):
+    for method, path, body, status, words in (
+            ("POST", "/networks/create", b"{bad", 400, "invalid JSON"),
+            ("POST", "/networks/create", {"Name": "x", "Labels": 5}, 400, "Labels"),
+            ("POST", "/networks/create", {"Name": "bad name"}, 400, "invalid network name"),
+            ("POST", "/networks/create", {"Name": "host"}, 403, "predefined"),
+            ("POST", "/volumes/create", {"Name": "v", "DriverOpts": []}, 400, "DriverOpts"),
+            ("POST", "/volumes/create", {"Driver": "nfs"}, 400, "plugin"),
+            ("GET", "/networks?filters=%7B%22bogus%22%3A%5B%22x%22%5D%7D", None, 400,
+             "invalid filter 'bogus'"),
+            ("GET", "/events?since=yesterday", None, 400, "since"),
+            ("POST", "/networks/none/connect", {"Container": "absent"}, 404,
+             "No such container: absent"),
+            ("DELETE", "/volumes/absent", None, 404, "no such volume"),
+            ("GET", "/containers/absent/stats?stream=0", None, 404, "No such container"),
+            ("POST", "/commit?container=absent", None, 404, "No such container"),
+            ("POST", "/containers/prune?filters=%7B%22until%22%3A%5B%22soon%22%5D%7D", None,
+             400, "until=soon")):
+        got, headers, answer = service.request(method, path, body)
+        assert got == status, (path, answer)
+        assert headers["content-type"] == "application/json"
+        assert words in json.loads(answer)["message"], (path, answer)
+    assert api_cli.ok("network", "ls", "-q", "--filter", "type=custom").out == ""
+    assert api_cli.ok("volume", "ls", "-q").out == ""
 
 
 # -- docker-py --------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from .. import errors
 from ..ops import containers, images, lifecycle, run as run_ops
 from ..ops.storage import open_store
 from ..userns import idmap as idmaps
+from . import createbody
 from .forkserver import JOBS
 
 
@@ -42,10 +43,6 @@ def _publish(bindings):
     return words
 
 
-_REFUSED = (("Privileged", "--privileged"), ("CapAdd", "--cap-add"), ("CapDrop", "--cap-drop"),
-            ("Devices", "--device"), ("Sysctls", "--sysctl"), ("Ulimits", "--ulimit"))
-
-
 def run_options(name, body):
     """A /containers/create body -> RunOptions (unknown fields are ignored, as dockerd does)."""
     if not isinstance(body, dict):
@@ -54,11 +51,7 @@ def run_options(name, body):
     host = {} if host is None else host
     if not isinstance(host, dict):
         raise errors.UsageError("invalid JSON: HostConfig must be an object")
-    for key, flag in _REFUSED:
-        if host.get(key):
-            # what the CLI refuses as an unknown flag is refused here too, never ignored
-            raise errors.UsageError("%s is not supported (docker run %s): rootless-box "
-                                    "cannot honour it yet" % (key, flag))
+    more = createbody.run_keywords(body, host)  # the run flags' fields, as their texts
     image = body.get("Image")
     if not isinstance(image, str) or not image:
         raise errors.UsageError("config cannot be empty in order to create a container")
@@ -69,19 +62,7 @@ def run_options(name, body):
     if policy == "on-failure" and restart.get("MaximumRetryCount"):
         policy += ":%d" % restart["MaximumRetryCount"]
     labels = ["%s=%s" % kv for kv in (body.get("Labels") or {}).items()]
-    mounts = []
-    for m in host.get("Mounts") or []:
-        words = ["type=%s" % m.get("Type", "volume")]
-        if m.get("Source"):
-            words.append("source=%s" % m["Source"])
-        words.append("target=%s" % m.get("Target", ""))
-        if m.get("ReadOnly"):
-            words.append("readonly")
-        mounts.append(",".join(words))
     tmpfs = ["%s:%s" % (k, v) if v else k for k, v in (host.get("Tmpfs") or {}).items()]
-    network = host.get("NetworkMode") or None
-    if network == "default":
-        network = None
     stop_timeout = body.get("StopTimeout")
     return run_ops.RunOptions(
         image, _strings(body.get("Cmd"), "Cmd"), name=name or None,
@@ -89,9 +70,8 @@ def run_options(name, body):
         user=body.get("User") or None, entrypoint=entrypoint,
         interactive=bool(body.get("OpenStdin")), tty=bool(body.get("Tty")),
         hostname=body.get("Hostname") or None, volumes=_strings(host.get("Binds"), "Binds"),
-        tmpfs=tmpfs, mounts=mounts, volumes_from=_strings(host.get("VolumesFrom"),
-                                                          "VolumesFrom"),
-        labels=labels, read_only=bool(host.get("ReadonlyRootfs")), network=network,
+        tmpfs=tmpfs, volumes_from=_strings(host.get("VolumesFrom"), "VolumesFrom"),
+        labels=labels, read_only=bool(host.get("ReadonlyRootfs")),
         init=bool(host.get("Init")), rm=bool(host.get("AutoRemove")), restart=policy,
         stop_signal=body.get("StopSignal") or None,
         stop_timeout=int(stop_timeout) if isinstance(stop_timeout, int) else None,
@@ -103,14 +83,15 @@ def run_options(name, body):
         dns_options=_strings(host.get("DnsOptions"), "DnsOptions"),
         security_opts=_strings(host.get("SecurityOpt"), "SecurityOpt"),
         log_opts=["%s=%s" % kv for kv in ((host.get("LogConfig") or {}).get("Config")
-                                          or {}).items()])
+                                          or {}).items()], **more)
 
 
 @_job
 def create(args, _fds, _progress):
     body = args.get("body")
     opts = run_options(args.get("name"), body)
-    record = run_ops.create(opts, warn=None, pull=None)
+    warnings = []  # what the CLI prints as warnings: create's Warnings
+    record = run_ops.create(opts, warn=warnings.append, pull=None)
     size = (body.get("HostConfig") or {}).get("ConsoleSize")
     if opts.tty and isinstance(size, list) and len(size) == 2 and all(
             isinstance(n, int) and n > 0 for n in size):
@@ -119,7 +100,7 @@ def create(args, _fds, _progress):
         spec = containers.load_spec(store, record)
         spec["winsize"] = list(size)
         containers.save_spec(store, record["Id"], spec)
-    return record["Id"]
+    return {"Id": record["Id"], "Warnings": warnings}
 
 
 def _store():

@@ -26,6 +26,7 @@ from ..ops import containers, images, lifecycle, logfile, psfilter
 from ..ops.containerjson import container_json, list_item
 from ..ops.imagefilter import IMAGE_FILTERS, image_filter, reference_matches
 from ..ops.storage import open_store
+from . import containers2, objects
 from .forkserver import answer
 from .httpserver import API_VERSION, MIN_API_VERSION, HTTPError, status_of
 
@@ -151,7 +152,7 @@ def container_create(h):
         raise HTTPError(400, "config cannot be empty in order to create a container")
     name = h.arg("name") or None
     try:
-        cid = FORK.call("create", {"name": name, "body": body})
+        made = FORK.call("create", {"name": name, "body": body})
     except errors.NotFound as exc:
         image = body.get("Image") if isinstance(body, dict) else ""
         if "image" in exc.message.lower() or _image_missing(image):
@@ -159,7 +160,7 @@ def container_create(h):
         raise
     except errors.Conflict as exc:
         raise HTTPError(409, exc.message) from None
-    h.reply(201, {"Id": cid, "Warnings": []})
+    h.reply(201, made)
 
 
 def _image_missing(name):
@@ -742,16 +743,22 @@ def images_list(h):
         tags = [t for t in image.tags if not regexes or reference_matches(regexes, t)]
         if regexes and not tags:
             continue
-        digests = [d for d in image.record.get("digests") or () if "@" in d]
-        labels = images.labels_of(config)
-        result.append({"Id": image.id, "ParentId": "",
-                       "RepoTags": [reference.parse(t).familiar() for t in tags],
-                       "RepoDigests": [images.familiar_digest(d) for d in digests],
-                       "Created": int(images.created_epoch(config.get("created") or "")),
-                       "Size": image.record.get("size", 0), "SharedSize": -1,
-                       "VirtualSize": image.record.get("size", 0),
-                       "Labels": labels or None, "Containers": counts.get(image.id, 0)})
+        result.append(image_summary(image, config, tags, counts.get(image.id, 0)))
     h.reply(200, result)
+
+
+def image_summary(image, config=None, tags=None, containers_count=-1):
+    """An image list item (GET /images/json, /system/df's Images)."""
+    config = images.readable_config(image) if config is None else config
+    tags = image.tags if tags is None else tags
+    digests = [d for d in image.record.get("digests") or () if "@" in d]
+    return {"Id": image.id, "ParentId": "",
+            "RepoTags": [reference.parse(t).familiar() for t in tags],
+            "RepoDigests": [images.familiar_digest(d) for d in digests],
+            "Created": int(images.created_epoch(config.get("created") or "")),
+            "Size": image.record.get("size", 0), "SharedSize": -1,
+            "VirtualSize": image.record.get("size", 0),
+            "Labels": images.labels_of(config) or None, "Containers": containers_count}
 
 
 def _image(name):
@@ -886,7 +893,7 @@ ROUTES = [
     ("GET", r"/images/(.+)/json", image_inspect),
     ("POST", r"/images/(.+)/tag", image_tag),
     ("DELETE", r"/images/(.+)", image_delete),
-]
+] + objects.ROUTES + containers2.ROUTES
 from . import build as _build, images2 as _images2  # noqa: E402  (they use FORK, set here)
 ROUTES += _build.ROUTES + _images2.ROUTES
 _COMPILED = [(method, re.compile(pattern + r"\Z"), func) for method, pattern, func in ROUTES]

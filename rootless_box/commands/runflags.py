@@ -4,6 +4,7 @@ Owns nothing but that wiring: the rules live in ops/runflags.py."""
 
 from ..cliparse import FLAG, LIST, VALUE, Opt
 from ..errors import UsageError
+from ..ops import runflags as runflags_ops
 
 OPTS = (
     Opt("--cap-add", LIST, "Add Linux capabilities", metavar="list", dest="cap_add"),
@@ -55,36 +56,18 @@ OPTS = (
     Opt("--volume-driver", VALUE, "Optional volume driver for the container (local only)"),
 )
 
-# Docker's run flags that cannot work here, each refused with its reason (--help says it too)
-REFUSED = (
-    ("--gpus", VALUE, "GPU devices need the NVIDIA container toolkit's hooks; bind the "
-                      "device nodes you may open with --device"),
-    ("--runtime", VALUE, "rootless-box is its own runtime"),
-    ("--isolation", VALUE, "isolation technologies are Windows'"),
-    ("--cgroupns", VALUE, "containers share the user's cgroup namespace"),
-    ("--cgroup-parent", VALUE, "the container's cgroup goes beside its keeper's, in the "
-                               "user's delegated subtree"),
-    ("--ip6", VALUE, "user-defined networks are IPv4 only so far"),
-    ("--mac-address", VALUE, "a network's veths get the kernel's addresses"),
-    ("--link", LIST, "legacy links are not made; put both containers on a user-defined "
-                     "network (network create), where they find each other by name"),
-    ("--link-local-ip", LIST, "user-defined networks are IPv4 only so far"),
-    ("--storage-opt", LIST, "storage drivers take no per-container options here"),
-    ("--cpu-rt-period", VALUE, "real-time scheduling needs the cgroup v1 cpu controller"),
-    ("--cpu-rt-runtime", VALUE, "real-time scheduling needs the cgroup v1 cpu controller"),
-    ("--blkio-weight-device", LIST, "per-device weights are not implemented yet"),
-    ("--device-read-bps", LIST, "per-device I/O limits are not implemented yet"),
-    ("--device-write-bps", LIST, "per-device I/O limits are not implemented yet"),
-    ("--device-read-iops", LIST, "per-device I/O limits are not implemented yet"),
-    ("--device-write-iops", LIST, "per-device I/O limits are not implemented yet"),
-    ("--annotation", LIST, "there is no OCI runtime to hand annotations to"),
-    ("--cpu-count", VALUE, "an option of Docker on Windows"),
-    ("--cpu-percent", VALUE, "an option of Docker on Windows"),
-    ("--io-maxbandwidth", VALUE, "an option of Docker on Windows"),
-    ("--io-maxiops", VALUE, "an option of Docker on Windows"),
-    ("--use-api-socket", FLAG, "there is no daemon socket; start `rootless-box system "
-                               "service` and bind its socket with -v"),
-)
+# Docker's run flags that cannot work here, each refused with its reason (--help says it too;
+# the reasons are ops/runflags.REFUSED's, which the Engine API gives too)
+REFUSED = tuple((name, kind, runflags_ops.REFUSED[name]) for name, kind in (
+    ("--gpus", VALUE), ("--runtime", VALUE), ("--isolation", VALUE), ("--cgroupns", VALUE),
+    ("--cgroup-parent", VALUE), ("--ip6", VALUE), ("--mac-address", VALUE),
+    ("--link", LIST), ("--link-local-ip", LIST), ("--storage-opt", LIST),
+    ("--cpu-rt-period", VALUE), ("--cpu-rt-runtime", VALUE),
+    ("--blkio-weight-device", LIST), ("--device-read-bps", LIST),
+    ("--device-write-bps", LIST), ("--device-read-iops", LIST),
+    ("--device-write-iops", LIST), ("--annotation", LIST), ("--cpu-count", VALUE),
+    ("--cpu-percent", VALUE), ("--io-maxbandwidth", VALUE), ("--io-maxiops", VALUE),
+    ("--use-api-socket", FLAG)))
 OPTS += tuple(Opt(name, kind, "Refused: " + why) for name, kind, why in REFUSED)
 
 # resource limits: applied through a delegated cgroup v2 subtree, refused without one (`update`

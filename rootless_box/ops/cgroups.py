@@ -177,7 +177,9 @@ def check(opts):
         why = unavailable(asked)
         if why is not None:
             flags = ", ".join(_LIMITS[k][0] for k in asked)
-            raise errors.UsageError(
+            # the machine's, not the input's fault (the Engine API answers 500, as dockerd
+            # does when its runtime cannot set a limit); the CLI's exit code is 125 either way
+            raise errors.SetupError(
                 "%s needs a delegated cgroup v2 subtree: %s" % (flags, why),
                 "boot with systemd.unified_cgroup_hierarchy=1 and log in through systemd "
                 "(user@UID.service delegates cpu, memory, pids and io; cpuset needs "

@@ -21,6 +21,7 @@ extracted by layers/cptar.py's hostile-tar unpacker).
 import os
 import posixpath
 import stat
+import time
 
 from .. import errors
 from ..layers import cptar
@@ -148,6 +149,8 @@ def _receive_inside(path, label, src, owners, in_fd):
         exists, is_dir = False, False
     rename = None
     if src is None:
+        if not exists:
+            raise _not_found(path, label)  # dockerd's answer to a missing extraction point
         if not is_dir:
             raise _fail('destination "%s:%s" must be a directory' % (label, path),
                         "a tar stream from stdin is extracted into an existing directory")
@@ -418,3 +421,81 @@ def _copy_in(store, idmap, source, name, path, opts):
     finally:
         reach.close()
     return {"size": result["size"], "to": "%s:%s" % (name, path)}
+
+
+# -- the Engine API's archive endpoints (GET, HEAD, PUT /containers/{id}/archive) ------------
+
+# Go's os.FileMode type bits (moby's PathStat.Mode is one)
+_GO_MODE = ((stat.S_ISDIR, 1 << 31), (stat.S_ISLNK, 1 << 27), (stat.S_ISFIFO, 1 << 25),
+            (stat.S_ISSOCK, 1 << 24), (stat.S_ISBLK, 1 << 26),
+            (stat.S_ISCHR, (1 << 26) | (1 << 21)))
+
+
+def go_file_mode(mode):
+    """A st_mode as Go's os.FileMode: permission bits, type bits, setuid/setgid/sticky."""
+    value = mode & 0o777
+    for test, bit in _GO_MODE:
+        if test(mode):
+            value |= bit
+    for flag, bit in ((stat.S_ISUID, 1 << 23), (stat.S_ISGID, 1 << 22),
+                      (stat.S_ISVTX, 1 << 20)):
+        if mode & flag:
+            value |= bit
+    return value
+
+
+def _stat_inside(path, label):
+    """moby's statPath: the entry (a final symlink not followed), its link's target
+    resolved inside this root."""
+    absolute, clean = _container_path(path)
+    found = "/" if clean == "/" else resolve_in_root("/", clean, follow_final=False)
+    try:
+        st = os.lstat(found)
+    except (FileNotFoundError, NotADirectoryError):
+        raise _not_found(path, label) from None
+    target = ""
+    if stat.S_ISLNK(st.st_mode):
+        target = resolve_in_root("/", clean, follow_final=True)
+    seconds, nanos = divmod(st.st_mtime_ns, 1000000000)
+    mtime = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + \
+        (".%09d" % nanos).rstrip("0").rstrip(".") + "Z"
+    return {"name": posixpath.basename(clean) or "/", "size": st.st_size,
+            "mode": go_file_mode(st.st_mode), "mtime": mtime, "linkTarget": target}
+
+
+def _reach_for_api(name, writable):
+    from ..userns import idmap as idmaps
+    idmap = idmaps.plan()
+    return _Reach(open_store(idmap), idmap, name, writable)
+
+
+def path_stat(name, path):
+    """The X-Docker-Container-Path-Stat of a container path (HEAD and GET archive)."""
+    reach = _reach_for_api(name, writable=False)
+    try:
+        return reach.call(_stat_inside, path, name)
+    finally:
+        reach.close()
+
+
+def archive_out(name, path, out_fd):
+    """GET archive: the path as a tar on out_fd, its top entry named as the path's base (or
+    "." for `DIR/.`), as `cp CONTAINER:PATH -` writes it. -> {"size", "is_dir"}"""
+    reach = _reach_for_api(name, writable=False)
+    try:
+        return reach.call(_send_inside, path, name, False, None, out_fd)
+    finally:
+        reach.close()
+
+
+def archive_in(name, path, in_fd, keep_owners=False):
+    """PUT archive: the tar on in_fd extracted into the directory path (hostile entries
+    refused, no directory and non-directory overwriting each other), as `cp - CONTAINER:DIR`
+    does; keep_owners: copyUIDGID (the headers' ids), else the container's root."""
+    reach = _reach_for_api(name, writable=True)
+    try:
+        reach.refuse_readonly(path)
+        return reach.call(_receive_inside, path, name, None,
+                          "keep" if keep_owners else "root", in_fd)
+    finally:
+        reach.close()

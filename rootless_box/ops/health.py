@@ -51,6 +51,13 @@ def flags(opts):
             raise errors.UsageError("--no-healthcheck conflicts with --health-* options")
         return {"Test": ["NONE"]}
     check = {}
+    if opts.health_test:  # the Engine API's Config.Healthcheck.Test, taken whole
+        test = list(opts.health_test)
+        if test[0] not in ("CMD", "CMD-SHELL", "NONE") or (test[0] == "CMD-SHELL" and
+                                                           len(test) != 2):
+            raise errors.UsageError("invalid Healthcheck.Test %r: it starts with CMD, "
+                                    "CMD-SHELL (and one command line) or NONE" % (test,))
+        check["Test"] = test
     if opts.health_cmd:
         check["Test"] = ["CMD-SHELL", opts.health_cmd]
     elif opts.health_test:  # a whole Test list (compose's healthcheck.test: CMD or CMD-SHELL)

@@ -25,6 +25,39 @@ FIELDS = {"cap_add": (), "cap_drop": (), "privileged": False, "ulimits": (), "sh
           **cgroups.FIELDS, **health.FIELDS}
 
 
+# run flags that cannot work here -> the reason each is refused (the CLI's option table and
+# the Engine API's create give the same words)
+REFUSED = {
+    "--gpus": "GPU devices need the NVIDIA container toolkit's hooks; bind the device "
+              "nodes you may open with --device",
+    "--runtime": "rootless-box is its own runtime",
+    "--isolation": "isolation technologies are Windows'",
+    "--cgroupns": "containers share the user's cgroup namespace",
+    "--cgroup-parent": "the container's cgroup goes beside its keeper's, in the user's "
+                       "delegated subtree",
+    "--ip6": "user-defined networks are IPv4 only so far",
+    "--mac-address": "a network's veths get the kernel's addresses",
+    "--link": "legacy links are not made; put both containers on a user-defined network "
+              "(network create), where they find each other by name",
+    "--link-local-ip": "user-defined networks are IPv4 only so far",
+    "--storage-opt": "storage drivers take no per-container options here",
+    "--cpu-rt-period": "real-time scheduling needs the cgroup v1 cpu controller",
+    "--cpu-rt-runtime": "real-time scheduling needs the cgroup v1 cpu controller",
+    "--blkio-weight-device": "per-device weights are not implemented yet",
+    "--device-read-bps": "per-device I/O limits are not implemented yet",
+    "--device-write-bps": "per-device I/O limits are not implemented yet",
+    "--device-read-iops": "per-device I/O limits are not implemented yet",
+    "--device-write-iops": "per-device I/O limits are not implemented yet",
+    "--annotation": "there is no OCI runtime to hand annotations to",
+    "--cpu-count": "an option of Docker on Windows",
+    "--cpu-percent": "an option of Docker on Windows",
+    "--io-maxbandwidth": "an option of Docker on Windows",
+    "--io-maxiops": "an option of Docker on Windows",
+    "--use-api-socket": "there is no daemon socket; start `rootless-box system service` and "
+                        "bind its socket with -v",
+}
+
+
 def defaults(kw):
     """The attributes of RunOptions this module owns, from RunOptions' keywords."""
     return {name: kw.get(name, default) for name, default in FIELDS.items()}

@@ -35,8 +35,7 @@ def test_create_body_becomes_the_options_runs_flags_make():
     ({"Image": "base", "Cmd": [1]}, "Cmd"),
     ({"Image": "base", "HostConfig": []}, "HostConfig"),
     ([], "must be an object"),
-    ({"Image": "base", "HostConfig": {"Privileged": True}}, "--privileged"),
-    ({"Image": "base", "HostConfig": {"CapAdd": ["NET_ADMIN"]}}, "--cap-add"),
+    ({"Image": "base", "HostConfig": {"Links": ["a:b"]}}, "--link"),
 ])
 def test_a_create_body_of_the_wrong_shape_is_a_usage_error(body, words):
     with pytest.raises(errors.UsageError) as caught:

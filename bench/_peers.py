@@ -146,3 +146,13 @@ class BuildPeer(PodmanStore):
         return timed(cmd + (["--no-cache"] if no_cache else []) + [ctx], self.env,
                      "%s build" % self.tool)
 
+
+
+def make_rootfs_tar(path):
+    """A busybox rootfs tarball from the host's busybox (as build.py's base): the tests'
+    conftest does the same, but make bench installs no pytest to import it with."""
+    from rootless_box.ops.fromhost import write_rootfs_tar
+    binary = shutil.which("busybox") or "/bin/busybox"
+    with open(path, "wb") as out:
+        write_rootfs_tar([binary], out)
+    return path

@@ -185,8 +185,7 @@ def _measure(args, top, made):
         if key.startswith("COMPOSE_"):
             del env[key]
     rbx = [sys.executable, "-m", "rootless_box"]
-    sys.path.insert(0, os.path.join(REPO, "tests"))
-    from conftest import make_rootfs_tar
+    from _peers import make_rootfs_tar
     tar = make_rootfs_tar(os.path.join(top, "rootfs.tar"))
     subprocess.run(rbx + ["import", "-c", 'CMD ["sh"]', tar, "base:latest"], env=env,
                    check=True, capture_output=True)

@@ -96,8 +96,7 @@ def main(argv=None):
             raise RuntimeError("%s: %s" % (" ".join(words), proc.stderr.strip()))
         return proc.stdout
 
-    sys.path.insert(0, os.path.join(REPO, "tests"))
-    from conftest import make_rootfs_tar
+    from _peers import make_rootfs_tar
     try:
         cli("import", "-c", 'CMD ["sh"]', make_rootfs_tar(os.path.join(data, "r.tar")),
             "base:latest")

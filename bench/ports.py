@@ -145,8 +145,7 @@ def main(argv=None):
     tmp = tempfile.mkdtemp(prefix="rbx-bench-ports-")
     env = dict(os.environ, XDG_DATA_HOME=os.path.join(tmp, "data"), PYTHONPATH=REPO)
     rbx = [sys.executable, "-m", "rootless_box"]
-    sys.path.insert(0, os.path.join(REPO, "tests"))
-    from conftest import make_rootfs_tar
+    from _peers import make_rootfs_tar
     tar = make_rootfs_tar(os.path.join(tmp, "rootfs.tar"))
     subprocess.run(rbx + ["import", tar, "bench-ports:latest"], env=env, check=True,
                    stdout=subprocess.DEVNULL)

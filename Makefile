@@ -111,7 +111,13 @@ test-load:
 # header. BENCH_OUT=FILE writes elsewhere. Benchmarks refuse to run as root.
 BENCH_OUT ?= bench/RESULTS.md
 QUICK ?=
-bench: $(VENV)/.rbx-installed
+# podman-compose is a peer of bench/compose.py only, so it goes into the venv here, not with
+# the package or its test extra.
+$(VENV)/.bench-peers: $(VENV)/.rbx-installed
+	$(VPY) -m pip install -q podman-compose
+	touch $@
+
+bench: $(VENV)/.rbx-installed $(VENV)/.bench-peers
 	@work=$$(mktemp -d "$${TMPDIR:-/tmp}/rbx-bench-report-XXXXXX")
 	trap 'rm -rf "$$work"' EXIT
 	: > "$$work/rows.jsonl"

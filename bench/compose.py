@@ -10,7 +10,8 @@ issue's targets: `up -d` and `down` at most 0.5x podman-compose's, an unchanged 
 Must not: run as root, touch the user's own stores, or leave a container, network or volume
 behind. Prints a Markdown table on stdout (and its rows on $BENCH_JSON_FD, bench/_report.py).
 
-podman-compose is found as `podman-compose` on PATH, or given with --podman-compose (its
+podman-compose is found as `podman-compose` on PATH or beside this Python (make bench installs
+it into its venv), or given with --podman-compose (its
 podman_compose.py, run with this Python: `pip download podman-compose` and unzip it).
 
 Usage: python bench/compose.py [--runs 5] [--podman-compose PATH]
@@ -202,7 +203,9 @@ def _measure(args, top, made):
     ours_host = Tool("rootless-box", rbx + ["compose"], env, dirs["host"])
     made["ours"] = [ours_net, ours_host]
     peer, why = None, None
-    pc = args.podman_compose or shutil.which("podman-compose")
+    # make bench installs it into the venv this Python runs from, which need not be on PATH
+    pc = args.podman_compose or shutil.which("podman-compose") or shutil.which(
+        "podman-compose", path=os.path.dirname(sys.executable))
     try:
         if shutil.which("podman") is None:
             raise PeerFailed("podman not installed")

@@ -137,31 +137,35 @@ def mount_text(m):
     return _csv(words)
 
 
-def endpoint(host, body):
-    """NetworkMode and NetworkingConfig -> (network, aliases, ip): the endpoint of the
-    network the container is created on (one: more is connect's work)."""
-    network = host.get("NetworkMode") or None
-    config = (body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
-    if not isinstance(config, dict):
-        raise _type_error("NetworkingConfig.EndpointsConfig", "map[string]EndpointSettings")
-    if network in (None, "default") and len(config) == 1:
-        network = next(iter(config))  # docker-py names the network only here
-    others = [n for n in config if n != network]
-    if others:
-        raise errors.UsageError(
-            "a container is created on one network here (%s); NetworkingConfig names %s too"
-            % (network or "default", ", ".join(sorted(others))),
-            "connect it to more with POST /networks/{id}/connect")
-    entry = config.get(network) or {}
-    if network == "default":
-        network = None
+def _endpoint_settings(entry):
+    """One EndpointSettings -> (aliases, ip)."""
     if not isinstance(entry, dict):
         raise _type_error("EndpointSettings", "object")
     aliases = entry.get("Aliases") or []
     if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
         raise _type_error("Aliases", "[]string")
-    ip = (entry.get("IPAMConfig") or {}).get("IPv4Address") or None
-    return network, aliases, ip
+    return aliases, (entry.get("IPAMConfig") or {}).get("IPv4Address") or None
+
+
+def endpoint(host, body):
+    """NetworkMode and NetworkingConfig -> (network, aliases, ip, more): the endpoint of the
+    network the container is created on, and those of further user networks (API 1.44
+    creates a container on several, as `run --network` given more than once does)."""
+    network = host.get("NetworkMode") or None
+    config = (body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
+    if not isinstance(config, dict):
+        raise _type_error("NetworkingConfig.EndpointsConfig", "map[string]EndpointSettings")
+    if network in (None, "default") and config:
+        network = next(iter(config))  # docker-py names the network only here
+    aliases, ip = _endpoint_settings(config.get(network) or {})
+    more = []
+    for name, entry in config.items():
+        if name != network:
+            extra_aliases, extra_ip = _endpoint_settings(entry or {})
+            more.append({"name": name, "aliases": extra_aliases, "ip": extra_ip})
+    if network == "default":
+        network = None
+    return network, aliases, ip, more
 
 
 def run_keywords(body, host):
@@ -183,7 +187,7 @@ def run_keywords(body, host):
                                      d.get("CgroupPermissions") or "rwm"))
     ulimits = ["%s=%d:%d" % (u.get("Name"), u.get("Soft", 0), u.get("Hard", 0))
                for u in _list(host, "Ulimits", dict)]
-    network, aliases, ip = endpoint(host, body)
+    network, aliases, ip, more = endpoint(host, body)
     exposed = body.get("ExposedPorts") or {}
     if not isinstance(exposed, dict):
         raise _type_error("ExposedPorts", "map[string]struct{}")
@@ -200,7 +204,7 @@ def run_keywords(body, host):
           "uts": host.get("UTSMode") or None, "domainname": body.get("Domainname") or None,
           "expose": list(exposed), "mounts": [mount_text(m) for m in
                                               _list(host, "Mounts", dict)],
-          "network": network, "network_aliases": aliases, "ip": ip,
+          "network": network, "network_aliases": aliases, "ip": ip, "networks": more,
           "memory_swappiness": None if host.get("MemorySwappiness") in (None, -1)
           else str(host["MemorySwappiness"]),
           "oom_kill_disable": bool(host.get("OomKillDisable"))}

@@ -129,6 +129,11 @@ def test_networks_through_the_api_are_the_clis(docker, api_cli):
         members = json.loads(docker("network", "inspect", "apinet2").out)[0]["Containers"]
         assert [m["Name"] for m in members.values()] == ["w1"]
         assert docker("network", "disconnect", "apinet2", "w1").returncode == 0
+        # created on two networks at once (the CLI sends both endpoints in the create body)
+        out = docker("run", "--rm", "--network", "apinet", "--network",
+                     "name=apinet2,alias=both", "base", "sh", "-c",
+                     "ip -4 -o addr show | grep -c 'eth[01]'")
+        assert (out.returncode, out.out) == (0, "2\n"), out.err
         out = docker("network", "rm", "apinet")
         assert out.returncode == 1 and "has active endpoints" in out.err
         out = docker("network", "inspect", "nonet")

@@ -75,15 +75,21 @@ def ask(store, idmap, cid, published=None):
                        "ports": published.ports, "outbound": published.outbound}}
         data = fastjson.dumps(request)
         fds = [s.fileno() for s, _proto, _port in listeners]
-        ancillary = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, b"".join(
-            fd.to_bytes(4, sys.byteorder) for fd in fds))] if fds else []
-        sent = sock.sendmsg([data], ancillary)
-        sock.sendall(data[sent:])
+        _send_with_fds(sock, data, fds)
         sock.shutdown(_socket.SHUT_WR)
         from .monitor import _read_report
         return _read_report(sock.fileno())
     finally:
         sock.close()
+
+
+def _send_with_fds(sock, data, fds):
+    """All of data on a _socket.socket, fds (SCM_RIGHTS) with its first bytes."""
+    import _socket
+    ancillary = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, b"".join(
+        fd.to_bytes(4, sys.byteorder, signed=True) for fd in fds))] if fds else []
+    sent = sock.sendmsg([data], ancillary)
+    sock.sendall(data[sent:])
 
 
 def spawn():
@@ -116,10 +122,11 @@ def zygote_argv(path):
 
 def _warm():
     """Import what a keeper runs (the monitor's start of a container, the watcher), so that
-    its pages are the zygote's, shared, not each keeper's own."""
-    import socket  # noqa: F401  (published ports, attach sockets)
-    from . import cgroups, events, health, logwriter, monitor, pause, ports, run  # noqa: F401
-    from . import runflags, storage, watch  # noqa: F401
+    its pages are the zygote's, shared, not each keeper's own. Not `socket` (its enums: ~0.5
+    MiB that every keeper would map): _socket does here; the starter imports it when it binds
+    an attach socket."""
+    from . import cgroups, containers, events, health, logwriter, monitor  # noqa: F401
+    from . import pause, ports, runflags, storage, watch  # noqa: F401
     from ..oci import image  # noqa: F401  (the watcher's exit time)
     from ..userns import idmap, launcher  # noqa: F401
 
@@ -135,11 +142,11 @@ def _children():
 
 def main(argv):
     """`python -I -S -c ... zygote.main PATH`: serve on PATH until quiet. The lock beside it makes one zygote per path; a second one leaves."""
+    import _socket
     import fcntl
     import gc
     import select
     import signal
-    import socket
     import time
     path = argv[0]
     lock = os.open(path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -152,14 +159,17 @@ def main(argv):
         os.unlink(path)  # a dead zygote's
     except OSError:
         pass
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(64)
     # keepers are nobody's children to wait for: the kernel reaps them
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
-    # the objects imported above stay untouched by collections, here and in every keeper
+    # the objects imported above stay untouched by collections, here and in every keeper;
+    # what the imports freed goes back (~1.9 MiB of heap, which every keeper would map)
     gc.collect()
     gc.freeze()
+    from ..userns.libc import trim_heap
+    trim_heap()
     last = time.monotonic()
     uid = os.getuid()
     while True:
@@ -170,11 +180,11 @@ def main(argv):
                 break
             continue
         try:
-            conn, _addr = listener.accept()
+            conn = _socket.socket(fileno=listener._accept()[0])
         except OSError:
             continue
         last = time.monotonic()
-        creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+        creds = conn.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED, 12)
         if int.from_bytes(creds[4:8], sys.byteorder) != uid:
             conn.close()
             continue
@@ -194,13 +204,15 @@ def main(argv):
 
 
 def _receive(conn):
-    """The request to its end, and the fds that came with it."""
-    import socket
+    """The request to its end, and the fds that came with it: close-on-exec, as the CLI's
+    own were (a helper the forwarder execs, pasta, must not hold a published port)."""
+    import _socket
     chunks, fds = [], []
     while True:
-        data, ancillary, _flags, _addr = conn.recvmsg(65536, socket.CMSG_SPACE(64 * 4))
+        data, ancillary, _flags, _addr = conn.recvmsg(65536, _socket.CMSG_SPACE(64 * 4),
+                                                      _socket.MSG_CMSG_CLOEXEC)
         for level, kind, payload in ancillary:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
                 fds += [int.from_bytes(payload[i:i + 4], sys.byteorder)
                         for i in range(0, len(payload) - len(payload) % 4, 4)]
         if not data:
@@ -212,8 +224,8 @@ def _keeper(conn, listener, lock):
     """In the forked keeper: take the CLI's request, have a child start the container (the
     start touches much: in a child that leaves, it dirties none of this process's pages),
     adopt the container's init, and become its watcher. Never returns."""
+    import _socket
     import signal
-    import socket
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # it waits for the container's init
     listener.close()
     os.close(lock)
@@ -240,7 +252,7 @@ def _keeper(conn, listener, lock):
         os.umask(request["umask"])
         from ..userns.launcher import adopt_orphans
         adopt_orphans()  # the container's init comes to this process when its parent leaves
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
         starter = os.fork()
     except BaseException as exc:
         monitor._send(report, exc)
@@ -267,7 +279,7 @@ def _keeper(conn, listener, lock):
 def _start(request, fds, report, handoff):
     """In the keeper's child: the monitor's start of the container (monitor._serve), which
     tells the CLI and hands the watcher's part to the keeper. Never returns."""
-    import socket
+    import _socket
     from . import monitor
     try:
         from ..userns.idmap import IdMap
@@ -284,7 +296,7 @@ def _start(request, fds, report, handoff):
         if request["published"] is not None:
             from .ports import Published
             pub = request["published"]
-            listeners = [(socket.socket(fileno=fd), proto, port)
+            listeners = [(_socket.socket(fileno=fd), proto, port)
                          for fd, (proto, port) in zip(fds, pub["listeners"])]
             published = Published(store, cid, listeners, pub["ports"], pub["outbound"])
         record = store.read_container(cid)
@@ -300,7 +312,7 @@ def _start(request, fds, report, handoff):
 def hand_over(handoff, root, record, middle, fds, attach, listener, fake_ids):
     """In the starter, the container running: the watcher's fds and arguments to the keeper
     (monitor._serve's end, instead of exec'ing the watcher)."""
-    import socket
+    import _socket
     from .health import active
     names = sorted(fds)
     path = attach.partition(":")[2] if attach else ""
@@ -310,8 +322,8 @@ def hand_over(handoff, root, record, middle, fds, attach, listener, fake_ids):
                "attach": path, "listener": listener is not None,
                "fake_ids": list(fake_ids) if fake_ids else None,
                "health": active((record.get("Config") or {}).get("Healthcheck"))}
-    sock = socket.socket(fileno=handoff)
-    socket.send_fds(sock, [fastjson.dumps(message)], passed)
+    sock = _socket.socket(fileno=handoff)
+    _send_with_fds(sock, fastjson.dumps(message), passed)
     sock.close()
 
 

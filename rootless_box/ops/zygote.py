@@ -2,11 +2,12 @@
 
 Owns: the zygote itself (`main`: one per user, runtime dir and installed tool, started apart by
 a `run -d` that found none, gone after a quiet spell), asking it for a keeper (`ask`, from the
-CLI's `monitor.launch`) and the keeper's first steps (`_keeper`: the CLI's environment, working
-directory and umask taken over, then the monitor's own `_serve`, which becomes the watcher in
-the same process instead of exec'ing a fresh interpreter). A fresh interpreter alone weighs
-~2.45 MiB PSS; a keeper forked from a process that imported everything it runs shares those
-pages with the zygote and its siblings (measured in the commit and ARCHITECTURE's keeper part).
+CLI's `monitor.launch`) and the keeper's life (`_keeper`: the CLI's environment, working
+directory and umask taken over; a starter child runs the monitor's own `_serve`, which starts
+the container, reports to the CLI and hands the watcher's fds back; the keeper, the container's
+init now its child, runs the watcher in place instead of exec'ing a fresh interpreter). A fresh
+interpreter alone weighs ~2.45 MiB PSS; a keeper forked from a process that imported what it
+runs shares those pages with the zygote and its siblings (ARCHITECTURE, "The keeper's memory").
 Must not: be a process whose death takes anything with it: a keeper is an independent process
 once forked (its own session; the zygote ignores SIGCHLD, so nobody waits for it), a dead or
 stuck zygote only means the next `run -d` takes the monitor's own path and starts a new one.
@@ -31,7 +32,7 @@ def enabled():
     """RBX_ZYGOTE=0: every keeper the monitor's own way. The one-file binary keeps that way
     too: its bootloader re-executes itself with an environment of its own, which a keeper
     taking over the CLI's would have to undo (tests/binary checks its watcher)."""
-    return os.environ.get("RBX_ZYGOTE", "1") != "0" and not getattr(sys, "frozen", False)
+    return config.zygote() and not getattr(sys, "frozen", False)
 
 
 def socket_path():
@@ -149,6 +150,7 @@ def main(argv):
     import signal
     import time
     path = argv[0]
+    os.chdir("/")  # no directory of the caller's kept busy (keepers take the CLI's own)
     lock = os.open(path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -9,28 +9,13 @@ every store of the user, each container landing in its own; RBX_ZYGOTE=0 keeps t
 Real namespaces, the real CLI, an unprivileged user.
 """
 
-import json
 import os
 import signal
 
-import pytest
-
 from conftest import REPO, Cli, needs_userns, wait_for
+from test_lifecycle import state, user  # noqa: F401  (user: the fixture)
 
 pytestmark = needs_userns
-
-
-@pytest.fixture
-def user(tmp_path, rootfs_tar):
-    cli = Cli(str(tmp_path / "data"))
-    cli.ok("import", "-c", 'CMD ["sh"]', rootfs_tar, "base:latest")
-    yield cli
-    for cid in cli.ok("ps", "-a", "-q", "--no-trunc").out.split():
-        cli("rm", "-f", cid)
-
-
-def state(cli, name):
-    return json.loads(cli.ok("inspect", "--type", "container", name).out)[0]["State"]
 
 
 def _stat(pid):

@@ -35,14 +35,44 @@ def enabled():
     return config.zygote() and not getattr(sys, "frozen", False)
 
 
+# what a process inherits from its parent that /proc/self/status shows and a keeper (and so
+# its container) must get from the CLI, as the monitor's own way gives it
+_STATUS_KEYS = (b"NoNewPrivs", b"Seccomp", b"Seccomp_filters", b"SigBlk", b"SigIgn", b"CapInh",
+                b"CapPrm", b"CapEff", b"CapBnd", b"CapAmb", b"Cpus_allowed_list",
+                b"Mems_allowed_list")
+
+
+def _inherited():
+    """What a keeper would inherit from whoever started its zygote, as this process has it:
+    namespaces, cgroup, no_new_privs and seccomp, ignored and blocked signals, capabilities,
+    CPU affinity, resource limits, OOM score and nice value. A CLI under other ones (in a
+    systemd unit, under `unshare`, `prlimit`, `setpriv --no-new-privs`...) gets a zygote of
+    its own, or it would start containers with the first caller's."""
+    parts = [os.readlink("/proc/self/ns/" + ns) for ns in
+             ("user", "mnt", "net", "pid", "ipc", "uts", "cgroup")
+             if os.path.exists("/proc/self/ns/" + ns)]
+    parts = [p.encode() for p in parts] + [b"%d" % os.nice(0)]
+    for name in ("cgroup", "limits", "oom_score_adj", "status"):
+        try:
+            with open("/proc/self/" + name, "rb") as f:
+                data = f.read()
+        except OSError:
+            data = b""
+        if name == "status":
+            data = b"\n".join(line for line in data.splitlines()
+                              if line.partition(b":")[0] in _STATUS_KEYS)
+        parts.append(data)
+    return b"\0".join(parts)
+
+
 def socket_path():
-    """One zygote per runtime dir, interpreter and copy of the package (two installs must
-    not start each other's code); a short FNV-1a of those names it (no hashlib on this path)."""
-    key = "%s\0%s" % (sys.executable, os.path.dirname(os.path.abspath(__file__)))
-    value = 0x811C9DC5
-    for byte in key.encode(errors="surrogateescape"):
-        value = ((value ^ byte) * 0x01000193) & 0xFFFFFFFF
-    return os.path.join(config.runtime_root(), "zygote-%08x.sock" % value)
+    """One zygote per runtime dir, interpreter, copy of the package (two installs must not
+    start each other's code) and inherited state (_inherited); a CRC-32 of those names it
+    (binascii is built in; no hashlib on this path)."""
+    import binascii
+    key = ("%s\0%s\0" % (sys.executable, os.path.dirname(os.path.abspath(__file__)))).encode(
+        errors="surrogateescape") + _inherited()
+    return os.path.join(config.runtime_root(), "zygote-%08x.sock" % binascii.crc32(key))
 
 
 # -- in the CLI -------------------------------------------------------------------------------
@@ -52,11 +82,16 @@ def ask(store, idmap, cid, published=None):
     -> its report line (monitor.launch reads it), or None when no zygote answered in time:
     then nothing was sent and the caller starts the container itself."""
     import _socket
+    from ..errors import BoxError
+    try:
+        path = socket_path()
+    except BoxError:  # no private runtime dir: the monitor's own way still works
+        return None
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         sock.settimeout(_ANSWER_TIMEOUT)
         try:
-            sock.connect(socket_path())
+            sock.connect(path)
             if sock.recv(1) != b"A":
                 return None
         except OSError:  # none listening (ENOENT, ECONNREFUSED), gone, or too slow
@@ -98,7 +133,11 @@ def spawn():
     in a session of its own), so the zygote is orphaned at once and nobody's child. It gets
     none of the caller's fds nor its environment (a resident process must not carry a
     caller's secrets, and tests find a caller's processes by its variables)."""
-    path = socket_path()
+    from ..errors import BoxError
+    try:
+        path = socket_path()
+    except BoxError:
+        return
     if os.fork():
         return
     try:

@@ -53,13 +53,14 @@ def zygotes():
     return [int(p) for p in os.listdir("/proc") if p.isdigit() and is_zygote(int(p))]
 
 
-def listening(pid):
+def listening(pid, any_zygote=False):
     """pid holds the zygote's bound socket (its keepers, forked from it, share its command
-    line but not that socket)."""
+    line but not that socket); any_zygote: the socket of any zygote, not the one we ask."""
     from rootless_box.ops.zygote import socket_path
     with open("/proc/net/unix") as f:
         inodes = {"socket:[%s]" % line.split()[6] for line in f
-                  if line.split()[-1] == socket_path()}
+                  if line.split()[-1] == socket_path() or
+                  (any_zygote and "/zygote-" in line.split()[-1])}
     try:
         return alive(pid) and any(os.readlink("/proc/%d/fd/%s" % (pid, fd)) in inodes
                                   for fd in os.listdir("/proc/%d/fd" % pid))
@@ -163,6 +164,45 @@ def test_one_zygote_serves_every_store_each_container_in_its_own(user, tmp_path,
     finally:
         for cid in other.ok("ps", "-a", "-q").out.split():
             other("rm", "-f", cid)
+
+
+def _nice(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        return int(f.read().rsplit(")", 1)[1].split()[16])
+
+
+def test_a_caller_under_other_limits_gets_its_own_zygote(user):
+    """A container gets what its caller passes on (here a nice value), as a keeper of the
+    monitor's own way would, never that of whichever `run -d` started the zygote."""
+    import subprocess
+    zygote = ready_zygote(user)
+    base = _nice(zygote)
+
+    def niced(*args):
+        proc = subprocess.run(user.argv(*args), env=user.env, capture_output=True,
+                              preexec_fn=lambda: os.nice(3))
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.decode().strip()
+    niced("run", "-d", "--name", "n1", "base:latest", "sleep", "60")
+
+    def own_zygote():
+        for p in os.listdir("/proc"):
+            if p.isdigit() and b"rootless_box.ops.zygote import main" in _cmdline(int(p)):
+                try:
+                    if _nice(int(p)) == base + 3 and listening(int(p), any_zygote=True):
+                        return int(p)
+                except OSError:
+                    pass
+        return None
+    wait_for(own_zygote, what="a zygote of the caller's nice value")
+    niced("run", "-d", "--name", "n2", "base:latest", "sleep", "60")
+    for name in ("n1", "n2"):
+        keeper = keeper_of(user, name)
+        assert _stat(keeper)[1] != zygote
+        assert _nice(keeper) == _nice(state(user, name)["Pid"]) == base + 3
+    # the second came from a zygote of that nice value's own
+    assert is_zygote(_stat(keeper_of(user, "n2"))[1]) is False  # not the caller's key
+    assert b"rootless_box.ops.zygote import main" in _cmdline(_stat(keeper_of(user, "n2"))[1])
 
 
 def test_without_the_zygote_the_keeper_is_the_monitor_itself(user):

@@ -394,8 +394,8 @@ def _table(args, tmp, res, names, floor):
           "the two tools alternating; memory from /proc/PID/smaps_rollup of rootless-box's "
           "watcher (and any process between it and the container's init: none since the "
           "monitor adopts init) and of podman's conmon (podman's pause process, one per "
-          "user, not counted, nor our zygote, one per user, shown apart); idle CPU is utime+stime over %d s; stores on %s (%s); load "
-          "average %s when done."
+          "user, not counted, nor our zygote, one per user, shown apart); idle CPU is "
+          "utime+stime over %d s; stores on %s (%s); load average %s when done."
           % (args.runs, args.warmup, args.idle, os.path.dirname(tmp), _fs_type(tmp),
              "%.1f" % os.getloadavg()[0]))
     print()

@@ -181,7 +181,8 @@ def _children():
 
 
 def main(argv):
-    """`python -I -S -c ... zygote.main PATH`: serve on PATH until quiet. The lock beside it makes one zygote per path; a second one leaves."""
+    """`python -I -S -c ... zygote.main PATH`: serve on PATH until quiet. The lock beside it
+    makes one zygote per path; a second one leaves."""
     import _socket
     import fcntl
     import gc
@@ -240,7 +241,10 @@ def main(argv):
             finally:
                 os._exit(125)
         conn.close()
-    os.unlink(path)  # still ours: the lock is held
+    try:
+        os.unlink(path)  # still ours: the lock is held
+    except OSError:
+        pass
     return 0
 
 

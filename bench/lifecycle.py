@@ -333,6 +333,9 @@ def _measure(args, tools, res):
         costs = [_cost(sum(k.values(), [])) for k in per]
         res.values[("avg", name)] = _mean_pair(costs)
         res.values[("count", name)] = len(per)
+    zygotes = _zygotes(keepers.get("rootless-box") or [])
+    if zygotes:
+        res.values[("zygote", "rootless-box")] = _cost(zygotes)
     pids = {name: sum((sum(k.values(), []) for k in per), []) for name, per in keepers.items()}
     before = {name: _ticks(p) for name, p in pids.items()}
     time.sleep(args.idle)
@@ -341,6 +344,22 @@ def _measure(args, tools, res):
             res.values[("idle_cpu", name)] = _ticks(p) - before[name]
         except OSError as exc:  # a keeper went away while idle: that is a failure too
             res.failures.append("%s: a keeper exited while idle (%s)" % (name, exc))
+
+
+def _zygotes(keepers):
+    """The warm processes our watchers were forked from (ops/zygote.py): one per user, as
+    podman's pause process, and as it not in the keepers' figures; shown on a row of its own."""
+    found = set()
+    for k in keepers:
+        for pid in k["watcher"]:
+            try:
+                parent = _stat(pid)[0]
+                with open("/proc/%d/cmdline" % parent, "rb") as f:
+                    if b"rootless_box.ops.zygote" in f.read():
+                        found.add(parent)
+            except (OSError, IndexError, ValueError):
+                pass
+    return sorted(found)
 
 
 def _mean_pair(pairs):
@@ -375,8 +394,8 @@ def _table(args, tmp, res, names, floor):
           "the two tools alternating; memory from /proc/PID/smaps_rollup of rootless-box's "
           "watcher (and any process between it and the container's init: none since the "
           "monitor adopts init) and of podman's conmon (podman's pause process, one per "
-          "user, not counted); idle CPU is utime+stime over %d s; stores on %s (%s); load "
-          "average %s when done."
+          "user, not counted, nor our zygote, one per user, shown apart); idle CPU is "
+          "utime+stime over %d s; stores on %s (%s); load average %s when done."
           % (args.runs, args.warmup, args.idle, os.path.dirname(tmp), _fs_type(tmp),
              "%.1f" % os.getloadavg()[0]))
     print()
@@ -429,6 +448,10 @@ def _table(args, tmp, res, names, floor):
     line("- of which processes between watcher and init, RSS / PSS (mean of %d)" % args.count,
          "avg_middle",
          lambda v: "%s / %s" % (_mib(v[0]), _mib(v[1])), lambda v: v, ours_only=True)
+    if ("zygote", "rootless-box") in res.values:
+        line("- the zygote they were forked from (one per user, not in the keepers' figures), "
+             "RSS / PSS", "zygote",
+             lambda v: "%s / %s" % (_mib(v[0]), _mib(v[1])), lambda v: v, ours_only=True)
     line("idle CPU of all %d containers' keepers over %d s" % (args.count, args.idle),
          "idle_cpu", lambda v: "%d ticks" % v, lambda v: v)
     if floor:

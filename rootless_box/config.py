@@ -98,6 +98,11 @@ def debug():
     return os.environ.get("RBX_DEBUG", "") not in ("", "0")
 
 
+def zygote():
+    """RBX_ZYGOTE=0: detached keepers are never forked from a warm zygote (ops/zygote.py)."""
+    return os.environ.get("RBX_ZYGOTE", "1") != "0"
+
+
 def _choice(name, allowed, default):
     value = os.environ.get(name, "") or default
     if value not in allowed:

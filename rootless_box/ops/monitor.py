@@ -36,6 +36,14 @@ def launch(store, idmap, record, spec, published=None):
     or raise the error its setup hit. The monitor is not this process's child: it is
     reparented at once, so the CLI can exit and leave no zombie. published: the host ports
     bound for it (ops/ports.Published), set up by the monitor before the command runs."""
+    from . import zygote
+    warm = zygote.enabled()
+    if warm:
+        data = zygote.ask(store, idmap, record["Id"], published)
+        if data is not None:
+            if published is not None:
+                published.close()  # the keeper has them
+            return _answer(data)
     report_r, report_w = os.pipe()
     for stream in (sys.stdout, sys.stderr):
         stream.flush()  # or the forked monitor would write the CLI's buffered output again
@@ -44,6 +52,8 @@ def launch(store, idmap, record, spec, published=None):
         try:
             os.close(report_r)
             os.setsid()
+            if warm:  # none answered: the next `run -d` finds one
+                zygote.spawn()
             if os.fork():
                 os._exit(0)
             _serve(store, idmap, record["Id"], spec, report_w, published)
@@ -60,6 +70,11 @@ def launch(store, idmap, record, spec, published=None):
         data = _read_report(report_r)
     finally:
         os.close(report_r)
+    return _answer(data)
+
+
+def _answer(data):
+    """The init's pid from the monitor's report, or the error it sent."""
     if data.startswith(b"R"):
         return int(data[1:])
     if data.startswith(b"E"):
@@ -86,13 +101,18 @@ def _send(fd, exc):
         pass
 
 
-def _serve(store, idmap, cid, spec, report_fd, published=None, rebind=False):
+def _serve(store, idmap, cid, spec, report_fd, published=None, rebind=False, handoff=None):
     """In the monitor: start the container with its output on pipes, then become the
     watcher. Never returns. rebind: a restart here, where the published ports must be bound
-    again (the first start's forwarder ended with the container it served)."""
+    again (the first start's forwarder ended with the container it served). handoff: a
+    socket to the parent, a keeper the zygote forked (ops/zygote.py), which adopts the
+    container's init and becomes its watcher: this process hands it the watcher's fds and
+    leaves, so the keeper's pages stay the zygote's."""
+    keeper = os.getpid() if handoff is None else os.getppid()
     # nothing of the caller's may stay open here (and so in the container's middle process):
     # a caller reading our stdout to its end, or holding another pipe, would wait for ever
-    keep = sorted({report_fd if report_fd is not None else -1} |
+    keep = sorted({report_fd if report_fd is not None else -1,
+                   handoff if handoff is not None else -1} |
                   set(published.fds() if published is not None else ()))
     low = 3
     for fd in keep:
@@ -128,8 +148,10 @@ def _serve(store, idmap, cid, spec, report_fd, published=None, rebind=False):
     else:
         os.dup2(null, 1)
         os.dup2(null, 2)
-    # the container's init becomes this process's own child: no middle process stays
-    launcher.adopt_orphans()
+    # the container's init becomes the keeper's own child: no middle process stays (a
+    # zygote's keeper is the subreaper already)
+    if handoff is None:
+        launcher.adopt_orphans()
     spec = dict(spec, adopt=True)
     try:
         from . import cgroups, runflags
@@ -149,7 +171,7 @@ def _serve(store, idmap, cid, spec, report_fd, published=None, rebind=False):
         os.dup2(null, fd)
     if container.master_fd is not None:
         fds = {"tty": container.master_fd}
-    record = containers.mark_running(store, cid, container.pid, monitor=os.getpid())
+    record = containers.mark_running(store, cid, container.pid, monitor=keeper)
     if record is None:  # removed while it started (rm -f racing start)
         container.kill()
         container.wait()
@@ -160,15 +182,21 @@ def _serve(store, idmap, cid, spec, report_fd, published=None, rebind=False):
     cgroup = pause.place(cid, container.pid)
     if cgroup:
         record = containers.update_state(store, cid, CgroupPath=cgroup) or record
-    from .runflags import started
-    started(store, record, monitor=True)
+    if handoff is None:
+        from .runflags import started
+        started(store, record, monitor=True)
     with open(os.path.join(store.container_dir(cid), "monitor.pid"), "w") as f:
-        f.write("%d\n" % os.getpid())
+        f.write("%d\n" % keeper)
     # listening before the CLI hears "running": `start -ai` connects right after
     attach = _listen(attach_socket(cid)) if "tty" in fds or "stdin" in fds else ""
     if report_fd is not None:
         os.write(report_fd, b"R%d\n" % container.pid)
         os.close(report_fd)
+    if handoff is not None:
+        from .zygote import hand_over
+        hand_over(handoff, store.root, record, container.waiter, fds, attach,
+                  container.listener, container.fake_ids)
+        os._exit(0)
     _exec_watcher(store, record, container.waiter, fds, attach, container.listener,
                   container.fake_ids)
 
@@ -196,13 +224,18 @@ def _listen(path):
 def _exec_watcher(store, record, middle, fds, attach, listener=None, fake_ids=None):
     for fd in list(fds.values()) + ([listener] if listener is not None else []):
         os.set_inheritable(fd, True)
-    args = [store.root, record["Id"], str(middle),
-            ",".join("%s=%d" % item for item in sorted(fds.items())), attach,
-            "" if listener is None else str(listener)]
+    os.execv(sys.executable, watcher_argv(
+        watcher_args(store.root, record["Id"], middle, fds, attach, listener, fake_ids)))
+
+
+def watcher_args(root, cid, middle, fds, attach, listener=None, fake_ids=None):
+    """ops/watch.main's arguments."""
+    args = [root, cid, str(middle), ",".join("%s=%d" % item for item in sorted(fds.items())),
+            attach, "" if listener is None else str(listener)]
     if fake_ids:
         uid, gid, groups = fake_ids
         args.append("%d:%d:%s" % (uid, gid, ",".join(str(g) for g in groups)))
-    os.execv(sys.executable, watcher_argv(args))
+    return args
 
 
 def attach_socket(cid):

@@ -86,7 +86,7 @@ def _copy_output(fds, log, attach="", services=None, backlog=None):
                     continue
                 if listener is not None and fd == listener.fileno():
                     try:
-                        conn, _addr = listener.accept()
+                        conn, _addr = listener._accept()
                     except OSError:
                         continue
                     if fds.get(target) == "tty":
@@ -94,7 +94,7 @@ def _copy_output(fds, log, attach="", services=None, backlog=None):
                     if backlog:  # even when the terminal has just ended
                         _send_backlog(conn, backlog)
                     backlog = None
-                    clients.add(conn.detach())
+                    clients.add(conn)
                     continue
                 if fd in clients:
                     data = _read(fd)
@@ -154,12 +154,17 @@ def _copy_output(fds, log, attach="", services=None, backlog=None):
 def _offer_terminal(conn, master):
     """An attach client's first message: one byte and the terminal's master, which it uses
     for the window size only (TIOCSWINSZ at attach and on each SIGWINCH, as `docker attach`
-    resizes); the bytes keep flowing through this process."""
-    import socket
+    resizes); the bytes keep flowing through this process. conn: the client's fd. _socket,
+    not socket: the latter's enums weigh ~0.5 MiB in a process resident per container."""
+    import _socket
+    sock = _socket.socket(fileno=conn)
     try:
-        socket.send_fds(conn, [b"T"], [master])
+        sock.sendmsg([b"T"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
+                               master.to_bytes(4, sys.byteorder))])
     except OSError:
         pass
+    finally:
+        sock.detach()
 
 
 def expect_client(store, cid):
@@ -170,8 +175,11 @@ def expect_client(store, cid):
 
 
 def _send_backlog(conn, backlog):
+    """conn: the client's fd (a blocking socket: the write returns when all is sent)."""
+    view = memoryview(backlog)
     try:
-        conn.sendall(backlog)
+        while view:
+            view = view[os.write(conn, view):]
     except OSError:
         pass  # the client left: it reads the log instead
 
@@ -182,12 +190,12 @@ def _late(listener, backlog):
     listener.setblocking(False)
     while True:
         try:
-            conn, _addr = listener.accept()
+            conn, _addr = listener._accept()  # an fd: the listener is a bare _socket
         except OSError:
             return
-        conn.setblocking(True)
+        os.set_blocking(conn, True)
         _send_backlog(conn, backlog)
-        conn.close()
+        os.close(conn)
 
 
 def _write_some(fd, data):
@@ -218,9 +226,9 @@ def _listener(attach):
     """The attach socket the monitor made ("FD:PATH"), or None."""
     if not attach:
         return None, None
-    import socket
+    import _socket
     fd, _, path = attach.partition(":")
-    return socket.socket(fileno=int(fd)), path
+    return _socket.socket(fileno=int(fd)), path
 
 
 def _wait(middle, services=None):

@@ -727,7 +727,7 @@ def _start(spec, idmap, flags, join, prestart, private_fds, nest=None):
             if fd is not None:
                 os.close(fd)
         if reaped and init_pid:
-            os.waitpid(init_pid, 0)
+            _reap_adopted(init_pid)
         if not reaped:
             os.waitpid(middle, 0)
         if reported:
@@ -743,7 +743,7 @@ def _start(spec, idmap, flags, join, prestart, private_fds, nest=None):
             if fd is not None:
                 os.close(fd)
         if reaped and init_pid:
-            os.waitpid(init_pid, 0)  # adopted: it leaves after reporting
+            _reap_adopted(init_pid)  # adopted: it leaves after reporting
         elif not reaped:
             os.waitpid(middle, 0)  # it leaves once init has exited
         if err:
@@ -753,6 +753,15 @@ def _start(spec, idmap, flags, join, prestart, private_fds, nest=None):
         return Container(init_pid, init_pid, master, listener, fake_ids)
     return Container(init_pid, middle, master, listener, fake_ids)
 
+
+
+def _reap_adopted(pid):
+    """An adopted init that failed: reaped here, unless it went to another subreaper (the
+    zygote's keeper, whose child starts the container: ops/zygote.py)."""
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
 
 
 def _kill(pid):

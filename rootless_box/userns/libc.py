@@ -1,7 +1,7 @@
 """The only home of ctypes: thin wrappers over the Linux syscalls Python's os module lacks.
 
 Owns: unshare, setns, mount, umount2, pivot_root, mount_setattr, open_tree, move_mount,
-sethostname, setdomainname, prctl,
+sethostname, setdomainname, prctl, malloc_trim,
 capget/capset, seccomp, pidfd_getfd, connect with a raw address, a thread's own credentials,
 the constants they take, and turning a failed call into OSError with the right errno.
 Must not: decide policy (what to mount, which caps to keep); callers in userns/ do that.
@@ -155,6 +155,15 @@ def setdomainname(name):
 
 def prctl(option, arg2=0, arg3=0, arg4=0, arg5=0):
     return _check(_libc.prctl(option, arg2, arg3, arg4, arg5), "prctl")
+
+
+def trim_heap():
+    """Give the C heap's free pages back to the kernel (glibc's malloc_trim): a resident
+    process that has finished its busy start keeps only what it still uses. A no-op on a C
+    library without it (musl)."""
+    trim = getattr(_libc, "malloc_trim", None)
+    if trim is not None:
+        trim(0)
 
 
 class _CapHeader(ctypes.Structure):

@@ -261,6 +261,7 @@ def test_generate_systemd_unit_starts_and_stops(user, tmp_path):
     assert lines["Type"] == "forking" and lines["WantedBy"] == "default.target"
     assert lines["ExecStart"].endswith(" start svc")
     assert lines["ExecStop"].endswith(" stop -t 1 svc")
+    assert "Environment=RBX_ZYGOTE=0" in unit.splitlines()  # one keeper: nothing to share
     # what the unit runs works, and the PIDFile names the container's monitor
     env = dict(user.env)
     subprocess.run(lines["ExecStart"], shell=True, check=True, env=env,

@@ -174,6 +174,11 @@ def expect_client(store, cid):
         pass
 
 
+# How long a container's end waits for the client that announced itself and has not come
+# (one killed meanwhile delays the exit's record by this much, nothing else).
+_FIRST_CLIENT_WAIT = 5
+
+
 def _send_backlog(conn, backlog):
     """conn: the client's fd (a blocking socket: the write returns when all is sent)."""
     view = memoryview(backlog)
@@ -186,7 +191,10 @@ def _send_backlog(conn, backlog):
 
 def _late(listener, backlog):
     """The container ended before its client was accepted: a client already connecting
-    gets the backlog (the whole session) and the end; one that comes later reads the log."""
+    gets the backlog (the whole session) and the end; one that comes later reads the log.
+    The client announced itself (FIRST_CLIENT) before the start, so it is waited for a
+    little: a container as quick as `echo` ends before `start -a` has connected."""
+    select.select([listener.fileno()], [], [], _FIRST_CLIENT_WAIT)
     listener.setblocking(False)
     while True:
         try:

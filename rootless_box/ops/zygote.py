@@ -171,6 +171,22 @@ def _warm():
     from ..userns import idmap, launcher  # noqa: F401
 
 
+def _code_stamp():
+    """(path, mtime, size) of every module of this package loaded here: a keeper runs the
+    zygote's copy of the code, so one that changed on disk (an upgrade, a developer's edit)
+    makes this zygote stale."""
+    stamp = []
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if path and name.partition(".")[0] == __name__.partition(".")[0]:
+            try:
+                st = os.stat(path)
+            except OSError:
+                st = None
+            stamp.append((path, st and (st.st_mtime_ns, st.st_size)))
+    return sorted(stamp)
+
+
 def _children():
     """Whether any keeper forked here still runs (None: the kernel cannot tell)."""
     try:
@@ -214,6 +230,7 @@ def main(argv):
     trim_heap()
     last = time.monotonic()
     uid = os.getuid()
+    code = _code_stamp()
     while True:
         ready, _w, _x = select.select([listener], [], [], _TICK)
         if not ready:
@@ -230,6 +247,11 @@ def main(argv):
         if int.from_bytes(creds[4:8], sys.byteorder) != uid:
             conn.close()
             continue
+        if _code_stamp() != code:
+            # the CLI hears no answer and starts the container itself; the next `run -d`
+            # finds no zygote here and starts one with the code as it is now
+            conn.close()
+            break
         try:
             pid = os.fork()
         except OSError:

@@ -11,6 +11,7 @@ Real namespaces, the real CLI, an unprivileged user.
 
 import os
 import signal
+import sys
 
 from conftest import REPO, Cli, needs_userns, wait_for
 from test_lifecycle import state, user  # noqa: F401  (user: the fixture)
@@ -211,3 +212,45 @@ def test_without_the_zygote_the_keeper_is_the_monitor_itself(user):
     keeper = keeper_of(user, "plain")
     assert not is_zygote(_stat(keeper)[1])
     assert b"rootless_box.ops.watch import main" in _cmdline(keeper)
+
+
+def test_a_zygote_whose_code_changed_on_disk_is_replaced(tmp_path, rootfs_tar):
+    """An upgrade (or an edit) of the installed code while a zygote runs: its keepers would
+    run the old code, so the next `run -d` gets the new code's keeper and a new zygote."""
+    import shutil
+    tree = tmp_path / "tree"
+    shutil.copytree(os.path.join(REPO, "rootless_box"), str(tree / "rootless_box"),
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    class CopyCli(Cli):
+        def argv(self, *args):  # -P: the copy, not the tree in the working directory
+            return [sys.executable, "-P", "-m", "rootless_box"] + [str(a) for a in args]
+
+    cli = CopyCli(str(tmp_path / "data"))
+    cli.env["PYTHONPATH"] = str(tree)
+    cli.ok("import", "-c", 'CMD ["sh"]', rootfs_tar, "base:latest")
+
+    def ours():
+        # zygotes of the copy (not their keepers, which share the command line but not
+        # the socket)
+        return [int(p) for p in os.listdir("/proc") if p.isdigit() and
+                b"rootless_box.ops.zygote import main" in _cmdline(int(p)) and
+                (b"%r" % str(tree).encode()).strip(b"b") in _cmdline(int(p)) and
+                listening(int(p), any_zygote=True)]
+
+    try:
+        cli.ok("run", "-d", "--name", "first", "base:latest", "sleep", "60")
+        old = wait_for(lambda: ours() or None, what="the copy's zygote")[0]
+        cli.ok("run", "-d", "--name", "served", "base:latest", "sleep", "60")
+        assert _stat(keeper_of(cli, "served"))[1] == old
+        watch = tree / "rootless_box" / "ops" / "watch.py"
+        watch.write_text(watch.read_text() + "\n# upgraded\n")
+        cli.ok("run", "-d", "--name", "after", "base:latest", "sleep", "60")
+        assert _stat(keeper_of(cli, "after"))[1] != old  # not the stale zygote's keeper
+        wait_for(lambda: not alive(old), what="the stale zygote's end")
+        new = wait_for(lambda: [p for p in ours() if p != old] or None,
+                       what="a zygote of the new code")[0]
+        cli.ok("run", "-d", "--name", "later", "base:latest", "sleep", "60")
+        assert _stat(keeper_of(cli, "later"))[1] == new
+        assert all(state(cli, n)["Running"] for n in ("first", "served", "after", "later"))
+    finally:
+        cli("rm", "-f", "first", "served", "after", "later")

@@ -28,7 +28,7 @@ from ..ops.imagefilter import IMAGE_FILTERS, image_filter, reference_matches
 from ..ops.storage import open_store
 from . import containers2, objects
 from .forkserver import answer
-from .httpserver import API_VERSION, MIN_API_VERSION, HTTPError, status_of
+from .httpserver import API_VERSION, MIN_API_VERSION, HTTPError, ping, status_of
 
 FORK = None  # the ForkServer, set by api/service.py
 _EXECS = {}
@@ -71,13 +71,6 @@ def _filters(handler):
 
 
 # -- system -------------------------------------------------------------------------------------
-
-def ping(h):
-    headers = [("Builder-Version", "1"), ("Docker-Experimental", "false"),
-               ("Swarm", "inactive"), ("Cache-Control", "no-cache, no-store, must-revalidate"),
-               ("Pragma", "no-cache")]
-    h.reply(200, b"OK", "text/plain; charset=utf-8", headers)
-
 
 def version(h):
     kernel = platform.release()

@@ -268,14 +268,23 @@ class Handler(socketserver.StreamRequestHandler):
             self._body = data
         return self._body
 
-    def json_body(self, default=None):
+    def json_body(self, default=None, shape=None, where="body"):
+        """The decoded body (default when empty); with shape (api/bodytypes.py), a field
+        of a type dockerd's struct would refuse is its 400."""
         data = self.raw_body()
         if not data.strip():
             return default
         try:
-            return json.loads(data)
+            value = json.loads(data)
         except ValueError as exc:
             raise HTTPError(400, "invalid JSON: %s" % exc) from None
+        if shape is not None:
+            from . import bodytypes
+            try:
+                bodytypes.check(value, shape, where)
+            except bodytypes.WrongType as exc:
+                raise HTTPError(400, str(exc)) from None
+        return value
 
     # -- output --------------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from ..ops import containers, images, lifecycle, logfile, psfilter
 from ..ops.containerjson import container_json, list_item
 from ..ops.imagefilter import IMAGE_FILTERS, image_filter, reference_matches
 from ..ops.storage import open_store
-from . import containers2, objects
+from . import bodytypes, containers2, objects
 from .forkserver import answer
 from .httpserver import API_VERSION, MIN_API_VERSION, HTTPError, ping, status_of
 
@@ -140,7 +140,7 @@ def containers_list(h):
 
 
 def container_create(h):
-    body = h.json_body()
+    body = h.json_body(shape=bodytypes.CREATE, where="ContainerConfig")
     if body is None:
         raise HTTPError(400, "config cannot be empty in order to create a container")
     name = h.arg("name") or None
@@ -532,7 +532,7 @@ class _Feeder:
 # -- exec ---------------------------------------------------------------------------------------
 
 def exec_create(h, name):
-    body = h.json_body() or {}
+    body = h.json_body(shape=bodytypes.EXEC_CREATE, where="ExecConfig") or {}
     store = _store()
     record = containers.refresh_state(store, _container(name))
     status = record["State"].get("Status")
@@ -591,7 +591,7 @@ def exec_resize(h, exec_id):
 
 def exec_start(h, exec_id):
     found = _exec(exec_id)
-    body = h.json_body() or {}
+    body = h.json_body(shape=bodytypes.EXEC_START, where="ExecStartCheck") or {}
     with _EXECS_LOCK:
         if found["Running"] or found["ExitCode"] is not None:
             raise HTTPError(409, "Exec command %s has already run" % exec_id)

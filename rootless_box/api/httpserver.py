@@ -424,7 +424,19 @@ def _activated():
         os.environ.pop(key, None)
     if count < 1:
         return None
-    sock = socket.socket(fileno=3)
+    try:
+        sock = socket.socket(fileno=3)
+    except OSError:
+        sock = None  # not a socket, or not open
+    # fd 3 must be the listener systemd passed: when it was not passed, it may be the fork
+    # server's own socket by now, which must stay as it is
+    if sock is None or sock.type != socket.SOCK_STREAM or \
+            not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+        if sock is not None:
+            sock.detach()
+        raise errors.UsageError("LISTEN_FDS is set, but file descriptor 3 is no listening "
+                                "socket", "start the service from its socket unit, or "
+                                "without LISTEN_FDS and LISTEN_PID")
     os.set_inheritable(3, False)
     return sock
 

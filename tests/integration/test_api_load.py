@@ -13,6 +13,8 @@ import json
 import os
 import select
 import socket
+import subprocess
+import sys
 import tarfile
 import threading
 import time
@@ -317,3 +319,17 @@ def test_a_client_leaving_mid_transfer_leaves_nothing_behind(service, docker, ap
     assert api_cli.ok("images", "--format", "{{.Repository}}").out == "base\n"
     # the service still answers, and the container it was given is untouched
     assert docker("exec", "keep", "true").returncode == 0
+
+
+def test_socket_activation_without_the_socket_is_refused_cleanly(api_cli):
+    # LISTEN_FDS says fd 3 is the listener, but nothing was passed there
+    script = ("import os, sys; os.environ.update(LISTEN_PID=str(os.getpid()), LISTEN_FDS='1');"
+              " os.execv(sys.argv[1], sys.argv[1:])")
+    proc = subprocess.run([sys.executable, "-c", script] +
+                          api_cli.argv("system", "service", "--time", "1"),
+                          env=api_cli.env, capture_output=True, timeout=60)
+    err = proc.stderr.decode()
+    assert proc.returncode == 1, err
+    assert err.splitlines()[0] == ("rootless-box: error: LISTEN_FDS is set, but file "
+                                   "descriptor 3 is no listening socket")
+    assert "Traceback" not in err

@@ -45,6 +45,7 @@ QUICK_ARGS = {
     "aptbuild": ["--runs", "1"],
     "ports": ["--runs", "1", "--size-mb", "64", "--connections", "200"],
     "compose": ["--runs", "1"],
+    "api": ["--runs", "3", "--warmup", "1", "--count", "10", "--activations", "2"],
 }
 
 PEER_VERSIONS = ("podman", "buildah", "skopeo", "umoci", "runc", "tar")

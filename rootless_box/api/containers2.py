@@ -22,6 +22,7 @@ import time
 from .. import errors
 from ..ops import containers, procstats
 from ..ops.storage import open_store
+from . import bodytypes
 from .forkserver import answer
 from .httpserver import HTTPError
 from .objects import _job, _routes
@@ -166,7 +167,7 @@ def container_update(h, name):
     """Docker's update body: RestartPolicy and the resource fields, as `update`'s flags."""
     from ..ops import update as update_ops
     from .createbody import limit_keywords
-    body = h.json_body({})
+    body = h.json_body({}, bodytypes.UPDATE, "UpdateConfig")
     if not isinstance(body, dict):
         raise HTTPError(400, "invalid JSON: the body must be an object")
     record = _routes()._container(name)

@@ -104,7 +104,9 @@ def _serve(control):
     """The fork server's loop: one worker per job, zombies reaped, gone with its service."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the service decides when we end
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    from . import jobs  # noqa: F401  (fills JOBS; imported here, before any fork)
+    # fill JOBS (jobs.py, and the endpoint modules' own jobs, which routes imports); here,
+    # before any fork, while the service answers its first requests on the other core
+    from . import jobs, routes  # noqa: F401
     while True:
         ready = select.select([control], [], [], 1.0)[0]
         _reap()

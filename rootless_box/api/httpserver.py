@@ -1,17 +1,22 @@
-"""The Engine API's HTTP layer: the standard library's http.server, one thread per connection.
+"""The Engine API's HTTP layer: the standard library's socketserver, one thread per
+connection, and a small HTTP/1.1 request reader of our own.
 
 Owns: the listening socket (a unix socket 0600 in a 0700 directory, an inherited one from
 systemd's socket activation, or a loopback TCP port), the idle timeout (no connection open for
-`idle` seconds: the service ends, as Podman's), and per request: reading the query and a JSON
-body, answering JSON, chunked streams, the 101 hijack, Docker's error body.
-Why http.server and not h11: it is in the standard library (nothing more in the frozen binary),
-a handler owns its raw socket, so a hijack is writing `101 UPGRADED` and then using the socket,
-and chunked streaming is a few lines; h11 would be a dependency plus our own server loop and
-its state machine would have to be told to step aside after a 101.
-Must not: know any endpoint (api/routes.py), or fork (api/forkserver.py).
+`idle` seconds: the service ends, as Podman's), and per request: the request line and headers
+(with limits), reading the query and a JSON body, answering JSON, chunked streams, the 101
+hijack, Docker's error body; and `/_ping`, the handshake every client opens with, answered
+without loading the endpoints (a socket-activated service answers it within its start-up).
+Why socketserver and not h11: it is in the standard library (nothing more in the frozen
+binary), a handler owns its raw socket, so a hijack is writing `101 UPGRADED` and then using
+the socket, and chunked streaming is a few lines; h11 would be a dependency plus our own
+server loop and its state machine would have to be told to step aside after a 101.
+Why not http.server's handler: importing it (http.client, email, ssl) took 17 ms of the
+service's start, a third of the 50 ms a socket-activated first answer may take; what we
+used of it is the 60 lines of request reading below.
+Must not: know any endpoint but `/_ping` (api/routes.py), or fork (api/forkserver.py).
 """
 
-import http.server
 import json
 import os
 import socket
@@ -25,6 +30,27 @@ from .. import config, errors
 API_VERSION = "1.44"
 MIN_API_VERSION = "1.24"
 MAX_BODY = 64 << 20
+
+
+_TOO_LARGE = "request body too large: a JSON body may have at most %d MiB" % (MAX_BODY >> 20)
+
+
+def _number(text, base, what):
+    try:
+        value = int(text, base)
+    except ValueError:
+        raise HTTPError(400, "invalid %s" % what) from None
+    if value < 0:
+        raise HTTPError(400, "invalid %s" % what)
+    return value
+
+
+def ping(h):
+    """`/_ping` (GET and HEAD): what clients negotiate the API version and builder with."""
+    headers = [("Builder-Version", "1"), ("Docker-Experimental", "false"),
+               ("Swarm", "inactive"), ("Cache-Control", "no-cache, no-store, must-revalidate"),
+               ("Pragma", "no-cache")]
+    h.reply(200, b"OK", "text/plain; charset=utf-8", headers)
 
 
 class HTTPError(Exception):
@@ -47,20 +73,35 @@ def status_of(exc):
     return 500
 
 
-class Handler(http.server.BaseHTTPRequestHandler):
+MAX_LINE = 65536     # a request line or header line (Go's net/http allows 1 MiB of headers)
+MAX_HEADERS = 200
+_REASONS = {100: "Continue", 200: "OK", 201: "Created", 204: "No Content",
+            304: "Not Modified", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
+            404: "Not Found", 405: "Method Not Allowed", 409: "Conflict",
+            413: "Request Entity Too Large", 414: "Request-URI Too Long",
+            431: "Request Header Fields Too Large", 500: "Internal Server Error",
+            501: "Not Implemented"}
+
+
+class Headers(dict):
+    """A request's headers, by lower-cased name (a repeated header: its last value)."""
+
+    def get(self, key, default=None):
+        return dict.get(self, key.lower(), default)
+
+    def __getitem__(self, key):
+        return dict.__getitem__(self, key.lower())
+
+    def __contains__(self, key):
+        return dict.__contains__(self, key.lower())
+
+
+class Handler(socketserver.StreamRequestHandler):
     """One connection's requests; api/routes.py dispatches them."""
 
-    protocol_version = "HTTP/1.1"
-    server_version = "Docker/%s" % config.VERSION
-    sys_version = ""
     routes = None  # set by serve(): (method, path, handler) -> None
     hijacked = False
-
-    def log_message(self, *_args):
-        pass  # Docker's daemon logs nothing per request by default
-
-    def version_string(self):
-        return "Docker/%s (linux)" % config.VERSION
+    close_connection = True
 
     def setup(self):
         super().setup()
@@ -69,8 +110,83 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def finish(self):
         try:
             super().finish()
+        except OSError:
+            pass  # a client gone before its answer was flushed
         finally:
             self.server.track(-1)
+
+    def handle(self):
+        self.handle_one_request()
+        while not self.close_connection:
+            self.handle_one_request()
+
+    def _refuse(self, status, message):
+        """A request we cannot read: its answer, and the connection closed."""
+        self.command, self.sent, self.close_connection = "GET", False, True
+        try:
+            self.reply(status, {"message": message}, headers=[("Connection", "close")])
+        except OSError:
+            pass
+
+    def handle_one_request(self):
+        self.close_connection = True
+        self.hijacked = False
+        try:
+            line = self.rfile.readline(MAX_LINE + 1)
+            if not line.strip():
+                if line in (b"\r\n", b"\n"):  # a stray empty line between requests
+                    line = self.rfile.readline(MAX_LINE + 1)
+                if not line.strip():
+                    return  # the client closed its connection
+            if len(line) > MAX_LINE:
+                return self._refuse(414, "request line too long")
+            words = line.decode("latin-1").split()
+            if len(words) != 3 or not words[2].startswith("HTTP/1."):
+                return self._refuse(400, "malformed HTTP request line")
+            self.command, self.path, self.request_version = words
+            headers = Headers()
+            while True:
+                line = self.rfile.readline(MAX_LINE + 1)
+                if len(line) > MAX_LINE or len(headers) >= MAX_HEADERS:
+                    return self._refuse(431, "request headers too large")
+                if line in (b"\r\n", b"\n", b""):
+                    break
+                key, sep, value = line.decode("latin-1").partition(":")
+                if not sep or not key.strip() or key != key.strip():
+                    return self._refuse(400, "malformed HTTP header line")
+                headers[key.lower()] = value.strip()
+            self.headers = headers
+        except OSError:
+            return
+        connection = headers.get("Connection", "").lower()
+        self.close_connection = connection == "close" or (
+            self.request_version == "HTTP/1.0" and connection != "keep-alive")
+        if headers.get("Expect", "").lower() == "100-continue":
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        method = getattr(self, "do_" + self.command, None)
+        if method is None:
+            return self._refuse(501, "method %s not supported" % self.command)
+        try:
+            method()
+            self.wfile.flush()
+        except OSError:
+            self.close_connection = True
+
+    def send_response(self, status):
+        self._head = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, "").encode()),
+                      b"Server: Docker/%s (linux)\r\n" % config.VERSION.encode(),
+                      time.strftime("Date: %a, %d %b %Y %H:%M:%S GMT\r\n",
+                                    time.gmtime()).encode()]
+
+    def send_header(self, key, value):
+        if key.lower() == "connection" and value.lower() == "close":
+            self.close_connection = True
+        self._head.append(("%s: %s\r\n" % (key, value)).encode("latin-1"))
+
+    def end_headers(self):
+        self._head.append(b"\r\n")
+        self.wfile.write(b"".join(self._head))
+        self._head = []
 
     def _dispatch(self):
         url = urllib.parse.urlsplit(self.path)
@@ -82,7 +198,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self._body = None
         self.sent = False
         try:
-            self.routes(self, self.command, path)
+            if path == "/_ping" and self.command in ("GET", "HEAD"):
+                ping(self)  # with no endpoint module loaded yet (api/service.py)
+            else:
+                self.routes(self, self.command, path)
         except HTTPError as exc:
             self.error(exc.status, exc.message)
         except errors.BoxError as exc:
@@ -125,32 +244,47 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def raw_body(self):
         if self._body is None:
             if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-                data = b""
+                data = bytearray()
                 while True:
-                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                    size = _number(self.rfile.readline(1024).split(b";")[0].strip() or b"0",
+                                   16, "chunk size")
                     if size == 0:
-                        self.rfile.readline()
+                        self.rfile.readline(1024)
                         break
+                    if len(data) + size > MAX_BODY:
+                        raise HTTPError(413, _TOO_LARGE)
                     data += self.rfile.read(size)
-                    self.rfile.readline()
-                    if len(data) > MAX_BODY:
-                        raise HTTPError(413, "request body too large")
+                    self.rfile.readline(1024)
+                data = bytes(data)
             else:
-                length = int(self.headers.get("Content-Length") or 0)
+                length = _number(self.headers.get("Content-Length") or "0", 10,
+                                 "Content-Length")
                 if length > MAX_BODY:
-                    raise HTTPError(413, "request body too large")
+                    raise HTTPError(413, _TOO_LARGE)
                 data = self.rfile.read(length) if length else b""
+                if len(data) < length:
+                    self.close_connection = True
+                    raise HTTPError(400, "the request body ended early")
             self._body = data
         return self._body
 
-    def json_body(self, default=None):
+    def json_body(self, default=None, shape=None, where="body"):
+        """The decoded body (default when empty); with shape (api/bodytypes.py), a field
+        of a type dockerd's struct would refuse is its 400."""
         data = self.raw_body()
         if not data.strip():
             return default
         try:
-            return json.loads(data)
+            value = json.loads(data)
         except ValueError as exc:
             raise HTTPError(400, "invalid JSON: %s" % exc) from None
+        if shape is not None:
+            from . import bodytypes
+            try:
+                bodytypes.check(value, shape, where)
+            except bodytypes.WrongType as exc:
+                raise HTTPError(400, str(exc)) from None
+        return value
 
     # -- output --------------------------------------------------------------------------------
 
@@ -290,7 +424,19 @@ def _activated():
         os.environ.pop(key, None)
     if count < 1:
         return None
-    sock = socket.socket(fileno=3)
+    try:
+        sock = socket.socket(fileno=3)
+    except OSError:
+        sock = None  # not a socket, or not open
+    # fd 3 must be the listener systemd passed: when it was not passed, it may be the fork
+    # server's own socket by now, which must stay as it is
+    if sock is None or sock.type != socket.SOCK_STREAM or \
+            not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+        if sock is not None:
+            sock.detach()
+        raise errors.UsageError("LISTEN_FDS is set, but file descriptor 3 is no listening "
+                                "socket", "start the service from its socket unit, or "
+                                "without LISTEN_FDS and LISTEN_PID")
     os.set_inheritable(3, False)
     return sock
 

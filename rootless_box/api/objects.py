@@ -16,6 +16,7 @@ import json
 from .. import errors
 from ..ops import events, networks, prune as prune_ops, volumes
 from ..ops.storage import open_store
+from . import bodytypes
 from .forkserver import JOBS
 from .httpserver import HTTPError
 
@@ -39,8 +40,8 @@ def _checked(filters, allowed):
     return filters
 
 
-def _body(h):
-    body = h.json_body({})
+def _body(h, shape, where):
+    body = h.json_body({}, shape, where)
     if not isinstance(body, dict):
         raise HTTPError(400, "invalid JSON: the body must be an object")
     return body
@@ -76,7 +77,7 @@ def network_inspect(h, name):
 
 
 def network_create(h):
-    body = _body(h)
+    body = _body(h, bodytypes.NETWORK_CREATE, "NetworkCreateRequest")
     name = body.get("Name")
     if not isinstance(name, str) or not name:
         raise HTTPError(400, "network name cannot be empty")
@@ -112,7 +113,7 @@ def network_delete(h, name):
 
 
 def _endpoint_body(h):
-    body = _body(h)
+    body = _body(h, bodytypes.NETWORK_CONNECT, "NetworkConnect")
     ctr = body.get("Container")
     if not isinstance(ctr, str) or not ctr:
         raise HTTPError(400, "no container given")
@@ -192,7 +193,7 @@ def volume_inspect(h, name):
 
 
 def volume_create(h):
-    body = _body(h)
+    body = _body(h, bodytypes.VOLUME_CREATE, "VolumeCreateBody")
     _maps(body, "DriverOpts", "Labels")
     name = body.get("Name") or None
     if name is not None and not isinstance(name, str):

@@ -26,9 +26,9 @@ from ..ops import containers, images, lifecycle, logfile, psfilter
 from ..ops.containerjson import container_json, list_item
 from ..ops.imagefilter import IMAGE_FILTERS, image_filter, reference_matches
 from ..ops.storage import open_store
-from . import containers2, objects
+from . import bodytypes, containers2, objects
 from .forkserver import answer
-from .httpserver import API_VERSION, MIN_API_VERSION, HTTPError, status_of
+from .httpserver import API_VERSION, MIN_API_VERSION, HTTPError, ping, status_of
 
 FORK = None  # the ForkServer, set by api/service.py
 _EXECS = {}
@@ -71,13 +71,6 @@ def _filters(handler):
 
 
 # -- system -------------------------------------------------------------------------------------
-
-def ping(h):
-    headers = [("Builder-Version", "1"), ("Docker-Experimental", "false"),
-               ("Swarm", "inactive"), ("Cache-Control", "no-cache, no-store, must-revalidate"),
-               ("Pragma", "no-cache")]
-    h.reply(200, b"OK", "text/plain; charset=utf-8", headers)
-
 
 def version(h):
     kernel = platform.release()
@@ -147,7 +140,7 @@ def containers_list(h):
 
 
 def container_create(h):
-    body = h.json_body()
+    body = h.json_body(shape=bodytypes.CREATE, where="ContainerConfig")
     if body is None:
         raise HTTPError(400, "config cannot be empty in order to create a container")
     name = h.arg("name") or None
@@ -539,7 +532,7 @@ class _Feeder:
 # -- exec ---------------------------------------------------------------------------------------
 
 def exec_create(h, name):
-    body = h.json_body() or {}
+    body = h.json_body(shape=bodytypes.EXEC_CREATE, where="ExecConfig") or {}
     store = _store()
     record = containers.refresh_state(store, _container(name))
     status = record["State"].get("Status")
@@ -598,7 +591,7 @@ def exec_resize(h, exec_id):
 
 def exec_start(h, exec_id):
     found = _exec(exec_id)
-    body = h.json_body() or {}
+    body = h.json_body(shape=bodytypes.EXEC_START, where="ExecStartCheck") or {}
     with _EXECS_LOCK:
         if found["Running"] or found["ExitCode"] is not None:
             raise HTTPError(409, "Exec command %s has already run" % exec_id)

@@ -2,16 +2,35 @@
 
 Owns: the order that keeps containers startable from a threaded server: the fork server is
 forked first (single-threaded, api/forkserver.py), then the listening socket is made and the
-request threads begin; the socket file removed at the end. Must not: print (the command
-does), or serve anything itself (api/httpserver.py, api/routes.py).
+request threads begin; the socket file removed at the end. The endpoints (api/routes.py and
+the ops it imports, some 50 ms) are loaded by the first request that needs one, so a
+socket-activated service answers a client's opening `/_ping` within its interpreter's start.
+Must not: print (the command does), or serve anything itself (api/httpserver.py,
+api/routes.py).
 """
 
 import os
 import signal
 import sys
+import threading
 
-from . import httpserver, routes
+from . import httpserver
 from .forkserver import ForkServer
+
+_LOADED = []
+_LOADING = threading.Lock()
+
+
+def _dispatch(fork):
+    def dispatch(h, method, path):
+        if not _LOADED:
+            with _LOADING:  # the first requests wait for one import, not race it
+                if not _LOADED:
+                    from . import routes
+                    routes.FORK = fork
+                    _LOADED.append(routes.dispatch)
+        return _LOADED[0](h, method, path)
+    return dispatch
 
 
 def run(uri=None, idle=5.0, on_listen=None):
@@ -20,10 +39,9 @@ def run(uri=None, idle=5.0, on_listen=None):
     fork = ForkServer()  # before any thread exists
     # systemd's stop (and kill): leave through the finally clauses, socket file removed
     signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(0))
-    routes.FORK = fork
     try:
         server, where = httpserver.make_server(uri or httpserver.default_uri(), idle,
-                                               routes.dispatch)
+                                               _dispatch(fork))
         try:
             if on_listen is not None:
                 on_listen(where)

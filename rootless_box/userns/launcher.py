@@ -1077,6 +1077,10 @@ def _tiny_init(spec, sync, argv, env, path_var):
         except BaseException as exc:
             _report(sync.err_w, exc)
     os.close(sync.err_w)
+    # a fork, never exec'd: it holds whatever its starter held, close-on-exec or not (a
+    # zygote keeper's handoff socket, read to its end, hung the keeper; a monitor's report
+    # pipe). pid 1 needs none of it: the command has its own copies
+    os.closerange(3, os.sysconf("SC_OPEN_MAX"))
 
     def forward(signum, _frame):
         try:

@@ -254,3 +254,18 @@ def test_a_zygote_whose_code_changed_on_disk_is_replaced(tmp_path, rootfs_tar):
         assert all(state(cli, n)["Running"] for n in ("first", "served", "after", "later"))
     finally:
         cli("rm", "-f", "first", "served", "after", "later")
+
+
+def test_an_init_container_from_the_zygote_is_watched(user):
+    """--init's pid 1 is a fork that is never exec'd: it must not hold the keeper's handoff
+    socket, or the keeper waits for its end for ever and nothing logs the output."""
+    zygote = ready_zygote(user)
+    user.ok("run", "-d", "--init", "--name", "withinit", "base:latest", "sh", "-c",
+            "echo started; exec sleep 60")
+    try:
+        assert _stat(keeper_of(user, "withinit"))[1] == zygote
+        wait_for(lambda: user.ok("logs", "withinit").out == "started\n", what="the log")
+        user.ok("stop", "-t", "0", "withinit")
+        assert state(user, "withinit")["Status"] == "exited"
+    finally:
+        user("rm", "-f", "withinit")

@@ -351,6 +351,27 @@ def documents(specs, name=None, kind="pod", replicas=1, service=False):
     return docs, warnings
 
 
+def cluster_service(name, ports, selector=None):
+    """The Service that lets other pods reach `name`'s pods by that name (compose's service
+    names): ClusterIP over ports [(port, protocol)], each targeting the same container port;
+    with no ports a headless one (clusterIP: None), whose name resolves to the pods
+    themselves, every port reachable, as on a compose network."""
+    name = dns_name(name)
+    spec = {"selector": dict(selector or {LABEL_POD: name})}
+    items = []
+    for port, proto in ports:
+        item = {"name": "%d-%s" % (port, proto), "port": port, "targetPort": port,
+                "protocol": proto.upper()}
+        if item not in items:
+            items.append(item)
+    if items:
+        spec.update(type="ClusterIP", ports=items)
+    else:
+        spec["clusterIP"] = "None"
+    return {"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "labels": {LABEL_POD: name}}, "spec": spec}
+
+
 def dump(docs):
     """The documents as one YAML stream, as Podman writes it (a comment, then `---` between
     documents)."""

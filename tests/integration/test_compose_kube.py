@@ -1,0 +1,75 @@
+"""The round trip of issue 21: the three-service app of the compose tests (web -> app -> db,
+each reaching the next by its service name) converted by `compose convert --format kube`,
+played by `kube play`, serves as it did under compose; `kube play --down` leaves no
+container, volume or network. Real namespaces, the real CLI, an unprivileged user."""
+
+import json
+
+import pytest
+
+from conftest import Cli, has_subuid, needs_userns, wait_for
+from test_compose import APP, HTTPD, compose, fetch, free_port, project_dir
+
+pytestmark = needs_userns
+pytest.importorskip("yaml")
+
+
+@pytest.fixture(params=["subuid", "single"])
+def user(request, tmp_path, rootfs_tar):
+    if request.param == "subuid" and not has_subuid():
+        pytest.skip("needs /etc/subuid and /etc/subgid ranges and newuidmap")
+    cli = Cli(str(tmp_path / "data"), env={"RBX_USERNS": request.param})
+    cli.ok("import", "-c", 'CMD ["sh"]', rootfs_tar, "base:latest")
+    yield cli
+    for cid in cli.ok("ps", "-a", "-q", "--no-trunc").out.split():
+        cli("rm", "-f", cid)
+
+
+def serves(port):
+    try:
+        return fetch(port)
+    except OSError:
+        return None
+
+
+def test_three_service_app_converted_and_played_serves_as_under_compose(user, tmp_path):
+    kv = pytest.importorskip("kubernetes_validate")
+    import yaml
+    port = free_port()
+    d = project_dir(tmp_path, APP % {"httpd": HTTPD, "port": port})
+    out = tmp_path / "app.yaml"
+    proc = compose(user, d, "convert", "--format", "kube", "-o", str(out))
+    assert proc.stdout == ""
+    assert "web -> app" in proc.stderr  # depends_on named in one warning
+    docs = list(yaml.safe_load_all(out.read_text()))
+    for doc in docs:
+        kv.validate(doc, kv.latest_version(), strict=True)
+    assert sorted((doc["kind"], doc["metadata"]["name"]) for doc in docs) == [
+        ("Deployment", "app"), ("Deployment", "db"), ("Deployment", "web"),
+        ("PersistentVolumeClaim", "p-data"),
+        ("Service", "app"), ("Service", "db"), ("Service", "web")]
+    # without --format kube, convert is config's alias, as in Compose v2
+    assert compose(user, d, "convert").stdout == compose(user, d, "config").stdout
+    assert user.ok("ps", "-a", "-q").out == ""  # converting made nothing
+
+    user.ok("kube", "play", str(out))
+    # web fetched app's page, which app fetched from db: each by its service name
+    assert wait_for(lambda: serves(port), what="the played web", timeout=60) == \
+        "db-data\nhello\n"
+    proc = user.ok("exec", "app-pod-app", "wget", "-q", "-O-", "http://db/")
+    assert proc.out == "db-data\n"
+    infra = json.loads(user.ok("inspect", "db-pod-infra").out)[0]
+    assert "db" in infra["NetworkSettings"]["Networks"]["rootless-box-kube"]["Aliases"]
+    # a ClusterIP Service is not published on the host: only web's hostPort is
+    assert json.loads(user.ok("inspect", "web-pod-infra").out)[0]["HostConfig"][
+        "PortBindings"] == {"80/tcp": [{"HostIp": "", "HostPort": str(port)}]}
+    assert json.loads(user.ok("inspect", "app-pod-infra").out)[0]["HostConfig"][
+        "PortBindings"] in ({}, None)
+
+    proc = user.ok("kube", "play", "--down", str(out))
+    assert sorted(proc.out.split()) == sorted(
+        ["Pod", "removed:", "app-pod", "Pod", "removed:", "db-pod", "Pod", "removed:",
+         "web-pod"])
+    assert user.ok("ps", "-a", "-q").out == ""
+    assert user.ok("volume", "ls", "-q").out == ""
+    assert "rootless-box-kube" not in user.ok("network", "ls").out

@@ -205,7 +205,7 @@ def _mounts(p, name, svc, kw):
         ro = ":ro" if v.get("read_only") else ""
         if kind == "bind":
             source = v["source"]
-            if not p.converting and not os.path.exists(source) and (
+            if not getattr(p, "converting", False) and not os.path.exists(source) and (
                     v.get("bind") or {}).get("create_host_path", True):
                 os.makedirs(source, exist_ok=True)
             kw["volumes"].append("%s:%s%s" % (source, target, ro))

@@ -5,7 +5,8 @@ Owns: the global flags (`-f` repeated, `-p`, `--profile` repeated, `--env-file` 
 `--compatibility`, `--dry-run`, `--all-resources`), the environment variables Compose reads
 for them (COMPOSE_FILE, COMPOSE_PROJECT_NAME, COMPOSE_PROFILES, COMPOSE_PATH_SEPARATOR,
 COMPOSE_DISABLE_ENV_FILE: read by the loader), the subcommand table, and `config`'s options
-and output. Warnings go to stderr, data to stdout.
+and output (also `convert`'s, Compose v2's alias; its `--format kube` is
+compose/convert.py's). Warnings go to stderr, data to stdout.
 The other verbs (up, down, ps, logs, exec, run, create, start, stop, restart, kill, rm,
 pause, unpause, top, port, images, ls, cp, build, pull, push, version) are in
 commands/composeverbs.py: their options, output and the attached `up`'s log printer; the

@@ -7,22 +7,12 @@ import json
 
 import pytest
 
-from conftest import Cli, has_subuid, needs_userns, wait_for
-from test_compose import APP, HTTPD, compose, fetch, free_port, project_dir
+from conftest import needs_userns, wait_for
+# user: the compose tests' fixture (both id mappings, base:latest imported, cleaned up)
+from test_compose import APP, HTTPD, compose, fetch, free_port, project_dir, user  # noqa: F401
 
 pytestmark = needs_userns
 pytest.importorskip("yaml")
-
-
-@pytest.fixture(params=["subuid", "single"])
-def user(request, tmp_path, rootfs_tar):
-    if request.param == "subuid" and not has_subuid():
-        pytest.skip("needs /etc/subuid and /etc/subgid ranges and newuidmap")
-    cli = Cli(str(tmp_path / "data"), env={"RBX_USERNS": request.param})
-    cli.ok("import", "-c", 'CMD ["sh"]', rootfs_tar, "base:latest")
-    yield cli
-    for cid in cli.ok("ps", "-a", "-q", "--no-trunc").out.split():
-        cli("rm", "-f", cid)
 
 
 def serves(port):

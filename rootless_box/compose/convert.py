@@ -21,7 +21,7 @@ from . import project as project_mod
 CONVERTED = {
     "image", "command", "entrypoint", "environment", "ports", "expose", "volumes", "tmpfs",
     "healthcheck", "restart", "user", "working_dir", "labels", "deploy", "scale", "mem_limit",
-    "cpus", "depends_on",
+    "cpus", "depends_on", "stop_grace_period",
 }
 # keys that have no meaning to carry over, left out silently: the cluster names and builds
 # (build's image is warned about as a local image), one flat network
@@ -41,6 +41,34 @@ def _image_local(store, image, svc):
     return not found.record.get("digests")
 
 
+def _reservations(kept, name, warnings):
+    """deploy.resources.reservations (requests in Kubernetes; `up` ignores them) taken out
+    of the service run_options sees -> {cpus, memory}."""
+    deploy = kept.get("deploy") or {}
+    resources = deploy.get("resources") or {}
+    reserve = resources.get("reservations")
+    if not reserve:
+        return {}
+    kept["deploy"] = dict(deploy, resources={k: v for k, v in resources.items()
+                                             if k != "reservations"})
+    left = sorted(k for k in reserve if k not in ("cpus", "memory"))
+    if left:
+        warnings.append('service "%s": deploy.resources.reservations.%s: no Kubernetes '
+                        'mapping here, left out' % (name, ", ".join(left)))
+    return reserve
+
+
+def _nanos(cpus, name, key):
+    if cpus in (None, ""):
+        return None
+    try:
+        value = float(cpus)
+    except ValueError:
+        raise errors.UsageError('service "%s": %s: not a number: %r' % (name, key, cpus),
+                                exit_code=1) from None
+    return int(round(value * 1e9)) or None
+
+
 def documents(p, names=None):
     """The project's services (names, or all) -> (documents, warnings)."""
     warnings = []
@@ -56,12 +84,20 @@ def documents(p, names=None):
             warnings.append('service "%s": %s: no Kubernetes mapping here, left out'
                             % (name, ", ".join(left)))
         kept = {k: v for k, v in svc.items() if k in CONVERTED}
+        reserve = _reservations(kept, name, warnings)
         opts, _extra = project_mod.run_options(p, name, kept, 1)
         opts.labels = [item for item in opts.labels
                        if not item.startswith(project_mod.PREFIX)]
         opts.name = name
+        # a cluster's CPUs are not this machine's: cpus is not checked against them here
+        cpus, opts.cpus = opts.cpus, None
+        if reserve.get("memory") is not None:
+            opts.memory_reservation = str(reserve["memory"])
         spec = kube.spec_from_options(opts, image_local=_image_local(
             p.store, opts.image, svc))
+        spec["nano_cpus"] = _nanos(cpus, name, "cpus")
+        spec["cpu_reservation"] = _nanos(reserve.get("cpus"), name,
+                                         "deploy.resources.reservations.cpus")
         exposed = []
         for text in svc.get("expose") or ():
             port, _, proto = str(text).partition("/")
@@ -75,6 +111,9 @@ def documents(p, names=None):
                                      replicas=project_mod.replicas(svc))
         warnings += [n for n in notes if n not in warnings]
         deployment = made[0]
+        if svc.get("stop_grace_period") is not None:
+            deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = \
+                project_mod._duration_seconds(svc["stop_grace_period"])
         if svc.get("depends_on"):
             text = ",".join(sorted(svc["depends_on"]))
             meta = deployment["metadata"]

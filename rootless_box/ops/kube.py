@@ -17,7 +17,8 @@ containerPort + hostPort (the Service's port instead with -s); named volume -> a
 persistentVolumeClaim volume and a PVC document; anonymous volume -> emptyDir; tmpfs ->
 emptyDir with medium Memory; bind mounts are left out with a warning naming them (a cluster
 node has no such path); health check -> livenessProbe (exec); memory/cpus -> limits,
-memory reservation -> requests; restart policy -> the Pod's restartPolicy (a Deployment's
+memory reservation (and compose's cpu reservation, spec key cpu_reservation) -> requests;
+restart policy -> the Pod's restartPolicy (a Deployment's
 must be Always).
 """
 
@@ -257,6 +258,8 @@ def _container(spec, volumes, claims, warnings, service):
         limits["cpu"] = _quantity_cpu(spec["nano_cpus"])
     if spec.get("memory_reservation"):
         requests["memory"] = str(spec["memory_reservation"])
+    if spec.get("cpu_reservation"):
+        requests["cpu"] = _quantity_cpu(spec["cpu_reservation"])
     if limits or requests:
         out["resources"] = dict(({"limits": limits} if limits else {}),
                                 **({"requests": requests} if requests else {}))

@@ -558,6 +558,10 @@ def _play(store, idmap, result, publish, pull_for, warn, made_claims):
                  for p, c in d.items(spec, path, "initContainers")]
         apps = [_options(d, p, c, pod, vols, result, restart)
                 for p, c in d.items(spec, path, "containers", required=True)]
+        grace = d.get(spec, path, "terminationGracePeriodSeconds", int)
+        if grace is not None:  # stop's SIGTERM-to-SIGKILL wait, as a kubelet's
+            for _image, kw, _policy, _ports in apps:
+                kw["stop_timeout"] = grace
         extra = _labels(d, meta)
         prepared.append((pod, labels, inits, apps, vols, made, extra))
     for claim in result.claims:

@@ -48,6 +48,8 @@ def test_three_service_app_converted_and_played_serves_as_under_compose(user, tm
         "db-data\nhello\n"
     proc = user.ok("exec", "app-pod-app", "wget", "-q", "-O-", "http://db/")
     assert proc.out == "db-data\n"
+    # stop_grace_period: 1s -> terminationGracePeriodSeconds -> the container's stop timeout
+    assert json.loads(user.ok("inspect", "web-pod-web").out)[0]["Config"]["StopTimeout"] == 1
     infra = json.loads(user.ok("inspect", "db-pod-infra").out)[0]
     assert "db" in infra["NetworkSettings"]["Networks"]["rootless-box-kube"]["Aliases"]
     # a ClusterIP Service is not published on the host: only web's hostPort is

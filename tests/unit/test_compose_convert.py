@@ -30,7 +30,8 @@ services:
     deploy:
       replicas: 2
       resources:
-        limits: {cpus: "0.5", memory: 64M}
+        limits: {cpus: "64", memory: 64M}
+        reservations: {cpus: "0.25", memory: 32M}
   app:
     image: base
     entrypoint: ["/bin/app"]
@@ -48,6 +49,7 @@ services:
       GREETING: hi
     ports: ["8081:80", "127.0.0.1:5353:53/udp"]
     network_mode: host
+    stop_grace_period: 1m30s
 volumes:
   data:
 """
@@ -84,7 +86,9 @@ def test_each_service_becomes_a_deployment_and_a_service_that_validate(project, 
     c = pod["containers"][0]
     assert c["name"] == "db" and c["image"] == "registry.example:5000/db:1"
     assert c["args"] == ["sh", "-c", "exec httpd -f -p 80"] and "command" not in c
-    assert c["resources"] == {"limits": {"memory": str(64 * 2 ** 20), "cpu": "500m"}}
+    # a cluster's CPUs, not this machine's: 64 is not refused here
+    assert c["resources"] == {"limits": {"memory": str(64 * 2 ** 20), "cpu": "64000m"},
+                              "requests": {"memory": str(32 * 2 ** 20), "cpu": "250m"}}
     assert c["livenessProbe"]["exec"]["command"] == ["wget", "-q", "-O", "/dev/null",
                                                      "http://localhost/"]
     assert c["livenessProbe"]["periodSeconds"] == 2
@@ -108,7 +112,9 @@ def test_each_service_becomes_a_deployment_and_a_service_that_validate(project, 
     assert svc["type"] == "ClusterIP" and svc["selector"] == {"app": "app"}
     assert [(p["port"], p["targetPort"], p["protocol"]) for p in svc["ports"]] == [
         (8080, 8080, "TCP"), (9000, 9000, "UDP"), (9001, 9001, "UDP")]
-    web = by(docs, "Deployment", "web")["spec"]["template"]["spec"]["containers"][0]
+    web_pod = by(docs, "Deployment", "web")["spec"]["template"]["spec"]
+    assert web_pod["terminationGracePeriodSeconds"] == 90
+    web = web_pod["containers"][0]
     assert web["env"] == [{"name": "GREETING", "value": "hi"}]
     # published ports keep their host ports (kube play publishes them, as compose did)
     assert {"containerPort": 80, "protocol": "TCP", "hostPort": 8081} in web["ports"]
@@ -121,6 +127,7 @@ def test_each_service_becomes_a_deployment_and_a_service_that_validate(project, 
     assert 'service "web": network_mode: no Kubernetes mapping here' in text
     assert "bind mount %s:/src left out" % (tmp_path / "p" / "src") in text
     assert "app -> db, web -> app" in text
+    assert "reservations" not in text  # mapped, not warned about
     assert not (tmp_path / "p" / "src").exists()  # convert makes nothing on disk
 
 

@@ -31,6 +31,9 @@ def test_three_service_app_converted_and_played_serves_as_under_compose(user, tm
     proc = compose(user, d, "convert", "--format", "kube", "-o", str(out))
     assert proc.stdout == ""
     assert "web -> app" in proc.stderr  # depends_on named in one warning
+    # base:latest was imported here: the cluster could not pull it
+    assert "image docker.io/library/base:latest of container db is only in the local " \
+        "store" in proc.stderr
     docs = list(yaml.safe_load_all(out.read_text()))
     for doc in docs:
         kv.validate(doc, kv.latest_version(), strict=True)
@@ -40,6 +43,10 @@ def test_three_service_app_converted_and_played_serves_as_under_compose(user, tm
         ("Service", "app"), ("Service", "db"), ("Service", "web")]
     # without --format kube, convert is config's alias, as in Compose v2
     assert compose(user, d, "convert").stdout == compose(user, d, "config").stdout
+    # a service named: it and what it depends on, as config selects them
+    only = list(yaml.safe_load_all(compose(user, d, "convert", "--format", "kube",
+                                           "app").stdout))
+    assert sorted({doc["metadata"]["name"] for doc in only}) == ["app", "db", "p-data"]
     assert user.ok("ps", "-a", "-q").out == ""  # converting made nothing
 
     user.ok("kube", "play", str(out))

@@ -69,6 +69,21 @@ def _nanos(cpus, name, key):
     return int(round(value * 1e9)) or None
 
 
+def _exposed(name, items):
+    """expose: PORT[-LAST][/PROTO] -> spec ports without a host port."""
+    out = []
+    for text in items:
+        port, _, proto = str(text).partition("/")
+        first, _, last = port.partition("-")
+        if not first.isdigit() or not (last or first).isdigit():
+            raise errors.UsageError('service "%s": expose: not a port: %r' % (name, text),
+                                    "give PORT, PORT/PROTOCOL or FIRST-LAST", exit_code=1)
+        for number in range(int(first), int(last or first) + 1):
+            out.append({"container": number, "protocol": proto or "tcp", "host": None,
+                        "host_ip": None})
+    return out
+
+
 def documents(p, names=None):
     """The project's services (names, or all) -> (documents, warnings)."""
     warnings = []
@@ -98,13 +113,7 @@ def documents(p, names=None):
         spec["nano_cpus"] = _nanos(cpus, name, "cpus")
         spec["cpu_reservation"] = _nanos(reserve.get("cpus"), name,
                                          "deploy.resources.reservations.cpus")
-        exposed = []
-        for text in svc.get("expose") or ():
-            port, _, proto = str(text).partition("/")
-            first, _, last = port.partition("-")
-            for number in range(int(first), int(last or first) + 1):
-                exposed.append({"container": number, "protocol": proto or "tcp",
-                                "host": None, "host_ip": None})
+        exposed = _exposed(name, svc.get("expose") or ())
         known = {(x["container"], x["protocol"]) for x in spec["ports"]}
         spec["ports"] += [x for x in exposed if (x["container"], x["protocol"]) not in known]
         made, notes = kube.documents([spec], name=name, kind="deployment",

@@ -10,8 +10,9 @@ init containers run to completion in that namespace, one after another; then the
 containers, named `POD-CONTAINER`, joined to it (`--network container:POD-infra`), so they
 reach each other on localhost. When Services select pods, the file's pods share the user
 network `rootless-box-kube`, each Service's name an alias of the pods it selects (cluster DNS
-names); only NodePort/LoadBalancer Services are published on the host. Everything made carries the label io.rootless-box.kube.pod
-(volumes made for claims io.rootless-box.kube.claim), which is what --down removes.
+names); only NodePort/LoadBalancer Services are published on the host. Everything made
+carries the label io.rootless-box.kube.pod (volumes made for claims
+io.rootless-box.kube.claim), which is what --down removes.
 Must not: print (notes and warnings go to the caller's warn), pull unless the pull policy
 says so (unset means "if missing", also for :latest: no surprise pulls).
 """

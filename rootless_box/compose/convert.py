@@ -27,7 +27,7 @@ CONVERTED = {
 # (build's image is warned about as a local image), one flat network
 SILENT = {"build", "container_name", "profiles", "pull_policy", "extends", "networks",
           "logging"}
-DEPENDS_ANNOTATION = "io.rootless-box.compose/depends-on"
+DEPENDS_ANNOTATION = kube.DEPENDS_ANNOTATION
 
 
 def _image_local(store, image, svc):
@@ -125,9 +125,10 @@ def documents(p, names=None):
                 project_mod._duration_seconds(svc["stop_grace_period"])
         if svc.get("depends_on"):
             text = ",".join(sorted(svc["depends_on"]))
-            meta = deployment["metadata"]
-            meta["annotations"] = dict(meta.get("annotations") or {},
-                                       **{DEPENDS_ANNOTATION: text})
+            # on the Deployment for kubectl's readers, on its pods for kube play
+            for meta in (deployment["metadata"], deployment["spec"]["template"]["metadata"]):
+                meta["annotations"] = dict(meta.get("annotations") or {},
+                                           **{DEPENDS_ANNOTATION: text})
             depends.append("%s -> %s" % (name, text))
         docs.append(deployment)
         for doc in made[1:]:

@@ -27,6 +27,8 @@ import re
 from .. import errors
 
 LABEL_POD = "app"
+# compose's depends_on, written by `compose convert --format kube` and honoured by kube play
+DEPENDS_ANNOTATION = "io.rootless-box.compose/depends-on"
 _DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _RESTART = {"always": "Always", "unless-stopped": "Always", "on-failure": "OnFailure",
             "no": "Never", "": "Never"}

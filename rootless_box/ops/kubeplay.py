@@ -20,6 +20,7 @@ says so (unset means "if missing", also for :latest: no surprise pulls).
 import base64
 import os
 import shlex
+import time
 
 from .. import errors
 
@@ -577,7 +578,9 @@ def _play(store, idmap, result, publish, pull_for, warn, made_claims):
     if any(selecting.values()):
         network = _network(store)
     out = []
+    sources = {p[0][:-4] if p[6] == "Deployment" else p[0]: p[0] for p in result.pods}
     for number, (pod, labels, inits, apps, vols, made, extra) in enumerate(prepared):
+        _await_dependencies(store, pod, result.pods[number][5], sources, out, warn)
         ports = []
         for _image, _kw, _policy, cports in apps:
             for cport, host, proto, _name, host_ip in cports:
@@ -609,6 +612,37 @@ def _play(store, idmap, result, publish, pull_for, warn, made_claims):
                            pull_for, warn, run_ops, volumes, network, aliases)
         out.append((pod, names))
     return out
+
+
+def _await_dependencies(store, pod, meta, sources, started, warn):
+    """The depends-on annotation `compose convert` writes: before the pod starts, the pods
+    it names that this play started are healthy (running, for those without a check), as
+    `compose up` waited. Kubernetes itself has no order; an unhealthy or stopped dependency
+    is a warning and the pod starts anyway, as it would in a cluster."""
+    from . import containers, health
+    from .kube import DEPENDS_ANNOTATION
+    text = ((meta or {}).get("annotations") or {}).get(DEPENDS_ANNOTATION) or ""
+    done = dict(started)
+    for dep in filter(None, text.split(",")):
+        for name in done.get(sources.get(dep.strip()), ()):
+            while True:
+                try:
+                    record = containers.refresh_state(store, containers.find(store, name))
+                except errors.NotFound:
+                    break
+                state = record["State"]
+                checked = health.active((record.get("Config") or {}).get("Healthcheck"))
+                status = (state.get("Health") or {}).get("Status")
+                if status == "healthy" or (not checked and state.get("Running")):
+                    break
+                stopped = state.get("Status") == "exited" and (
+                    (record.get("HostConfig") or {}).get("RestartPolicy") or {}).get(
+                        "Name") in (None, "", "no")
+                if status == "unhealthy" or stopped:
+                    warn("pod %s: its dependency %s is %s; started anyway" % (
+                        pod, name, "unhealthy" if status == "unhealthy" else "stopped"))
+                    break
+                time.sleep(0.05)
 
 
 def _selects(selector, labels):

@@ -106,6 +106,8 @@ def test_each_service_becomes_a_deployment_and_a_service_that_validate(project, 
     assert app["metadata"]["labels"] == {"app": "app", "tier": "back"}
     assert app["metadata"]["annotations"] == {"com.example/note": "two words",
                                               convert.DEPENDS_ANNOTATION: "db"}
+    assert app["spec"]["template"]["metadata"]["annotations"][
+        convert.DEPENDS_ANNOTATION] == "db"  # kube play reads it there
     assert not any(k.startswith("com.docker.compose")
                    for d in docs for k in (d["metadata"].get("labels") or {}))
     svc = by(docs, "Service", "app")["spec"]

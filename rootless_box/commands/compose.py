@@ -5,7 +5,8 @@ Owns: the global flags (`-f` repeated, `-p`, `--profile` repeated, `--env-file` 
 `--compatibility`, `--dry-run`, `--all-resources`), the environment variables Compose reads
 for them (COMPOSE_FILE, COMPOSE_PROJECT_NAME, COMPOSE_PROFILES, COMPOSE_PATH_SEPARATOR,
 COMPOSE_DISABLE_ENV_FILE: read by the loader), the subcommand table, and `config`'s options
-and output. Warnings go to stderr, data to stdout.
+and output (also `convert`'s, Compose v2's alias; its `--format kube` is
+compose/convert.py's). Warnings go to stderr, data to stdout.
 The other verbs (up, down, ps, logs, exec, run, create, start, stop, restart, kill, rm,
 pause, unpause, top, port, images, ls, cp, build, pull, push, version) are in
 commands/composeverbs.py: their options, output and the attached `up`'s log printer; the
@@ -39,6 +40,7 @@ GLOBAL = (
 # the verbs of Compose v2; those not built yet say so
 SUBCOMMANDS = {
     "config": "Parse, resolve and render compose file in canonical format",
+    "convert": "Alias of config; with --format kube, Kubernetes YAML for the services",
     "up": "Create and start containers", "down": "Stop and remove containers, networks",
     "ps": "List containers", "logs": "View output from containers",
     "exec": "Execute a command in a running container",
@@ -77,10 +79,11 @@ def _usage():
     return "\n".join(lines) + "\n"
 
 
-def _config_command():
-    return Command("compose config", "compose config [OPTIONS] [SERVICE...]",
-                   SUBCOMMANDS["config"], (
-                       Opt("--format", VALUE, "Format the output. Values: [yaml | json]",
+def _config_command(verb="config"):
+    formats = "[yaml | json | kube]" if verb == "convert" else "[yaml | json]"
+    return Command("compose " + verb, "compose %s [OPTIONS] [SERVICE...]" % verb,
+                   SUBCOMMANDS[verb], (
+                       Opt("--format", VALUE, "Format the output. Values: " + formats,
                            default="yaml"),
                        Opt("--images", FLAG, "Print the image names, one per line."),
                        Opt("--no-consistency", FLAG, "Don't check model consistency - "
@@ -106,15 +109,32 @@ def main(parsed):
     if sub not in SUBCOMMANDS:
         raise UsageError('unknown docker command: "compose %s"' % sub,
                          "run 'rootless-box compose --help'", exit_code=1)
-    if sub != "config":
+    if sub not in ("config", "convert"):
         return _verb(parsed, sub, rest)
-    cmd = _config_command()
+    cmd = _config_command(sub)
     sub_parsed = parse(cmd, rest)
     if sub_parsed.help:
         sys.stdout.write(cmd.help_text())
         return 0
     check_arity(cmd, sub_parsed)
+    if sub == "convert" and sub_parsed.format == "kube":
+        return _kube(parsed, sub_parsed)
     return _config(parsed, sub_parsed)
+
+
+def _kube(parsed, opts):
+    """`convert --format kube`: compose/convert.py's documents, to stdout or -o FILE."""
+    from ..compose import convert
+    from .composeverbs import _load, _warn
+    text, warnings = convert.to_yaml(_load(parsed, opts.args))
+    for warning in warnings:
+        _warn(warning)
+    if opts.output:
+        from ..store import atomic_write
+        atomic_write(os.path.abspath(opts.output), text.encode(), 0o644)
+        return 0
+    sys.stdout.write(text)
+    return 0
 
 
 def _verb(parsed, sub, rest):

@@ -60,6 +60,7 @@ class Project:
         self.store = open_store()
         self.made = []  # (kind, name) of what this command created: what a failed up undoes
         self.recreated = set()  # services whose containers this command recreated
+        self.converting = False  # `convert --format kube`: run_options makes nothing on disk
 
     def warn(self, text):
         if text not in self._warned:
@@ -204,8 +205,8 @@ def _mounts(p, name, svc, kw):
         ro = ":ro" if v.get("read_only") else ""
         if kind == "bind":
             source = v["source"]
-            if not os.path.exists(source) and (v.get("bind") or {}).get("create_host_path",
-                                                                         True):
+            if not getattr(p, "converting", False) and not os.path.exists(source) and (
+                    v.get("bind") or {}).get("create_host_path", True):
                 os.makedirs(source, exist_ok=True)
             kw["volumes"].append("%s:%s%s" % (source, target, ro))
         elif kind == "volume":

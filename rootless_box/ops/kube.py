@@ -17,7 +17,8 @@ containerPort + hostPort (the Service's port instead with -s); named volume -> a
 persistentVolumeClaim volume and a PVC document; anonymous volume -> emptyDir; tmpfs ->
 emptyDir with medium Memory; bind mounts are left out with a warning naming them (a cluster
 node has no such path); health check -> livenessProbe (exec); memory/cpus -> limits,
-memory reservation -> requests; restart policy -> the Pod's restartPolicy (a Deployment's
+memory reservation (and compose's cpu reservation, spec key cpu_reservation) -> requests;
+restart policy -> the Pod's restartPolicy (a Deployment's
 must be Always).
 """
 
@@ -26,6 +27,8 @@ import re
 from .. import errors
 
 LABEL_POD = "app"
+# compose's depends_on, written by `compose convert --format kube` and honoured by kube play
+DEPENDS_ANNOTATION = "io.rootless-box.compose/depends-on"
 _DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 _RESTART = {"always": "Always", "unless-stopped": "Always", "on-failure": "OnFailure",
             "no": "Never", "": "Never"}
@@ -257,6 +260,8 @@ def _container(spec, volumes, claims, warnings, service):
         limits["cpu"] = _quantity_cpu(spec["nano_cpus"])
     if spec.get("memory_reservation"):
         requests["memory"] = str(spec["memory_reservation"])
+    if spec.get("cpu_reservation"):
+        requests["cpu"] = _quantity_cpu(spec["cpu_reservation"])
     if limits or requests:
         out["resources"] = dict(({"limits": limits} if limits else {}),
                                 **({"requests": requests} if requests else {}))
@@ -349,6 +354,27 @@ def documents(specs, name=None, kind="pod", replicas=1, service=False):
         else:
             warnings.append("no published ports: no Service written")
     return docs, warnings
+
+
+def cluster_service(name, ports, selector=None):
+    """The Service that lets other pods reach `name`'s pods by that name (compose's service
+    names): ClusterIP over ports [(port, protocol)], each targeting the same container port;
+    with no ports a headless one (clusterIP: None), whose name resolves to the pods
+    themselves, every port reachable, as on a compose network."""
+    name = dns_name(name)
+    spec = {"selector": dict(selector or {LABEL_POD: name})}
+    items = []
+    for port, proto in ports:
+        item = {"name": "%d-%s" % (port, proto), "port": port, "targetPort": port,
+                "protocol": proto.upper()}
+        if item not in items:
+            items.append(item)
+    if items:
+        spec.update(type="ClusterIP", ports=items)
+    else:
+        spec["clusterIP"] = "None"
+    return {"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "labels": {LABEL_POD: name}}, "spec": spec}
 
 
 def dump(docs):

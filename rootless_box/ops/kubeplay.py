@@ -8,8 +8,11 @@ Services), and carrying it out through ops/run.py: per pod an infra container `P
 podman-pause image locally) that owns the pod's network namespace and publishes its ports;
 init containers run to completion in that namespace, one after another; then the pod's
 containers, named `POD-CONTAINER`, joined to it (`--network container:POD-infra`), so they
-reach each other on localhost. Everything made carries the label io.rootless-box.kube.pod
-(volumes made for claims io.rootless-box.kube.claim), which is what --down removes.
+reach each other on localhost. When Services select pods, the file's pods share the user
+network `rootless-box-kube`, each Service's name an alias of the pods it selects (cluster DNS
+names); only NodePort/LoadBalancer Services are published on the host. Everything made
+carries the label io.rootless-box.kube.pod (volumes made for claims
+io.rootless-box.kube.claim), which is what --down removes.
 Must not: print (notes and warnings go to the caller's warn), pull unless the pull policy
 says so (unset means "if missing", also for :latest: no surprise pulls).
 """
@@ -17,12 +20,18 @@ says so (unset means "if missing", also for :latest: no surprise pulls).
 import base64
 import os
 import shlex
+import time
 
 from .. import errors
 
 POD_LABEL = "io.rootless-box.kube.pod"
 CLAIM_LABEL = "io.rootless-box.kube.claim"
 PAUSE_IMAGE = "localhost/rootless-box-pause:latest"
+# the pods of a file with Services share this user network, each Service's name an alias of
+# the pods it selects (cluster DNS's names); made on demand, removed by the down that empties it
+NETWORK = "rootless-box-kube"
+NETWORK_LABEL = "io.rootless-box.kube.network"
+_PUBLISHED_TYPES = ("NodePort", "LoadBalancer")
 KINDS = ("Pod", "Deployment", "ConfigMap", "Secret", "PersistentVolumeClaim", "Service")
 _RESTART = {"Always": "always", "OnFailure": "on-failure", "Never": "no"}
 
@@ -104,8 +113,8 @@ class _Doc:
 class Plan:
     """What a file asks for: pods (pod name, its _Doc, the pod spec's path, the pod spec,
     the pod's labels, its metadata, the kind), config maps' and secrets' data by name, claim
-    names, services (name, selector, [(port, targetPort, protocol)]), the kinds left out, and
-    notes for the user."""
+    names, services (name, selector, [(port, targetPort, protocol)], type), the kinds left
+    out, and notes for the user."""
 
     def __init__(self):
         self.pods, self.services, self.claims = [], [], []
@@ -160,13 +169,14 @@ def plan(docs):
         else:
             spec = d.get(doc, "", "spec", dict, default={})
             selector = d.get(spec, "spec", "selector", dict, default={})
+            kind = d.get(spec, "spec", "type", str, default="ClusterIP")
             ports = []
             for path, port in d.items(spec, "spec", "ports"):
                 number = d.get(port, path, "port", int, required=True)
                 target = d.get(port, path, "targetPort", (int, str), default=number)
                 proto = d.get(port, path, "protocol", str, default="TCP").lower()
                 ports.append((number, target, proto))
-            result.services.append((name, selector, ports))
+            result.services.append((name, selector, ports, kind))
     names = [p[0] for p in result.pods]
     if len(set(names)) != len(names):
         raise Bad("two pods named %s" % sorted({n for n in names if names.count(n) > 1})[0])
@@ -488,6 +498,7 @@ def down(store, docs, claims=True):
                 volumes.remove(store, meta["Name"], force=True)
             except errors.NotFound:
                 pass
+    _drop_network(store)
     for pod in pods:
         path = os.path.join(store.root, "kube", pod)
         if os.path.isdir(path):
@@ -549,6 +560,10 @@ def _play(store, idmap, result, publish, pull_for, warn, made_claims):
                  for p, c in d.items(spec, path, "initContainers")]
         apps = [_options(d, p, c, pod, vols, result, restart)
                 for p, c in d.items(spec, path, "containers", required=True)]
+        grace = d.get(spec, path, "terminationGracePeriodSeconds", int)
+        if grace is not None:  # stop's SIGTERM-to-SIGKILL wait, as a kubelet's
+            for _image, kw, _policy, _ports in apps:
+                kw["stop_timeout"] = grace
         extra = _labels(d, meta)
         prepared.append((pod, labels, inits, apps, vols, made, extra))
     for claim in result.claims:
@@ -557,34 +572,112 @@ def _play(store, idmap, result, publish, pull_for, warn, made_claims):
         except errors.NotFound:
             volumes.create(store, claim, labels={CLAIM_LABEL: claim})
             made_claims.append(claim)
+    selecting = {pod: [svc for svc in result.services if _selects(svc[1], labels)]
+                 for pod, labels, *_rest in prepared}
+    network = None
+    if any(selecting.values()):
+        network = _network(store)
     out = []
+    sources = {p[0][:-4] if p[6] == "Deployment" else p[0]: p[0] for p in result.pods}
     for number, (pod, labels, inits, apps, vols, made, extra) in enumerate(prepared):
+        _await_dependencies(store, pod, result.pods[number][5], sources, out, warn)
         ports = []
         for _image, _kw, _policy, cports in apps:
             for cport, host, proto, _name, host_ip in cports:
                 if host:
                     ports.append("%s%d:%d/%s" % (host_ip + ":" if host_ip else "", host,
                                                  cport, proto))
-        for name, selector, sports in result.services:
-            if selector and all(labels.get(k) == v for k, v in selector.items()):
-                for sport, target, proto in sports:
-                    if isinstance(target, str):
-                        named = [c[0] for a in apps for c in a[3] if c[3] == target]
-                        if not named:
-                            raise errors.UsageError("service %s: no container port named %s"
-                                                    % (name, target))
-                        target = named[0]
-                    ports.append("%d:%d/%s" % (sport, target, proto))
+        for name, _selector, sports, kind in selecting[pod]:
+            for sport, target, proto in sports:
+                if kind not in _PUBLISHED_TYPES:
+                    if sport != target:
+                        warn("service %s: port %d is reached here on the pod's port %s "
+                             "(no cluster IP to translate it)" % (name, sport, target))
+                    continue
+                if isinstance(target, str):
+                    named = [c[0] for a in apps for c in a[3] if c[3] == target]
+                    if not named:
+                        raise errors.UsageError("service %s: no container port named %s"
+                                                % (name, target))
+                    target = named[0]
+                ports.append("%d:%d/%s" % (sport, target, proto))
         for host, cport, proto in publish:
             owns = any(c[0] == cport for a in apps for c in a[3])
             if owns or (number == 0 and not any(
                     c[0] == cport for p in prepared for a in p[3] for c in a[3])):
                 ports = [p for p in ports if not p.split(":")[-1].startswith("%d/" % cport)]
                 ports.append("%s:%d/%s" % (host, cport, proto))
+        aliases = [svc[0] for svc in selecting[pod]]
         names = _start_pod(store, idmap, pod, ports, inits, apps, vols, made, extra,
-                           pull_for, warn, run_ops, volumes)
+                           pull_for, warn, run_ops, volumes, network, aliases)
         out.append((pod, names))
     return out
+
+
+def _await_dependencies(store, pod, meta, sources, started, warn):
+    """The depends-on annotation `compose convert` writes: before the pod starts, the pods
+    it names that this play started are healthy (running, for those without a check), as
+    `compose up` waited. Kubernetes itself has no order; an unhealthy or stopped dependency
+    is a warning and the pod starts anyway, as it would in a cluster."""
+    from . import containers, health
+    from .kube import DEPENDS_ANNOTATION
+    text = ((meta or {}).get("annotations") or {}).get(DEPENDS_ANNOTATION) or ""
+    done = dict(started)
+    for dep in filter(None, text.split(",")):
+        for name in done.get(sources.get(dep.strip()), ()):
+            while True:
+                try:
+                    record = containers.refresh_state(store, containers.find(store, name))
+                except errors.NotFound:
+                    break
+                state = record["State"]
+                checked = health.active((record.get("Config") or {}).get("Healthcheck"))
+                status = (state.get("Health") or {}).get("Status")
+                if status == "healthy" or (not checked and state.get("Running")):
+                    break
+                stopped = state.get("Status") == "exited" and (
+                    (record.get("HostConfig") or {}).get("RestartPolicy") or {}).get(
+                        "Name") in (None, "", "no")
+                if status == "unhealthy" or stopped:
+                    warn("pod %s: its dependency %s is %s; started anyway" % (
+                        pod, name, "unhealthy" if status == "unhealthy" else "stopped"))
+                    break
+                time.sleep(0.05)
+
+
+def _selects(selector, labels):
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def _network(store):
+    """The shared pods' network, made when missing."""
+    from . import networks
+    try:
+        networks.find(store, NETWORK)
+    except errors.NotFound:
+        try:
+            networks.create(store, NETWORK, labels={NETWORK_LABEL: "true"})
+        except errors.Conflict:
+            pass  # another play made it meanwhile
+    return NETWORK
+
+
+def _drop_network(store):
+    """down: the shared network once no container is on it (and only the one play made)."""
+    from . import containers, networks
+    try:
+        net = networks.find(store, NETWORK)
+    except errors.NotFound:
+        return
+    if not (net.get("Labels") or {}).get(NETWORK_LABEL):
+        return
+    for record in containers.all_records(store):
+        if NETWORK in ((record.get("NetworkSettings") or {}).get("Networks") or {}):
+            return
+    try:
+        networks.remove(store, NETWORK)
+    except errors.BoxError:
+        pass  # in use again by a play that started meanwhile
 
 
 def _publish(text):
@@ -629,14 +722,15 @@ def _limits(pod, containers, warn):
 
 
 def _start_pod(store, idmap, pod, ports, inits, apps, vols, made, extra, pull_for, warn,
-               run_ops, volumes):
+               run_ops, volumes, network=None, aliases=()):
     from . import lifecycle
     inits, apps = _limits(pod, inits, warn), _limits(pod, apps, warn)
     pause_image(store, idmap)
     for name in made["volumes"]:
         volumes.create(store, name, labels={POD_LABEL: pod})
     infra = run_ops.RunOptions(PAUSE_IMAGE, name="%s-infra" % pod, detach=True,
-                               network="private", publish=ports, hostname=pod,
+                               network=network or "private", network_aliases=aliases,
+                               publish=ports, hostname=pod,
                                labels=["%s=%s" % (POD_LABEL, pod)])
     run_ops.run_detached(infra, warn=warn)
     names = []

@@ -130,17 +130,13 @@ def test_compose_up_ps_exec_down_of_two_services(service, api_cli, tmp_path):
 @needs_compose
 def test_compose_project_on_its_network_with_a_named_volume(service, api_cli, tmp_path):
     """The usual project: a default network where services reach each other by name, and a
-    named volume. Needs /networks and /volumes (the Engine API's next slice)."""
-    for path in ("/v1.44/networks", "/v1.44/volumes"):
-        if service.request("GET", path)[0] == 404:
-            pytest.skip("the service does not serve %s yet, which compose needs for a "
-                        "project's default network and named volumes" % path)
+    named volume; `ps` and `logs` through the service as well."""
     (tmp_path / "docker-compose.yml").write_text(textwrap.dedent("""\
         version: "3"
         services:
           web:
             image: base
-            command: ["sh", "-c", "echo served > /data/index.html; exec httpd -f -p 8080 -h /data"]
+            command: ["sh", "-c", "echo served > /data/index.html; echo web-ready; exec httpd -f -p 8080 -h /data"]
             volumes: ["data:/data"]
           client:
             image: base
@@ -157,6 +153,10 @@ def test_compose_project_on_its_network_with_a_named_volume(service, api_cli, tm
                            "http://web:8080/index.html")
             return got.stdout == "served\n"
         assert wait_for(fetched, what="the client to reach web by its name", timeout=60)
+        out = _compose(service, tmp_path, "ps")
+        assert out.returncode == 0 and "_web_1" in out.stdout and "Up" in out.stdout, out
+        out = _compose(service, tmp_path, "logs", "--no-color", "web")
+        assert out.returncode == 0 and "web-ready" in out.stdout, out
         out = _compose(service, tmp_path, "down", "-v")
         assert out.returncode == 0, out.stderr
         assert api_cli.ok("ps", "-aq").out == ""

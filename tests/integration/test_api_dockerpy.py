@@ -1,0 +1,52 @@
+"""The Engine API as docker-py 7's own integration suite reads it (bench/dockerpy_suite.py runs
+that suite; these are the answers it taught us, kept here as our tests).
+
+What a user relies on: a volume made without a name is anonymous, so a plain `prune_volumes()`
+takes it, as dockerd 23+; a volume driver that is not there is a 404 (docker.errors.NotFound);
+`prune_builds()` (`POST /build/prune`) answers Docker's shape and empties the build cache.
+"""
+
+import pytest
+
+from conftest import needs_userns
+from test_api import api_cli, no_leftovers, service  # noqa: F401
+
+pytestmark = [needs_userns, pytest.mark.usefixtures("no_leftovers")]
+dockerpy = pytest.importorskip("docker")
+
+
+@pytest.fixture
+def client(service):
+    c = dockerpy.APIClient(base_url=service.uri, version="auto")
+    yield c
+    c.close()
+
+
+def test_a_volume_made_without_a_name_is_anonymous_and_a_plain_prune_takes_it(client,
+                                                                                api_cli):
+    named = client.create_volume("keepme")
+    anonymous = client.create_volume()
+    try:
+        assert "com.docker.volume.anonymous" in anonymous["Labels"]
+        deleted = client.prune_volumes()["VolumesDeleted"]
+        assert anonymous["Name"] in deleted and "keepme" not in deleted
+        assert named["Name"] in api_cli.ok("volume", "ls", "-q").out.split()
+    finally:
+        api_cli("volume", "rm", "-f", "keepme", anonymous["Name"])
+
+
+def test_a_volume_driver_that_is_not_there_is_not_found(client, api_cli):
+    with pytest.raises(dockerpy.errors.NotFound, match="plugin"):
+        client.create_volume("nodriver", driver="invalid.driver")
+    assert "nodriver" not in api_cli.ok("volume", "ls", "-q").out.split()
+
+
+def test_build_prune_answers_dockers_shape(client, api_cli, tmp_path):
+    (tmp_path / "Dockerfile").write_text("FROM base\nRUN echo cached > /f\n")
+    list(client.build(path=str(tmp_path), tag="pruneme", decode=True))
+    api_cli.ok("rmi", "pruneme")  # its layers stay in the step cache until a prune
+    result = client.prune_builds(all=True)
+    assert set(result) == {"CachesDeleted", "SpaceReclaimed"}
+    assert result["SpaceReclaimed"] > 0
+    again = client.prune_builds(all=True)
+    assert again["SpaceReclaimed"] == 0 and not again["CachesDeleted"]

@@ -229,10 +229,14 @@ def main(argv=None):
         if opts.keyword:
             cmd += ["-k", opts.keyword]
         log("dockerpy_suite: %d collected, %d deselected (out of scope)" % (len(ids), len(skip)))
-        proc = subprocess.run(cmd, cwd=tree, env=test_env, timeout=opts.timeout,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        report = os.path.join(opts.cache, "last-run.log")  # pytest's own output, as it goes
+        with open(report, "w") as out:
+            subprocess.run(cmd + ["-rfE"], cwd=tree, env=test_env, timeout=opts.timeout,
+                           stdout=out, stderr=subprocess.STDOUT)
+        log("dockerpy_suite: pytest's report: " + report)
         if not os.path.exists(junit):
-            log(proc.stdout[-4000:])
+            with open(report) as f:
+                log(f.read()[-4000:])
             return 2
         passed, failed, skipped, failures = count(junit)
         if opts.verbose:

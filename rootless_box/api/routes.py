@@ -268,6 +268,9 @@ def container_wait(h, name):
         raise HTTPError(400, "invalid condition: %s" % condition)
     cid = record["Id"]
     started = (record.get("State") or {}).get("StartedAt") or ""
+    # a restart policy turns an exit into `restarting` (live): dockerd wakes its waiters at
+    # that exit all the same, so an exit recorded since the wait began answers it
+    finished = (record.get("State") or {}).get("FinishedAt") or ""
     write, end = h.stream()
     code, seen_running = 0, False
     while True:
@@ -281,6 +284,9 @@ def container_wait(h, name):
         # made a record is its starter until it exits, and a next-exit wait seeing it go
         # would otherwise answer 0 before the container ever started
         live = running or containers.being_started(state)
+        if condition != "removed" and (state.get("FinishedAt") or "") != finished:
+            code = state.get("ExitCode") or 0
+            break
         if running:
             seen_running = True
         else:

@@ -50,3 +50,15 @@ def test_build_prune_answers_dockers_shape(client, api_cli, tmp_path):
     assert result["SpaceReclaimed"] > 0
     again = client.prune_builds(all=True)
     assert again["SpaceReclaimed"] == 0 and not again["CachesDeleted"]
+
+
+def test_wait_answers_at_an_exit_a_restart_policy_follows(client):
+    cid = client.create_container("base", ["sh", "-c", "sleep 1; exit 3"], host_config=
+                                  client.create_host_config(restart_policy={"Name": "always"}))
+    try:
+        client.start(cid)
+        assert client.wait(cid, timeout=30)["StatusCode"] == 3
+        with pytest.raises(dockerpy.errors.APIError, match="Stop the container before"):
+            client.remove_container(cid)
+    finally:
+        client.remove_container(cid, force=True)

@@ -26,6 +26,7 @@ from ..ops import containers, images, lifecycle, logfile, psfilter
 from ..ops.containerjson import container_json, list_item
 from ..ops.imagefilter import IMAGE_FILTERS, image_filter, reference_matches
 from ..ops.storage import open_store
+from ..userns import pty
 from . import containers2, objects
 from .forkserver import answer
 from .httpserver import API_VERSION, MIN_API_VERSION, HTTPError, status_of
@@ -376,6 +377,10 @@ def container_attach(h, name):
     tty = bool((record.get("Config") or {}).get("Tty"))
     use_stdin = h.flag("stdin") and (record.get("Config") or {}).get("OpenStdin")
     want = {"stdout": h.flag("stdout"), "stderr": h.flag("stderr")}
+    try:
+        keys = pty.detach_sequence(h.arg("detachKeys"))
+    except errors.UsageError as exc:
+        raise HTTPError(400, str(exc)) from None
     initial = containers.refresh_state(store, record)["State"]
     already = initial.get("Status") in containers.LIVE_STATES
     since_ns = time.time_ns() if already else None
@@ -398,7 +403,7 @@ def container_attach(h, name):
             time.sleep(0.01)
         if since_ns is None and current is not None:
             since_ns = logfile.parse_time(state.get("StartedAt") or "") or None
-        _attached(conn, store, cid, kept, since_ns, tty, use_stdin, want)
+        _attached(conn, store, cid, kept, since_ns, tty, use_stdin, want, keys)
     finally:
         kept.close()
         try:
@@ -434,19 +439,23 @@ class _KeptLog:
             pass
 
 
-def _attached(conn, store, cid, kept, since_ns, tty, use_stdin, want):
+def _attached(conn, store, cid, kept, since_ns, tty, use_stdin, want, keys=None):
     """Output always from the log (so nothing written before the attach socket existed is
     lost, and a --rm container's output survives its directory); input, and a terminal's
-    size, through the watcher's attach socket."""
+    size, through the watcher's attach socket; the detach keys in the input end the attach
+    and leave the container running."""
+    detached = threading.Event()
+
     def running():
         kept.link()
-        if _gone(conn):
+        if detached.is_set() or _gone(conn):
             return False  # the client left: stop following, leave nothing behind
         now = store.read_container(cid)
         return now is not None and containers.refresh_state(store, now)["State"].get(
             "Status") in containers.LIVE_STATES
 
-    feeder = _Feeder(conn, cid, use_stdin, tty, running) if use_stdin or tty else None
+    feeder = _Feeder(conn, cid, use_stdin, tty, running, keys, detached) \
+        if use_stdin or tty else None
     try:
         for entry in logfile.follow(kept.link(), running, since=since_ns, interval=0.02):
             if not want.get(entry.stream, True):
@@ -481,9 +490,10 @@ class _Feeder:
     output, which is read and dropped here (the log has it; an unread client would stall
     the watcher, whose writes to clients block)."""
 
-    def __init__(self, client, cid, stdin, tty, running):
+    def __init__(self, client, cid, stdin, tty, running, keys=None, detached=None):
         from ..ops.monitor import attach_socket
         self.cid = cid
+        self.keys, self.detached = keys, detached
         self.master = None
         # the monitor records the container running a moment before its watcher listens
         deadline = time.monotonic() + 10
@@ -518,11 +528,20 @@ class _Feeder:
             pass
 
     def _copy(self, client):
+        watch = pty.DetachWatch(self.keys) if self.keys else None
         try:
             while True:
                 data = client.recv(65536)
                 if not data:
                     break
+                if watch is not None:
+                    data, detach = watch.feed(data)
+                    if detach:
+                        if data:
+                            self.conn.sendall(data)
+                        self.detached.set()
+                        client.shutdown(socket.SHUT_RDWR)  # dockerd hangs up on a detach
+                        return
                 self.conn.sendall(data)
             self.conn.shutdown(socket.SHUT_WR)
         except OSError:

@@ -62,3 +62,20 @@ def test_wait_answers_at_an_exit_a_restart_policy_follows(client):
             client.remove_container(cid)
     finally:
         client.remove_container(cid, force=True)
+
+
+def test_the_detach_keys_end_an_attach_and_leave_the_container_running(client):
+    cid = client.create_container("base", "cat", stdin_open=True, tty=True)["Id"]
+    try:
+        client.start(cid)
+        for query, keys in (({}, b"\x10\x11"), ({"detachKeys": "ctrl-x"}, b"\x18")):
+            sock = client.attach_socket(cid, dict(query, stdin=True, stream=True))
+            raw = sock._sock
+            raw.settimeout(20)
+            for key in keys:  # one read each: a held prefix is not forwarded yet
+                raw.sendall(bytes([key]))
+            assert raw.recv(128) == b""  # the service hung up
+            sock.close()
+            assert client.inspect_container(cid)["State"]["Running"]
+    finally:
+        client.remove_container(cid, force=True)

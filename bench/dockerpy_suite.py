@@ -61,6 +61,10 @@ DESELECT = {
     "api_image_test.py::ListImagesTest::test_images_quiet": None,
     # cgroup delegation
     "api_container_test.py::PauseTest::": CGROUP + " (the freezer)",
+    "api_container_test.py::CreateContainerTest::test_create_with_device_cgroup_rules":
+        CGROUP + " (the device controller; refused as `run --device-cgroup-rule` is)",
+    "api_container_test.py::CreateContainerTest::test_create_with_cpu_rt_options":
+        CGROUP + " (the realtime scheduler's budget)",
     "api_container_test.py::ContainerUpdateTest::": CGROUP,
     "api_container_test.py::GetContainerStatsTest::": CGROUP,
     "models_containers_test.py::ContainerTest::test_stats": CGROUP,
@@ -226,7 +230,7 @@ def main(argv=None):
         ids = collect_ids(tree, modules, test_env)
         skip = deselected(ids)
         junit = os.path.join(work, "junit.xml")
-        cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--tb=line",
+        cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", "--tb=line",
                "-o", "addopts=", "--junitxml=" + junit] + selected(tree, modules, sorted(skip))
         if opts.keyword:
             cmd += ["-k", opts.keyword]

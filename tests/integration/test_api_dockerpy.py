@@ -79,3 +79,37 @@ def test_the_detach_keys_end_an_attach_and_leave_the_container_running(client):
             assert client.inspect_container(cid)["State"]["Running"]
     finally:
         client.remove_container(cid, force=True)
+
+
+def test_hostconfig_reads_back_as_sent_and_env_names_stay_as_sent(client):
+    host = client.create_host_config(isolation="default", cgroupns="private",
+                                     mem_swappiness=40)
+    cid = client.create_container("base", ["true"], host_config=host,
+                                  environment={"Foo": None, "Other": "one", "Blank": ""})["Id"]
+    try:
+        got = client.inspect_container(cid)
+        assert (got["HostConfig"]["Isolation"], got["HostConfig"]["CgroupnsMode"],
+                got["HostConfig"]["MemorySwappiness"]) == ("default", "private", 40)
+        env = got["Config"]["Env"]
+        assert "Foo" in env and "Other=one" in env and "Blank=" in env
+    finally:
+        client.remove_container(cid, force=True)
+
+
+def test_a_log_driver_that_is_not_there_is_refused_in_dockers_words(client, api_cli):
+    before = api_cli.ok("ps", "-aq").out
+    host = client.create_host_config(log_config=dockerpy.types.LogConfig(type="asdf"))
+    with pytest.raises(dockerpy.errors.APIError) as caught:
+        client.create_container("base", ["true"], host_config=host)
+    assert caught.value.explanation == "logger: no log driver named 'asdf' is registered"
+    assert api_cli.ok("ps", "-aq").out == before
+
+
+def test_attach_without_stream_gives_the_log_of_an_exited_container_and_ends(client):
+    cid = client.create_container("base", "echo hello")["Id"]
+    try:
+        client.start(cid)
+        client.wait(cid, condition="not-running", timeout=30)
+        assert client.attach(cid, stream=False, logs=True) == b"hello\n"
+    finally:
+        client.remove_container(cid, force=True)

@@ -64,6 +64,12 @@ def run_options(name, body):
     labels = ["%s=%s" % kv for kv in (body.get("Labels") or {}).items()]
     tmpfs = ["%s:%s" % (k, v) if v else k for k, v in (host.get("Tmpfs") or {}).items()]
     stop_timeout = body.get("StopTimeout")
+    binds = _strings(host.get("Binds"), "Binds")
+    # `docker run -v /dst` and docker-py's volumes=[...] come as Config.Volumes: an anonymous
+    # volume each, unless a bind or a mount has that destination (moby: those win)
+    taken = {b.split(":")[1] if ":" in b else b for b in binds} | {
+        m.get("Target") for m in host.get("Mounts") or [] if isinstance(m, dict)}
+    binds += [dst for dst in (body.get("Volumes") or {}) if dst not in taken]
     driver = (host.get("LogConfig") or {}).get("Type") or "json-file"
     if driver != "json-file":  # the one driver there is; moby's words for another
         raise errors.UsageError("logger: no log driver named '%s' is registered" % driver)
@@ -72,7 +78,7 @@ def run_options(name, body):
         env=_strings(body.get("Env"), "Env"), host_env=None, workdir=body.get("WorkingDir") or None,
         user=body.get("User") or None, entrypoint=entrypoint,
         interactive=bool(body.get("OpenStdin")), tty=bool(body.get("Tty")),
-        hostname=body.get("Hostname") or None, volumes=_strings(host.get("Binds"), "Binds"),
+        hostname=body.get("Hostname") or None, volumes=binds,
         tmpfs=tmpfs, volumes_from=_strings(host.get("VolumesFrom"), "VolumesFrom"),
         labels=labels, read_only=bool(host.get("ReadonlyRootfs")),
         init=bool(host.get("Init")), rm=bool(host.get("AutoRemove")), restart=policy,

@@ -1,5 +1,5 @@
-"""The Engine API as docker-py 7's own integration suite reads it (bench/dockerpy_suite.py runs
-that suite; these are the answers it taught us, kept here as our tests).
+"""The Engine API as docker-py 7's own integration suite reads it: the answers that suite
+(tests/external/dockerpy_suite.py runs it) taught us, kept here as our tests.
 
 What a user relies on: a volume made without a name is anonymous, so a plain `prune_volumes()`
 takes it, as dockerd 23+; a volume driver that is not there is a 404 (docker.errors.NotFound);
@@ -113,3 +113,20 @@ def test_attach_without_stream_gives_the_log_of_an_exited_container_and_ends(cli
         assert client.attach(cid, stream=False, logs=True) == b"hello\n"
     finally:
         client.remove_container(cid, force=True)
+
+
+def test_config_volumes_are_anonymous_volumes_and_a_bind_wins(client, api_cli, tmp_path):
+    cid = client.create_container("base", ["sh", "-c", "echo kept > /vol1/f; ls /vol2"],
+                                  volumes=["/vol1", "/vol2"], host_config=client.
+                                  create_host_config(binds=["%s:/vol2" % tmp_path]))["Id"]
+    (tmp_path / "mine").write_text("")
+    try:
+        client.start(cid)
+        assert client.wait(cid, timeout=30)["StatusCode"] == 0
+        assert client.logs(cid) == b"mine\n"
+        mounts = {m["Destination"]: m["Type"] for m in client.inspect_container(cid)["Mounts"]}
+        assert mounts == {"/vol1": "volume", "/vol2": "bind"}
+        stream, _stat = client.get_archive(cid, "/vol1/f")
+        assert b"kept\n" in b"".join(stream)
+    finally:
+        client.remove_container(cid, force=True, v=True)

@@ -15,8 +15,10 @@ service passes about 65%). This script owns the whole run:
   then `passed/applicable` and the ratio. Tests that skip themselves (API version, platform)
   are not applicable; errors count as failures.
 
-Usage (as an unprivileged user with a subuid range):
-    python bench/dockerpy_suite.py [--src DIR] [--modules a,b] [-k EXPR] [--min RATIO] [-v]
+Not a bench/ script (`make bench` runs those beside peers, for times); not collected by pytest
+(tests/integration/test_dockerpy_suite.py runs a small part of it). Usage (as an unprivileged
+user with a subuid range; about 20 minutes on 2 busy cores):
+    python tests/external/dockerpy_suite.py [--src DIR] [--modules a,b] [-k EXPR] [--min RATIO] [-v]
 Exit status 0 when the ratio reaches --min (default 0.9), 1 otherwise, 2 when it cannot run.
 """
 
@@ -30,7 +32,7 @@ import tempfile
 import xml.etree.ElementTree as ET
 import zipfile
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 VERSION = "7.1.0"
 TEST_IMG = "alpine:3.10"
 MODULES = ["api_container_test", "api_exec_test", "api_image_test", "api_build_test",

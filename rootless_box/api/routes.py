@@ -939,6 +939,17 @@ ROUTES = [
 ] + objects.ROUTES + containers2.ROUTES
 from . import build as _build, images2 as _images2  # noqa: E402  (they use FORK, set here)
 ROUTES += _build.ROUTES + _images2.ROUTES
+
+
+def not_a_swarm(h, *_ignored):
+    """dockerd outside swarm mode: 503 and these words (docker-py's leave_swarm(force=True)
+    takes them as done; a client that tears down with it expects them)."""
+    raise HTTPError(503, "This node is not part of a swarm")
+
+
+ROUTES += [(method, pattern, not_a_swarm) for method, pattern in (
+    ("GET", r"/swarm"), ("POST", r"/swarm/(init|join|leave|update|unlock)"),
+    ("GET", r"/swarm/unlockkey"), ("GET", r"/(nodes|services|tasks|secrets|configs)"))]
 _COMPILED = [(method, re.compile(pattern + r"\Z"), func) for method, pattern, func in ROUTES]
 
 

@@ -130,3 +130,9 @@ def test_config_volumes_are_anonymous_volumes_and_a_bind_wins(client, api_cli, t
         assert b"kept\n" in b"".join(stream)
     finally:
         client.remove_container(cid, force=True, v=True)
+
+
+def test_swarm_endpoints_answer_as_dockerd_outside_swarm_mode(client):
+    assert client.leave_swarm(force=True) is True  # dockerd's 503, taken as done
+    with pytest.raises(dockerpy.errors.APIError, match="not part of a swarm"):
+        client.inspect_swarm()

@@ -57,6 +57,10 @@ def container_json(record):
         state[key] = state[key] or _ZERO_TIME
     if raw.get("Health"):
         state["Health"] = raw["Health"]  # a container with a health check (ops/health.py)
+    elif raw.get("StartedAt") and ((record.get("Config") or {}).get("Healthcheck") or {}).get(
+            "Test", ["NONE"])[:1] not in ([], ["NONE"]):
+        # started, its checker not yet writing: dockerd says "starting" from the start on
+        state["Health"] = {"Status": "starting", "FailingStreak": 0, "Log": []}
     state["MonitorPid"] = raw.get("MonitorPid") or 0
     internal = {k: v for k, v in raw.items() if k not in state}
     host = dict(record.get("HostConfig") or {})

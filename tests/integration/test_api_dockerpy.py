@@ -136,3 +136,15 @@ def test_swarm_endpoints_answer_as_dockerd_outside_swarm_mode(client):
     assert client.leave_swarm(force=True) is True  # dockerd's 503, taken as done
     with pytest.raises(dockerpy.errors.APIError, match="not part of a swarm"):
         client.inspect_swarm()
+
+
+def test_a_started_container_with_a_health_check_is_starting_before_its_first_check(client):
+    cid = client.create_container("base", ["sleep", "60"], healthcheck={
+        "test": ["CMD", "true"], "interval": 3600 * 10 ** 9, "start_period": 3600 * 10 ** 9})
+    try:
+        assert "Health" not in client.inspect_container(cid)["State"]  # not started
+        client.start(cid)
+        assert client.inspect_container(cid)["State"]["Health"]["Status"] == "starting"
+        assert client.info()["ExperimentalBuild"] is False
+    finally:
+        client.remove_container(cid, force=True)

@@ -201,11 +201,24 @@ def container_stop(h, name):
 
 def container_kill(h, name):
     record = _container(name)
+    sig = h.arg("signal") or "KILL"
+    store = _store()
     try:
-        lifecycle.kill(_store(), record["Id"], h.arg("signal") or "KILL")
+        lifecycle.kill(store, record["Id"], sig)
     except errors.Conflict:
         raise HTTPError(409, "Cannot kill container: %s: Container %s is not running"
                         % (name, record["Id"])) from None
+    if sig.upper().removeprefix("SIG") in ("KILL", "9"):
+        # dockerd answers a SIGKILL once the container is down (its inspect says exited)
+        finished = (record.get("State") or {}).get("FinishedAt") or ""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            now = store.read_container(record["Id"])
+            state = now and containers.refresh_state(store, now)["State"]
+            if not state or state.get("Status") not in containers.LIVE_STATES or (
+                    state.get("FinishedAt") or "") != finished:  # down, maybe restarting
+                break
+            time.sleep(0.01)
     h.reply(204)
 
 

@@ -148,3 +148,14 @@ def test_a_started_container_with_a_health_check_is_starting_before_its_first_ch
         assert client.info()["ExperimentalBuild"] is False
     finally:
         client.remove_container(cid, force=True)
+
+
+def test_kill_answers_once_the_container_is_down(client):
+    cid = client.create_container("base", ["sleep", "9999"])["Id"]
+    try:
+        client.start(cid)
+        client.kill(cid)
+        state = client.inspect_container(cid)["State"]
+        assert (state["Running"], state["ExitCode"]) == (False, 137)
+    finally:
+        client.remove_container(cid, force=True)

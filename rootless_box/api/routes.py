@@ -660,7 +660,8 @@ def exec_start(h, exec_id):
             raise HTTPError(409, "Exec command %s has already run" % exec_id)
         found["Running"] = True
     proc = found["ProcessConfig"]
-    tty = bool(body.get("Tty", proc["tty"]))
+    tty = proc["tty"]  # the process's terminal is create's; the framing is the start's
+    framed = not body.get("Tty", tty)
     detach = bool(body.get("Detach"))
     args = {"container": found["ContainerID"], "cmd": [proc["entrypoint"]] + proc["arguments"],
             "env": found["_env"], "workdir": found["_workdir"], "user": proc["user"],
@@ -676,10 +677,10 @@ def exec_start(h, exec_id):
             found["ExitCode"] = 0
             h.reply(200, b"", "text/plain")
             return
-        conn = h.hijack("application/vnd.docker.raw-stream" if tty else
-                        "application/vnd.docker.multiplexed-stream")
+        conn = h.hijack("application/vnd.docker.multiplexed-stream" if framed else
+                        "application/vnd.docker.raw-stream")
         try:
-            found["ExitCode"] = _exec_stream(conn, args, tty)
+            found["ExitCode"] = _exec_stream(conn, args, tty, framed)
         finally:
             # the code is there before the client sees the end: it asks for it next
             found["Running"] = False
@@ -691,14 +692,16 @@ def exec_start(h, exec_id):
         found["Running"] = False
 
 
-def _exec_stream(conn, args, tty):
+def _exec_stream(conn, args, tty, framed=None):
     """The hijacked exec: with a tty the client's socket is the process's stdio; without,
-    its output comes back on pipes and goes out framed. -> the exit code (126 when the
-    setup failed, its message on stderr)."""
+    its output comes back on pipes and goes out framed. A tty's output is framed too (as
+    stdout) when the start asked for no tty (dockerd frames by the start's Tty, docker-py
+    sends false). -> the exit code (126 when the setup failed, its message on stderr)."""
+    framed = not tty if framed is None else framed
     null = os.open(os.devnull, os.O_RDONLY)
     opened = [null]
     try:
-        if tty:
+        if tty and not framed:
             stdin = conn.fileno() if args["stdin"] else null
             job = FORK.submit("exec_start", args, [stdin, conn.fileno(), conn.fileno()])
             return _result(conn, job, tty)
@@ -706,7 +709,7 @@ def _exec_stream(conn, args, tty):
         err_r, err_w = os.pipe()
         opened += [out_r, out_w, err_r, err_w]
         stdin = conn.fileno() if args["stdin"] else null
-        job = FORK.submit("exec_start", args, [stdin, out_w, err_w])
+        job = FORK.submit("exec_start", args, [stdin, out_w, out_w if tty else err_w])
         os.close(out_w)
         os.close(err_w)
         opened = [null, out_r, err_r]

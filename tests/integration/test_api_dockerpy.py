@@ -159,3 +159,14 @@ def test_kill_answers_once_the_container_is_down(client):
         assert (state["Running"], state["ExitCode"]) == (False, 137)
     finally:
         client.remove_container(cid, force=True)
+
+
+def test_an_exec_has_the_terminal_its_create_asked_for(client):
+    cid = client.create_container("base", "cat", stdin_open=True)["Id"]
+    try:
+        client.start(cid)
+        made = client.exec_create(cid, ["sh", "-c", "echo hello; test -t 1"], tty=True)
+        assert client.exec_start(made) == b"hello\r\n"  # docker-py sends Tty false here
+        assert client.exec_inspect(made)["ExitCode"] == 0
+    finally:
+        client.remove_container(cid, force=True)

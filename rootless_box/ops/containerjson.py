@@ -43,7 +43,7 @@ _ZERO_TIME = "0001-01-01T00:00:00Z"
 _HOST_DEFAULTS = (("Binds", None), ("NetworkMode", "host"), ("RestartPolicy",
                   {"Name": "no", "MaximumRetryCount": 0}), ("AutoRemove", False),
                   ("LogConfig", {"Type": "json-file", "Config": {}}), ("ReadonlyRootfs", False),
-                  ("Init", False), ("Tmpfs", None), ("Privileged", False))
+                  ("Init", False), ("Runtime", "runc"), ("Tmpfs", None), ("Privileged", False))
 
 
 def container_json(record):

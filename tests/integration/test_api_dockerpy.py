@@ -146,6 +146,7 @@ def test_a_started_container_with_a_health_check_is_starting_before_its_first_ch
         client.start(cid)
         assert client.inspect_container(cid)["State"]["Health"]["Status"] == "starting"
         assert client.info()["ExperimentalBuild"] is False
+        assert client.inspect_container(cid)["HostConfig"]["Runtime"] == "runc"
     finally:
         client.remove_container(cid, force=True)
 

@@ -400,25 +400,19 @@ def container_attach(h, name):
     conn = h.hijack("application/vnd.docker.raw-stream" if tty else
                     "application/vnd.docker.multiplexed-stream")
     kept = _KeptLog(store, record)
-    if not h.flag("stream"):
-        # stream=0: the log so far (logs=1) and the end, never a wait for a start (dockerd's)
-        try:
-            if h.flag("logs"):
-                for entry in logfile.follow(kept.path, lambda: False):
-                    if want.get(entry.stream, True):
-                        data = entry.log.encode("utf-8", "replace")
-                        conn.sendall(data if tty else _frame(
-                            2 if entry.stream == "stderr" else 1, data))
-        except OSError:
-            pass
-        finally:
-            kept.close()
-            try:
-                conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        return
     try:
+        if not h.flag("stream"):
+            # stream=0: the log so far (logs=1) and the end, never a wait for a start
+            if h.flag("logs"):
+                try:
+                    for entry in logfile.follow(kept.path, lambda: False):
+                        if want.get(entry.stream, True):
+                            data = entry.log.encode("utf-8", "replace")
+                            conn.sendall(data if tty else _frame(
+                                2 if entry.stream == "stderr" else 1, data))
+                except OSError:
+                    pass
+            return
         # wait for the start the client is about to ask for (or for the container's end)
         while True:
             kept.link()

@@ -18,7 +18,7 @@ service passes about 65%). This script owns the whole run:
 
 Not a bench/ script (`make bench` runs those beside peers, for times); not collected by pytest
 (tests/integration/test_dockerpy_suite.py runs a small part of it). Usage (as an unprivileged
-user with a subuid range; about 20 minutes on 2 busy cores):
+user with a subuid range; a few minutes on 2 busy cores):
     python tests/external/dockerpy_suite.py [--src DIR] [--modules a,b] [-k EXPR] [--min RATIO] [-v]
 Exit status 0 when the ratio reaches --min (default 0.9), 1 otherwise, 2 when it cannot run.
 """
@@ -206,7 +206,11 @@ def main(argv=None):
     os.makedirs(opts.cache, exist_ok=True)
     modules = [m for m in opts.modules.split(",") if m]
 
-    client = client_package(opts.cache)
+    try:
+        client = client_package(opts.cache)
+    except subprocess.CalledProcessError:
+        log("dockerpy_suite: pip could not download docker==%s from PyPI" % VERSION)
+        return 2
     tree = test_tree(opts.cache, opts.src)
     work = tempfile.mkdtemp(prefix="rbx-dockerpy-")
     service = None

@@ -99,8 +99,9 @@ def info(h):
     store = _store()
     records = [containers.refresh_state(store, r) for r in containers.all_records(store)]
     states = [(r.get("State") or {}).get("Status") for r in records]
-    doc.update({"ID": "", "ExperimentalBuild": False, "Name": platform.node(), "OperatingSystem": "rootless-box",
-                "OSVersion": "", "NCPU": os.cpu_count() or 1, "MemTotal": _memtotal(),
+    doc.update({"ID": "", "ExperimentalBuild": False, "Name": platform.node(),
+                "OperatingSystem": "rootless-box", "OSVersion": "",
+                "NCPU": os.cpu_count() or 1, "MemTotal": _memtotal(),
                 "Containers": len(records), "ContainersRunning": states.count("running"),
                 "ContainersPaused": states.count("paused"),
                 "ContainersStopped": len(records) - states.count("running") -

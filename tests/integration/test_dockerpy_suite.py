@@ -27,7 +27,8 @@ pytestmark = [needs_userns,
 
 def test_docker_pys_volume_health_and_container_model_tests_pass(tmp_path):
     cache = os.environ.get("RBX_DOCKERPY_CACHE") or str(tmp_path / "cache")
-    proc = subprocess.run([sys.executable, os.path.join(REPO, "tests", "external", "dockerpy_suite.py"),
+    runner = os.path.join(REPO, "tests", "external", "dockerpy_suite.py")
+    proc = subprocess.run([sys.executable, runner,
                            "--src", SRC, "--cache", cache, "-v", "--modules",
                            "api_volume_test,api_healthcheck_test,models_containers_test,"
                            "models_networks_test,models_volumes_test"],

@@ -306,8 +306,9 @@ def container_wait(h, name):
             seen_running = True
         else:
             code = state.get("ExitCode") or 0
-            if condition == "not-running":
-                break  # Docker: a created or exited container is not running
+            if condition == "not-running" and not live:
+                break  # Docker: a created or exited container is not running (one being
+                # started, as right after a start's answer, is about to run)
             if condition == "next-exit" and (seen_running or (state.get("StartedAt") or "")
                                              != started):
                 break
@@ -404,9 +405,9 @@ def container_attach(h, name):
     try:
         if not h.flag("stream"):
             # stream=0: the log so far (logs=1) and the end, never a wait for a start
-            if h.flag("logs"):
+            if h.flag("logs") and os.path.exists(kept.path):
                 try:
-                    for entry in logfile.follow(kept.path, lambda: False):
+                    for entry in logfile.read_entries(kept.path):
                         if want.get(entry.stream, True):
                             data = entry.log.encode("utf-8", "replace")
                             conn.sendall(data if tty else _frame(

@@ -285,7 +285,6 @@ def main(argv=None):
         if left.stdout.split():
             subprocess.run(rbx + ["rm", "-f"] + left.stdout.split(), env=env,
                            capture_output=True)
-        subprocess.run(rbx + ["system", "reset", "--force"], env=env, capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -345,7 +345,28 @@ class Handler(socketserver.StreamRequestHandler):
                                                            API_VERSION.encode()))
         self.wfile.flush()
         self.sent = True
+        _headers_taken(self.connection)
         return self.connection
+
+
+def _headers_taken(conn, limit=5.0):
+    """Wait until the client has read the headers: docker-py reads them through a buffered
+    reader and the stream from the raw socket beneath, so bytes that arrive with the
+    headers are lost to it (an exited container's log replayed at once came back empty).
+    The condition is the socket's unread count at 0, waited for at most `limit` s."""
+    import fcntl
+    import struct
+    import termios
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        try:
+            unread = struct.unpack("i", fcntl.ioctl(conn.fileno(), termios.TIOCOUTQ,
+                                                    b"\0\0\0\0"))[0]
+        except OSError:
+            return
+        if unread == 0:
+            return
+        time.sleep(0.002)
 
 
 class _ServerMixin:

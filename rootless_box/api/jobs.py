@@ -64,12 +64,21 @@ def run_options(name, body):
     labels = ["%s=%s" % kv for kv in (body.get("Labels") or {}).items()]
     tmpfs = ["%s:%s" % (k, v) if v else k for k, v in (host.get("Tmpfs") or {}).items()]
     stop_timeout = body.get("StopTimeout")
+    binds = _strings(host.get("Binds"), "Binds")
+    # `docker run -v /dst` and docker-py's volumes=[...] come as Config.Volumes: an anonymous
+    # volume each, unless a bind or a mount has that destination (moby: those win)
+    taken = {b.split(":")[1] if ":" in b else b for b in binds} | {
+        m.get("Target") for m in host.get("Mounts") or [] if isinstance(m, dict)}
+    binds += [dst for dst in (body.get("Volumes") or {}) if dst not in taken]
+    driver = (host.get("LogConfig") or {}).get("Type") or "json-file"
+    if driver != "json-file":  # the one driver there is; moby's words for another
+        raise errors.UsageError("logger: no log driver named '%s' is registered" % driver)
     return run_ops.RunOptions(
         image, _strings(body.get("Cmd"), "Cmd"), name=name or None,
-        env=_strings(body.get("Env"), "Env"), workdir=body.get("WorkingDir") or None,
+        env=_strings(body.get("Env"), "Env"), host_env=None, workdir=body.get("WorkingDir") or None,
         user=body.get("User") or None, entrypoint=entrypoint,
         interactive=bool(body.get("OpenStdin")), tty=bool(body.get("Tty")),
-        hostname=body.get("Hostname") or None, volumes=_strings(host.get("Binds"), "Binds"),
+        hostname=body.get("Hostname") or None, volumes=binds,
         tmpfs=tmpfs, volumes_from=_strings(host.get("VolumesFrom"), "VolumesFrom"),
         labels=labels, read_only=bool(host.get("ReadonlyRootfs")),
         init=bool(host.get("Init")), rm=bool(host.get("AutoRemove")), restart=policy,
@@ -92,6 +101,7 @@ def create(args, _fds, _progress):
     opts = run_options(args.get("name"), body)
     warnings = []  # what the CLI prints as warnings: create's Warnings
     record = run_ops.create(opts, warn=warnings.append, pull=None)
+    _keep_as_sent(record["Id"], body.get("HostConfig"))
     size = (body.get("HostConfig") or {}).get("ConsoleSize")
     if opts.tty and isinstance(size, list) and len(size) == 2 and all(
             isinstance(n, int) and n > 0 for n in size):
@@ -101,6 +111,24 @@ def create(args, _fds, _progress):
         spec["winsize"] = list(size)
         containers.save_spec(store, record["Id"], spec)
     return {"Id": record["Id"], "Warnings": warnings}
+
+
+def _keep_as_sent(cid, sent):
+    """HostConfig fields the record has no value of its own for (isolation, cgroupns, device
+    cgroup rules, swappiness...: accepted and not applied by a rootless runtime) kept as the
+    client sent them: Docker's clients read HostConfig back exactly as sent."""
+    if not isinstance(sent, dict):
+        return
+    _idmap, store = _store()
+    with store.lock():
+        record = store.read_container(cid)
+        if record is None:
+            return
+        host = record.setdefault("HostConfig", {})
+        extra = {k: v for k, v in sent.items() if k not in host and v is not None}
+        if extra:
+            host.update(extra)
+            store.write_container(record)
 
 
 def _store():

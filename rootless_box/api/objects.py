@@ -198,8 +198,12 @@ def volume_create(h):
     name = body.get("Name") or None
     if name is not None and not isinstance(name, str):
         raise HTTPError(400, "json: cannot unmarshal into field Name of type string")
+    driver = body.get("Driver") or volumes.DRIVER
+    if driver != volumes.DRIVER:  # moby: a missing plugin is a 404
+        raise HTTPError(404, 'error looking up volume plugin %s: plugin "%s" not found'
+                        % (driver, driver))
     store = open_store()
-    meta = volumes.create(store, name, body.get("Driver") or volumes.DRIVER,
+    meta = volumes.create(store, name, driver,
                           body.get("Labels") or {}, body.get("DriverOpts") or {})
     h.reply(201, volumes.inspect_json(store, meta))
 
@@ -263,6 +267,23 @@ def images_prune(h):
     items = [{"Untagged" if kind == "untagged" else "Deleted": what}
              for kind, what in result["items"]]
     h.reply(200, {"ImagesDeleted": items or None, "SpaceReclaimed": result["reclaimed"]})
+
+
+def build_prune(h):
+    """`docker builder prune` (and docker-py's prune_builds): all=1 takes the step cache too;
+    BuildKit's filters and keep-storage have no counterpart in a step cache without records
+    of use, so they are read and not applied."""
+    every = h.flag("all")
+    result = _routes().FORK.call("build_prune", {"all": every})
+    h.reply(200, {"CachesDeleted": result["deleted"] or None,
+                  "SpaceReclaimed": result["reclaimed"]})
+
+
+@_job("build_prune")
+def build_prune_job(args, _fds, _progress):
+    from .jobs import _store
+    _idmap, store = _store()
+    return prune_ops.prune_build_cache(store, everything=args.get("all", False))
 
 
 @_job("prune")
@@ -347,6 +368,7 @@ ROUTES = [
     ("DELETE", r"/volumes/%s" % _NAME, volume_delete),
     ("POST", r"/containers/prune", containers_prune),
     ("POST", r"/images/prune", images_prune),
+    ("POST", r"/build/prune", build_prune),
     ("GET", r"/system/df", system_df),
     ("GET", r"/events", events_stream),
 ]

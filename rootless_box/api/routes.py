@@ -26,6 +26,7 @@ from ..ops import containers, images, lifecycle, logfile, psfilter
 from ..ops.containerjson import container_json, list_item
 from ..ops.imagefilter import IMAGE_FILTERS, image_filter, reference_matches
 from ..ops.storage import open_store
+from ..userns import pty
 from . import bodytypes, containers2, objects
 from .forkserver import answer
 from .httpserver import API_VERSION, MIN_API_VERSION, HTTPError, ping, status_of
@@ -91,8 +92,9 @@ def info(h):
     store = _store()
     records = [containers.refresh_state(store, r) for r in containers.all_records(store)]
     states = [(r.get("State") or {}).get("Status") for r in records]
-    doc.update({"ID": "", "Name": platform.node(), "OperatingSystem": "rootless-box",
-                "OSVersion": "", "NCPU": os.cpu_count() or 1, "MemTotal": _memtotal(),
+    doc.update({"ID": "", "ExperimentalBuild": False, "Name": platform.node(),
+                "OperatingSystem": "rootless-box", "OSVersion": "",
+                "NCPU": os.cpu_count() or 1, "MemTotal": _memtotal(),
                 "Containers": len(records), "ContainersRunning": states.count("running"),
                 "ContainersPaused": states.count("paused"),
                 "ContainersStopped": len(records) - states.count("running") -
@@ -193,11 +195,24 @@ def container_stop(h, name):
 
 def container_kill(h, name):
     record = _container(name)
+    sig = h.arg("signal") or "KILL"
+    store = _store()
     try:
-        lifecycle.kill(_store(), record["Id"], h.arg("signal") or "KILL")
+        lifecycle.kill(store, record["Id"], sig)
     except errors.Conflict:
         raise HTTPError(409, "Cannot kill container: %s: Container %s is not running"
                         % (name, record["Id"])) from None
+    if sig.upper().removeprefix("SIG") in ("KILL", "9"):
+        # dockerd answers a SIGKILL once the container is down (its inspect says exited)
+        finished = (record.get("State") or {}).get("FinishedAt") or ""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            now = store.read_container(record["Id"])
+            state = now and containers.refresh_state(store, now)["State"]
+            if not state or state.get("Status") not in containers.LIVE_STATES or (
+                    state.get("FinishedAt") or "") != finished:  # down, maybe restarting
+                break
+            time.sleep(0.01)
     h.reply(204)
 
 
@@ -261,6 +276,9 @@ def container_wait(h, name):
         raise HTTPError(400, "invalid condition: %s" % condition)
     cid = record["Id"]
     started = (record.get("State") or {}).get("StartedAt") or ""
+    # a restart policy turns an exit into `restarting` (live): dockerd wakes its waiters at
+    # that exit all the same, so an exit recorded since the wait began answers it
+    finished = (record.get("State") or {}).get("FinishedAt") or ""
     write, end = h.stream()
     code, seen_running = 0, False
     while True:
@@ -274,12 +292,16 @@ def container_wait(h, name):
         # made a record is its starter until it exits, and a next-exit wait seeing it go
         # would otherwise answer 0 before the container ever started
         live = running or containers.being_started(state)
+        if condition != "removed" and (state.get("FinishedAt") or "") != finished:
+            code = state.get("ExitCode") or 0
+            break
         if running:
             seen_running = True
         else:
             code = state.get("ExitCode") or 0
-            if condition == "not-running":
-                break  # Docker: a created or exited container is not running
+            if condition == "not-running" and not live:
+                break  # Docker: a created or exited container is not running (one being
+                # started, as right after a start's answer, is about to run)
             if condition == "next-exit" and (seen_running or (state.get("StartedAt") or "")
                                              != started):
                 break
@@ -363,6 +385,10 @@ def container_attach(h, name):
     tty = bool((record.get("Config") or {}).get("Tty"))
     use_stdin = h.flag("stdin") and (record.get("Config") or {}).get("OpenStdin")
     want = {"stdout": h.flag("stdout"), "stderr": h.flag("stderr")}
+    try:
+        keys = pty.detach_sequence(h.arg("detachKeys"))
+    except errors.UsageError as exc:
+        raise HTTPError(400, str(exc)) from None
     initial = containers.refresh_state(store, record)["State"]
     already = initial.get("Status") in containers.LIVE_STATES
     since_ns = time.time_ns() if already else None
@@ -370,6 +396,18 @@ def container_attach(h, name):
                     "application/vnd.docker.multiplexed-stream")
     kept = _KeptLog(store, record)
     try:
+        if not h.flag("stream"):
+            # stream=0: the log so far (logs=1) and the end, never a wait for a start
+            if h.flag("logs") and os.path.exists(kept.path):
+                try:
+                    for entry in logfile.read_entries(kept.path):
+                        if want.get(entry.stream, True):
+                            data = entry.log.encode("utf-8", "replace")
+                            conn.sendall(data if tty else _frame(
+                                2 if entry.stream == "stderr" else 1, data))
+                except OSError:
+                    pass
+            return
         # wait for the start the client is about to ask for (or for the container's end)
         while True:
             kept.link()
@@ -385,7 +423,7 @@ def container_attach(h, name):
             time.sleep(0.01)
         if since_ns is None and current is not None:
             since_ns = logfile.parse_time(state.get("StartedAt") or "") or None
-        _attached(conn, store, cid, kept, since_ns, tty, use_stdin, want)
+        _attached(conn, store, cid, kept, since_ns, tty, use_stdin, want, keys)
     finally:
         kept.close()
         try:
@@ -421,19 +459,23 @@ class _KeptLog:
             pass
 
 
-def _attached(conn, store, cid, kept, since_ns, tty, use_stdin, want):
+def _attached(conn, store, cid, kept, since_ns, tty, use_stdin, want, keys=None):
     """Output always from the log (so nothing written before the attach socket existed is
     lost, and a --rm container's output survives its directory); input, and a terminal's
-    size, through the watcher's attach socket."""
+    size, through the watcher's attach socket; the detach keys in the input end the attach
+    and leave the container running."""
+    detached = threading.Event()
+
     def running():
         kept.link()
-        if _gone(conn):
+        if detached.is_set() or _gone(conn):
             return False  # the client left: stop following, leave nothing behind
         now = store.read_container(cid)
         return now is not None and containers.refresh_state(store, now)["State"].get(
             "Status") in containers.LIVE_STATES
 
-    feeder = _Feeder(conn, cid, use_stdin, tty, running) if use_stdin or tty else None
+    feeder = _Feeder(conn, cid, use_stdin, tty, running, keys, detached) \
+        if use_stdin or tty else None
     try:
         for entry in logfile.follow(kept.link(), running, since=since_ns, interval=0.02):
             if not want.get(entry.stream, True):
@@ -468,9 +510,10 @@ class _Feeder:
     output, which is read and dropped here (the log has it; an unread client would stall
     the watcher, whose writes to clients block)."""
 
-    def __init__(self, client, cid, stdin, tty, running):
+    def __init__(self, client, cid, stdin, tty, running, keys=None, detached=None):
         from ..ops.monitor import attach_socket
         self.cid = cid
+        self.keys, self.detached = keys, detached
         self.master = None
         # the monitor records the container running a moment before its watcher listens
         deadline = time.monotonic() + 10
@@ -505,11 +548,20 @@ class _Feeder:
             pass
 
     def _copy(self, client):
+        watch = pty.DetachWatch(self.keys) if self.keys else None
         try:
             while True:
                 data = client.recv(65536)
                 if not data:
                     break
+                if watch is not None:
+                    data, detach = watch.feed(data)
+                    if detach:
+                        if data:
+                            self.conn.sendall(data)
+                        self.detached.set()
+                        client.shutdown(socket.SHUT_RDWR)  # dockerd hangs up on a detach
+                        return
                 self.conn.sendall(data)
             self.conn.shutdown(socket.SHUT_WR)
         except OSError:
@@ -597,7 +649,8 @@ def exec_start(h, exec_id):
             raise HTTPError(409, "Exec command %s has already run" % exec_id)
         found["Running"] = True
     proc = found["ProcessConfig"]
-    tty = bool(body.get("Tty", proc["tty"]))
+    tty = proc["tty"]  # the process's terminal is create's; the framing is the start's
+    framed = not body.get("Tty", tty)
     detach = bool(body.get("Detach"))
     args = {"container": found["ContainerID"], "cmd": [proc["entrypoint"]] + proc["arguments"],
             "env": found["_env"], "workdir": found["_workdir"], "user": proc["user"],
@@ -613,10 +666,10 @@ def exec_start(h, exec_id):
             found["ExitCode"] = 0
             h.reply(200, b"", "text/plain")
             return
-        conn = h.hijack("application/vnd.docker.raw-stream" if tty else
-                        "application/vnd.docker.multiplexed-stream")
+        conn = h.hijack("application/vnd.docker.multiplexed-stream" if framed else
+                        "application/vnd.docker.raw-stream")
         try:
-            found["ExitCode"] = _exec_stream(conn, args, tty)
+            found["ExitCode"] = _exec_stream(conn, args, tty, framed)
         finally:
             # the code is there before the client sees the end: it asks for it next
             found["Running"] = False
@@ -628,14 +681,16 @@ def exec_start(h, exec_id):
         found["Running"] = False
 
 
-def _exec_stream(conn, args, tty):
+def _exec_stream(conn, args, tty, framed=None):
     """The hijacked exec: with a tty the client's socket is the process's stdio; without,
-    its output comes back on pipes and goes out framed. -> the exit code (126 when the
-    setup failed, its message on stderr)."""
+    its output comes back on pipes and goes out framed. A tty's output is framed too (as
+    stdout) when the start asked for no tty (dockerd frames by the start's Tty, docker-py
+    sends false). -> the exit code (126 when the setup failed, its message on stderr)."""
+    framed = not tty if framed is None else framed
     null = os.open(os.devnull, os.O_RDONLY)
     opened = [null]
     try:
-        if tty:
+        if tty and not framed:
             stdin = conn.fileno() if args["stdin"] else null
             job = FORK.submit("exec_start", args, [stdin, conn.fileno(), conn.fileno()])
             return _result(conn, job, tty)
@@ -643,7 +698,7 @@ def _exec_stream(conn, args, tty):
         err_r, err_w = os.pipe()
         opened += [out_r, out_w, err_r, err_w]
         stdin = conn.fileno() if args["stdin"] else null
-        job = FORK.submit("exec_start", args, [stdin, out_w, err_w])
+        job = FORK.submit("exec_start", args, [stdin, out_w, out_w if tty else err_w])
         os.close(out_w)
         os.close(err_w)
         opened = [null, out_r, err_r]
@@ -889,6 +944,17 @@ ROUTES = [
 ] + objects.ROUTES + containers2.ROUTES
 from . import build as _build, images2 as _images2  # noqa: E402  (they use FORK, set here)
 ROUTES += _build.ROUTES + _images2.ROUTES
+
+
+def not_a_swarm(h, *_ignored):
+    """dockerd outside swarm mode: 503 and these words (docker-py's leave_swarm(force=True)
+    takes them as done; a client that tears down with it expects them)."""
+    raise HTTPError(503, "This node is not part of a swarm")
+
+
+ROUTES += [(method, pattern, not_a_swarm) for method, pattern in (
+    ("GET", r"/swarm"), ("POST", r"/swarm/(init|join|leave|update|unlock)"),
+    ("GET", r"/swarm/unlockkey"), ("GET", r"/(nodes|services|tasks|secrets|configs)"))]
 _COMPILED = [(method, re.compile(pattern + r"\Z"), func) for method, pattern, func in ROUTES]
 
 

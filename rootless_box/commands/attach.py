@@ -12,7 +12,8 @@ import os
 import sys
 
 from ..cliparse import FLAG, VALUE, Command, Opt
-from ..errors import Conflict, UsageError
+from ..errors import Conflict
+from ..userns.pty import detach_sequence  # noqa: F401  (run's -it uses it from here)
 
 
 def command(verb, summary):
@@ -21,22 +22,6 @@ def command(verb, summary):
         Opt("--no-stdin", FLAG, "Do not attach STDIN"),
         Opt("--sig-proxy", FLAG, "Proxy all received signals to the process (default true)"),
     ), min_args=1, max_args=1)
-
-
-def detach_sequence(text):
-    """Docker's --detach-keys: comma-separated keys, "ctrl-X" or a single character."""
-    keys = b""
-    for item in (text or "ctrl-p,ctrl-q").split(","):
-        item = item.strip()
-        if item.startswith("ctrl-") and len(item) == 6 and (item[5].isalpha() or
-                                                              item[5] in "@[\\]^_"):
-            keys += bytes([ord(item[5].upper()) & 0x1f])
-        elif len(item) == 1:
-            keys += item.encode()
-        else:
-            raise UsageError("invalid detach keys %r" % text,
-                             "give keys like ctrl-p,ctrl-q or ctrl-a,x")
-    return keys
 
 
 def main(parsed):

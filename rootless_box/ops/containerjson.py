@@ -43,7 +43,7 @@ _ZERO_TIME = "0001-01-01T00:00:00Z"
 _HOST_DEFAULTS = (("Binds", None), ("NetworkMode", "host"), ("RestartPolicy",
                   {"Name": "no", "MaximumRetryCount": 0}), ("AutoRemove", False),
                   ("LogConfig", {"Type": "json-file", "Config": {}}), ("ReadonlyRootfs", False),
-                  ("Init", False), ("Tmpfs", None), ("Privileged", False))
+                  ("Init", False), ("Runtime", "runc"), ("Tmpfs", None), ("Privileged", False))
 
 
 def container_json(record):
@@ -57,6 +57,10 @@ def container_json(record):
         state[key] = state[key] or _ZERO_TIME
     if raw.get("Health"):
         state["Health"] = raw["Health"]  # a container with a health check (ops/health.py)
+    elif raw.get("StartedAt") and ((record.get("Config") or {}).get("Healthcheck") or {}).get(
+            "Test", ["NONE"])[:1] not in ([], ["NONE"]):
+        # started, its checker not yet writing: dockerd says "starting" from the start on
+        state["Health"] = {"Status": "starting", "FailingStreak": 0, "Log": []}
     state["MonitorPid"] = raw.get("MonitorPid") or 0
     internal = {k: v for k, v in raw.items() if k not in state}
     host = dict(record.get("HostConfig") or {})

@@ -37,6 +37,9 @@ class RunOptions:
         self.name = kw.get("name")
         self.env = list(kw.get("env", ()))
         self.env_file = list(kw.get("env_file", ()))
+        # where `-e NAME` takes its value: the caller's environment for the CLI; None (the
+        # Engine API) keeps NAME as sent, as dockerd does
+        self.host_env = kw.get("host_env", os.environ)
         self.workdir = kw.get("workdir")
         self.user = kw.get("user")
         self.entrypoint = kw.get("entrypoint")
@@ -139,7 +142,7 @@ def _env_entry(item, host_env):
     key, eq, _value = item.partition("=")
     if not key:
         raise errors.UsageError("invalid environment variable: %r" % item)
-    if eq:
+    if eq or host_env is None:
         return item
     return "%s=%s" % (key, host_env[key]) if key in host_env else None
 
@@ -444,7 +447,7 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None, api_mou
         record["Mounts"] = [mountopts.record_entry(m, store.volumes) for m in mounts]
         env = merge_env(image_config.get("Env"),
                         ["HOSTNAME=" + hostname] + (["TERM=xterm"] if opts.tty else []) +
-                        extra_env, os.environ)
+                        extra_env, opts.host_env)
         record["Config"]["Env"] = env
         spec = {
             "id": cid, "hostname": hostname, "argv": argv, "env": env, "cwd": workdir,

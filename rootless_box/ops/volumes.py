@@ -154,6 +154,9 @@ def create(store, name=None, driver=DRIVER, labels=None, options=None):
     driver). labels/options None (not {}) is a volume made by a container's mount, as
     Docker shows those. -> metadata"""
     check_options(driver, options)
+    if not name:
+        # moby marks a volume made without a name anonymous, so a plain prune takes it
+        labels = dict(labels or {}, **{ANONYMOUS_LABEL: ""})
     name = validate_name(name) if name else random_name()
     with store.lock():
         meta = _read(store, name)

@@ -18,6 +18,44 @@ TIOCGPTPEER = 0x5441
 TIOCSPTLCK = 0x40045431
 
 
+def detach_sequence(text):
+    """Docker's --detach-keys (and the API's detachKeys): comma-separated keys, "ctrl-X" or a
+    single character; None or "" is Docker's ctrl-p,ctrl-q. -> bytes"""
+    from ..errors import UsageError
+    keys = b""
+    for item in (text or "ctrl-p,ctrl-q").split(","):
+        item = item.strip()
+        if item.startswith("ctrl-") and len(item) == 6 and (item[5].isalpha() or
+                                                              item[5] in "@[\\]^_"):
+            keys += bytes([ord(item[5].upper()) & 0x1f])
+        elif len(item) == 1:
+            keys += item.encode()
+        else:
+            raise UsageError("invalid detach keys %r" % text,
+                             "give keys like ctrl-p,ctrl-q or ctrl-a,x")
+    return keys
+
+
+class DetachWatch:
+    """The detach keys in a byte stream that may bring them one read at a time: feed(data)
+    -> (bytes to pass on, detached?); a prefix of the keys is held back until it is decided."""
+
+    def __init__(self, keys):
+        self.keys, self.typed = keys, b""
+
+    def feed(self, data):
+        typed = self.typed + data
+        if self.keys in typed:
+            return typed[:typed.index(self.keys)], True
+        keep = 0
+        for n in range(min(len(self.keys) - 1, len(typed)), 0, -1):
+            if typed.endswith(self.keys[:n]):
+                keep = n
+                break
+        self.typed = typed[len(typed) - keep:]
+        return typed[:len(typed) - keep], False
+
+
 def receive_fd(sock):
     """The next fd sent over sock (the pty master, then the seccomp listener), or None if the
     sender died before sending it. One byte per fd: a read never takes two messages."""

@@ -336,7 +336,7 @@ def test_bad_requests_get_dockers_json_errors(service, api_cli):
             ("POST", "/networks/create", {"Name": "bad name"}, 400, "invalid network name"),
             ("POST", "/networks/create", {"Name": "host"}, 403, "predefined"),
             ("POST", "/volumes/create", {"Name": "v", "DriverOpts": []}, 400, "DriverOpts"),
-            ("POST", "/volumes/create", {"Driver": "nfs"}, 400, "plugin"),
+            ("POST", "/volumes/create", {"Driver": "nfs"}, 404, "plugin"),  # moby: not found
             ("GET", "/networks?filters=%7B%22bogus%22%3A%5B%22x%22%5D%7D", None, 400,
              "invalid filter 'bogus'"),
             ("GET", "/events?since=yesterday", None, 400, "since"),

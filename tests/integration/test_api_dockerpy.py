@@ -1,0 +1,173 @@
+"""The Engine API as docker-py 7's own integration suite reads it: the answers that suite
+(tests/external/dockerpy_suite.py runs it) taught us, kept here as our tests.
+
+What a user relies on: a volume made without a name is anonymous, so a plain `prune_volumes()`
+takes it, as dockerd 23+; a volume driver that is not there is a 404 (docker.errors.NotFound);
+`prune_builds()` (`POST /build/prune`) answers Docker's shape and empties the build cache.
+"""
+
+import pytest
+
+from conftest import needs_userns
+from test_api import api_cli, no_leftovers, service  # noqa: F401
+
+pytestmark = [needs_userns, pytest.mark.usefixtures("no_leftovers")]
+dockerpy = pytest.importorskip("docker")
+
+
+@pytest.fixture
+def client(service):
+    c = dockerpy.APIClient(base_url=service.uri, version="auto")
+    yield c
+    c.close()
+
+
+def test_a_volume_made_without_a_name_is_anonymous_and_a_plain_prune_takes_it(client,
+                                                                                api_cli):
+    named = client.create_volume("keepme")
+    anonymous = client.create_volume()
+    try:
+        assert "com.docker.volume.anonymous" in anonymous["Labels"]
+        deleted = client.prune_volumes()["VolumesDeleted"]
+        assert anonymous["Name"] in deleted and "keepme" not in deleted
+        assert named["Name"] in api_cli.ok("volume", "ls", "-q").out.split()
+    finally:
+        api_cli("volume", "rm", "-f", "keepme", anonymous["Name"])
+
+
+def test_a_volume_driver_that_is_not_there_is_not_found(client, api_cli):
+    with pytest.raises(dockerpy.errors.NotFound, match="plugin"):
+        client.create_volume("nodriver", driver="invalid.driver")
+    assert "nodriver" not in api_cli.ok("volume", "ls", "-q").out.split()
+
+
+def test_build_prune_answers_dockers_shape(client, api_cli, tmp_path):
+    (tmp_path / "Dockerfile").write_text("FROM base\nRUN echo cached > /f\n")
+    list(client.build(path=str(tmp_path), tag="pruneme", decode=True))
+    api_cli.ok("rmi", "pruneme")  # its layers stay in the step cache until a prune
+    result = client.prune_builds(all=True)
+    assert set(result) == {"CachesDeleted", "SpaceReclaimed"}
+    assert result["SpaceReclaimed"] > 0
+    again = client.prune_builds(all=True)
+    assert again["SpaceReclaimed"] == 0 and not again["CachesDeleted"]
+
+
+def test_wait_answers_at_an_exit_a_restart_policy_follows(client):
+    cid = client.create_container("base", ["sh", "-c", "sleep 1; exit 3"], host_config=
+                                  client.create_host_config(restart_policy={"Name": "always"}))
+    try:
+        client.start(cid)
+        assert client.wait(cid, timeout=30)["StatusCode"] == 3
+        with pytest.raises(dockerpy.errors.APIError, match="Stop the container before"):
+            client.remove_container(cid)
+    finally:
+        client.remove_container(cid, force=True)
+
+
+def test_the_detach_keys_end_an_attach_and_leave_the_container_running(client):
+    cid = client.create_container("base", "cat", stdin_open=True, tty=True)["Id"]
+    try:
+        client.start(cid)
+        for query, keys in (({}, b"\x10\x11"), ({"detachKeys": "ctrl-x"}, b"\x18")):
+            sock = client.attach_socket(cid, dict(query, stdin=True, stream=True))
+            raw = sock._sock
+            raw.settimeout(20)
+            for key in keys:  # one read each: a held prefix is not forwarded yet
+                raw.sendall(bytes([key]))
+            assert raw.recv(128) == b""  # the service hung up
+            sock.close()
+            assert client.inspect_container(cid)["State"]["Running"]
+    finally:
+        client.remove_container(cid, force=True)
+
+
+def test_hostconfig_reads_back_as_sent_and_env_names_stay_as_sent(client):
+    host = client.create_host_config(isolation="default", cgroupns="private",
+                                     mem_swappiness=40)
+    cid = client.create_container("base", ["true"], host_config=host,
+                                  environment={"Foo": None, "Other": "one", "Blank": ""})["Id"]
+    try:
+        got = client.inspect_container(cid)
+        assert (got["HostConfig"]["Isolation"], got["HostConfig"]["CgroupnsMode"],
+                got["HostConfig"]["MemorySwappiness"]) == ("default", "private", 40)
+        env = got["Config"]["Env"]
+        assert "Foo" in env and "Other=one" in env and "Blank=" in env
+    finally:
+        client.remove_container(cid, force=True)
+
+
+def test_a_log_driver_that_is_not_there_is_refused_in_dockers_words(client, api_cli):
+    before = api_cli.ok("ps", "-aq").out
+    host = client.create_host_config(log_config=dockerpy.types.LogConfig(type="asdf"))
+    with pytest.raises(dockerpy.errors.APIError) as caught:
+        client.create_container("base", ["true"], host_config=host)
+    assert caught.value.explanation == "logger: no log driver named 'asdf' is registered"
+    assert api_cli.ok("ps", "-aq").out == before
+
+
+def test_attach_without_stream_gives_the_log_of_an_exited_container_and_ends(client):
+    cid = client.create_container("base", "echo hello")["Id"]
+    try:
+        client.start(cid)
+        client.wait(cid, condition="not-running", timeout=30)
+        assert client.attach(cid, stream=False, logs=True) == b"hello\n"
+    finally:
+        client.remove_container(cid, force=True)
+
+
+def test_config_volumes_are_anonymous_volumes_and_a_bind_wins(client, api_cli, tmp_path):
+    cid = client.create_container("base", ["sh", "-c", "echo kept > /vol1/f; ls /vol2"],
+                                  volumes=["/vol1", "/vol2"], host_config=client.
+                                  create_host_config(binds=["%s:/vol2" % tmp_path]))["Id"]
+    (tmp_path / "mine").write_text("")
+    try:
+        client.start(cid)
+        assert client.wait(cid, timeout=30)["StatusCode"] == 0
+        assert client.logs(cid) == b"mine\n"
+        mounts = {m["Destination"]: m["Type"] for m in client.inspect_container(cid)["Mounts"]}
+        assert mounts == {"/vol1": "volume", "/vol2": "bind"}
+        stream, _stat = client.get_archive(cid, "/vol1/f")
+        assert b"kept\n" in b"".join(stream)
+    finally:
+        client.remove_container(cid, force=True, v=True)
+
+
+def test_swarm_endpoints_answer_as_dockerd_outside_swarm_mode(client):
+    assert client.leave_swarm(force=True) is True  # dockerd's 503, taken as done
+    with pytest.raises(dockerpy.errors.APIError, match="not part of a swarm"):
+        client.inspect_swarm()
+
+
+def test_a_started_container_with_a_health_check_is_starting_before_its_first_check(client):
+    cid = client.create_container("base", ["sleep", "60"], healthcheck={
+        "test": ["CMD", "true"], "interval": 3600 * 10 ** 9, "start_period": 3600 * 10 ** 9})
+    try:
+        assert "Health" not in client.inspect_container(cid)["State"]  # not started
+        client.start(cid)
+        assert client.inspect_container(cid)["State"]["Health"]["Status"] == "starting"
+        assert client.info()["ExperimentalBuild"] is False
+        assert client.inspect_container(cid)["HostConfig"]["Runtime"] == "runc"
+    finally:
+        client.remove_container(cid, force=True)
+
+
+def test_kill_answers_once_the_container_is_down(client):
+    cid = client.create_container("base", ["sleep", "9999"])["Id"]
+    try:
+        client.start(cid)
+        client.kill(cid)
+        state = client.inspect_container(cid)["State"]
+        assert (state["Running"], state["ExitCode"]) == (False, 137)
+    finally:
+        client.remove_container(cid, force=True)
+
+
+def test_an_exec_has_the_terminal_its_create_asked_for(client):
+    cid = client.create_container("base", "cat", stdin_open=True)["Id"]
+    try:
+        client.start(cid)
+        made = client.exec_create(cid, ["sh", "-c", "echo hello; test -t 1"], tty=True)
+        assert client.exec_start(made) == b"hello\r\n"  # docker-py sends Tty false here
+        assert client.exec_inspect(made)["ExitCode"] == 0
+    finally:
+        client.remove_container(cid, force=True)

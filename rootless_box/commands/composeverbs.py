@@ -710,9 +710,9 @@ def _run(parsed, opts):
         record = run_ops.run_detached(ro, warn=p.warn, pull=p.pull, created=connect)
         sys.stdout.write(record["Name"] + "\n")
         return 0
-    if extra_nets:
-        _warn("compose run without -d puts the one-off container on its service's first "
-              "network only")
+    # a foreground run is wired at its start: the other networks as run's repeated --network
+    ro.networks = list(ro.networks) + [{"name": net, "aliases": list(aliases), "ip": ip}
+                                       for net, aliases, ip in extra_nets]
     return run_ops.run(ro, warn=p.warn, pull=p.pull)
 
 

@@ -567,6 +567,10 @@ def test_service_keys_become_the_containers_settings(mod, tmp_path):
     assert sorted(nets) == ["keys_back", "keys_front"]  # a one-off on all its networks
     assert nets["keys_front"]["Aliases"] == ["api"]  # and not the service's name
     mod.ok("rm", "-f", name)
+    # in the foreground too: its interfaces, one per network, and the alias on front
+    out = compose(mod, d, "run", "--rm", "--no-deps", "srv", "sh", "-c",
+                  "ip -4 -o addr show | grep -c 'eth[01]'; nslookup api").stdout
+    assert out.startswith("2\n"), out
     # side shares srv's network namespace: srv's server is on its localhost
     assert compose(mod, d, "exec", "-T", "side", "wget", "-q", "-O-",
                    "http://127.0.0.1/").stdout == "srv\n"

@@ -673,8 +673,12 @@ def create_services(p, opts, names):
                 record = create_container(p, name, svc, number)
                 p.report("Container", cname, "Created")
             else:
+                # a service in another's network namespace (network_mode: service:X) is
+                # recreated with X: the namespace it joined went with X's old container
+                joined = svc.get("network_mode") or ""
                 changed = label(record, "config-hash") != digest or (
-                    image_id is not None and record.get("Image") != image_id)
+                    image_id is not None and record.get("Image") != image_id) or (
+                    joined.startswith("service:") and joined[8:] in p.recreated)
                 if opts.force_recreate or (changed and not opts.no_recreate):
                     cname = record["Name"]
                     p.report("Container", cname, "Recreate")

@@ -484,6 +484,7 @@ def test_service_keys_become_the_containers_settings(mod, tmp_path):
             image: base
             init: true
             command: ["sh", "-c", "mkdir -p /www && echo srv > /www/index.html && %s"]
+            environment: {REV: "${REV:-1}"}
             networks:
               front:
                 aliases: [api]
@@ -574,6 +575,15 @@ def test_service_keys_become_the_containers_settings(mod, tmp_path):
     # side shares srv's network namespace: srv's server is on its localhost
     assert compose(mod, d, "exec", "-T", "side", "wget", "-q", "-O-",
                    "http://127.0.0.1/").stdout == "srv\n"
+    # srv recreated (a changed value): side, in srv's namespace, is recreated with it
+    side_id = json.loads(mod.ok("inspect", "keys-side-1").out)[0]["Id"]
+    proc = compose(mod, d, "up", "-d", env={"TOKEN": "from-env", "REV": "2"})
+    assert "Container keys-srv-1  Recreated" in proc.stderr, proc.stderr
+    assert "Container keys-side-1  Recreated" in proc.stderr, proc.stderr
+    assert json.loads(mod.ok("inspect", "keys-side-1").out)[0]["Id"] != side_id
+    assert wait_for(lambda: compose(mod, d, "exec", "-T", "side", "wget", "-q", "-O-",
+                                    "http://127.0.0.1/", check=None).stdout == "srv\n",
+                    what="srv's server on side's localhost again", timeout=60)
     assert find_named(mod.root, "envtok")  # the secret's file, under the store
     compose(mod, d, "down", "-v", "-t", "0")
     assert find_named(mod.root, "envtok") == []  # down takes it away

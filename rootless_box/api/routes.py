@@ -22,7 +22,7 @@ import uuid
 
 from .. import config, errors
 from ..oci import reference
-from ..ops import containers, images, lifecycle, logfile, psfilter
+from ..ops import containers, events, images, lifecycle, logfile, psfilter
 from ..ops.containerjson import container_json, list_item
 from ..ops.imagefilter import IMAGE_FILTERS, image_filter, reference_matches
 from ..ops.storage import open_store
@@ -279,11 +279,14 @@ def container_wait(h, name):
     # a restart policy turns an exit into `restarting` (live): dockerd wakes its waiters at
     # that exit all the same, so an exit recorded since the wait began answers it
     finished = (record.get("State") or {}).get("FinishedAt") or ""
+    journal = events.mark(store)
     write, end = h.stream()
-    code, seen_running = 0, False
+    code, seen_running, seen_exit = 0, False, False
     while True:
         current = store.read_container(cid)
         if current is None:
+            if not seen_exit:  # ran, exited and was removed (--rm) between two polls
+                code = _last_exit(store, cid, journal, code)
             break
         current = containers.refresh_state(store, current)
         state = current["State"]
@@ -299,6 +302,7 @@ def container_wait(h, name):
             seen_running = True
         else:
             code = state.get("ExitCode") or 0
+            seen_exit = seen_running or (state.get("StartedAt") or "") != started
             if condition == "not-running" and not live:
                 break  # Docker: a created or exited container is not running (one being
                 # started, as right after a start's answer, is about to run)
@@ -310,6 +314,19 @@ def container_wait(h, name):
         time.sleep(0.02)
     write((json.dumps({"StatusCode": code, "Error": None}) + "\n").encode())
     end()
+
+
+def _last_exit(store, cid, journal, default):
+    """The exit code of cid's last `die` written to the events journal since the mark
+    journal (its record, and so its State, can be gone before a poll saw it exit)."""
+    for event in events.read(store, after=journal):
+        if event.get("Type") == "container" and event.get("Action") == "die" and \
+                event.get("id") == cid:
+            try:
+                default = int(event["Actor"]["Attributes"].get("exitCode", default))
+            except (TypeError, ValueError):
+                pass
+    return default
 
 
 def _frame(stream, data):

@@ -21,7 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
-from _peers import timed  # noqa: E402
+from _peers import make_rootfs_tar, timed  # noqa: E402
 from _report import row  # noqa: E402
 from build import DOCKERFILE, _context  # noqa: E402
 
@@ -41,10 +41,7 @@ def main(argv=None):
     try:
         log("making the context (5,000 files and 50 MB)")
         ctx = _context(top)
-        from rootless_box.ops.fromhost import write_rootfs_tar
-        base_tar = os.path.join(top, "base.tar")
-        with open(base_tar, "wb") as f:
-            write_rootfs_tar(["/bin/busybox"], f)
+        base_tar = make_rootfs_tar(os.path.join(top, "base.tar"))
         env = dict(os.environ, XDG_DATA_HOME=os.path.join(top, "rbx"),
                    PYTHONPATH=os.path.dirname(HERE))
         rbx = [sys.executable, os.path.join(os.path.dirname(HERE), "bin", "rootless-box")]

@@ -13,7 +13,7 @@ from .. import errors
 from ..ops import runflags
 
 # HostConfig fields the CLI has a refused flag for: (field, flag), refused when set
-_REFUSED = (("Links", "--link"), ("Runtime", "--runtime"), ("CgroupParent", "--cgroup-parent"),
+_REFUSED = (("Runtime", "--runtime"), ("CgroupParent", "--cgroup-parent"),
             ("DeviceRequests", "--gpus"), ("StorageOpt", "--storage-opt"),
             ("CpuRealtimePeriod", "--cpu-rt-period"), ("CpuRealtimeRuntime", "--cpu-rt-runtime"),
             ("BlkioWeightDevice", "--blkio-weight-device"),
@@ -137,35 +137,41 @@ def mount_text(m):
     return _csv(words)
 
 
-def _endpoint_settings(entry):
-    """One EndpointSettings -> (aliases, ip)."""
+def endpoint_settings(entry):
+    """One EndpointSettings -> {"aliases", "ip", "mac", "links", "driver_opts"} (the
+    keywords of ops/networks.endpoint)."""
     if not isinstance(entry, dict):
         raise _type_error("EndpointSettings", "object")
     aliases = entry.get("Aliases") or []
     if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
         raise _type_error("Aliases", "[]string")
-    return aliases, (entry.get("IPAMConfig") or {}).get("IPv4Address") or None
+    return {"aliases": aliases, "ip": (entry.get("IPAMConfig") or {}).get("IPv4Address") or None,
+            "mac": entry.get("MacAddress") or None, "links": entry.get("Links") or [],
+            "driver_opts": entry.get("DriverOpts") or None}
 
 
 def endpoint(host, body):
-    """NetworkMode and NetworkingConfig -> (network, aliases, ip, more): the endpoint of the
-    network the container is created on, and those of further user networks (API 1.44
-    creates a container on several, as `run --network` given more than once does)."""
+    """NetworkMode and NetworkingConfig -> (network, its endpoint settings, more): the
+    network the container is created on, and the endpoints of further user networks (API
+    1.44 creates a container on several, as `run --network` given more than once does).
+    The legacy Config.MacAddress and HostConfig.Links apply to the first network, as
+    --mac-address and --link do."""
     network = host.get("NetworkMode") or None
     config = (body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
     if not isinstance(config, dict):
         raise _type_error("NetworkingConfig.EndpointsConfig", "map[string]EndpointSettings")
     if network in (None, "default") and config:
         network = next(iter(config))  # docker-py names the network only here
-    aliases, ip = _endpoint_settings(config.get(network) or {})
+    first = endpoint_settings(config.get(network) or {})
+    first["mac"] = first["mac"] or body.get("MacAddress") or None
+    first["links"] = first["links"] + _list(host, "Links")
     more = []
     for name, entry in config.items():
         if name != network:
-            extra_aliases, extra_ip = _endpoint_settings(entry or {})
-            more.append({"name": name, "aliases": extra_aliases, "ip": extra_ip})
+            more.append(dict(endpoint_settings(entry or {}), name=name))
     if network == "default":
         network = None
-    return network, aliases, ip, more
+    return network, first, more
 
 
 def run_keywords(body, host):
@@ -173,8 +179,6 @@ def run_keywords(body, host):
     given = [flag for field, flag in _REFUSED if host.get(field)]
     if (host.get("CgroupnsMode") or "private") != "private":
         given.append("--cgroupns")
-    if body.get("MacAddress"):
-        given.append("--mac-address")
     if (host.get("Isolation") or "default") != "default":
         given.append("--isolation")
     if given:  # the CLI's refusal, in its words
@@ -187,7 +191,7 @@ def run_keywords(body, host):
                                      d.get("CgroupPermissions") or "rwm"))
     ulimits = ["%s=%d:%d" % (u.get("Name"), u.get("Soft", 0), u.get("Hard", 0))
                for u in _list(host, "Ulimits", dict)]
-    network, aliases, ip, more = endpoint(host, body)
+    network, first, more = endpoint(host, body)
     exposed = body.get("ExposedPorts") or {}
     if not isinstance(exposed, dict):
         raise _type_error("ExposedPorts", "map[string]struct{}")
@@ -204,7 +208,8 @@ def run_keywords(body, host):
           "uts": host.get("UTSMode") or None, "domainname": body.get("Domainname") or None,
           "expose": list(exposed), "mounts": [mount_text(m) for m in
                                               _list(host, "Mounts", dict)],
-          "network": network, "network_aliases": aliases, "ip": ip, "networks": more,
+          "network": network, "network_aliases": first["aliases"], "ip": first["ip"],
+          "networks": more, "endpoint": {k: first[k] for k in ("mac", "links", "driver_opts")},
           "memory_swappiness": None if host.get("MemorySwappiness") in (None, -1)
           else str(host["MemorySwappiness"]),
           "oom_kill_disable": bool(host.get("OomKillDisable"))}

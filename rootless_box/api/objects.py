@@ -94,7 +94,8 @@ def network_create(h):
         meta = networks.create(open_store(), name, body.get("Driver") or "bridge",
                                bool(body.get("Internal")), conf.get("Subnet") or None,
                                conf.get("Gateway") or None, conf.get("IPRange") or None,
-                               body.get("Labels") or {}, body.get("Options") or {})
+                               body.get("Labels") or {}, body.get("Options") or {},
+                               conf.get("AuxiliaryAddresses") or None, ipam.get("Options"))
     except errors.Conflict as exc:
         if "already exists" in exc.message:
             raise HTTPError(409, exc.message) from None
@@ -124,13 +125,12 @@ def _endpoint_body(h):
 def network_connect(h, name):
     body, ctr = _endpoint_body(h)
     _network(open_store(), name)
-    conf = body.get("EndpointConfig") or {}
-    aliases = conf.get("Aliases") or []
-    if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
-        raise HTTPError(400, "json: cannot unmarshal into field Aliases of type []string")
-    _routes().FORK.call("network_connect", {
-        "network": name, "container": ctr, "aliases": aliases,
-        "ip": (conf.get("IPAMConfig") or {}).get("IPv4Address") or None})
+    from .createbody import endpoint_settings
+    try:
+        settings = endpoint_settings(body.get("EndpointConfig") or {})
+    except errors.UsageError as exc:
+        raise HTTPError(400, exc.message) from None
+    _routes().FORK.call("network_connect", dict(settings, network=name, container=ctr))
     h.reply(200, b"", "text/plain")
 
 
@@ -156,7 +156,8 @@ def network_connect_job(args, _fds, _progress):
     from .jobs import _store
     _idmap, store = _store()
     networks.connect(store, args["network"], args["container"], args.get("aliases") or (),
-                     args.get("ip"))
+                     args.get("ip"), args.get("mac"), args.get("links") or (),
+                     args.get("driver_opts"))
     return True
 
 

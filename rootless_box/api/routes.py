@@ -168,7 +168,21 @@ def _image_missing(name):
 
 def container_inspect(h, name):
     store = _store()
-    h.reply(200, container_json(containers.refresh_state(store, _container(name))))
+    h.reply(200, _short_id_aliases(container_json(containers.refresh_state(
+        store, _container(name)))))
+
+
+def _short_id_aliases(info):
+    """API < 1.45 (ours is 1.44): dockerd's inspect adds the short ID to Aliases on every
+    user-defined network (moby's router; 1.45 moved it to DNSNames alone)."""
+    short = info["Id"][:12]
+    for name, entry in info["NetworkSettings"]["Networks"].items():
+        if entry and name not in ("bridge", "host", "none", "private") and \
+                not name.startswith("container:"):
+            aliases = list(entry.get("Aliases") or ())
+            info["NetworkSettings"]["Networks"][name] = dict(
+                entry, Aliases=aliases + [short] if short not in aliases else aliases)
+    return info
 
 
 def container_start(h, name):

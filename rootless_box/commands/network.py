@@ -36,6 +36,10 @@ def command(verb, summary):
             Opt("--gateway", LIST, "IPv4 Gateway for the master subnet", metavar="strings"),
             Opt("--ip-range", LIST, "Allocate container ip from a sub-range",
                 metavar="strings", dest="ip_range"),
+            Opt("--aux-address", LIST, "Auxiliary IPv4 or IPv6 addresses used by Network "
+                "driver", metavar="map", dest="aux_address"),
+            Opt("--ipam-opt", LIST, "Set IPAM driver specific options", metavar="map",
+                dest="ipam_opt"),
             Opt("--label", LIST, "Set metadata on a network", metavar="list"),
             Opt("-o,--opt", LIST, "Set driver specific options", metavar="map"),
         ), min_args=1, max_args=1)
@@ -66,6 +70,10 @@ def command(verb, summary):
             Opt("--alias", LIST, "Add network-scoped alias for the container",
                 metavar="strings"),
             Opt("--ip", VALUE, "IPv4 address (e.g., \"172.30.100.104\")"),
+            Opt("--link", LIST, "Add link to another container (NAME[:ALIAS]: ALIAS resolves "
+                                "to NAME for this container on the network)", metavar="list"),
+            Opt("--driver-opt", LIST, "driver options for the network", metavar="strings",
+                dest="driver_opt"),
         ), min_args=2, max_args=2)
     return Command(verb, "network disconnect [OPTIONS] NETWORK CONTAINER", summary, (
         Opt("-f,--force", FLAG, "Force the container to disconnect from a network"),
@@ -84,18 +92,25 @@ def _one(values, flag):
     return values[0] if values else None
 
 
-def _create(parsed):
-    from ..ops.labels import to_map
-    options = {}
-    for item in parsed.opt:
+def _pairs(items, flag, what):
+    out = {}
+    for item in items:
         key, eq, value = item.partition("=")
         if not eq:
-            raise UsageError('invalid argument "%s" for "-o, --opt" flag: invalid key value '
-                             'pair format in driver options' % item)
-        options[key] = value
+            raise UsageError('invalid argument "%s" for "%s" flag: invalid key value pair '
+                             'format in %s' % (item, flag, what))
+        out[key] = value
+    return out
+
+
+def _create(parsed):
+    from ..ops.labels import to_map
+    options = _pairs(parsed.opt, "-o, --opt", "driver options")
     meta = net_ops.create(open_store(), parsed.args[0], parsed.driver, parsed.internal,
                           _one(parsed.subnet, "--subnet"), _one(parsed.gateway, "--gateway"),
-                          _one(parsed.ip_range, "--ip-range"), to_map(parsed.label), options)
+                          _one(parsed.ip_range, "--ip-range"), to_map(parsed.label), options,
+                          _pairs(parsed.aux_address, "--aux-address", "auxiliary addresses"),
+                          _pairs(parsed.ipam_opt, "--ipam-opt", "IPAM driver options"))
     if not meta["Internal"]:
         from ..ops import ports
         usable, detail = ports.outbound()
@@ -166,7 +181,9 @@ def _prune(parsed):
 
 
 def _connect(parsed):
-    net_ops.connect(open_store(), parsed.args[0], parsed.args[1], parsed.alias, parsed.ip)
+    net_ops.connect(open_store(), parsed.args[0], parsed.args[1], parsed.alias, parsed.ip,
+                    None, parsed.link,
+                    _pairs(parsed.driver_opt, "--driver-opt", "driver options") or None)
     return 0
 
 

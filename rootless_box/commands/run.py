@@ -34,6 +34,11 @@ OPTS = (
     Opt("--network-alias,--net-alias", LIST, "Add network-scoped alias for the container",
         metavar="list", dest="network_alias"),
     Opt("--ip", VALUE, "IPv4 address (e.g., 172.30.100.104)"),
+    Opt("--mac-address", VALUE, "Container MAC address (e.g., 92:d0:c6:0a:29:33; on a "
+                                "user-defined network)", dest="mac_address"),
+    Opt("--link", LIST, "Add link to another container (NAME[:ALIAS]; on a user-defined "
+                        "network: ALIAS resolves to NAME for this container)",
+        metavar="list"),
     Opt("-p,--publish", LIST, "Publish a container's port(s) to the host", metavar="list",
         dest="publish"),
     Opt("-P,--publish-all", FLAG, "Publish all exposed ports to random ports",
@@ -82,9 +87,12 @@ def options_from(parsed):
             raise UsageError("invalid --stop-timeout %r" % parsed.stop_timeout) from None
     network = parsed.network[0] if parsed.network else None
     aliases, ip, more = parsed.network_alias, parsed.ip, []
+    endpoint = {"mac": parsed.mac_address, "links": parsed.link}
     if len(parsed.network) > 1 or (network and "=" in network):
         from ..ops.networks import parse_flags  # several, or the long syntax
-        network, aliases, ip, more = parse_flags(parsed.network, aliases, ip)
+        network, aliases, ip, more, first = parse_flags(parsed.network, aliases, ip,
+                                                        parsed.mac_address)
+        endpoint.update(first)
     return run_ops.RunOptions(
         parsed.args[0], parsed.args[1:], rm=parsed.rm, name=parsed.name, env=parsed.env,
         env_file=parsed.env_file, workdir=parsed.workdir, user=parsed.user,
@@ -98,7 +106,8 @@ def options_from(parsed):
         userns=run_ops.parse_userns(parsed.userns), security_opts=parsed.security_opt,
         publish=parsed.publish, publish_all=parsed.publish_all, add_hosts=parsed.add_host,
         dns=parsed.dns, dns_search=parsed.dns_search, dns_options=parsed.dns_option,
-        **runflags.kwargs(parsed), network_aliases=aliases, ip=ip, networks=more)
+        **runflags.kwargs(parsed), network_aliases=aliases, ip=ip, networks=more,
+        endpoint=endpoint)
 
 
 def puller(policy, platform=None, quiet=False):

@@ -60,8 +60,8 @@ OPTS = (
 # the reasons are ops/runflags.REFUSED's, which the Engine API gives too)
 REFUSED = tuple((name, kind, runflags_ops.REFUSED[name]) for name, kind in (
     ("--gpus", VALUE), ("--runtime", VALUE), ("--isolation", VALUE), ("--cgroupns", VALUE),
-    ("--cgroup-parent", VALUE), ("--ip6", VALUE), ("--mac-address", VALUE),
-    ("--link", LIST), ("--link-local-ip", LIST), ("--storage-opt", LIST),
+    ("--cgroup-parent", VALUE), ("--ip6", VALUE),
+    ("--link-local-ip", LIST), ("--storage-opt", LIST),
     ("--cpu-rt-period", VALUE), ("--cpu-rt-runtime", VALUE),
     ("--blkio-weight-device", LIST), ("--device-read-bps", LIST),
     ("--device-write-bps", LIST), ("--device-read-iops", LIST),

@@ -24,8 +24,6 @@ DRIVER = "bridge"
 SEARCH_DOMAIN = "dns.rootless-box"
 PREDEFINED = ("bridge", "host", "none")
 NETWORK_FILTERS = ("driver", "id", "label", "name", "scope", "type", "dangling")
-_NAME_FIRST = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
-_NAME_CHARS = _NAME_FIRST | frozenset("_.-")
 
 
 # -- addresses ------------------------------------------------------------------------------
@@ -119,9 +117,11 @@ def find(store, name_or_id):
 
 
 def validate_name(name):
-    if not name or name[0] not in _NAME_FIRST or not set(name) <= _NAME_CHARS:
-        raise errors.UsageError('invalid network name "%s": only [a-zA-Z0-9][a-zA-Z0-9_.-] '
-                                "are allowed" % name)
+    """Docker takes any non-empty name ("test 01" too); the name is also a file name under
+    networks/, so a slash or a NUL cannot be in it, nor a leading dot (hidden, `..`)."""
+    if not name or "/" in name or "\0" in name or name[0] == ".":
+        raise errors.UsageError('invalid network name "%s": it may not be empty, contain "/" '
+                                'or begin with "."' % name)
     return name
 
 
@@ -140,7 +140,10 @@ def _default_subnet(taken):
 
 
 def create(store, name, driver="bridge", internal=False, subnet=None, gateway=None,
-           ip_range=None, labels=None, options=None):
+           ip_range=None, labels=None, options=None, aux=None, ipam_options=()):
+    """aux: IPAM's auxiliary addresses ({name: ip} in the subnet, never given to a
+    container); ipam_options: IPAM.Options as given (the Engine API keeps null as null; the
+    CLI's --ipam-opt map is {} when empty, as Docker's CLI sends it)."""
     validate_name(name)
     if driver not in ("bridge", None, ""):
         raise errors.UsageError('plugin "%s" not found' % driver,
@@ -180,10 +183,19 @@ def create(store, name, driver="bridge", internal=False, subnet=None, gateway=No
             conf["Gateway"] = gateway
         else:
             conf["Gateway"] = _text(net + 1)
+        if aux:
+            for key, value in aux.items():
+                address = _ip(value) if isinstance(value, str) else None
+                if address is None or not _inside(address, net, prefix):
+                    raise errors.UsageError("invalid auxiliary address %s=%s: it is not an "
+                                            "IPv4 address in the subnet %s"
+                                            % (key, value, subnet))
+            conf["AuxiliaryAddresses"] = dict(aux)
         meta = {"Name": name, "Id": os.urandom(32).hex(),
                 "Created": time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime()),
                 "Scope": "local", "Driver": "bridge", "EnableIPv6": False,
-                "IPAM": {"Driver": "default", "Options": {}, "Config": [conf]},
+                "IPAM": {"Driver": "default", "Options": {} if ipam_options == () else
+                         ipam_options, "Config": [conf]},
                 "Internal": bool(internal), "Attachable": False, "Ingress": False,
                 "ConfigFrom": {"Network": ""}, "ConfigOnly": False,
                 "Options": dict(options or {}), "Labels": dict(labels or {})}
@@ -304,8 +316,33 @@ def matcher(store, filters):
 
 # -- a container's attachments -------------------------------------------------------------
 
-def endpoint(net, aliases=(), ip=None):
-    """A container's entry in NetworkSettings.Networks before it has an address."""
+def parse_mac(text):
+    """A MAC address as Docker takes it (six hex pairs; a unicast one, or the kernel refuses
+    it on the veth) -> its lower-case text."""
+    words = text.split(":") if isinstance(text, str) else ()
+    if len(words) != 6 or not all(len(w) == 2 and set(w.lower()) <= set("0123456789abcdef")
+                                  for w in words):
+        raise errors.UsageError("invalid MAC address: %s" % text)
+    if int(words[0], 16) & 1:
+        raise errors.UsageError("invalid MAC address %s: it is a multicast address" % text,
+                                "give a unicast one (an even first byte), e.g. 02:42:ac:11:00:02")
+    return text.lower()
+
+
+def parse_link(text):
+    """`--link NAME[:ALIAS]` -> 'NAME:ALIAS' (the alias defaults to the name, as Docker's)."""
+    name, _, alias = text.partition(":")
+    name, alias = name.strip("/"), alias.rpartition("/")[2]
+    if not name:
+        raise errors.UsageError("invalid link %s: the container name is empty" % text)
+    return "%s:%s" % (name, alias or name)
+
+
+def endpoint(net, aliases=(), ip=None, mac=None, links=(), driver_opts=None):
+    """A container's entry in NetworkSettings.Networks before it has an address. mac: the
+    veth's address instead of one made from the IP; links: `NAME:ALIAS` names that only this
+    container resolves on the network (Docker's links on user networks); driver_opts:
+    recorded as given (the bridge driver takes none)."""
     conf = net["IPAM"]["Config"][0]
     if ip is not None:
         value = _ip(ip)
@@ -316,23 +353,26 @@ def endpoint(net, aliases=(), ip=None):
                                     "choose an address in %s" % conf["Subnet"])
         if ip == conf["Gateway"]:
             raise errors.Conflict("Address already in use: %s is the network's gateway" % ip)
-    return {"IPAMConfig": {"IPv4Address": ip} if ip else None, "Links": None,
-            "Aliases": list(aliases) or None, "MacAddress": "", "NetworkID": net["Id"],
+    return {"IPAMConfig": {"IPv4Address": ip} if ip else None,
+            "Links": [parse_link(link) for link in links] or None,
+            "Aliases": list(aliases) or None, "MacAddress": parse_mac(mac) if mac else "",
+            "DriverOpts": dict(driver_opts) if driver_opts else None, "NetworkID": net["Id"],
             "EndpointID": "", "Gateway": "", "IPAddress": "", "IPPrefixLen": 0,
             "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
             "DNSNames": None}
 
 
-def parse_flags(values, aliases=(), ip=None):
+def parse_flags(values, aliases=(), ip=None, mac=None):
     """`--network` given once or more, in Docker's CLI 25+ grammar: NAME, or the long form
-    `name=NAME,alias=A,ip=I` (alias repeats; keys case-insensitive). --network-alias and
-    --ip apply to the first network, as Docker's, and may not be given for it twice.
-    -> (the first network or None, its aliases, its ip, [{"name", "aliases", "ip"} for each
-    further one])."""
+    `name=NAME,alias=A,ip=I,mac-address=M,driver-opt=K=V` (alias and driver-opt repeat; keys
+    case-insensitive). --network-alias, --ip and --mac-address apply to the first network,
+    as Docker's, and may not be given for it twice.
+    -> (the first network or None, its aliases, its ip, [{"name", "aliases", "ip", "mac",
+    "driver_opts"} for each further one], {"mac", "driver_opts"} of the first)."""
     from .ports import network_mode
     attachments = []
     for value in values:
-        att = {"name": value, "aliases": [], "ip": None}
+        att = {"name": value, "aliases": [], "ip": None, "mac": None, "driver_opts": {}}
         if "=" in value:
             att["name"] = ""
             for field in value.split(","):
@@ -347,12 +387,19 @@ def parse_flags(values, aliases=(), ip=None):
                     att["aliases"].append(val)
                 elif key == "ip":
                     att["ip"] = val
-                elif key in ("ip6", "link-local-ip", "mac-address", "driver-opt",
-                             "gw-priority"):
+                elif key == "mac-address":
+                    att["mac"] = val
+                elif key == "driver-opt":
+                    opt_key, opt_eq, opt_val = val.partition("=")
+                    if not opt_eq:
+                        raise errors.UsageError('invalid argument "%s" for "--network" flag: '
+                                                "invalid driver-opt %s" % (value, val))
+                    att["driver_opts"][opt_key] = opt_val
+                elif key in ("ip6", "link-local-ip", "gw-priority"):
                     raise errors.UsageError(
                         "--network %s=...: not supported" % key,
-                        "user-defined networks here are IPv4 bridges with addresses and "
-                        "aliases only: give name=, alias= and ip=")
+                        "user-defined networks here are IPv4 bridges: give name=, alias=, "
+                        "ip=, mac-address= and driver-opt=")
                 else:
                     raise errors.UsageError('invalid argument "%s" for "--network" flag: '
                                             "invalid field key %s" % (value, key))
@@ -372,7 +419,7 @@ def parse_flags(values, aliases=(), ip=None):
         raise errors.UsageError("container cannot be connected to network endpoints: %s"
                                 % ", ".join(names))
     if not attachments:
-        return None, list(aliases), ip, []
+        return None, list(aliases), ip, [], {"mac": mac, "driver_opts": None}
     first = attachments[0]
     if first["aliases"] and aliases:
         raise errors.UsageError("conflicting options: cannot specify both --network-alias "
@@ -380,8 +427,12 @@ def parse_flags(values, aliases=(), ip=None):
     if first["ip"] and ip:
         raise errors.UsageError("conflicting options: cannot specify both --ip and "
                                 "per-network IPv4 address")
+    if first["mac"] and mac:
+        raise errors.UsageError("conflicting options: cannot specify both --mac-address and "
+                                "per-network MAC address")
     return (first["name"], first["aliases"] or list(aliases), first["ip"] or ip,
-            attachments[1:])
+            attachments[1:], {"mac": first["mac"] or mac,
+                              "driver_opts": first["driver_opts"] or None})
 
 
 def check_ip_given(ip, network_mode):
@@ -399,7 +450,7 @@ def _allocate(store, net, record):
     conf = net["IPAM"]["Config"][0]
     subnet, prefix = parse_cidr(conf["Subnet"])
     gateway = _ip(conf["Gateway"])
-    taken = {gateway}
+    taken = {gateway} | {_ip(a) for a in (conf.get("AuxiliaryAddresses") or {}).values()}
     for other in _attached(store, net, running_only=False):
         if other["Id"] == record["Id"]:
             continue
@@ -459,16 +510,28 @@ def assign(store, record, only=None):
             continue
         ip, prefix, gateway = _allocate(store, net, record)
         entry = nets[name]
+        mac = given_mac(entry) or _mac(ip)
         entry.update({"IPAddress": ip, "IPPrefixLen": prefix, "Gateway": gateway,
-                      "NetworkID": net["Id"], "MacAddress": _mac(ip),
+                      "NetworkID": net["Id"], "MacAddress": mac,
                       "EndpointID": (record["Id"] + net["Id"])[::2],
                       "DNSNames": [record["Name"], record["Id"][:12]] +
                       list(entry.get("Aliases") or ())})
         links.append({"bridge": bridge_name(net), "gateway": gateway, "prefix": prefix,
                       "veth": link_names(record["Id"], net),
                       "ifname": None if only else "eth%d" % index,
-                      "ip": ip, "route": route and not only, "net": name, "mac": _mac(ip)})
+                      "ip": ip, "route": route and (not only or len(nets) == 1),
+                      "net": name, "mac": mac})
     return links
+
+
+def given_mac(entry):
+    """The MAC the user gave for this endpoint, or None: one made here is always _mac() of
+    the address it went with, so a MacAddress that is not is the user's (kept at restarts;
+    Docker keeps it apart as DesiredMacAddress, which inspect does not show)."""
+    mac = entry.get("MacAddress")
+    if not mac:
+        return None
+    return None if entry.get("IPAddress") and mac == _mac(entry["IPAddress"]) else mac
 
 
 # -- the holder and its DNS table ------------------------------------------------------------
@@ -621,6 +684,7 @@ def write_table(store, idmap, extra=None):
     if extra is not None:
         records[extra["Id"]] = extra
     internal = {n["Name"] for n in list_networks(store) if n.get("Internal")}
+    by_name = {r["Name"]: r for r in records.values()}
     entries = []
     for record in records.values():
         for name, entry in ((record.get("NetworkSettings") or {}).get("Networks")
@@ -631,9 +695,25 @@ def write_table(store, idmap, extra=None):
             entries.append({"cid": record["Id"], "net": name, "ip": entry["IPAddress"],
                             "names": [n.lower() for n in names],
                             "link": "v" + record["Id"][:9] + entry["NetworkID"][:4]})
+            entries += _link_entries(by_name, record, name, entry)
     table = {"entries": entries, "internal": sorted(internal), "search": _search(),
              "upstreams": _upstreams()}
     atomic_write(os.path.join(state_dir(store, idmap), "dns.json"), fastjson.dumps(table))
+
+
+def _link_entries(by_name, record, net, entry):
+    """Docker's links on a user network: ALIAS of `NAME:ALIAS` resolves to NAME's address
+    there, for the linking container alone ("for": its address; dnsd answers no one else)."""
+    out = []
+    for link in entry.get("Links") or ():
+        target_name, _, alias = link.partition(":")
+        target = by_name.get(target_name)
+        theirs = ((target or {}).get("NetworkSettings") or {}).get("Networks", {}).get(net)
+        if theirs and theirs.get("IPAddress"):
+            out.append({"cid": target["Id"], "net": net, "ip": theirs["IPAddress"],
+                        "names": [alias.lower()], "for": entry["IPAddress"],
+                        "link": "v" + target["Id"][:9] + theirs["NetworkID"][:4]})
+    return out
 
 
 def start_spec(store, spec):
@@ -676,12 +756,14 @@ def _mapping_of(store, record):
         return idmaps.plan((record.get("HostConfig") or {}).get("UsernsMode") or None)
 
 
-def connect(store, net_name, ctr, aliases=(), ip=None):
+def connect(store, net_name, ctr, aliases=(), ip=None, mac=None, links=(), driver_opts=None):
     """Attach a container to a user network: a stopped or created one is only recorded (its
     next start wires it); a running one gets a veth now. A created container of another
     network mode (bridge, or the host default) becomes one on the user network. A running
     one that is not on a user network cannot be wired (its user namespace is not nested in
-    the holder's, and no process has CAP_NET_ADMIN over both): refused, nothing changed."""
+    the holder's, and no process has CAP_NET_ADMIN over both): refused, nothing changed.
+    One that was started on user networks and left them all is wired again (its namespaces
+    are the holder's children still)."""
     from . import containers
     net = find(store, net_name)
     record = containers.find(store, ctr)
@@ -696,9 +778,10 @@ def connect(store, net_name, ctr, aliases=(), ip=None):
         if net["Name"] in nets:
             raise errors.Conflict("endpoint with name %s already exists in network %s" % (
                 record["Name"], net["Name"]))
-        new_entry = endpoint(net, aliases, ip)
-        if not nets:
+        new_entry = endpoint(net, aliases, ip, mac, links, driver_opts)
+        if not nets and not _started_on_user_network(store, record):
             _convert_created(store, record, running, net)
+        record["NetworkSettings"].setdefault("Networks", {})
         record["NetworkSettings"]["Networks"][net["Name"]] = new_entry
         if running:
             _wire_running(store, record, net)
@@ -707,6 +790,17 @@ def connect(store, net_name, ctr, aliases=(), ip=None):
             return record
     _event(store, net, "connect", container=record["Id"])  # running only, as dockerd
     return record
+
+
+def _started_on_user_network(store, record):
+    """The container was made for user networks (its run spec says so), though it may have
+    left them all: it needs no conversion to join one."""
+    from . import containers
+    from .ports import network_mode
+    try:
+        return containers.load_spec(store, record).get("network") == "user"
+    except errors.BoxError:  # a foreground run keeps no spec: its record's mode tells
+        return network_mode((record.get("HostConfig") or {}).get("NetworkMode")) == "user"
 
 
 def _convert_created(store, record, running, net):
@@ -780,7 +874,8 @@ def _wire_running(store, record, net):
         _unplumb_quietly(pid, links[0]["veth"])
         record["NetworkSettings"]["Networks"][net["Name"]] = endpoint(
             net, entry.get("Aliases") or (),
-            (entry.get("IPAMConfig") or {}).get("IPv4Address"))
+            (entry.get("IPAMConfig") or {}).get("IPv4Address"), given_mac(entry),
+            entry.get("Links") or (), entry.get("DriverOpts"))
     store.write_container(record)
     write_table(store, idmap)
 

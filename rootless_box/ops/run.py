@@ -58,6 +58,9 @@ class RunOptions:
         self.ip = kw.get("ip") or None
         # further user networks ({"name", "aliases", "ip"}): --network given more than once
         self.networks = list(kw.get("networks", ()))
+        # the first user network's endpoint beyond aliases and ip: {"mac", "links",
+        # "driver_opts"} (--mac-address, --link, the long --network form, the API's)
+        self.endpoint = dict(kw.get("endpoint") or {})
         self.publish = list(kw.get("publish", ()))
         self.publish_all = kw.get("publish_all", False)
         self.add_hosts = list(kw.get("add_hosts", ()))
@@ -327,6 +330,15 @@ def prepare(store, idmap, opts, joined=None, shared=None):
     if opts.network_aliases and network != "user":
         raise errors.UsageError("network-scoped alias is supported only for containers in "
                                 "user defined networks")
+    if network != "user":
+        for key, flag, why in (("mac", "--mac-address", "a MAC address is set on a "
+                                "user-defined network's interface only"),
+                               ("links", "--link", "links are made on user-defined networks "
+                                "only (ALIAS resolves to NAME there)")):
+            if opts.endpoint.get(key):
+                raise errors.UsageError("%s is not supported with network mode %s: %s"
+                                        % (flag, opts.network or "host", why),
+                                        "create a network and run with --network NAME")
     ports.parse_add_hosts(opts.add_hosts)
     ports.resolv_conf("", opts.dns)
     for spec in opts.publish:
@@ -371,8 +383,9 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None, api_mou
     if network == "user":
         from . import networks
         user_net = networks.find(store, opts.network)
-        endpoints[user_net["Name"]] = networks.endpoint(user_net, opts.network_aliases,
-                                                        opts.ip)
+        endpoints[user_net["Name"]] = networks.endpoint(
+            user_net, opts.network_aliases, opts.ip, opts.endpoint.get("mac"),
+            opts.endpoint.get("links") or (), opts.endpoint.get("driver_opts"))
         for extra in opts.networks:
             net = networks.find(store, extra["name"])
             if net["Name"] in endpoints or net.get("Predefined"):
@@ -380,8 +393,9 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None, api_mou
                                         % extra["name"] if net["Name"] in endpoints else
                                         "conflicting options: cannot attach both "
                                         "user-defined and non-user-defined network-modes")
-            endpoints[net["Name"]] = networks.endpoint(net, extra.get("aliases") or (),
-                                                       extra.get("ip"))
+            endpoints[net["Name"]] = networks.endpoint(
+                net, extra.get("aliases") or (), extra.get("ip"), extra.get("mac"),
+                extra.get("links") or (), extra.get("driver_opts"))
     driver = choose_driver(store, idmap)
     mounts = mounts + mountopts.image_volumes(image_config, mounts)
     own_ns = network in ("private", "user")

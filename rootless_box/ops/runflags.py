@@ -36,9 +36,6 @@ REFUSED = {
     "--cgroup-parent": "the container's cgroup goes beside its keeper's, in the user's "
                        "delegated subtree",
     "--ip6": "user-defined networks are IPv4 only so far",
-    "--mac-address": "a network's veths get the kernel's addresses",
-    "--link": "legacy links are not made; put both containers on a user-defined network "
-              "(network create), where they find each other by name",
     "--link-local-ip": "user-defined networks are IPv4 only so far",
     "--storage-opt": "storage drivers take no per-container options here",
     "--cpu-rt-period": "real-time scheduling needs the cgroup v1 cpu controller",

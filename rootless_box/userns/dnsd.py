@@ -59,12 +59,14 @@ class Table:
         cids = {e["cid"] for e in self.entries if e["ip"] == source}
         return {e["net"] for e in self.entries if e["cid"] in cids}
 
-    def lookup(self, name, nets):
-        """Addresses of `name` on the networks `nets`; None when nobody there has it."""
+    def lookup(self, name, nets, source=None):
+        """Addresses of `name` on the networks `nets`; None when nobody there has it. An
+        entry with "for" (a link's alias) answers the asker at that address alone."""
         for candidate in (name,) + tuple(name[:-len(s)] for s in self.search
                                          if name.endswith(s)):
             found = [e["ip"] for e in self.entries
-                     if e["net"] in nets and candidate in e["names"] and _alive(e)]
+                     if e["net"] in nets and candidate in e["names"] and
+                     e.get("for", source) == source and _alive(e)]
             if found:
                 return found
         return None
@@ -181,7 +183,7 @@ class _Server:
         table = self.table
         table.refresh()
         nets = table.scope(source)
-        found = table.lookup(question[2], nets) if question[3] in (1, 28) else None
+        found = table.lookup(question[2], nets, source) if question[3] in (1, 28) else None
         if found is not None:
             self.reply(client, answer(packet, question, found), packet, question)
         elif not table.upstreams or (nets and nets <= table.internal):

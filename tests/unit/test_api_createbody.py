@@ -62,7 +62,16 @@ def test_networking_config_gives_the_endpoint():
                 "Aliases": ["x"], "IPAMConfig": {"IPv4Address": "10.9.1.5"}}}}}
     opts = jobs.run_options(None, body)
     assert (opts.network, opts.networks) == ("a", [{"name": "b", "aliases": ["x"],
-                                                     "ip": "10.9.1.5"}])
+                                                     "ip": "10.9.1.5", "mac": None,
+                                                     "links": [], "driver_opts": None}])
+    # the MAC, links and driver options of an endpoint; the legacy Config.MacAddress and
+    # HostConfig.Links go to the first network, as --mac-address and --link do
+    body = {"Image": "base", "MacAddress": "02:42:ac:11:00:0a",
+            "HostConfig": {"NetworkMode": "a", "Links": ["up:db"]},
+            "NetworkingConfig": {"EndpointsConfig": {"a": {
+                "Links": ["web:w"], "DriverOpts": {"k": "v"}}}}}
+    assert jobs.run_options(None, body).endpoint == {
+        "mac": "02:42:ac:11:00:0a", "links": ["web:w", "up:db"], "driver_opts": {"k": "v"}}
     body["NetworkingConfig"]["EndpointsConfig"]["b"] = {"Aliases": "x"}
     with pytest.raises(errors.UsageError):
         jobs.run_options(None, body)
@@ -76,7 +85,7 @@ def test_resources_become_the_limit_flags():
 
 
 @pytest.mark.parametrize("host, words", [
-    ({"Links": ["a:b"]}, "--link"),
+    ({"StorageOpt": {"size": "1G"}}, "--storage-opt"),
     ({"Runtime": "runsc"}, "--runtime"),
     ({"CgroupnsMode": "host"}, "--cgroupns is not supported: containers share"),
     ({"DeviceRequests": [{"Count": -1}]}, "--gpus"),

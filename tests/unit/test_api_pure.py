@@ -35,7 +35,8 @@ def test_create_body_becomes_the_options_runs_flags_make():
     ({"Image": "base", "Cmd": [1]}, "Cmd"),
     ({"Image": "base", "HostConfig": []}, "HostConfig"),
     ([], "must be an object"),
-    ({"Image": "base", "HostConfig": {"Links": ["a:b"]}}, "--link"),
+    ({"Image": "base", "HostConfig": {"Links": "a:b"}}, "Links"),
+    ({"Image": "base", "HostConfig": {"Runtime": "runsc"}}, "--runtime"),
 ])
 def test_a_create_body_of_the_wrong_shape_is_a_usage_error(body, words):
     with pytest.raises(errors.UsageError) as caught:

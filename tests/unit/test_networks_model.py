@@ -34,8 +34,14 @@ def test_create_rules(store):
         networks.create(store, "c", subnet="10.1.0.0/24", ip_range="10.1.1.0/25")
     with pytest.raises(UsageError, match="CIDR"):
         networks.create(store, "c", subnet="10.1.0.0")
-    with pytest.raises(UsageError, match="invalid network name"):
-        networks.create(store, "-x")
+    for bad in ("a/b", ".x", ""):
+        with pytest.raises(UsageError, match="invalid network name"):
+            networks.create(store, bad)
+    spaced = networks.create(store, "test 01", subnet="10.2.0.0/24", aux={"a": "10.2.0.5"})
+    assert networks.find(store, "test 01")["Id"] == spaced["Id"]
+    assert spaced["IPAM"]["Config"][0]["AuxiliaryAddresses"] == {"a": "10.2.0.5"}
+    with pytest.raises(UsageError, match="auxiliary address b=10.3.0.5"):
+        networks.create(store, "d", subnet="10.2.1.0/24", aux={"b": "10.3.0.5"})
     c = networks.create(store, "c", subnet="10.1.0.7/24", ip_range="10.1.0.64/26")
     assert c["IPAM"]["Config"][0] == {"Subnet": "10.1.0.0/24", "IPRange": "10.1.0.64/26",
                                       "Gateway": "10.1.0.1"}
@@ -128,12 +134,17 @@ def test_dns_scope_search_domain_and_aaaa(tmp_path, monkeypatch):
 
 def test_network_flags_as_docker_cli_25():
     parse = networks.parse_flags
-    assert parse([]) == (None, [], None, [])
-    assert parse(["app"], ["a"], "10.0.0.2") == ("app", ["a"], "10.0.0.2", [])
-    assert parse(["app", "Name=db,alias=x,alias=y,ip=10.1.0.9"], ["a"]) == (
-        "app", ["a"], None, [{"name": "db", "aliases": ["x", "y"], "ip": "10.1.0.9"}])
-    assert parse(["name=app,alias=b", "db"]) == (
-        "app", ["b"], None, [{"name": "db", "aliases": [], "ip": None}])
+    none = {"mac": None, "driver_opts": None}
+    assert parse([]) == (None, [], None, [], none)
+    assert parse(["app"], ["a"], "10.0.0.2") == ("app", ["a"], "10.0.0.2", [], none)
+    assert parse(["app", "Name=db,alias=x,alias=y,ip=10.1.0.9,mac-address=02:00:00:00:00:09"],
+                 ["a"]) == ("app", ["a"], None, [
+                     {"name": "db", "aliases": ["x", "y"], "ip": "10.1.0.9",
+                      "mac": "02:00:00:00:00:09", "driver_opts": {}}], none)
+    assert parse(["name=app,alias=b,driver-opt=k=v", "db"], mac="02:00:00:00:00:01") == (
+        "app", ["b"], None, [{"name": "db", "aliases": [], "ip": None, "mac": None,
+                              "driver_opts": {}}],
+        {"mac": "02:00:00:00:00:01", "driver_opts": {"k": "v"}})
     for values, kw, text in (
             (["a", "a"], {}, 'network "a" is specified multiple times'),
             (["a", "host"], {}, "cannot attach both user-defined and non-user-defined"),
@@ -143,7 +154,9 @@ def test_network_flags_as_docker_cli_25():
             (["alias=x"], {}, "network name/id is not specified"),
             (["name=a,ip6=::1"], {}, "not supported"),
             (["name=a,alias=x"], {"aliases": ["y"]}, "both --network-alias and per-network"),
-            (["name=a,ip=10.0.0.3"], {"ip": "10.0.0.4"}, "both --ip and per-network")):
+            (["name=a,ip=10.0.0.3"], {"ip": "10.0.0.4"}, "both --ip and per-network"),
+            (["name=a,mac-address=02:00:00:00:00:01"], {"mac": "02:00:00:00:00:02"},
+             "both --mac-address and per-network")):
         with pytest.raises(UsageError) as info:
             parse(values, **kw)
         assert text in str(info.value), (values, str(info.value))

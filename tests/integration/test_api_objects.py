@@ -333,7 +333,7 @@ def test_bad_requests_get_dockers_json_errors(service, api_cli):
     for method, path, body, status, words in (
             ("POST", "/networks/create", b"{bad", 400, "invalid JSON"),
             ("POST", "/networks/create", {"Name": "x", "Labels": 5}, 400, "Labels"),
-            ("POST", "/networks/create", {"Name": "bad name"}, 400, "invalid network name"),
+            ("POST", "/networks/create", {"Name": "bad/name"}, 400, "invalid network name"),
             ("POST", "/networks/create", {"Name": "host"}, 403, "predefined"),
             ("POST", "/volumes/create", {"Name": "v", "DriverOpts": []}, 400, "DriverOpts"),
             ("POST", "/volumes/create", {"Driver": "nfs"}, 404, "plugin"),  # moby: not found
@@ -412,6 +412,74 @@ def test_docker_py_objects(service, api_cli):
         api_cli("rm", "-f", "py2", "keeps-base")
         api_cli("rmi", "pycommit:1")
         api_cli("volume", "rm", "pyvol")
+        _cleanup_networks(api_cli)
+        client.close()
+
+
+def test_docker_py_network_endpoints(service, api_cli):
+    """What docker-py's own suite reads back: IPAM as created (null Options stays null, the
+    auxiliary addresses kept and never given to a container), a name with a space, the
+    endpoint's aliases with the short ID (API 1.44, as dockerd's; the CLI's inspect shows the
+    aliases as given), its driver options and MAC address, links that resolve for the linking
+    container, and a running container connected again after it left its only network."""
+    dockerpy = pytest.importorskip("docker")
+    from docker.types import IPAMConfig, IPAMPool
+    client = dockerpy.DockerClient(base_url=service.uri, version="auto")
+    api = client.api
+    try:
+        ipam = IPAMConfig(pool_configs=[IPAMPool(subnet="10.93.0.0/29", gateway="10.93.0.6",
+                                                 aux_addresses={"r": "10.93.0.1"})])
+        net_id = api.create_network("py net", ipam=ipam)["Id"]
+        got = api.inspect_network("py net")["IPAM"]
+        assert got["Options"] is None and got["Config"] == [{
+            "Subnet": "10.93.0.0/29", "Gateway": "10.93.0.6",
+            "AuxiliaryAddresses": {"r": "10.93.0.1"}}]
+        ctr = client.containers.run(
+            "base", ["sleep", "600"], detach=True, name="pyep", network="py net",
+            mac_address="02:00:00:00:aa:01",
+            networking_config={"py net": api.create_endpoint_config(
+                aliases=["hello"], driver_opt={"k": "v"}, links=[("pyup", "bar")])})
+        entry = ctr.attrs["NetworkSettings"]["Networks"]["py net"]  # as created
+        assert entry["Aliases"] == ["hello", ctr.id[:12]]
+        assert (entry["DriverOpts"], entry["Links"]) == ({"k": "v"}, ["pyup:bar"])
+        ctr.reload()
+        entry = ctr.attrs["NetworkSettings"]["Networks"]["py net"]
+        assert entry["IPAddress"] == "10.93.0.2"  # .1 is reserved as an auxiliary address
+        assert entry["MacAddress"] == "02:00:00:00:aa:01"
+        assert b"02:00:00:00:aa:01" in ctr.exec_run(["ip", "link", "show", "eth0"]).output
+        ours = json.loads(api_cli.ok("inspect", "pyep").out)[0]
+        assert ours["NetworkSettings"]["Networks"]["py net"]["Aliases"] == ["hello"]
+        up = client.containers.run("base", ["sleep", "600"], detach=True, name="pyup",
+                                   network="py net")
+        up_ip = api.inspect_container("pyup")["NetworkSettings"]["Networks"]["py net"][
+            "IPAddress"]
+        found = ctr.exec_run(["nslookup", "bar"])
+        assert found.exit_code == 0 and up_ip.encode() in found.output, found.output
+        assert b"can't find bar" in up.exec_run(["nslookup", "bar"]).output  # pyep's alone
+        # left its only network while running, then back with an address of its choice
+        api.disconnect_container_from_network("pyep", net_id)
+        api.connect_container_to_network("pyep", net_id, ipv4_address="10.93.0.4")
+        entry = api.inspect_container("pyep")["NetworkSettings"]["Networks"]["py net"]
+        assert (entry["IPAMConfig"]["IPv4Address"], entry["IPAddress"]) == ("10.93.0.4",) * 2
+        assert b"10.93.0.4" in ctr.exec_run(["ip", "-4", "addr"]).output
+        found = ctr.exec_run(["ping", "-c", "1", "-W", "5", "pyup"])
+        assert found.exit_code == 0, found.output
+        # a created container joins with the MAC address asked for
+        late = api.create_container("base", ["sleep", "600"], name="pylate")
+        api.connect_container_to_network(late, net_id, mac_address="02:00:00:00:aa:02")
+        assert api.inspect_container(late)["NetworkSettings"]["Networks"]["py net"][
+            "MacAddress"] == "02:00:00:00:aa:02"
+        with pytest.raises(dockerpy.errors.APIError) as info:
+            api.create_container("base", ["true"], mac_address="01:00:00:00:00:01",
+                                 host_config=api.create_host_config(network_mode="py net"))
+        assert info.value.status_code == 400 and "multicast" in str(info.value)
+        for c in ("pyep", "pyup", "pylate"):
+            api.remove_container(c, force=True)
+        api.remove_network("py net")
+        with pytest.raises(dockerpy.errors.NotFound):
+            api.inspect_network("py net")
+    finally:
+        api_cli("rm", "-f", "pyep", "pyup", "pylate")
         _cleanup_networks(api_cli)
         client.close()
 

@@ -269,6 +269,43 @@ def test_connect_a_container_of_another_network_mode(user):
     assert "none" in proc.err
 
 
+def test_mac_address_links_and_joining_again(user):
+    """--mac-address is the veth's address, kept at a restart; --link NAME:ALIAS on a user
+    network resolves ALIAS to NAME for the linking container alone, though NAME started
+    after it; a running container that left its only network joins it again, with the
+    address asked for; a network's name may hold a space; outside user networks both flags
+    are refused, nothing made."""
+    user.ok("network", "create", "--subnet", "10.62.0.0/24", "my net")
+    user.ok("run", "-d", "--name", "c", "--network", "my net", "--mac-address",
+            "02:00:00:00:aa:01", "--link", "up:bar", "base", "sleep", "300")
+    serve(user, "my net", "up")
+    serve(user, "my net", "other")
+    up_ip = json.loads(user.ok("inspect", "up").out)[0]["NetworkSettings"]["Networks"][
+        "my net"]["IPAddress"]
+    assert up_ip in user.ok("exec", "c", "nslookup", "bar").out
+    assert "hello-from-up" in user.ok("exec", "c", "sh", "-c", FETCH % "bar").out
+    assert "can't find bar" in user("exec", "other", "nslookup", "bar").out
+    user.ok("restart", "-t", "0", "c")
+    entry = json.loads(user.ok("inspect", "c").out)[0]["NetworkSettings"]["Networks"][
+        "my net"]
+    assert (entry["MacAddress"], entry["Links"]) == ("02:00:00:00:aa:01", ["up:bar"])
+    assert "02:00:00:00:aa:01" in user.ok("exec", "c", "ip", "link", "show", "eth0").out
+    user.ok("network", "disconnect", "my net", "c")
+    user.ok("network", "connect", "--ip", "10.62.0.99", "my net", "c")
+    assert "10.62.0.99/24" in user.ok("exec", "c", "ip", "-4", "addr", "show").out
+    assert "hello-from-up" in user.ok("exec", "c", "sh", "-c", FETCH % "up").out
+    for flag, value in (("--link", "up:bar"), ("--mac-address", "02:00:00:00:aa:02")):
+        proc = user("run", "--rm", flag, value, "base", "true")
+        assert_one_error(proc, 125)
+        assert "%s is not supported with network mode host" % flag in proc.err, proc.err
+    proc = user("run", "--rm", "--network", "my net", "--mac-address", "01:00:00:00:00:01",
+                "base", "true")
+    assert_one_error(proc, 125)
+    assert "multicast" in proc.err
+    assert sorted(user.ok("ps", "-a", "--format", "{{.Names}}").out.split()) == [
+        "c", "other", "up"]
+
+
 def test_container_killed_while_being_connected(user):
     """A container killed while `network connect` wires it: the command ends with success
     (connected as a stopped container is) or one error line, and no veth or name of it

@@ -145,7 +145,11 @@ def endpoint_settings(entry):
     aliases = entry.get("Aliases") or []
     if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
         raise _type_error("Aliases", "[]string")
-    return {"aliases": aliases, "ip": (entry.get("IPAMConfig") or {}).get("IPv4Address") or None,
+    ipam = entry.get("IPAMConfig") or {}
+    for field, flag in (("IPv6Address", "--ip6"), ("LinkLocalIPs", "--link-local-ip")):
+        if ipam.get(field):  # the CLI's refusal, never dropped
+            raise errors.UsageError("%s is not supported: %s" % (flag, runflags.REFUSED[flag]))
+    return {"aliases": aliases, "ip": ipam.get("IPv4Address") or None,
             "mac": entry.get("MacAddress") or None, "links": entry.get("Links") or [],
             "driver_opts": entry.get("DriverOpts") or None}
 

@@ -87,13 +87,26 @@ def container_json(record):
             "RestartCount": record.get("RestartCount", 0),
             "Driver": record.get("Driver", ""), "Platform": "linux",
             "HostConfig": host, "Mounts": mounts, "Config": config,
-            "NetworkSettings": {"Networks": (record.get("NetworkSettings") or {}).get(
-                                    "Networks") or
-                                ({} if host["NetworkMode"].startswith("container:")
-                                 else {host["NetworkMode"]: {}}),
+            "NetworkSettings": {"Networks": _networks(record, host["NetworkMode"]),
                                 "Ports": ((record.get("NetworkSettings") or {}).get("Ports")
                                           or {}) if state["Running"] else {}},
             "RootlessBox": internal}
+
+
+def _networks(record, mode):
+    """NetworkSettings.Networks: the record's user networks, else the one of its mode (none
+    for container:NAME) by Docker's name: the private namespace is the "bridge" Docker users
+    ask for, with the endpoint's driver options as given (NetworkSettings.DriverOpts)."""
+    settings = record.get("NetworkSettings") or {}
+    if settings.get("Networks"):
+        return settings["Networks"]
+    if mode.startswith("container:"):
+        return {}
+    return {"bridge" if mode == "private" else mode: {
+        "IPAMConfig": None, "Links": None, "Aliases": None, "MacAddress": "",
+        "DriverOpts": settings.get("DriverOpts"), "NetworkID": "", "EndpointID": "",
+        "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
+        "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": None}}
 
 
 def status_text(state, now=None):

@@ -432,7 +432,8 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None, api_mou
         "Mounts": [mountopts.record_entry(m, store.volumes) for m in mounts],
         "State": {"Status": "created", "Running": False, "Pid": 0, "ExitCode": 0,
                   **containers.starter_fields()},
-        "NetworkSettings": {"Ports": {}, **({"Networks": endpoints} if user_net else {})},
+        "NetworkSettings": {"Ports": {}, **({"Networks": endpoints} if user_net else {
+            "DriverOpts": opts.endpoint.get("driver_opts") or None})},
     }, opts.name)
     cid = record["Id"]
     cdir = store.container_dir(cid)

@@ -473,13 +473,27 @@ def test_docker_py_network_endpoints(service, api_cli):
             api.create_container("base", ["true"], mac_address="01:00:00:00:00:01",
                                  host_config=api.create_host_config(network_mode="py net"))
         assert info.value.status_code == 400 and "multicast" in str(info.value)
-        for c in ("pyep", "pyup", "pylate"):
+        # the private namespace is Docker's "bridge": its endpoint's driver options shown
+        # as given; what the CLI refuses (--link-local-ip) is refused, never dropped
+        bridged = api.create_container(
+            "base", ["true"], name="pybr", host_config=api.create_host_config(
+                network_mode="bridge"), networking_config=api.create_networking_config(
+                {"bridge": api.create_endpoint_config(driver_opt={"k": "v"})}))
+        assert api.inspect_container(bridged)["NetworkSettings"]["Networks"]["bridge"][
+            "DriverOpts"] == {"k": "v"}
+        with pytest.raises(dockerpy.errors.APIError) as info:
+            api.create_container("base", ["true"], networking_config=(
+                api.create_networking_config({"bridge": api.create_endpoint_config(
+                    link_local_ips=["169.254.8.8"])})))
+        assert info.value.status_code == 400 and "--link-local-ip is not supported" in str(
+            info.value)
+        for c in ("pyep", "pyup", "pylate", "pybr"):
             api.remove_container(c, force=True)
         api.remove_network("py net")
         with pytest.raises(dockerpy.errors.NotFound):
             api.inspect_network("py net")
     finally:
-        api_cli("rm", "-f", "pyep", "pyup", "pylate")
+        api_cli("rm", "-f", "pyep", "pyup", "pylate", "pybr")
         _cleanup_networks(api_cli)
         client.close()
 

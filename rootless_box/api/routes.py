@@ -239,6 +239,15 @@ def container_restart(h, name):
 
 def container_delete(h, name):
     store = _store()
+    if h.flag("link"):  # `/containers/CTR/ALIAS?link=1`: that link, not the container
+        ctr, _, alias = name.strip("/").rpartition("/")
+        from ..ops.networks import remove_link
+        try:
+            remove_link(store, ctr or name, alias)
+        except errors.NotFound as exc:
+            raise HTTPError(404, exc.message) from None
+        h.reply(204)
+        return
     record = containers.refresh_state(store, _container(name))
     force = h.flag("force")
     if record["State"].get("Status") in containers.LIVE_STATES and not force:
@@ -963,6 +972,7 @@ ROUTES = [
     ("POST", r"/containers/%s/attach" % _ID, container_attach),
     ("GET", r"/containers/%s/logs" % _ID, container_logs),
     ("DELETE", r"/containers/%s" % _ID, container_delete),
+    ("DELETE", r"/containers/([^/]+/[^/]+)", container_delete),  # CTR/ALIAS?link=1
     ("POST", r"/containers/%s/exec" % _ID, exec_create),
     ("POST", r"/exec/%s/start" % _ID, exec_start),
     ("POST", r"/exec/%s/resize" % _ID, exec_resize),

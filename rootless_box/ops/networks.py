@@ -338,6 +338,62 @@ def parse_link(text):
     return "%s:%s" % (name, alias or name)
 
 
+def host_links(store, links, linker):
+    """Legacy links of a container on the host's network (the default here) to others on it:
+    they share its loopback, so ALIAS is 127.0.0.1 in /etc/hosts; the environment is
+    Docker's (moby daemon/links: ALIAS_NAME, ALIAS_PORT*, ALIAS_ENV_* of NAME's environment
+    but HOME and PATH). -> (HostConfig.Links as Docker records them, env, hosts lines)."""
+    from . import containers
+    recorded, env, hosts = [], [], ""
+    for link in links:
+        name, _, alias = parse_link(link).partition(":")
+        try:
+            target = containers.find(store, name)
+        except errors.NotFound:
+            raise errors.NotFound("could not get container for %s" % name,
+                                  "list containers with 'rootless-box ps -a'") from None
+        mode = (target.get("HostConfig") or {}).get("NetworkMode") or "host"
+        if mode != "host":
+            raise errors.UsageError(
+                "cannot link to %s: it is not on the host's network (network mode %s), and "
+                "a link is made on the host's network or a user-defined one" % (name, mode),
+                "put both on a user-defined network: rootless-box network create NET")
+        recorded.append("/%s:/%s/%s" % (target["Name"], linker, alias))
+        prefix = alias.upper().replace("-", "_")
+        env.append("%s_NAME=/%s/%s" % (prefix, linker, alias))
+        ports = sorted((int(p.partition("/")[0]), p.partition("/")[2] or "tcp")
+                       for p in (target.get("Config") or {}).get("ExposedPorts") or {})
+        for index, (number, proto) in enumerate(ports):
+            url = "%s://127.0.0.1:%d" % (proto, number)
+            if index == 0:
+                env.append("%s_PORT=%s" % (prefix, url))
+            key = "%s_PORT_%d_%s" % (prefix, number, proto.upper())
+            env += ["%s=%s" % (key, url), "%s_ADDR=127.0.0.1" % key,
+                    "%s_PORT=%d" % (key, number), "%s_PROTO=%s" % (key, proto)]
+        for item in (target.get("Config") or {}).get("Env") or ():
+            key, eq, value = item.partition("=")
+            if eq and key not in ("HOME", "PATH"):
+                env.append("%s_ENV_%s=%s" % (prefix, key, value))
+        hosts += "127.0.0.1\t%s %s\n" % (alias, target["Name"])
+    return recorded, env, hosts
+
+
+def remove_link(store, ctr, alias):
+    """`rm --link CTR/ALIAS`: the link leaves the container's record (what it gave a running
+    process, its environment and hosts line, stays, as Docker's)."""
+    from . import containers
+    with store.lock():
+        record = store.read_container(containers.find(store, ctr)["Id"])
+        host = record.get("HostConfig") or {}
+        kept = [link for link in host.get("Links") or ()
+                if link.rpartition("/")[2] != alias]
+        if len(kept) == len(host.get("Links") or ()):
+            raise errors.NotFound("Could not find the link %s/%s" % (ctr, alias))
+        host["Links"] = kept or None
+        store.write_container(record)
+    return record
+
+
 def endpoint(net, aliases=(), ip=None, mac=None, links=(), driver_opts=None):
     """A container's entry in NetworkSettings.Networks before it has an address. mac: the
     veth's address instead of one made from the IP; links: `NAME:ALIAS` names that only this

@@ -333,9 +333,10 @@ def prepare(store, idmap, opts, joined=None, shared=None):
     if network != "user":
         for key, flag, why in (("mac", "--mac-address", "a MAC address is set on a "
                                 "user-defined network's interface only"),
-                               ("links", "--link", "links are made on user-defined networks "
-                                "only (ALIAS resolves to NAME there)")):
-            if opts.endpoint.get(key):
+                               ("links", "--link", "containers in private namespaces cannot "
+                                "reach each other; links are made on user-defined networks "
+                                "and the host's")):
+            if opts.endpoint.get(key) and not (key == "links" and network == "host"):
                 raise errors.UsageError("%s is not supported with network mode %s: %s"
                                         % (flag, opts.network or "host", why),
                                         "create a network and run with --network NAME")
@@ -460,6 +461,12 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None, api_mou
         volumes.attach(store, mounts, made)
         # where each volume's data really is (a type=none volume's host directory)
         record["Mounts"] = [mountopts.record_entry(m, store.volumes) for m in mounts]
+        link_hosts = ""
+        if network == "host" and opts.endpoint.get("links"):
+            from . import networks
+            record["HostConfig"]["Links"], link_env, link_hosts = networks.host_links(
+                store, opts.endpoint["links"], record["Name"])
+            extra_env = link_env + extra_env  # the user's own variables win, as Docker's
         env = merge_env(image_config.get("Env"),
                         ["HOSTNAME=" + hostname] + (["TERM=xterm"] if opts.tty else []) +
                         extra_env, opts.host_env)
@@ -474,6 +481,9 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None, api_mou
             else write_etc_files(cdir, network, hostname, opts, outbound),
             "outbound": outbound,
         }
+        if link_hosts:
+            with open(spec["etc_files"]["/etc/hosts"], "a") as f:
+                f.write(link_hosts)
         if user_net and not opts.dns:
             with open(spec["etc_files"]["/etc/resolv.conf"], "w") as f:
                 # --dns-search/--dns-option still apply (the holder stays the server)

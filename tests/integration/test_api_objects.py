@@ -487,13 +487,26 @@ def test_docker_py_network_endpoints(service, api_cli):
                     link_local_ips=["169.254.8.8"])})))
         assert info.value.status_code == 400 and "--link-local-ip is not supported" in str(
             info.value)
-        for c in ("pyep", "pyup", "pylate", "pybr"):
+        # legacy links on the host's network (the default): Docker's record and removal
+        api.create_container("base", ["sleep", "600"], name="pyhost", environment={"A": "1"})
+        api.start("pyhost")
+        linker = api.create_container("base", ["env"], name="pylinker",
+                                      host_config=api.create_host_config(
+                                          links={"pyhost": "mylink"}))
+        api.start(linker)
+        assert api.wait(linker)["StatusCode"] == 0
+        assert b"MYLINK_ENV_A=1\n" in api.logs(linker)
+        assert api.inspect_container(linker)["HostConfig"]["Links"] == [
+            "/pyhost:/pylinker/mylink"]
+        api.remove_container("pylinker/mylink", link=True)
+        assert api.inspect_container(linker)["HostConfig"]["Links"] is None
+        for c in ("pyep", "pyup", "pylate", "pybr", "pyhost", "pylinker"):
             api.remove_container(c, force=True)
         api.remove_network("py net")
         with pytest.raises(dockerpy.errors.NotFound):
             api.inspect_network("py net")
     finally:
-        api_cli("rm", "-f", "pyep", "pyup", "pylate", "pybr")
+        api_cli("rm", "-f", "pyep", "pyup", "pylate", "pybr", "pyhost", "pylinker")
         _cleanup_networks(api_cli)
         client.close()
 

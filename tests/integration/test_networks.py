@@ -296,16 +296,50 @@ def test_mac_address_links_and_joining_again(user):
     user.ok("network", "connect", "--ip", "10.62.0.99", "my net", "c")
     assert "10.62.0.99/24" in user.ok("exec", "c", "ip", "-4", "addr", "show").out
     assert "hello-from-up" in user.ok("exec", "c", "sh", "-c", FETCH % "up").out
-    for flag, value in (("--link", "up:bar"), ("--mac-address", "02:00:00:00:aa:02")):
-        proc = user("run", "--rm", flag, value, "base", "true")
+    for args, words in ((("--network", "bridge", "--link", "up:bar"),
+                         "--link is not supported with network mode bridge"),
+                        (("--mac-address", "02:00:00:00:aa:02"),
+                         "--mac-address is not supported with network mode host")):
+        proc = user("run", "--rm", *args, "base", "true")
         assert_one_error(proc, 125)
-        assert "%s is not supported with network mode host" % flag in proc.err, proc.err
+        assert words in proc.err, proc.err
     proc = user("run", "--rm", "--network", "my net", "--mac-address", "01:00:00:00:00:01",
                 "base", "true")
     assert_one_error(proc, 125)
     assert "multicast" in proc.err
     assert sorted(user.ok("ps", "-a", "--format", "{{.Names}}").out.split()) == [
         "c", "other", "up"]
+
+
+def test_legacy_links_on_the_hosts_network(user):
+    """`--link NAME:ALIAS` between containers on the host's network (the default here): they
+    share its loopback, so ALIAS is 127.0.0.1 in /etc/hosts, with Docker's link environment
+    (NAME, PORT*, ENV_*); `rm --link CTR/ALIAS` drops it from the record; a link to a missing
+    container or to one in a private namespace is refused, nothing made."""
+    user.ok("run", "-d", "--name", "srv", "-e", "FOO=1", "--expose", "8080", "base",
+            "sleep", "300")
+    out = user.ok("run", "--name", "lnk", "--link", "srv:db", "base", "sh", "-c",
+                  "env | grep ^DB_ | sort; grep -w db /etc/hosts").out
+    for line in ("DB_ENV_FOO=1", "DB_NAME=/lnk/db", "DB_PORT=tcp://127.0.0.1:8080",
+                 "DB_PORT_8080_TCP_ADDR=127.0.0.1", "DB_PORT_8080_TCP_PORT=8080",
+                 "127.0.0.1\tdb srv"):
+        assert line + "\n" in out, out
+    assert "DB_ENV_PATH" not in out
+    assert json.loads(user.ok("inspect", "lnk").out)[0]["HostConfig"]["Links"] == [
+        "/srv:/lnk/db"]
+    assert user.ok("rm", "--link", "lnk/db").out == "lnk/db\n"
+    assert json.loads(user.ok("inspect", "lnk").out)[0]["HostConfig"]["Links"] is None
+    proc = user("rm", "--link", "lnk/db")
+    assert_one_error(proc, 1)
+    assert "Could not find the link lnk/db" in proc.err
+    user.ok("run", "-d", "--name", "priv", "--network", "private", "base", "sleep", "300")
+    for target, words in (("nope:x", "could not get container for nope"),
+                          ("priv:x", "cannot link to priv")):
+        proc = user("run", "--rm", "--link", target, "base", "true")
+        assert_one_error(proc, 125)
+        assert words in proc.err, proc.err
+    assert sorted(user.ok("ps", "-a", "--format", "{{.Names}}").out.split()) == [
+        "lnk", "priv", "srv"]
 
 
 def test_container_killed_while_being_connected(user):

@@ -86,6 +86,8 @@ def row(store, record, trunc, with_size, cache):
     network = (record.get("HostConfig") or {}).get("NetworkMode") or "host"
     if network.startswith("container:"):
         network = ""  # Docker: a joined namespace is no network of this container's
+    elif network == "private":
+        network = "bridge"  # Docker's name for it, as inspect's NetworkSettings.Networks
     network = ",".join((record.get("NetworkSettings") or {}).get("Networks") or ()) or network
     return {"ID": record["Id"][:12] if trunc else record["Id"], "Image": image,
             "Command": _command_text(record, not trunc),

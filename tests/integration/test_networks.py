@@ -333,6 +333,11 @@ def test_legacy_links_on_the_hosts_network(user):
     assert_one_error(proc, 1)
     assert "Could not find the link lnk/db" in proc.err
     user.ok("run", "-d", "--name", "priv", "--network", "private", "base", "sleep", "300")
+    # the private namespace is Docker's "bridge" in ps as in inspect
+    assert user.ok("ps", "--filter", "name=priv", "--format", "{{.Networks}}").out == \
+        "bridge\n"
+    assert list(json.loads(user.ok("inspect", "priv").out)[0]["NetworkSettings"][
+        "Networks"]) == ["bridge"]
     for target, words in (("nope:x", "could not get container for nope"),
                           ("priv:x", "cannot link to priv")):
         proc = user("run", "--rm", "--link", target, "base", "true")

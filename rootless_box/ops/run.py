@@ -434,7 +434,8 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None, api_mou
         "State": {"Status": "created", "Running": False, "Pid": 0, "ExitCode": 0,
                   **containers.starter_fields()},
         "NetworkSettings": {"Ports": {}, **({"Networks": endpoints} if user_net else {
-            "DriverOpts": opts.endpoint.get("driver_opts") or None})},
+            "DriverOpts": opts.endpoint["driver_opts"]} if opts.endpoint.get("driver_opts")
+            else {})},
     }, opts.name)
     cid = record["Id"]
     cdir = store.container_dir(cid)

@@ -751,7 +751,9 @@ def write_table(store, idmap, extra=None):
             entries.append({"cid": record["Id"], "net": name, "ip": entry["IPAddress"],
                             "names": [n.lower() for n in names],
                             "link": "v" + record["Id"][:9] + entry["NetworkID"][:4]})
-            entries += _link_entries(by_name, record, name, entry)
+            if record is extra or record["State"].get("Running"):
+                # a stopped linker's address may be another's soon: its links leave
+                entries += _link_entries(by_name, record, name, entry)
     table = {"entries": entries, "internal": sorted(internal), "search": _search(),
              "upstreams": _upstreams()}
     atomic_write(os.path.join(state_dir(store, idmap), "dns.json"), fastjson.dumps(table))

@@ -338,7 +338,9 @@ def prepare(store, idmap, opts, joined=None, shared=None):
                                 "and the host's")):
             if opts.endpoint.get(key) and not (key == "links" and network == "host"):
                 raise errors.UsageError("%s is not supported with network mode %s: %s"
-                                        % (flag, opts.network or "host", why),
+                                        % (flag, opts.network or ("bridge" if network ==
+                                                                  "private" else network),
+                                           why),
                                         "create a network and run with --network NAME")
     ports.parse_add_hosts(opts.add_hosts)
     ports.resolv_conf("", opts.dns)

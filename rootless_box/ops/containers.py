@@ -220,6 +220,15 @@ def log_path(store, cid):
     return os.path.join(store.container_dir(cid), "json.log")
 
 
+def readable_log(store, record):
+    """The log `logs` reads, or Docker's error for a container whose log driver keeps none
+    (--log-driver none; the API answers it 501)."""
+    if ((record.get("HostConfig") or {}).get("LogConfig") or {}).get("Type") == "none":
+        raise errors.BoxError("configured logging driver does not support reading",
+                              "the container was made with --log-driver none", exit_code=1)
+    return record.get("LogPath") or log_path(store, record["Id"])
+
+
 def spec_path(store, cid):
     return os.path.join(store.container_dir(cid), "spec.json")
 

@@ -32,6 +32,10 @@ class ExecOptions:
         self.tty = kw.get("tty", False)
         self.detach = kw.get("detach", False)
         self.winsize = kw.get("winsize")  # (rows, cols) when the caller's terminal is not ours
+        # the Engine API's: the keys (bytes) that end a -it exec's attachment and leave it
+        # running, and what lets the client go then (its socket shut); the CLI has neither
+        self.detach_keys = kw.get("detach_keys")
+        self.on_detach = kw.get("on_detach")
 
 
 def _not_running(record):
@@ -135,8 +139,40 @@ def exec_in(opts):
             process = join.spawn(target, spec)
             target.close()
             forwarder.attach(process.pid)
+            if opts.detach_keys and process.master_fd is not None and opts.interactive:
+                return _wait_detachable(process, opts)
             return _wait(process, opts)
         finally:
             forwarder.restore()
     finally:
         target.close()
+
+
+def _wait_detachable(process, opts):
+    """_wait, where the detach keys typed on stdin let the caller go (opts.on_detach) and leave
+    the command running, as dockerd leaves an exec: its terminal is kept open (closing the
+    master would hang it up) and read until the command ends, its output dropped."""
+    from ..userns.pty import relay
+    services = {}
+    if process.listener is not None:
+        from .chowns import services as chown_services
+        services = chown_services(process)
+    kept = os.dup(process.master_fd)
+    try:
+        detached = relay(process.master_fd, True, detach_keys=opts.detach_keys,
+                         services=services)
+        if detached:
+            opts.on_detach()
+            null = os.open(os.devnull, os.O_RDWR)
+            os.dup2(null, 1)
+            os.close(null)
+            relay(kept, False, services=services)
+            kept = None
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    finally:
+        if kept is not None:
+            os.close(kept)
+    return process.wait(services)

@@ -105,6 +105,25 @@ def test_a_log_driver_that_is_not_there_is_refused_in_dockers_words(client, api_
     assert api_cli.ok("ps", "-aq").out == before
 
 
+def test_log_driver_none_runs_and_its_logs_answer_dockers_error(client):
+    cid = client.create_container("base", "echo hello", host_config=client.create_host_config(
+        log_config=dockerpy.types.LogConfig(type="none")))["Id"]
+    try:
+        attached = client.attach_socket(cid, {"stdout": 1, "stream": 1})
+        client.start(cid)
+        assert client.wait(cid, timeout=30)["StatusCode"] == 0
+        # the output still reaches an attached client (the docker CLI's run), framed
+        assert _read_until(attached._sock, b"hello\n").endswith(b"hello\n")
+        attached.close()
+        assert client.inspect_container(cid)["HostConfig"]["LogConfig"]["Type"] == "none"
+        with pytest.raises(dockerpy.errors.APIError) as caught:
+            client.logs(cid)
+        assert caught.value.status_code == 501
+        assert caught.value.explanation == "configured logging driver does not support reading"
+    finally:
+        client.remove_container(cid, force=True)
+
+
 def test_attach_without_stream_gives_the_log_of_an_exited_container_and_ends(client):
     cid = client.create_container("base", "echo hello")["Id"]
     try:
@@ -169,5 +188,48 @@ def test_an_exec_has_the_terminal_its_create_asked_for(client):
         made = client.exec_create(cid, ["sh", "-c", "echo hello; test -t 1"], tty=True)
         assert client.exec_start(made) == b"hello\r\n"  # docker-py sends Tty false here
         assert client.exec_inspect(made)["ExitCode"] == 0
+    finally:
+        client.remove_container(cid, force=True)
+
+
+def _read_until(raw, want):
+    got = b""
+    while want not in got:
+        data = raw.recv(1024)
+        assert data, "the stream ended before %r (got %r)" % (want, got)
+        got += data
+    return got
+
+
+def test_the_detach_keys_end_an_exec_with_a_terminal_and_leave_it_running(client):
+    cid = client.create_container("base", "cat", stdin_open=True)["Id"]
+    try:
+        client.start(cid)
+        for keys, typed in ((None, b"\x10\x11"), ("ctrl-x", b"\x18")):
+            made = client.exec_create(cid, "cat", stdin=True, tty=True, detach_keys=keys)
+            raw = client.exec_start(made, tty=True, socket=True)._sock
+            raw.settimeout(20)
+            raw.sendall(b"typed\n")
+            _read_until(raw, b"typed\r\ntyped\r\n")  # the terminal's echo, then cat's
+            for key in typed:  # one read each: a held prefix is not forwarded yet
+                raw.sendall(bytes([key]))
+            assert raw.recv(128) == b""  # the service hung up
+            raw.close()
+            assert client.exec_inspect(made)["Running"]
+        # both detached cats still run in the container, beside its own
+        ps = client.exec_start(client.exec_create(cid, ["ps", "-o", "args"]))
+        assert ps.decode().split().count("cat") == 3
+    finally:
+        client.remove_container(cid, force=True)
+
+
+def test_an_exec_that_cannot_start_exits_126_as_under_dockerd(client):
+    cid = client.create_container("base", "cat", stdin_open=True)["Id"]
+    try:
+        client.start(cid)
+        for cmd in ("no-such-cmd", "/etc/passwd"):  # dockerd: 126 for either, unlike run
+            made = client.exec_create(cid, cmd)
+            client.exec_start(made)
+            assert client.exec_inspect(made)["ExitCode"] == 126
     finally:
         client.remove_container(cid, force=True)

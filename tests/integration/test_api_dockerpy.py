@@ -6,6 +6,8 @@ takes it, as dockerd 23+; a volume driver that is not there is a 404 (docker.err
 `prune_builds()` (`POST /build/prune`) answers Docker's shape and empties the build cache.
 """
 
+import io
+
 import pytest
 
 from conftest import needs_userns
@@ -233,3 +235,64 @@ def test_an_exec_that_cannot_start_exits_126_as_under_dockerd(client):
             assert client.exec_inspect(made)["ExitCode"] == 126
     finally:
         client.remove_container(cid, force=True)
+
+
+def test_a_bad_archive_to_load_is_an_error_in_the_stream_as_from_dockerd(client, service):
+    status, _headers, body = service.request("POST", "/v1.44/images/load", b"abc")
+    assert status == 200
+    assert b'"error": "cannot read the archive' in body
+    with pytest.raises(dockerpy.errors.ImageLoadError, match="cannot read the archive"):
+        dockerpy.DockerClient(base_url=service.uri, version="auto").images.load(b"abc")
+
+
+def test_a_failed_run_step_is_told_in_the_classic_builders_words(service):
+    client = dockerpy.DockerClient(base_url=service.uri, version="auto")
+    for dockerfile, command in ((b"FROM base\nRUN exit 1", "/bin/sh -c exit 1"),
+                                (b'FROM base\nRUN ["sh", "-c", "exit 1"]', "sh -c exit 1")):
+        with pytest.raises(dockerpy.errors.BuildError) as caught:
+            client.images.build(fileobj=io.BytesIO(dockerfile))
+        assert caught.value.msg == "The command '%s' returned a non-zero code: 1" % command
+        assert any("Step 2/2" in chunk.get("stream", "") for chunk in caught.value.build_log)
+
+
+def test_a_dockerfile_out_of_the_context_builds_and_stays_out_of_it(client, tmp_path):
+    ctx, elsewhere = tmp_path / "ctx", tmp_path / "elsewhere"
+    ctx.mkdir()
+    elsewhere.mkdir()
+    (ctx / "file.txt").write_text("hello")
+    (elsewhere / "Dockerfile").write_text("FROM base\nCOPY . /src\n")
+    # docker-py puts it in the tar as .dockerfile.<random> and sends dockerfile= twice (that
+    # name, then its text): the first one counts, as in Go's FormValue
+    chunks = list(client.build(path=str(ctx), dockerfile=str(elsewhere / "Dockerfile"),
+                               tag="ooc:1", decode=True))
+    assert chunks[-1] == {"stream": "Successfully tagged ooc:1\n"}, chunks
+    cid = client.create_container("ooc:1", ["ls", "-a", "/src"])["Id"]
+    try:
+        client.start(cid)
+        client.wait(cid, timeout=30)
+        assert client.logs(cid).split() == [b".", b"..", b"file.txt"]
+    finally:
+        client.remove_container(cid, force=True)
+        client.remove_image("ooc:1")
+
+
+def test_build_streams_a_message_a_line_stderr_in_red_and_honours_cachefrom(client):
+    script = b"FROM base\nENV FOO=bar\nRUN echo out; echo err >&2\nRUN touch /b\n"
+
+    def build(tag, **kw):
+        return list(client.build(fileobj=io.BytesIO(script), tag=tag, decode=True, **kw))
+    first = build("cf1:1")
+    assert {"stream": "\x1b[91merr\n\x1b[0m"} in first  # the classic builder's stderr
+    assert {"stream": "out\n"} in first
+    assert all(c["stream"].count("\n") <= 1 for c in first if "stream" in c)
+    try:
+        cached = [c for c in build("cf2:1") if "Using cache" in c.get("stream", "")]
+        assert cached == [{"stream": " ---> Using cache\n"}] * 3
+        # cachefrom: a cached step counts only when it is in those images (dockerd's)
+        assert sum("Using cache" in c.get("stream", "")
+                   for c in build("cf2:1", cache_from=["cf1:1"])) == 3
+        assert not any("Using cache" in c.get("stream", "")
+                       for c in build("cf2:1", cache_from=["nosuchtag"]))
+    finally:
+        client.remove_image("cf2:1")
+        client.remove_image("cf1:1")

@@ -352,6 +352,8 @@ def container_logs(h, name):
         containers.readable_log(store, record)
     except errors.BoxError as exc:
         raise HTTPError(501, exc.message) from None  # moby's ErrReadLogsNotSupported
+    if not h.flag("follow"):
+        record = containers.settled(store, record)
     tty = bool((record.get("Config") or {}).get("Tty"))
     tail = h.arg("tail") or "all"
     tail = None if tail == "all" else max(0, int(tail)) if tail.lstrip("-").isdigit() else None

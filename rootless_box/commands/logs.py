@@ -155,6 +155,8 @@ def main(parsed):
     until = parse_timestamp(parsed.until, now) if parsed.until else None
     count = _tail_count(parsed.tail)
     path = container_ops.readable_log(store, record)
+    if not parsed.follow:
+        record = container_ops.settled(store, record)
     cid = record["Id"]
 
     if parsed.follow:

@@ -296,3 +296,15 @@ def test_build_streams_a_message_a_line_stderr_in_red_and_honours_cachefrom(clie
     finally:
         client.remove_image("cf2:1")
         client.remove_image("cf1:1")
+
+
+def test_logs_right_after_the_start_of_a_short_command_have_its_output(client):
+    """docker-py's users start a container and read its logs at once: the output the command
+    wrote by then is there (the watcher's last write waited for, not raced)."""
+    for _ in range(5):
+        cid = client.create_container("base", ["echo", "said"])["Id"]
+        try:
+            client.start(cid)
+            assert client.logs(cid) == b"said\n"
+        finally:
+            client.remove_container(cid, force=True)

@@ -125,6 +125,15 @@ def test_container_without_a_log(cli, image):
     assert cli.ok("logs", "-f", "quiet").out == ""  # exited: nothing to wait for
 
 
+def test_logs_right_after_a_start_have_the_short_commands_output(cli, image):
+    cli.ok("create", "--name", "brief", image, "echo", "said")
+    for _ in range(3):
+        cli.ok("start", "brief")
+        assert cli.ok("logs", "brief").out.count("said\n") >= 1
+    assert cli.ok("logs", "brief").out == "said\n" * 3
+    cli.ok("rm", "brief")
+
+
 def test_log_driver_none_shows_the_output_and_keeps_none_to_read(cli, image):
     """Docker's --log-driver none: the output still reaches an attached client; `logs`
     answers Docker's error, exit 1; inspect says none."""

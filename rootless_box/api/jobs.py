@@ -212,8 +212,8 @@ def exec_start(args, fds, _progress):
                                 user=args.get("user") or None,
                                 interactive=args.get("stdin", False),
                                 tty=args.get("tty", False), detach=args.get("detach", False),
-                                winsize=args.get("winsize"), detach_keys=_keys(args.get("detach_keys")),
-                                on_detach=_hang_up)
+                                winsize=args.get("winsize"),
+                                detach_keys=_keys(args.get("detach_keys")), on_detach=_hang_up)
     return exec_ops.exec_in(opts)
 
 

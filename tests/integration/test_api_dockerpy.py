@@ -203,38 +203,37 @@ def _read_until(raw, want):
     return got
 
 
-def test_the_detach_keys_end_an_exec_with_a_terminal_and_leave_it_running(client):
+@pytest.fixture
+def cat(client):
+    """A running container whose `cat` waits on its open stdin."""
     cid = client.create_container("base", "cat", stdin_open=True)["Id"]
-    try:
-        client.start(cid)
-        for keys, typed in ((None, b"\x10\x11"), ("ctrl-x", b"\x18")):
-            made = client.exec_create(cid, "cat", stdin=True, tty=True, detach_keys=keys)
-            raw = client.exec_start(made, tty=True, socket=True)._sock
-            raw.settimeout(20)
-            raw.sendall(b"typed\n")
-            _read_until(raw, b"typed\r\ntyped\r\n")  # the terminal's echo, then cat's
-            for key in typed:  # one read each: a held prefix is not forwarded yet
-                raw.sendall(bytes([key]))
-            assert raw.recv(128) == b""  # the service hung up
-            raw.close()
-            assert client.exec_inspect(made)["Running"]
-        # both detached cats still run in the container, beside its own
-        ps = client.exec_start(client.exec_create(cid, ["ps", "-o", "args"]))
-        assert ps.decode().split().count("cat") == 3
-    finally:
-        client.remove_container(cid, force=True)
+    client.start(cid)
+    yield cid
+    client.remove_container(cid, force=True)
 
 
-def test_an_exec_that_cannot_start_exits_126_as_under_dockerd(client):
-    cid = client.create_container("base", "cat", stdin_open=True)["Id"]
-    try:
-        client.start(cid)
-        for cmd in ("no-such-cmd", "/etc/passwd"):  # dockerd: 126 for either, unlike run
-            made = client.exec_create(cid, cmd)
-            client.exec_start(made)
-            assert client.exec_inspect(made)["ExitCode"] == 126
-    finally:
-        client.remove_container(cid, force=True)
+def test_the_detach_keys_end_an_exec_with_a_terminal_and_leave_it_running(client, cat):
+    for keys, typed in ((None, b"\x10\x11"), ("ctrl-x", b"\x18")):
+        made = client.exec_create(cat, "cat", stdin=True, tty=True, detach_keys=keys)
+        raw = client.exec_start(made, tty=True, socket=True)._sock
+        raw.settimeout(20)
+        raw.sendall(b"typed\n")
+        _read_until(raw, b"typed\r\ntyped\r\n")  # the terminal's echo, then cat's
+        for key in typed:  # one read each: a held prefix is not forwarded yet
+            raw.sendall(bytes([key]))
+        assert raw.recv(128) == b""  # the service hung up
+        raw.close()
+        assert client.exec_inspect(made)["Running"]
+    # both detached cats still run in the container, beside its own
+    ps = client.exec_start(client.exec_create(cat, ["ps", "-o", "args"]))
+    assert ps.decode().split().count("cat") == 3
+
+
+def test_an_exec_that_cannot_start_exits_126_as_under_dockerd(client, cat):
+    for cmd in ("no-such-cmd", "/etc/passwd"):  # dockerd: 126 for either, unlike run
+        made = client.exec_create(cat, cmd)
+        client.exec_start(made)
+        assert client.exec_inspect(made)["ExitCode"] == 126
 
 
 def test_a_bad_archive_to_load_is_an_error_in_the_stream_as_from_dockerd(client, service):
@@ -308,3 +307,15 @@ def test_logs_right_after_the_start_of_a_short_command_have_its_output(client):
             assert client.logs(cid) == b"said\n"
         finally:
             client.remove_container(cid, force=True)
+
+
+def test_a_committed_image_names_its_parent(client):
+    cid = client.create_container("base", ["touch", "/made"])["Id"]
+    try:
+        client.start(cid)
+        client.wait(cid, timeout=30)
+        made = client.commit(cid)["Id"]
+        assert client.inspect_image(made)["Parent"] == client.inspect_image("base")["Id"]
+        client.remove_image(made)
+    finally:
+        client.remove_container(cid, force=True)

@@ -151,16 +151,25 @@ def exec_in(opts):
 def _wait_detachable(process, opts):
     """_wait, where the detach keys typed on stdin let the caller go (opts.on_detach) and leave
     the command running, as dockerd leaves an exec: its terminal is kept open (closing the
-    master would hang it up) and read until the command ends, its output dropped."""
+    master would hang it up) and read until the command ends, its output dropped. The end of
+    stdin (the client hung up, or detached by itself as the docker CLI does) is the same, and
+    so is a client gone mid-copy: dockerd never closes a terminal's input for its client."""
+    import signal
     from ..userns.pty import relay
     services = {}
     if process.listener is not None:
         from .chowns import services as chown_services
         services = chown_services(process)
     kept = os.dup(process.master_fd)
+    # the command runs already (its own SIGPIPE is the default): here a client gone is a
+    # write that fails, not this process's end (and with it the terminal's)
+    old_pipe = signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     try:
-        detached = relay(process.master_fd, True, detach_keys=opts.detach_keys,
-                         services=services)
+        try:
+            detached = relay(process.master_fd, True, detach_keys=opts.detach_keys,
+                             services=services, eof_detaches=True)
+        except OSError:  # the client's socket failed (reset, or shut)
+            detached = True
         if detached:
             opts.on_detach()
             null = os.open(os.devnull, os.O_RDWR)
@@ -173,6 +182,7 @@ def _wait_detachable(process, opts):
         process.wait()
         raise
     finally:
+        signal.signal(signal.SIGPIPE, old_pipe)
         if kept is not None:
             os.close(kept)
     return process.wait(services)

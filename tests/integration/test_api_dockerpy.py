@@ -7,6 +7,7 @@ takes it, as dockerd 23+; a volume driver that is not there is a 404 (docker.err
 """
 
 import io
+import socket
 
 import pytest
 
@@ -224,9 +225,21 @@ def test_the_detach_keys_end_an_exec_with_a_terminal_and_leave_it_running(client
         assert raw.recv(128) == b""  # the service hung up
         raw.close()
         assert client.exec_inspect(made)["Running"]
-    # both detached cats still run in the container, beside its own
-    ps = client.exec_start(client.exec_create(cat, ["ps", "-o", "args"]))
-    assert ps.decode().split().count("cat") == 3
+    # a client that hangs up (the docker CLI detaches by itself, then closes) leaves it too:
+    # dockerd never closes a terminal's input for its client
+    made = client.exec_create(cat, "cat", stdin=True, tty=True)
+    raw = client.exec_start(made, tty=True, socket=True)._sock
+    raw.settimeout(20)
+    raw.sendall(b"typed\n")
+    _read_until(raw, b"typed\r\ntyped\r\n")
+    raw.shutdown(socket.SHUT_RDWR)  # docker-py's response holds the fd too: close() is not all
+    raw.close()
+    # the detached cats still run in the container, beside its own (asked several times: the
+    # hang-up reaches the service meanwhile)
+    for _ in range(3):
+        ps = client.exec_start(client.exec_create(cat, ["ps", "-o", "args"]))
+        assert ps.decode().split().count("cat") == 4
+    assert client.exec_inspect(made)["Running"]
 
 
 def test_an_exec_that_cannot_start_exits_126_as_under_dockerd(client, cat):

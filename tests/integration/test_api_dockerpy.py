@@ -6,6 +6,7 @@ takes it, as dockerd 23+; a volume driver that is not there is a 404 (docker.err
 `prune_builds()` (`POST /build/prune`) answers Docker's shape and empties the build cache.
 """
 
+import contextlib
 import io
 import socket
 
@@ -310,25 +311,27 @@ def test_build_streams_a_message_a_line_stderr_in_red_and_honours_cachefrom(clie
         client.remove_image("cf1:1")
 
 
+@contextlib.contextmanager
+def _started(client, cmd):
+    cid = client.create_container("base", cmd)["Id"]
+    try:
+        client.start(cid)
+        yield cid
+    finally:
+        client.remove_container(cid, force=True)
+
+
 def test_logs_right_after_the_start_of_a_short_command_have_its_output(client):
     """docker-py's users start a container and read its logs at once: the output the command
     wrote by then is there (the watcher's last write waited for, not raced)."""
     for _ in range(5):
-        cid = client.create_container("base", ["echo", "said"])["Id"]
-        try:
-            client.start(cid)
+        with _started(client, ["echo", "said"]) as cid:
             assert client.logs(cid) == b"said\n"
-        finally:
-            client.remove_container(cid, force=True)
 
 
 def test_a_committed_image_names_its_parent(client):
-    cid = client.create_container("base", ["touch", "/made"])["Id"]
-    try:
-        client.start(cid)
+    with _started(client, ["touch", "/made"]) as cid:
         client.wait(cid, timeout=30)
         made = client.commit(cid)["Id"]
         assert client.inspect_image(made)["Parent"] == client.inspect_image("base")["Id"]
         client.remove_image(made)
-    finally:
-        client.remove_container(cid, force=True)

@@ -77,7 +77,7 @@ def build_args(h):
     _platform(h)
     args = _json_param(h, "buildargs", dict)
     labels = _json_param(h, "labels", dict)
-    _json_param(h, "cachefrom", list)
+    cache_from = _json_param(h, "cachefrom", list)
     network = h.arg("networkmode") or "default"
     if network not in ("default", "bridge", "host", "none"):
         raise HTTPError(400, "unsupported network mode for build: %s" % network)
@@ -88,6 +88,8 @@ def build_args(h):
             "labels": {str(k): str(v) for k, v in labels.items() if v is not None},
             "target": h.arg("target") or None, "no_cache": h.flag("nocache"),
             "pull": h.flag("pull"), "quiet": h.flag("q"),
+            # dockerd: an empty list is none given
+            "cache_images": [str(c) for c in cache_from] or None,
             "network": "none" if network == "none" else "host", "add_hosts": hosts,
             "auth": _registry_config(h.headers.get("X-Registry-Config"))}
 
@@ -116,31 +118,51 @@ def post_build(h):
         transfer.refuse(h, exc)
     ctx_r, ctx_w = os.pipe()
     out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
     try:
-        job = transfer.routes().FORK.submit("build", args, [ctx_r, out_w])
+        job = transfer.routes().FORK.submit("build", args, [ctx_r, out_w, err_w])
     finally:
         os.close(ctx_r)
         os.close(out_w)
+        os.close(err_w)
     try:
         transfer.pump_body(h, ctx_w)
     except BaseException:
         # the body broke off: the worker reads a cut context and ends
         job.close()
         os.close(out_r)
+        os.close(err_r)
         raise
     lines = transfer.Lines(h)
     quiet = args["quiet"]
 
-    def text(chunk):
-        if not quiet:
-            lines.send({"stream": chunk})
+    partial = [""]  # stdout's unfinished line
+
+    def text(chunk, stderr=False):
+        if quiet:
+            return
+        if stderr:
+            # the classic builder's (streamformatter's StderrFormatter): a step's stderr in red
+            lines.send({"stream": "\x1b[91m%s\x1b[0m" % chunk})
+            return
+        # a message a line, as dockerd's (" ---> Using cache" apart from the next step's
+        # line: clients count them), however the pipe cut or merged them
+        *whole, partial[0] = (partial[0] + chunk).split("\n")
+        for line in whole:
+            lines.send({"stream": line + "\n"})
+
+    def rest():
+        if partial[0] and not quiet:
+            lines.send({"stream": partial[0]})
     try:
         image_id = transfer.relay(job, out_r, text,
-                                  lambda: transfer.routes()._gone(h.connection))
+                                  lambda: transfer.routes()._gone(h.connection), err_fd=err_r)
     except errors.BoxError as exc:
+        rest()
         lines.fail(exc)
         lines.end()
         return
+    rest()
     lines.send({"aux": {"ID": image_id}})
     if quiet:
         lines.send({"stream": image_id + "\n"})
@@ -202,9 +224,22 @@ def _unpack_context(stream, dest):
     unpack.unpack(_Completed(compression.open_stream(stream)[0]), dest, keep_owners=False)
 
 
+def _classic_error(exc):
+    """A failed RUN step in the classic builder's words (moby builder/dockerfile: "The command
+    '/bin/sh -c exit 1' returned a non-zero code: 1"), which docker-py's and compose's users
+    match; the CLI's build keeps BuildKit's. The executor wraps the step's StepFailed (its
+    context) in a BuildError naming the Dockerfile's line."""
+    from ..ops.buildsteps import StepFailed
+    failed = exc if isinstance(exc, StepFailed) else exc.__context__
+    if isinstance(failed, StepFailed) and failed.argv:
+        return errors.BoxError("The command '%s' returned a non-zero code: %d"
+                               % (" ".join(failed.argv), failed.code), exit_code=1)
+    return exc
+
+
 def build_job(args, fds, progress):
-    """fds: the context tar (a pipe to read), the output (a pipe: stdout and stderr of the
-    build and its steps). -> the image ID."""
+    """fds: the context tar (a pipe to read), the output (a pipe: stdout of the build and its
+    steps), the steps' stderr (a pipe). -> the image ID."""
     import signal
     from ..dockerfile.executor import BuildOptions, build
     from ..ops import pull as pull_ops
@@ -217,7 +252,7 @@ def build_job(args, fds, progress):
     progress({"pid": os.getpid()})  # whom the request thread stops if its client leaves
     ctx_fd, out = fds[0], fds[1]
     os.dup2(out, 1)
-    os.dup2(out, 2)
+    os.dup2(fds[2] if len(fds) > 2 else out, 2)
     idmap = idmaps.plan()
     store = open_store(idmap)
     context = store.mkdtemp("build-context")
@@ -259,10 +294,14 @@ def build_job(args, fds, progress):
                             args.get("target"), args["no_cache"], args["labels"],
                             args["quiet"], args["network"], pull=pull,
                             pull_always=args["pull"], add_hosts=args.get("add_hosts") or ())
+        opts.cache_images = args.get("cache_images")
         if opts.add_hosts:
             from ..ops.ports import parse_add_hosts
             parse_add_hosts(opts.add_hosts)
-        return build(store, idmap, opts, emit)
+        try:
+            return build(store, idmap, opts, emit)
+        except errors.BoxError as exc:
+            raise _classic_error(exc) from None
     finally:
         store.remove(context)
 

@@ -223,8 +223,10 @@ class Handler(socketserver.StreamRequestHandler):
     # -- input ---------------------------------------------------------------------------------
 
     def arg(self, name, default=None):
+        # a repeated parameter: its first value, as Go's r.FormValue (docker-py sends an
+        # out-of-context Dockerfile as dockerfile=NAME&dockerfile=CONTENT)
         values = self.query.get(name)
-        return values[-1] if values else default
+        return values[0] if values else default
 
     def number(self, name, default=None):
         value = self.arg(name)

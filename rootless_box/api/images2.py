@@ -91,7 +91,9 @@ def _answer(conn, on_progress=None):
 
 def images_load(h):
     """Docker's answer: `Loading layer` lines (each new layer once it is unpacked; none
-    with quiet), then `Loaded image: NAME` (`Loaded image ID: ID` for an untagged one)."""
+    with quiet), then `Loaded image: NAME` (`Loaded image ID: ID` for an untagged one). A
+    failure is in the stream, a bad archive's too: dockerd answers 200 and then the error
+    (docker-py raises ImageLoadError from it, the CLI prints it and exits 1)."""
     lines = transfer.Lines(h)
     quiet = h.flag("quiet")
 
@@ -102,7 +104,7 @@ def images_load(h):
     try:
         result = _answer(_with_body(h, "load", {}), loading)
     except errors.BoxError as exc:
-        lines.fail(exc)
+        lines.send({"errorDetail": {"message": exc.message}, "error": exc.message})
         lines.end()
         return
     for line in result["lines"]:

@@ -71,7 +71,7 @@ def run_options(name, body):
         m.get("Target") for m in host.get("Mounts") or [] if isinstance(m, dict)}
     binds += [dst for dst in (body.get("Volumes") or {}) if dst not in taken]
     driver = (host.get("LogConfig") or {}).get("Type") or "json-file"
-    if driver != "json-file":  # the one driver there is; moby's words for another
+    if driver not in run_ops.LOG_DRIVERS:  # moby's words for another
         raise errors.UsageError("logger: no log driver named '%s' is registered" % driver)
     return run_ops.RunOptions(
         image, _strings(body.get("Cmd"), "Cmd"), name=name or None,
@@ -92,7 +92,7 @@ def run_options(name, body):
         dns_options=_strings(host.get("DnsOptions"), "DnsOptions"),
         security_opts=_strings(host.get("SecurityOpt"), "SecurityOpt"),
         log_opts=["%s=%s" % kv for kv in ((host.get("LogConfig") or {}).get("Config")
-                                          or {}).items()], **more)
+                                          or {}).items()], log_driver=driver, **more)
 
 
 @_job
@@ -212,8 +212,24 @@ def exec_start(args, fds, _progress):
                                 user=args.get("user") or None,
                                 interactive=args.get("stdin", False),
                                 tty=args.get("tty", False), detach=args.get("detach", False),
-                                winsize=args.get("winsize"))
+                                winsize=args.get("winsize"),
+                                detach_keys=_keys(args.get("detach_keys")), on_detach=_hang_up)
     return exec_ops.exec_in(opts)
+
+
+def _keys(text):
+    from ..userns.pty import detach_sequence
+    return detach_sequence(text) if text else None
+
+
+def _hang_up():
+    """A -it exec's client typed the detach keys: dockerd hangs up on it (the request thread
+    holds the same socket, so only a shutdown ends the connection) and the command runs on."""
+    import socket
+    try:
+        socket.socket(fileno=os.dup(0)).shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
 
 
 @_job

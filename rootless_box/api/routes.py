@@ -371,6 +371,12 @@ def container_logs(h, name):
     if not (h.flag("stdout") or h.flag("stderr")):
         raise HTTPError(400, "You must choose at least one stream")
     want = {"stdout": h.flag("stdout"), "stderr": h.flag("stderr")}
+    try:
+        containers.readable_log(store, record)
+    except errors.BoxError as exc:
+        raise HTTPError(501, exc.message) from None  # moby's ErrReadLogsNotSupported
+    if not h.flag("follow"):
+        record = containers.settled(store, record)
     tty = bool((record.get("Config") or {}).get("Tty"))
     tail = h.arg("tail") or "all"
     tail = None if tail == "all" else max(0, int(tail)) if tail.lstrip("-").isdigit() else None
@@ -639,13 +645,19 @@ def exec_create(h, name):
     if body.get("Privileged"):
         raise HTTPError(400, "privileged exec is not supported: the exec'd process gets the "
                         "container's capabilities")
+    # docker-py sends detachKeys; dockerd's JSON decoding ignores a field name's case
+    keys = body.get("DetachKeys") or body.get("detachKeys") or ""
+    try:
+        pty.detach_sequence(keys)
+    except errors.UsageError as exc:
+        raise HTTPError(400, str(exc)) from None
     exec_id = uuid.uuid4().hex + uuid.uuid4().hex
     with _EXECS_LOCK:
         _EXECS[exec_id] = {"ID": exec_id, "ContainerID": record["Id"], "Running": False,
                            "ExitCode": None, "Pid": 0, "OpenStdin": bool(body.get("AttachStdin")),
                            "OpenStdout": bool(body.get("AttachStdout")),
                            "OpenStderr": bool(body.get("AttachStderr")), "CanRemove": False,
-                           "DetachKeys": body.get("DetachKeys") or "",
+                           "DetachKeys": keys,
                            "ProcessConfig": {"tty": bool(body.get("Tty")),
                                              "entrypoint": cmd[0], "arguments": cmd[1:],
                                              "privileged": bool(body.get("Privileged")),
@@ -695,7 +707,9 @@ def exec_start(h, exec_id):
     args = {"container": found["ContainerID"], "cmd": [proc["entrypoint"]] + proc["arguments"],
             "env": found["_env"], "workdir": found["_workdir"], "user": proc["user"],
             "tty": tty, "stdin": found["OpenStdin"], "detach": detach,
-            "winsize": _console_size(body.get("ConsoleSize") or found["_size"])}
+            "winsize": _console_size(body.get("ConsoleSize") or found["_size"]),
+            # the exec's detach keys (else dockerd's ctrl-p,ctrl-q) end a -it client's part
+            "detach_keys": found["DetachKeys"] or "ctrl-p,ctrl-q"}
     try:
         if detach:
             null = os.open(os.devnull, os.O_RDWR)
@@ -725,7 +739,8 @@ def _exec_stream(conn, args, tty, framed=None):
     """The hijacked exec: with a tty the client's socket is the process's stdio; without,
     its output comes back on pipes and goes out framed. A tty's output is framed too (as
     stdout) when the start asked for no tty (dockerd frames by the start's Tty, docker-py
-    sends false). -> the exit code (126 when the setup failed, its message on stderr)."""
+    sends false). -> the exit code (126 when the setup failed, its message on stderr: dockerd
+    sets 126 on any failed exec start, a command not found included, where `run` has 127)."""
     framed = not tty if framed is None else framed
     null = os.open(os.devnull, os.O_RDONLY)
     opened = [null]
@@ -776,7 +791,7 @@ def _exec_stream(conn, args, tty, framed=None):
                 conn.sendall(_frame(2, message))
             except OSError:
                 pass
-            return exc.exit_code if exc.exit_code in (126, 127) else 126
+            return 126
         return result.get("ok", 0)
     finally:
         for fd in opened:
@@ -801,7 +816,7 @@ def _result(conn, job, tty):
             conn.sendall((exc.message + "\r\n").encode())
         except OSError:
             pass
-        return exc.exit_code if exc.exit_code in (126, 127) else 126
+        return 126  # dockerd's, for any exec that could not start (_exec_stream)
     finally:
         job.close()
 

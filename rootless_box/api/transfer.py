@@ -150,9 +150,10 @@ def _status(exc):
     return status_of(exc)
 
 
-def relay(job, out_fd, on_text, gone=None):
+def relay(job, out_fd, on_text, gone=None, err_fd=None):
     """Await a worker's answer while its output pipe (out_fd, closed here) goes to
-    on_text(str) as it comes; -> the answer's value, or raise its BoxError. A process the
+    on_text(str) as it comes, and its error pipe (err_fd, if given, closed here) to
+    on_text(str, True); -> the answer's value, or raise its BoxError. A process the
     job left holding the pipe does not keep the answer waiting. gone(): the client left;
     then the worker (which announced its pid in a progress line) and its process group are
     killed, so a build nobody waits for stops instead of running on: a step's container goes
@@ -161,9 +162,15 @@ def relay(job, out_fd, on_text, gone=None):
     Not SIGTERM: during a step the CLI's signal forwarder hands it to the step's pid 1."""
     import codecs
     import signal
-    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    pipes = {fd: codecs.getincrementaldecoder("utf-8")("replace")
+             for fd in (out_fd, err_fd) if fd is not None}
     result = {}
     pids = []
+
+    def text(fd, data, final=False):
+        decoded = pipes[fd].decode(data, final=final)
+        if decoded:
+            on_text(decoded, True) if fd == err_fd else on_text(decoded)
 
     def wait():
         try:
@@ -173,16 +180,16 @@ def relay(job, out_fd, on_text, gone=None):
     waiter = threading.Thread(target=wait, daemon=True)
     waiter.start()
     try:
-        while True:
-            ready = select.select([out_fd], [], [], 0.2)[0]
-            if ready:
-                data = os.read(out_fd, _PIECE)
-                if not data:
-                    break
-                text = decoder.decode(data)
-                if text:
-                    on_text(text)
-            elif not waiter.is_alive():
+        open_fds = list(pipes)
+        while open_fds:
+            ready = select.select(open_fds, [], [], 0.2)[0]
+            for fd in ready:
+                data = os.read(fd, _PIECE)
+                if data:
+                    text(fd, data)
+                else:
+                    open_fds.remove(fd)
+            if not ready and not waiter.is_alive():
                 break
             if gone is not None and waiter.is_alive() and gone():
                 raise BrokenPipeError("the client went away")
@@ -194,11 +201,11 @@ def relay(job, out_fd, on_text, gone=None):
                     os.killpg(pid, signal.SIGKILL)
                 except OSError:
                     pass
-        os.close(out_fd)
+        for fd in pipes:
+            os.close(fd)
         job.close()
-    tail = decoder.decode(b"", final=True)
-    if tail:
-        on_text(tail)
+    for fd in pipes:
+        text(fd, b"", final=True)
     if "error" in result:
         raise result["error"]
     return result.get("ok")

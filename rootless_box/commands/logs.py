@@ -154,7 +154,9 @@ def main(parsed):
     since = parse_timestamp(parsed.since, now) if parsed.since else None
     until = parse_timestamp(parsed.until, now) if parsed.until else None
     count = _tail_count(parsed.tail)
-    path = record.get("LogPath") or container_ops.log_path(store, record["Id"])
+    path = container_ops.readable_log(store, record)
+    if not parsed.follow:
+        record = container_ops.settled(store, record)
     cid = record["Id"]
 
     if parsed.follow:

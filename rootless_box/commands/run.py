@@ -76,9 +76,9 @@ def command(verb, summary):
 
 
 def options_from(parsed):
-    if parsed.log_driver not in ("json-file", "k8s-file"):
+    if parsed.log_driver not in ("json-file", "k8s-file", "none"):
         raise UsageError("unsupported log driver %r" % parsed.log_driver,
-                         "rootless-box writes Docker's json-file logs")
+                         "rootless-box writes Docker's json-file logs, or none")
     stop_timeout = None
     if parsed.stop_timeout is not None:
         try:
@@ -102,7 +102,8 @@ def options_from(parsed):
         label_files=parsed.label_file,
         read_only=parsed.read_only, network=network, init=parsed.init,
         detach=getattr(parsed, "detach", False), restart=parsed.restart,
-        log_opts=parsed.log_opt, stop_signal=parsed.stop_signal, stop_timeout=stop_timeout,
+        log_opts=parsed.log_opt, log_driver="none" if parsed.log_driver == "none" else None,
+        stop_signal=parsed.stop_signal, stop_timeout=stop_timeout,
         userns=run_ops.parse_userns(parsed.userns), security_opts=parsed.security_opt,
         publish=parsed.publish, publish_all=parsed.publish_all, add_hosts=parsed.add_host,
         dns=parsed.dns, dns_search=parsed.dns_search, dns_options=parsed.dns_option,

@@ -73,6 +73,10 @@ class BuildOptions:
         # --cache-from/--cache-to: parsed targets (ops/buildcache.parse) of step images
         self.cache_from = list(cache_from)
         self.cache_to = list(cache_to)
+        # the classic builder's cachefrom (the Engine API's): local image names; a step's
+        # cached image counts only when it is in one of theirs (moby's ImageCache.isParent:
+        # here, its layers begin theirs). None: every cached step counts
+        self.cache_images = None
 
 
 class _State:
@@ -124,6 +128,14 @@ class Builder:
         if opts.cache_from and not opts.no_cache:
             from ..ops import buildcache
             self.cache_sources = [buildcache.source(c) for c in opts.cache_from]
+        self.trusted = None  # the cache_images' layer chains
+        if opts.cache_images is not None:
+            self.trusted = []
+            for name in opts.cache_images:
+                try:
+                    self.trusted.append(list(images.resolve(store, name).diff_ids))
+                except errors.BoxError:
+                    pass  # dockerd skips a source that is not there
         self.times, self.created = build_times(opts)
 
     # -- the whole build -------------------------------------------------------------------
@@ -410,6 +422,10 @@ class Builder:
             try:
                 image = images.resolve(self.store, image_id)
             except errors.BoxError:
+                image = None
+        if image is not None and self.trusted is not None:
+            chain = list(image.diff_ids)
+            if not any(t[:len(chain)] == chain for t in self.trusted):
                 image = None
         for source in self.cache_sources:
             if image is not None:

@@ -27,9 +27,14 @@ KNOWN_FILE = "buildcache-files.json"
 
 
 class StepFailed(errors.BoxError):
-    """A RUN step's command exited non-zero (`docker build` exits 1)."""
+    """A RUN step's command exited non-zero (`docker build` exits 1): its argv and status are
+    kept for the API's classic-builder wording (api/build.py)."""
 
     exit_code = 1
+
+    def __init__(self, message, hint=None, *, argv=(), code=None, **kw):
+        super().__init__(message, hint, **kw)
+        self.argv, self.code = list(argv), code
 
 
 def run_step(store, idmap, lowers, argv, env, workdir="/", user="", network="host",
@@ -57,7 +62,7 @@ def run_step(store, idmap, lowers, argv, env, workdir="/", user="", network="hos
         code = _run_quietly(spec, idmap, ran) if quiet else _run(spec, idmap, ran)
         if code != 0:
             raise StepFailed("process %s did not complete successfully: exit code: %d"
-                             % (_quote(argv), code), exit_code=1)
+                             % (_quote(argv), code), exit_code=1, argv=argv, code=code)
         changes = spec["rootfs"]["merged"] if driver == "copy" else spec["rootfs"]["upper"]
         points = list(BASE_MOUNTPOINTS) + [m["destination"].lstrip("/")
                                            for m in spec["mounts"]]

@@ -129,7 +129,7 @@ def commit(store, idmap, name, repository=None, changes=(), message="", author="
         layers.append((oci_image.MT_LAYER["none"], report["diff_id"], report["size"]))
         result = images.record_image(store, cfg, layers, cfg["rootfs"]["diff_ids"], ref,
                                      content_size=parent.record.get("size", 0) +
-                                     report["size"])
+                                     report["size"], parent=parent.id)
     # dockerd's (daemon/commit.go): the image's create, its tag, then the container's commit
     from . import events
     events.emit(store, "image", "create", result, {"name": result})

@@ -133,6 +133,45 @@ def _keeper_gone(state):
     return not _alive(state.get("Pid") or 0, state.get("PidStartTime"))
 
 
+def _init_state(pid, start_time):
+    """The container's init: "ended" (a zombie its monitor has not reaped yet included),
+    "new-running" (busy, started within the last second), or "on"."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            data = f.read()
+        fields = data[data.rindex(b")") + 2:].split()
+        if fields[0] in (b"Z", b"X") or int(fields[19]) != start_time:
+            return "ended"
+        with open("/proc/uptime", "rb") as f:
+            uptime = float(f.read().split()[0])
+        young = uptime - start_time / os.sysconf("SC_CLK_TCK") < 1.0
+        # R: runnable, D: in the kernel (its pages coming in from disk), not waiting on a read
+        return "new-running" if young and fields[0] in (b"R", b"D") else "on"
+    except (OSError, ValueError, IndexError):
+        return "ended"
+
+
+def settled(store, record, timeout=2.0):
+    """The record once a just-started container has written its first output: an init still
+    runnable in its first second is waited for until it sleeps or ends, an ended one until
+    its watcher, which logs the last of its output before it records the exit, has recorded
+    it. So `logs` right after `start` of a short command (docker-py's users' way; dockerd's
+    shim is quicker than this process is scheduled) reads its output. Bounded by timeout;
+    a container that runs on, or whose exit is recorded, at once."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = record.get("State") or {}
+        if state.get("Status") != "running" or not state.get("MonitorPid") or \
+                _init_state(state.get("Pid") or 0, state.get("PidStartTime")) == "on" or \
+                time.monotonic() > deadline:
+            return record
+        time.sleep(0.005)
+        current = store.read_container(record["Id"])
+        if current is None:
+            return record  # removed meanwhile (--rm): its log went with it
+        record = refresh_state(store, current)
+
+
 def refresh_state(store, record):
     """A live-looking record whose keeper is gone becomes exited: the `run` process of a
     foreground container, the monitor of a detached one (killed, or the machine rebooted).
@@ -218,6 +257,15 @@ def parse_size(text):
 def log_path(store, cid):
     """The container's json-file log (what its monitor writes and `logs` reads)."""
     return os.path.join(store.container_dir(cid), "json.log")
+
+
+def readable_log(store, record):
+    """The log `logs` reads, or Docker's error for a container whose log driver keeps none
+    (--log-driver none; the API answers it 501)."""
+    if ((record.get("HostConfig") or {}).get("LogConfig") or {}).get("Type") == "none":
+        raise errors.BoxError("configured logging driver does not support reading",
+                              "the container was made with --log-driver none", exit_code=1)
+    return record.get("LogPath") or log_path(store, record["Id"])
 
 
 def spec_path(store, cid):

@@ -32,6 +32,10 @@ class ExecOptions:
         self.tty = kw.get("tty", False)
         self.detach = kw.get("detach", False)
         self.winsize = kw.get("winsize")  # (rows, cols) when the caller's terminal is not ours
+        # the Engine API's: the keys (bytes) that end a -it exec's attachment and leave it
+        # running, and what lets the client go then (its socket shut); the CLI has neither
+        self.detach_keys = kw.get("detach_keys")
+        self.on_detach = kw.get("on_detach")
 
 
 def _not_running(record):
@@ -135,8 +139,50 @@ def exec_in(opts):
             process = join.spawn(target, spec)
             target.close()
             forwarder.attach(process.pid)
+            if opts.detach_keys and process.master_fd is not None and opts.interactive:
+                return _wait_detachable(process, opts)
             return _wait(process, opts)
         finally:
             forwarder.restore()
     finally:
         target.close()
+
+
+def _wait_detachable(process, opts):
+    """_wait, where the detach keys typed on stdin let the caller go (opts.on_detach) and leave
+    the command running, as dockerd leaves an exec: its terminal is kept open (closing the
+    master would hang it up) and read until the command ends, its output dropped. The end of
+    stdin (the client hung up, or detached by itself as the docker CLI does) is the same, and
+    so is a client gone mid-copy: dockerd never closes a terminal's input for its client."""
+    import signal
+    from ..userns.pty import relay
+    services = {}
+    if process.listener is not None:
+        from .chowns import services as chown_services
+        services = chown_services(process)
+    kept = os.dup(process.master_fd)
+    # the command runs already (its own SIGPIPE is the default): here a client gone is a
+    # write that fails, not this process's end (and with it the terminal's)
+    old_pipe = signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    try:
+        try:
+            detached = relay(process.master_fd, True, detach_keys=opts.detach_keys,
+                             services=services, eof_detaches=True)
+        except OSError:  # the client's socket failed (reset, or shut)
+            detached = True
+        if detached:
+            opts.on_detach()
+            null = os.open(os.devnull, os.O_RDWR)
+            os.dup2(null, 1)
+            os.close(null)
+            relay(kept, False, services=services)
+            kept = None
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    finally:
+        signal.signal(signal.SIGPIPE, old_pipe)
+        if kept is not None:
+            os.close(kept)
+    return process.wait(services)

@@ -250,25 +250,28 @@ def import_rootfs(store, idmap, source, repository=None, changes=(), message="")
     return image_id, report
 
 
-def record_image(store, cfg, layers, diff_ids, ref, content_size=None):
+def record_image(store, cfg, layers, diff_ids, ref, content_size=None, parent=None):
     """Under the store lock: a new image from a config dict (import, commit): write its config
     and manifest, record and tag it. layers: [(media type, blob digest, blob size)];
-    content_size: the uncompressed size of the layers (default: the blobs' sizes)."""
+    content_size: the uncompressed size of the layers (default: the blobs' sizes); parent: the
+    ID of the image it was made from (commit), which inspect shows as Docker's Parent (local
+    only: no registry or save keeps it)."""
     config_bytes = oci_image.dumps(cfg)
     image_id = store.put_blob_bytes(config_bytes)
     manifest = oci_image.new_manifest(image_id, len(config_bytes), layers)
     manifest_bytes = oci_image.dumps(manifest)
     size = content_size if content_size is not None else sum(s for _mt, _d, s in layers)
     return record_blobs(store, config_bytes, manifest_bytes, diff_ids, [ref] if ref else [],
-                        size)
+                        size, parent=parent)
 
 
-def record_blobs(store, config_bytes, manifest_bytes, diff_ids, refs, size, digests=()):
+def record_blobs(store, config_bytes, manifest_bytes, diff_ids, refs, size, digests=(),
+                 parent=None):
     """Under the store lock: record an image whose config and manifest are given byte for byte
     (load keeps them as they came, so the image ID and digests hold). The layer blobs must be
     in the store already. digests: `repository@sha256:...` names the image has in registries
-    (pull, push), added to those recorded before. Returns the image ID (sha256 of the
-    config)."""
+    (pull, push), added to those recorded before; parent: as record_image's. Returns the
+    image ID (sha256 of the config)."""
     image_id = store.put_blob_bytes(config_bytes)
     manifest_digest = store.put_blob_bytes(manifest_bytes)
     index = store.read_index()
@@ -278,6 +281,8 @@ def record_blobs(store, config_bytes, manifest_bytes, diff_ids, refs, size, dige
                                  "added": oci_image.now_rfc3339(), "size": size}
     if known:
         index["images"][image_id]["digests"] = known
+    if parent and parent != image_id:
+        index["images"][image_id]["parent"] = parent
     for ref in refs:
         index["tags"][str(ref)] = image_id
     store.write_index(index)
@@ -424,7 +429,7 @@ def inspect(image):
         "Id": image.id,
         "RepoTags": [reference.parse(t).familiar() for t in image.tags],
         "RepoDigests": [familiar_digest(d) for d in image.record.get("digests") or ()],
-        "Parent": "",
+        "Parent": image.record.get("parent", ""),
         "Comment": (history[-1].get("comment", "") if history else ""),
         "Created": cfg.get("created", ""),
         "DockerVersion": "",

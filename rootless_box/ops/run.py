@@ -71,6 +71,7 @@ class RunOptions:
         self.detach = kw.get("detach", False)
         self.restart = kw.get("restart") or "no"
         self.log_opts = list(kw.get("log_opts", ()))
+        self.log_driver = kw.get("log_driver") or "json-file"  # LOG_DRIVERS
         self.stop_signal = kw.get("stop_signal")
         self.stop_timeout = kw.get("stop_timeout")
         self.userns = kw.get("userns")
@@ -79,6 +80,9 @@ class RunOptions:
 
 
 USERNS_MODES = ("auto", "single", "subuid")
+# json-file, and Docker's none: nothing to read back (`logs` refuses; the watcher's log is then
+# only the attach clients' channel, capped at 2 MiB: ops/watch.py)
+LOG_DRIVERS = ("json-file", "none")
 
 
 def parse_userns(text):
@@ -429,7 +433,7 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None, api_mou
                        "Mounts": list(api_mounts) or None,
                        "VolumesFrom": opts.volumes_from or None,
                        "RestartPolicy": parse_restart(opts.restart),
-                       "LogConfig": {"Type": "json-file",
+                       "LogConfig": {"Type": opts.log_driver,
                                      "Config": parse_log_opts(opts.log_opts)},
                        **runflags.host_config(opts, resolved)},
         "Mounts": [mountopts.record_entry(m, store.volumes) for m in mounts],

@@ -338,7 +338,11 @@ def main(argv):
     log = None
     log_path = record.get("LogPath")
     if log_path:
-        opts = (record.get("HostConfig") or {}).get("LogConfig", {}).get("Config") or {}
+        config = (record.get("HostConfig") or {}).get("LogConfig") or {}
+        # --log-driver none: nobody reads this log back (`logs` refuses), attach clients
+        # alone follow it, so a little of it is enough
+        opts = {"max-size": "1m", "max-file": "2"} if config.get("Type") == "none" else \
+            config.get("Config") or {}
         log = LogWriter(log_path, **_log_options(opts))
     backlog = None
     try:

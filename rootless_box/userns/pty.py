@@ -108,7 +108,7 @@ def host_winsize(fd=None):
 
 
 def relay(master, forward_stdin, on_signal=None, detach_keys=None, services=None,
-          winsize_fd=None):
+          winsize_fd=None, eof_detaches=False):
     """Copy stdin -> master and master -> stdout until the container side closes, or until
     the user types detach_keys (bytes, e.g. ctrl-p ctrl-q: then True is returned).
     services: {fd: call} also watched meanwhile (the seccomp listener): call() when fd is
@@ -137,7 +137,7 @@ def relay(master, forward_stdin, on_signal=None, detach_keys=None, services=None
         if saved is not None:
             import tty
             tty.setraw(0, termios.TCSANOW)
-        return _copy_loop(master, forward_stdin, detach_keys, services)
+        return _copy_loop(master, forward_stdin, detach_keys, services, eof_detaches)
     finally:
         if saved is not None:
             termios.tcsetattr(0, termios.TCSADRAIN, saved)
@@ -151,7 +151,7 @@ def _write_all(fd, data):
         data = data[written:]
 
 
-def _copy_loop(master, forward_stdin, detach_keys=None, services=None):
+def _copy_loop(master, forward_stdin, detach_keys=None, services=None, eof_detaches=False):
     readers = [master] + ([0] if forward_stdin else [])
     services = dict(services or {})
     typed = b""
@@ -188,5 +188,7 @@ def _copy_loop(master, forward_stdin, detach_keys=None, services=None):
                 _write_all(master, data)
             else:
                 readers.remove(0)
+                if eof_detaches:
+                    return True  # as detached (dockerd leaves a tty's input open)
                 # stdin ended (a pipe): send the terminal's end-of-file character.
                 _write_all(master, b"\x04")

@@ -6,6 +6,10 @@ takes it, as dockerd 23+; a volume driver that is not there is a 404 (docker.err
 `prune_builds()` (`POST /build/prune`) answers Docker's shape and empties the build cache.
 """
 
+import contextlib
+import io
+import socket
+
 import pytest
 
 from conftest import needs_userns
@@ -105,6 +109,25 @@ def test_a_log_driver_that_is_not_there_is_refused_in_dockers_words(client, api_
     assert api_cli.ok("ps", "-aq").out == before
 
 
+def test_log_driver_none_runs_and_its_logs_answer_dockers_error(client):
+    cid = client.create_container("base", "echo hello", host_config=client.create_host_config(
+        log_config=dockerpy.types.LogConfig(type="none")))["Id"]
+    try:
+        attached = client.attach_socket(cid, {"stdout": 1, "stream": 1})
+        client.start(cid)
+        assert client.wait(cid, timeout=30)["StatusCode"] == 0
+        # the output still reaches an attached client (the docker CLI's run), framed
+        assert _read_until(attached._sock, b"hello\n").endswith(b"hello\n")
+        attached.close()
+        assert client.inspect_container(cid)["HostConfig"]["LogConfig"]["Type"] == "none"
+        with pytest.raises(dockerpy.errors.APIError) as caught:
+            client.logs(cid)
+        assert caught.value.status_code == 501
+        assert caught.value.explanation == "configured logging driver does not support reading"
+    finally:
+        client.remove_container(cid, force=True)
+
+
 def test_attach_without_stream_gives_the_log_of_an_exited_container_and_ends(client):
     cid = client.create_container("base", "echo hello")["Id"]
     try:
@@ -171,3 +194,144 @@ def test_an_exec_has_the_terminal_its_create_asked_for(client):
         assert client.exec_inspect(made)["ExitCode"] == 0
     finally:
         client.remove_container(cid, force=True)
+
+
+def _read_until(raw, want):
+    got = b""
+    while want not in got:
+        data = raw.recv(1024)
+        assert data, "the stream ended before %r (got %r)" % (want, got)
+        got += data
+    return got
+
+
+@pytest.fixture
+def cat(client):
+    """A running container whose `cat` waits on its open stdin."""
+    cid = client.create_container("base", "cat", stdin_open=True)["Id"]
+    client.start(cid)
+    yield cid
+    client.remove_container(cid, force=True)
+
+
+def test_the_detach_keys_end_an_exec_with_a_terminal_and_leave_it_running(client, cat):
+    for keys, typed in ((None, b"\x10\x11"), ("ctrl-x", b"\x18")):
+        made = client.exec_create(cat, "cat", stdin=True, tty=True, detach_keys=keys)
+        raw = client.exec_start(made, tty=True, socket=True)._sock
+        raw.settimeout(20)
+        raw.sendall(b"typed\n")
+        _read_until(raw, b"typed\r\ntyped\r\n")  # the terminal's echo, then cat's
+        for key in typed:  # one read each: a held prefix is not forwarded yet
+            raw.sendall(bytes([key]))
+        assert raw.recv(128) == b""  # the service hung up
+        raw.close()
+        assert client.exec_inspect(made)["Running"]
+    # a client that hangs up (the docker CLI detaches by itself, then closes) leaves it too:
+    # dockerd never closes a terminal's input for its client
+    made = client.exec_create(cat, "cat", stdin=True, tty=True)
+    raw = client.exec_start(made, tty=True, socket=True)._sock
+    raw.settimeout(20)
+    raw.sendall(b"typed\n")
+    _read_until(raw, b"typed\r\ntyped\r\n")
+    raw.shutdown(socket.SHUT_RDWR)  # docker-py's response holds the fd too: close() is not all
+    raw.close()
+    # the detached cats still run in the container, beside its own (asked several times: the
+    # hang-up reaches the service meanwhile)
+    for _ in range(3):
+        ps = client.exec_start(client.exec_create(cat, ["ps", "-o", "args"]))
+        assert ps.decode().split().count("cat") == 4
+    assert client.exec_inspect(made)["Running"]
+
+
+def test_an_exec_that_cannot_start_exits_126_as_under_dockerd(client, cat):
+    for cmd in ("no-such-cmd", "/etc/passwd"):  # dockerd: 126 for either, unlike run
+        made = client.exec_create(cat, cmd)
+        client.exec_start(made)
+        assert client.exec_inspect(made)["ExitCode"] == 126
+
+
+def test_a_bad_archive_to_load_is_an_error_in_the_stream_as_from_dockerd(client, service):
+    status, _headers, body = service.request("POST", "/v1.44/images/load", b"abc")
+    assert status == 200
+    assert b'"error": "cannot read the archive' in body
+    with pytest.raises(dockerpy.errors.ImageLoadError, match="cannot read the archive"):
+        dockerpy.DockerClient(base_url=service.uri, version="auto").images.load(b"abc")
+
+
+def test_a_failed_run_step_is_told_in_the_classic_builders_words(service):
+    client = dockerpy.DockerClient(base_url=service.uri, version="auto")
+    for dockerfile, command in ((b"FROM base\nRUN exit 1", "/bin/sh -c exit 1"),
+                                (b'FROM base\nRUN ["sh", "-c", "exit 1"]', "sh -c exit 1")):
+        with pytest.raises(dockerpy.errors.BuildError) as caught:
+            client.images.build(fileobj=io.BytesIO(dockerfile))
+        assert caught.value.msg == "The command '%s' returned a non-zero code: 1" % command
+        assert any("Step 2/2" in chunk.get("stream", "") for chunk in caught.value.build_log)
+
+
+def test_a_dockerfile_out_of_the_context_builds_and_stays_out_of_it(client, tmp_path):
+    ctx, elsewhere = tmp_path / "ctx", tmp_path / "elsewhere"
+    ctx.mkdir()
+    elsewhere.mkdir()
+    (ctx / "file.txt").write_text("hello")
+    (elsewhere / "Dockerfile").write_text("FROM base\nCOPY . /src\n")
+    # docker-py puts it in the tar as .dockerfile.<random> and sends dockerfile= twice (that
+    # name, then its text): the first one counts, as in Go's FormValue
+    chunks = list(client.build(path=str(ctx), dockerfile=str(elsewhere / "Dockerfile"),
+                               tag="ooc:1", decode=True))
+    assert chunks[-1] == {"stream": "Successfully tagged ooc:1\n"}, chunks
+    cid = client.create_container("ooc:1", ["ls", "-a", "/src"])["Id"]
+    try:
+        client.start(cid)
+        client.wait(cid, timeout=30)
+        assert client.logs(cid).split() == [b".", b"..", b"file.txt"]
+    finally:
+        client.remove_container(cid, force=True)
+        client.remove_image("ooc:1")
+
+
+def test_build_streams_a_message_a_line_stderr_in_red_and_honours_cachefrom(client):
+    script = b"FROM base\nENV FOO=bar\nRUN echo out; echo err >&2\nRUN touch /b\n"
+
+    def build(tag, **kw):
+        return list(client.build(fileobj=io.BytesIO(script), tag=tag, decode=True, **kw))
+    first = build("cf1:1")
+    assert {"stream": "\x1b[91merr\n\x1b[0m"} in first  # the classic builder's stderr
+    assert {"stream": "out\n"} in first
+    assert all(c["stream"].count("\n") <= 1 for c in first if "stream" in c)
+    try:
+        cached = [c for c in build("cf2:1") if "Using cache" in c.get("stream", "")]
+        assert cached == [{"stream": " ---> Using cache\n"}] * 3
+        # cachefrom: a cached step counts only when it is in those images (dockerd's)
+        assert sum("Using cache" in c.get("stream", "")
+                   for c in build("cf2:1", cache_from=["cf1:1"])) == 3
+        assert not any("Using cache" in c.get("stream", "")
+                       for c in build("cf2:1", cache_from=["nosuchtag"]))
+    finally:
+        client.remove_image("cf2:1")
+        client.remove_image("cf1:1")
+
+
+@contextlib.contextmanager
+def _started(client, cmd):
+    cid = client.create_container("base", cmd)["Id"]
+    try:
+        client.start(cid)
+        yield cid
+    finally:
+        client.remove_container(cid, force=True)
+
+
+def test_logs_right_after_the_start_of_a_short_command_have_its_output(client):
+    """docker-py's users start a container and read its logs at once: the output the command
+    wrote by then is there (the watcher's last write waited for, not raced)."""
+    for _ in range(5):
+        with _started(client, ["echo", "said"]) as cid:
+            assert client.logs(cid) == b"said\n"
+
+
+def test_a_committed_image_names_its_parent(client):
+    with _started(client, ["touch", "/made"]) as cid:
+        client.wait(cid, timeout=30)
+        made = client.commit(cid)["Id"]
+        assert client.inspect_image(made)["Parent"] == client.inspect_image("base")["Id"]
+        client.remove_image(made)

@@ -217,6 +217,10 @@ def test_history_of_a_committed_image(cli, image):
     assert rows[1]["SIZE"] == table(cli.ok("history", image).out)[0]["SIZE"]
     full = table(cli.ok("history", "--no-trunc", "committed:1").out)
     assert full[0]["CREATED BY"].endswith("echo done-with-it")
+    # Docker's Parent: the image the container ran, the one committed on top of it
+    base_id = cli.ok("inspect", "-f", "{{.Id}}", image).out
+    assert cli.ok("inspect", "-f", "{{.Parent}}", "committed:1").out == base_id
+    assert cli.ok("inspect", "-f", "{{.Parent}}", image).out == "\n"  # imported: none
     cli.ok("rmi", "committed:1")
 
 

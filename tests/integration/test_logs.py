@@ -125,6 +125,33 @@ def test_container_without_a_log(cli, image):
     assert cli.ok("logs", "-f", "quiet").out == ""  # exited: nothing to wait for
 
 
+def test_logs_right_after_a_start_have_the_short_commands_output(cli, image):
+    cli.ok("create", "--name", "brief", image, "echo", "said")
+    for _ in range(3):
+        cli.ok("start", "brief")
+        assert cli.ok("logs", "brief").out.count("said\n") >= 1
+    assert cli.ok("logs", "brief").out == "said\n" * 3
+    cli.ok("rm", "brief")
+
+
+def test_log_driver_none_shows_the_output_and_keeps_none_to_read(cli, image):
+    """Docker's --log-driver none: the output still reaches an attached client; `logs`
+    answers Docker's error, exit 1; inspect says none."""
+    proc = cli.ok("run", "--log-driver", "none", "--name", "nolog", image, "echo", "shown")
+    assert proc.out == "shown\n"
+    cli.ok("run", "-d", "--log-driver", "none", "--name", "nolog-d", image, "echo", "kept")
+    cli.ok("wait", "nolog-d")
+    for name in ("nolog", "nolog-d"):
+        proc = cli("logs", name)
+        assert_one_error(proc, code=1)
+        assert "configured logging driver does not support reading" in proc.err
+        assert proc.out == ""
+    assert cli.ok("inspect", "-f", "{{.HostConfig.LogConfig.Type}}", "nolog-d").out == "none\n"
+    proc = cli("run", "--log-driver", "syslog", image, "true")
+    assert_one_error(proc, code=125)
+    cli.ok("rm", "nolog", "nolog-d")
+
+
 def test_follow_until_the_container_stops(cli, image, tmp_path):
     cli.ok("run", "--name", "followed", image, "true")
     record = record_of(cli, "followed")

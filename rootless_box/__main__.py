@@ -1,4 +1,4 @@
 """`python -m rootless_box`: the same entry point as the rootless-box command."""
-from rootless_box.cli import main
+from rootless_box.cli import leave, main
 
-raise SystemExit(main())
+leave(main())

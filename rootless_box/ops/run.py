@@ -738,6 +738,10 @@ def run(opts, warn=None, pull=None):
     if opts.tty:
         from ..userns.pty import host_winsize
         spec["winsize"] = host_winsize()
+    if opts.rm:
+        # mounted once, deleted when it ends: no sync of the upper file system at its end
+        # (userns/mounts.py, op_mount_overlay)
+        spec["rootfs"]["volatile"] = True
     forwarder = SignalForwarder()
     try:
         try:

@@ -10,6 +10,7 @@ Defaults follow Docker's (moby oci/defaults.go: masked and read-only paths, /dev
 Must not: fork, exec, or know about images and the store.
 """
 
+import errno
 import os
 import stat
 
@@ -52,7 +53,8 @@ def build_plan(spec):
     root = rootfs["merged"]
     plan = [("make_private",)]
     if rootfs["driver"] == "overlay":
-        plan.append(("mount_overlay", root, rootfs["lower"], rootfs["upper"], rootfs["work"]))
+        plan.append(("mount_overlay", root, rootfs["lower"], rootfs["upper"], rootfs["work"])
+                    + ((True,) if rootfs.get("volatile") else ()))
     elif rootfs["driver"] == "fuse-overlayfs":
         plan.append(("mount_fuse", root, rootfs["lower"], rootfs["upper"], rootfs["work"]))
     else:
@@ -150,6 +152,18 @@ def overlay_data(lower, upper=None, work=None):
     if len(data) <= _MAX_MOUNT_DATA or len(parents) != 1:
         return None, data
     return parents.pop(), build([os.path.basename(p) for p in lower])
+
+
+def _clear_volatile(work):
+    """A volatile mount leaves work/work/incompat/volatile behind, and overlayfs refuses
+    that work dir from then on; a `run --rm` whose CLI was killed before the removal is
+    such a container, and `start` mounts it again (without `volatile`: synced)."""
+    marker = os.path.join(work, "work", "incompat", "volatile")
+    for path in (marker, os.path.dirname(marker)):
+        try:
+            os.rmdir(path)
+        except OSError:
+            return
 
 
 def mount_overlay(target, lower, upper=None, work=None):
@@ -286,10 +300,22 @@ class Executor:
     def op_make_private(self):
         self.sys.mount(None, "/", None, libc.MS_REC | libc.MS_PRIVATE, None)
 
-    def op_mount_overlay(self, root, lower, upper, work):
+    def op_mount_overlay(self, root, lower, upper, work, volatile=False):
         cwd, data = overlay_data(lower, upper, work)
         if cwd:
             self.sys.chdir(cwd)
+        if volatile:
+            # rootfs["volatile"], a `run --rm`'s rootfs, mounted once and then deleted: no
+            # sync of the whole upper file system when the last process leaves and the
+            # mount goes (on a busy disk, several ms of every such run: issue 19)
+            try:
+                self.sys.mount("overlay", root, "overlay", 0, data + ",volatile")
+                return
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise  # EINVAL: a kernel before 5.10; the same mount without it
+        elif upper:
+            _clear_volatile(work)
         self.sys.mount("overlay", root, "overlay", 0, data)
 
     def op_mount_fuse(self, root, lower, upper, work):

@@ -164,6 +164,26 @@ def test_rm_removes_the_container_and_its_writes(cli, image):
     assert containers(cli) == before
 
 
+def test_rm_rootfs_is_mounted_volatile_a_kept_one_synced(cli, image):
+    """Issue 19: a `run --rm` rootfs goes when it ends, so its unmount skips the sync of the
+    upper file system (overlayfs' `volatile`); a kept container's stays synced, its restart
+    included."""
+    def root_options(*args):
+        out = cli.ok(*args).out
+        fields = next(line.split() for line in out.splitlines() if line.split()[1] == "/")
+        if fields[2] != "overlay":
+            pytest.skip("the storage driver here is not kernel overlayfs")
+        return fields[3].split(",")
+
+    assert any("volatile" in o for o in root_options("run", "--rm", image, "cat",
+                                                     "/proc/mounts"))
+    name = "kept-synced"
+    assert not any("volatile" in o for o in root_options("run", "--name", name, image, "cat",
+                                                         "/proc/mounts"))
+    assert not any("volatile" in o for o in root_options("start", "-a", name))
+    cli.ok("rm", name)
+
+
 # -- volumes, tmpfs, read-only, network ---------------------------------------------------------
 
 def test_bind_volume_rw_and_ro(cli, image, tmp_path):

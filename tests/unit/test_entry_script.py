@@ -50,3 +50,37 @@ def test_search_path_as_site_makes_it_without_pth_imports(tmp_path):
     os.unlink(marker)  # site itself ran the import line above
     subprocess.run([sys.executable, "-S", "-c", pre], env=env, check=True)
     assert not marker.exists()
+
+
+def _leave(body, tmp_path):
+    code = ("import atexit, sys; sys.path.insert(0, %r)\n"
+            "from rootless_box.cli import leave\n"
+            "atexit.register(lambda: print('atexit ran'))\n" % TOP) + body
+    return subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
+                          cwd=str(tmp_path))
+
+
+def test_leave_exits_with_the_status_after_atexit_and_buffered_output(tmp_path):
+    """The entry scripts end with leave() (issue 19: no interpreter finalization): what a
+    normal exit does that a caller sees still happens."""
+    proc = _leave("sys.stdout.write('partial line, buffered'); sys.stderr.write('err')\n"
+                  "leave(3)\n", tmp_path)
+    assert proc.returncode == 3
+    assert proc.stdout == "partial line, bufferedatexit ran\n"
+    assert proc.stderr == "err"
+
+
+def test_leave_waits_for_a_running_thread_as_a_normal_exit(tmp_path):
+    proc = _leave("import threading, time\n"
+                  "def late():\n"
+                  "    time.sleep(0.2)\n"
+                  "    print('thread done', flush=True)\n"
+                  "threading.Thread(target=late).start()\n"
+                  "leave(4)\n", tmp_path)
+    assert proc.returncode == 4
+    assert proc.stdout.splitlines() == ["thread done", "atexit ran"]
+
+
+def test_leave_passes_a_message_on_as_sys_exit(tmp_path):
+    proc = _leave("leave('rootless-box: bye')\n", tmp_path)
+    assert proc.returncode == 1 and proc.stderr == "rootless-box: bye\n"

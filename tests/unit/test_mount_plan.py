@@ -101,6 +101,41 @@ def test_order_rootfs_then_kernel_fs_then_dev_then_user_mounts_then_pivot(tmp_pa
                           ("umount2", ".", libc.MNT_DETACH), ("chdir", "/")]
 
 
+def test_a_volatile_rootfs_is_mounted_volatile_and_others_synced(tmp_path):
+    """`run --rm` (issue 19): its upper dir goes when it ends, so the unmount need not sync
+    the upper file system; every other container's mount stays synced."""
+    s = spec(tmp_path)
+    s["rootfs"]["volatile"] = True
+    assert execute(s)[1][5] == "lowerdir=/l2:/l1,upperdir=/u,workdir=/w,userxattr,volatile"
+    assert not execute(spec(tmp_path))[1][5].endswith("volatile")
+
+
+class OldKernel(Recorder):
+    def mount(self, source, target, fstype, flags, data):
+        if data and data.endswith(",volatile"):
+            raise OSError(22, "Invalid argument")
+        super().mount(source, target, fstype, flags, data)
+
+
+def test_a_kernel_without_volatile_mounts_the_same_rootfs_synced(tmp_path):
+    s = spec(tmp_path)
+    s["rootfs"]["volatile"] = True
+    rec = OldKernel()
+    mounts.Executor(s, sys=rec).run(mounts.build_plan(s))
+    assert rec.calls[1][5] == "lowerdir=/l2:/l1,upperdir=/u,workdir=/w,userxattr"
+
+
+def test_a_synced_mount_clears_the_mark_a_volatile_one_left(tmp_path):
+    """A `run --rm` whose CLI was killed before the removal leaves work/work/incompat/volatile,
+    with which overlayfs refuses the work dir: its `start` clears it first."""
+    work = tmp_path / "work"
+    (work / "work" / "incompat" / "volatile").mkdir(parents=True)
+    s = spec(tmp_path)
+    s["rootfs"]["work"] = str(work)
+    execute(s)
+    assert os.listdir(work / "work") == []
+
+
 def test_a_joined_ipc_namespace_gets_the_donors_shm_mount_not_a_new_one(tmp_path):
     s = spec(tmp_path, ipc_mode="container", shm_tree=7)
     root = s["rootfs"]["merged"]

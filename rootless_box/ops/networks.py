@@ -467,7 +467,10 @@ def assign(store, record, only=None):
         links.append({"bridge": bridge_name(net), "gateway": gateway, "prefix": prefix,
                       "veth": link_names(record["Id"], net),
                       "ifname": None if only else "eth%d" % index,
-                      "ip": ip, "route": route and not only, "net": name, "mac": _mac(ip)})
+                      "ip": ip, "route": route and not only, "net": name, "mac": _mac(ip),
+                      # the gateway's MAC, fixed (userns/netholder.plumb says why) and the
+                      # same in a new holder, so ARP caches survive a holder's restart too
+                      "bridge_mac": _mac(gateway)})
     return links
 
 
@@ -556,7 +559,8 @@ def _rewire(store, pid, records):
             links.append({"bridge": bridge_name(net), "gateway": entry["Gateway"],
                           "prefix": entry["IPPrefixLen"], "veth": link_names(record["Id"], net),
                           "ifname": "eth%d" % index, "ip": entry["IPAddress"], "route": route,
-                          "net": name, "mac": entry.get("MacAddress")})
+                          "net": name, "mac": entry.get("MacAddress"),
+                          "bridge_mac": _mac(entry["Gateway"])})
         try:
             target = os.open("/proc/%d/ns/net" % record["State"]["Pid"],
                              os.O_RDONLY | os.O_CLOEXEC)

@@ -281,7 +281,7 @@ def plumb(holder_net_fd, target_net_fd, links, stale=False):
     (made on demand with its gateway address, up), a veth pair from it into the target's
     namespace, and there the address, the link up and, for the first non-internal link,
     the default route. links: dicts with bridge, gateway, prefix, veth, ifname (None: the
-    first ethN free in the target), ip, route.
+    first ethN free in the target), ip, route, bridge_mac (the bridge's, when made here).
     stale: the target's ethN links are removed first (a repair after the holder was
     killed: the kernel tears down a dead network namespace, and with it the peers of its
     veths, asynchronously, so the old eth0 can outlive the holder for a while, longer on a
@@ -303,7 +303,10 @@ def plumb(holder_net_fd, target_net_fd, links, stale=False):
     libc.setns(holder_net_fd, libc.CLONE_NEWNET)
     with Netlink() as nl:
         for link in links:
-            nl.add_bridge(link["bridge"])
+            # a fixed MAC: a bridge without one takes its lowest port's, which changes as
+            # containers come and go, and a container still holding the old one in its ARP
+            # cache then reaches neither its gateway nor the DNS there (ops/networks.assign)
+            nl.add_bridge(link["bridge"], link.get("bridge_mac"))
             bridge = socket.if_nametoindex(link["bridge"])
             nl.add_address(bridge, link["gateway"], link["prefix"])
             nl.set_up(bridge)

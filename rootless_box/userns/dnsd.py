@@ -11,8 +11,8 @@ TCP go upstream over UDP with EDNS0, the host side having no TCP socket).
 
 Owns: the DNS wire format it needs (RFC 1035 header, question, A answers, TC, the EDNS0
 OPT record's size), TCP clients (length-prefixed messages), the table's
-reload (a JSON file ops/networks.py rewrites by rename; read again when its mtime changes),
-forwarding with rewritten IDs. Must not: read the store.
+reload (a JSON file ops/networks.py rewrites by rename; read again when its inode or mtime
+changes), forwarding with rewritten IDs. Must not: read the store.
 """
 
 import os
@@ -38,9 +38,12 @@ class Table:
 
     def refresh(self):
         try:
-            stamp = os.stat(self.path).st_mtime_ns
+            st = os.stat(self.path)
         except OSError:
             return
+        # the inode too: a rewrite is a new file (rename), and two can share an mtime when
+        # written within one clock tick
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
         if stamp == self.stamp:
             return
         try:

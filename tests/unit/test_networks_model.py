@@ -126,6 +126,21 @@ def test_dns_scope_search_domain_and_aaaa(tmp_path, monkeypatch):
     assert os.path.exists(table.path)
 
 
+def test_dns_table_replaced_within_one_timestamp_tick_is_read_again(tmp_path):
+    """Two rewrites of dns.json can share an mtime (file times move in clock ticks, and two
+    commands can write in one): the responder must still see the second one, or a
+    container started then stays unknown until the next rewrite."""
+    from rootless_box.store import atomic_write
+    table = _table(tmp_path, [{"cid": "a", "net": "n", "ip": "10.0.0.2", "names": ["a"],
+                               "link": "v1"}])
+    before = os.stat(table.path).st_mtime_ns
+    atomic_write(table.path, json.dumps({"entries": [
+        {"cid": "b", "net": "n", "ip": "10.0.0.3", "names": ["b"], "link": "v2"}]}).encode())
+    os.utime(table.path, ns=(before, before))
+    table.refresh()
+    assert [e["cid"] for e in table.entries] == ["b"]
+
+
 def test_network_flags_as_docker_cli_25():
     parse = networks.parse_flags
     assert parse([]) == (None, [], None, [])

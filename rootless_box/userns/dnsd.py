@@ -151,7 +151,7 @@ def with_edns(packet):
         b"\0" + struct.pack(">HHIH", 41, 4096, 0, 0)
 
 
-def _networks_left(watch):
+def networks_left(watch):
     try:
         return any(name.endswith(".json") for name in os.listdir(watch))
     except OSError:
@@ -291,7 +291,7 @@ def serve(dns, upstream, table_path, watch, tcp=None):
     while True:
         events = server.poller.poll(1000)
         if not events:
-            empty = 0 if _networks_left(watch) else empty + 1
+            empty = 0 if networks_left(watch) else empty + 1
             if empty >= 2:
                 return
         for fd, _ev in events:

@@ -9,7 +9,7 @@ The holder also answers DNS for the containers (userns/dnsd.py) on port 53 of N0
 socket opened on the host before it left the host's network namespace for forwarding.
 
 Owns: starting the holder (fork, new session, U0 with the same maps as a container's, N0,
-loopback, the DNS sockets), plumbing a container's network namespace (run in a process that
+loopback, the DNS sockets), its leaving (its runtime dir removed under that dir's lock), plumbing a container's network namespace (run in a process that
 is in U0: bridges made on demand with their gateway address, veths, the container side's
 address and default route), removing a veth. Must not: decide addresses or names (ops/
 networks.py does), or read the store.
@@ -242,14 +242,80 @@ def _holder(idmap, table_path, watch, ready_w, c2p_w, p2c_r, userns_fd=None, upl
         os.write(ready_w, ("R%d %s" % (os.getpid(), uplink_state)).encode())
         os.close(ready_w)
         from . import dnsd
-        dnsd.serve(dns, upstream, table_path, watch, tcp)
-        os._exit(0)
+        while True:
+            dnsd.serve(dns, upstream, table_path, watch, tcp)
+            if _leave(os.path.dirname(table_path), watch):
+                os._exit(0)
     except BaseException as exc:
         try:
             os.write(ready_w, ("E%s" % exc).encode())
         except OSError:
             pass
     os._exit(1)
+
+
+def lock_state(base, wait=True):
+    """An fd holding the flock of the holder's runtime dir `base` (its `lock` file, made if
+    missing). Whoever removes the directory does so under this lock, so one that waited on
+    a file removed meanwhile tries the new one; None: the directory is gone, or (not wait)
+    the lock is taken."""
+    import fcntl
+    while True:
+        try:
+            fd = os.open(os.path.join(base, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                         0o600)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            if os.fstat(fd).st_nlink:
+                return fd
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        os.close(fd)
+
+
+def remove_state(base):
+    """Remove the holder's runtime dir `base`, its lock held: its files, then itself."""
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return
+    for name in names:
+        try:
+            os.unlink(os.path.join(base, name))
+        except OSError:
+            pass
+    try:
+        os.rmdir(base)
+    except OSError:
+        pass  # a file written meanwhile: the next holder start's sweep takes it
+
+
+def _leave(base, watch):
+    """The holder's last step, its store having no network left: under the runtime dir's
+    lock, False if a network came back meanwhile (serve on: a command may have found this
+    holder alive); else its runtime dir removed when holder.json still names it (a command
+    may have started another there), and True."""
+    from .. import fastjson
+    from .dnsd import networks_left
+    fd = lock_state(base)
+    if fd is None:
+        return True
+    try:
+        if networks_left(watch):
+            return False
+        try:
+            with open(os.path.join(base, "holder.json"), "rb") as f:
+                mine = fastjson.loads(f.read()).get("pid") == os.getpid()
+        except (OSError, ValueError, AttributeError):
+            mine = False
+        if mine:
+            remove_state(base)
+        return True
+    finally:
+        os.close(fd)
 
 
 def open_holder(pid):

@@ -377,6 +377,53 @@ def test_twenty_containers_on_one_network(user):
     assert proc.returncode == 0
 
 
+def _state_dirs(cli):
+    """The holder runtime dirs ($XDG_RUNTIME_DIR/rootless-box/net-*) of cli's store."""
+    import glob
+    st = os.stat(cli.root)
+    return [path for path in glob.glob(os.path.join(
+        os.environ.get("XDG_RUNTIME_DIR", "/nonexistent"), "rootless-box", "net-*"))
+        if "-%x-%x-" % (st.st_dev, st.st_ino) in path]
+
+
+def test_holder_runtime_dirs_do_not_pile_up(user, tmp_path, request):
+    """The holder's runtime dir goes with it: when it leaves (the store's last network
+    removed by rm, prune or system prune), and a killed one's at the next holder start of
+    any store; a network removed with no holder makes none."""
+    from conftest import wait_for
+    user.ok("network", "create", "n")
+    user.ok("network", "rm", "n")
+    assert _state_dirs(user) == []
+    for remove in (("network", "rm", "n"), ("network", "prune", "-f"),
+                   ("system", "prune", "-f")):
+        user.ok("network", "create", "n")
+        user.ok("run", "--rm", "--network", "n", "base", "true")
+        pid = holder_pid(user)
+        assert pid and len(_state_dirs(user)) == 1
+        user.ok(*remove)
+        wait_for(lambda: not _state_dirs(user) and not _running(pid), 30,
+                 "the holder and its runtime dir to go after %s" % " ".join(remove))
+    # killed: its dir stays until the next holder start, here another store's
+    user.ok("network", "create", "n")
+    user.ok("run", "--rm", "--network", "n", "base", "true")
+    killed = _state_dirs(user)
+    os.kill(holder_pid(user), signal.SIGKILL)
+    other = Cli(str(tmp_path / "other"), env={"RBX_USERNS": request.node.callspec.params[
+        "user"]})
+    other.ok("import", "-c", 'CMD ["sh"]', request.getfixturevalue("rootfs_tar"),
+             "base:latest")
+    other.ok("network", "create", "m")
+    try:
+        other.ok("run", "--rm", "--network", "m", "base", "true")
+        assert len(_state_dirs(other)) == 1 and not any(map(os.path.exists, killed))
+        # the first store's containers still find their names through a new holder
+        serve(user, "n", "web")
+        assert "hello-from-web" in user.ok("run", "--rm", "--network", "n", "base", "sh",
+                                           "-c", FETCH % "web").out
+    finally:
+        other("network", "rm", "m")
+
+
 def _lowest_port(net_fd, bridge, add):
     """In the holder (a child entered in its U0): add or remove a port of `bridge` with
     the lowest unicast MAC there is, as a new container's veth may happen to have."""

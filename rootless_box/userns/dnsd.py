@@ -3,7 +3,8 @@ port 53 of its network namespace, with aardvark-dns's semantics: a container's n
 ID and aliases are answered only to containers that share a network with it (the asker is
 known by its source address), with its address on that shared network; a known name with
 no IPv6 address gets an empty NOERROR answer to AAAA (never NXDOMAIN: busybox's nslookup
-fails on it); `NAME.<search domain>` is NAME; everything else is forwarded to the host's
+fails on it); `NAME.<search domain>` is NAME, and an unknown name in the tool's own domain
+gets NXDOMAIN at once; everything else is forwarded to the host's
 resolvers through a socket made on the host, except for askers on internal networks only.
 A UDP answer longer than the asker takes (512 bytes, or its EDNS0 size) is sent empty with
 TC set, and the client asks again over TCP, which is served too (questions forwarded from
@@ -56,6 +57,13 @@ class Table:
         self.search = tuple("." + s.lower().strip(".") for s in data.get("search") or ())
         self.internal = set(data.get("internal") or ())
         self.upstreams = data.get("upstreams") or []
+
+    def own(self, name):
+        """`name` is in the tool's search domain (the first; ops/networks._search): nobody
+        upstream knows it, so a miss there is answered at once, not forwarded (with no
+        upstream reachable, a resolver waited its whole timeout on each, before trying
+        the next form of the name)."""
+        return bool(self.search) and name.endswith(self.search[0])
 
     def scope(self, source):
         """The networks the asker at `source` is on."""
@@ -187,7 +195,8 @@ class _Server:
         found = table.lookup(question[2], nets) if question[3] in (1, 28) else None
         if found is not None:
             self.reply(client, answer(packet, question, found), packet, question)
-        elif not table.upstreams or (nets and nets <= table.internal):
+        elif not table.upstreams or (nets and nets <= table.internal) or \
+                table.own(question[2]):
             self.reply(client, answer(packet, question, (), 3 if nets else 5), packet,
                        question)
         else:

@@ -141,6 +141,34 @@ def test_dns_table_replaced_within_one_timestamp_tick_is_read_again(tmp_path):
     assert [e["cid"] for e in table.entries] == ["b"]
 
 
+def test_dns_answers_a_miss_in_its_own_domain_without_forwarding(tmp_path, monkeypatch):
+    """Nobody upstream knows dns.rootless-box: a name there that no container has gets
+    NXDOMAIN at once (forwarded, it went unanswered with no upstream reachable, and the
+    asker waited its timeout); other unknown names are still forwarded."""
+    monkeypatch.setattr(dnsd, "_alive", lambda entry: True)
+    table = _table(tmp_path, [{"cid": "me", "net": "app", "ip": "127.0.0.1",
+                               "names": ["me"], "link": "v1"}])
+    dns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    upstream = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    client.settimeout(10)
+    try:
+        for sock in (dns, upstream, client):
+            sock.bind(("127.0.0.1", 0))
+        server = dnsd._Server(dns, upstream, table.path, None)
+        server.ask(_query("nosuch.dns.rootless-box"), "127.0.0.1", client.getsockname())
+        reply = client.recv(512)
+        assert struct.unpack(">H", reply[2:4])[0] & 0xF == 3 and not server.pending
+        server.ask(_query("me.dns.rootless-box"), "127.0.0.1", client.getsockname())
+        assert client.recv(512).endswith(socket.inet_aton("127.0.0.1"))
+        server.ask(_query("example.org"), "127.0.0.1", client.getsockname())
+        # forwarded to the host's resolvers (from a loopback socket: it goes nowhere)
+        assert len(server.pending) == 1
+    finally:
+        for sock in (dns, upstream, client):
+            sock.close()
+
+
 def test_network_flags_as_docker_cli_25():
     parse = networks.parse_flags
     assert parse([]) == (None, [], None, [])

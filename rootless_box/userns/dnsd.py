@@ -4,8 +4,8 @@ ID and aliases are answered only to containers that share a network with it (the
 known by its source address), with its address on that shared network; a known name with
 no IPv6 address gets an empty NOERROR answer to AAAA (never NXDOMAIN: busybox's nslookup
 fails on it); `NAME.<search domain>` is NAME, and an unknown name in the tool's own domain
-gets NXDOMAIN at once; everything else is forwarded to the host's
-resolvers through a socket made on the host, except for askers on internal networks only.
+gets NXDOMAIN at once; everything else is forwarded to the host's resolvers through a socket
+made on the host, except for askers on internal networks only.
 A UDP answer longer than the asker takes (512 bytes, or its EDNS0 size) is sent empty with
 TC set, and the client asks again over TCP, which is served too (questions forwarded from
 TCP go upstream over UDP with EDNS0, the host side having no TCP socket).

@@ -9,9 +9,10 @@ The holder also answers DNS for the containers (userns/dnsd.py) on port 53 of N0
 socket opened on the host before it left the host's network namespace for forwarding.
 
 Owns: starting the holder (fork, new session, U0 with the same maps as a container's, N0,
-loopback, the DNS sockets), its leaving (its runtime dir removed under that dir's lock), plumbing a container's network namespace (run in a process that
-is in U0: bridges made on demand with their gateway address, veths, the container side's
-address and default route), removing a veth. Must not: decide addresses or names (ops/
+loopback, the DNS sockets), its leaving (its runtime dir removed under that dir's lock),
+plumbing a container's network namespace (run in a process that is in U0: bridges made on
+demand with their gateway address and MAC, veths, the container side's address and default
+route), removing a veth. Must not: decide addresses or names (ops/
 networks.py does), or read the store.
 """
 

@@ -405,7 +405,7 @@ def test_holder_runtime_dirs_do_not_pile_up(user, tmp_path, request):
                  "the holder and its runtime dir to go after %s" % " ".join(remove))
     # killed: its dir stays until the next holder start, here another store's
     user.ok("network", "create", "n")
-    user.ok("run", "--rm", "--network", "n", "base", "true")
+    serve(user, "n", "web")
     killed = _state_dirs(user)
     os.kill(holder_pid(user), signal.SIGKILL)
     other = Cli(str(tmp_path / "other"), env={"RBX_USERNS": request.node.callspec.params[
@@ -416,8 +416,8 @@ def test_holder_runtime_dirs_do_not_pile_up(user, tmp_path, request):
     try:
         other.ok("run", "--rm", "--network", "m", "base", "true")
         assert len(_state_dirs(other)) == 1 and not any(map(os.path.exists, killed))
-        # the first store's containers still find their names through a new holder
-        serve(user, "n", "web")
+        # the first store's running container, whose holder.json went with the sweep, is
+        # wired to the next holder of its store and found by its name again
         assert "hello-from-web" in user.ok("run", "--rm", "--network", "n", "base", "sh",
                                            "-c", FETCH % "web").out
     finally:

@@ -69,6 +69,9 @@ def container_json(record):
     image = record.get("Image", "")
     config = dict(record.get("Config") or {})
     config.setdefault("Labels", {})
+    # --tmpfs mounts are HostConfig.Tmpfs only, as Docker's (no mount point of its own;
+    # --mount type=tmpfs ones are listed); the record keeps them for kube generate
+    tmpfs_flags = (record.get("HostConfig") or {}).get("Tmpfs") or {}
     mounts = [{"Type": m.get("Type", ""), "Name": m.get("Name", ""),
                "Source": m.get("Source", ""), "Destination": m.get("Destination", ""),
                "Driver": "local" if m.get("Type") == "volume" else "",
@@ -76,7 +79,8 @@ def container_json(record):
                "RW": m.get("RW", True),
                "Propagation": m.get("Propagation",
                                     "rprivate" if m.get("Type") == "bind" else "")}
-              for m in record.get("Mounts") or []]
+              for m in record.get("Mounts") or []
+              if not (m.get("Type") == "tmpfs" and m.get("Destination") in tmpfs_flags)]
     for m in mounts:
         if not m["Name"]:
             del m["Name"], m["Driver"]

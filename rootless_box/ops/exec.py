@@ -4,8 +4,8 @@ Owns: Docker's rules for exec (moby daemon/exec.go, docker/cli container/exec.go
 container must be running (else "container ID is not running", exit 1, as Docker's CLI exits
 on a daemon error), the user and working directory default to the container's, the
 environment is the container's plus TERM=xterm with -t plus -e/--env-file (later wins),
-a missing working directory is not created; the exec spec handed to userns/join.py; signals
-to the CLI forwarded to the command, its pty relayed.
+the container's --ulimit values apply, a missing working directory is not created; the exec
+spec handed to userns/join.py; signals to the CLI forwarded to the command, its pty relayed.
 Must not: print, call syscalls (userns/ does), or change the container's record.
 """
 
@@ -97,7 +97,9 @@ def build_spec(record, opts, target):
     base = (["TERM=xterm"] if opts.tty else []) + list(config.get("Env") or [])
     spec = {"argv": opts.command, "env": merge_env(base, extra, os.environ), "cwd": workdir,
             "user": user, "tty": opts.tty and not opts.detach,
-            "stdin": opts.interactive and not opts.detach, "winsize": None}
+            "stdin": opts.interactive and not opts.detach, "winsize": None,
+            # the container's --ulimit, as Docker's exec (its process spec is the container's)
+            "ulimits": (record.get("HostConfig") or {}).get("Ulimits") or None}
     if spec["tty"]:
         from ..userns.pty import host_winsize
         spec["winsize"] = opts.winsize or host_winsize()

@@ -576,7 +576,10 @@ def assign(store, record, only=None):
                       "veth": link_names(record["Id"], net),
                       "ifname": None if only else "eth%d" % index,
                       "ip": ip, "route": route and (not only or len(nets) == 1),
-                      "net": name, "mac": mac})
+                      "net": name, "mac": mac,
+                      # the gateway's MAC, fixed (userns/netholder.plumb says why) and the
+                      # same in a new holder, so ARP caches survive a holder's restart too
+                      "bridge_mac": _mac(gateway)})
     return links
 
 
@@ -592,31 +595,37 @@ def given_mac(entry):
 
 # -- the holder and its DNS table ------------------------------------------------------------
 
-def state_dir(store, idmap):
-    """The holder's files on the runtime dir's tmpfs, one holder per store and mapping."""
+def state_dir(store, idmap, create=True):
+    """The holder's files on the runtime dir's tmpfs, one holder per store and mapping (the
+    holder removes them when it leaves; a start of any holder sweeps those of dead ones)."""
     st = os.stat(store.root)
     path = os.path.join(config.runtime_root(), "net-%x-%x-%s" % (st.st_dev, st.st_ino,
                                                                   idmap.key))
-    os.makedirs(path, 0o700, exist_ok=True)
+    if create:
+        os.makedirs(path, 0o700, exist_ok=True)
     return path
 
 
 def holder(store, idmap):
     """The pid of the live holder for idmap, started when there is none (under a lock on the
     runtime dir, so two commands never start two)."""
-    import fcntl
-    base = state_dir(store, idmap)
-    fd = os.open(os.path.join(base, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    from ..userns import netholder
+    fd = None
+    while fd is None:  # the directory removed meanwhile (a holder left): made again
+        base = state_dir(store, idmap)
+        fd = netholder.lock_state(base)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
         state = read_holder(store, idmap)
-        if _holder_alive(state):
+        # a live holder of a store deleted since, whose inode this store's root got
+        # (it leaves within seconds; this store gets its own holder meanwhile)
+        if _holder_alive(state) and state.get("watch", _dir(store)) == _dir(store):
             return state["pid"]
         from . import containers
-        from ..userns import netholder
         table = os.path.join(base, "dns.json")
         os.makedirs(_dir(store), 0o700, exist_ok=True)
-        orphans = _orphans(store, idmap) if state else []
+        _sweep(base)
+        # looked for even with no holder.json (swept, or a reboot: then none runs)
+        orphans = _orphans(store, idmap)
         userns_fd = None
         for record in orphans:
             userns_fd = netholder.parent_userns(record["State"]["Pid"])
@@ -631,7 +640,7 @@ def holder(store, idmap):
                 os.close(userns_fd)
         # uplink: the helper giving N0 a way out, or null; uplink_error: why it gave none
         atomic_write(os.path.join(base, "holder.json"), fastjson.dumps(
-            {"pid": pid, "start": containers.proc_start_time(pid),
+            {"pid": pid, "start": containers.proc_start_time(pid), "watch": _dir(store),
              "uplink": uplink if uplink and not uplink_state else None,
              "uplink_error": uplink_state}))
         if userns_fd is not None:
@@ -639,6 +648,30 @@ def holder(store, idmap):
         return pid
     finally:
         os.close(fd)
+
+
+def _sweep(keep):
+    """Remove the runtime dirs of holders that are gone without leaving (killed, or their
+    store deleted under them), each under its lock (a command using one holds it)."""
+    from ..userns import netholder
+    root = config.runtime_root()
+    for name in os.listdir(root):
+        path = os.path.join(root, name)
+        if not name.startswith("net-") or path == keep:
+            continue
+        fd = netholder.lock_state(path, wait=False)
+        if fd is None:
+            continue
+        try:
+            try:
+                with open(os.path.join(path, "holder.json"), "rb") as f:
+                    state = fastjson.loads(f.read())
+            except (OSError, ValueError):
+                state = None
+            if not _holder_alive(state):
+                netholder.remove_state(path)
+        finally:
+            os.close(fd)
 
 
 def _orphans(store, idmap):
@@ -675,7 +708,8 @@ def _rewire(store, pid, records):
             links.append({"bridge": bridge_name(net), "gateway": entry["Gateway"],
                           "prefix": entry["IPPrefixLen"], "veth": link_names(record["Id"], net),
                           "ifname": "eth%d" % index, "ip": entry["IPAddress"], "route": route,
-                          "net": name, "mac": entry.get("MacAddress")})
+                          "net": name, "mac": entry.get("MacAddress"),
+                          "bridge_mac": _mac(entry["Gateway"])})
         try:
             target = os.open("/proc/%d/ns/net" % record["State"]["Pid"],
                              os.O_RDONLY | os.O_CLOEXEC)
@@ -705,7 +739,7 @@ def _holder_alive(state):
 
 def read_holder(store, idmap):
     try:
-        with open(os.path.join(state_dir(store, idmap), "holder.json"), "rb") as f:
+        with open(os.path.join(state_dir(store, idmap, False), "holder.json"), "rb") as f:
             return fastjson.loads(f.read())
     except (OSError, ValueError):
         return None

@@ -3,16 +3,17 @@ port 53 of its network namespace, with aardvark-dns's semantics: a container's n
 ID and aliases are answered only to containers that share a network with it (the asker is
 known by its source address), with its address on that shared network; a known name with
 no IPv6 address gets an empty NOERROR answer to AAAA (never NXDOMAIN: busybox's nslookup
-fails on it); `NAME.<search domain>` is NAME; everything else is forwarded to the host's
-resolvers through a socket made on the host, except for askers on internal networks only.
+fails on it); `NAME.<search domain>` is NAME, and an unknown name in the tool's own domain
+gets NXDOMAIN at once; everything else is forwarded to the host's resolvers through a socket
+made on the host, except for askers on internal networks only.
 A UDP answer longer than the asker takes (512 bytes, or its EDNS0 size) is sent empty with
 TC set, and the client asks again over TCP, which is served too (questions forwarded from
 TCP go upstream over UDP with EDNS0, the host side having no TCP socket).
 
 Owns: the DNS wire format it needs (RFC 1035 header, question, A answers, TC, the EDNS0
 OPT record's size), TCP clients (length-prefixed messages), the table's
-reload (a JSON file ops/networks.py rewrites by rename; read again when its mtime changes),
-forwarding with rewritten IDs. Must not: read the store.
+reload (a JSON file ops/networks.py rewrites by rename; read again when its inode or mtime
+changes), forwarding with rewritten IDs. Must not: read the store.
 """
 
 import os
@@ -38,9 +39,12 @@ class Table:
 
     def refresh(self):
         try:
-            stamp = os.stat(self.path).st_mtime_ns
+            st = os.stat(self.path)
         except OSError:
             return
+        # the inode too: a rewrite is a new file (rename), and two can share an mtime when
+        # written within one clock tick
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
         if stamp == self.stamp:
             return
         try:
@@ -53,6 +57,13 @@ class Table:
         self.search = tuple("." + s.lower().strip(".") for s in data.get("search") or ())
         self.internal = set(data.get("internal") or ())
         self.upstreams = data.get("upstreams") or []
+
+    def own(self, name):
+        """`name` is in the tool's search domain (the first; ops/networks._search): nobody
+        upstream knows it, so a miss there is answered at once, not forwarded (with no
+        upstream reachable, a resolver waited its whole timeout on each, before trying
+        the next form of the name)."""
+        return bool(self.search) and name.endswith(self.search[0])
 
     def scope(self, source):
         """The networks the asker at `source` is on."""
@@ -150,7 +161,7 @@ def with_edns(packet):
         b"\0" + struct.pack(">HHIH", 41, 4096, 0, 0)
 
 
-def _networks_left(watch):
+def networks_left(watch):
     try:
         return any(name.endswith(".json") for name in os.listdir(watch))
     except OSError:
@@ -186,7 +197,8 @@ class _Server:
         found = table.lookup(question[2], nets, source) if question[3] in (1, 28) else None
         if found is not None:
             self.reply(client, answer(packet, question, found), packet, question)
-        elif not table.upstreams or (nets and nets <= table.internal):
+        elif not table.upstreams or (nets and nets <= table.internal) or \
+                table.own(question[2]):
             self.reply(client, answer(packet, question, (), 3 if nets else 5), packet,
                        question)
         else:
@@ -290,7 +302,7 @@ def serve(dns, upstream, table_path, watch, tcp=None):
     while True:
         events = server.poller.poll(1000)
         if not events:
-            empty = 0 if _networks_left(watch) else empty + 1
+            empty = 0 if networks_left(watch) else empty + 1
             if empty >= 2:
                 return
         for fd, _ev in events:

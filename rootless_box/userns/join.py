@@ -148,6 +148,8 @@ def spawn(target, spec, detach=False):
         sock_parent, sock_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     if spec.get("seccomp") or spec.get("seccomp_bpf"):
         from . import seccomp  # noqa: F401  (the command's side installs it after chroot)
+    if spec.get("ulimits"):
+        import resource  # noqa: F401  (the command's side sets them after chroot)
     if supervised:
         from . import notify  # noqa: F401  (the command's side sends the fake ids with it)
     joiner = os.fork()

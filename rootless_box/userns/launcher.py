@@ -1067,6 +1067,29 @@ def _exec_error(exe, exc):
     return errors.CannotExecute("exec %s: %s" % (exe, exc.strerror))
 
 
+def _unexposed_and_dumpable():
+    """--init's pid 1 is a fork, never exec'd: its memory holds the environment the CLI (or
+    the zygote) was started with, which the container read as /proc/1/environ. Wiped (the
+    area and Python's copy), the process is made dumpable again (a switch to another user
+    cleared that), so that `exec` can open its /proc/PID/ns/* and root when the container
+    runs as another user, as it can Docker's docker-init, exec'd as that user. Left
+    undumpable if the wipe fails (it needs dumpable first: /proc/self/mem of an
+    undumpable process is root's)."""
+    libc.prctl(libc.PR_SET_DUMPABLE, 1)
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        start, end = int(fields[47]), int(fields[48])  # env_start, env_end (proc(5))
+        fd = os.open("/proc/self/mem", os.O_RDWR | os.O_CLOEXEC)
+        try:
+            os.pwrite(fd, bytes(end - start), start)
+        finally:
+            os.close(fd)
+    except (OSError, ValueError, IndexError):
+        libc.prctl(libc.PR_SET_DUMPABLE, 0)
+    os.environ.clear()
+
+
 def _tiny_init(spec, sync, argv, env, path_var):
     """--init: stay as pid 1, reap zombies, forward signals to the command, exit with its
     status (what tini/catatonit do). The command is exec'd in a child."""
@@ -1081,6 +1104,7 @@ def _tiny_init(spec, sync, argv, env, path_var):
     # zygote keeper's handoff socket, read to its end, hung the keeper; a monitor's report
     # pipe). pid 1 needs none of it: the command has its own copies
     os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+    _unexposed_and_dumpable()
 
     def forward(signum, _frame):
         try:

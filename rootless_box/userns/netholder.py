@@ -9,9 +9,10 @@ The holder also answers DNS for the containers (userns/dnsd.py) on port 53 of N0
 socket opened on the host before it left the host's network namespace for forwarding.
 
 Owns: starting the holder (fork, new session, U0 with the same maps as a container's, N0,
-loopback, the DNS sockets), plumbing a container's network namespace (run in a process that
-is in U0: bridges made on demand with their gateway address, veths, the container side's
-address and default route), removing a veth. Must not: decide addresses or names (ops/
+loopback, the DNS sockets), its leaving (its runtime dir removed under that dir's lock),
+plumbing a container's network namespace (run in a process that is in U0: bridges made on
+demand with their gateway address and MAC, veths, the container side's address and default
+route), removing a veth. Must not: decide addresses or names (ops/
 networks.py does), or read the store.
 """
 
@@ -242,14 +243,80 @@ def _holder(idmap, table_path, watch, ready_w, c2p_w, p2c_r, userns_fd=None, upl
         os.write(ready_w, ("R%d %s" % (os.getpid(), uplink_state)).encode())
         os.close(ready_w)
         from . import dnsd
-        dnsd.serve(dns, upstream, table_path, watch, tcp)
-        os._exit(0)
+        while True:
+            dnsd.serve(dns, upstream, table_path, watch, tcp)
+            if _leave(os.path.dirname(table_path), watch):
+                os._exit(0)
     except BaseException as exc:
         try:
             os.write(ready_w, ("E%s" % exc).encode())
         except OSError:
             pass
     os._exit(1)
+
+
+def lock_state(base, wait=True):
+    """An fd holding the flock of the holder's runtime dir `base` (its `lock` file, made if
+    missing). Whoever removes the directory does so under this lock, so one that waited on
+    a file removed meanwhile tries the new one; None: the directory is gone, or (not wait)
+    the lock is taken."""
+    import fcntl
+    while True:
+        try:
+            fd = os.open(os.path.join(base, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC,
+                         0o600)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            if os.fstat(fd).st_nlink:
+                return fd
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        os.close(fd)
+
+
+def remove_state(base):
+    """Remove the holder's runtime dir `base`, its lock held: its files, then itself."""
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return
+    for name in names:
+        try:
+            os.unlink(os.path.join(base, name))
+        except OSError:
+            pass
+    try:
+        os.rmdir(base)
+    except OSError:
+        pass  # a file written meanwhile: the next holder start's sweep takes it
+
+
+def _leave(base, watch):
+    """The holder's last step, its store having no network left: under the runtime dir's
+    lock, False if a network came back meanwhile (serve on: a command may have found this
+    holder alive); else its runtime dir removed when holder.json still names it (a command
+    may have started another there), and True."""
+    from .. import fastjson
+    from .dnsd import networks_left
+    fd = lock_state(base)
+    if fd is None:
+        return True
+    try:
+        if networks_left(watch):
+            return False
+        try:
+            with open(os.path.join(base, "holder.json"), "rb") as f:
+                mine = fastjson.loads(f.read()).get("pid") == os.getpid()
+        except (OSError, ValueError, AttributeError):
+            mine = False
+        if mine:
+            remove_state(base)
+        return True
+    finally:
+        os.close(fd)
 
 
 def open_holder(pid):
@@ -281,7 +348,7 @@ def plumb(holder_net_fd, target_net_fd, links, stale=False):
     (made on demand with its gateway address, up), a veth pair from it into the target's
     namespace, and there the address, the link up and, for the first non-internal link,
     the default route. links: dicts with bridge, gateway, prefix, veth, ifname (None: the
-    first ethN free in the target), ip, route.
+    first ethN free in the target), ip, route, bridge_mac (the bridge's, when made here).
     stale: the target's ethN links are removed first (a repair after the holder was
     killed: the kernel tears down a dead network namespace, and with it the peers of its
     veths, asynchronously, so the old eth0 can outlive the holder for a while, longer on a
@@ -303,7 +370,10 @@ def plumb(holder_net_fd, target_net_fd, links, stale=False):
     libc.setns(holder_net_fd, libc.CLONE_NEWNET)
     with Netlink() as nl:
         for link in links:
-            nl.add_bridge(link["bridge"])
+            # a fixed MAC: a bridge without one takes its lowest port's, which changes as
+            # containers come and go, and a container still holding the old one in its ARP
+            # cache then reaches neither its gateway nor the DNS there (ops/networks.assign)
+            nl.add_bridge(link["bridge"], link.get("bridge_mac"))
             bridge = socket.if_nametoindex(link["bridge"])
             nl.add_address(bridge, link["gateway"], link["prefix"])
             nl.set_up(bridge)

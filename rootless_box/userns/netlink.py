@@ -68,10 +68,13 @@ class Netlink:
                     return
                 offset += max(16, (length + 3) & ~3)
 
-    def add_bridge(self, name):
-        """A bridge named `name`; False when it exists already."""
+    def add_bridge(self, name, mac=None):
+        """A bridge named `name`; False when it exists already. mac: its own address, kept
+        for its life (one given at creation is never replaced by a port's)."""
         body = _IFINFO.pack(socket.AF_UNSPEC, 0, 0, 0, 0) + _attr(IFLA_IFNAME, name) + \
             _attr(IFLA_LINKINFO, _attr(IFLA_INFO_KIND, "bridge"))
+        if mac:
+            body += _attr(IFLA_ADDRESS, bytes.fromhex(mac.replace(":", "")))
         try:
             self.request(RTM_NEWLINK, body, NLM_F_CREATE | NLM_F_EXCL)
         except FileExistsError:

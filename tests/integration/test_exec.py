@@ -256,3 +256,33 @@ def test_run_in_target_works_in_the_containers_root(cli, box):
     finally:
         target.close()
     assert join.open_target(pid, lambda: False) is None  # a recycled pid is refused
+
+
+# -- what exec takes from the container ---------------------------------------------------------
+
+def test_ulimits_are_the_containers(cli, image):
+    """Docker's exec runs with the container's process spec: its --ulimit values too."""
+    cli.ok("run", "-d", "--name", "limited", "--ulimit", "nofile=1000:2000", image,
+           "sleep", "300")
+    try:
+        assert cli.ok("exec", "limited", "sh", "-c", "ulimit -n; ulimit -Hn").out.split() == \
+            ["1000", "2000"]
+    finally:
+        cli("rm", "-f", "limited")
+
+
+def test_exec_into_an_init_container_run_as_another_user(cli, image):
+    """`run --init -u 1000`: pid 1 is the tool's init, switched to that user (which made it
+    undumpable: its /proc/PID/ns and root were root's, and exec was refused). It is no
+    longer, and it shows none of the host-side environment it was forked with."""
+    cli.ok("run", "-d", "--name", "inited", "--init", "-u", "1000", image, "sleep", "300",
+           env={"RBX_TEST_HOST_SECRET": "host-only"})
+    try:
+        assert cli.ok("exec", "inited", "id", "-u").out == "1000\n"
+        assert cli.ok("exec", "inited", "sh", "-c",
+                      "tr -d '\\0' < /proc/1/environ").out == ""
+    finally:
+        cli("rm", "-f", "inited")
+    out = cli.ok("run", "--rm", "--init", image, "sh", "-c",
+                 "tr -d '\\0' < /proc/1/environ", env={"RBX_TEST_HOST_SECRET": "host-only"})
+    assert out.out == ""

@@ -261,6 +261,7 @@ def test_mount_types_and_inspect(cli, image, tmp_path):
     assert mounts["/b"] == {"Type": "bind", "Source": str(tmp_path), "Destination": "/b",
                             "Mode": "", "RW": False, "Propagation": "rprivate"}
     assert mounts["/p"]["Propagation"] == "rslave"
+    assert mounts["/t"]["Type"] == "tmpfs"  # --mount type=tmpfs is listed (--tmpfs is not)
     assert mounts["/v"] == {"Type": "volume", "Name": "mvol",
                             "Source": volume_dir(cli, "mvol"), "Destination": "/v",
                             "Driver": "local", "Mode": "", "RW": True, "Propagation": ""}
@@ -357,6 +358,9 @@ def test_volumes_from(cli, image, tmp_path):
     source = json.loads(cli.ok("inspect", "source-ctr").out)[0]["HostConfig"]
     assert source["Binds"] == ["vf-data:/data", "%s:/host:ro" % tmp_path]
     assert source["Tmpfs"] == {"/scratch": ""} and source.get("Mounts") is None
+    # a --tmpfs mount is HostConfig.Tmpfs only, as Docker's (no mount point of its own)
+    assert sorted(m["Destination"] for m in json.loads(cli.ok(
+        "inspect", "source-ctr").out)[0]["Mounts"]) == ["/data", "/host"]
     assert {m["Destination"]: m["RW"] for m in info["Mounts"]} == {"/data": True,
                                                                    "/host": True}
     refused = cli("volume", "rm", "vf-data")

@@ -132,6 +132,49 @@ def test_dns_scope_search_domain_and_aaaa(tmp_path, monkeypatch):
     assert os.path.exists(table.path)
 
 
+def test_dns_table_replaced_within_one_timestamp_tick_is_read_again(tmp_path):
+    """Two rewrites of dns.json can share an mtime (file times move in clock ticks, and two
+    commands can write in one): the responder must still see the second one, or a
+    container started then stays unknown until the next rewrite."""
+    from rootless_box.store import atomic_write
+    table = _table(tmp_path, [{"cid": "a", "net": "n", "ip": "10.0.0.2", "names": ["a"],
+                               "link": "v1"}])
+    before = os.stat(table.path).st_mtime_ns
+    atomic_write(table.path, json.dumps({"entries": [
+        {"cid": "b", "net": "n", "ip": "10.0.0.3", "names": ["b"], "link": "v2"}]}).encode())
+    os.utime(table.path, ns=(before, before))
+    table.refresh()
+    assert [e["cid"] for e in table.entries] == ["b"]
+
+
+def test_dns_answers_a_miss_in_its_own_domain_without_forwarding(tmp_path, monkeypatch):
+    """Nobody upstream knows dns.rootless-box: a name there that no container has gets
+    NXDOMAIN at once (forwarded, it went unanswered with no upstream reachable, and the
+    asker waited its timeout); other unknown names are still forwarded."""
+    monkeypatch.setattr(dnsd, "_alive", lambda entry: True)
+    table = _table(tmp_path, [{"cid": "me", "net": "app", "ip": "127.0.0.1",
+                               "names": ["me"], "link": "v1"}])
+    dns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    upstream = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    client.settimeout(10)
+    try:
+        for sock in (dns, upstream, client):
+            sock.bind(("127.0.0.1", 0))
+        server = dnsd._Server(dns, upstream, table.path, None)
+        server.ask(_query("nosuch.dns.rootless-box"), "127.0.0.1", client.getsockname())
+        reply = client.recv(512)
+        assert struct.unpack(">H", reply[2:4])[0] & 0xF == 3 and not server.pending
+        server.ask(_query("me.dns.rootless-box"), "127.0.0.1", client.getsockname())
+        assert client.recv(512).endswith(socket.inet_aton("127.0.0.1"))
+        server.ask(_query("example.org"), "127.0.0.1", client.getsockname())
+        # forwarded to the host's resolvers (from a loopback socket: it goes nowhere)
+        assert len(server.pending) == 1
+    finally:
+        for sock in (dns, upstream, client):
+            sock.close()
+
+
 def test_network_flags_as_docker_cli_25():
     parse = networks.parse_flags
     none = {"mac": None, "driver_opts": None}

@@ -115,6 +115,7 @@ def post_build(h):
     except HTTPError as exc:
         transfer.refuse(h, exc)
     ctx_r, ctx_w = os.pipe()
+    transfer.bigger_pipe(ctx_w)
     out_r, out_w = os.pipe()
     try:
         job = transfer.routes().FORK.submit("build", args, [ctx_r, out_w])
@@ -197,9 +198,88 @@ class _Completed:
         return data
 
 
+_SPILL = 32 << 20  # a context larger than this waits in a store temporary, not in memory
+
+
+class _Received:
+    """The context tar as the client sent it, read whole before anything is unpacked: its
+    sha256 (the kept context's name, ops/contextcache.py) and its bytes again, from memory or,
+    past _SPILL, from a store temporary."""
+
+    def __init__(self, stream, store):
+        import hashlib
+        self.digest = hashlib.sha256()
+        self._pieces, self._size, self._file, self._path = [], 0, None, None
+        try:
+            self._read(stream, store)
+        except BaseException:
+            self.close()
+            raise
+
+    def _read(self, stream, store):
+        while True:
+            data = stream.read(1 << 20)
+            if not data:
+                break
+            self.digest.update(data)
+            if self._file is None and self._size + len(data) > _SPILL:
+                self._path = store.mktemp_path("build-tar")
+                self._file = open(self._path, "w+b")
+                self._file.writelines(self._pieces)
+                self._pieces = []
+            if self._file is not None:
+                self._file.write(data)
+            else:
+                self._pieces.append(data)
+            self._size += len(data)
+        self.digest = self.digest.hexdigest()
+
+    def reader(self):
+        import io
+        if self._file is None:
+            return io.BytesIO(b"".join(self._pieces))
+        self._file.seek(0)
+        return self._file
+
+    def close(self):
+        self._pieces = []
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+            os.unlink(self._path)
+
+
 def _unpack_context(stream, dest):
     from ..layers import compression, unpack
-    unpack.unpack(_Completed(compression.open_stream(stream)[0]), dest, keep_owners=False)
+    try:
+        unpack.unpack(_Completed(compression.open_stream(stream)[0]), dest, keep_owners=False)
+    except errors.BadArchive as exc:
+        raise errors.BadArchive("the build context is not a usable tar: %s"
+                                % exc.message) from None
+
+
+def _context(stream, store):
+    """The context directory of this tar: a kept one of the same bytes, else the tar
+    unpacked (into a store temporary, then kept). -> (path, Held or None, a temporary to
+    remove or None)."""
+    from ..ops import contextcache
+    received = _Received(stream, store)
+    try:
+        held = contextcache.find(store, received.digest)
+        if held is not None:
+            return held.path, held, None
+        tmp = store.mkdtemp("build-context")
+        try:
+            _unpack_context(received.reader(), tmp)
+        except BaseException:
+            store.remove(tmp)
+            raise
+    finally:
+        received.close()
+    held = contextcache.keep(store, tmp, received.digest)
+    if held is None:
+        return tmp, None, tmp
+    return held.path, held, None
 
 
 def build_job(args, fds, progress):
@@ -220,15 +300,9 @@ def build_job(args, fds, progress):
     os.dup2(out, 2)
     idmap = idmaps.plan()
     store = open_store(idmap)
-    context = store.mkdtemp("build-context")
+    with os.fdopen(ctx_fd, "rb", closefd=True) as stream:
+        context, held, temporary = _context(stream, store)
     try:
-        with os.fdopen(ctx_fd, "rb", closefd=True) as stream:
-            try:
-                _unpack_context(stream, context)
-            except errors.BadArchive as exc:
-                raise errors.BadArchive("the build context is not a usable tar: %s"
-                                        % exc.message) from None
-            stream.read()  # the rest (tar padding): the client sees its body taken
         try:
             dockerfile = resolve_in_root(context, args["dockerfile"].lstrip("/"))
         except (errors.BoxError, OSError) as exc:
@@ -264,7 +338,10 @@ def build_job(args, fds, progress):
             parse_add_hosts(opts.add_hosts)
         return build(store, idmap, opts, emit)
     finally:
-        store.remove(context)
+        if held is not None:
+            held.release()
+        if temporary is not None:
+            store.remove(temporary)
 
 
 JOBS["build"] = build_job

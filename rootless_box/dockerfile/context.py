@@ -402,7 +402,10 @@ def content_key(context_dir: str, relpaths, matcher: Matcher | None = None,
         parent_fd = _open_dir_or_fail(context_dir, parent)
         try:
             st = _lstat_in(parent_fd, name, relpath) if name else os.stat(context_dir)
-            _add_entry(digest, buffer_known, parent_fd, name, relpath or ROOT, st)
+            # the context's own directory: its mode is not copied, and a context sent as a
+            # tar (the Engine API's build) has none, so it is not in the key either
+            _add_entry(digest, buffer_known, parent_fd, name, relpath or ROOT,
+                       st if name else _ROOT_STAT)
         finally:
             os.close(parent_fd)
         if stat.S_ISDIR(st.st_mode):
@@ -410,6 +413,10 @@ def content_key(context_dir: str, relpaths, matcher: Matcher | None = None,
                                                                     relpath):
                 _add_entry(digest, buffer_known, dir_fd, child_name, child, child_st)
     return "sha256:" + digest.hexdigest()
+
+
+class _ROOT_STAT:
+    st_mode = stat.S_IFDIR | 0o755
 
 
 def _lstat_in(dir_fd, name, relpath):

@@ -286,6 +286,9 @@ def build_job(args, fds, progress):
     """fds: the context tar (a pipe to read), the output (a pipe: stdout and stderr of the
     build and its steps). -> the image ID."""
     import signal
+    # what a cached COPY step imports too: here, while the client is still sending the
+    # context, not after it
+    from ..dockerfile import copyplan  # noqa: F401
     from ..dockerfile.executor import BuildOptions, build
     from ..ops import pull as pull_ops
     from ..ops.storage import open_store

@@ -5,8 +5,10 @@ Owns: Docker's query parameters turned into the CLI's BuildOptions (t, dockerfil
 labels, target, nocache, pull, q, networkmode, extrahosts, platform; rm/forcerm/cachefrom and
 the resource limits accepted and without effect: no intermediate container outlives its step
 here), the refusals (BuildKit's version=2, a remote context, squash), the context tar pumped
-into a fork-server worker that unpacks it as a hostile tar (layers/unpack.py: `..` out of it,
-a hard link out of it: 400) and runs dockerfile/executor.build (the CLI's build), and Docker's
+into a fork-server worker that reads it whole, hashing it, and builds in the context kept
+for that digest (ops/contextcache.py) or else unpacks it as a hostile tar (layers/unpack.py:
+`..` out of it, a hard link out of it: 400) and keeps it, and runs dockerfile/executor.build
+(the CLI's build, whose keys come from the directory), and Docker's
 JSON stream: `Step N/M : ...`, ` ---> ID`, the steps' own output, `{"aux":{"ID"}}`,
 `Successfully built ID12`, `Successfully tagged NAME`, an error as `errorDetail`.
 Must not: build anything itself (dockerfile/executor.py does) or run a build in a request

@@ -386,7 +386,8 @@ def content_key(context_dir: str, relpaths, matcher: Matcher | None = None,
                 known: dict | None = None) -> str:
     """sha256 over the names, mode bits and contents of the sources and everything under them.
 
-    Never mtimes, owners or inode numbers, so a fresh clone of the same tree gets the same key.
+    Never mtimes, owners or inode numbers, so a fresh clone of the same tree gets the same key;
+    nor the mode of the context's own directory, which a context sent as a tar lacks.
     Excluded entries are left out; a symlink contributes its target text, not what it points to.
     known: {relpath: [size, mtime_ns, ctime_ns, inode, digest]} from an earlier build of this
     context, updated in place: a file whose stat is unchanged is not read again (as git's index

@@ -76,13 +76,16 @@ def keep(store, unpacked, digest):
     root = _root(store)
     os.makedirs(root, 0o700, exist_ok=True)
     path = os.path.join(root, digest)
+    # held before it has its name, so no eviction can take it between the two
+    fd = os.open(unpacked, _DIR_FLAGS)
+    fcntl.flock(fd, fcntl.LOCK_SH)
     try:
         os.rename(unpacked, path)
     except OSError:
+        os.close(fd)
         return None
-    held = _hold(path)
     _evict(store, root, KEEP, keep_name=digest)
-    return held
+    return Held(path, fd)
 
 
 def _evict(store, root, keep_count, keep_name=None):

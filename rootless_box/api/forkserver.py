@@ -1,7 +1,9 @@
 """The Engine API's fork server: where every job that may fork a container runs.
 
 Owns: one process, forked by `system service` before its first thread, that stays
-single-threaded for its whole life; per job it forks a worker (single-threaded too, so
+single-threaded for its whole life, with only the hot jobs' modules loaded (jobs.py,
+build.py: what stays resident counts in the idle service's memory; a worker imports the
+module of any other job itself, _job); per job it forks a worker (single-threaded too, so
 unshare(CLONE_NEWUSER) and DESIGN.md's setup sequence hold in it), which runs one ops call
 and answers over a socketpair the asking thread handed over with the job. A worker's answer is
 JSON lines: `{"progress": ...}` lines while it works (pull), then one `{"ok": value}` or
@@ -154,8 +156,9 @@ def _worker(message, fds):
     os._exit(code)
 
 
-# the endpoint modules that define jobs of their own, besides jobs.py and build.py
-_JOB_MODULES = ("images2", "containers2", "objects")
+# the endpoint modules that define jobs of their own, besides jobs.py and build.py; last
+# routes, which imports every endpoint module (a job added in a module not named here)
+_JOB_MODULES = ("images2", "containers2", "objects", "routes")
 
 
 def _job(name):

@@ -260,10 +260,10 @@ def _unpack_context(stream, dest):
                                 % exc.message) from None
 
 
-def _context(stream, store):
+def _context(stream, store, keep=True):
     """The context directory of this tar: a kept one of the same bytes, else the tar
-    unpacked (into a store temporary, then kept). -> (path, Held or None, a temporary to
-    remove or None)."""
+    unpacked (into a store temporary, then kept unless not keep). -> (path, Held or None, a
+    temporary to remove or None)."""
     from ..ops import contextcache
     received = _Received(stream, store)
     try:
@@ -278,7 +278,7 @@ def _context(stream, store):
             raise
     finally:
         received.close()
-    held = contextcache.keep(store, tmp, received.digest)
+    held = contextcache.keep(store, tmp, received.digest) if keep else None
     if held is None:
         return tmp, None, tmp
     return held.path, held, None
@@ -306,7 +306,11 @@ def build_job(args, fds, progress):
     idmap = idmaps.plan()
     store = open_store(idmap)
     with os.fdopen(ctx_fd, "rb", closefd=True) as stream:
-        context, held, temporary = _context(stream, store)
+        # `-f` outside the context: the CLI adds the Dockerfile under a random name
+        # (.dockerfile.<hex>), so that tar never comes again; kept, it would only push out
+        # contexts that do
+        context, held, temporary = _context(stream, store, keep=not args[
+            "dockerfile"].startswith(".dockerfile."))
     try:
         try:
             dockerfile = resolve_in_root(context, args["dockerfile"].lstrip("/"))

@@ -157,3 +157,19 @@ def test_kept_contexts_are_bounded_and_pruned(docker, api_cli, tmp_path):
     out = api_cli.ok("builder", "prune", "-f").out
     assert "Total reclaimed space" in out
     assert _kept(api_cli) == []
+
+
+def test_a_dockerfile_from_outside_the_context_keeps_nothing(docker, api_cli, tmp_path):
+    """`-f` outside the context: the CLI adds the Dockerfile under a random name, so that
+    tar never comes again; it is built (from the cache) and not kept."""
+    ctx = _context(tmp_path, "outside")
+    (ctx / "data").write_text("outside\n")
+    first = _api_id(_api_build(docker, ctx))
+    other = tmp_path / "Other.Dockerfile"
+    other.write_text(DOCKERFILE)
+    kept = _kept(api_cli)
+    out = _api_build(docker, ctx, "-f", str(other))
+    assert out.count("Using cache") == 3 and _api_id(out) == first
+    assert _kept(api_cli) == kept
+    assert not [n for n in os.listdir(os.path.join(api_cli.root, "tmp"))
+                if "build-context" in n]

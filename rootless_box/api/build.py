@@ -272,6 +272,10 @@ def _context(stream, store, keep=True):
             return held.path, held, None
         tmp = store.mkdtemp("build-context")
         try:
+            # a tar carries no mode for the context's own directory, which `COPY . /dest`
+            # gives to a new /dest and so is in its key: a user's directory's usual 0755, so
+            # the same files built by `rootless-box build` share the cache
+            os.chmod(tmp, 0o755)
             _unpack_context(received.reader(), tmp)
         except BaseException:
             store.remove(tmp)

@@ -386,8 +386,7 @@ def content_key(context_dir: str, relpaths, matcher: Matcher | None = None,
                 known: dict | None = None) -> str:
     """sha256 over the names, mode bits and contents of the sources and everything under them.
 
-    Never mtimes, owners or inode numbers, so a fresh clone of the same tree gets the same key;
-    nor the mode of the context's own directory, which a context sent as a tar lacks.
+    Never mtimes, owners or inode numbers, so a fresh clone of the same tree gets the same key.
     Excluded entries are left out; a symlink contributes its target text, not what it points to.
     known: {relpath: [size, mtime_ns, ctime_ns, inode, digest]} from an earlier build of this
     context, updated in place: a file whose stat is unchanged is not read again (as git's index
@@ -403,10 +402,7 @@ def content_key(context_dir: str, relpaths, matcher: Matcher | None = None,
         parent_fd = _open_dir_or_fail(context_dir, parent)
         try:
             st = _lstat_in(parent_fd, name, relpath) if name else os.stat(context_dir)
-            # the context's own directory: its mode is not copied, and a context sent as a
-            # tar (the Engine API's build) has none, so it is not in the key either
-            _add_entry(digest, buffer_known, parent_fd, name, relpath or ROOT,
-                       st if name else _ROOT_STAT)
+            _add_entry(digest, buffer_known, parent_fd, name, relpath or ROOT, st)
         finally:
             os.close(parent_fd)
         if stat.S_ISDIR(st.st_mode):
@@ -414,10 +410,6 @@ def content_key(context_dir: str, relpaths, matcher: Matcher | None = None,
                                                                     relpath):
                 _add_entry(digest, buffer_known, dir_fd, child_name, child, child_st)
     return "sha256:" + digest.hexdigest()
-
-
-class _ROOT_STAT:
-    st_mode = stat.S_IFDIR | 0o755
 
 
 def _lstat_in(dir_fd, name, relpath):

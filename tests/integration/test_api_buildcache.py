@@ -2,7 +2,8 @@
 
 What a user relies on: `docker build` through the service and `rootless-box build` of the same
 directory hit each other's cache (the COPY key is the content key of the context's files,
-computed once, in dockerfile/context.py, whichever way the files came); an unchanged context
+computed once, in dockerfile/context.py, whichever way the files came; a tar's context
+directory is 0755, as a user's directory usually is); an unchanged context
 sent again is not unpacked again (kept by the tar's digest, ops/contextcache.py), yet a
 changed byte, a changed mode or a changed symlink misses; a file the context's .dockerignore
 excludes changes nothing even when a client sends it; a bad tar is Docker's JSON 400 and
@@ -27,6 +28,7 @@ DOCKERFILE = "FROM base\nCOPY . /ctx\nRUN cat /ctx/data > /copied\nENV A=1\n"
 def _context(tmp_path, name):
     ctx = tmp_path / name
     (ctx / "sub").mkdir(parents=True)
+    os.chmod(str(ctx), 0o755)  # a user's directory as usual (a tar carries no mode for it)
     (ctx / "Dockerfile").write_text(DOCKERFILE)
     (ctx / "data").write_text("v1\n")
     (ctx / "sub" / "tool").write_text("#!/bin/sh\n")
@@ -65,6 +67,11 @@ def test_cli_and_api_builds_share_the_cache(docker, api_cli, tmp_path):
     again = api_cli.ok("build", str(ctx)).out
     assert again.count("CACHED") == 3, again
     assert again.strip().splitlines()[-1][7:19] == _api_id(out)
+    # COPY . /ctx gives /ctx the context directory's mode: 0755 from a tar, which has none
+    assert docker("run", "--rm", _api_id(out), "stat", "-c", "%a", "/ctx").out == "755\n"
+    # a private (0700) directory makes another /ctx, so another key: the CLI misses
+    os.chmod(str(ctx), 0o700)
+    assert "CACHED" not in api_cli.ok("build", str(ctx)).out.split("STEP 3/")[0]
 
 
 def test_an_unchanged_context_is_kept_and_a_change_misses(docker, api_cli, tmp_path):
@@ -121,6 +128,7 @@ def test_a_raw_tar_keys_as_the_directory_does(service, api_cli, tmp_path):
     # the CLI's build of the same files as a directory: the same key
     ctx = tmp_path / "raw"
     ctx.mkdir()
+    os.chmod(str(ctx), 0o755)
     (ctx / "Dockerfile").write_text("FROM base\nCOPY . /ctx\n")
     (ctx / ".dockerignore").write_text("ignored\n")
     (ctx / "data").write_text("two")

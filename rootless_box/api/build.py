@@ -5,8 +5,10 @@ Owns: Docker's query parameters turned into the CLI's BuildOptions (t, dockerfil
 labels, target, nocache, pull, q, networkmode, extrahosts, platform; rm/forcerm/cachefrom and
 the resource limits accepted and without effect: no intermediate container outlives its step
 here), the refusals (BuildKit's version=2, a remote context, squash), the context tar pumped
-into a fork-server worker that unpacks it as a hostile tar (layers/unpack.py: `..` out of it,
-a hard link out of it: 400) and runs dockerfile/executor.build (the CLI's build), and Docker's
+into a fork-server worker that reads it whole, hashing it, and builds in the context kept
+for that digest (ops/contextcache.py) or else unpacks it as a hostile tar (layers/unpack.py:
+`..` out of it, a hard link out of it: 400) and keeps it, and runs dockerfile/executor.build
+(the CLI's build, whose keys come from the directory), and Docker's
 JSON stream: `Step N/M : ...`, ` ---> ID`, the steps' own output, `{"aux":{"ID"}}`,
 `Successfully built ID12`, `Successfully tagged NAME`, an error as `errorDetail`.
 Must not: build anything itself (dockerfile/executor.py does) or run a build in a request
@@ -117,6 +119,7 @@ def post_build(h):
     except HTTPError as exc:
         transfer.refuse(h, exc)
     ctx_r, ctx_w = os.pipe()
+    transfer.bigger_pipe(ctx_w)
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     try:
@@ -219,9 +222,92 @@ class _Completed:
         return data
 
 
+_SPILL = 32 << 20  # a context larger than this waits in a store temporary, not in memory
+
+
+class _Received:
+    """The context tar as the client sent it, read whole before anything is unpacked: its
+    sha256 (the kept context's name, ops/contextcache.py) and its bytes again, from memory or,
+    past _SPILL, from a store temporary."""
+
+    def __init__(self, stream, store):
+        import hashlib
+        self.digest = hashlib.sha256()
+        self._pieces, self._size, self._file, self._path = [], 0, None, None
+        try:
+            self._read(stream, store)
+        except BaseException:
+            self.close()
+            raise
+
+    def _read(self, stream, store):
+        while True:
+            data = stream.read(1 << 20)
+            if not data:
+                break
+            self.digest.update(data)
+            if self._file is None and self._size + len(data) > _SPILL:
+                self._path = store.mktemp_path("build-tar")
+                self._file = open(self._path, "w+b")
+                self._file.writelines(self._pieces)
+                self._pieces = []
+            if self._file is not None:
+                self._file.write(data)
+            else:
+                self._pieces.append(data)
+            self._size += len(data)
+        self.digest = self.digest.hexdigest()
+
+    def reader(self):
+        import io
+        if self._file is None:
+            return io.BytesIO(b"".join(self._pieces))
+        self._file.seek(0)
+        return self._file
+
+    def close(self):
+        self._pieces = []
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+            os.unlink(self._path)
+
+
 def _unpack_context(stream, dest):
     from ..layers import compression, unpack
-    unpack.unpack(_Completed(compression.open_stream(stream)[0]), dest, keep_owners=False)
+    try:
+        unpack.unpack(_Completed(compression.open_stream(stream)[0]), dest, keep_owners=False)
+    except errors.BadArchive as exc:
+        raise errors.BadArchive("the build context is not a usable tar: %s"
+                                % exc.message) from None
+
+
+def _context(stream, store, keep=True):
+    """The context directory of this tar: a kept one of the same bytes, else the tar
+    unpacked (into a store temporary, then kept unless not keep). -> (path, Held or None, a
+    temporary to remove or None)."""
+    from ..ops import contextcache
+    received = _Received(stream, store)
+    try:
+        held = contextcache.find(store, received.digest)
+        if held is not None:
+            return held.path, held, None
+        tmp = store.mkdtemp("build-context")
+        try:
+            # a tar carries no mode for the context's own directory, which `COPY . /dest`
+            # gives to a new /dest and so is in its key: a user's directory's usual 0755, so
+            # the same files built by `rootless-box build` share the cache
+            os.chmod(tmp, 0o755)
+            _unpack_context(received.reader(), tmp)
+        except BaseException:
+            store.remove(tmp)
+            raise
+    finally:
+        received.close()
+    held = contextcache.keep(store, tmp, received.digest) if keep else None
+    if held is None:
+        return tmp, None, tmp
+    return held.path, held, None
 
 
 def _classic_error(exc):
@@ -241,6 +327,9 @@ def build_job(args, fds, progress):
     """fds: the context tar (a pipe to read), the output (a pipe: stdout of the build and its
     steps), the steps' stderr (a pipe). -> the image ID."""
     import signal
+    # what a cached COPY step imports too: here, while the client is still sending the
+    # context, not after it
+    from ..dockerfile import copyplan  # noqa: F401
     from ..dockerfile.executor import BuildOptions, build
     from ..ops import pull as pull_ops
     from ..ops.storage import open_store
@@ -255,15 +344,13 @@ def build_job(args, fds, progress):
     os.dup2(fds[2] if len(fds) > 2 else out, 2)
     idmap = idmaps.plan()
     store = open_store(idmap)
-    context = store.mkdtemp("build-context")
+    with os.fdopen(ctx_fd, "rb", closefd=True) as stream:
+        # `-f` outside the context: the CLI adds the Dockerfile under a random name
+        # (.dockerfile.<hex>), so that tar never comes again; kept, it would only push out
+        # contexts that do
+        context, held, temporary = _context(stream, store, keep=not args[
+            "dockerfile"].startswith(".dockerfile."))
     try:
-        with os.fdopen(ctx_fd, "rb", closefd=True) as stream:
-            try:
-                _unpack_context(stream, context)
-            except errors.BadArchive as exc:
-                raise errors.BadArchive("the build context is not a usable tar: %s"
-                                        % exc.message) from None
-            stream.read()  # the rest (tar padding): the client sees its body taken
         try:
             dockerfile = resolve_in_root(context, args["dockerfile"].lstrip("/"))
         except (errors.BoxError, OSError) as exc:
@@ -303,7 +390,10 @@ def build_job(args, fds, progress):
         except errors.BoxError as exc:
             raise _classic_error(exc) from None
     finally:
-        store.remove(context)
+        if held is not None:
+            held.release()
+        if temporary is not None:
+            store.remove(temporary)
 
 
 JOBS["build"] = build_job

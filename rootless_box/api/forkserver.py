@@ -1,7 +1,9 @@
 """The Engine API's fork server: where every job that may fork a container runs.
 
 Owns: one process, forked by `system service` before its first thread, that stays
-single-threaded for its whole life; per job it forks a worker (single-threaded too, so
+single-threaded for its whole life, with only the hot jobs' modules loaded (jobs.py,
+build.py: what stays resident counts in the idle service's memory; a worker imports the
+module of any other job itself, _job); per job it forks a worker (single-threaded too, so
 unshare(CLONE_NEWUSER) and DESIGN.md's setup sequence hold in it), which runs one ops call
 and answers over a socketpair the asking thread handed over with the job. A worker's answer is
 JSON lines: `{"progress": ...}` lines while it works (pull), then one `{"ok": value}` or
@@ -104,9 +106,11 @@ def _serve(control):
     """The fork server's loop: one worker per job, zombies reaped, gone with its service."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the service decides when we end
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    # fill JOBS (jobs.py, and the endpoint modules' own jobs, which routes imports); here,
-    # before any fork, while the service answers its first requests on the other core
-    from . import jobs, routes  # noqa: F401
+    # fill JOBS with what starting, running and building needs (jobs.py, build.py); here,
+    # before any fork, while the service answers its first requests on the other core. The
+    # other endpoint modules' jobs are imported by the worker that runs one (_job): resident
+    # here, they would weigh on the idle service (bench/api.py) to save some ms on rare jobs
+    from . import build, jobs  # noqa: F401
     while True:
         ready = select.select([control], [], [], 1.0)[0]
         _reap()
@@ -138,9 +142,7 @@ def _worker(message, fds):
         def progress(value):
             _write(reply, {"progress": value})
         job = fastjson.loads(message)
-        func = JOBS.get(job.get("job"))
-        if func is None:
-            raise errors.BoxError("unknown job %r" % job.get("job"))
+        func = _job(job.get("job"))
         result = func(job.get("args") or {}, fds[1:], progress)
         _write(reply, {"ok": result})
     except errors.BoxError as exc:
@@ -152,6 +154,22 @@ def _worker(message, fds):
                                                                         exc)}})
         code = 1
     os._exit(code)
+
+
+# the endpoint modules that define jobs of their own, besides jobs.py and build.py; last
+# routes, which imports every endpoint module (a job added in a module not named here)
+_JOB_MODULES = ("images2", "containers2", "objects", "routes")
+
+
+def _job(name):
+    """The function of a job, its module imported first when the fork server has not."""
+    import importlib
+    for module in (None,) + _JOB_MODULES:
+        if module is not None:
+            importlib.import_module("." + module, __package__)
+        if name in JOBS:
+            return JOBS[name]
+    raise errors.BoxError("unknown job %r" % name)
 
 
 def _write(fd, msg):

@@ -17,7 +17,7 @@ import os
 
 from .. import errors
 from ..oci import reference
-from ..ops import archive, images
+from ..ops import images
 from ..ops.storage import open_store
 from . import transfer
 from .forkserver import JOBS, answer
@@ -54,6 +54,7 @@ def images_get(h, name=None):
     names = [name] if name else [n for n in h.query.get("names") or [] if n]
     if not names:
         raise HTTPError(400, "no image names given: use ?names=IMAGE (repeated for several)")
+    from ..ops import archive  # hashlib, tarfile: not resident in an idle service
     out = _TarOut(h)
     try:
         archive.save_to_stream(open_store(), names, out)
@@ -145,6 +146,7 @@ def _worker_store():
 
 
 def load_job(_args, fds, progress):
+    from ..ops import archive
     idmap, store = _worker_store()
     with os.fdopen(fds[0], "rb") as stream:
         result = archive.load(store, idmap, stream,

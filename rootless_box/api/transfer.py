@@ -18,6 +18,7 @@ from .forkserver import answer
 from .httpserver import HTTPError
 
 _PIECE = 1 << 16
+_BATCH = 1 << 20
 DRAIN = 64 << 20
 
 
@@ -75,11 +76,16 @@ def pump_body(h, fd):
     connection closes after the answer. -> True when the whole body went through."""
     whole = False
     pieces = _chunks(h)
+    # the docker CLI sends a context in chunks of a few KiB: written one by one, each would
+    # wake the worker (a context switch per chunk on a busy machine); gathered, one per _BATCH
+    batch = bytearray()
     try:
         for data in pieces:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            batch += data
+            if len(batch) >= _BATCH:
+                _write_all(fd, batch)
+                batch.clear()
+        _write_all(fd, batch)
         whole = True
     except BrokenPipeError:
         os.close(fd)
@@ -90,6 +96,22 @@ def pump_body(h, fd):
             os.close(fd)
         h._body = b""  # read here (or abandoned): httpserver must not read it again
     return whole
+
+
+def _write_all(fd, data):
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def bigger_pipe(fd):
+    """Make a pipe hold a batch whole where the kernel lets us (F_SETPIPE_SZ; a user past
+    pipe-user-pages-soft keeps the default), so a write of one is one wake-up, not 16."""
+    import fcntl
+    try:
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), _BATCH)
+    except OSError:
+        pass
 
 
 def _drop(h, pieces):

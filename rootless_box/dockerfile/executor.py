@@ -196,9 +196,10 @@ class Builder:
         refs = [reference.parse(tag) for tag in self.opts.tags]
         with self.store.lock():
             index = self.store.read_index()
-            for ref in refs:
-                index["tags"][str(ref)] = image_id
-            self.store.write_index(index)
+            if any(index["tags"].get(str(ref)) != image_id for ref in refs):
+                for ref in refs:
+                    index["tags"][str(ref)] = image_id
+                self.store.write_index(index)
         # dockerd's events of a build (BuildKit's exporter callbacks, daemon/build.go):
         # create for the image, then tag for each name; moby has no "build" action
         from ..ops import events
@@ -821,11 +822,15 @@ def _read_json(store, name):
 
 
 def _update_json(store, name, change):
-    """Read, change and write back one of the build's files, under the store lock."""
+    """Read, change and write back one of the build's files, under the store lock; not
+    written when nothing changed (a cached build: a write and a rename saved per file)."""
     from ..store import atomic_write
     with store.lock():
-        data = change(_read_json(store, name))
-        atomic_write(os.path.join(store.root, name), fastjson.dumps(data, compact=True))
+        old = _read_json(store, name)
+        before = fastjson.dumps(old, compact=True)
+        data = fastjson.dumps(change(old), compact=True)
+        if data != before:
+            atomic_write(os.path.join(store.root, name), data)
 
 
 def _read_cache(store):

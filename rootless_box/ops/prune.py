@@ -357,6 +357,9 @@ def prune_build_cache(store, everything=False):
                     result["reclaimed"] += size
             finally:
                 os.close(fd)  # the lock file stays: a step waiting on it keeps its lock
+        # the build contexts the service keeps unpacked (a build holding one keeps it)
+        from . import contextcache
+        result["deleted"] += contextcache.prune(store)
         if everything:
             for name in (CACHE_FILE, KNOWN_FILE):
                 path = os.path.join(store.root, name)

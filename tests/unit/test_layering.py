@@ -91,3 +91,15 @@ def test_run_path_imports_nothing_heavy(heavy):
     out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
                          cwd=os.path.join(PKG, ".."), check=True).stdout.split()
     assert heavy not in out
+
+
+@pytest.mark.parametrize("heavy", ["hashlib", "tarfile", "ssl", "rootless_box.ops.archive"])
+def test_the_idle_services_processes_keep_no_archive_code(heavy):
+    """What an idle `system service` holds: the server with its endpoints, the fork server
+    with the hot jobs (api/forkserver._serve). hashlib's OpenSSL library alone is 3.4 MiB
+    resident per process (bench/api.py's idle RSS goal is 30 MiB for both)."""
+    code = ("import sys; from rootless_box.api import service, jobs, build, routes; "
+            "print(' '.join(sorted(sys.modules)))")
+    out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
+                         cwd=os.path.join(PKG, ".."), check=True).stdout.split()
+    assert heavy not in out

@@ -118,11 +118,19 @@ def find(store, name_or_id):
 
 def validate_name(name):
     """Docker takes any non-empty name ("test 01" too); the name is also a file name under
-    networks/, so a slash or a NUL cannot be in it, nor a leading dot (hidden, `..`)."""
+    networks/, so a slash or a NUL cannot be in it, nor a leading dot (hidden, `..`), nor
+    more bytes than a file name takes with the suffixes of its record and its temporary."""
     if not name or "/" in name or "\0" in name or name[0] == ".":
         raise errors.UsageError('invalid network name "%s": it may not be empty, contain "/" '
                                 'or begin with "."' % name)
+    if len(name.encode("utf-8", "surrogateescape")) > _NAME_BYTES:
+        raise errors.UsageError("invalid network name %s...: longer than %d bytes"
+                                % (name[:40], _NAME_BYTES))
     return name
+
+
+# NAME.json.tmp-PID-HEX (store.atomic_write's temporary) within a file name's 255 bytes
+_NAME_BYTES = 200
 
 
 def _default_subnet(taken):

@@ -34,9 +34,10 @@ def test_create_rules(store):
         networks.create(store, "c", subnet="10.1.0.0/24", ip_range="10.1.1.0/25")
     with pytest.raises(UsageError, match="CIDR"):
         networks.create(store, "c", subnet="10.1.0.0")
-    for bad in ("a/b", ".x", ""):
+    for bad in ("a/b", ".x", "", "n" * 201):
         with pytest.raises(UsageError, match="invalid network name"):
             networks.create(store, bad)
+    assert networks.create(store, "n" * 200)["Name"] == "n" * 200
     spaced = networks.create(store, "test 01", subnet="10.2.0.0/24", aux={"a": "10.2.0.5"})
     assert networks.find(store, "test 01")["Id"] == spaced["Id"]
     assert spaced["IPAM"]["Config"][0]["AuxiliaryAddresses"] == {"a": "10.2.0.5"}

@@ -71,9 +71,18 @@ def test_leave_exits_with_the_status_after_atexit_and_buffered_output(tmp_path):
 
 
 def test_leave_waits_for_a_running_thread_as_a_normal_exit(tmp_path):
-    proc = _leave("import threading, time\n"
+    # the thread ends only once leave() has looked for threads (a condition, not a delay:
+    # on a busy machine a sleeping thread may be done before leave() runs)
+    proc = _leave("import threading\n"
+                  "looked = threading.Event()\n"
+                  "count = threading.active_count\n"
+                  "def counted():\n"
+                  "    n = count()\n"
+                  "    looked.set()\n"
+                  "    return n\n"
+                  "threading.active_count = counted\n"
                   "def late():\n"
-                  "    time.sleep(0.2)\n"
+                  "    looked.wait()\n"
                   "    print('thread done', flush=True)\n"
                   "threading.Thread(target=late).start()\n"
                   "leave(4)\n", tmp_path)

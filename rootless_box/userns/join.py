@@ -70,43 +70,6 @@ def open_target(pid, still_same=None):
     open, true when pid is still the process the caller meant (its start time), so the fds
     cannot belong to a process that took a recycled pid. Returns None when the process is
     gone; raises OSError when it exists but cannot be opened."""
-    try:
-        return _open_target(pid, still_same)
-    except PermissionError:
-        # an undumpable pid 1 (--init switched to another user: userns/launcher._unexposed)
-        # keeps its /proc/PID/ns and root from its user: its child, the command (exec'd, so
-        # dumpable), is in the same namespaces and root
-        for child in _children(pid):
-            try:
-                target = _open_target(child, still_same)
-            except PermissionError:
-                continue
-            if target is not None and _parent(child) == pid:
-                return target
-            if target is not None:
-                target.close()
-        raise
-
-
-def _children(pid):
-    """The pids whose parent is pid (/proc/PID/task/PID/children needs CONFIG_PROC_CHILDREN,
-    which not every kernel has)."""
-    found = []
-    for name in os.listdir("/proc"):
-        if name.isdigit() and _parent(int(name)) == pid:
-            found.append(int(name))
-    return found
-
-
-def _parent(pid):
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as f:
-            return int(f.read().rsplit(b")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _open_target(pid, still_same):
     target = Target(pid)
     base = "/proc/%d" % pid
     try:

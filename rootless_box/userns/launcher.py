@@ -1067,17 +1067,14 @@ def _exec_error(exe, exc):
     return errors.CannotExecute("exec %s: %s" % (exe, exc.strerror))
 
 
-def _unexposed():
+def _unexposed_and_dumpable():
     """--init's pid 1 is a fork, never exec'd: its memory holds the environment the CLI (or
     the zygote) was started with, which the container read as /proc/1/environ. Wiped (the
-    area and Python's copy); the wipe needs the process dumpable (/proc/self/mem of an
-    undumpable process is root's), so it is made so for the wipe alone and then set back:
-    a pid 1 switched to another user stays undumpable, because the rest of its memory (the
-    CLI's heap: the host's environment strings, records it read) would otherwise be
-    readable through /proc/1/mem by that user in the container. `exec` enters such a
-    container through the command's process (userns/join.open_target). Done before the
-    command is forked, so no process of the container exists during the window."""
-    dumpable = libc.prctl(libc.PR_GET_DUMPABLE)
+    area and Python's copy), the process is made dumpable again (a switch to another user
+    cleared that), so that `exec` can open its /proc/PID/ns/* and root when the container
+    runs as another user, as it can Docker's docker-init, exec'd as that user. Left
+    undumpable if the wipe fails (it needs dumpable first: /proc/self/mem of an
+    undumpable process is root's)."""
     libc.prctl(libc.PR_SET_DUMPABLE, 1)
     try:
         with open("/proc/self/stat", "rb") as f:
@@ -1089,16 +1086,13 @@ def _unexposed():
         finally:
             os.close(fd)
     except (OSError, ValueError, IndexError):
-        pass
-    finally:
-        libc.prctl(libc.PR_SET_DUMPABLE, dumpable)
+        libc.prctl(libc.PR_SET_DUMPABLE, 0)
     os.environ.clear()
 
 
 def _tiny_init(spec, sync, argv, env, path_var):
     """--init: stay as pid 1, reap zombies, forward signals to the command, exit with its
     status (what tini/catatonit do). The command is exec'd in a child."""
-    _unexposed()
     child = os.fork()
     if child == 0:
         try:
@@ -1110,6 +1104,7 @@ def _tiny_init(spec, sync, argv, env, path_var):
     # zygote keeper's handoff socket, read to its end, hung the keeper; a monitor's report
     # pipe). pid 1 needs none of it: the command has its own copies
     os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+    _unexposed_and_dumpable()
 
     def forward(signum, _frame):
         try:

@@ -149,11 +149,9 @@ def endpoint_settings(entry):
     for field, flag in (("IPv6Address", "--ip6"), ("LinkLocalIPs", "--link-local-ip")):
         if ipam.get(field):  # the CLI's refusal, never dropped
             raise errors.UsageError("%s is not supported: %s" % (flag, runflags.REFUSED[flag]))
-    mac = entry.get("MacAddress") or None
-    if mac is not None and not isinstance(mac, str):
-        raise _type_error("MacAddress", "string")
-    return {"aliases": aliases, "ip": ipam.get("IPv4Address") or None, "mac": mac,
-            "links": list(_list(entry, "Links")), "driver_opts": _map(entry, "DriverOpts") or None}
+    return {"aliases": aliases, "ip": ipam.get("IPv4Address") or None,
+            "mac": entry.get("MacAddress") or None, "links": entry.get("Links") or [],
+            "driver_opts": entry.get("DriverOpts") or None}
 
 
 def endpoint(host, body):

@@ -124,6 +124,11 @@ def post_build(h):
     err_r, err_w = os.pipe()
     try:
         job = transfer.routes().FORK.submit("build", args, [ctx_r, out_w, err_w])
+    except BaseException:
+        os.close(ctx_w)
+        os.close(out_r)
+        os.close(err_r)
+        raise
     finally:
         os.close(ctx_r)
         os.close(out_w)

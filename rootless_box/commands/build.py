@@ -154,11 +154,23 @@ def _pull_missing(store, idmap, name, missing):
 
 
 def main(parsed):
-    context = parsed.args[0]
+    if parsed.args[0] != "-":
+        return _main(parsed, parsed.args[0])
+    # `build -`: the Dockerfile comes on stdin and the context is an empty directory
+    empty = tempfile.mkdtemp(prefix="rootless-box-build-")
+    try:
+        return _main(parsed, empty)
+    finally:
+        try:
+            os.rmdir(empty)
+        except OSError:
+            pass
+
+
+def _main(parsed, context):
     dockerfile_text = None
-    if context == "-":
+    if parsed.args[0] == "-":
         dockerfile_text = sys.stdin.buffer.read()
-        context = tempfile.mkdtemp(prefix="rootless-box-build-")
     elif not os.path.isdir(context):
         raise UsageError("unable to prepare context: path %r not found" % context)
     dockerfile = parsed.file

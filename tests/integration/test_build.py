@@ -230,9 +230,12 @@ def test_copy_from_a_stage_follows_a_source_symlink_inside_its_root(cli, image, 
 
 def test_build_from_stdin_and_iidfile(cli, image, tmp_path):
     iid = tmp_path / "iid"
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
     proc = cli.ok("build", "--iidfile", iid, "-q", "-", input=(
-        "FROM %s\nRUN echo stdin > /s\n" % image).encode())
+        "FROM %s\nRUN echo stdin > /s\n" % image).encode(), env={"TMPDIR": str(tmp)})
     assert iid.read_text() == proc.out.strip()
+    assert list(tmp.iterdir()) == []  # the empty context it made is gone
     assert cli.ok("run", "--rm", proc.out.strip(), "cat", "/s").out == "stdin\n"
 
 

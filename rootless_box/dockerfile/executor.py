@@ -142,7 +142,6 @@ class Builder:
                 _save_known(self.store, self.opts.context, self._known)
             for tmp in self._downloads:
                 self.store.remove(tmp)
-            self.store.finish_removals()  # the steps' leftover trees, removed meanwhile
 
     def _build(self):
         text = self.opts.dockerfile_text

@@ -41,7 +41,6 @@ def run_step(store, idmap, lowers, argv, env, workdir="/", user="", network="hos
     layer, nor do the placeholders made to mount them onto."""
     tmp = store.mkdtemp("build-run")
     locks = []  # cache locks (fds) and ssh relays (pids, as negative numbers)
-    driver, spec = None, {}
     try:
         driver = choose_driver(store, idmap)
         spec = {"id": os.path.basename(tmp), "hostname": "buildkitsandbox", "argv": argv,
@@ -74,7 +73,7 @@ def run_step(store, idmap, lowers, argv, env, workdir="/", user="", network="hos
                 _stop_relay(-held)
             else:
                 os.close(held)
-        _discard(store, tmp, driver, spec)
+        store.remove(tmp)
 
 
 class _EtcOptions:
@@ -534,7 +533,6 @@ def copy_step(store, idmap, lowers, plan, other_lowers=None, resolve_other=None,
     {"sources", "walk", "names"} resolves a --from item's patterns there. times: the
     layer's mtimes (layers.diff.Times)."""
     tmp = store.mkdtemp("build-copy")
-    driver = rootfs = None
     try:
         driver = choose_driver(store, idmap)
         rootfs = prepare_rootfs(tmp, driver, lowers, idmap)
@@ -547,16 +545,4 @@ def copy_step(store, idmap, lowers, plan, other_lowers=None, resolve_other=None,
             return make_layer(store, idmap, driver, changes, lowers, times=times,
                               disposable=True)
     finally:
-        _discard(store, tmp, driver, {"rootfs": rootfs})
-
-
-def _discard(store, tmp, driver, spec):
-    """Remove a step's temporary directory: at once when its changes became the layer's
-    directory (what is left is empty), else (a copy driver's rootfs; an upper dir whose layer
-    the store had already: a --no-cache rebuild of a reproducible step) in a child while the
-    build goes on (store.remove_soon; Builder.build waits for it: store.finish_removals)."""
-    rootfs = spec.get("rootfs")
-    if not rootfs or (driver != "copy" and not os.path.isdir(rootfs.get("upper", ""))):
         store.remove(tmp)
-    else:
-        store.remove_soon(tmp)

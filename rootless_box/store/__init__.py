@@ -38,7 +38,6 @@ class Store:
         self._lock_depth = 0
         # Set by ops: removes what remove_tree cannot (files owned by subordinate ids).
         self.remove_tree_fallback = None
-        self._removers = []  # pids of remove_soon's children, not yet waited for
 
     # -- layout -------------------------------------------------------------------------
     def ensure(self):
@@ -132,35 +131,6 @@ class Store:
         """Remove a tree of the store, whoever in the user namespace owns its files."""
         if not remove_tree(path) and self.remove_tree_fallback:
             self.remove_tree_fallback(path)
-
-    def remove_soon(self, path):
-        """remove(path) in a forked child while the caller goes on; finish_removals waits
-        for it. For a build, whose next steps need not wait for the last one's leftovers:
-        deleting thousands of files waits on the disk (a discard for each freed block on
-        this project's bench machines). A child that fails leaves path, a temporary named
-        after this process, to the stale clean-up."""
-        self.finish_removals(block=False)
-        pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                if self._lock_fd is not None:
-                    os.close(self._lock_fd)  # a held flock must not outlive the parent's
-                self.remove(path)
-                code = 0
-            finally:
-                os._exit(code)
-        self._removers.append(pid)
-
-    def finish_removals(self, block=True):
-        """Wait for remove_soon's children (block=False: reap only those that are done)."""
-        for pid in list(self._removers):
-            try:
-                done, _status = os.waitpid(pid, 0 if block else os.WNOHANG)
-            except ChildProcessError:
-                done = pid
-            if done:
-                self._removers.remove(pid)
 
     # -- image index --------------------------------------------------------------------
     def read_index(self):

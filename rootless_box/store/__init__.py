@@ -237,8 +237,9 @@ def spread_subdirs(path):
     ext4's Orlov allocator, instead of the parent's group, where everything else goes.
     Why: on ext4 without a journal (this project's bench machines) creating a file passes
     over every inode freed in its group in the last minutes (ext4's recently_deleted
-    check), which was most of a cold build's CPU time; spread, a step's files mostly land
-    in a group nobody just emptied (docs/ARCHITECTURE.md, "Where a build's time goes")."""
+    check), which was most of a cold build's CPU time; spread, a step's files often land
+    in a group nobody just emptied, and never all in the one where every temporary of the
+    store was made and deleted (docs/ARCHITECTURE.md, "Where a build's time goes")."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError:

@@ -45,12 +45,12 @@ def timed(cmd, env, what, cpu=None):
     elapsed = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
     proc.stderr.close()
-    if cpu is not None:
-        cpu.append(usage.ru_utime + usage.ru_stime)
     if proc.returncode != 0:
         detail = err.decode("utf-8", "replace").strip().splitlines()
         raise PeerFailed("%s exited %d: %s" % (what, proc.returncode,
                                                detail[-1] if detail else "no output"))
+    if cpu is not None:
+        cpu.append(usage.ru_utime + usage.ru_stime)
     return elapsed
 
 

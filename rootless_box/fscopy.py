@@ -13,6 +13,7 @@ import os
 import stat
 
 _BUF = 1 << 20
+_SMALL = 64 << 10
 
 
 def copy_file(src, dst, st):
@@ -22,10 +23,18 @@ def copy_file(src, dst, st):
                          os.O_CLOEXEC, 0o600)
         try:
             remaining = st.st_size
+            # copy_file_range fails (EXDEV) between most pairs of file systems these copies
+            # meet (a context on ext4 into an overlay): a small file goes by read and write
+            # without that wasted call, and a failed call is not tried again
+            use_range = remaining > _SMALL
             while remaining > 0:
-                try:
-                    count = os.copy_file_range(fd_in, fd_out, min(remaining, 1 << 30))
-                except OSError:
+                count = 0
+                if use_range:
+                    try:
+                        count = os.copy_file_range(fd_in, fd_out, min(remaining, 1 << 30))
+                    except OSError:
+                        use_range = False
+                if not use_range:
                     count = os.write(fd_out, os.read(fd_in, _BUF))
                 if count == 0:
                     break

@@ -42,18 +42,25 @@ copy_file = fscopy.copy_file
 _metadata = fscopy.copy_metadata
 
 
-def place(src, dst, st, dir_mode, specials=True):
+_UNKNOWN = object()
+
+
+def place(src, dst, st, dir_mode, specials=True, existing=_UNKNOWN):
     """Make dst an entry of src's kind (st: src's lstat): a directory stays or replaces
     what is there (a new one is made with dir_mode); anything else
     replaces what is there, never written through it. Returns False for a kind not placed
-    (sockets; fifos and devices too unless specials): what was there is gone all the same."""
-    existing = _lstat(dst)
+    (sockets; fifos and devices too unless specials): what was there is gone all the same.
+    existing: dst's lstat (None: nothing there) when the caller has it."""
+    if existing is _UNKNOWN:
+        existing = _lstat(dst)
     if stat.S_ISDIR(st.st_mode):
         if existing is None or not stat.S_ISDIR(existing.st_mode):
-            remove_entry(dst)
+            if existing is not None:
+                remove_entry(dst)
             os.mkdir(dst, dir_mode)
         return True
-    remove_entry(dst)
+    if existing is not None:
+        remove_entry(dst)
     if stat.S_ISREG(st.st_mode):
         copy_file(src, dst, st)
     elif stat.S_ISLNK(st.st_mode):

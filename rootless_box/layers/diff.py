@@ -217,7 +217,8 @@ def write_upper(upper, fileobj, mountpoints=(), lowers=None, times=None, prune=F
     """The changes an overlay upper dir holds, as an OCI layer; what exists only to mount onto
     (mount_leftovers: mountpoints, the directories made or copied up for them; lowers are the
     layers below, topmost first) is left out, as Docker leaves out its init layer. times: see
-    TreeWriter. Returns the entry count. prune: also make upper hold what the tar holds and
+    TreeWriter; with times, .pyc headers are kept valid (fresh_pyc_header). Returns the entry
+    count. prune: also make upper hold what the tar holds and
     no more, as unpacking the tar would make it (it is to become the layer's directory): the
     left-out entries and sockets removed, overlayfs' own xattrs but the opaque mark removed,
     every entry's mtime the tar's."""
@@ -230,6 +231,9 @@ def write_upper(upper, fileobj, mountpoints=(), lowers=None, times=None, prune=F
         if is_whiteout(st):
             writer.add_marker(_whiteout_name(rel))
         else:
+            # before the .pyc's entry is written: the tar gets the header the file has
+            if times is not None and is_timed_pyc(rel, st) and fresh_pyc_header(path, times):
+                st = os.lstat(path)  # the write gave it a new mtime, which the tar gets
             writer.add(path, rel, st)
             if stat.S_ISDIR(st.st_mode) and is_opaque(path):
                 writer.add_marker(rel + "/" + OPAQUE_NAME)
@@ -261,45 +265,46 @@ def write_upper(upper, fileobj, mountpoints=(), lowers=None, times=None, prune=F
     return count
 
 
-def fresh_pyc_headers(top, times):
-    """Keep the timestamp-checked .pyc files of a layer valid under its mtime clamp: a .pyc
-    in top (an overlay upper dir) records its source's mtime and size in its header (PEP
-    552: flags 0), and when that source is in top too, with the mtime recorded, the header
-    gets the mtime the clamp will give the source. Else every import of it would find it
-    stale, and compile and write it again (in every later step and container). Hash-checked
-    .pyc files (what Python writes when SOURCE_DATE_EPOCH is set) need nothing. Runs inside
-    the user namespace, before the layer's tar is written. Returns how many were changed."""
-    changed = 0
-    for rel, path, st in walk(top):
-        if not (stat.S_ISREG(st.st_mode) and rel.endswith(".pyc") and
-                "__pycache__/" in rel):
-            continue
-        cache_dir, _, name = path.rpartition("/")
-        source = os.path.join(os.path.dirname(cache_dir), name.split(".", 1)[0] + ".py")
-        try:
-            src = os.lstat(source)
-        except OSError:
-            continue
-        if not stat.S_ISREG(src.st_mode):
-            continue
-        mtime = int(src.st_mtime)
-        clamped = times(mtime)
-        if clamped == mtime:
-            continue
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except OSError:
-            continue
-        try:
-            head = os.pread(fd, 16, 0)
-            if len(head) == 16 and struct.unpack_from("<I", head, 4)[0] == 0 and \
-                    struct.unpack_from("<II", head, 8) == (mtime & 0xFFFFFFFF,
-                                                           src.st_size & 0xFFFFFFFF):
-                os.pwrite(fd, struct.pack("<I", clamped & 0xFFFFFFFF), 8)
-                changed += 1
-        finally:
-            os.close(fd)
-    return changed
+def is_timed_pyc(rel, st):
+    """Whether entry rel of a layer is a .pyc whose header fresh_pyc_header may rewrite."""
+    return rel.endswith(".pyc") and "__pycache__/" in rel and stat.S_ISREG(st.st_mode)
+
+
+def fresh_pyc_header(path, times):
+    """Keep a timestamp-checked .pyc file of a layer valid under its mtime clamp: a .pyc
+    (path, in an overlay upper dir) records its source's mtime and size in its header (PEP
+    552: flags 0), and when that source is in the upper dir too, with the mtime recorded,
+    the header gets the mtime the clamp will give the source. Else every import of it would
+    find it stale, and compile and write it again (in every later step and container).
+    Hash-checked .pyc files (what Python writes when SOURCE_DATE_EPOCH is set) need
+    nothing. Runs inside the user namespace, as the layer's tar is written (write_upper,
+    before the .pyc's entry: one walk for both). Returns whether the header was changed."""
+    cache_dir, _, name = path.rpartition("/")
+    source = os.path.join(os.path.dirname(cache_dir), name.split(".", 1)[0] + ".py")
+    try:
+        src = os.lstat(source)
+    except OSError:
+        return False
+    if not stat.S_ISREG(src.st_mode):
+        return False
+    mtime = int(src.st_mtime)
+    clamped = times(mtime)
+    if clamped == mtime:
+        return False
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        head = os.pread(fd, 16, 0)
+        if len(head) == 16 and struct.unpack_from("<I", head, 4)[0] == 0 and \
+                struct.unpack_from("<II", head, 8) == (mtime & 0xFFFFFFFF,
+                                                       src.st_size & 0xFFFFFFFF):
+            os.pwrite(fd, struct.pack("<I", clamped & 0xFFFFFFFF), 8)
+            return True
+    finally:
+        os.close(fd)
+    return False
 
 
 def claim_new(top, lowers, uid, gid, upper=True):

@@ -148,17 +148,18 @@ def write_raw(target, uid, gid, follow_symlinks=False):
     os.setxattr(target, XATTR, encode(uid, gid), **kwargs)
 
 
-def chown(path, uid, gid, follow_symlinks=False):
+def chown(path, uid, gid, follow_symlinks=False, fresh=False):
     """chown(2), or the record where the id map has no such id (EINVAL: a single mapping).
-    A real chown drops a stale record. Returns False when neither could be done (a symlink
-    under a single mapping)."""
+    A real chown drops a stale record (fresh: path was just made, it has none). Returns
+    False when neither could be done (a symlink under a single mapping)."""
     try:
         os.chown(path, uid, gid, follow_symlinks=follow_symlinks)
     except OSError as err:
         if err.errno != errno.EINVAL:
             raise
         return record(path, uid, gid, follow_symlinks)
-    record(path, 0, 0, follow_symlinks)
+    if not fresh:
+        record(path, 0, 0, follow_symlinks)
     return True
 
 

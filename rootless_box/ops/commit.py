@@ -29,11 +29,9 @@ def _parent(store, record):
 def _layer_inside(driver, changes_dir, lowers, out_path, mountpoints, times=None,
                   new_owner=None, disposable=False):
     from ..layers.compression import HashingWriter
-    from ..layers.diff import claim_new, fresh_pyc_headers, write_changes, write_upper
+    from ..layers.diff import claim_new, write_changes, write_upper
     if new_owner is not None:
         claim_new(changes_dir, lowers, new_owner[0], new_owner[1], upper=driver != "copy")
-    if times is not None and driver != "copy":
-        fresh_pyc_headers(changes_dir, times)
     with open(out_path, "wb", buffering=0) as raw:
         out = HashingWriter(raw)
         if driver == "copy":

@@ -186,3 +186,44 @@ def test_bad_epochs_are_one_line(stores, tmp_path, args):
     sub, _single = stores
     ctx = make_context(str(tmp_path / "ctx"), sorted(FILES), 60)
     assert_one_error(sub("build", *args, ctx))
+
+
+def _pyc(flags, mtime, size):
+    """A .pyc header (PEP 552: magic, flags, then the source's mtime and size or a hash) and
+    a body that stands for the code."""
+    import struct
+    return b"\xa7\r\r\n" + struct.pack("<III", flags, mtime, size) + b"code"
+
+
+def test_pyc_headers_follow_the_clamp(stores, tmp_path):
+    """A timestamp-checked .pyc whose source is in the same layer records the mtime the
+    clamp gives the source (else every import finds it stale and compiles again); a hash-
+    checked one, and one that was stale already, are left as they are."""
+    sub, _single = stores
+    ctx = str(tmp_path / "ctx")
+    cache = os.path.join(ctx, "pkg", "__pycache__")
+    os.makedirs(cache)
+    with open(os.path.join(ctx, "Dockerfile"), "w") as f:
+        f.write("FROM base:latest\nCOPY pkg /app/pkg/\n")
+    source = b"x = 1\n"
+    stamp = int(time.time()) - 60
+    for name in ("mod", "hashed", "stale"):
+        with open(os.path.join(ctx, "pkg", name + ".py"), "wb") as f:
+            f.write(source)
+        os.utime(os.path.join(ctx, "pkg", name + ".py"), (stamp, stamp))
+    headers = {"mod": _pyc(0, stamp, len(source)), "hashed": _pyc(1, 12345, 678),
+               "stale": _pyc(0, stamp - 5, len(source))}
+    for name, data in headers.items():
+        with open(os.path.join(cache, name + ".cpython-311.pyc"), "wb") as f:
+            f.write(data)
+    image = build(sub, ctx)
+    config = config_blob(sub, image)
+    path = os.path.join(sub.root, "blobs", "sha256", config["rootfs"]["diff_ids"][-1][7:])
+    with tarfile.open(path) as tar:
+        assert tar.getmember("app/pkg/mod.py").mtime == 315532800
+        got = {name: tar.extractfile("app/pkg/__pycache__/%s.cpython-311.pyc" % name).read()
+               for name in headers}
+    assert got == dict(headers, mod=_pyc(0, 315532800, len(source)))
+    # the layer's directory holds what its tar does: a container reads the same header
+    assert sub.ok("run", "--rm", image, "od", "-An", "-tu4", "-j8", "-N4",
+                  "/app/pkg/__pycache__/mod.cpython-311.pyc").out.split() == ["315532800"]

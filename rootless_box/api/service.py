@@ -37,6 +37,10 @@ def run(uri=None, idle=5.0, on_listen=None):
     """Serve the API on uri (default: the user's unix socket) until idle seconds pass with no
     connection (0: never). on_listen(where) is called once it listens."""
     fork = ForkServer()  # before any thread exists
+    # each request thread would otherwise keep a malloc arena of its own: ~3 MiB of an
+    # idle service's RSS after a few dozen requests (bench/api.py)
+    from ..userns.libc import one_malloc_arena
+    one_malloc_arena()
     # systemd's stop (and kill): leave through the finally clauses, socket file removed
     signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(0))
     try:

@@ -287,12 +287,11 @@ def _unpack_context(stream, dest):
                                 % exc.message) from None
 
 
-def _context(stream, store, keep=True):
-    """The context directory of this tar: a kept one of the same bytes, else the tar
-    unpacked (into a store temporary, then kept unless not keep). -> (path, Held or None, a
-    temporary to remove or None)."""
+def _context(received, store, keep=True):
+    """The context directory of this tar (a _Received): a kept one of the same bytes, else
+    the tar unpacked (into a store temporary, then kept unless not keep). -> (path, Held or
+    None, a temporary to remove or None)."""
     from ..ops import contextcache
-    received = _Received(stream, store)
     try:
         held = contextcache.find(store, received.digest)
         if held is not None:
@@ -332,14 +331,8 @@ def build_job(args, fds, progress):
     """fds: the context tar (a pipe to read), the output (a pipe: stdout of the build and its
     steps), the steps' stderr (a pipe). -> the image ID."""
     import signal
-    # what a cached COPY step imports too: here, while the client is still sending the
-    # context, not after it
-    from ..dockerfile import copyplan  # noqa: F401
-    from ..dockerfile.executor import BuildOptions, build
-    from ..ops import pull as pull_ops
+    import threading
     from ..ops.storage import open_store
-    from ..registry.credentials import Credentials
-    from ..securepath import resolve_in_root
     from ..userns import idmap as idmaps
     # a client that went away is a write that fails (EPIPE), so the clean-up below still runs
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
@@ -349,12 +342,35 @@ def build_job(args, fds, progress):
     os.dup2(fds[2] if len(fds) > 2 else out, 2)
     idmap = idmaps.plan()
     store = open_store(idmap)
+    # the context is read (and hashed) by a thread while this one imports the builder
+    # (~35 ms): read after them, the client's upload stalled on a full pipe for all of it.
+    # The thread has ended before any step runs, so containers still start from a
+    # single-threaded process.
+    got = {}
+
+    def receive(stream):
+        try:
+            got["tar"] = _Received(stream, store)
+        except BaseException as exc:  # raised again below, in this thread
+            got["error"] = exc
+
     with os.fdopen(ctx_fd, "rb", closefd=True) as stream:
-        # `-f` outside the context: the CLI adds the Dockerfile under a random name
-        # (.dockerfile.<hex>), so that tar never comes again; kept, it would only push out
-        # contexts that do
-        context, held, temporary = _context(stream, store, keep=not args[
-            "dockerfile"].startswith(".dockerfile."))
+        reader = threading.Thread(target=receive, args=(stream,))
+        reader.start()
+        try:
+            # what a cached COPY step imports too
+            from ..dockerfile import copyplan  # noqa: F401
+            from ..dockerfile.executor import BuildOptions, build
+            from ..securepath import resolve_in_root
+        finally:
+            reader.join()
+    if "error" in got:
+        raise got["error"]
+    # `-f` outside the context: the CLI adds the Dockerfile under a random name
+    # (.dockerfile.<hex>), so that tar never comes again; kept, it would only push out
+    # contexts that do
+    context, held, temporary = _context(got["tar"], store, keep=not args[
+        "dockerfile"].startswith(".dockerfile."))
     try:
         try:
             dockerfile = resolve_in_root(context, args["dockerfile"].lstrip("/"))
@@ -367,6 +383,9 @@ def build_job(args, fds, progress):
         logins = args.get("auth") or {}
 
         def pull(store_, idmap_, name, _missing):
+            # only a missing base image needs these (~15 ms of imports a cached build skips)
+            from ..ops import pull as pull_ops
+            from ..registry.credentials import Credentials
             ref = reference.parse(name)
             given = logins.get(ref.domain) or (logins.get("docker.io") if ref.domain ==
                                                reference.DEFAULT_DOMAIN else None)

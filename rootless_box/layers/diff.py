@@ -20,7 +20,6 @@ import struct
 from . import owners
 from .tarwrite import (BLKTYPE, CHRTYPE, DIRTYPE, FIFOTYPE, LNKTYPE, REGTYPE, SYMTYPE,
                        TarWriter)
-from .unpack import OPAQUE_XATTR
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_NAME = ".wh..wh..opq"
@@ -37,7 +36,7 @@ def is_whiteout(st):
 
 def is_opaque(path):
     try:
-        return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
+        return os.getxattr(path, owners.OPAQUE_XATTR, follow_symlinks=False) == b"y"
     except OSError:
         return False
 
@@ -86,7 +85,7 @@ class TreeWriter:
         mode = st.st_mode
         names = _xattr_names(path)
         for xname in names:
-            if xname.startswith(_OVERLAY_XATTRS) and xname != OPAQUE_XATTR:
+            if xname.startswith(_OVERLAY_XATTRS) and xname != owners.OPAQUE_XATTR:
                 self.overlay_xattrs.append((path, xname))
         if owners.XATTR in names:
             uid, gid = owners.read(path, st)

@@ -35,7 +35,7 @@ WHITEOUT_PREFIX = ".wh."
 AUFS_META_PREFIX = ".wh..wh."
 OPAQUE_MARKER = ".wh..wh..opq"
 # overlayfs(5) with `userxattr`: the trusted.overlay.* attributes move to user.overlay.*
-OPAQUE_XATTR = "user.overlay.opaque"
+OPAQUE_XATTR = owners.OPAQUE_XATTR
 
 _PAX_XATTR = "SCHILY.xattr."
 # Only user.* can be set unprivileged; user.overlay.* is the kernel's to interpret, so an archive

@@ -14,8 +14,6 @@ system, or print. It returns values or raises DockerfileError, one line naming f
 
 import json
 import re
-from dataclasses import dataclass, field
-from typing import List
 
 from rootless_box.errors import BoxError
 
@@ -38,31 +36,48 @@ class _LineError(Exception):
     """A syntax error found inside one logical line; parse() adds the file and line number."""
 
 
-@dataclass
-class Heredoc:
+class _Record:
+    """Fields by name, compared and shown by value. (Not dataclasses: it imports inspect,
+    ~5 ms of every build's start, the API's cached build included.)"""
+
+    __slots__ = ()
+
+    def __eq__(self, other):
+        return type(other) is type(self) and all(
+            getattr(self, n) == getattr(other, n) for n in self.__slots__)
+
+    def __repr__(self):
+        return "%s(%s)" % (type(self).__name__, ", ".join(
+            "%s=%r" % (n, getattr(self, n)) for n in self.__slots__))
+
+    __hash__ = None
+
+
+class Heredoc(_Record):
     """One `<<NAME` body. `content` keeps its newlines and, even with `<<-` (chomp), its
     leading tabs: BuildKit strips them when the body is used, not when it is read."""
 
-    name: str
-    content: str
-    expand: bool = True
-    chomp: bool = False
-    fd: int = 0
+    __slots__ = ("name", "content", "expand", "chomp", "fd")
+
+    def __init__(self, name, content, expand=True, chomp=False, fd=0):
+        self.name, self.content, self.expand, self.chomp, self.fd = \
+            name, content, expand, chomp, fd
 
 
-@dataclass
-class Instruction:
+class Instruction(_Record):
     """One instruction. `args` holds strings, except for ONBUILD, whose single argument is the
     nested trigger Instruction. `json` is True for the exec (JSON array) form."""
 
-    cmd: str
-    original: str
-    flags: List[str] = field(default_factory=list)
-    args: list = field(default_factory=list)
-    json: bool = False
-    heredocs: List[Heredoc] = field(default_factory=list)
-    start_line: int = 0
-    end_line: int = 0
+    __slots__ = ("cmd", "original", "flags", "args", "json", "heredocs", "start_line",
+                 "end_line")
+
+    def __init__(self, cmd, original, flags=None, args=None, json=False, heredocs=None,
+                 start_line=0, end_line=0):
+        self.cmd, self.original, self.json = cmd, original, json
+        self.flags = [] if flags is None else flags
+        self.args = [] if args is None else args
+        self.heredocs = [] if heredocs is None else heredocs
+        self.start_line, self.end_line = start_line, end_line
 
     @property
     def trigger(self):
@@ -72,13 +87,12 @@ class Instruction:
         return None
 
 
-@dataclass
-class Dockerfile:
-    directives: dict
-    escape: str
-    instructions: List[Instruction]
-    start_line: int
-    end_line: int
+class Dockerfile(_Record):
+    __slots__ = ("directives", "escape", "instructions", "start_line", "end_line")
+
+    def __init__(self, directives, escape, instructions, start_line, end_line):
+        self.directives, self.escape, self.instructions = directives, escape, instructions
+        self.start_line, self.end_line = start_line, end_line
 
 
 # Go's unicode.IsSpace. Python's str.isspace() also counts U+001C..U+001F, so spell it out.

@@ -136,3 +136,27 @@ def test_an_unusable_init_program_is_an_error(user, tmp_path):
     if os.path.exists("/usr/bin/catatonit"):
         assert user("run", "--rm", "--init", "base", "true",
                     env={"RBX_INIT_PATH": "/usr/bin/catatonit"}).returncode == 0
+
+
+def test_init_through_the_engine_api(user, tmp_path):
+    """HostConfig.Init: the same pid 1, started by the service, whose environment it must not
+    carry either."""
+    import json
+    from test_api import Service
+    svc = Service(user, str(tmp_path / "run" / "docker.sock"),
+                  env={"REV_SECRET_TOKEN": SECRET})
+    try:
+        status, _h, body = svc.request("POST", "/containers/create?name=viaapi", {
+            "Image": "base", "Cmd": ["sh", "-c", READER], "User": "1000",
+            "Env": ["RBX_MARK=visible-" + TAG], "HostConfig": {"Init": True}})
+        assert status == 201, body
+        cid = json.loads(body)["Id"]
+        assert svc.request("POST", "/containers/%s/start" % cid)[0] == 204
+        assert user.ok("wait", "viaapi", timeout=120).out == "0\n"
+        out = user.ok("logs", "viaapi").out
+        secret, marker = _counts(out)
+        assert marker >= 1 and secret == 0, out
+        assert user.ok("inspect", "-f", "{{.HostConfig.Init}}", "viaapi").out == "true\n"
+    finally:
+        svc.stop()
+        user("rm", "-f", "viaapi")

@@ -15,7 +15,7 @@ import secrets
 
 import pytest
 
-from conftest import Cli, assert_one_error, needs_userns, wait_for
+from conftest import Cli, assert_one_error, needs_userns, run_in_pty, wait_for
 from test_keeper_zygote import ready_zygote
 
 pytestmark = needs_userns
@@ -160,3 +160,12 @@ def test_init_through_the_engine_api(user, tmp_path):
     finally:
         svc.stop()
         user("rm", "-f", "viaapi")
+
+
+def test_init_on_a_terminal(user):
+    """-it: the command is the terminal's foreground process group under the init (^C and
+    its job control reach it), and its status is run's."""
+    text, status = run_in_pty(user, ("run", "--rm", "-it", "--init", "base", "sh", "-c",
+                                     "tty; set -- $(cat /proc/$$/stat); "
+                                     "[ $5 = $8 ] && echo foreground; exit 5"))
+    assert "/dev/pts/0" in text and "foreground" in text and status == 5, text

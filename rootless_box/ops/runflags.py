@@ -508,8 +508,8 @@ def _not_an_init(path):
     from ..userns.elf import inspect
     if not os.path.isfile(path) or not os.access(path, os.X_OK):
         return "not an executable file"
-    _machine, interp = inspect(path)
-    if _machine is None:
+    machine, interp = inspect(path)
+    if machine is None:
         return "not an ELF program"
     if interp:
         return ("dynamically linked (its loader %s would be looked for in the container)"

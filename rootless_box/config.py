@@ -103,6 +103,12 @@ def zygote():
     return os.environ.get("RBX_ZYGOTE", "1") != "0"
 
 
+def init_path():
+    """RBX_INIT_PATH: the program `--init` runs as the container's pid 1 (a statically linked
+    catatonit or tini), instead of the first one found (ops/runflags.init_binary)."""
+    return os.environ.get("RBX_INIT_PATH") or None
+
+
 def _choice(name, allowed, default):
     value = os.environ.get(name, "") or default
     if value not in allowed:

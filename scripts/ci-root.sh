@@ -25,11 +25,12 @@ work=${CI_WORK_DIR:-/var/tmp/rootless-box-ci}
 # python3-yaml, python3-jsonschema: compose's YAML reader and schema validator (offline first;
 # the Makefile's pip install fills in what is missing).
 # openssh-client: build --ssh is tested against a real ssh-agent.
+# catatonit: --init's pid 1 (podman only recommends it beside tini and dumb-init).
 # passt, slirp4netns: the outbound helpers of private networks (their traffic tests also need
 # /dev/net/tun open to the test user, and skip, saying so, where it is root-only).
 packages=(busybox-static uidmap docker-registry skopeo umoci podman buildah runc debootstrap
           fuse-overlayfs python3-venv hyperfine make tar apache2-utils binutils passt
-          slirp4netns python3-yaml python3-jsonschema openssh-client)
+          slirp4netns python3-yaml python3-jsonschema openssh-client catatonit)
 missing=()
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

@@ -12,7 +12,7 @@ Must not: make syscalls (userns/ applies the spec), print, or import json, re or
 
 import os
 
-from .. import errors
+from .. import config, errors
 from ..userns import caps as capsmod, launcher
 from . import cgroups, health
 
@@ -447,9 +447,12 @@ def joined_hostname(shared_ns):
 def joined_spec(store, spec):
     """spec with the host pids of the running containers whose namespaces it joins (the
     network's join_pid, and join_pids for pid/ipc/uts), looked up at each start: a donor may
-    have restarted. A stopped donor: Docker's error (exit 125 in run and start)."""
+    have restarted. A stopped donor: Docker's error (exit 125 in run and start). With --init,
+    the init program too (init_path), found at each start as Docker's and Podman's are."""
     from . import containers, ports
     spec = ports.joined_spec(store, spec)
+    if spec.get("init"):
+        spec = dict(spec, init_path=init_binary())
     pids = {}
     for ns, word in JOINABLE:
         target = spec.get(ns + "_of")
@@ -466,6 +469,52 @@ def joined_spec(store, spec):
                                   % name)
         pids[ns] = state["Pid"]
     return dict(spec, join_pids=pids) if pids else spec
+
+
+# --init's program: Podman's (catatonit) and Docker's (docker-init, a static tini) names, looked
+# for on the PATH and where their packages install them
+INIT_NAMES = ("catatonit", "tini-static", "docker-init", "tini")
+INIT_DIRS = ("/usr/libexec/podman", "/usr/local/libexec/podman", "/usr/lib/podman",
+             "/usr/libexec/docker", "/usr/local/libexec/docker", "/usr/lib/docker")
+INIT_HINT = ("install catatonit (or tini-static), or set RBX_INIT_PATH to a statically linked "
+             "init program")
+
+
+def init_binary():
+    """The host program `--init` runs as the container's pid 1: $RBX_INIT_PATH, else the first
+    statically linked catatonit, tini-static, docker-init or tini on the PATH or in Podman's
+    and Docker's libexec directories. Static: it is exec'd inside the container, whose root
+    has none of its libraries nor its loader. None: an error, as Docker's and Podman's --init
+    without their init binary; a stand-in in Python would be a fork of this process, whose
+    memory holds the host's environment (ARCHITECTURE, "--init")."""
+    chosen = config.init_path()
+    if chosen:
+        reason = _not_an_init(chosen)
+        if reason:
+            raise errors.SetupError("RBX_INIT_PATH=%s: %s" % (chosen, reason), INIT_HINT)
+        return chosen
+    dirs = [d for d in os.environ.get("PATH", "").split(":") if d.startswith("/")]
+    for name in INIT_NAMES:
+        for directory in dirs + [d for d in INIT_DIRS if d not in dirs]:
+            path = os.path.join(directory, name)
+            if _not_an_init(path) is None:
+                return path
+    raise errors.SetupError("--init needs an init program (catatonit or tini) and none was "
+                            "found on this machine", INIT_HINT)
+
+
+def _not_an_init(path):
+    """Why path cannot be --init's program, or None."""
+    from ..userns.elf import inspect
+    if not os.path.isfile(path) or not os.access(path, os.X_OK):
+        return "not an executable file"
+    machine, interp = inspect(path)
+    if machine is None:
+        return "not an ELF program"
+    if interp:
+        return ("dynamically linked (its loader %s would be looked for in the container)"
+                % interp)
+    return None
 
 
 def exposed(opts, image_exposed):

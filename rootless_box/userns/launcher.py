@@ -11,6 +11,7 @@ Must not: know about images or the store; the caller passes a complete run spec.
 
 import errno
 import os
+import stat
 import _signal as signal  # the signal module imports enum: ~10 ms
 
 from .. import errors, fastjson
@@ -796,6 +797,7 @@ def _init(spec, sync, sock, adopt_r=None, go_r=None, bypass=False):
             if word != b"A":
                 os._exit(_SIG_EXIT)  # the caller died: nobody would watch this container
             libc.prctl(libc.PR_SET_PDEATHSIG, signal.SIGKILL)
+        init_fd = _open_init(spec) if spec.get("init") else None
         os.setsid()
         # runc's default: what the command creates must not depend on the caller's umask
         os.umask(0o022)
@@ -819,7 +821,7 @@ def _init(spec, sync, sock, adopt_r=None, go_r=None, bypass=False):
             os.close(go_r)
             if word != b"G":
                 os._exit(_SIG_EXIT)  # the caller's prestart failed: it reports why
-        _exec_command(spec, sync, sock)
+        _exec_command(spec, sock, init_fd)
     except BaseException as exc:
         _report(sync.err_w, exc)
 
@@ -862,11 +864,28 @@ def _lookup(argv0, path_var):
                                  "check the command and the image's PATH")
 
 
-def _exec_command(spec, sync, sock):
+def _exec_command(spec, sock, init_fd=None):
     argv, env, path_var = become(spec, sock)
-    if spec.get("init"):
-        _tiny_init(spec, sync, argv, env, path_var)
+    if init_fd is not None:
+        _exec_init(init_fd, spec["init_path"], argv, env, path_var)
     execve(argv, env, path_var)
+
+
+def _open_init(spec):
+    """--init's program (spec["init_path"], chosen on the host by ops/runflags.init_binary),
+    opened while the host's files are still reachable: pid 1 execs it by this fd once it is
+    the command's process (_exec_init), so nothing of it is put into the container's tree.
+    Close-on-exec: neither it nor the command keeps it."""
+    path = spec.get("init_path")
+    if not path:
+        raise errors.SetupError("--init: no init program was chosen for this start",
+                                "this is a bug in rootless-box; run without --init")
+    try:
+        return os.open(path, os.O_PATH | os.O_CLOEXEC)
+    except OSError as exc:
+        raise errors.SetupError("--init: cannot open the init program %s: %s"
+                                % (path, exc.strerror), "install catatonit or tini-static, "
+                                "or set RBX_INIT_PATH to a statically linked init")
 
 
 def _make_cwd(cwd):
@@ -1034,14 +1053,77 @@ def execve(argv, env, path_var):
     """execve argv[0] found in path_var (the container's PATH), or raise the BoxError that
     says why not (127 not found, 126 cannot execute, explained from the ELF header)."""
     exe = _lookup(argv[0], path_var)
-    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
-        # Python ignores these; an ignored signal survives exec (signal(7)).
-        signal.signal(sig, signal.SIG_DFL)
-    env_map = dict(e.split("=", 1) if "=" in e else (e, "") for e in env)
+    env_map = _exec_env(env)
     try:
         os.execve(exe, argv, env_map)
     except OSError as exc:
         raise _exec_error(exe, exc)
+
+
+def _exec_env(env):
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+        # Python ignores these; an ignored signal survives exec (signal(7)).
+        signal.signal(sig, signal.SIG_DFL)
+    return dict(e.split("=", 1) if "=" in e else (e, "") for e in env)
+
+
+def _exec_init(fd, path, argv, env, path_var):
+    """--init: this process, the command's already (user, capabilities, filters, environment,
+    working directory), becomes the init program (catatonit or tini: `NAME -- CMD ARGS`),
+    which runs the command as its child, forwards signals to it, reaps zombies and exits
+    with its status (128+N for a signal), as Docker's docker-init and Podman's catatonit.
+    pid 1 is so an exec'd program that holds nothing of this process's memory (a fork of the
+    CLI or the zygote carried the host's environment and everything they read), dumpable as
+    any program its user execs. The command is looked up first: a missing or forbidden one
+    gets the same message and status (127, 126) as without --init, not the init's own."""
+    exe = _lookup(argv[0], path_var)
+    _check_executable(exe)
+    if "/" not in argv[0] and not path_var:
+        # the init's execvp would search a default PATH of its own
+        argv = [exe] + list(argv[1:])
+    env_map = _exec_env(env)
+    init_argv = [os.path.basename(path), "--"] + list(argv)
+    try:
+        os.execve(fd, init_argv, env_map)  # fexecve: execveat(fd, "", AT_EMPTY_PATH)
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOSYS):
+            raise errors.SetupError("--init: cannot run the init program %s: %s"
+                                    % (path, exc.strerror))
+    try:
+        # a seccomp profile that refuses execveat: execve of the fd's /proc link
+        os.execve("/proc/self/fd/%d" % fd, init_argv, env_map)
+    except OSError as exc:
+        raise errors.SetupError("--init: cannot run the init program %s: %s"
+                                % (path, exc.strerror),
+                                "the container's seccomp profile must allow execveat or "
+                                "execve, and /proc must be mounted")
+
+
+def _check_executable(exe):
+    """Raise what execve(exe) would fail with for want of the file, its permission or its
+    loader (the script's interpreter): under --init the init program execs the command, and
+    its own words and status would stand for these. Its format is left to that exec, as
+    binfmt_misc may run what the headers say cannot: the init program reports that one
+    (Docker's --init alike)."""
+    try:
+        st = os.stat(exe)
+    except OSError as exc:
+        raise _exec_error(exe, exc)
+    if not stat.S_ISREG(st.st_mode) or not os.access(exe, os.X_OK):
+        raise _exec_error(exe, OSError(errno.EACCES, "Permission denied"))
+    try:
+        with open(exe, "rb") as f:
+            head = f.read(256)
+    except OSError:
+        return  # execute-only: the exec alone can tell
+    interp = None
+    if head.startswith(b"#!"):
+        words = head[2:].split(b"\n", 1)[0].split()
+        interp = words[0].decode(errors="surrogateescape") if words else None
+    elif head.startswith(b"\x7fELF"):
+        interp = inspect_elf(exe)[1]
+    if interp and not os.path.exists(interp):
+        raise _exec_error(exe, OSError(errno.ENOENT, "No such file or directory"))
 
 
 def _exec_error(exe, exc):
@@ -1065,66 +1147,3 @@ def _exec_error(exe, exc):
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EISDIR):
         return errors.CannotExecute("exec %s: permission denied" % exe)
     return errors.CannotExecute("exec %s: %s" % (exe, exc.strerror))
-
-
-def _unexposed_and_dumpable():
-    """--init's pid 1 is a fork, never exec'd: its memory holds the environment the CLI (or
-    the zygote) was started with, which the container read as /proc/1/environ. Wiped (the
-    area and Python's copy), the process is made dumpable again (a switch to another user
-    cleared that), so that `exec` can open its /proc/PID/ns/* and root when the container
-    runs as another user, as it can Docker's docker-init, exec'd as that user. Left
-    undumpable if the wipe fails (it needs dumpable first: /proc/self/mem of an
-    undumpable process is root's)."""
-    libc.prctl(libc.PR_SET_DUMPABLE, 1)
-    try:
-        with open("/proc/self/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
-        start, end = int(fields[47]), int(fields[48])  # env_start, env_end (proc(5))
-        fd = os.open("/proc/self/mem", os.O_RDWR | os.O_CLOEXEC)
-        try:
-            os.pwrite(fd, bytes(end - start), start)
-        finally:
-            os.close(fd)
-    except (OSError, ValueError, IndexError):
-        libc.prctl(libc.PR_SET_DUMPABLE, 0)
-    os.environ.clear()
-
-
-def _tiny_init(spec, sync, argv, env, path_var):
-    """--init: stay as pid 1, reap zombies, forward signals to the command, exit with its
-    status (what tini/catatonit do). The command is exec'd in a child."""
-    child = os.fork()
-    if child == 0:
-        try:
-            execve(argv, env, path_var)
-        except BaseException as exc:
-            _report(sync.err_w, exc)
-    os.close(sync.err_w)
-    # a fork, never exec'd: it holds whatever its starter held, close-on-exec or not (a
-    # zygote keeper's handoff socket, read to its end, hung the keeper; a monitor's report
-    # pipe). pid 1 needs none of it: the command has its own copies
-    os.closerange(3, os.sysconf("SC_OPEN_MAX"))
-    _unexposed_and_dumpable()
-
-    def forward(signum, _frame):
-        try:
-            os.kill(child, signum)
-        except ProcessLookupError:
-            pass
-
-    for sig in range(1, signal.NSIG):
-        if sig in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD):
-            continue
-        try:
-            signal.signal(sig, forward)
-        except (OSError, ValueError):
-            pass
-    while True:
-        try:
-            pid, status = os.waitpid(-1, 0)
-        except ChildProcessError:
-            os._exit(0)
-        if pid == child:
-            if os.WIFSIGNALED(status):
-                os._exit(128 + os.WTERMSIG(status))
-            os._exit(os.WEXITSTATUS(status))

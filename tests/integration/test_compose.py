@@ -87,8 +87,13 @@ def project_dir(tmp_path, text, name="p"):
 
 
 def fetch(port):
-    with urllib.request.urlopen("http://127.0.0.1:%d/" % port, timeout=5) as r:
-        return r.read().decode()
+    """The page, or None while nothing serves it yet: a started service's command may still be
+    on its way to its server (web fetches app's page first)."""
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d/" % port, timeout=5) as r:
+            return r.read().decode()
+    except OSError:
+        return None
 
 
 def ids(cli):
@@ -133,7 +138,7 @@ def test_three_service_app_up_reused_recreated_down(user, tmp_path):
                  "Container p-web-1  Started"):
         assert " %s\n" % line in proc.stderr, proc.stderr
     # app started only once db was healthy, web once app was: web's page holds db's data
-    assert fetch(port) == "db-data\nhello\n"
+    assert wait_for(lambda: fetch(port), what="web's page") == "db-data\nhello\n"
     info = json.loads(user.ok("inspect", "p-web-1").out)[0]
     labels = info["Config"]["Labels"]
     assert labels["com.docker.compose.project"] == "p"

@@ -59,7 +59,7 @@ def _timed(cmd, env, cpu=None):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args(argv)
     if os.geteuid() == 0:
         log("refusing to run as root: this measures rootless builds")

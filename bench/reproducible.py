@@ -35,7 +35,7 @@ def log(msg):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=9)
     args = parser.parse_args(argv)
     if os.geteuid() == 0:
         log("refusing to run as root: this measures rootless builds")

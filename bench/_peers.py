@@ -156,6 +156,22 @@ class BuildPeer(PodmanStore):
 
 
 
+def wait_for_trash(data_home, bound=300.0):
+    """rootless-box deletes what a build set aside (each step's directory; on a --no-cache
+    rebuild, the duplicate of a layer it has) in a process of its own after the build has
+    answered: the bench waits for it before the next timed command, so that its I/O lands
+    in no tool's figure (the peers leave their own clean-up to later commands too)."""
+    trash = os.path.join(data_home, "rootless-box", "trash")
+    deadline = time.monotonic() + bound
+    while time.monotonic() < deadline:
+        try:
+            if not os.listdir(trash):
+                return
+        except FileNotFoundError:
+            return
+        time.sleep(0.01)
+
+
 def make_rootfs_tar(path):
     """A busybox rootfs tarball from the host's busybox (as build.py's base): the tests'
     conftest does the same, but make bench installs no pytest to import it with."""

@@ -21,7 +21,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 
-from _peers import BuildPeer, PeerFailed, make_rootfs_tar, timed  # noqa: E402
+from _peers import BuildPeer, PeerFailed, make_rootfs_tar, timed, wait_for_trash  # noqa: E402
 from _report import row  # noqa: E402
 
 DOCKERFILE = """FROM {base}
@@ -102,6 +102,7 @@ def main(argv=None):
                     if peer is None:
                         cold[name].append(_timed(rbx + ["build", "--no-cache", "-t", "b",
                                                         ctx], env, cpu[name]))
+                        wait_for_trash(env["XDG_DATA_HOME"])
                         cached[name].append(_timed(rbx + ["build", "-t", "b", ctx], env))
                     else:
                         cold[name].append(peer.build(ctx, "b", no_cache=True, cpu=cpu[name]))

@@ -418,6 +418,8 @@ def build_job(args, fds, progress):
             held.release()
         if temporary is not None:
             store.remove(temporary)
+        from ..ops.storage import empty_trash
+        empty_trash(store)  # a worker of the service: no process of its own for it
 
 
 JOBS["build"] = build_job

@@ -7,7 +7,7 @@ import tempfile
 from ..dockerfile.executor import BuildOptions, build, build_times, parse_epoch
 from ..cliparse import FLAG, LIST, VALUE, Command, Opt
 from ..errors import UsageError
-from ..ops.storage import open_store
+from ..ops.storage import empty_trash, open_store
 from ..userns import idmap as idmaps
 from ._common import warn
 
@@ -244,7 +244,12 @@ def _main(parsed, context):
         from ..ui.buildprogress import RichSteps
         emit = RichSteps()
 
-    image_id = build(store, idmap, opts, emit)
+    try:
+        image_id = build(store, idmap, opts, emit)
+    finally:
+        # the steps' directories it set aside (a rebuild's duplicate layers: thousands of
+        # files) are deleted by a process of their own, after this answers
+        empty_trash(store, detach=True)
     names = buildoutput.export(store, idmap, image_id, outputs, parsed.tag,
                                build_times(opts)[0], stdout=result_out) \
         if buildoutput else parsed.tag

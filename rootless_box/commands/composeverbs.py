@@ -299,12 +299,15 @@ def _build_one(p, name, svc, no_cache=False, pull=False, extra_args=None):
     sys.stdout.flush()
     saved = os.dup(1)
     os.dup2(2, 1)
+    store = open_store(idmap)
     try:
-        image_id = build(open_store(idmap), idmap, opts, emit)
+        image_id = build(store, idmap, opts, emit)
     finally:
         sys.stdout.flush()
         os.dup2(saved, 1)
         os.close(saved)
+        from ..ops.storage import empty_trash
+        empty_trash(store, detach=True)
     _report("Service", name, "Built")
     return image_id
 

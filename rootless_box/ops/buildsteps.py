@@ -78,7 +78,7 @@ def run_step(store, idmap, lowers, argv, env, workdir="/", user="", network="hos
                 _stop_relay(-held)
             else:
                 os.close(held)
-        store.remove(tmp)
+        _set_aside(store, tmp)
 
 
 class _EtcOptions:
@@ -550,4 +550,14 @@ def copy_step(store, idmap, lowers, plan, other_lowers=None, resolve_other=None,
             return make_layer(store, idmap, driver, changes, lowers, times=times,
                               disposable=True)
     finally:
+        _set_aside(store, tmp)
+
+
+def _set_aside(store, tmp):
+    """A step's directory, to the trash: whoever runs the build deletes it there, the CLI's
+    after it has answered (ops/storage.empty_trash). When the step's layer was there already
+    (a reproducible rebuild) it still holds the step's whole output. Its mounts are gone."""
+    try:
+        store.discard(tmp)
+    except OSError:
         store.remove(tmp)

@@ -167,7 +167,12 @@ def make_layer(store, idmap, driver, changes_dir, lowers, mountpoints=(), times=
                 pass
         if unpack and not os.path.isdir(dest):
             unpack_layer(store, idmap, tmp, report["diff_id"])
-        store.land_blob_file(tmp, report["diff_id"])
+        if disposable and os.path.exists(store.blob_path(report["diff_id"])):
+            # the same layer again (a reproducible rebuild's step): its tar, as large as the
+            # step's output, is deleted with the step's directory, after the build answers
+            store.discard(tmp)
+        else:
+            store.land_blob_file(tmp, report["diff_id"])
         tmp = None
         return report
     finally:

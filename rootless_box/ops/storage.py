@@ -29,6 +29,67 @@ def open_store(idmap=None):
     return store
 
 
+def empty_trash(store, detach=False):
+    """Delete what this process set aside with store.discard. detach: by a process of its
+    own, so that the command answers now (a build's duplicate layer trees: 6,000 files take
+    0.3-2 s to delete on a disk that discards freed blocks); this returns once that process
+    has taken the trees over (renamed after it: no other command's sweep of a dead process's
+    trash races it). Falls back to deleting here when threads run (no fork then)."""
+    import sys
+    names = store.trash_names()
+    if not names:
+        return
+    threading = sys.modules.get("threading")
+    if detach and (threading is None or threading.active_count() == 1):
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()  # or the child would write this command's buffered output again
+        ready_r, ready_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.close(ready_r)
+                os.setsid()
+                if os.fork():
+                    os._exit(0)
+                _delete_detached(store, names, ready_w)
+            finally:
+                os._exit(0)
+        os.close(ready_w)
+        os.waitpid(pid, 0)
+        try:
+            os.read(ready_r, 1)  # EOF once the trees are the deleter's
+        finally:
+            os.close(ready_r)
+        return
+    for name in names:
+        store.remove(os.path.join(store.trash, name))
+
+
+def _delete_detached(store, names, ready_w):
+    """In the detached deleter: nothing of the command's (its output pipes, which a caller
+    reads to their end; its lock), the trees renamed after this process, then deleted."""
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.closerange(3, ready_w)
+    os.closerange(ready_w + 1, 65536)
+    os.nice(10)  # after the user's next command, not before it
+    mine = []
+    for name in names:
+        claimed = os.path.join(store.trash, "%d-%s" % (os.getpid(), name.partition("-")[2]))
+        try:
+            os.rename(os.path.join(store.trash, name), claimed)
+        except OSError:
+            continue
+        mine.append(claimed)
+    os.close(ready_w)
+    for path in mine:
+        try:
+            store.remove(path)
+        except (OSError, BoxError):
+            pass  # left for the sweep of a dead process's trash (store._clean_stale_tmp)
+
+
 def run_in_userns(func, idmap, *args):
     # imported when used: the launcher pulls in ctypes and the mount code (~10 ms), which a
     # listing (`ps`, `images`) that opens the store never needs

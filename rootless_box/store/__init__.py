@@ -8,6 +8,9 @@ Layout:
     images.json               {"images": {id: record}, "tags": {reference: id}}
     containers/<id>/          container.json, upper/ work/ merged/ (or rootfs/), etc files
     tmp/<pid>-<random>        temporaries; those of dead processes are removed under the lock
+    trash/<pid>-<random>      trees set aside by discard() for ops.storage.empty_trash to
+                              delete (after the command's answer); those of dead processes
+                              are removed under the lock as temporaries are
 Must not: run containers or enter namespaces (removing trees with foreign owners is handed a
 callable by ops), print, or exit.
 """
@@ -33,6 +36,7 @@ class Store:
         self.containers = os.path.join(root, "containers")
         self.volumes = os.path.join(root, "volumes")
         self.tmp = os.path.join(root, "tmp")
+        self.trash = os.path.join(root, "trash")
         self.index_path = os.path.join(root, "images.json")
         self._lock_fd = None
         self._lock_depth = 0
@@ -121,11 +125,37 @@ class Store:
         for name in names:
             if _stale(name):
                 self.remove(os.path.join(self.tmp, name))
+        for name in self.trash_names(stale=True):
+            self.remove(os.path.join(self.trash, name))
         for name in os.listdir(self.root):
             # atomic_write's temporaries beside the index (images.json.tmp-<pid>-<rnd>)
             base, sep, rest = name.partition(".tmp-")
             if sep and _stale(rest):
                 os.unlink(os.path.join(self.root, name))
+
+    def discard(self, path):
+        """Set a tree of the store aside at once (a rename into trash/, named after this
+        process as a temporary is), for ops.storage.empty_trash to delete. A build step's
+        directory that holds the duplicate of a layer the store has (each step of a
+        reproducible --no-cache rebuild) is thousands of files: deleted after the build has
+        answered, not before."""
+        try:
+            os.mkdir(self.trash, 0o700)
+        except FileExistsError:
+            pass
+        os.rename(path, os.path.join(self.trash, "%d%s%s" % (os.getpid(), _TMP_SEP,
+                                                             os.urandom(6).hex())))
+
+    def trash_names(self, pid=None, stale=False):
+        """Names in trash/ set aside by pid (or, stale, by processes that are gone)."""
+        try:
+            names = os.listdir(self.trash)
+        except FileNotFoundError:
+            return []
+        if stale:
+            return [n for n in names if _stale(n)]
+        prefix = "%d%s" % (os.getpid() if pid is None else pid, _TMP_SEP)
+        return [n for n in names if n.startswith(prefix)]
 
     def remove(self, path):
         """Remove a tree of the store, whoever in the user namespace owns its files."""

@@ -91,9 +91,19 @@ def test_a_rebuild_is_cached_and_no_cache_is_not(cli, image, context):
     assert "CACHED" not in cli.ok("build", "--no-cache", ctx).out
 
 
+def _trash_emptied(root, bound=120.0):
+    """The store's trash once the detached deleter has done (waited for, bounded)."""
+    trash = os.path.join(root, "trash")
+    deadline = time.monotonic() + bound
+    while os.path.isdir(trash) and os.listdir(trash) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return os.listdir(trash) if os.path.isdir(trash) else []
+
+
 def test_a_no_cache_rebuild_of_the_same_layers_leaves_nothing_behind(cli, image, context):
     """--no-cache makes every step again: with reproducible layers they are the ones the
-    store has, and each step's copy is removed: nothing is left in the store's tmp, no
+    store has, and each step's copy is set aside at once and deleted by a process of its own
+    after the build answers: nothing is left in the store's tmp, the trash empties, no
     layer is added or lost, and the image still works."""
     files = {"d/%03d" % i: "%d\n" % i for i in range(50)}
     ctx = context("FROM %s\nCOPY d /d/\nRUN mkdir /g && for i in 1 2 3; do echo $i > /g/$i; "
@@ -103,6 +113,7 @@ def test_a_no_cache_rebuild_of_the_same_layers_leaves_nothing_behind(cli, image,
         os.path.join(cli.root, "layers"))[0])))
     assert cli.ok("build", "-q", "--no-cache", ctx).out.strip() == first
     assert os.listdir(os.path.join(cli.root, "tmp")) == []
+    assert _trash_emptied(cli.root) == []
     assert sorted(os.listdir(os.path.join(cli.root, "layers", os.listdir(
         os.path.join(cli.root, "layers"))[0]))) == layers
     assert cli.ok("run", "--rm", first, "sh", "-c", "cat /d/049 /g/3").out == "49\n3\n"
@@ -269,6 +280,17 @@ def test_copy_from_a_stage_follows_a_source_symlink_inside_its_root(cli, image, 
                                "COPY --from=base /up /u\n" % (image, image))
     out = cli.ok("run", "--rm", img, "sh", "-c", "cat /a; test -L /a || echo regular").out
     assert out == "hi\nregular\n"
+
+
+def test_trash_a_dead_process_left_is_swept_by_the_next_change(cli, image, context):
+    """A build killed before its trash was deleted leaves trees named after it: the next
+    command that takes the store's lock deletes them (as a dead process's temporaries)."""
+    trash = os.path.join(cli.root, "trash")
+    os.makedirs(os.path.join(trash, "999999999-deadbeef", "upper", "d"))
+    with open(os.path.join(trash, "999999999-deadbeef", "upper", "d", "f"), "w") as f:
+        f.write("x")
+    cli.ok("tag", image, "swept:1")  # any change of the store
+    assert os.listdir(trash) == []
 
 
 def test_build_from_stdin_and_iidfile(cli, image, tmp_path):

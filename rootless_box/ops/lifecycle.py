@@ -109,8 +109,21 @@ class NextExit:
         """The run has exited (and may have been restarted since)."""
         if self.die is not None or self.ended_at is not None:
             return True
-        from . import events
         checked = time.time_ns()
+        if self._died():
+            return True
+        current = self.store.read_container(self.cid)
+        if current is None or containers.refresh_state(self.store, current)["State"].get(
+                "Status") not in ("running", "paused"):
+            # an exit the record shows since the read above has its event already
+            self._died()
+            self.ended_at = checked
+            return True
+        self.live_at = checked
+        return False
+
+    def _died(self):
+        from . import events
         mark = events.mark(self.store)  # before the read: nothing written meanwhile is missed
         for event in events.read(self.store, since=self.since, after=self.journal):
             if event.get("Action") == "die" and event.get("Type") == "container" and \
@@ -118,12 +131,6 @@ class NextExit:
                 self.die = event
                 return True
         self.journal = mark
-        current = self.store.read_container(self.cid)
-        if current is None or containers.refresh_state(self.store, current)["State"].get(
-                "Status") not in ("running", "paused"):
-            self.ended_at = checked
-            return True
-        self.live_at = checked
         return False
 
     def owns(self, ns):

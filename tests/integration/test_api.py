@@ -153,14 +153,19 @@ def test_run_attached_with_a_restart_policy_returns_at_the_first_exit(docker, se
     assert (out.returncode, out.out) == (3, "first\n"), out.err
     wait_for(lambda: docker("inspect", "-f", "{{.State.Status}} {{.RestartCount}}", "ra")
              .out.split() == ["running", "1"], timeout=20, what="restarted")
+    out = docker("run", "-t", "--name", "rt", "--restart", "on-failure:1", "base", "sh", "-c",
+                 "tty; exit 4")
+    assert out.returncode == 4 and out.out.count("/dev/pts/") == 1, (out.out, out.err)
+    wait_for(lambda: docker("inspect", "-f", "{{.State.Status}} {{.RestartCount}}", "rt")
+             .out.split() == ["exited", "1"], timeout=20, what="restarted once")
     # dockerd's refusal of --rm with a policy (docker's CLI refuses it before asking)
     status, _h, body = service.request("POST", "/containers/create", {
         "Image": "base", "HostConfig": {"AutoRemove": True,
                                         "RestartPolicy": {"Name": "on-failure"}}})
     assert (status, json.loads(body)["message"]) == (
         400, "can't create 'AutoRemove' container with restart policy")
-    assert api_cli.ok("ps", "-aq", "--no-trunc").out.split() == [
-        docker("inspect", "-f", "{{.Id}}", "ra").out.strip()]
+    assert sorted(api_cli.ok("ps", "-aq", "--no-trunc").out.split()) == sorted(
+        docker("inspect", "-f", "{{.Id}}", "ra", "rt").out.split())
 
 
 def test_run_with_entrypoint_env_workdir_user(docker):

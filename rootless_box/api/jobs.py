@@ -61,6 +61,8 @@ def run_options(name, body):
     policy = restart.get("Name") or "no"
     if policy == "on-failure" and restart.get("MaximumRetryCount"):
         policy += ":%d" % restart["MaximumRetryCount"]
+    if host.get("AutoRemove") and policy != "no":
+        raise errors.UsageError("can't create 'AutoRemove' container with restart policy")
     labels = ["%s=%s" % kv for kv in (body.get("Labels") or {}).items()]
     tmpfs = ["%s:%s" % (k, v) if v else k for k, v in (host.get("Tmpfs") or {}).items()]
     stop_timeout = body.get("StopTimeout")

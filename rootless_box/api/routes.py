@@ -437,6 +437,7 @@ def container_attach(h, name):
         raise HTTPError(400, str(exc)) from None
     initial = containers.refresh_state(store, record)["State"]
     already = initial.get("Status") in containers.LIVE_STATES
+    run = lifecycle.NextExit(store, cid)  # before the start: the stream ends at its exit
     since_ns = time.time_ns() if already else None
     conn = h.hijack("application/vnd.docker.raw-stream" if tty else
                     "application/vnd.docker.multiplexed-stream")
@@ -469,7 +470,7 @@ def container_attach(h, name):
             time.sleep(0.01)
         if since_ns is None and current is not None:
             since_ns = logfile.parse_time(state.get("StartedAt") or "") or None
-        _attached(conn, store, cid, kept, since_ns, tty, use_stdin, want, keys)
+        _attached(conn, store, cid, kept, since_ns, tty, use_stdin, want, keys, run)
     finally:
         kept.close()
         try:
@@ -505,25 +506,28 @@ class _KeptLog:
             pass
 
 
-def _attached(conn, store, cid, kept, since_ns, tty, use_stdin, want, keys=None):
+def _attached(conn, store, cid, kept, since_ns, tty, use_stdin, want, keys=None, run=None):
     """Output always from the log (so nothing written before the attach socket existed is
     lost, and a --rm container's output survives its directory); input, and a terminal's
     size, through the watcher's attach socket; the detach keys in the input end the attach
-    and leave the container running."""
+    and leave the container running. The end: the container's next exit (run: its
+    lifecycle.NextExit), as dockerd closes the streams then, before a restart policy's next
+    run."""
     detached = threading.Event()
+    run = run or lifecycle.NextExit(store, cid)
 
     def running():
         kept.link()
         if detached.is_set() or _gone(conn):
             return False  # the client left: stop following, leave nothing behind
-        now = store.read_container(cid)
-        return now is not None and containers.refresh_state(store, now)["State"].get(
-            "Status") in containers.LIVE_STATES
+        return not run.ended()
 
     feeder = _Feeder(conn, cid, use_stdin, tty, running, keys, detached) \
         if use_stdin or tty else None
     try:
         for entry in logfile.follow(kept.link(), running, since=since_ns, interval=0.02):
+            if not run.owns(entry.ns):
+                break  # a restart's output
             if not want.get(entry.stream, True):
                 continue
             data = entry.log.encode("utf-8", "replace")

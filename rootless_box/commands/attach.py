@@ -62,15 +62,27 @@ def _terminal_of(conn):
     return None
 
 
-def attach_terminal(store, record, stdin=True, keys=None):
+def _restarted(store, record, run):
+    """The run record started (its StartedAt) has ended and a restart policy started
+    another."""
+    if not run.ended():
+        return False
+    current = store.read_container(record["Id"])
+    return current is not None and (current["State"].get("StartedAt") !=
+                                    record["State"].get("StartedAt"))
+
+
+def attach_terminal(store, record, stdin=True, keys=None, run=None):
     """The terminal of a -t container, through its watcher's socket, until the container
-    ends (-> its exit status) or the detach keys are typed (-> None)."""
+    ends (-> its exit status; its next exit: a restart policy's next run is not attached)
+    or the detach keys are typed (-> None). run: the ops.lifecycle.NextExit made before
+    the start."""
     import socket
     from ..ops import lifecycle
     from ..ops.monitor import attach_socket
     from ..userns.pty import relay
     import time
-    from ..ops import containers
+    run = run or lifecycle.NextExit(store, record["Id"])
     # a container just started (run --detach-keys, start -a): its monitor has answered but
     # its watcher may not listen yet; wait for that while the container runs
     deadline = time.monotonic() + 15
@@ -78,13 +90,13 @@ def attach_terminal(store, record, stdin=True, keys=None):
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             conn.connect(attach_socket(record["Id"]))
-            break
+            if not _restarted(store, record, run):
+                break
         except OSError:
-            conn.close()
-        current = store.read_container(record["Id"])
-        running = current is not None and containers.refresh_state(store, current)[
-            "State"].get("Status") in containers.LIVE_STATES
-        if not running or time.monotonic() > deadline:
+            pass
+        conn.close()
+        # ended: not a restart's socket either, whose terminal is another run's
+        if run.ended() or time.monotonic() > deadline:
             raise Conflict("cannot attach to %s: its monitor does not offer its terminal"
                            % record["Name"], "it was started before attach existed; restart "
                            "it", exit_code=1) from None
@@ -100,5 +112,7 @@ def attach_terminal(store, record, stdin=True, keys=None):
             os.close(terminal)
     if detached:
         return None
-    final = lifecycle.wait_exit(store, record, timeout=10)
-    return final["State"].get("ExitCode", 0) if final else 0
+    deadline = time.monotonic() + 10
+    while not run.ended() and time.monotonic() < deadline:
+        time.sleep(0.02)  # the watcher records the exit a moment after the terminal closes
+    return run.code()

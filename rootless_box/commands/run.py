@@ -138,10 +138,8 @@ def main(parsed):
         record = run_ops.run_detached(opts, warn=warn, pull=pull)
         sys.stdout.write(record["Id"] + "\n")
         return 0
-    if opts.restart != "no":
-        raise UsageError("--restart needs a detached container (-d)",
-                         "add -d: a restart policy is applied by the container's monitor")
-    if not opts.sig_proxy or parsed.detach_keys is not None or (opts.tty and opts.interactive):
+    if not opts.sig_proxy or parsed.detach_keys is not None or (opts.tty and opts.interactive) \
+            or opts.restart != "no":
         return kept_apart(opts, parsed.detach_keys, pull)
     return run_ops.run(opts, warn=warn, pull=pull)
 
@@ -149,23 +147,24 @@ def main(parsed):
 def kept_apart(opts, detach_keys, pull):
     """`run` without -d whose container must outlive this process (--sig-proxy=false: a
     signal to the CLI ends the CLI, not the container; -it or --detach-keys: the detach keys
-    leave it running): it runs under a monitor, as `run -d`, and this process attaches as
+    leave it running; --restart: its monitor restarts it after this process returned at
+    its first exit): it runs under a monitor, as `run -d`, and this process attaches as
     `start -a` (the output from its start, stdin with -i) or, with -t, as `attach` does (the
     terminal sized as ours from the start, what it showed before we connected kept for us
     by the watcher), as Docker's CLI is a client of the daemon that keeps the container.
-    -> the container's status (0 once detached)."""
+    -> the container's status at its first exit (0 once detached)."""
     import os
     import time
-    from ..ops import containers, events, watch
+    from ..ops import containers, watch
+    from ..ops.lifecycle import NextExit
     from ..ops.storage import open_store
     from .attach import attach_terminal, detach_sequence
     from .start import _attach
     keys = detach_sequence(detach_keys)
-    since = time.time_ns()
-    journal = events.mark(open_store())
-    held = []
+    held, runs = [], []
 
     def hold_log(record):
+        runs.append(NextExit(open_store(), record["Id"]))  # before the start: its first exit
         # the monitor may remove the container (--rm), log and all, before we read it; the
         # log made now and held open stays readable through /proc/self/fd
         held.append(os.open(record["LogPath"], os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC,
@@ -182,23 +181,25 @@ def kept_apart(opts, detach_keys, pull):
     record = run_ops.run_detached(opts, warn=warn, pull=pull, created=hold_log)
     log = "/proc/self/fd/%d" % held[0]
     store = open_store()
+    run = runs[0]
     forwarder = run_ops.SignalForwarder() if opts.sig_proxy else None
     try:
         if forwarder is not None:
             forwarder.attach(record["State"].get("Pid"))
         if opts.tty:
             try:
-                code = attach_terminal(store, record, stdin=opts.interactive, keys=keys)
+                code = attach_terminal(store, record, stdin=opts.interactive, keys=keys,
+                                       run=run)
                 code = 0 if code is None else code  # detached: Docker's run says nothing
             except Conflict:
-                # its socket is gone: the container ended (and went, with --rm) before
-                # this client connected: its output is all in the log
-                current = store.read_container(record["Id"])
-                if current is not None and current["State"].get("Running"):
+                # its socket is gone: the container ended (and went, with --rm; or was
+                # restarted) before this client connected: its output is all in the log
+                if not run.ended():
                     raise
-                code = _attach(store, current or record, log=log)
+                code = _attach(store, record, log=log, run=run)
         else:
-            code = _attach(store, record, stdin=opts.interactive, log=log if opts.rm else None)
+            code = _attach(store, record, stdin=opts.interactive, log=log if opts.rm else None,
+                           run=run)
     finally:
         if forwarder is not None:
             forwarder.restore()
@@ -212,9 +213,4 @@ def kept_apart(opts, detach_keys, pull):
             if current is None or current["State"].get("Running"):
                 break
             time.sleep(0.01)
-    if opts.rm and store.read_container(record["Id"]) is None:
-        # removed by its monitor (--rm): the status is in its die event
-        for event in events.read(store, since=since, after=journal):
-            if event.get("Action") == "die" and event["Actor"].get("ID") == record["Id"]:
-                code = int(event["Actor"]["Attributes"].get("exitCode", code))
     return code

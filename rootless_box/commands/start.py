@@ -37,7 +37,7 @@ def main(parsed):
                 store, record)["State"].get("Status") not in containers.LIVE_STATES:
             from ..ops.watch import expect_client
             expect_client(store, record["Id"])  # its first output is for us
-        run_ops.start(store, idmap, record)
+        record = run_ops.start(store, idmap, record)  # as started: its StartedAt
         if not parsed.attach:
             sys.stdout.write(name + "\n")
         return record
@@ -46,12 +46,14 @@ def main(parsed):
         return for_each(parsed.args, start_one)
     if len(parsed.args) > 1:
         raise UsageError("you cannot start and attach multiple containers at once")
+    from ..ops.lifecycle import NextExit
+    run = NextExit(store, containers.find(store, parsed.args[0])["Id"])
     record = start_one(parsed.args[0], client=True)
     if record.get("Config", {}).get("Tty"):
         from .attach import attach_terminal
-        code = attach_terminal(store, record, stdin=parsed.interactive, keys=keys)
+        code = attach_terminal(store, record, stdin=parsed.interactive, keys=keys, run=run)
         return 0 if code is None else code  # detached: Docker's start -a says nothing
-    return _attach(store, record, stdin=parsed.interactive)
+    return _attach(store, record, stdin=parsed.interactive, run=run)
 
 
 def _feed_stdin(cid):
@@ -81,22 +83,24 @@ def _feed_stdin(cid):
     os._exit(0)
 
 
-def _attach(store, record, since_now=False, stdin=False, log=None):
+def _attach(store, record, since_now=False, stdin=False, log=None, run=None):
     """-a: this start's output as the container writes it (since_now: from now on, for
-    `attach`), then its exit status (Docker's start -a returns the container's status).
-    stdin: our input goes to a container made with -i. log: the log's path, when not the
-    record's."""
+    `attach`), then its exit status (Docker's start -a returns the container's status), at
+    its next exit: a restart policy's next run is not followed. stdin: our input goes to a
+    container made with -i. log: the log's path, when not the record's. run: the
+    ops.lifecycle.NextExit made before the start."""
     import time
     from ..ops import containers, logfile
+    from ..ops.lifecycle import NextExit
     cid = record["Id"]
+    run = run or NextExit(store, cid)
     current = store.read_container(cid) or record
-    since = time.time_ns() if since_now else \
-        logfile.parse_time(current["State"].get("StartedAt") or "") or None
+    # the start record says (a restart since has a later StartedAt)
+    started = record["State"].get("StartedAt") or current["State"].get("StartedAt")
+    since = time.time_ns() if since_now else logfile.parse_time(started or "") or None
 
     def running():
-        now = store.read_container(cid)
-        return now is not None and containers.refresh_state(store, now)["State"].get(
-            "Status") in ("running", "paused")
+        return not run.ended()
 
     feeder = _feed_stdin(cid) if stdin and current.get("Config", {}).get("OpenStdin") \
         else None
@@ -104,6 +108,8 @@ def _attach(store, record, since_now=False, stdin=False, log=None):
     try:
         for entry in logfile.follow(log or current.get("LogPath") or
                                     containers.log_path(store, cid), running, since=since):
+            if not run.owns(entry.ns):
+                break  # a restart's output: this run ended before it
             stream = err if entry.stream == "stderr" else out
             stream.write(entry.log.encode("utf-8", "replace"))
             stream.flush()
@@ -114,6 +120,5 @@ def _attach(store, record, since_now=False, stdin=False, log=None):
             except ProcessLookupError:
                 pass
             os.waitpid(feeder, 0)
-    final = store.read_container(cid)
-    return final["State"].get("ExitCode", 0) if final else 0
+    return run.code()
 

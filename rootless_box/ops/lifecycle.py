@@ -2,7 +2,8 @@
 
 Owns: Docker's stop (the container's stop signal, then SIGKILL after the timeout; a stop is
 remembered so restart policies leave the container down), kill (SIGKILL by default, any signal
-by name or number), wait (until the exit is recorded) and restart.
+by name or number), wait (until the exit is recorded), restart, and NextExit: one run of a
+container as a client attached to it sees it end (Docker's `next-exit`).
 Must not: write a container's exit itself while its monitor lives (the monitor knows the
 status), or print.
 """
@@ -85,6 +86,73 @@ def wait_exit(store, record, timeout=None):
         if deadline is not None and time.monotonic() >= deadline:
             return current
         time.sleep(_POLL)
+
+
+class NextExit:
+    """The next exit of a container, as Docker's CLI waits for it in `run` without -d, `start
+    -a` and `attach` (condition next-exit): the first exit after this was made, even when a
+    restart policy starts the container again at once. Make it before the start (or the
+    attach). The exit is the first `die` event of the container since then (its watcher
+    writes it before it records the exit, before any restart); a record gone, or found not
+    running (a keeper killed writes no event), ends it too."""
+
+    def __init__(self, store, cid):
+        from . import events
+        self.store, self.cid = store, cid
+        self.since = time.time_ns()
+        self.journal = events.mark(store)
+        self.die = None  # the die event, once seen
+        self.ended_at = None  # when a record found not running ended it (no event)
+        self.live_at = 0  # ns: the run was found live at this time (entries up to it are its)
+
+    def ended(self):
+        """The run has exited (and may have been restarted since)."""
+        if self.die is not None or self.ended_at is not None:
+            return True
+        checked = time.time_ns()
+        if self._died():
+            return True
+        current = self.store.read_container(self.cid)
+        if current is None or containers.refresh_state(self.store, current)["State"].get(
+                "Status") not in ("running", "paused"):
+            # an exit the record shows since the read above has its event already
+            self._died()
+            self.ended_at = checked
+            return True
+        self.live_at = checked
+        return False
+
+    def _died(self):
+        from . import events
+        mark = events.mark(self.store)  # before the read: nothing written meanwhile is missed
+        for event in events.read(self.store, since=self.since, after=self.journal):
+            if event.get("Action") == "die" and event.get("Type") == "container" and \
+                    event.get("id") == self.cid:
+                self.die = event
+                return True
+        self.journal = mark
+        return False
+
+    def owns(self, ns):
+        """Whether something written at time ns (a log entry) is of this run, not of a
+        restart after it."""
+        if ns <= self.live_at:
+            return True
+        if not self.ended():
+            return True
+        return self.die is None or ns <= self.die["timeNano"]
+
+    def code(self, default=0):
+        """The exit status: the die event's, else the record's (once ended)."""
+        if self.die is not None:
+            try:
+                return int(self.die["Actor"]["Attributes"].get("exitCode", default))
+            except (TypeError, ValueError):
+                return default
+        current = self.store.read_container(self.cid)
+        if current is None:
+            return default
+        return current["State"].get("ExitCode", default) or 0
 
 
 def stop(store, name, timeout=None, sig=None):

@@ -587,6 +587,10 @@ def _made(opts, warn, pull):
     commands/run.puller, says): what run, create and run -d all begin with.
     -> (idmap, store, record, spec)"""
     parse_security_opts(opts.security_opts)  # bad input fails before the image is pulled
+    if opts.rm and parse_restart(opts.restart)["Name"] != "no":
+        # Docker's CLI words (dockerd's: api/jobs.py); a restart needs the container kept
+        raise errors.UsageError("conflicting options: cannot specify both --restart and --rm",
+                                "leave out --rm, or --restart")
     runflags.check(opts)
     idmap = idmaps.plan(parse_userns(opts.userns))
     if idmap.warning and warn:

@@ -144,6 +144,30 @@ def test_run_attached_keeps_output_streams_and_the_exit_code_with_rm(docker, api
     assert api_cli.ok("ps", "-aq").out == ""  # --rm: gone, in the one store
 
 
+def test_run_attached_with_a_restart_policy_returns_at_the_first_exit(docker, service,
+                                                                     api_cli):
+    # the attach stream ends at the first exit, and the wait (next-exit) answers it, while
+    # the container's monitor restarts it
+    out = docker("run", "--name", "ra", "--restart", "always", "base", "sh", "-c",
+                 "[ -e /ran ] && exec sleep 30; touch /ran; echo first; exit 3")
+    assert (out.returncode, out.out) == (3, "first\n"), out.err
+    wait_for(lambda: docker("inspect", "-f", "{{.State.Status}} {{.RestartCount}}", "ra")
+             .out.split() == ["running", "1"], timeout=20, what="restarted")
+    out = docker("run", "-t", "--name", "rt", "--restart", "on-failure:1", "base", "sh", "-c",
+                 "tty; exit 4")
+    assert out.returncode == 4 and out.out.count("/dev/pts/") == 1, (out.out, out.err)
+    wait_for(lambda: docker("inspect", "-f", "{{.State.Status}} {{.RestartCount}}", "rt")
+             .out.split() == ["exited", "1"], timeout=20, what="restarted once")
+    # dockerd's refusal of --rm with a policy (docker's CLI refuses it before asking)
+    status, _h, body = service.request("POST", "/containers/create", {
+        "Image": "base", "HostConfig": {"AutoRemove": True,
+                                        "RestartPolicy": {"Name": "on-failure"}}})
+    assert (status, json.loads(body)["message"]) == (
+        400, "can't create 'AutoRemove' container with restart policy")
+    assert sorted(api_cli.ok("ps", "-aq", "--no-trunc").out.split()) == sorted(
+        docker("inspect", "-f", "{{.Id}}", "ra", "rt").out.split())
+
+
 def test_run_with_entrypoint_env_workdir_user(docker):
     out = docker("run", "--rm", "--entrypoint", "sh", "-e", "A=1", "-w", "/tmp", "-u", "5:6",
                  "base", "-c", 'echo "$A $(pwd) $(id -u):$(id -g)"')

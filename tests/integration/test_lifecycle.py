@@ -177,9 +177,93 @@ def test_bad_command_in_detached_run(user):
     assert user.ok("ps", "-q").out == ""
 
 
-def test_restart_needs_detach_and_a_valid_policy(user):
-    assert_one_error(user("run", "--restart", "always", "base:latest", "true"))
+def test_restart_needs_a_valid_policy_and_no_rm(user):
     assert_one_error(user("run", "-d", "--restart", "sometimes", "base:latest", "true"))
+    # Docker's CLI: a container removed at its exit cannot be restarted (run and create,
+    # with or without -d, exit 125), and nothing is made
+    for args in (("run", "--rm"), ("run", "-d", "--rm"), ("create", "--rm")):
+        proc = user(*args, "--restart", "on-failure:2", "base:latest", "true")
+        assert_one_error(proc, code=125)
+        assert "conflicting options: cannot specify both --restart and --rm" in proc.err
+    assert user.ok("ps", "-a", "-q").out == ""
+    user.ok("run", "--rm", "--restart", "no", "base:latest", "true")
+
+
+def test_foreground_run_with_a_restart_policy_returns_at_the_first_exit(user):
+    # as Docker's: the CLI shows the first run and returns its status; the container's
+    # monitor goes on restarting it per the policy
+    proc = user("run", "--name", "fg", "--restart", "on-failure:2", "base:latest", "sh", "-c",
+                "echo try; exit 3")
+    assert (proc.returncode, proc.out) == (3, "try\n"), proc.err
+    wait_for(lambda: restarts(user, "fg") == 2 and state(user, "fg")["Status"] == "exited",
+             timeout=20, what="two restarts, then exited")
+    assert state(user, "fg")["ExitCode"] == 3
+    assert user.ok("logs", "fg").out == "try\n" * 3
+
+    # always: the first status (the second run finds the file the first left), and the
+    # container runs again afterwards
+    proc = user("run", "--name", "fa", "--restart", "always", "base:latest", "sh", "-c",
+                "[ -e /ran ] && exec sleep 30; touch /ran; echo first; exit 7")
+    assert (proc.returncode, proc.out) == (7, "first\n"), proc.err
+    wait_for(lambda: state(user, "fa")["Status"] == "running" and restarts(user, "fa") == 1,
+             timeout=20, what="running again")
+    user.ok("rm", "-f", "fa")
+
+    # a signal to the CLI goes to the container (sig-proxy), whose exit the policy follows
+    proc = subprocess.Popen(user.argv("run", "--name", "fs", "--restart", "on-failure:1",
+                                      "base:latest", "sh", "-c",
+                                      "trap 'exit 9' TERM; echo ready; "
+                                      "while :; do sleep 0.1; done"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=user.env)
+    assert proc.stdout.readline() == b"ready\n"
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=20)
+    assert proc.returncode == 9
+    wait_for(lambda: state(user, "fs")["Status"] == "running" and restarts(user, "fs") == 1,
+             timeout=20, what="restarted after the signal")
+    user.ok("rm", "-f", "fs")
+
+    # start -a as well: the next exit, not the restart's
+    user.ok("create", "--name", "sa", "--restart", "on-failure:1", "base:latest", "sh", "-c",
+            "echo once; exit 2")
+    proc = user("start", "-a", "sa")
+    assert (proc.returncode, proc.out) == (2, "once\n"), proc.err
+    wait_for(lambda: restarts(user, "sa") == 1 and state(user, "sa")["Status"] == "exited",
+             timeout=20, what="one restart, then exited")
+
+
+def test_foreground_terminal_with_a_restart_policy(user):
+    from conftest import run_in_pty
+    script = "echo ready; read x; echo got-$x; exit 4"
+
+    def answer(word):
+        def on_output(master, data):
+            if b"ready" in data and word:
+                os.write(master, word.pop().encode() + b"\r")
+        return on_output
+    text, status = run_in_pty(user, ["run", "-it", "--name", "ti", "--restart", "on-failure:1",
+                                     "base:latest", "sh", "-c", script],
+                              on_output=answer(["one"]), timeout=30)
+    assert status == 4 and "got-one" in text, text
+    # restarted behind the CLI: `attach` reaches the new run, whose exit is the last
+    wait_for(lambda: state(user, "ti")["Status"] == "running" and restarts(user, "ti") == 1,
+             timeout=20, what="restarted")
+    text, status = run_in_pty(user, ["attach", "ti"], timeout=30, send=b"two\r")
+    assert status == 4 and "got-two" in text, text
+    assert state(user, "ti")["Status"] == "exited" and restarts(user, "ti") == 1
+
+    # ctrl-p ctrl-q still detaches: the CLI returns 0, the container runs on
+    def detach(master, data):
+        if b"ready" in data and not sent:
+            os.write(master, b"\x10\x11")
+            sent.append(True)
+    sent = []
+    text, status = run_in_pty(user, ["run", "-it", "--name", "tk", "--restart", "always",
+                                     "base:latest", "sh", "-c", script],
+                              on_output=detach, timeout=30)
+    assert status == 0 and sent, text
+    assert state(user, "tk")["Status"] == "running" and restarts(user, "tk") == 0
+    user.ok("rm", "-f", "tk")
 
 
 def test_pause_says_why_it_cannot(user):

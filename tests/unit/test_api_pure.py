@@ -12,7 +12,7 @@ def test_create_body_becomes_the_options_runs_flags_make():
         "Image": "base", "Cmd": ["sh", "-c", "x"], "Entrypoint": ["/init", "--"],
         "Env": ["A=1"], "WorkingDir": "/w", "User": "1:2", "Tty": True, "OpenStdin": True,
         "Labels": {"k": "v"}, "StopTimeout": 3, "Unknown": "ignored, as dockerd does",
-        "HostConfig": {"Binds": ["/h:/c:ro"], "AutoRemove": True, "NetworkMode": "default",
+        "HostConfig": {"Binds": ["/h:/c:ro"], "NetworkMode": "default",
                        "PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": ""}],
                                         "53/udp": [{"HostIp": "127.0.0.1",
                                                     "HostPort": "5353"}]},
@@ -21,12 +21,13 @@ def test_create_body_becomes_the_options_runs_flags_make():
     assert (opts.image, opts.command, opts.entrypoint) == ("base", ["sh", "-c", "x"],
                                                            ["/init", "--"])
     assert (opts.name, opts.env, opts.workdir, opts.user) == ("web", ["A=1"], "/w", "1:2")
-    assert opts.tty and opts.interactive and opts.rm and opts.init
+    assert opts.tty and opts.interactive and opts.init and not opts.rm
     assert opts.labels == ["k=v"] and opts.volumes == ["/h:/c:ro"]
     assert opts.network is None  # "default" is Docker's name for the default network
     assert sorted(opts.publish) == ["127.0.0.1:5353:53/udp", "80/tcp"]  # "": a random port
     assert opts.restart == "on-failure:2" and opts.tmpfs == ["/t:size=1m"]
     assert opts.stop_timeout == 3
+    assert jobs.run_options(None, {"Image": "base", "HostConfig": {"AutoRemove": True}}).rm
 
 
 @pytest.mark.parametrize("body, words", [
@@ -37,6 +38,8 @@ def test_create_body_becomes_the_options_runs_flags_make():
     ([], "must be an object"),
     ({"Image": "base", "HostConfig": {"Links": "a:b"}}, "Links"),
     ({"Image": "base", "HostConfig": {"Runtime": "runsc"}}, "--runtime"),
+    ({"Image": "base", "HostConfig": {"AutoRemove": True, "RestartPolicy": {"Name": "always"}}},
+     "can't create 'AutoRemove' container with restart policy"),
 ])
 def test_a_create_body_of_the_wrong_shape_is_a_usage_error(body, words):
     with pytest.raises(errors.UsageError) as caught:

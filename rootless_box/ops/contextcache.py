@@ -89,9 +89,10 @@ def keep(store, unpacked, digest):
     return Held(path, fd)
 
 
-def _evict(store, root, keep_count, keep_name=None):
+def _evict(store, root, keep_count, keep_name=None, measure=False):
     """Remove kept contexts beyond the keep_count most recently used; one in use stays.
-    -> [(name, bytes freed)] of those removed."""
+    -> [(name, bytes freed)] of those removed (0 unless measure: a build evicting one does
+    not walk it)."""
     from .prune import tree_size
     removed = []
     try:
@@ -125,7 +126,8 @@ def _evict(store, root, keep_count, keep_name=None):
                 os.rename(path, doomed)
             except OSError:
                 continue
-            size = tree_size(doomed)  # no build writes a kept context: measured as it goes
+            # no build writes a kept context: measured as it goes
+            size = tree_size(doomed) if measure else 0
             store.remove(doomed)
             # a remove that stopped half way leaves the rest in the store's tmp/ (swept
             # there), not under a context's name; only bytes really freed are counted
@@ -137,7 +139,7 @@ def _evict(store, root, keep_count, keep_name=None):
 
 def prune(store):
     """`builder prune`: every kept context no build holds. -> [(name, bytes freed)]."""
-    return _evict(store, _root(store), 0)
+    return _evict(store, _root(store), 0, measure=True)
 
 
 def usage(store):

@@ -93,7 +93,6 @@ def _evict(store, root, keep_count, keep_name=None, measure=False):
     """Remove kept contexts beyond the keep_count most recently used; one in use stays.
     -> [(name, bytes freed)] of those removed (0 unless measure: a build evicting one does
     not walk it)."""
-    from .prune import tree_size
     removed = []
     try:
         names = os.listdir(root)
@@ -126,8 +125,10 @@ def _evict(store, root, keep_count, keep_name=None, measure=False):
                 os.rename(path, doomed)
             except OSError:
                 continue
-            # no build writes a kept context: measured as it goes
-            size = tree_size(doomed) if measure else 0
+            size = 0
+            if measure:  # no build writes a kept context: measured as it goes
+                from .prune import tree_size
+                size = tree_size(doomed)
             store.remove(doomed)
             # a remove that stopped half way leaves the rest in the store's tmp/ (swept
             # there), not under a context's name; only bytes really freed are counted

@@ -7,11 +7,11 @@ temporary into place (so a name that exists is a whole context); in use, a direc
 shared flock on itself and its mtime says when it was last used; at most KEEP of them stay,
 the least recently used and unused ones removed first (`builder prune` removes every unused
 one, and counts the bytes it freed; `system df` lists them, as BuildKit's `source.local`
-records, with usage()). The docker CLI sends the same bytes for an unchanged directory (same names, order,
-modes, owners, mtimes), so an unchanged context is found here; any change in it, an mtime
-included, is another digest and a fresh unpack, and the build's cache keys are always
-computed from the directory (dockerfile/context.content_key, as for the CLI's build), so a
-kept context can only save the unpack, never change a key.
+records, with usage()). The docker CLI sends the same bytes for an unchanged directory (same
+names, order, modes, owners, mtimes), so an unchanged context is found here; any change in
+it, an mtime included, is another digest and a fresh unpack, and the build's cache keys are
+always computed from the directory (dockerfile/context.content_key, as for the CLI's build),
+so a kept context can only save the unpack, never change a key.
 Must not: hand out a directory another process may still be filling or removing, or remove
 one a build holds.
 """
@@ -145,9 +145,10 @@ def prune(store):
 
 def usage(store):
     """The kept contexts as `system df` lists them: [{"name", "path", "created",
-    "last_used" (epoch seconds; the directory's mtime, set at each use), "in_use"}]. In use is a shared lock
-    some build holds, seen by failing to take an exclusive one without waiting (released at
-    once; a build that looks for the context in that instant unpacks its tar again)."""
+    "last_used" (epoch seconds; the directory's mtime, set at each use), "in_use"}]. In use
+    is a shared lock some build holds, seen by failing to take an exclusive one without
+    waiting (released at once; a build that looks for the context in that instant unpacks
+    its tar again)."""
     root = _root(store)
     try:
         names = sorted(os.listdir(root))

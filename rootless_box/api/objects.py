@@ -328,6 +328,16 @@ def system_df(h):
             meta = volumes.get(store, row["name"])
             doc["Volumes"].append(dict(volumes.inspect_json(store, meta), UsageData={
                 "Size": row["size"], "RefCount": row["links"]}))
+    if "build-cache" in kinds:
+        from .containers2 import _rfc3339
+        doc["BuildCache"] = [{"ID": c["id"], "Parent": "", "Parents": None, "Type": c["type"],
+                              "Description": c["description"], "InUse": c["in_use"],
+                              "Shared": False, "Size": c["size"],
+                              "CreatedAt": _rfc3339(c["created"]),
+                              "LastUsedAt": _rfc3339(c["last_used"]), "UsageCount": 0}
+                             for c in usage["build_cache"]]
+        # API 1.44's clients read the total from here
+        doc["BuilderSize"] = sum(c["size"] for c in usage["build_cache"])
     h.reply(200, doc)
 
 

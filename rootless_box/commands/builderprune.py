@@ -22,8 +22,9 @@ def command(verb, summary):
 
 
 def main(parsed):
-    """Without -a: RUN --mount cache directories no build uses now, and the dangling images
-    builds leave; with -a also the step cache (the next build runs every step again)."""
+    """Without -a: RUN --mount cache directories and kept API build contexts no build uses
+    now, and the dangling images builds leave; with -a also the step cache (the next build
+    runs every step again)."""
     store = open_store()
     if not parsed.force and not confirm(WARNING_ALL if parsed.all else WARNING):
         return 0

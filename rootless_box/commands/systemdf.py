@@ -61,6 +61,7 @@ def reclaimable_text(reclaimable, total):
 def summary_rows(usage):
     """The four TYPE rows, from ops/prune.disk_usage's answer."""
     images, containers, volumes = usage["images"], usage["containers"], usage["volumes"]
+    cache = usage["build_cache"]
     containers_size = sum(c["size"] for c in containers)
     volumes_size = sum(v["size"] for v in volumes)
     counts = [("Images", len(images), sum(1 for i in images if i["containers"]),
@@ -69,9 +70,14 @@ def summary_rows(usage):
                containers_size, sum(c["size"] for c in containers if not c["running"])),
               ("Local Volumes", len(volumes), sum(1 for v in volumes if v["links"]),
                volumes_size, sum(v["size"] for v in volumes if not v["links"])),
-              ("Build Cache", 0, 0, 0, 0)]
+              ("Build Cache", len(cache), sum(1 for c in cache if c["in_use"]),
+               sum(c["size"] for c in cache),
+               sum(c["size"] for c in cache if not c["in_use"]))]
+    # Docker's Build Cache row shows its reclaimable bytes with no percentage
     return [{"Type": kind, "TotalCount": str(total), "Active": str(active),
-             "Size": human_size(size), "Reclaimable": reclaimable_text(reclaimable, size)}
+             "Size": human_size(size),
+             "Reclaimable": human_size(reclaimable) if kind == "Build Cache"
+             else reclaimable_text(reclaimable, size)}
             for kind, total, active, size, reclaimable in counts]
 
 
@@ -104,10 +110,19 @@ def verbose_rows(usage):
             "Status": status_text(record.get("State", {})), "Names": record["Name"]})
     volumes = [{"Name": v["name"], "Links": str(v["links"]), "Size": human_size(v["size"])}
                for v in usage["volumes"]]
-    return {"Images": images, "Containers": containers, "Volumes": volumes, "BuildCache": []}
+    # docker/cli's buildCacheContext: a truncated ID with `*` when in use; uses are not
+    # counted here (0)
+    cache = [{"ID": c["id"][:12] + ("*" if c["in_use"] else ""), "CacheType": c["type"],
+              "Description": c["description"], "Size": human_size(c["size"]),
+              "CreatedSince": human_ago(c["created"]),
+              "LastUsedSince": human_ago(c["last_used"]), "UsageCount": "0",
+              "InUse": str(c["in_use"]).lower(), "Shared": "false"}
+             for c in usage["build_cache"]]
+    return {"Images": images, "Containers": containers, "Volumes": volumes,
+            "BuildCache": cache}
 
 
-def _write_verbose(rows):
+def _write_verbose(rows, cache_size):
     # Docker's verboseWriteTable: one titled table per kind
     sys.stdout.write("Images space usage:\n\n")
     write_formatted(compile_format(None, IMAGE_TABLE), rows["Images"], IMAGE_HEADERS)
@@ -116,7 +131,7 @@ def _write_verbose(rows):
                     CONTAINER_HEADERS)
     sys.stdout.write("\nLocal Volumes space usage:\n\n")
     write_formatted(compile_format(None, VOLUME_TABLE), rows["Volumes"], VOLUME_HEADERS)
-    sys.stdout.write("\nBuild cache usage: %s\n\n" % human_size(0))
+    sys.stdout.write("\nBuild cache usage: %s\n\n" % human_size(cache_size))
     write_formatted(compile_format(None, CACHE_TABLE), rows["BuildCache"], CACHE_HEADERS)
 
 
@@ -133,7 +148,7 @@ def main(parsed):
         return 0
     rows = verbose_rows(usage)
     if compiled[0] is True:
-        _write_verbose(rows)
+        _write_verbose(rows, sum(c["size"] for c in usage["build_cache"]))
     else:
         # json and templates see the whole verbose object once, as Docker's do
         write_formatted(compiled, [rows], {})

@@ -1,8 +1,10 @@
 """`system prune [OPTIONS]`: remove stopped containers, networks no running container is on,
-dangling images (every unused image with -a) and, with --volumes, volumes no container mounts.
+dangling images (every unused image with -a), with --volumes volumes no container mounts, and
+the build cache no build uses (all of it with -a), as `builder prune [-a]` does.
 
 Owns: the list of what will go in Docker's `WARNING! This will remove:` prompt, and the
-`Deleted Containers:` / `Deleted Networks:` / `Deleted Volumes:` / `Deleted Images:` report.
+`Deleted Containers:` / `Deleted Networks:` / `Deleted Volumes:` / `Deleted Images:` /
+`Deleted build cache objects:` report.
 Must not: choose or remove anything itself (ops/prune.py does, under the store lock).
 """
 
@@ -21,13 +23,13 @@ def command(verb, summary):
 
 
 def warning(all_images, volumes):
-    """Docker's confirmation text (cli/command/system/prune.go), listing what this tool has:
-    there is no build cache to remove here, so that line is left out."""
+    """Docker's confirmation text (cli/command/system/prune.go)."""
     items = ["all stopped containers", "all networks not used by at least one container"]
     if volumes:
         items.append("all anonymous volumes not used by at least one container")
     items.append("all images without at least one container associated to them" if all_images
                  else "all dangling images")
+    items.append("all build cache" if all_images else "unused build cache")
     return ("WARNING! This will remove:\n" + "".join("  - %s\n" % item for item in items) +
             "\nAre you sure you want to continue?")
 
@@ -44,10 +46,11 @@ def main(parsed):
     from ..ops import networks
     gone_networks = networks.prune(store)  # after the containers: Docker's order
     parts = [result["containers"], result["volumes"] or {"deleted": [], "reclaimed": 0},
-             result["images"]]
+             result["images"], result["build_cache"]]
     write_report([_section("Deleted Containers", parts[0]["deleted"]),
                   _section("Deleted Networks", gone_networks),
                   _section("Deleted Volumes", parts[1]["deleted"]),
-                  deleted_images_text(parts[2]["items"])],
+                  deleted_images_text(parts[2]["items"]),
+                  _section("Deleted build cache objects", parts[3]["deleted"])],
                  sum(part["reclaimed"] for part in parts))
     return 0

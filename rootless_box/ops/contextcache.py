@@ -6,11 +6,12 @@ sha256 of the tar's bytes as the client sent them, made by renaming a completely
 temporary into place (so a name that exists is a whole context); in use, a directory holds a
 shared flock on itself and its mtime says when it was last used; at most KEEP of them stay,
 the least recently used and unused ones removed first (`builder prune` removes every unused
-one). The docker CLI sends the same bytes for an unchanged directory (same names, order,
-modes, owners, mtimes), so an unchanged context is found here; any change in it, an mtime
-included, is another digest and a fresh unpack, and the build's cache keys are always
-computed from the directory (dockerfile/context.content_key, as for the CLI's build), so a
-kept context can only save the unpack, never change a key.
+one, and counts the bytes it freed; `system df` lists them, as BuildKit's `source.local`
+records, with usage()). The docker CLI sends the same bytes for an unchanged directory (same
+names, order, modes, owners, mtimes), so an unchanged context is found here; any change in
+it, an mtime included, is another digest and a fresh unpack, and the build's cache keys are
+always computed from the directory (dockerfile/context.content_key, as for the CLI's build),
+so a kept context can only save the unpack, never change a key.
 Must not: hand out a directory another process may still be filling or removing, or remove
 one a build holds.
 """
@@ -88,9 +89,10 @@ def keep(store, unpacked, digest):
     return Held(path, fd)
 
 
-def _evict(store, root, keep_count, keep_name=None):
+def _evict(store, root, keep_count, keep_name=None, measure=False):
     """Remove kept contexts beyond the keep_count most recently used; one in use stays.
-    -> the names removed."""
+    -> [(name, bytes freed)] of those removed (0 unless measure: a build evicting one does
+    not walk it)."""
     removed = []
     try:
         names = os.listdir(root)
@@ -123,13 +125,63 @@ def _evict(store, root, keep_count, keep_name=None):
                 os.rename(path, doomed)
             except OSError:
                 continue
+            size = 0
+            if measure:  # no build writes a kept context: measured as it goes
+                from .prune import tree_size
+                size = tree_size(doomed)
             store.remove(doomed)
-            removed.append(name)
+            # a remove that stopped half way leaves the rest in the store's tmp/ (swept
+            # there), not under a context's name; only bytes really freed are counted
+            removed.append((name, 0 if os.path.lexists(doomed) else size))
         finally:
             os.close(fd)
     return removed
 
 
 def prune(store):
-    """`builder prune`: every kept context no build holds. -> the names removed."""
-    return _evict(store, _root(store), 0)
+    """`builder prune`: every kept context no build holds. -> [(name, bytes freed)]."""
+    return _evict(store, _root(store), 0, measure=True)
+
+
+def usage(store):
+    """The kept contexts as `system df` lists them: [{"name", "path", "created",
+    "last_used" (epoch seconds; the directory's mtime, set at each use), "in_use"}]. In use
+    is a shared lock some build holds, seen by failing to take an exclusive one without
+    waiting (released at once; a build that looks for the context in that instant unpacks
+    its tar again)."""
+    root = _root(store)
+    try:
+        names = sorted(os.listdir(root))
+    except FileNotFoundError:
+        return []
+    found = []
+    for name in names:
+        path = os.path.join(root, name)
+        try:
+            fd = os.open(path, _DIR_FLAGS)
+        except OSError:
+            continue  # removed meanwhile
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                in_use = False
+            except BlockingIOError:
+                in_use = True
+            last_used = os.fstat(fd).st_mtime
+            found.append({"name": name, "path": path, "in_use": in_use,
+                          "last_used": last_used, "created": _unpacked_at(path, last_used)})
+        finally:
+            os.close(fd)
+    return found
+
+
+def _unpacked_at(path, default):
+    """When a kept context was unpacked: the ctime of an entry in it (set by the unpack and
+    left alone since: a use touches the directory's times only)."""
+    try:
+        with os.scandir(path) as entries:
+            for entry in entries:
+                return entry.stat(follow_symlinks=False).st_ctime
+    except OSError:
+        pass
+    return default

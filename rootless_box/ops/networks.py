@@ -949,22 +949,20 @@ def _wire_running(store, record, net):
     leaves the record as it was and no veth."""
     from . import containers
     from ..userns import netholder
-    idmap = _mapping_of(store, record)
-    links = assign(store, record, only=net["Name"])
-    entry = record["NetworkSettings"]["Networks"][net["Name"]]
     state = record["State"]
-    pid = holder(store, idmap)
+    target = _open_netns(record, net)  # first: a refusal leaves the holder untouched
     try:
-        target = os.open("/proc/%d/ns/net" % state["Pid"], os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        target = None
-    try:
-        if target is not None and containers.proc_start_time(state["Pid"]) == \
-                state.get("PidStartTime"):
-            netholder.enter_and(pid, netholder.plumb, target, links)
-    except errors.BoxError:
-        _unplumb_quietly(pid, links[0]["veth"])
-        raise
+        idmap = _mapping_of(store, record)
+        links = assign(store, record, only=net["Name"])
+        entry = record["NetworkSettings"]["Networks"][net["Name"]]
+        pid = holder(store, idmap)
+        try:
+            if target is not None and containers.proc_start_time(state["Pid"]) == \
+                    state.get("PidStartTime"):
+                netholder.enter_and(pid, netholder.plumb, target, links)
+        except errors.BoxError:
+            _unplumb_quietly(pid, links[0]["veth"])
+            raise
     finally:
         if target is not None:
             os.close(target)
@@ -978,6 +976,30 @@ def _wire_running(store, record, net):
             entry.get("Links") or (), entry.get("DriverOpts"))
     store.write_container(record)
     write_table(store, idmap)
+
+
+def _open_netns(record, net):
+    """An fd on the running container's network namespace; None when its process is gone
+    (ENOENT, ESRCH, or its pid is another process's now: connected as a stopped one is).
+    A live container whose namespace cannot be opened is refused: connecting it would
+    record an endpoint with no interface behind it."""
+    import errno
+    from . import containers
+    state = record["State"]
+    path = "/proc/%d/ns/net" % state["Pid"]
+    try:
+        return os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ESRCH) or \
+                containers.proc_start_time(state["Pid"]) != state.get("PidStartTime"):
+            return None
+        raise errors.SetupError(
+            "cannot connect container %s to network %s: its network namespace %s cannot "
+            "be opened: %s" % (record["Name"], net["Name"], path,
+                               exc.strerror or exc),
+            "connect it while it is stopped (rootless-box stop %s; rootless-box network "
+            "connect %s %s; rootless-box start %s)" % (
+                record["Name"], net["Name"], record["Name"], record["Name"])) from None
 
 
 def _unplumb_quietly(pid, veth):

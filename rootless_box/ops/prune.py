@@ -3,7 +3,8 @@
 Owns: choosing what is unused (dangling images, or every image no container was created from;
 containers that are not running; volumes are ops/volumes.py's), Docker's prune filters
 (`until=`, `label=`, `label!=`), removing those under the store lock, and measuring the store in
-bytes (blobs, unpacked layers, container directories, volumes) and each layer's size.
+bytes (blobs, unpacked layers, container directories, volumes, the build cache) and each
+layer's size.
 Must not: print, ask for confirmation or exit (commands/ do); decide by itself which blobs and
 layer directories are garbage (ops/images.py's collection does, it is called, not copied).
 """
@@ -193,7 +194,59 @@ def disk_usage(store):
         "images_reclaimable": images_total - sum(size_of(k) for k in in_use),
         "containers": container_rows,
         "volumes": volumes,
+        "build_cache": build_cache_usage(store),
     }
+
+
+def _cache_mounts(store):
+    """-> (their directory, the RUN --mount=type=cache directories' names, sorted)."""
+    from .buildsteps import CACHE_MOUNTS
+    root = os.path.join(store.root, CACHE_MOUNTS)
+    try:
+        return root, sorted(n for n in os.listdir(root) if not n.endswith(".lock"))
+    except FileNotFoundError:
+        return root, []
+
+
+def build_cache_usage(store):
+    """The build cache `builder prune` removes, as BuildKit's records: the kept build
+    contexts (`source.local`, ops/contextcache.py) and the RUN --mount=type=cache
+    directories (`exec.cachemount`). [{"id", "type", "description", "size", "in_use",
+    "created", "last_used"}], least recently used first (Docker's order). One in use (a
+    build holds it) is not reclaimable."""
+    import fcntl
+    from . import contextcache
+    records = [{"id": kept["name"], "type": "source.local",
+                "description": "local source for context", "size": tree_size(kept["path"]),
+                "in_use": kept["in_use"], "created": kept["created"],
+                "last_used": kept["last_used"]} for kept in contextcache.usage(store)]
+    root, names = _cache_mounts(store)
+    for name in names:
+        path = os.path.join(root, name)
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue  # removed meanwhile
+        in_use, created = False, st.st_ctime
+        try:
+            fd = os.open(path + ".lock", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            fd = None
+        if fd is not None:
+            try:
+                created = os.fstat(fd).st_ctime  # the lock file is made with the cache
+                # a step holds it while it runs (shared or exclusive): taken here without
+                # waiting and let go at once, it tells
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                in_use = True
+            finally:
+                os.close(fd)
+        records.append({"id": name, "type": "exec.cachemount", "description": "cached mount",
+                        "size": tree_size(path), "in_use": in_use, "created": created,
+                        "last_used": st.st_mtime})
+    records.sort(key=lambda r: (r["last_used"], r["id"]))
+    return records
 
 
 # -- filters ------------------------------------------------------------------------------------
@@ -334,14 +387,10 @@ def prune_build_cache(store, everything=False):
     dangling images builds leave, and with everything the step cache itself (the next build
     runs every step again). Returns {"deleted": [cache ids, image IDs], "reclaimed": n}."""
     import fcntl
-    from .buildsteps import CACHE_FILE, CACHE_MOUNTS, KNOWN_FILE
+    from .buildsteps import CACHE_FILE, KNOWN_FILE
     result = {"deleted": [], "reclaimed": 0}
-    root = os.path.join(store.root, CACHE_MOUNTS)
     with store.lock():
-        try:
-            names = sorted(n for n in os.listdir(root) if not n.endswith(".lock"))
-        except FileNotFoundError:
-            names = []
+        root, names = _cache_mounts(store)
         for name in names:
             path = os.path.join(root, name)
             fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -359,7 +408,9 @@ def prune_build_cache(store, everything=False):
                 os.close(fd)  # the lock file stays: a step waiting on it keeps its lock
         # the build contexts the service keeps unpacked (a build holding one keeps it)
         from . import contextcache
-        result["deleted"] += contextcache.prune(store)
+        for name, size in contextcache.prune(store):
+            result["deleted"].append(name)
+            result["reclaimed"] += size
         if everything:
             for name in (CACHE_FILE, KNOWN_FILE):
                 path = os.path.join(store.root, name)
@@ -408,8 +459,11 @@ def prune_volumes(store):
 
 def prune_system(store, all_images=False, volumes=False):
     """`system prune`: stopped containers first (so their images and volumes become unused),
-    then unused volumes when asked, then images, all under one hold of the lock."""
+    then unused volumes when asked, then images, then the build cache (`builder prune`, with
+    all_images `builder prune -a`: Docker's CLI passes its -a on), all under one hold of the
+    lock."""
     with store.lock():
         return {"containers": prune_containers(store),
                 "volumes": prune_volumes(store) if volumes else None,
-                "images": prune_images(store, all_images)}
+                "images": prune_images(store, all_images),
+                "build_cache": prune_build_cache(store, everything=all_images)}

@@ -7,7 +7,8 @@ directory is 0755, as a user's directory usually is); an unchanged context
 sent again is not unpacked again (kept by the tar's digest, ops/contextcache.py), yet a
 changed byte, a changed mode or a changed symlink misses; a file the context's .dockerignore
 excludes changes nothing even when a client sends it; a bad tar is Docker's JSON 400 and
-leaves nothing kept; `builder prune` removes the kept contexts.
+leaves nothing kept; `builder prune` (and `system prune`, the API's /build/prune) removes the
+kept contexts and counts their bytes, and `system df` counts them as build cache.
 """
 
 import json
@@ -164,6 +165,53 @@ def test_kept_contexts_are_bounded_and_pruned(docker, api_cli, tmp_path):
     assert 1 <= len(_kept(api_cli)) <= KEEP
     out = api_cli.ok("builder", "prune", "-f").out
     assert "Total reclaimed space" in out
+    assert _kept(api_cli) == []
+
+
+def test_kept_contexts_count_as_build_cache_and_prunes_free_them(docker, service, api_cli,
+                                                                 tmp_path):
+    """A kept context is build cache as Docker shows it: `system df`'s Build Cache row
+    (TOTAL, ACTIVE, SIZE, RECLAIMABLE with no percentage), `system df -v`'s table,
+    /system/df's BuildCache records (what the docker CLI prints from); `builder prune`,
+    the API's /build/prune (`docker builder prune`) and `system prune` remove it and count
+    its bytes in the space reclaimed; the next build still works."""
+    from test_image_cli import df_rows, to_bytes
+    api_cli.ok("builder", "prune", "-f")
+    ctx = _context(tmp_path, "counted")
+    (ctx / "big").write_bytes(b"x" * 300000)
+    first = _api_id(_api_build(docker, ctx))
+    [kept] = _kept(api_cli)
+    row = df_rows(api_cli)["Build Cache"]
+    assert (row["TOTAL"], row["ACTIVE"]) == ("1", "0")
+    assert 300e3 <= to_bytes(row["SIZE"]) < 400e3 and row["RECLAIMABLE"] == row["SIZE"]
+    verbose = api_cli.ok("system", "df", "-v").out
+    assert "Build cache usage: %s\n" % row["SIZE"] in verbose
+    assert re.search(r"\n%s +source.local +%s " % (kept[:12], row["SIZE"]), verbose), verbose
+    status, _h, body = service.request("GET", "/v1.44/system/df?type=build-cache")
+    doc = json.loads(body)
+    assert status == 200 and [(c["ID"], c["Type"], c["InUse"]) for c in doc["BuildCache"]] \
+        == [(kept, "source.local", False)]
+    assert doc["BuildCache"][0]["Size"] >= 300000 and doc["BuilderSize"] >= 300000
+    out = docker("system", "df", "--format", "{{.Type}} {{.TotalCount}} {{.Size}}").out
+    assert "Build Cache 1 " in out, out
+    # builder prune: the kept context and its bytes
+    out = api_cli.ok("builder", "prune", "-f").out
+    assert out.startswith("Deleted build cache objects:\n") and kept in out, out
+    assert to_bytes(out.splitlines()[-1].split(": ")[1]) >= 300e3
+    assert _kept(api_cli) == [] and df_rows(api_cli)["Build Cache"]["SIZE"] == "0B"
+    # the next build unpacks the context again, its steps from the cache
+    out = _api_build(docker, ctx)
+    assert _api_id(out) == first and _kept(api_cli) == [kept]
+    # the API's /build/prune, as the docker CLI calls it
+    out = docker("builder", "prune", "-f")
+    assert out.returncode == 0, out.err
+    assert to_bytes(out.out.splitlines()[-1].split(": ")[1]) >= 300e3, out.out
+    assert _kept(api_cli) == []
+    # system prune's build cache part
+    _api_build(docker, ctx)
+    out = api_cli.ok("system", "prune", "-f").out
+    assert "Deleted build cache objects:\n%s\n" % kept in out, out
+    assert to_bytes(out.splitlines()[-1].split(": ")[1]) >= 300e3
     assert _kept(api_cli) == []
 
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import tarfile
 import time
 
@@ -614,14 +615,21 @@ def test_builder_prune_empties_unused_cache_mounts_and_a_drops_the_step_cache(cl
     cache = os.path.join(cli.root, "buildcache-mounts",
                          hashlib.sha256(b"prunable").hexdigest())
     # a cache a build step holds (its lock, shared) is left alone
+    short = os.path.basename(cache)[:12]
     with open(cache + ".lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_SH)
+        # `system df` counts it as build cache, in use (Docker's `*`), as BuildKit's
+        # exec.cachemount records
+        assert re.search(r"\n%s\* +exec.cachemount +[0-9.]+k?B " % short,
+                         cli.ok("system", "df", "-v").out)
         out = cli.ok("builder", "prune", "-f").out
         assert os.path.isdir(cache) and os.path.basename(cache) not in out
+    assert re.search(r"\n%s +exec.cachemount " % short, cli.ok("system", "df", "-v").out)
     out = cli.ok("builder", "prune", "-f").out
     assert out.startswith("Deleted build cache objects:\n") and os.path.basename(cache) in out
     assert out.splitlines()[-1].startswith("Total reclaimed space: ")
     assert not os.path.exists(cache)
+    assert short not in cli.ok("system", "df", "-v").out
     again = cli.ok("build", "-q", "--no-cache", context(df)).out.strip()
     assert cli.ok("run", "--rm", again, "cat", "/count").out.strip() == "1"  # an empty cache
     # without -a the step cache stays (a tagged image's steps are not run again); -a drops it

@@ -359,7 +359,7 @@ def test_system_df_and_system_prune(tmp_path, rootfs_tar, mapping):
     warning = ("WARNING! This will remove:\n  - all stopped containers\n"
                "  - all networks not used by at least one container\n"
                "  - all anonymous volumes not used by at least one container\n"
-               "  - all dangling images\n"
+               "  - all dangling images\n  - unused build cache\n"
                "\nAre you sure you want to continue? [y/N] ")
     assert cli.ok("system", "prune", "--volumes", input=b"n\n").out == warning
     assert df_rows(cli) == rows

@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import struct
+import sys
 import time
 
 import pytest
@@ -387,6 +388,79 @@ def test_container_killed_while_being_connected(user):
     if "two" in nets:
         assert "hello-from-peer" in user.ok("exec", name, "sh", "-c", FETCH % "peer").out
     user.ok("exec", name, "ping", "-c", "1", "-W", "5", nets["one"]["Gateway"])
+
+
+# the real CLI (or service) with one fault injected: os.open of the path named in
+# RBX_TEST_NETNS_FAILS fails with EACCES, as opening a live container's network namespace
+# would if the kernel refused it (it does not for the namespace's owner, so it cannot be
+# made to happen for real here); everything else runs unchanged
+NETNS_FAILS = """
+import errno, os, runpy, sys
+_real_open, _doomed = os.open, os.environ["RBX_TEST_NETNS_FAILS"]
+def _open(path, *args, **kw):
+    if path == _doomed:
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+    return _real_open(path, *args, **kw)
+os.open = _open
+runpy.run_module("rootless_box", run_name="__main__", alter_sys=True)
+"""
+
+
+class NetnsFails(Cli):
+    def argv(self, *args):
+        return [sys.executable, "-c", NETNS_FAILS] + [str(a) for a in args]
+
+
+def _holder_files(cli):
+    """The holder's pid and its DNS table's text."""
+    import glob
+    pid = holder_pid(cli)
+    st = os.stat(cli.root)
+    [table] = glob.glob(os.path.join(os.environ["XDG_RUNTIME_DIR"], "rootless-box",
+                                     "net-%x-%x-*" % (st.st_dev, st.st_ino), "dns.json"))
+    with open(table) as f:
+        return pid, f.read()
+
+
+def test_connect_refused_when_a_live_containers_namespace_cannot_be_opened(user, tmp_path):
+    """`network connect` of a running container whose network namespace cannot be opened
+    (the process still the container's): one error line and exit 1 (the API: Docker's JSON
+    error, 500), and nothing changed: not on the network in either inspect, the holder,
+    its links and its DNS table as they were; a later connect works."""
+    from test_api import Service, request
+    user.ok("network", "create", "one")
+    user.ok("network", "create", "two")
+    serve(user, "two", "peer")
+    user.ok("run", "-d", "--name", "ctr", "--network", "one", "base", "sleep", "300")
+    info = json.loads(user.ok("inspect", "ctr").out)[0]
+    path = "/proc/%d/ns/net" % info["State"]["Pid"]
+    faulty = NetnsFails(user.data_home, env={"RBX_USERNS": user.env["RBX_USERNS"],
+                                             "RBX_TEST_NETNS_FAILS": path})
+    before, links = _holder_files(user), _holder_links(user)
+
+    def unchanged():
+        nets = json.loads(user.ok("inspect", "ctr").out)[0]["NetworkSettings"]["Networks"]
+        assert set(nets) == {"one"}
+        members = json.loads(user.ok("network", "inspect", "two").out)[0]["Containers"]
+        assert [m["Name"] for m in members.values()] == ["peer"]
+        assert _holder_files(user) == before and _holder_links(user) == links  # no veth
+
+    proc = faulty("network", "connect", "two", "ctr")
+    assert_one_error(proc, 1)
+    assert "network namespace" in proc.err and "Permission denied" in proc.err, proc.err
+    unchanged()
+    # the Engine API's front end: Docker's JSON error, nothing changed either
+    service = Service(faulty, str(tmp_path / "api.sock"))
+    try:
+        assert "listening on" in service.banner, service.banner
+        status, _headers, body = request(service.path, "POST", "/v1.44/networks/two/connect",
+                                         {"Container": "ctr"})
+        assert status == 500 and "network namespace" in json.loads(body)["message"], body
+    finally:
+        service.stop()
+    unchanged()
+    user.ok("network", "connect", "two", "ctr")
+    assert "hello-from-peer" in user.ok("exec", "ctr", "sh", "-c", FETCH % "peer").out
 
 
 def _holder_links(cli):

@@ -2,7 +2,8 @@
 
 What a build relies on: a kept context is found by its digest and only then; at most KEEP
 stay, the least recently used going first, but never one a build holds; a second build that
-kept the same digest first leaves the first one's; prune removes all that no build holds.
+kept the same digest first leaves the first one's; prune removes all that no build holds and
+says how many bytes each freed; usage lists them, telling the ones in use.
 """
 
 import os
@@ -47,9 +48,18 @@ def test_kept_found_by_digest_and_bounded(tmp_path):
     names = _names(store)
     assert "a" * 64 in names and len(names) == contextcache.KEEP + 1
     assert "%064d" % (contextcache.KEEP + 1) in names and "%064d" % 0 not in names
-    # prune: every context but the held one; then that one too once released
-    assert "a" * 64 not in contextcache.prune(store)
+    # usage: each one, the held one in use
+    listed = {u["name"]: u for u in contextcache.usage(store)}
+    assert sorted(listed) == names
+    assert [n for n, u in listed.items() if u["in_use"]] == ["a" * 64]
+    assert listed["a" * 64]["last_used"] == 1 and listed["a" * 64]["created"] > 1
+    # prune: every context but the held one, with the bytes it freed; then that one too
+    # once released
+    pruned = dict(contextcache.prune(store))
+    assert "a" * 64 not in pruned and len(pruned) == contextcache.KEEP
+    assert pruned["%064d" % (contextcache.KEEP + 1)] == len(str(contextcache.KEEP + 1))
     assert _names(store) == ["a" * 64]
     busy.release()
-    assert contextcache.prune(store) == ["a" * 64] and _names(store) == []
+    assert contextcache.prune(store) == [("a" * 64, 3)] and _names(store) == []
+    assert contextcache.usage(store) == []
     assert not [n for n in os.listdir(store.tmp) if "old-context" in n]

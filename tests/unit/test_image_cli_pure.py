@@ -236,24 +236,29 @@ def test_summary_rows():
     usage = {"images": [{"containers": 1}, {"containers": 0}], "images_total": 3000,
              "images_reclaimable": 1000,
              "containers": [{"running": True, "size": 10}, {"running": False, "size": 30}],
-             "volumes": [{"links": 0, "size": 5}]}
+             "volumes": [{"links": 0, "size": 5}],
+             "build_cache": [{"in_use": True, "size": 2000}, {"in_use": False, "size": 500}]}
     rows = systemdf.summary_rows(usage)
     assert [r["Type"] for r in rows] == ["Images", "Containers", "Local Volumes", "Build Cache"]
     assert rows[0] == {"Type": "Images", "TotalCount": "2", "Active": "1", "Size": "3kB",
                        "Reclaimable": "1kB (33%)"}
     assert rows[1]["Active"] == "1" and rows[1]["Reclaimable"] == "30B (75%)"
     assert rows[2]["Reclaimable"] == "5B (100%)"
-    assert rows[3]["Size"] == "0B"
+    # Docker's Build Cache row: in use is active and not reclaimable; no percentage
+    assert rows[3] == {"Type": "Build Cache", "TotalCount": "2", "Active": "1",
+                       "Size": "2.5kB", "Reclaimable": "500B"}
+    assert systemdf.summary_rows(dict(usage, build_cache=[]))[3]["Size"] == "0B"
 
 
 def test_system_prune_warning_is_dockers():
     assert systemprune.warning(False, False) == (
         "WARNING! This will remove:\n  - all stopped containers\n"
         "  - all networks not used by at least one container\n  - all dangling images\n"
-        "\nAre you sure you want to continue?")
+        "  - unused build cache\n\nAre you sure you want to continue?")
     text = systemprune.warning(True, True)
     assert "  - all anonymous volumes not used by at least one container\n" in text
     assert "  - all images without at least one container associated to them\n" in text
+    assert text.endswith("  - all build cache\n\nAre you sure you want to continue?")
 
 
 # -- durations and until= -----------------------------------------------------------------------

@@ -140,7 +140,7 @@ def main(argv=None):
     if os.geteuid() == 0:
         log("refusing to run as root: this measures rootless operation")
         return 2
-    from rootless_box.ops.storage import unpack_layers
+    from rootless_box.ops.storage import spread_subdirs, unpack_layers
     from rootless_box.store import Store, remove_tree
     from rootless_box.userns import idmap as idmaps
     idmap = idmaps.plan()
@@ -160,7 +160,9 @@ def main(argv=None):
             _oci_layout(layers, os.path.join(tmp, "oci"))
         times = {"ours": [], "tar": [], "umoci": []}
         for run in range(args.runs):
-            store = Store(os.path.join(tmp, "store%d" % run), idmap.key).ensure()
+            store = Store(os.path.join(tmp, "store%d" % run), idmap.key)
+            store.on_tmp_made = spread_subdirs  # as ops/storage.open_store does
+            store.ensure()
 
             def ours():
                 # what load and pull do: the image's layers unpacked in parallel

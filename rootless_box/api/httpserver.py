@@ -356,14 +356,11 @@ def _headers_taken(conn, limit=5.0):
     reader and the stream from the raw socket beneath, so bytes that arrive with the
     headers are lost to it (an exited container's log replayed at once came back empty).
     The condition is the socket's unread count at 0, waited for at most `limit` s."""
-    import fcntl
-    import struct
-    import termios
+    from ..userns.net import unsent
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         try:
-            unread = struct.unpack("i", fcntl.ioctl(conn.fileno(), termios.TIOCOUTQ,
-                                                    b"\0\0\0\0"))[0]
+            unread = unsent(conn.fileno())
         except OSError:
             return
         if unread == 0:

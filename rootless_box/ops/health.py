@@ -114,29 +114,9 @@ def spawn(store, cid, subreaper=False):
     caller's open, re-parented at once): `rootless-box __health STORE ID`. subreaper: the
     caller is one (a monitor): it stops being one while the checker is orphaned, which then
     goes to init instead of becoming the watcher's unreaped child."""
-    for stream in (sys.stdout, sys.stderr):
-        stream.flush()
-    from ..userns.launcher import adopt_orphans
-    if subreaper:
-        adopt_orphans(False)
-    first = -1
-    try:
-        first = os.fork()
-        if first:
-            os.waitpid(first, 0)  # the checker is orphaned when this one exits
-            return
-    finally:
-        if subreaper and first != 0:
-            adopt_orphans(True)
-    try:
-        os.setsid()
-        if os.fork():
-            os._exit(0)
-        from ..userns.launcher import keep_only
-        keep_only(())
-        os.execv(sys.executable, _argv([store.root, cid]))
-    finally:
-        os._exit(125)
+    from ..userns import detach
+    argv = _argv([store.root, cid])
+    detach.spawn(lambda: os.execv(sys.executable, argv), keep=(), subreaper=subreaper)
 
 
 def _argv(args):

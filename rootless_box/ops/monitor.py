@@ -15,7 +15,7 @@ import os
 import sys
 
 from .. import errors, fastjson
-from ..userns import launcher
+from ..userns import detach, launcher
 from . import containers
 
 
@@ -44,29 +44,17 @@ def launch(store, idmap, record, spec, published=None):
             if published is not None:
                 published.close()  # the keeper has them
             return _answer(data)
-    report_r, report_w = os.pipe()
-    for stream in (sys.stdout, sys.stderr):
-        stream.flush()  # or the forked monitor would write the CLI's buffered output again
-    pid = os.fork()
-    if pid == 0:
-        try:
-            os.close(report_r)
-            os.setsid()
-            if warm:  # none answered: the next `run -d` finds one
-                zygote.spawn()
-            if os.fork():
-                os._exit(0)
-            _serve(store, idmap, record["Id"], spec, report_w, published)
-        except BaseException as exc:  # nothing may escape into the CLI's code paths
-            _send(report_w, exc)
-        os._exit(125)
-    os.close(report_w)
+    # no keep: _serve closes the CLI's fds itself (report_w and published's stay open)
+    report_r = detach.spawn(
+        lambda report_w: _serve(store, idmap, record["Id"], spec, report_w, published),
+        report=True, on_error=_send)
     if published is not None:
         # the monitor has them: a server in the container handed one (userns/portbypass)
         # must share it with nobody else
         published.close()
-    os.waitpid(pid, 0)
     try:
+        if warm:  # none answered: the next `run -d` finds one (started while this one starts)
+            zygote.spawn()
         data = _read_report(report_r)
     finally:
         os.close(report_r)

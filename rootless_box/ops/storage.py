@@ -3,7 +3,8 @@ and removing trees whose files belong to subordinate ids.
 
 Owns: the driver probe (kernel overlayfs with `userxattr` inside a user namespace, else
 fuse-overlayfs when installed and /dev/fuse is usable, else a copy), cached per kernel release
-under the store; layer landing (unpack into a temporary, rename to layers/<diff ID>).
+under the store; layer landing (unpack into a temporary, rename to layers/<diff ID>); the
+store's tmp/ spread over the disk (chattr +T) when made; its trash emptied, apart or here.
 Must not: print, or know about the CLI.
 """
 
@@ -23,10 +24,26 @@ def open_store(idmap=None):
     """The user's store; trees it cannot remove as the user (files owned by subordinate ids)
     are removed from inside a user namespace, as root there: the only place the user may."""
     idmap = idmap or idmaps.plan()
-    store = Store(config.data_root(), idmap.key).ensure()
+    store = Store(config.data_root(), idmap.key)
+    store.on_tmp_made = spread_subdirs
+    store.ensure()
     store.remove_tree_fallback = lambda path: run_in_userns(_rmtree_inside, idmap, path)
     store.clean_if_stale()
     return store
+
+
+def spread_subdirs(tmp):
+    """Mark the store's tmp/ as the top of directory hierarchies (chattr +T) where the file
+    system takes the hint (ext4; elsewhere nothing happens): each directory made in it (a
+    build step's, a layer being unpacked) goes to a block group of its own choosing by
+    ext4's Orlov allocator, instead of the parent's group, where everything else goes.
+    Why: on ext4 without a journal (this project's bench machines) creating a file passes
+    over every inode freed in its group in the last minutes (ext4's recently_deleted
+    check), which was most of a cold build's CPU time; spread, a step's files often land
+    in a group nobody just emptied, and never all in the one where every temporary of the
+    store was made and deleted (docs/ARCHITECTURE.md, "Where a build's time goes")."""
+    from ..userns.fsflags import set_topdir
+    set_topdir(tmp)
 
 
 def empty_trash(store, detach=False):
@@ -41,21 +58,11 @@ def empty_trash(store, detach=False):
         return
     threading = sys.modules.get("threading")
     if detach and (threading is None or threading.active_count() == 1):
-        for stream in (sys.stdout, sys.stderr):
-            stream.flush()  # or the child would write this command's buffered output again
-        ready_r, ready_w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            try:
-                os.close(ready_r)
-                os.setsid()
-                if os.fork():
-                    os._exit(0)
-                _delete_detached(store, names, ready_w)
-            finally:
-                os._exit(0)
-        os.close(ready_w)
-        os.waitpid(pid, 0)
+        from ..userns.detach import spawn
+        # nothing of the command's kept (its output pipes, which a caller reads to their
+        # end; its lock), and after the user's next command, not before it
+        ready_r = spawn(lambda ready_w: _delete_detached(store, names, ready_w),
+                        report=True, keep=(), nice=10)
         try:
             os.read(ready_r, 1)  # EOF once the trees are the deleter's
         finally:
@@ -66,14 +73,7 @@ def empty_trash(store, detach=False):
 
 
 def _delete_detached(store, names, ready_w):
-    """In the detached deleter: nothing of the command's (its output pipes, which a caller
-    reads to their end; its lock), the trees renamed after this process, then deleted."""
-    null = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(null, fd)
-    os.closerange(3, ready_w)
-    os.closerange(ready_w + 1, 65536)
-    os.nice(10)  # after the user's next command, not before it
+    """In the detached deleter: the trees renamed after this process, then deleted."""
     mine = []
     for name in names:
         claimed = os.path.join(store.trash, "%d-%s" % (os.getpid(), name.partition("-")[2]))

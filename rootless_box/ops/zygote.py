@@ -129,25 +129,22 @@ def _send_with_fds(sock, data, fds):
 
 
 def spawn():
-    """Start a zygote apart: called in a process about to exit (monitor.launch's first child,
-    in a session of its own), so the zygote is orphaned at once and nobody's child. It gets
+    """Start a zygote apart (userns/detach: nobody's child, a session of its own). It gets
     none of the caller's fds nor its environment (a resident process must not carry a
-    caller's secrets, and tests find a caller's processes by its variables)."""
+    caller's secrets, and tests find a caller's processes by its variables). Best effort:
+    without one, the next `run -d` takes the monitor's own way again."""
     from ..errors import BoxError
+    from ..userns import detach
     try:
         path = socket_path()
     except BoxError:
         return
-    if os.fork():
-        return
+    env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "TMPDIR") if k in os.environ}
+    argv = zygote_argv(path)
     try:
-        from ..userns.launcher import keep_only
-        keep_only(())
-        env = {k: os.environ[k] for k in ("PATH", "HOME", "LANG", "TMPDIR")
-               if k in os.environ}
-        os.execve(sys.executable, zygote_argv(path), env)
-    finally:
-        os._exit(127)
+        detach.spawn(lambda: os.execve(sys.executable, argv, env), keep=())
+    except OSError:
+        pass  # no fork now
 
 
 def zygote_argv(path):

@@ -19,7 +19,6 @@ import errno
 import fcntl
 import os
 import stat
-import sys
 
 from .. import fastjson
 from ..errors import StoreError
@@ -42,6 +41,8 @@ class Store:
         self._lock_depth = 0
         # Set by ops: removes what remove_tree cannot (files owned by subordinate ids).
         self.remove_tree_fallback = None
+        # Set by ops: called with tmp/ when ensure() makes it (see ops/storage.open_store).
+        self.on_tmp_made = None
 
     # -- layout -------------------------------------------------------------------------
     def ensure(self):
@@ -54,7 +55,8 @@ class Store:
             except FileExistsError:
                 pass
             else:
-                spread_subdirs(self.tmp)
+                if self.on_tmp_made is not None:
+                    self.on_tmp_made(self.tmp)
         except OSError as exc:
             raise StoreError("cannot create the store: %s: %s" % (self.root, exc.strerror),
                              "check that the directory is writable, or set XDG_DATA_HOME")
@@ -254,36 +256,6 @@ def _unlink_quietly(path):
         os.unlink(path)
     except FileNotFoundError:
         pass
-
-
-# linux/fs.h: FS_IOC_GETFLAGS, FS_IOC_SETFLAGS (_IOR/_IOW 'f' 1 and 2, long), FS_TOPDIR_FL
-_GETFLAGS, _SETFLAGS, _TOPDIR_FL = 0x80086601, 0x40086602, 0x00020000
-
-
-def spread_subdirs(path):
-    """Mark directory path as the top of directory hierarchies (chattr +T) where the file
-    system takes the hint (ext4; elsewhere nothing happens): each directory made in it (a
-    build step's, a layer being unpacked) goes to a block group of its own choosing by
-    ext4's Orlov allocator, instead of the parent's group, where everything else goes.
-    Why: on ext4 without a journal (this project's bench machines) creating a file passes
-    over every inode freed in its group in the last minutes (ext4's recently_deleted
-    check), which was most of a cold build's CPU time; spread, a step's files often land
-    in a group nobody just emptied, and never all in the one where every temporary of the
-    store was made and deleted (docs/ARCHITECTURE.md, "Where a build's time goes")."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError:
-        return
-    try:
-        buf = bytearray(8)
-        fcntl.ioctl(fd, _GETFLAGS, buf, True)
-        flags = int.from_bytes(buf[:4], sys.byteorder)
-        if not flags & _TOPDIR_FL:
-            fcntl.ioctl(fd, _SETFLAGS, (flags | _TOPDIR_FL).to_bytes(4, sys.byteorder) + bytes(4))
-    except OSError:
-        pass  # not ext4, or not allowed: only a hint
-    finally:
-        os.close(fd)
 
 
 def _stale(tmp_name):

@@ -16,6 +16,7 @@ import os
 import _signal as signal
 
 from . import launcher, libc
+from .detach import keep_only
 
 # (name in /proc/PID/ns, setns type); the user namespace first, see above. The mount
 # namespace comes last but one: joining it resets root and cwd, which fchdir+chroot redo.
@@ -216,7 +217,7 @@ def _joiner(target, spec, detach, pid_w, err_w, sock):
         if os.fork() != 0:
             os._exit(0)
         # it stays for the command's life
-        launcher.keep_only({pid_w, err_w, target.root_fd} |
+        keep_only({pid_w, err_w, target.root_fd} |
                            {fd for _kind, fd in target.ns_fds} |
                            ({sock.fileno()} if sock is not None else set()))
     enter(target)

@@ -4,8 +4,7 @@ Owns: the parent / child / init sequence of DESIGN.md (fork before any thread, u
 written by the parent, setresuid(0), fork into the new pid namespace, mount plan, pivot_root,
 credentials, exec), the sync pipes between them, and carrying a failure before exec back to the
 parent as {class, message, hint, exit_code} (EOF on the close-on-exec pipe means exec happened),
-the prestart hold before the command runs, and `keep_only` for the helpers that outlive
-their caller.
+and the prestart hold before the command runs.
 Must not: know about images or the store; the caller passes a complete run spec.
 """
 
@@ -236,22 +235,6 @@ def _clone_shm(pid):
                                 "it needs Linux 5.2 or later (open_tree)")
     os.set_inheritable(tree, False)
     return tree
-
-
-def keep_only(keep):
-    """In a process that outlives its caller (the port forwarder, a detached exec's joiner):
-    stdio on /dev/null and every other fd but `keep` closed, so nothing of the caller's stays
-    open with it (a shell reading the caller's stdout to its end, the store's lock file)."""
-    null = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(null, fd)
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd > 2 and fd not in keep:
-            try:
-                os.close(fd)
-            except OSError:
-                pass  # the fd of the listing itself, gone by now
 
 
 def _flush_stdio():

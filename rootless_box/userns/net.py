@@ -1,8 +1,8 @@
 """Network namespace basics: bringing the loopback interface up (netdevice(7), SIOCSIFFLAGS),
-and how full a TCP server's accept queue is (sock_diag(7)).
+how full a TCP server's accept queue is (sock_diag(7)), and what a socket has not sent yet.
 
-Owns: the ioctls on a fresh network namespace, the sock_diag query. Must not: create
-namespaces (the launcher does).
+Owns: the ioctls on a fresh network namespace, the sock_diag query, TIOCOUTQ (tcp(7)).
+Must not: create namespaces (the launcher does).
 """
 
 import fcntl
@@ -29,6 +29,13 @@ _NLM_F_REQUEST, _NLM_F_DUMP = 0x1, 0x300
 _NLMSG_ERROR, _NLMSG_DONE = 2, 3
 _TCPF_LISTEN = 1 << 10
 _DIAG_MSG = struct.Struct("=BBBBHH16s16sI8sIIIII")  # inet_diag_msg, 72 bytes
+
+
+def unsent(fd):
+    """The bytes socket fd's send queue still holds (TIOCOUTQ, tcp(7), unix(7)): 0 once the
+    peer has taken all that was written. OSError where the socket takes no such question."""
+    import termios
+    return struct.unpack("i", fcntl.ioctl(fd, termios.TIOCOUTQ, b"\0\0\0\0"))[0]
 
 
 def diag_socket():

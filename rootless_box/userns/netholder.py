@@ -196,7 +196,7 @@ def _default_route():
 
 def _holder(idmap, table_path, watch, ready_w, c2p_w, p2c_r, userns_fd=None, uplink=None):
     try:
-        from .launcher import keep_only
+        from .detach import keep_only
         keep_only((ready_w, c2p_w, p2c_r, userns_fd))
         os.chdir("/")  # pin no directory of the caller's (a mount, a test's tmp dir)
         for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGPIPE):

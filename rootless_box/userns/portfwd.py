@@ -29,7 +29,8 @@ import select
 import socket
 import _signal as signal
 
-from . import libc
+from . import detach, libc
+from .detach import keep_only
 
 _CHUNK = 1 << 20
 _PIPE_SIZE = 1 << 20
@@ -55,25 +56,16 @@ def spawn(pid, listeners, outbound=None, bind_listener=None):
               for name in ("user", "net")]
     except OSError as exc:
         raise SetupError("cannot reach the container's network namespace: %s" % exc) from None
-    report_r, report_w = os.pipe2(os.O_CLOEXEC)
-    first = os.fork()
-    if first == 0:
-        try:
-            os.close(report_r)
-            os.setsid()
-            if os.fork():
-                os._exit(0)
-            _forwarder(pidfd, ns, listeners, report_w, (outbound, pid), bind_listener)
-        except BaseException as exc:
-            try:
-                os.write(report_w, ("E%s" % exc).encode(errors="replace"))
-            except OSError:
-                pass
-        os._exit(0)
-    os.close(report_w)
-    for fd in ns + [pidfd]:
-        os.close(fd)
-    os.waitpid(first, 0)
+    keep = {pidfd, *ns, *(fd for fd, _p, _c in listeners)} | \
+        ({bind_listener} if bind_listener is not None else set())
+    try:
+        report_r = detach.spawn(
+            lambda report_w: _forwarder(pidfd, ns, listeners, report_w, (outbound, pid),
+                                        bind_listener),
+            report=True, on_error=_report_error, keep=keep)
+    finally:
+        for fd in ns + [pidfd]:
+            os.close(fd)
     try:
         word = os.read(report_r, 4096)
     finally:
@@ -83,11 +75,16 @@ def spawn(pid, listeners, outbound=None, bind_listener=None):
             word[1:].decode(errors="replace") or "it died"))
 
 
+def _report_error(report_w, exc):
+    try:
+        os.write(report_w, ("E%s" % exc).encode(errors="replace"))
+    except OSError:
+        pass
+
+
 def _forwarder(pidfd, ns, listeners, report_w, outbound, bind_listener):
-    from .launcher import keep_only
+    """In the detached forwarder (userns/detach: only the fds it serves left open)."""
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    keep_only({pidfd, report_w, *ns, *(fd for fd, _p, _c in listeners)} |
-              ({bind_listener} if bind_listener is not None else set()))
     if outbound[0]:
         # from the host, before entering the container: the helper's own sockets must be
         # the host's. Its exit-fd stays open in this process until it ends.
@@ -109,7 +106,6 @@ def _forwarder(pidfd, ns, listeners, report_w, outbound, bind_listener):
 def _start_maker():
     """The bypass's maker (portbypass.maker) as a child on the host; -> our end of its
     socket. It ends with this process (its socket's end, and a parent-death signal)."""
-    from .launcher import keep_only
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     child = os.fork()
     if child == 0:

@@ -1,4 +1,4 @@
-"""The module layout of DESIGN.md holds: dependencies point downward only, syscalls (ctypes)
+"""The module layout of DESIGN.md holds: dependencies point downward only, syscalls (ctypes, ioctl)
 live in userns/ alone, and the `run` path imports nothing heavy."""
 
 import ast
@@ -70,6 +70,24 @@ def test_the_api_front_end_does_not_reach_into_commands():
 def test_ctypes_only_in_userns():
     users = [rel for rel, path in modules() if "ext:ctypes" in set(imported(path, rel))]
     assert users and all(rel.startswith("userns") for rel in users)
+
+
+def _calls_ioctl(tree):
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr == "ioctl" and \
+                isinstance(node.value, ast.Name) and node.value.id == "fcntl":
+            return True
+        if isinstance(node, ast.ImportFrom) and node.module == "fcntl" and \
+                any(a.name == "ioctl" for a in node.names):
+            return True
+    return False
+
+
+def test_ioctls_only_in_userns():
+    """ioctl(2) is a syscall as much as what ctypes calls: userns/ alone issues it
+    (as fcntl.ioctl or `from fcntl import ioctl`)."""
+    users = [rel for rel, path in modules() if _calls_ioctl(ast.parse(open(path).read()))]
+    assert users and all(rel.startswith("userns") for rel in users), users
 
 
 def test_every_module_has_a_docstring():

@@ -138,7 +138,7 @@ def mount_text(m):
 
 
 def endpoint_settings(entry):
-    """One EndpointSettings -> {"aliases", "ip", "mac", "links", "driver_opts"} (the
+    """One EndpointSettings -> {"aliases", "ip", "ip6", "mac", "links", "driver_opts"} (the
     keywords of ops/networks.endpoint)."""
     if not isinstance(entry, dict):
         raise _type_error("EndpointSettings", "object")
@@ -146,10 +146,11 @@ def endpoint_settings(entry):
     if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
         raise _type_error("Aliases", "[]string")
     ipam = entry.get("IPAMConfig") or {}
-    for field, flag in (("IPv6Address", "--ip6"), ("LinkLocalIPs", "--link-local-ip")):
-        if ipam.get(field):  # the CLI's refusal, never dropped
-            raise errors.UsageError("%s is not supported: %s" % (flag, runflags.REFUSED[flag]))
+    if ipam.get("LinkLocalIPs"):  # the CLI's refusal, never dropped
+        raise errors.UsageError("--link-local-ip is not supported: %s"
+                                % runflags.REFUSED["--link-local-ip"])
     return {"aliases": aliases, "ip": ipam.get("IPv4Address") or None,
+            "ip6": ipam.get("IPv6Address") or None,
             "mac": entry.get("MacAddress") or None, "links": entry.get("Links") or [],
             "driver_opts": entry.get("DriverOpts") or None}
 
@@ -213,7 +214,8 @@ def run_keywords(body, host):
           "expose": list(exposed), "mounts": [mount_text(m) for m in
                                               _list(host, "Mounts", dict)],
           "network": network, "network_aliases": first["aliases"], "ip": first["ip"],
-          "networks": more, "endpoint": {k: first[k] for k in ("mac", "links", "driver_opts")},
+          "networks": more,
+          "endpoint": {k: first[k] for k in ("mac", "links", "driver_opts", "ip6")},
           "memory_swappiness": None if host.get("MemorySwappiness") in (None, -1)
           else str(host["MemorySwappiness"]),
           "oom_kill_disable": bool(host.get("OomKillDisable"))}

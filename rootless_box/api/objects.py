@@ -81,26 +81,34 @@ def network_create(h):
     name = body.get("Name")
     if not isinstance(name, str) or not name:
         raise HTTPError(400, "network name cannot be empty")
-    if body.get("EnableIPv6"):
-        raise HTTPError(400, "IPv6 is not supported: user-defined networks are IPv4 only")
     ipam = body.get("IPAM") or {}
     configs = ipam.get("Config") or []
-    if not isinstance(configs, list) or len(configs) > 1:
-        raise HTTPError(400, "rootless-box networks have one IPv4 subnet: give one IPAM "
-                        "Config")
-    conf = configs[0] if configs else {}
+    # one config per family (IPv4 first unless its Subnet says IPv6), as dockerd sorts them
+    by_family = {}
+    for conf in configs if isinstance(configs, list) else [None]:
+        family = 6 if networks.is_v6((conf or {}).get("Subnet")) else 4
+        if not isinstance(conf, dict) or family in by_family:
+            raise HTTPError(400, "rootless-box networks have one IPv4 and one IPv6 subnet: "
+                            "give one IPAM Config per family")
+        by_family[family] = conf
+    conf, conf6 = by_family.get(4, {}), by_family.get(6, {})
+    ipv6 = bool(body.get("EnableIPv6"))
     _maps(body, "Options", "Labels")
     try:
         meta = networks.create(open_store(), name, body.get("Driver") or "bridge",
                                bool(body.get("Internal")), conf.get("Subnet") or None,
                                conf.get("Gateway") or None, conf.get("IPRange") or None,
                                body.get("Labels") or {}, body.get("Options") or {},
-                               conf.get("AuxiliaryAddresses") or None, ipam.get("Options"))
+                               dict(conf.get("AuxiliaryAddresses") or {},
+                                    **(conf6.get("AuxiliaryAddresses") or {})) or None,
+                               ipam.get("Options"), ipv6, conf6.get("Subnet") or None,
+                               conf6.get("Gateway") or None, conf6.get("IPRange") or None)
     except errors.Conflict as exc:
         if "already exists" in exc.message:
             raise HTTPError(409, exc.message) from None
         raise HTTPError(403 if "predefined" in exc.message else 409, exc.message) from None
-    h.reply(201, {"Id": meta["Id"], "Warning": ""})
+    h.reply(201, {"Id": meta["Id"], "Warning": networks.ipv6_ignored(
+        conf6.get("Subnet"), ipv6) or ""})
 
 
 def network_delete(h, name):
@@ -157,7 +165,7 @@ def network_connect_job(args, _fds, _progress):
     _idmap, store = _store()
     networks.connect(store, args["network"], args["container"], args.get("aliases") or (),
                      args.get("ip"), args.get("mac"), args.get("links") or (),
-                     args.get("driver_opts"))
+                     args.get("driver_opts"), args.get("ip6"))
     return True
 
 

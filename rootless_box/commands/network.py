@@ -31,9 +31,12 @@ def command(verb, summary):
         return Command(verb, "network create [OPTIONS] NETWORK", summary, (
             Opt("-d,--driver", VALUE, "Driver to manage the Network", default="bridge"),
             Opt("--internal", FLAG, "Restrict external access to the network"),
-            Opt("--subnet", LIST, "Subnet in CIDR format that represents a network segment",
+            Opt("--ipv6", FLAG, "Enable IPv6 address assignment (a ULA /64 unless an IPv6 "
+                "--subnet is given)"),
+            Opt("--subnet", LIST, "Subnet in CIDR format that represents a network segment "
+                "(one IPv4, one IPv6)", metavar="strings"),
+            Opt("--gateway", LIST, "IPv4 or IPv6 Gateway for the master subnet",
                 metavar="strings"),
-            Opt("--gateway", LIST, "IPv4 Gateway for the master subnet", metavar="strings"),
             Opt("--ip-range", LIST, "Allocate container ip from a sub-range",
                 metavar="strings", dest="ip_range"),
             Opt("--aux-address", LIST, "Auxiliary IPv4 or IPv6 addresses used by Network "
@@ -70,6 +73,7 @@ def command(verb, summary):
             Opt("--alias", LIST, "Add network-scoped alias for the container",
                 metavar="strings"),
             Opt("--ip", VALUE, "IPv4 address (e.g., \"172.30.100.104\")"),
+            Opt("--ip6", VALUE, "IPv6 address (e.g., \"2001:db8::33\")"),
             Opt("--link", LIST, "Add link to another container (NAME[:ALIAS]: ALIAS resolves "
                                 "to NAME for this container on the network)", metavar="list"),
             Opt("--driver-opt", LIST, "driver options for the network", metavar="strings",
@@ -86,12 +90,6 @@ def main(parsed):
             "connect": _connect, "disconnect": _disconnect}[sub](parsed)
 
 
-def _one(values, flag):
-    if len(values) > 1:
-        raise UsageError("rootless-box networks have one IPv4 subnet: give %s once" % flag)
-    return values[0] if values else None
-
-
 def _pairs(items, flag, what):
     out = {}
     for item in items:
@@ -106,11 +104,17 @@ def _pairs(items, flag, what):
 def _create(parsed):
     from ..ops.labels import to_map
     options = _pairs(parsed.opt, "-o, --opt", "driver options")
+    ipam = net_ops.split_ipam(parsed.subnet, parsed.gateway, parsed.ip_range)
     meta = net_ops.create(open_store(), parsed.args[0], parsed.driver, parsed.internal,
-                          _one(parsed.subnet, "--subnet"), _one(parsed.gateway, "--gateway"),
-                          _one(parsed.ip_range, "--ip-range"), to_map(parsed.label), options,
+                          ipam.get("subnet"), ipam.get("gateway"), ipam.get("ip_range"),
+                          to_map(parsed.label), options,
                           _pairs(parsed.aux_address, "--aux-address", "auxiliary addresses"),
-                          _pairs(parsed.ipam_opt, "--ipam-opt", "IPAM driver options"))
+                          _pairs(parsed.ipam_opt, "--ipam-opt", "IPAM driver options"),
+                          parsed.ipv6, ipam.get("subnet6"), ipam.get("gateway6"),
+                          ipam.get("ip_range6"))
+    ignored = net_ops.ipv6_ignored(ipam.get("subnet6"), parsed.ipv6)
+    if ignored:
+        warn(ignored)
     if not meta["Internal"]:
         from ..ops import ports
         usable, detail = ports.outbound()
@@ -123,7 +127,8 @@ def _create(parsed):
 def _row(net, no_trunc):
     labels = net.get("Labels") or {}
     return {"ID": net["Id"] if no_trunc else net["Id"][:12], "Name": net["Name"],
-            "Driver": net["Driver"], "Scope": "local", "IPv6": "false",
+            "Driver": net["Driver"], "Scope": "local",
+            "IPv6": str(bool(net.get("EnableIPv6"))).lower(),
             "Internal": str(bool(net.get("Internal"))).lower(),
             "Labels": ",".join("%s=%s" % (k, labels[k]) for k in sorted(labels)),
             "Label": lambda key, _l=labels: _l.get(key, ""),
@@ -183,7 +188,8 @@ def _prune(parsed):
 def _connect(parsed):
     net_ops.connect(open_store(), parsed.args[0], parsed.args[1], parsed.alias, parsed.ip,
                     None, parsed.link,
-                    _pairs(parsed.driver_opt, "--driver-opt", "driver options") or None)
+                    _pairs(parsed.driver_opt, "--driver-opt", "driver options") or None,
+                    parsed.ip6)
     return 0
 
 

@@ -29,11 +29,12 @@ OPTS = (
     Opt("--read-only", FLAG, "Mount the container's root filesystem as read only"),
     Opt("--network,--net", LIST, "Connect a container to a network (host, private or "
                                  "bridge, none, container:NAME, or a network's name; "
-                                 "repeat for several: name=NET,alias=A,ip=IP)",
+                                 "repeat for several: name=NET,alias=A,ip=IP,ip6=IP6)",
         metavar="network", dest="network"),
     Opt("--network-alias,--net-alias", LIST, "Add network-scoped alias for the container",
         metavar="list", dest="network_alias"),
     Opt("--ip", VALUE, "IPv4 address (e.g., 172.30.100.104)"),
+    Opt("--ip6", VALUE, "IPv6 address (e.g., 2001:db8::33; on a network made with --ipv6)"),
     Opt("--mac-address", VALUE, "Container MAC address (e.g., 92:d0:c6:0a:29:33; on a "
                                 "user-defined network)", dest="mac_address"),
     Opt("--link", LIST, "Add link to another container (NAME[:ALIAS]; on a user-defined "
@@ -87,11 +88,11 @@ def options_from(parsed):
             raise UsageError("invalid --stop-timeout %r" % parsed.stop_timeout) from None
     network = parsed.network[0] if parsed.network else None
     aliases, ip, more = parsed.network_alias, parsed.ip, []
-    endpoint = {"mac": parsed.mac_address, "links": parsed.link}
+    endpoint = {"mac": parsed.mac_address, "links": parsed.link, "ip6": parsed.ip6}
     if len(parsed.network) > 1 or (network and "=" in network):
         from ..ops.networks import parse_flags  # several, or the long syntax
         network, aliases, ip, more, first = parse_flags(parsed.network, aliases, ip,
-                                                        parsed.mac_address)
+                                                        parsed.mac_address, parsed.ip6)
         endpoint.update(first)
     return run_ops.RunOptions(
         parsed.args[0], parsed.args[1:], rm=parsed.rm, name=parsed.name, env=parsed.env,

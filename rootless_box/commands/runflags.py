@@ -60,7 +60,7 @@ OPTS = (
 # the reasons are ops/runflags.REFUSED's, which the Engine API gives too)
 REFUSED = tuple((name, kind, runflags_ops.REFUSED[name]) for name, kind in (
     ("--gpus", VALUE), ("--runtime", VALUE), ("--isolation", VALUE), ("--cgroupns", VALUE),
-    ("--cgroup-parent", VALUE), ("--ip6", VALUE),
+    ("--cgroup-parent", VALUE),
     ("--link-local-ip", LIST), ("--storage-opt", LIST),
     ("--cpu-rt-period", VALUE), ("--cpu-rt-runtime", VALUE),
     ("--blkio-weight-device", LIST), ("--device-read-bps", LIST),

@@ -40,8 +40,31 @@ def _text(value):
     return socket.inet_ntoa(struct.pack(">I", value))
 
 
+def _ip6(text):
+    try:
+        return int.from_bytes(socket.inet_pton(socket.AF_INET6, text), "big") \
+            if isinstance(text, str) and ":" in text else None
+    except (OSError, ValueError):
+        return None
+
+
+def _text6(value):
+    return socket.inet_ntop(socket.AF_INET6, value.to_bytes(16, "big"))
+
+
+def is_v6(text):
+    """The subnet or address is an IPv6 one (Docker tells the family by the text)."""
+    return isinstance(text, str) and ":" in text
+
+
+# per family: its address width, its parser and printer
+_FAMILIES = {4: (32, _ip, _text), 6: (128, _ip6, _text6)}
+
+
 def parse_cidr(text, what="subnet"):
     """'10.1.0.0/16' -> (network int, prefix); Docker's error for anything else."""
+    if is_v6(text):
+        return parse_cidr6(text, what)
     addr, slash, prefix = text.partition("/")
     value = _ip(addr)
     if not slash or value is None or not prefix.isdigit() or not 0 < int(prefix) <= 30:
@@ -52,14 +75,33 @@ def parse_cidr(text, what="subnet"):
     return value & mask, prefix
 
 
-def _inside(value, net, prefix):
-    mask = (0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF
-    return value & mask == net
+def parse_cidr6(text, what="subnet"):
+    """'2001:db8::/64' -> (network int, prefix): room for a gateway and containers."""
+    addr, slash, prefix = text.partition("/")
+    value = _ip6(addr)
+    if not slash or value is None or not prefix.isdigit() or not 0 < int(prefix) <= 126:
+        raise errors.UsageError("invalid %s %s: it must be an IPv6 CIDR such as "
+                                "2001:db8::/64" % (what, text))
+    prefix = int(prefix)
+    return value & ~((1 << (128 - prefix)) - 1), prefix
 
 
-def _overlaps(a, b):
+def _inside(value, net, prefix, bits=32):
+    mask = ((1 << bits) - 1) ^ ((1 << (bits - prefix)) - 1)
+    return value is not None and value & mask == net
+
+
+def _overlaps(a, b, bits=32):
     (na, pa), (nb, pb) = a, b
-    return _inside(na, nb, pb) or _inside(nb, na, pa)
+    return _inside(na, nb, pb, bits) or _inside(nb, na, pa, bits)
+
+
+def ipam_conf(net, family=4):
+    """The network's IPAM config of that family (IPv4 first, then IPv6), or None."""
+    for conf in (net.get("IPAM") or {}).get("Config") or ():
+        if is_v6(conf.get("Subnet")) == (family == 6):
+            return conf
+    return None
 
 
 # -- the model ------------------------------------------------------------------------------
@@ -147,69 +189,142 @@ def _default_subnet(taken):
                           "give one with --subnet")
 
 
+def _default_subnet6(taken):
+    """A /64 of this machine's own ULA /48 (RFC 4193: fd + a 40-bit global ID, here from
+    /etc/machine-id), as Docker 27+ takes its default IPv6 pool from a ULA prefix derived
+    from its host ID: stable across runs, unlikely to clash with another machine's."""
+    import hashlib
+    try:
+        with open("/etc/machine-id", "rb") as f:
+            seed = f.read().strip()
+    except OSError:
+        seed = b""
+    gid = int.from_bytes(hashlib.sha256(b"rootless-box-ula" + seed).digest()[:5], "big")
+    base = ((0xFD << 40) | gid) << 80
+    for n in range(1 << 16):
+        cidr = (base | (n << 64), 64)
+        if not any(_overlaps(cidr, t, 128) for t in taken):
+            return "%s/64" % _text6(cidr[0])
+    raise errors.Conflict("could not find an available, non-overlapping IPv6 address pool "
+                          "among the defaults to assign to the network",
+                          "give one with --subnet")
+
+
+def _ipam_config(family, subnet, gateway, ip_range, aux, taken):
+    """One IPAM config of `family`: the subnet (given, else a default one not in `taken`),
+    the gateway (its first address unless given), the ip-range and auxiliary addresses
+    checked to lie inside it."""
+    bits, parse, text = _FAMILIES[family]
+    cidr_of = parse_cidr if family == 4 else parse_cidr6
+    if subnet:
+        cidr = cidr_of(subnet)
+        if any(_overlaps(cidr, t, bits) for t in taken):
+            raise errors.Conflict("invalid pool request: Pool overlaps with other one on "
+                                  "this address space")
+    else:
+        cidr = cidr_of((_default_subnet if family == 4 else _default_subnet6)(taken))
+    net, prefix = cidr
+    subnet = "%s/%d" % (text(net), prefix)
+    conf = {"Subnet": subnet}
+    if ip_range:
+        rnet, rprefix = cidr_of(ip_range, "ip-range")
+        if rprefix < prefix or not _inside(rnet, net, prefix, bits):
+            raise errors.UsageError("invalid ip-range %s: it is not inside the subnet %s"
+                                    % (ip_range, subnet))
+        conf["IPRange"] = "%s/%d" % (text(rnet), rprefix)
+    if gateway:
+        if not _inside(parse(gateway), net, prefix, bits):
+            raise errors.UsageError("no matching subnet for gateway %s" % gateway)
+        conf["Gateway"] = text(parse(gateway))
+    else:
+        conf["Gateway"] = text(net + 1)
+    if aux:
+        for key, value in aux.items():
+            if not _inside(parse(value), net, prefix, bits):
+                raise errors.UsageError("invalid auxiliary address %s=%s: it is not an "
+                                        "IPv%d address in the subnet %s"
+                                        % (key, value, family, subnet))
+        conf["AuxiliaryAddresses"] = dict(aux)
+    return conf
+
+
 def create(store, name, driver="bridge", internal=False, subnet=None, gateway=None,
-           ip_range=None, labels=None, options=None, aux=None, ipam_options=()):
-    """aux: IPAM's auxiliary addresses ({name: ip} in the subnet, never given to a
-    container); ipam_options: IPAM.Options as given (the Engine API keeps null as null; the
-    CLI's --ipam-opt map is {} when empty, as Docker's CLI sends it)."""
+           ip_range=None, labels=None, options=None, aux=None, ipam_options=(),
+           ipv6=False, subnet6=None, gateway6=None, ip_range6=None):
+    """aux: IPAM's auxiliary addresses ({name: ip} in the subnet of the address's family,
+    never given to a container); ipam_options: IPAM.Options as given (the Engine API keeps
+    null as null; the CLI's --ipam-opt map is {} when empty, as Docker's CLI sends it).
+    ipv6: EnableIPv6, with a second IPAM config (subnet6, else a ULA /64). An IPv6 subnet
+    without ipv6 is dropped, as dockerd does (the caller warns)."""
     validate_name(name)
     if driver not in ("bridge", None, ""):
         raise errors.UsageError('plugin "%s" not found' % driver,
                                 "rootless-box has the bridge driver only")
     if name in PREDEFINED:
         raise errors.Conflict("operation is not permitted on predefined %s network " % name)
-    if (gateway or ip_range) and not subnet:
+    if (gateway or ip_range) and not subnet or (gateway6 or ip_range6) and not subnet6:
         raise errors.UsageError("gateway and ip-range need a subnet: give --subnet")
+    aux = aux or {}
+    aux4 = {k: v for k, v in aux.items() if not is_v6(v)}
+    aux6 = {k: v for k, v in aux.items() if is_v6(v)}
+    if aux6 and not (ipv6 and subnet6):
+        raise errors.UsageError("no matching subnet for aux-address %s"
+                                % next(iter(aux6.values())))
     os.makedirs(_dir(store), 0o700, exist_ok=True)
     with store.lock():
         nets = list_networks(store)
         if any(n["Name"] == name for n in nets):
             raise errors.Conflict("network with name %s already exists" % name)
-        taken = [parse_cidr(c["Subnet"]) for n in nets
-                 for c in (n.get("IPAM") or {}).get("Config") or ()]
-        if subnet:
-            cidr = parse_cidr(subnet)
-            if any(_overlaps(cidr, t) for t in taken):
-                raise errors.Conflict("invalid pool request: Pool overlaps with other one on "
-                                      "this address space")
-        else:
-            subnet = _default_subnet(taken)
-            cidr = parse_cidr(subnet)
-        net, prefix = cidr
-        subnet = "%s/%d" % (_text(net), prefix)
-        conf = {"Subnet": subnet}
-        if ip_range:
-            rnet, rprefix = parse_cidr(ip_range, "ip-range")
-            if rprefix < prefix or not _inside(rnet, net, prefix):
-                raise errors.UsageError("invalid ip-range %s: it is not inside the subnet %s"
-                                        % (ip_range, subnet))
-            conf["IPRange"] = "%s/%d" % (_text(rnet), rprefix)
-        if gateway:
-            value = _ip(gateway)
-            if value is None or not _inside(value, net, prefix):
-                raise errors.UsageError("no matching subnet for gateway %s" % gateway)
-            conf["Gateway"] = gateway
-        else:
-            conf["Gateway"] = _text(net + 1)
-        if aux:
-            for key, value in aux.items():
-                address = _ip(value) if isinstance(value, str) else None
-                if address is None or not _inside(address, net, prefix):
-                    raise errors.UsageError("invalid auxiliary address %s=%s: it is not an "
-                                            "IPv4 address in the subnet %s"
-                                            % (key, value, subnet))
-            conf["AuxiliaryAddresses"] = dict(aux)
+        configs = [c for n in nets for c in (n.get("IPAM") or {}).get("Config") or ()]
+        conf = _ipam_config(4, subnet, gateway, ip_range, aux4,
+                            [parse_cidr(c["Subnet"]) for c in configs
+                             if not is_v6(c["Subnet"])])
+        confs = [conf]
+        if ipv6:
+            confs.append(_ipam_config(6, subnet6, gateway6, ip_range6, aux6,
+                                      [parse_cidr6(c["Subnet"]) for c in configs
+                                       if is_v6(c["Subnet"])]))
         meta = {"Name": name, "Id": os.urandom(32).hex(),
                 "Created": time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime()),
-                "Scope": "local", "Driver": "bridge", "EnableIPv6": False,
+                "Scope": "local", "Driver": "bridge", "EnableIPv6": bool(ipv6),
                 "IPAM": {"Driver": "default", "Options": {} if ipam_options == () else
-                         ipam_options, "Config": [conf]},
+                         ipam_options, "Config": confs},
                 "Internal": bool(internal), "Attachable": False, "Ingress": False,
                 "ConfigFrom": {"Network": ""}, "ConfigOnly": False,
                 "Options": dict(options or {}), "Labels": dict(labels or {})}
         atomic_write(_path(store, name), fastjson.dumps(meta))
     _event(store, meta, "create")
     return meta
+
+
+def ipv6_ignored(subnet6, ipv6):
+    """The warning for an IPv6 subnet given without IPv6 enabled: dockerd (27+) creates the
+    network without it and says nothing; saying it spares a user the search."""
+    if subnet6 and not ipv6:
+        return ("IPv6 subnet %s ignored: IPv6 is not enabled on the network (give --ipv6)"
+                % subnet6)
+    return None
+
+
+def split_ipam(subnets, gateways=(), ip_ranges=()):
+    """Docker's repeated --subnet/--gateway/--ip-range -> {"subnet", "gateway", "ip_range",
+    "subnet6", "gateway6", "ip_range6"}: each gateway and range goes with the subnet of its
+    family; one subnet per family here."""
+    out = {}
+    for key, values in (("subnet", subnets), ("gateway", gateways), ("ip_range", ip_ranges)):
+        for value in values:
+            slot = key + ("6" if is_v6(value) else "")
+            if slot in out:
+                raise errors.UsageError(
+                    "rootless-box networks have one IPv4 and one IPv6 subnet: give --%s "
+                    "once per family" % key.replace("_", "-"))
+            out[slot] = value
+    for key in ("gateway", "ip_range"):
+        for family in ("", "6"):
+            if out.get(key + family) and not out.get("subnet" + family) and subnets:
+                raise errors.UsageError("no matching subnet for %s %s" % (
+                    key.replace("_", "-"), out[key + family]))
+    return out
 
 
 def _event(store, net, action, **extra):
@@ -240,7 +355,9 @@ def inspect_json(store, net):
                 "MacAddress": entry.get("MacAddress", ""),
                 "IPv4Address": "%s/%d" % (entry["IPAddress"], entry["IPPrefixLen"])
                 if entry.get("IPAddress") else "",
-                "IPv6Address": ""}
+                "IPv6Address": "%s/%d" % (entry["GlobalIPv6Address"],
+                                          entry["GlobalIPv6PrefixLen"])
+                if entry.get("GlobalIPv6Address") else ""}
     out["Containers"] = members
     return out
 
@@ -402,12 +519,26 @@ def remove_link(store, ctr, alias):
     return record
 
 
-def endpoint(net, aliases=(), ip=None, mac=None, links=(), driver_opts=None):
+def endpoint(net, aliases=(), ip=None, mac=None, links=(), driver_opts=None, ip6=None):
     """A container's entry in NetworkSettings.Networks before it has an address. mac: the
     veth's address instead of one made from the IP; links: `NAME:ALIAS` names that only this
     container resolves on the network (Docker's links on user networks); driver_opts:
-    recorded as given (the bridge driver takes none)."""
-    conf = net["IPAM"]["Config"][0]
+    recorded as given (the bridge driver takes none); ip6: a static IPv6 address (`--ip6`),
+    in the network's IPv6 subnet."""
+    conf = ipam_conf(net)
+    if ip6:
+        value, conf6 = _ip6(ip6), ipam_conf(net, 6)
+        if value is None:
+            raise errors.UsageError("invalid IPv6 address: %s" % ip6)
+        if conf6 is None or not net.get("EnableIPv6") or \
+                not _inside(value, *parse_cidr6(conf6["Subnet"]), 128):
+            raise errors.UsageError(
+                "no configured subnet contains IP address %s" % ip6,
+                "choose an address in %s" % conf6["Subnet"] if conf6 and net.get("EnableIPv6")
+                else "network %s has no IPv6: create it with --ipv6" % net["Name"])
+        if value == _ip6(conf6["Gateway"]):
+            raise errors.Conflict("Address already in use: %s is the network's gateway" % ip6)
+        ip6 = _text6(value)
     if ip is not None:
         value = _ip(ip)
         if value is None:
@@ -417,7 +548,8 @@ def endpoint(net, aliases=(), ip=None, mac=None, links=(), driver_opts=None):
                                     "choose an address in %s" % conf["Subnet"])
         if ip == conf["Gateway"]:
             raise errors.Conflict("Address already in use: %s is the network's gateway" % ip)
-    return {"IPAMConfig": {"IPv4Address": ip} if ip else None,
+    given = {k: v for k, v in (("IPv4Address", ip), ("IPv6Address", ip6)) if v}
+    return {"IPAMConfig": given or None,
             "Links": [parse_link(link) for link in links] or None,
             "Aliases": list(aliases) or None, "MacAddress": parse_mac(mac) if mac else "",
             "DriverOpts": dict(driver_opts) if driver_opts else None, "NetworkID": net["Id"],
@@ -426,17 +558,19 @@ def endpoint(net, aliases=(), ip=None, mac=None, links=(), driver_opts=None):
             "DNSNames": None}
 
 
-def parse_flags(values, aliases=(), ip=None, mac=None):
+def parse_flags(values, aliases=(), ip=None, mac=None, ip6=None):
     """`--network` given once or more, in Docker's CLI 25+ grammar: NAME, or the long form
-    `name=NAME,alias=A,ip=I,mac-address=M,driver-opt=K=V` (alias and driver-opt repeat; keys
-    case-insensitive). --network-alias, --ip and --mac-address apply to the first network,
-    as Docker's, and may not be given for it twice.
-    -> (the first network or None, its aliases, its ip, [{"name", "aliases", "ip", "mac",
-    "driver_opts"} for each further one], {"mac", "driver_opts"} of the first)."""
+    `name=NAME,alias=A,ip=I,ip6=I6,mac-address=M,driver-opt=K=V` (alias and driver-opt
+    repeat; keys case-insensitive). --network-alias, --ip, --ip6 and --mac-address apply to
+    the first network, as Docker's, and may not be given for it twice.
+    -> (the first network or None, its aliases, its ip, [{"name", "aliases", "ip", "ip6",
+    "mac", "driver_opts"} for each further one], {"mac", "ip6", "driver_opts"} of the
+    first)."""
     from .ports import network_mode
     attachments = []
     for value in values:
-        att = {"name": value, "aliases": [], "ip": None, "mac": None, "driver_opts": {}}
+        att = {"name": value, "aliases": [], "ip": None, "ip6": None, "mac": None,
+               "driver_opts": {}}
         if "=" in value:
             att["name"] = ""
             for field in value.split(","):
@@ -459,11 +593,12 @@ def parse_flags(values, aliases=(), ip=None, mac=None):
                         raise errors.UsageError('invalid argument "%s" for "--network" flag: '
                                                 "invalid driver-opt %s" % (value, val))
                     att["driver_opts"][opt_key] = opt_val
-                elif key in ("ip6", "link-local-ip", "gw-priority"):
+                elif key == "ip6":
+                    att["ip6"] = val
+                elif key in ("link-local-ip", "gw-priority"):
                     raise errors.UsageError(
                         "--network %s=...: not supported" % key,
-                        "user-defined networks here are IPv4 bridges: give name=, alias=, "
-                        "ip=, mac-address= and driver-opt=")
+                        "give name=, alias=, ip=, ip6=, mac-address= and driver-opt=")
                 else:
                     raise errors.UsageError('invalid argument "%s" for "--network" flag: '
                                             "invalid field key %s" % (value, key))
@@ -483,7 +618,7 @@ def parse_flags(values, aliases=(), ip=None, mac=None):
         raise errors.UsageError("container cannot be connected to network endpoints: %s"
                                 % ", ".join(names))
     if not attachments:
-        return None, list(aliases), ip, [], {"mac": mac, "driver_opts": None}
+        return None, list(aliases), ip, [], {"mac": mac, "driver_opts": None, "ip6": ip6}
     first = attachments[0]
     if first["aliases"] and aliases:
         raise errors.UsageError("conflicting options: cannot specify both --network-alias "
@@ -491,11 +626,14 @@ def parse_flags(values, aliases=(), ip=None, mac=None):
     if first["ip"] and ip:
         raise errors.UsageError("conflicting options: cannot specify both --ip and "
                                 "per-network IPv4 address")
+    if first["ip6"] and ip6:
+        raise errors.UsageError("conflicting options: cannot specify both --ip6 and "
+                                "per-network IPv6 address")
     if first["mac"] and mac:
         raise errors.UsageError("conflicting options: cannot specify both --mac-address and "
                                 "per-network MAC address")
     return (first["name"], first["aliases"] or list(aliases), first["ip"] or ip,
-            attachments[1:], {"mac": first["mac"] or mac,
+            attachments[1:], {"mac": first["mac"] or mac, "ip6": first["ip6"] or ip6,
                               "driver_opts": first["driver_opts"] or None})
 
 
@@ -507,40 +645,48 @@ def check_ip_given(ip, network_mode):
                                 "networks only")
 
 
-def _allocate(store, net, record):
-    """The container's address on `net`: its static one, else the lowest free one."""
+def _allocate(store, net, record, family=4):
+    """The container's address of `family` on `net`: its static one, else the lowest free
+    one. -> (address, prefix, gateway)."""
     from . import containers
+    bits, parse, text = _FAMILIES[family]
+    static_key, key = ("IPv4Address", "IPAddress") if family == 4 else \
+        ("IPv6Address", "GlobalIPv6Address")
     entry = record["NetworkSettings"]["Networks"][net["Name"]]
-    conf = net["IPAM"]["Config"][0]
+    conf = ipam_conf(net, family)
     subnet, prefix = parse_cidr(conf["Subnet"])
-    gateway = _ip(conf["Gateway"])
-    taken = {gateway} | {_ip(a) for a in (conf.get("AuxiliaryAddresses") or {}).values()}
+    taken = {parse(conf["Gateway"])} | \
+        {parse(a) for a in (conf.get("AuxiliaryAddresses") or {}).values()}
     for other in _attached(store, net, running_only=False):
         if other["Id"] == record["Id"]:
             continue
         theirs = other["NetworkSettings"]["Networks"][net["Name"]]
-        static = (theirs.get("IPAMConfig") or {}).get("IPv4Address")
+        static = (theirs.get("IPAMConfig") or {}).get(static_key)
         if static:
-            taken.add(_ip(static))
+            taken.add(parse(static))
         # one being started holds the address it was given (under this lock) before it
         # is marked running: two starts at once must not get the same one
-        if theirs.get("IPAddress") and (other["State"].get("Running") or
-                                        containers.being_started(other["State"])):
-            taken.add(_ip(theirs["IPAddress"]))
-    static = (entry.get("IPAMConfig") or {}).get("IPv4Address")
+        if theirs.get(key) and (other["State"].get("Running") or
+                                containers.being_started(other["State"])):
+            taken.add(parse(theirs[key]))
+    static = (entry.get("IPAMConfig") or {}).get(static_key)
     if static:
-        if _ip(static) in taken:
+        if parse(static) in taken:
             raise errors.Conflict("Address already in use: %s on network %s" % (
                 static, net["Name"]))
         return static, prefix, conf["Gateway"]
-    first, last = subnet + 1, subnet + (1 << (32 - prefix)) - 2
+    # IPv4's last address is the broadcast one; IPv6 has none
+    first, last = subnet + 1, subnet + (1 << (bits - prefix)) - (2 if family == 4 else 1)
     if conf.get("IPRange"):
         rnet, rprefix = parse_cidr(conf["IPRange"])
-        first, last = max(first, rnet), min(last, rnet + (1 << (32 - rprefix)) - 1)
-    for value in range(first, last + 1):
+        first, last = max(first, rnet), min(last, rnet + (1 << (bits - rprefix)) - 1)
+    value = first
+    while value <= last:
         if value not in taken:
-            return _text(value), prefix, conf["Gateway"]
-    raise errors.Conflict("no available IPv4 addresses on network %s" % net["Name"])
+            return text(value), prefix, conf["Gateway"]
+        value += 1
+    raise errors.Conflict("no available IPv%d addresses on network %s" % (family,
+                                                                           net["Name"]))
 
 
 def link_names(cid, net):
@@ -573,9 +719,13 @@ def assign(store, record, only=None):
         if only is not None and name != only:
             continue
         ip, prefix, gateway = _allocate(store, net, record)
+        ip6, prefix6, gateway6 = _allocate(store, net, record, 6) \
+            if net.get("EnableIPv6") and ipam_conf(net, 6) else ("", 0, "")
         entry = nets[name]
         mac = given_mac(entry) or _mac(ip)
         entry.update({"IPAddress": ip, "IPPrefixLen": prefix, "Gateway": gateway,
+                      "GlobalIPv6Address": ip6, "GlobalIPv6PrefixLen": prefix6,
+                      "IPv6Gateway": gateway6,
                       "NetworkID": net["Id"], "MacAddress": mac,
                       "EndpointID": (record["Id"] + net["Id"])[::2],
                       "DNSNames": [record["Name"], record["Id"][:12]] +
@@ -584,6 +734,7 @@ def assign(store, record, only=None):
                       "veth": link_names(record["Id"], net),
                       "ifname": None if only else "eth%d" % index,
                       "ip": ip, "route": route and (not only or len(nets) == 1),
+                      "ip6": ip6, "prefix6": prefix6, "gateway6": gateway6,
                       "net": name, "mac": mac,
                       # the gateway's MAC, fixed (userns/netholder.plumb says why) and the
                       # same in a new holder, so ARP caches survive a holder's restart too
@@ -717,7 +868,10 @@ def _rewire(store, pid, records):
                           "prefix": entry["IPPrefixLen"], "veth": link_names(record["Id"], net),
                           "ifname": "eth%d" % index, "ip": entry["IPAddress"], "route": route,
                           "net": name, "mac": entry.get("MacAddress"),
-                          "bridge_mac": _mac(entry["Gateway"])})
+                          "bridge_mac": _mac(entry["Gateway"]),
+                          "ip6": entry.get("GlobalIPv6Address"),
+                          "prefix6": entry.get("GlobalIPv6PrefixLen"),
+                          "gateway6": entry.get("IPv6Gateway")})
         try:
             target = os.open("/proc/%d/ns/net" % record["State"]["Pid"],
                              os.O_RDONLY | os.O_CLOEXEC)
@@ -791,6 +945,7 @@ def write_table(store, idmap, extra=None):
                 continue
             names = [record["Name"], record["Id"][:12]] + list(entry.get("Aliases") or ())
             entries.append({"cid": record["Id"], "net": name, "ip": entry["IPAddress"],
+                            "ip6": entry.get("GlobalIPv6Address") or None,
                             "names": [n.lower() for n in names],
                             "link": "v" + record["Id"][:9] + entry["NetworkID"][:4]})
             if record is extra or record["State"].get("Running"):
@@ -811,6 +966,7 @@ def _link_entries(by_name, record, net, entry):
         theirs = ((target or {}).get("NetworkSettings") or {}).get("Networks", {}).get(net)
         if theirs and theirs.get("IPAddress"):
             out.append({"cid": target["Id"], "net": net, "ip": theirs["IPAddress"],
+                        "ip6": theirs.get("GlobalIPv6Address") or None,
                         "names": [alias.lower()], "for": entry["IPAddress"],
                         "link": "v" + target["Id"][:9] + theirs["NetworkID"][:4]})
     return out
@@ -835,7 +991,7 @@ def resolv_conf(store, name, host_text):
     """A container's resolv.conf on network `name`: the holder's DNS at the gateway, the
     tool's search domain before the host's, the host's options."""
     net = find(store, name)
-    lines = ["nameserver " + net["IPAM"]["Config"][0]["Gateway"],
+    lines = ["nameserver " + ipam_conf(net)["Gateway"],
              "search " + " ".join(_search())]
     for line in host_text.splitlines():
         if line.startswith("options"):
@@ -856,7 +1012,8 @@ def _mapping_of(store, record):
         return idmaps.plan((record.get("HostConfig") or {}).get("UsernsMode") or None)
 
 
-def connect(store, net_name, ctr, aliases=(), ip=None, mac=None, links=(), driver_opts=None):
+def connect(store, net_name, ctr, aliases=(), ip=None, mac=None, links=(), driver_opts=None,
+            ip6=None):
     """Attach a container to a user network: a stopped or created one is only recorded (its
     next start wires it); a running one gets a veth now. A created container of another
     network mode (bridge, or the host default) becomes one on the user network. A running
@@ -878,7 +1035,7 @@ def connect(store, net_name, ctr, aliases=(), ip=None, mac=None, links=(), drive
         if net["Name"] in nets:
             raise errors.Conflict("endpoint with name %s already exists in network %s" % (
                 record["Name"], net["Name"]))
-        new_entry = endpoint(net, aliases, ip, mac, links, driver_opts)
+        new_entry = endpoint(net, aliases, ip, mac, links, driver_opts, ip6)
         if not nets and not _started_on_user_network(store, record):
             _convert_created(store, record, running, net)
         record["NetworkSettings"].setdefault("Networks", {})
@@ -973,7 +1130,8 @@ def _wire_running(store, record, net):
         record["NetworkSettings"]["Networks"][net["Name"]] = endpoint(
             net, entry.get("Aliases") or (),
             (entry.get("IPAMConfig") or {}).get("IPv4Address"), given_mac(entry),
-            entry.get("Links") or (), entry.get("DriverOpts"))
+            entry.get("Links") or (), entry.get("DriverOpts"),
+            (entry.get("IPAMConfig") or {}).get("IPv6Address"))
     store.write_container(record)
     write_table(store, idmap)
 

@@ -328,7 +328,7 @@ def prepare(store, idmap, opts, joined=None, shared=None):
     if opts.networks and network != "user":
         raise errors.UsageError("conflicting options: cannot attach both user-defined and "
                                 "non-user-defined network-modes")
-    if opts.ip and network != "user":
+    if (opts.ip or opts.endpoint.get("ip6")) and network != "user":
         raise errors.UsageError("user specified IP address is supported on user defined "
                                 "networks only")
     if opts.network_aliases and network != "user":
@@ -392,7 +392,8 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None, api_mou
         user_net = networks.find(store, opts.network)
         endpoints[user_net["Name"]] = networks.endpoint(
             user_net, opts.network_aliases, opts.ip, opts.endpoint.get("mac"),
-            opts.endpoint.get("links") or (), opts.endpoint.get("driver_opts"))
+            opts.endpoint.get("links") or (), opts.endpoint.get("driver_opts"),
+            opts.endpoint.get("ip6"))
         for extra in opts.networks:
             net = networks.find(store, extra["name"])
             if net["Name"] in endpoints or net.get("Predefined"):
@@ -402,7 +403,7 @@ def _create(store, idmap, opts, network, mounts, extra_env, joined=None, api_mou
                                         "user-defined and non-user-defined network-modes")
             endpoints[net["Name"]] = networks.endpoint(
                 net, extra.get("aliases") or (), extra.get("ip"), extra.get("mac"),
-                extra.get("links") or (), extra.get("driver_opts"))
+                extra.get("links") or (), extra.get("driver_opts"), extra.get("ip6"))
     driver = choose_driver(store, idmap)
     mounts = mounts + mountopts.image_volumes(image_config, mounts)
     own_ns = network in ("private", "user")

@@ -35,8 +35,7 @@ REFUSED = {
     "--cgroupns": "containers share the user's cgroup namespace",
     "--cgroup-parent": "the container's cgroup goes beside its keeper's, in the user's "
                        "delegated subtree",
-    "--ip6": "user-defined networks are IPv4 only so far",
-    "--link-local-ip": "user-defined networks are IPv4 only so far",
+    "--link-local-ip": "user-defined networks have their IPv4 (and IPv6) subnets only",
     "--storage-opt": "storage drivers take no per-container options here",
     "--cpu-rt-period": "real-time scheduling needs the cgroup v1 cpu controller",
     "--cpu-rt-runtime": "real-time scheduling needs the cgroup v1 cpu controller",

@@ -1,16 +1,16 @@
 """The user networks' DNS responder, run by the network holder (userns/netholder.py) on
 port 53 of its network namespace, with aardvark-dns's semantics: a container's name, short
 ID and aliases are answered only to containers that share a network with it (the asker is
-known by its source address), with its address on that shared network; a known name with
-no IPv6 address gets an empty NOERROR answer to AAAA (never NXDOMAIN: busybox's nslookup
-fails on it); `NAME.<search domain>` is NAME, and an unknown name in the tool's own domain
+known by its source address), with its address on that shared network (A, and AAAA on an
+IPv6 network); a known name with no IPv6 address gets an empty NOERROR answer to AAAA
+(never NXDOMAIN: busybox's nslookup fails on it); `NAME.<search domain>` is NAME, and an unknown name in the tool's own domain
 gets NXDOMAIN at once; everything else is forwarded to the host's resolvers through a socket
 made on the host, except for askers on internal networks only.
 A UDP answer longer than the asker takes (512 bytes, or its EDNS0 size) is sent empty with
 TC set, and the client asks again over TCP, which is served too (questions forwarded from
 TCP go upstream over UDP with EDNS0, the host side having no TCP socket).
 
-Owns: the DNS wire format it needs (RFC 1035 header, question, A answers, TC, the EDNS0
+Owns: the DNS wire format it needs (RFC 1035 header, question, A and AAAA answers, TC, the EDNS0
 OPT record's size), TCP clients (length-prefixed messages), the table's
 reload (a JSON file ops/networks.py rewrites by rename; read again when its inode or mtime
 changes), forwarding with rewritten IDs. Must not: read the store.
@@ -67,19 +67,21 @@ class Table:
 
     def scope(self, source):
         """The networks the asker at `source` is on."""
-        cids = {e["cid"] for e in self.entries if e["ip"] == source}
+        cids = {e["cid"] for e in self.entries if source in (e["ip"], e.get("ip6"))}
         return {e["net"] for e in self.entries if e["cid"] in cids}
 
-    def lookup(self, name, nets, source=None):
-        """Addresses of `name` on the networks `nets`; None when nobody there has it. An
-        entry with "for" (a link's alias) answers the asker at that address alone."""
+    def lookup(self, name, nets, source=None, qtype=1):
+        """Addresses of `name` on the networks `nets` (IPv4 ones, or for AAAA (28) the IPv6
+        ones: [] when it has none); None when nobody there has it. An entry with "for" (a
+        link's alias) answers the asker at that address alone."""
         for candidate in (name,) + tuple(name[:-len(s)] for s in self.search
                                          if name.endswith(s)):
-            found = [e["ip"] for e in self.entries
+            found = [e for e in self.entries
                      if e["net"] in nets and candidate in e["names"] and
                      e.get("for", source) == source and _alive(e)]
             if found:
-                return found
+                return [e["ip6"] for e in found if e.get("ip6")] if qtype == 28 else \
+                    [e["ip"] for e in found]
         return None
 
 
@@ -120,14 +122,18 @@ def parse_question(packet):
 
 
 def answer(packet, question, addresses, rcode=0):
-    """The reply to `packet`: its question, and an A record per address (AAAA: none)."""
+    """The reply to `packet`: its question, and an A record per IPv4 address (for an A
+    question) or an AAAA record per IPv6 one (for AAAA)."""
     qid, flags, _name, qtype, end = question
     records = b""
     count = 0
-    if qtype == 1:
+    if qtype in (1, 28):
+        family, size = (socket.AF_INET6, 16) if qtype == 28 else (socket.AF_INET, 4)
         for ip in addresses or ():
-            records += struct.pack(">HHHIH", 0xC00C, 1, 1, _TTL, 4) + socket.inet_aton(ip)
-            count += 1
+            if (":" in ip) == (qtype == 28):
+                records += struct.pack(">HHHIH", 0xC00C, qtype, 1, _TTL, size) + \
+                    socket.inet_pton(family, ip)
+                count += 1
     # QR, AA, RD copied, RA
     head = struct.pack(">HHHHHH", qid, 0x8400 | (flags & 0x0100) | 0x0080 | rcode,
                        1, count, 0, 0)
@@ -194,7 +200,8 @@ class _Server:
         table = self.table
         table.refresh()
         nets = table.scope(source)
-        found = table.lookup(question[2], nets, source) if question[3] in (1, 28) else None
+        found = table.lookup(question[2], nets, source, question[3]) \
+            if question[3] in (1, 28) else None
         if found is not None:
             self.reply(client, answer(packet, question, found), packet, question)
         elif not table.upstreams or (nets and nets <= table.internal) or \

@@ -348,7 +348,8 @@ def plumb(holder_net_fd, target_net_fd, links, stale=False):
     (made on demand with its gateway address, up), a veth pair from it into the target's
     namespace, and there the address, the link up and, for the first non-internal link,
     the default route. links: dicts with bridge, gateway, prefix, veth, ifname (None: the
-    first ethN free in the target), ip, route, bridge_mac (the bridge's, when made here).
+    first ethN free in the target), ip, route, bridge_mac (the bridge's, when made here),
+    and on an IPv6 network ip6, prefix6, gateway6 (the bridge's second address).
     stale: the target's ethN links are removed first (a repair after the holder was
     killed: the kernel tears down a dead network namespace, and with it the peers of its
     veths, asynchronously, so the old eth0 can outlive the holder for a while, longer on a
@@ -376,6 +377,8 @@ def plumb(holder_net_fd, target_net_fd, links, stale=False):
             nl.add_bridge(link["bridge"], link.get("bridge_mac"))
             bridge = socket.if_nametoindex(link["bridge"])
             nl.add_address(bridge, link["gateway"], link["prefix"])
+            if link.get("ip6"):
+                nl.add_address(bridge, link["gateway6"], link["prefix6"])
             nl.set_up(bridge)
             nl.delete(link["veth"])  # left by an earlier start whose namespace lives on
             nl.add_veth(link["veth"], bridge, link["ifname"], target_net_fd, link.get("mac"))
@@ -385,9 +388,13 @@ def plumb(holder_net_fd, target_net_fd, links, stale=False):
         for link in links:
             index = socket.if_nametoindex(link["ifname"])
             nl.add_address(index, link["ip"], link["prefix"])
+            if link.get("ip6"):
+                nl.add_address(index, link["ip6"], link["prefix6"])
             nl.set_up(index)
             if link.get("route"):
                 nl.add_default_route(link["gateway"], index)
+                if link.get("ip6"):
+                    nl.add_default_route(link["gateway6"], index)
 
 
 def unplumb(holder_net_fd, veths):

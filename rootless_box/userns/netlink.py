@@ -1,6 +1,6 @@
 """rtnetlink(7) from Python: the few link, address and route requests user networks need
 (a bridge, a veth pair with its peer made in another network namespace, an address, a
-default route, a link removed), on an AF_NETLINK/NETLINK_ROUTE socket with struct-packed
+default route, IPv4 or IPv6, a link removed), on an AF_NETLINK/NETLINK_ROUTE socket with struct-packed
 messages: no `ip` process per container.
 
 Owns: message layouts (nlmsghdr, ifinfomsg, ifaddrmsg, rtmsg, rtattr; linux/rtnetlink.h,
@@ -19,6 +19,7 @@ IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER, IFLA_LINKINFO, IFLA_NET_NS_FD 
     1, 3, 4, 10, 18, 28
 IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 1, 2, 1
 IFA_ADDRESS, IFA_LOCAL = 1, 2
+IFA_F_NODAD = 0x02
 RTA_OIF, RTA_GATEWAY = 4, 5
 IFF_UP = 0x1
 _IFINFO = struct.Struct("=BxHiII")
@@ -116,8 +117,13 @@ class Netlink:
         return True
 
     def add_address(self, index, address, prefix):
-        raw = socket.inet_aton(address)
-        body = _IFADDR.pack(socket.AF_INET, prefix, 0, 0, index) + \
+        """An IPv4 or IPv6 address (by its text); an IPv6 one without duplicate address
+        detection (IFA_F_NODAD): the addresses here are handed out by the tool, and a
+        tentative one could not be used for its first second or two."""
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        raw = socket.inet_pton(family, address)
+        flags = IFA_F_NODAD if family == socket.AF_INET6 else 0
+        body = _IFADDR.pack(family, prefix, flags, 0, index) + \
             _attr(IFA_LOCAL, raw) + _attr(IFA_ADDRESS, raw)
         try:
             self.request(RTM_NEWADDR, body, NLM_F_CREATE | NLM_F_EXCL)
@@ -125,10 +131,11 @@ class Netlink:
             pass
 
     def add_default_route(self, gateway, index):
-        # rtmsg: AF_INET, dst_len 0, src_len 0, tos 0, table main (254), proto boot (3),
+        # rtmsg: AF_INET(6), dst_len 0, src_len 0, tos 0, table main (254), proto boot (3),
         # scope universe (0), type unicast (1)
-        body = _RTMSG.pack(socket.AF_INET, 0, 0, 0, 254, 3, 0, 1, 0) + \
-            _attr(RTA_GATEWAY, socket.inet_aton(gateway)) + \
+        family = socket.AF_INET6 if ":" in gateway else socket.AF_INET
+        body = _RTMSG.pack(family, 0, 0, 0, 254, 3, 0, 1, 0) + \
+            _attr(RTA_GATEWAY, socket.inet_pton(family, gateway)) + \
             _attr(RTA_OIF, struct.pack("=I", index))
         try:
             self.request(RTM_NEWROUTE, body, NLM_F_CREATE | NLM_F_EXCL)

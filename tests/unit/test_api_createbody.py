@@ -62,8 +62,9 @@ def test_networking_config_gives_the_endpoint():
                 "Aliases": ["x"], "IPAMConfig": {"IPv4Address": "10.9.1.5"}}}}}
     opts = jobs.run_options(None, body)
     assert (opts.network, opts.networks) == ("a", [{"name": "b", "aliases": ["x"],
-                                                     "ip": "10.9.1.5", "mac": None,
-                                                     "links": [], "driver_opts": None}])
+                                                     "ip": "10.9.1.5", "ip6": None,
+                                                     "mac": None, "links": [],
+                                                     "driver_opts": None}])
     # the MAC, links and driver options of an endpoint; the legacy Config.MacAddress and
     # HostConfig.Links go to the first network, as --mac-address and --link do
     body = {"Image": "base", "MacAddress": "02:42:ac:11:00:0a",
@@ -71,7 +72,8 @@ def test_networking_config_gives_the_endpoint():
             "NetworkingConfig": {"EndpointsConfig": {"a": {
                 "Links": ["web:w"], "DriverOpts": {"k": "v"}}}}}
     assert jobs.run_options(None, body).endpoint == {
-        "mac": "02:42:ac:11:00:0a", "links": ["web:w", "up:db"], "driver_opts": {"k": "v"}}
+        "mac": "02:42:ac:11:00:0a", "links": ["web:w", "up:db"], "driver_opts": {"k": "v"},
+        "ip6": None}
     body["NetworkingConfig"]["EndpointsConfig"]["b"] = {"Aliases": "x"}
     with pytest.raises(errors.UsageError):
         jobs.run_options(None, body)

@@ -178,17 +178,20 @@ def test_dns_answers_a_miss_in_its_own_domain_without_forwarding(tmp_path, monke
 
 def test_network_flags_as_docker_cli_25():
     parse = networks.parse_flags
-    none = {"mac": None, "driver_opts": None}
+    none = {"mac": None, "driver_opts": None, "ip6": None}
     assert parse([]) == (None, [], None, [], none)
     assert parse(["app"], ["a"], "10.0.0.2") == ("app", ["a"], "10.0.0.2", [], none)
-    assert parse(["app", "Name=db,alias=x,alias=y,ip=10.1.0.9,mac-address=02:00:00:00:00:09"],
-                 ["a"]) == ("app", ["a"], None, [
-                     {"name": "db", "aliases": ["x", "y"], "ip": "10.1.0.9",
+    assert parse(["app", "Name=db,alias=x,alias=y,ip=10.1.0.9,mac-address=02:00:00:00:00:09,"
+                  "ip6=fd00::9"], ["a"]) == ("app", ["a"], None, [
+                     {"name": "db", "aliases": ["x", "y"], "ip": "10.1.0.9", "ip6": "fd00::9",
                       "mac": "02:00:00:00:00:09", "driver_opts": {}}], none)
     assert parse(["name=app,alias=b,driver-opt=k=v", "db"], mac="02:00:00:00:00:01") == (
-        "app", ["b"], None, [{"name": "db", "aliases": [], "ip": None, "mac": None,
-                              "driver_opts": {}}],
-        {"mac": "02:00:00:00:00:01", "driver_opts": {"k": "v"}})
+        "app", ["b"], None, [{"name": "db", "aliases": [], "ip": None, "ip6": None,
+                              "mac": None, "driver_opts": {}}],
+        {"mac": "02:00:00:00:00:01", "driver_opts": {"k": "v"}, "ip6": None})
+    # --ip6 goes with the first network, as --ip does
+    assert parse(["name=app,ip6=fd00::3"])[4]["ip6"] == "fd00::3"
+    assert parse(["app", "db"], ip6="fd00::4")[4]["ip6"] == "fd00::4"
     for values, kw, text in (
             (["a", "a"], {}, 'network "a" is specified multiple times'),
             (["a", "host"], {}, "cannot attach both user-defined and non-user-defined"),
@@ -196,7 +199,8 @@ def test_network_flags_as_docker_cli_25():
             (["name=a,colour=red"], {}, "invalid field key colour"),
             (["name=a,alias"], {}, "invalid field alias"),
             (["alias=x"], {}, "network name/id is not specified"),
-            (["name=a,ip6=::1"], {}, "not supported"),
+            (["name=a,link-local-ip=169.254.0.1"], {}, "not supported"),
+            (["name=a,ip6=fd00::3"], {"ip6": "fd00::4"}, "both --ip6 and per-network"),
             (["name=a,alias=x"], {"aliases": ["y"]}, "both --network-alias and per-network"),
             (["name=a,ip=10.0.0.3"], {"ip": "10.0.0.4"}, "both --ip and per-network"),
             (["name=a,mac-address=02:00:00:00:00:01"], {"mac": "02:00:00:00:00:02"},

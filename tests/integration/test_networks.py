@@ -711,3 +711,94 @@ def test_a_network_made_right_after_one_was_removed_answers_names(user):
     out = user.ok("run", "--rm", "--network", "second", "base", "sh", "-c",
                   FETCH % "named").out
     assert out == "hello-from-named\n"
+
+
+# -- IPv6 ---------------------------------------------------------------------------------------
+
+def test_ipv6_network_addresses_names_and_reach(user):
+    """`network create --ipv6` with an IPv4 and an IPv6 subnet: each container gets both
+    families (a fixed --ip6, or the lowest free), inspect shows them as Docker's, the holder
+    answers AAAA for names and aliases, and containers reach each other over IPv6."""
+    user.ok("network", "create", "--ipv6", "--subnet", "fd00:db8:1::/64", "--subnet",
+            "10.66.0.0/24", "v6net")
+    net = json.loads(user.ok("network", "inspect", "v6net").out)[0]
+    assert net["EnableIPv6"] is True
+    assert net["IPAM"]["Config"] == [{"Subnet": "10.66.0.0/24", "Gateway": "10.66.0.1"},
+                                     {"Subnet": "fd00:db8:1::/64", "Gateway": "fd00:db8:1::1"}]
+    assert user.ok("network", "ls", "--filter", "name=v6net", "--format",
+                   "{{.Name}} {{.IPv6}}").out == "v6net true\n"
+    serve(user, "v6net", "web", "--ip6", "fd00:db8:1::80", "--network-alias", "www")
+    entry = json.loads(user.ok("inspect", "web").out)[0]["NetworkSettings"]["Networks"]["v6net"]
+    assert entry["IPAMConfig"] == {"IPv6Address": "fd00:db8:1::80"}
+    assert (entry["GlobalIPv6Address"], entry["GlobalIPv6PrefixLen"], entry["IPv6Gateway"]) \
+        == ("fd00:db8:1::80", 64, "fd00:db8:1::1")
+    assert entry["IPAddress"] == "10.66.0.2"
+    user.ok("run", "-d", "--name", "peer", "--network", "v6net", "base", "sleep", "600")
+    peer = json.loads(user.ok("inspect", "peer").out)[0]["NetworkSettings"]["Networks"]
+    assert peer["v6net"]["GlobalIPv6Address"] == "fd00:db8:1::2"  # the lowest free one
+    members = {v["Name"]: v["IPv6Address"] for v in json.loads(
+        user.ok("network", "inspect", "v6net").out)[0]["Containers"].values()}
+    assert members == {"web": "fd00:db8:1::80/64", "peer": "fd00:db8:1::2/64"}
+    # the interface has it, with the v6 default route through the gateway
+    out = user.ok("exec", "peer", "sh", "-c", "ip -6 addr show eth0; ip -6 route").out
+    assert "fd00:db8:1::2/64" in out and "default via fd00:db8:1::1" in out, out
+    # AAAA for the name and the alias (A still answers the IPv4 one), a connection over v6
+    out = user.ok("exec", "peer", "sh", "-c",
+                  "nslookup -type=AAAA web && nslookup -type=AAAA www && nslookup -type=A web"
+                  " && " + FETCH % "[fd00:db8:1::80]" + " && ping -c 1 -W 5 fd00:db8:1::80"
+                  ).out
+    assert out.count("Address: fd00:db8:1::80") == 2, out  # web and www, as AAAA
+    assert "Address: 10.66.0.2" in out, out
+    assert "hello-from-web" in out and " 1 packets received" in out, out
+    # connect --ip6: a container of an IPv4-only network joins this one with a fixed address
+    user.ok("network", "create", "--subnet", "10.67.0.0/24", "v4only")
+    serve(user, "v4only", "other")
+    user.ok("network", "connect", "--ip6", "fd00:db8:1::90", "v6net", "other")
+    entry = json.loads(user.ok("inspect", "other").out)[0]["NetworkSettings"]["Networks"]
+    assert entry["v6net"]["GlobalIPv6Address"] == "fd00:db8:1::90"
+    assert entry["v4only"]["GlobalIPv6Address"] == ""
+    out = user.ok("exec", "peer", "sh", "-c", FETCH % "[fd00:db8:1::90]").out
+    assert out == "hello-from-other\n"
+
+
+def test_ipv6_bad_input_and_defaults(user):
+    """Docker's errors for an --ip6 outside the subnet or on a network without IPv6 (one
+    line, 125 for run/create, 1 for connect, nothing made); an IPv6 subnet without --ipv6 is
+    left out, as dockerd does, with a warning; --ipv6 alone gets a ULA /64."""
+    user.ok("network", "create", "--ipv6", "--subnet", "fd00:db8:7::/64", "v6")
+    user.ok("network", "create", "v4")
+    user.ok("network", "create", "v4b")
+    user.ok("create", "--name", "idle", "--network", "v4", "base", "true")
+    for args, code, text in (
+            (("run", "--rm", "--network", "v6", "--ip6", "fd00:dead::5", "base", "true"),
+             125, "no configured subnet contains IP address fd00:dead::5"),
+            (("create", "--network", "v4", "--ip6", "fd00:db8:7::5", "base"), 125,
+             "no configured subnet contains IP address fd00:db8:7::5"),
+            (("run", "--rm", "--network", "v6", "--ip6", "zz", "base", "true"), 125,
+             "invalid IPv6 address: zz"),
+            (("run", "--rm", "--ip6", "fd00:db8:7::5", "base", "true"), 125, "user defined"),
+            (("network", "connect", "--ip6", "fd00:db8:7::5", "v4b", "idle"), 1,
+             "no configured subnet contains IP address"),
+            (("network", "create", "--ipv6", "--subnet", "fd00:db8:7:0:1::/80", "m"), 1,
+             "overlaps"),
+            (("network", "create", "--ipv6", "--subnet", "fd00:db8:8::/64", "--gateway",
+              "fd00:db8:9::1", "m"), 1, "gateway"),
+            (("network", "create", "--ipv6", "--subnet", "fd00:db8:8::/127", "m"), 1,
+             "IPv6 CIDR")):
+        proc = user(*args)
+        assert_one_error(proc, code)
+        assert text in proc.err, (args, proc.err)
+    assert user.ok("ps", "-a", "-q").out.split() == [
+        user.ok("inspect", "-f", "{{.Id}}", "idle").out.strip()[:12]]
+    assert list(json.loads(user.ok("inspect", "-f", "{{json .NetworkSettings.Networks}}",
+                                   "idle").out)) == ["v4"]  # the refused connect left none
+    out = user.ok("network", "create", "--subnet", "fd00:db8:5::/64", "nov6")
+    assert "IPv6 subnet fd00:db8:5::/64 ignored" in out.err, out.err
+    net = json.loads(user.ok("network", "inspect", "nov6").out)[0]
+    assert net["EnableIPv6"] is False and len(net["IPAM"]["Config"]) == 1
+    user.ok("network", "create", "--ipv6", "ula")
+    conf = json.loads(user.ok("network", "inspect", "ula").out)[0]["IPAM"]["Config"]
+    subnet = conf[1]["Subnet"]
+    assert subnet.startswith("fd") and subnet.endswith("::/64"), conf
+    out = user.ok("run", "--rm", "--network", "ula", "base", "ip", "-6", "addr").out
+    assert subnet[:-len("/64")] + "2/64" in out, out

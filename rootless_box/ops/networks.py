@@ -255,7 +255,8 @@ def create(store, name, driver="bridge", internal=False, subnet=None, gateway=No
     never given to a container); ipam_options: IPAM.Options as given (the Engine API keeps
     null as null; the CLI's --ipam-opt map is {} when empty, as Docker's CLI sends it).
     ipv6: EnableIPv6, with a second IPAM config (subnet6, else a ULA /64). An IPv6 subnet
-    without ipv6 is dropped, as dockerd does (the caller warns)."""
+    without ipv6 is kept in IPAM but gives no addresses, as dockerd 28 does (a static
+    --ip6 in it is recorded; the caller warns)."""
     validate_name(name)
     if driver not in ("bridge", None, ""):
         raise errors.UsageError('plugin "%s" not found' % driver,
@@ -267,7 +268,7 @@ def create(store, name, driver="bridge", internal=False, subnet=None, gateway=No
     aux = aux or {}
     aux4 = {k: v for k, v in aux.items() if not is_v6(v)}
     aux6 = {k: v for k, v in aux.items() if is_v6(v)}
-    if aux6 and not (ipv6 and subnet6):
+    if aux6 and not subnet6:
         raise errors.UsageError("no matching subnet for aux-address %s"
                                 % next(iter(aux6.values())))
     os.makedirs(_dir(store), 0o700, exist_ok=True)
@@ -280,10 +281,11 @@ def create(store, name, driver="bridge", internal=False, subnet=None, gateway=No
                             [parse_cidr(c["Subnet"]) for c in configs
                              if not is_v6(c["Subnet"])])
         confs = [conf]
-        if ipv6:
-            confs.append(_ipam_config(6, subnet6, gateway6, ip_range6, aux6,
-                                      [parse_cidr6(c["Subnet"]) for c in configs
-                                       if is_v6(c["Subnet"])]))
+        if ipv6 or subnet6:
+            # a disabled network's IPv6 subnet allocates nothing: it takes no pool (dockerd)
+            confs.append(_ipam_config(6, subnet6, gateway6, ip_range6, aux6, [
+                parse_cidr6(c["Subnet"]) for n in nets if n.get("EnableIPv6")
+                for c in n["IPAM"]["Config"] if is_v6(c["Subnet"])]))
         meta = {"Name": name, "Id": os.urandom(32).hex(),
                 "Created": time.strftime("%Y-%m-%dT%H:%M:%S.000000000Z", time.gmtime()),
                 "Scope": "local", "Driver": "bridge", "EnableIPv6": bool(ipv6),
@@ -298,11 +300,12 @@ def create(store, name, driver="bridge", internal=False, subnet=None, gateway=No
 
 
 def ipv6_ignored(subnet6, ipv6):
-    """The warning for an IPv6 subnet given without IPv6 enabled: dockerd (27+) creates the
-    network without it and says nothing; saying it spares a user the search."""
+    """The warning for an IPv6 subnet given without IPv6 enabled: dockerd 28 keeps it in
+    IPAM but gives containers no IPv6 address, silently; saying it spares a user the
+    search."""
     if subnet6 and not ipv6:
-        return ("IPv6 subnet %s ignored: IPv6 is not enabled on the network (give --ipv6)"
-                % subnet6)
+        return ("IPv6 is not enabled: the IPv6 subnet %s gives containers no address "
+                "(give --ipv6)" % subnet6)
     return None
 
 
@@ -530,12 +533,14 @@ def endpoint(net, aliases=(), ip=None, mac=None, links=(), driver_opts=None, ip6
         value, conf6 = _ip6(ip6), ipam_conf(net, 6)
         if value is None:
             raise errors.UsageError("invalid IPv6 address: %s" % ip6)
-        if conf6 is None or not net.get("EnableIPv6") or \
-                not _inside(value, *parse_cidr6(conf6["Subnet"]), 128):
+        # checked against the configured subnet, as dockerd 28 does: on a network with an
+        # IPv6 subnet but IPv6 off it is recorded and no address given (docker-py 7.1's
+        # suite relies on it)
+        if conf6 is None or not _inside(value, *parse_cidr6(conf6["Subnet"]), 128):
             raise errors.UsageError(
                 "no configured subnet contains IP address %s" % ip6,
-                "choose an address in %s" % conf6["Subnet"] if conf6 and net.get("EnableIPv6")
-                else "network %s has no IPv6: create it with --ipv6" % net["Name"])
+                "choose an address in %s" % conf6["Subnet"] if conf6
+                else "network %s has no IPv6 subnet: create it with --ipv6" % net["Name"])
         if value == _ip6(conf6["Gateway"]):
             raise errors.Conflict("Address already in use: %s is the network's gateway" % ip6)
         ip6 = _text6(value)

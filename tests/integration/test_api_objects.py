@@ -148,6 +148,49 @@ def test_networks_through_the_api_are_the_clis(docker, api_cli):
         _cleanup_networks(api_cli)
 
 
+def test_ipv6_networks_through_the_api(docker, api_cli):
+    """docker CLI 28's `network create --ipv6`, `run --ip6` and `network connect --ip6`
+    (EnableIPv6, a second IPAM config, EndpointSettings.IPAMConfig.IPv6Address) make what
+    the CLI makes; a container answers by name over IPv6."""
+    try:
+        out = docker("network", "create", "--ipv6", "--subnet", "fd00:db8:a::/64",
+                     "--subnet", "10.92.0.0/24", "apinet6")
+        assert out.returncode == 0, out.err
+        theirs = json.loads(docker("network", "inspect", "apinet6").out)[0]
+        assert theirs == json.loads(api_cli.ok("network", "inspect", "apinet6").out)[0]
+        assert theirs["EnableIPv6"] is True
+        assert [c["Subnet"] for c in theirs["IPAM"]["Config"]] == ["10.92.0.0/24",
+                                                                    "fd00:db8:a::/64"]
+        out = docker("run", "-d", "--name", "w6", "--network", "apinet6", "--ip6",
+                     "fd00:db8:a::50", "base", "sleep", "600")
+        assert out.returncode == 0, out.err
+        entry = json.loads(docker("inspect", "w6").out)[0]["NetworkSettings"]["Networks"][
+            "apinet6"]
+        assert entry["IPAMConfig"]["IPv6Address"] == "fd00:db8:a::50"
+        assert (entry["GlobalIPv6Address"], entry["GlobalIPv6PrefixLen"]) == \
+            ("fd00:db8:a::50", 64)
+        found = docker("run", "--rm", "--network", "apinet6", "base", "sh", "-c",
+                       "nslookup -type=AAAA w6 && ping -c 1 -W 5 w6")
+        assert found.returncode == 0, found.out + found.err
+        assert "Address: fd00:db8:a::50" in found.out and " 1 packets received" in found.out
+        assert docker("network", "create", "apinet4").returncode == 0
+        docker("run", "-d", "--name", "w4", "--network", "apinet4", "base", "sleep", "600")
+        out = docker("network", "connect", "--ip6", "fd00:db8:a::60", "apinet6", "w4")
+        assert out.returncode == 0, out.err
+        assert docker("inspect", "-f", "{{(index .NetworkSettings.Networks \"apinet6\")"
+                      ".GlobalIPv6Address}}", "w4").out == "fd00:db8:a::60\n"
+        # Docker's refusals, through the API: the CLI's exit codes
+        out = docker("run", "--rm", "--network", "apinet6", "--ip6", "fd00:db9::5", "base",
+                     "true")
+        assert out.returncode == 125, out.err
+        assert "no configured subnet contains IP address fd00:db9::5" in out.err
+        out = docker("network", "connect", "--ip6", "fd00:db8:a::61", "apinet4", "w6")
+        assert out.returncode == 1 and "no configured subnet contains IP address" in out.err
+    finally:
+        api_cli("rm", "-f", "w6", "w4")
+        _cleanup_networks(api_cli)
+
+
 # -- volumes ----------------------------------------------------------------------------------
 
 def test_volumes_through_the_api_are_the_clis(docker, api_cli):

@@ -763,8 +763,8 @@ def test_ipv6_network_addresses_names_and_reach(user):
 
 def test_ipv6_bad_input_and_defaults(user):
     """Docker's errors for an --ip6 outside the subnet or on a network without IPv6 (one
-    line, 125 for run/create, 1 for connect, nothing made); an IPv6 subnet without --ipv6 is
-    left out, as dockerd does, with a warning; --ipv6 alone gets a ULA /64."""
+    line, 125 for run/create, 1 for connect, nothing made); an IPv6 subnet without --ipv6
+    is dockerd 28's half-way (with a warning); --ipv6 alone gets a ULA /64."""
     user.ok("network", "create", "--ipv6", "--subnet", "fd00:db8:7::/64", "v6")
     user.ok("network", "create", "v4")
     user.ok("network", "create", "v4b")
@@ -792,10 +792,19 @@ def test_ipv6_bad_input_and_defaults(user):
         user.ok("inspect", "-f", "{{.Id}}", "idle").out.strip()[:12]]
     assert list(json.loads(user.ok("inspect", "-f", "{{json .NetworkSettings.Networks}}",
                                    "idle").out)) == ["v4"]  # the refused connect left none
+    # an IPv6 subnet without --ipv6, as dockerd 28: kept in IPAM, a static --ip6 in it is
+    # recorded, no address given (and a warning saying so)
     out = user.ok("network", "create", "--subnet", "fd00:db8:5::/64", "nov6")
-    assert "IPv6 subnet fd00:db8:5::/64 ignored" in out.err, out.err
+    assert "IPv6 is not enabled: the IPv6 subnet fd00:db8:5::/64 gives" in out.err, out.err
     net = json.loads(user.ok("network", "inspect", "nov6").out)[0]
-    assert net["EnableIPv6"] is False and len(net["IPAM"]["Config"]) == 1
+    assert net["EnableIPv6"] is False
+    assert net["IPAM"]["Config"][1] == {"Subnet": "fd00:db8:5::/64", "Gateway": "fd00:db8:5::1"}
+    user.ok("run", "-d", "--name", "half", "--network", "nov6", "--ip6", "fd00:db8:5::9",
+            "base", "sleep", "600")
+    entry = json.loads(user.ok("inspect", "half").out)[0]["NetworkSettings"]["Networks"]["nov6"]
+    assert entry["IPAMConfig"] == {"IPv6Address": "fd00:db8:5::9"}
+    assert (entry["GlobalIPv6Address"], entry["IPv6Gateway"]) == ("", "")
+    assert "fd00" not in user.ok("exec", "half", "ip", "-6", "addr").out
     user.ok("network", "create", "--ipv6", "ula")
     conf = json.loads(user.ok("network", "inspect", "ula").out)[0]["IPAM"]["Config"]
     subnet = conf[1]["Subnet"]

@@ -708,14 +708,14 @@ def _run(parsed, opts):
         from ..ops import networks as network_ops
 
         def connect(record):  # between its create and its start
-            for net, aliases, ip in extra_nets:
-                network_ops.connect(p.store, net, record["Id"], aliases, ip)
+            for net, aliases, ip, ip6 in extra_nets:
+                network_ops.connect(p.store, net, record["Id"], aliases, ip, ip6=ip6)
         record = run_ops.run_detached(ro, warn=p.warn, pull=p.pull, created=connect)
         sys.stdout.write(record["Name"] + "\n")
         return 0
     # a foreground run is wired at its start: the other networks as run's repeated --network
-    ro.networks = list(ro.networks) + [{"name": net, "aliases": list(aliases), "ip": ip}
-                                       for net, aliases, ip in extra_nets]
+    ro.networks = list(ro.networks) + [{"name": net, "aliases": list(aliases), "ip": ip,
+                                        "ip6": ip6} for net, aliases, ip, ip6 in extra_nets]
     return run_ops.run(ro, warn=p.warn, pull=p.pull)
 
 

@@ -401,8 +401,11 @@ def run_options(p, name, svc, number=None, oneoff=None, extra_labels=None):
                 kw["network_aliases"] = aliases
                 if spec.get("ipv4_address"):
                     kw["ip"] = spec["ipv4_address"]
+                if spec.get("ipv6_address"):
+                    kw["endpoint"] = {"ip6": spec["ipv6_address"]}
             else:
-                extra_nets.append((p.network_name(key), aliases, spec.get("ipv4_address")))
+                extra_nets.append((p.network_name(key), aliases, spec.get("ipv4_address"),
+                                   spec.get("ipv6_address")))
     if not oneoff:
         kw["publish"] = [_port_flag(x) for x in svc.get("ports") or ()]
     entry = svc.get("entrypoint")
@@ -437,11 +440,16 @@ def ensure_networks(p):
             if spec.get("external"):
                 raise errors.NotFound("network %s declared as external, but could not be "
                                       "found" % name, exit_code=1) from None
-        ipam = ((spec.get("ipam") or {}).get("config") or [{}])[0]
+        # one ipam.config entry per family (the IPv6 one by its subnet), as the CLI's --subnet
+        configs = (spec.get("ipam") or {}).get("config") or []
+        ipam = next((c for c in configs if not network_ops.is_v6(c.get("subnet"))), {})
+        ipam6 = next((c for c in configs if network_ops.is_v6(c.get("subnet"))), {})
         p.report("Network", name, "Creating")
         network_ops.create(p.store, name, driver=spec.get("driver") or "bridge",
                            internal=bool(spec.get("internal")), subnet=ipam.get("subnet"),
                            gateway=ipam.get("gateway"), ip_range=ipam.get("ip_range"),
+                           ipv6=bool(spec.get("enable_ipv6")), subnet6=ipam6.get("subnet"),
+                           gateway6=ipam6.get("gateway"), ip_range6=ipam6.get("ip_range"),
                            labels=dict(spec.get("labels") or {}, **{
                                PREFIX + "network": key, PREFIX + "project": p.name,
                                PREFIX + "version": VERSION}),
@@ -504,8 +512,8 @@ def create_container(p, name, svc, number):
     record = run_ops.create(opts, warn=p.warn, pull=pull)
     p.made.append(("container", record["Id"]))
     try:
-        for net, aliases, ip in extra_nets:
-            network_ops.connect(p.store, net, record["Id"], aliases, ip)
+        for net, aliases, ip, ip6 in extra_nets:
+            network_ops.connect(p.store, net, record["Id"], aliases, ip, ip6=ip6)
     except BaseException:
         container_ops.remove(p.store, record, force=True)
         raise

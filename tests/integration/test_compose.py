@@ -686,3 +686,44 @@ def test_a_dependent_with_restart_true_restarts_when_its_dependency_is_recreated
     assert started_at("rs-app-1") != before[1]
     assert started_at("rs-other-1") == before[2]
     compose(mod, d, "down", "-t", "0")
+
+
+def test_an_ipv6_network_of_a_project(mod, tmp_path):
+    """`enable_ipv6: true` with an IPv4 and an IPv6 `ipam.config` entry, and a service's
+    `ipv6_address`, as Compose passes them to the engine: the service is reached by name
+    over IPv6 from another."""
+    d = project_dir(tmp_path, """\
+        name: six
+        services:
+          srv:
+            image: base
+            command: ["sh", "-c", "mkdir -p /www && echo srv6 > /www/index.html && %s"]
+            networks:
+              dual: {ipv6_address: "fd00:db8:6::60"}
+          cli:
+            image: base
+            command: ["sleep", "1000"]
+            networks: [dual]
+        networks:
+          dual:
+            enable_ipv6: true
+            ipam:
+              config:
+                - subnet: 10.96.0.0/24
+                - subnet: fd00:db8:6::/64
+        """ % HTTPD, "sixdir")
+    compose(mod, d, "up", "-d")
+    try:
+        net = json.loads(mod.ok("network", "inspect", "six_dual").out)[0]
+        assert net["EnableIPv6"] is True
+        assert [c["Subnet"] for c in net["IPAM"]["Config"]] == ["10.96.0.0/24",
+                                                                 "fd00:db8:6::/64"]
+        entry = json.loads(mod.ok("inspect", "six-srv-1").out)[0]["NetworkSettings"][
+            "Networks"]["six_dual"]
+        assert entry["GlobalIPv6Address"] == "fd00:db8:6::60"
+        out = compose(mod, d, "exec", "-T", "cli", "sh", "-c",
+                      "nslookup -type=AAAA srv && (for i in $(seq 200); do wget -q -O- "
+                      "'http://[fd00:db8:6::60]/' && exit 0; sleep 0.05; done; exit 1)").stdout
+        assert "Address: fd00:db8:6::60" in out and out.endswith("srv6\n"), out
+    finally:
+        compose(mod, d, "down", "-t", "0")

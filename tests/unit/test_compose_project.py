@@ -35,7 +35,7 @@ services:
     volumes: ["./src:/src:ro", "data:/data", "/anon"]
     tmpfs: /run
     networks:
-      front: {aliases: [www], ipv4_address: 10.5.0.9}
+      front: {aliases: [www], ipv4_address: 10.5.0.9, ipv6_address: "fd00:5::9"}
       back: {}
     healthcheck: {test: ["CMD", "true"], interval: 2s, retries: 4}
     restart: on-failure:3
@@ -76,7 +76,7 @@ def test_a_service_is_the_run_flags_a_user_would_give(tmp_path):
     # connected before the start
     assert opts.network == "demo_back" and opts.network_aliases == ["web"]
     assert opts.ip is None
-    assert extra == [("demo_front", ["web", "www"], "10.5.0.9")]
+    assert extra == [("demo_front", ["web", "www"], "10.5.0.9", "fd00:5::9")]
     assert opts.health_test == ["CMD", "true"] and opts.health_interval == "2s"
     assert opts.health_retries == "4"
     assert opts.restart == "on-failure:3" and opts.user == "1000" and opts.workdir == "/src"

@@ -3,10 +3,11 @@
 Owns: a network's definition (`networks/<name>.json` under the store: Docker's network object
 without Containers, which is computed), Docker's rules and messages for create (names,
 subnets that may not overlap, gateway and ip-range inside the subnet, default subnets
-172.18.0.0/16 upwards as Docker's), rm (refused while a running container is attached), prune,
-connect and disconnect (the record's NetworkSettings.Networks is the truth), address
-allocation at each start (a static `--ip`, else the lowest free address of the ip-range not
-held by a running container), the network holder's life (pid + start time in
+172.18.0.0/16 upwards as Docker's; with --ipv6 an IPv6 subnet beside it, a ULA /64 by
+default), rm (refused while a running container is attached), prune, connect and disconnect
+(the record's NetworkSettings.Networks is the truth), address allocation at each start, per
+family (a static `--ip`/`--ip6`, else the lowest free address of the ip-range not held by a
+running container), the network holder's life (pid + start time in
 `$XDG_RUNTIME_DIR/rootless-box/net-<mapping>/holder.json`; started again when gone), and the
 DNS table the holder answers from (`dns.json` beside it, rewritten by rename).
 Must not: print, or make syscalls (userns/netholder.py plumbs the namespaces).

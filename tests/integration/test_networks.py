@@ -493,7 +493,7 @@ def test_holder_killed_with_a_foreground_container_running(user):
 
 
 def test_holder_killed_is_started_again_and_rewires_running_containers(user):
-    user.ok("network", "create", "n")
+    user.ok("network", "create", "--ipv6", "--subnet", "fd00:db8:4::/64", "n")
     serve(user, "n", "w")
     ip = json.loads(user.ok("inspect", "w").out)[0]["NetworkSettings"]["Networks"]["n"][
         "IPAddress"]
@@ -501,9 +501,10 @@ def test_holder_killed_is_started_again_and_rewires_running_containers(user):
     assert first
     os.kill(first, signal.SIGKILL)
     # the next command starts a new holder, wires `w` (still running) to it with its
-    # address, and the name answers again
-    proc = user.ok("run", "--rm", "--network", "n", "base", "sh", "-c", FETCH % "w")
-    assert "hello-from-w" in proc.out
+    # addresses (IPv6 too), and the name answers again
+    proc = user.ok("run", "--rm", "--network", "n", "base", "sh", "-c",
+                   FETCH % "w" + " && " + FETCH % "[fd00:db8:4::2]")
+    assert proc.out == "hello-from-w\n" * 2, proc.out
     second = holder_pid(user)
     assert second not in (None, first)
     info = json.loads(user.ok("inspect", "w").out)[0]

@@ -95,7 +95,8 @@ def last_word(fd, data):
     """Write a report's one line (R...) and close its fd. The number is marked spent: an
     error raised after it is not written there (on_error, monitor._send), since by then
     the number may be another file's (the container's log, a client's socket). Such an
-    error goes where the process's later errors go (the container's state), or nowhere."""
+    error is dropped: the caller has its answer, and a monitor that dies of it shows in the
+    state as exited (255), as any dead keeper does."""
     try:
         os.write(fd, data)
     finally:

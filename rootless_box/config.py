@@ -20,7 +20,8 @@ def data_root():
     """$XDG_DATA_HOME/rootless-box, default ~/.local/share/rootless-box."""
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"),
                                                            ".local", "share")
-    return os.path.join(base, "rootless-box")
+    # absolute: the keepers, which leave the caller's directory, use the paths made from it
+    return os.path.join(os.path.abspath(base), "rootless-box")
 
 
 def config_home():
@@ -80,7 +81,7 @@ def runtime_root():
     """
     base = os.environ.get("XDG_RUNTIME_DIR")
     if base and os.path.isdir(base) and os.access(base, os.W_OK):
-        path = os.path.join(base, "rootless-box")
+        path = os.path.join(os.path.abspath(base), "rootless-box")  # as data_root
     else:
         path = "/tmp/rootless-box-%d" % os.getuid()
     try:

@@ -78,7 +78,7 @@ def _max_fd():
 
 
 def _send(fd, exc):
-    if fd is None:
+    if fd is None or detach.spent(fd):  # after R: the CLI has its answer, the fd is gone
         return
     payload = exc.to_dict() if isinstance(exc, errors.BoxError) else {
         "class": "SetupError", "message": "%s: %s" % (type(exc).__name__, exc),
@@ -178,8 +178,7 @@ def _serve(store, idmap, cid, spec, report_fd, published=None, rebind=False, han
     # listening before the CLI hears "running": `start -ai` connects right after
     attach = _listen(attach_socket(cid)) if "tty" in fds or "stdin" in fds else ""
     if report_fd is not None:
-        os.write(report_fd, b"R%d\n" % container.pid)
-        os.close(report_fd)
+        detach.last_word(report_fd, b"R%d\n" % container.pid)
     if handoff is not None:
         from .zygote import hand_over
         hand_over(handoff, store.root, record, container.waiter, fds, attach,

@@ -5,11 +5,15 @@ the container's chowns (the seccomp listener, ops/chowns.py: loaded only for a c
 has one), recording its exit, and applying its restart policy (no, on-failure[:N], always, unless-stopped) with
 Docker's doubling delay; a restart or a --rm removal goes back to the full tool (monitor.py's
 `serve_again`) by exec, in the same process, which stays the container's keeper.
+Also reaps the keeper's other children: it is a child subreaper, so orphans come to it (the
+port forwarder, which ends with the container it serves, and that forwarder's own children);
+never the container's process, whose exit status its own wait takes.
 Must not: import more than the standard library's os/select/time and the package's small
 modules (it stays resident for the container's life: each import is memory per container), or
 use CPU while the container is quiet (it blocks in select and waitpid).
 """
 
+import _signal  # builtin; `signal` adds enums that would weigh on every keeper
 import os
 import select
 import sys
@@ -239,6 +243,36 @@ def _listener(attach):
     return _socket.socket(fileno=int(fd)), path
 
 
+def _reap_others(keep):
+    """Reap the exited children but keep (the container's process, None: all of them): the
+    orphans a subreaper is given would stay zombies for the container's whole life, two
+    more at each restart (the forwarder and its helpers). waitid(WNOWAIT) looks without
+    reaping, so keep's status stays for _wait; when keep is the first exited child, the
+    others wait behind it for the sweep after its wait."""
+    while True:
+        try:
+            info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:
+            return  # no children at all
+        except InterruptedError:
+            continue
+        if info is None or info.si_pid == keep:
+            return
+        try:
+            os.waitpid(info.si_pid, 0)  # exited: at once
+        except ChildProcessError:
+            pass
+
+
+def _reap_meanwhile(middle):
+    """Orphans that ended before this watcher started (during a restart's set-up), then
+    each as it ends (SIGCHLD). SA_RESTART: a blocking call is not cut short for it (the
+    handler runs at the next select, which returns EINTR anyway, or after the wait)."""
+    _signal.signal(_signal.SIGCHLD, lambda _sig, _frame: _reap_others(middle))
+    _signal.siginterrupt(_signal.SIGCHLD, False)
+    _reap_others(middle)
+
+
 def _wait(middle, services=None):
     status = _serve_until_exit(middle, services) if services else None
     while status is None:
@@ -321,6 +355,7 @@ def main(argv):
     (empty: none) and, for a non-root user under the single-id mapping, its fake ids
     ("UID:GID:G1,G2")."""
     root, cid, middle, fd_text = argv[:4]
+    _reap_meanwhile(int(middle))
     attach = argv[4] if len(argv) > 4 else ""
     services = {}
     listener = int(argv[5]) if len(argv) > 5 and argv[5] else None
@@ -356,6 +391,7 @@ def main(argv):
         if log is not None:
             log.close()
     code = _wait(int(middle), services)
+    _reap_others(None)  # the container's status is taken: whatever waited behind it
     if listener is not None:
         os.close(listener)  # a restart makes a new one
     cgroup = (record.get("State") or {}).get("CgroupPath")

@@ -2,12 +2,13 @@
 
 Owns: the zygote itself (`main`: one per user, runtime dir and installed tool, started apart by
 a `run -d` that found none, gone after a quiet spell), asking it for a keeper (`ask`, from the
-CLI's `monitor.launch`) and the keeper's life (`_keeper`: the CLI's environment, working
-directory and umask taken over; a starter child runs the monitor's own `_serve`, which starts
-the container, reports to the CLI and hands the watcher's fds back; the keeper, the container's
-init now its child, runs the watcher in place instead of exec'ing a fresh interpreter). A fresh
-interpreter alone weighs ~2.45 MiB PSS; a keeper forked from a process that imported what it
-runs shares those pages with the zygote and its siblings (ARCHITECTURE, "The keeper's memory").
+CLI's `monitor.launch`) and the keeper's life (`_keeper`: the CLI's environment, its relative
+paths made absolute from the CLI's working directory, which it leaves, and umask taken over;
+a starter child runs the monitor's own `_serve`, which starts the container, reports to the
+CLI and hands the watcher's fds back; the keeper, the container's init now its child, runs
+the watcher in place instead of exec'ing a fresh interpreter). A fresh interpreter alone
+weighs ~2.45 MiB PSS; a keeper forked from a process that imported what it runs shares those
+pages with the zygote and its siblings (ARCHITECTURE, "The keeper's memory").
 Must not: be a process whose death takes anything with it: a keeper is an independent process
 once forked (its own session; the zygote ignores SIGCHLD, so nobody waits for it), a dead or
 stuck zygote only means the next `run -d` takes the monitor's own path and starts a new one.
@@ -203,7 +204,7 @@ def main(argv):
     import signal
     import time
     path = argv[0]
-    os.chdir("/")  # no directory of the caller's kept busy (keepers take the CLI's own)
+    os.chdir("/")  # no directory of the caller's kept busy (nor do its keepers)
     lock = os.open(path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -309,10 +310,8 @@ def _keeper(conn, listener, lock):
         request = fastjson.loads(data)
         os.environ.clear()
         os.environ.update(request["env"])
-        try:
-            os.chdir(request["cwd"])
-        except OSError:
-            os.chdir("/")
+        from ..userns.detach import leave_cwd
+        leave_cwd(request["cwd"])  # the zygote's "/" stays: nothing of the caller's held
         os.umask(request["umask"])
         from ..userns.launcher import adopt_orphans
         adopt_orphans()  # the container's init comes to this process when its parent leaves

@@ -7,7 +7,10 @@ nearest subreaper), with what its callers need around it: a close-on-exec report
 read end returned, its write end the body's; an error raised before or in the body is
 written there by the caller's `on_error`), the fds the grandchild keeps (the rest closed,
 stdio on /dev/null), a nice increment, and the caller's child-subreaper flag set aside while
-the intermediate exits. `keep_only`, for every process that outlives its caller.
+the intermediate exits. `last_word`: a report's line, after which no error is written to
+its fd number (the number may be another file's by then). The grandchild leaves the
+caller's working directory (`leave_cwd`).
+`keep_only`, for every process that outlives its caller.
 Must not: run anything of the caller's in the intermediate child (setsid, fork, _exit only),
 or let a child return into the caller's code or finalize the interpreter (atexit handlers,
 the caller's buffered output written again): both end in os._exit. Light: the run path
@@ -18,6 +21,10 @@ import os
 import sys
 
 _FAILED = 125  # what a child that raised exits with (nobody waits for it: for ps and strace)
+# what config.py finds the store and the runtime dir by: relative, they are relative to the
+# caller's directory, which a process that leaves it must keep meaning (its restarts re-read)
+_PATH_VARIABLES = ("HOME", "XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_RUNTIME_DIR")
+_spent = set()  # report fds this process closed after their line (last_word)
 
 
 def spawn(body, report=False, on_error=None, keep=None, nice=0, subreaper=False):
@@ -67,6 +74,7 @@ def _child(body, report_r, report_w, on_error, keep, nice):
             if os.fork():
                 code = 0
                 return  # the intermediate: gone at once (finally: os._exit)
+            leave_cwd()
             if keep is not None:
                 keep_only(set(keep) | ({report_w} if report_w is not None else set()))
             if nice:
@@ -77,10 +85,44 @@ def _child(body, report_r, report_w, on_error, keep, nice):
                 body()
             code = 0
         except BaseException as exc:  # nothing may escape into the caller's code paths
-            if on_error is not None and report_w is not None:
+            if on_error is not None and report_w is not None and not spent(report_w):
                 on_error(report_w, exc)
     finally:
         os._exit(code)
+
+
+def last_word(fd, data):
+    """Write a report's one line (R...) and close its fd. The number is marked spent: an
+    error raised after it is not written there (on_error, monitor._send), since by then
+    the number may be another file's (the container's log, a client's socket). Such an
+    error is dropped: the caller has its answer, and a monitor that dies of it shows in the
+    state as exited (255), as any dead keeper does."""
+    try:
+        os.write(fd, data)
+    finally:
+        _spent.add(fd)
+        os.close(fd)
+
+
+def spent(fd):
+    """Whether fd is a report this process already closed with last_word."""
+    return fd in _spent
+
+
+def leave_cwd(cwd=None):
+    """chdir("/") in a process that outlives its caller: it keeps no directory of the
+    caller's busy for its whole life (a mount the user could not unmount while a container
+    lives; Docker's daemon and Podman's conmon hold none of the client's). Relative paths in
+    the environment are made absolute first, from cwd (the caller's directory when this
+    process was not started in it: a zygote's keeper) or this process's own."""
+    for name in _PATH_VARIABLES:
+        value = os.environ.get(name)
+        if value and not value.startswith("/"):
+            try:
+                os.environ[name] = os.path.normpath(os.path.join(cwd or os.getcwd(), value))
+            except OSError:
+                pass  # the directory is gone: nothing to be relative to
+    os.chdir("/")
 
 
 def keep_only(keep):

@@ -97,8 +97,7 @@ def _forwarder(pidfd, ns, listeners, report_w, outbound, bind_listener):
     libc.setns(ns[1], libc.CLONE_NEWNET)
     for fd in ns:
         os.close(fd)
-    os.write(report_w, b"R")
-    os.close(report_w)
+    detach.last_word(report_w, b"R")  # a later error is not written to its number
     Relay(pidfd, listeners, bind_listener, maker, outbound[1]).loop()
     os._exit(0)
 

@@ -152,6 +152,78 @@ def test_restart_policy_on_failure_counts_and_stop_ends_always(user):
     assert state(user, "forever")["Status"] == "exited" and restarts(user, "forever") == count
 
 
+def _children(pid):
+    found = []
+    for tid in os.listdir("/proc/%d/task" % pid):
+        with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
+            found += [int(p) for p in f.read().split()]
+    return found
+
+
+def _zombies(pid):
+    """pid's children that have exited and nobody reaped."""
+    found = []
+    for child in _children(pid):
+        try:
+            with open("/proc/%d/stat" % child) as f:
+                if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                    found.append(child)
+        except OSError:
+            pass  # reaped meanwhile
+    return found
+
+
+# fails until the 4th run, which stays (a count kept in a bind-mounted directory)
+_FAIL_THRICE = "echo x >> /d/n; case $(cat /d/n) in *x*x*x*x*) exec sleep 300;; esac; exit 7"
+
+
+def test_a_published_container_restarted_leaves_its_keeper_no_zombies(user, tmp_path):
+    # the port forwarder (and its helpers) end with each run and come to the keeper, a
+    # subreaper: it reaps them, and still records the container's own exit status
+    (tmp_path / "d").mkdir()
+    user.ok("run", "-d", "--name", "pz", "-p", "127.0.0.1::80", "--restart", "on-failure",
+            "-v", "%s:/d" % (tmp_path / "d"), "base:latest", "sh", "-c", _FAIL_THRICE)
+    wait_for(lambda: restarts(user, "pz") == 3 and state(user, "pz")["Running"],
+             timeout=60, what="three restarts")
+    keeper = state(user, "pz")["MonitorPid"]
+    wait_for(lambda: not _zombies(keeper), timeout=20, what="the keeper's zombies reaped")
+    until = "%d" % (time.time() + 1)
+    dies = user.ok("events", "--since", "5m", "--until", until, "--filter", "container=pz",
+                   "--filter", "event=die").out.splitlines()
+    assert len(dies) == 3 and all("exitCode=7" in line for line in dies), dies
+    user.ok("restart", "-t", "1", "pz")
+    keeper = wait_for(lambda: state(user, "pz")["MonitorPid"], what="the new keeper")
+    wait_for(lambda: not _zombies(keeper), timeout=20, what="no zombie after `restart`")
+
+
+@pytest.mark.parametrize("zygote", ["1", "0"])
+def test_the_keeper_holds_no_directory_of_the_callers(user, tmp_path, zygote):
+    # Docker's daemon and conmon hold none: the directory `run -d` ran in can be unmounted
+    # or removed while the container lives, and a relative bind mount given there still
+    # mounts at each restart
+    work = tmp_path / "work"
+    (work / "d").mkdir(parents=True)
+    proc = subprocess.run(user.argv("run", "-d", "--name", "cwd", "-p", "127.0.0.1::80",
+                                    "--restart", "on-failure", "-v", "./d:/d", "base:latest",
+                                    "sh", "-c", _FAIL_THRICE),
+                          cwd=str(work), env=dict(user.env, RBX_ZYGOTE=zygote),
+                          capture_output=True)
+    assert proc.returncode == 0, proc.stderr
+    wait_for(lambda: restarts(user, "cwd") == 3 and state(user, "cwd")["Running"],
+             timeout=60, what="three restarts")
+    assert (work / "d" / "n").read_text() == "x\n" * 4
+    keeper = state(user, "cwd")["MonitorPid"]
+    held = []
+    for pid in [keeper] + _children(keeper):  # the forwarder, the container's init
+        try:
+            cwd = os.readlink("/proc/%d/cwd" % pid)
+        except OSError:
+            continue  # ended meanwhile
+        if cwd == str(work) or cwd.startswith(str(work) + "/"):
+            held.append(pid)
+    assert held == []
+
+
 def test_detached_rm_removes_the_container_when_it_exits(user):
     user.ok("run", "-d", "--rm", "--name", "gone", "base:latest", "true")
     wait_for(lambda: "gone" not in user.ok("ps", "-a").out, what="removal")

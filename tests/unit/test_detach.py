@@ -105,3 +105,73 @@ def test_a_subreaper_caller_does_not_get_the_grandchild_back():
     assert os.waitstatus_to_exitcode(status) == 0
     me, apart, back = map(int, _read_to_eof(result_r).split())
     assert apart != me and back == me
+
+
+def test_an_error_after_the_last_word_is_not_written_to_the_reused_number():
+    """The monitor and the forwarder close their report after `R`; an error raised later
+    must not go to that number, another file's by then (here: a pipe dup'd onto it)."""
+    other_r, other_w = os.pipe()
+
+    def body(report_w):
+        detach.last_word(report_w, b"R")
+        os.dup2(other_w, report_w)  # what the next open() would have been given
+        raise ValueError("late")
+    try:
+        report = detach.spawn(body, report=True,
+                              on_error=lambda fd, exc: os.write(fd, b"E%s" % str(exc).encode()))
+    finally:
+        os.close(other_w)
+    assert _read_to_eof(report) == "R"
+    assert _read_to_eof(other_r) == ""  # EOF once the grandchild exited: nothing written
+
+
+def test_the_monitors_error_line_skips_a_spent_report():
+    """monitor._send, which the zygote's starter also calls directly after a failure."""
+    from rootless_box import errors
+    from rootless_box.ops import monitor
+    report_r, report_w = os.pipe()
+    other_r, other_w = os.pipe()
+    try:
+        detach.last_word(report_w, b"R7\n")
+        os.dup2(other_w, report_w)
+        monitor._send(report_w, errors.SetupError("late"))
+        os.close(report_w)
+    finally:
+        detach._spent.discard(report_w)  # this test process's numbers are reused later
+        os.close(other_w)
+    assert _read_to_eof(report_r) == "R7\n" and _read_to_eof(other_r) == ""
+    # an unspent report still gets the error
+    report_r, report_w = os.pipe()
+    monitor._send(report_w, errors.SetupError("early"))
+    os.close(report_w)
+    assert _read_to_eof(report_r).startswith("E{")
+
+
+def test_the_grandchild_leaves_the_callers_directory_keeping_relative_paths_meaning(tmp_path):
+    """A keeper must not hold the directory `run -d` ran in; a relative XDG_DATA_HOME still
+    names the same store when its restarts read it again."""
+    here = os.getcwd()
+    saved = os.environ.get("XDG_DATA_HOME")
+    os.chdir(str(tmp_path))
+    os.environ["XDG_DATA_HOME"] = "data"
+    try:
+        report = detach.spawn(lambda report_w: os.write(report_w, ("%s %s" % (
+            os.getcwd(), os.environ["XDG_DATA_HOME"])).encode()), report=True)
+    finally:
+        os.chdir(here)
+        if saved is None:
+            del os.environ["XDG_DATA_HOME"]
+        else:
+            os.environ["XDG_DATA_HOME"] = saved
+    assert _read_to_eof(report).split() == ["/", str(tmp_path / "data")]
+
+
+def test_the_store_and_runtime_roots_are_absolute_even_from_relative_variables(tmp_path,
+                                                                               monkeypatch):
+    from rootless_box import config
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "run").mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_DATA_HOME", "data")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", "run")
+    assert config.data_root() == str(tmp_path / "data" / "rootless-box")
+    assert config.runtime_root() == str(tmp_path / "run" / "rootless-box")

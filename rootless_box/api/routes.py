@@ -22,7 +22,7 @@ import uuid
 
 from .. import config, errors
 from ..oci import reference
-from ..ops import containers, events, images, lifecycle, logfile, psfilter
+from ..ops import containers, images, lifecycle, logfile, psfilter
 from ..ops.containerjson import container_json, list_item
 from ..ops.imagefilter import IMAGE_FILTERS, image_filter, reference_matches
 from ..ops.storage import open_store
@@ -291,65 +291,19 @@ def container_resize(h, name):
 
 def container_wait(h, name):
     """Headers at once (the CLI waits for them before it starts the container), the body when
-    the condition holds; `removed` keeps the exit code the container last recorded."""
+    the condition holds (ops/lifecycle.wait_condition: dockerd's conditions)."""
     store = _store()
     record = _container(name)
     condition = h.arg("condition") or "not-running"
-    if condition not in ("not-running", "next-exit", "removed"):
-        raise HTTPError(400, "invalid condition: %s" % condition)
-    cid = record["Id"]
-    started = (record.get("State") or {}).get("StartedAt") or ""
-    # a restart policy turns an exit into `restarting` (live): dockerd wakes its waiters at
-    # that exit all the same, so an exit recorded since the wait began answers it
-    finished = (record.get("State") or {}).get("FinishedAt") or ""
-    journal = events.mark(store)
+    if condition not in lifecycle.WAIT_CONDITIONS:
+        raise HTTPError(400, "invalid condition: %s" % json.dumps(condition))  # dockerd: %q
     write, end = h.stream()
-    code, seen_running, seen_exit = 0, False, False
-    while True:
-        current = store.read_container(cid)
-        if current is None:
-            if not seen_exit:  # ran, exited and was removed (--rm) between two polls
-                code = _last_exit(store, cid, journal, code)
-            break
-        current = containers.refresh_state(store, current)
-        state = current["State"]
-        running = state.get("Status") in containers.LIVE_STATES
-        # being started counts as live, but not as having run: the `create` worker that
-        # made a record is its starter until it exits, and a next-exit wait seeing it go
-        # would otherwise answer 0 before the container ever started
-        live = running or containers.being_started(state)
-        if condition != "removed" and (state.get("FinishedAt") or "") != finished:
-            code = state.get("ExitCode") or 0
-            break
-        if running:
-            seen_running = True
-        else:
-            code = state.get("ExitCode") or 0
-            seen_exit = seen_running or (state.get("StartedAt") or "") != started
-            if condition == "not-running" and not live:
-                break  # Docker: a created or exited container is not running (one being
-                # started, as right after a start's answer, is about to run)
-            if condition == "next-exit" and (seen_running or (state.get("StartedAt") or "")
-                                             != started):
-                break
-        if _gone(h.connection):
-            return  # `run -d` drops its wait: no thread stays polling for it
-        time.sleep(0.02)
+    # `run -d` drops its wait: no thread stays polling for it
+    code = lifecycle.wait_condition(store, record, condition, lambda: _gone(h.connection))
+    if code is None:
+        return
     write((json.dumps({"StatusCode": code, "Error": None}) + "\n").encode())
     end()
-
-
-def _last_exit(store, cid, journal, default):
-    """The exit code of cid's last `die` written to the events journal since the mark
-    journal (its record, and so its State, can be gone before a poll saw it exit)."""
-    for event in events.read(store, after=journal):
-        if event.get("Type") == "container" and event.get("Action") == "die" and \
-                event.get("id") == cid:
-            try:
-                default = int(event["Actor"]["Attributes"].get("exitCode", default))
-            except (TypeError, ValueError):
-                pass
-    return default
 
 
 def _frame(stream, data):

@@ -2,8 +2,9 @@
 
 Owns: Docker's stop (the container's stop signal, then SIGKILL after the timeout; a stop is
 remembered so restart policies leave the container down), kill (SIGKILL by default, any signal
-by name or number), wait (until the exit is recorded), restart, and NextExit: one run of a
-container as a client attached to it sees it end (Docker's `next-exit`).
+by name or number), wait (until the exit is recorded; the Engine API's conditions as dockerd
+answers them: wait_condition), restart, and NextExit: one run of a container as a client
+attached to it sees it end (Docker's `next-exit`).
 Must not: write a container's exit itself while its monitor lives (the monitor knows the
 status), or print.
 """
@@ -153,6 +154,70 @@ class NextExit:
         if current is None:
             return default
         return current["State"].get("ExitCode", default) or 0
+
+
+WAIT_CONDITIONS = ("not-running", "next-exit", "removed")
+
+
+def wait_condition(store, record, condition="not-running", gone=None):
+    """Docker's wait conditions, as dockerd's State.Wait answers them -> the exit status, or
+    None once gone() says the client left. not-running: at once for a container that is
+    not running (created, exited), else its next exit; a restarting container counts as
+    running, as in dockerd (Running stays true), and so does one being started. next-exit:
+    the first exit after this call (NextExit's die event), even one a restart policy
+    follows at once. removed: the removal, with the last exit's status. A removal ends every
+    condition (dockerd wakes all its waiters); one of a live container is rm -f's SIGKILL."""
+    cid = record["Id"]
+    run = NextExit(store, cid)  # before the state is read: no exit after it is missed
+    state = containers.refresh_state(store, record)["State"]
+    if condition == "not-running" and not _live(state):
+        return state.get("ExitCode") or 0
+    started = state.get("StartedAt") or ""
+    code = state.get("ExitCode") or 0
+    # being started counts as live, not as having run: the API's `create` worker is its
+    # record's starter until it exits, and a next-exit wait seeing it go has seen no run
+    ran = state.get("Status") in containers.LIVE_STATES
+    while True:
+        if condition != "removed" and run._died():
+            return run.code()
+        current = store.read_container(cid)
+        if current is None:
+            if condition != "removed" and run._died():
+                return run.code()
+            return _last_die(store, run, 137 if ran else code)
+        state = containers.refresh_state(store, current)["State"]
+        if state.get("Status") in containers.LIVE_STATES:
+            ran = True
+        elif not containers.being_started(state):
+            code = state.get("ExitCode") or 0
+            # an exit with no die event (a killed keeper's), once this call saw a run; a
+            # stopped container waits for its next start under next-exit (dockerd)
+            if condition != "removed" and (
+                    ran or condition == "not-running" or
+                    (state.get("StartedAt") or "") != started):
+                return run.code(code) if run._died() else code
+            ran = False
+        if gone is not None and gone():
+            return None
+        time.sleep(_POLL)
+
+
+def _live(state):
+    return state.get("Status") in containers.LIVE_STATES or containers.being_started(state)
+
+
+def _last_die(store, run, default):
+    """The status of cid's last die event since run was made (the record, and its State, can
+    be gone before a poll saw the exit)."""
+    from . import events
+    for event in events.read(store, since=run.since, after=run.journal):
+        if event.get("Type") == "container" and event.get("Action") == "die" and \
+                event.get("id") == run.cid:
+            try:
+                default = int(event["Actor"]["Attributes"].get("exitCode", default))
+            except (TypeError, ValueError):
+                pass
+    return default
 
 
 def stop(store, name, timeout=None, sig=None):

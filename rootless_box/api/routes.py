@@ -297,9 +297,11 @@ def container_wait(h, name):
     condition = h.arg("condition") or "not-running"
     if condition not in lifecycle.WAIT_CONDITIONS:
         raise HTTPError(400, "invalid condition: %s" % json.dumps(condition))  # dockerd: %q
+    run = lifecycle.NextExit(store, record["Id"])  # before the headers: then comes the start
     write, end = h.stream()
     # `run -d` drops its wait: no thread stays polling for it
-    code = lifecycle.wait_condition(store, record, condition, lambda: _gone(h.connection))
+    code = lifecycle.wait_condition(store, record, condition, lambda: _gone(h.connection),
+                                    run)
     if code is None:
         return
     write((json.dumps({"StatusCode": code, "Error": None}) + "\n").encode())
@@ -476,7 +478,7 @@ def _attached(conn, store, cid, kept, since_ns, tty, use_stdin, want, keys=None,
             return False  # the client left: stop following, leave nothing behind
         return not run.ended()
 
-    feeder = _Feeder(conn, cid, use_stdin, tty, running, keys, detached) \
+    feeder = _Feeder(conn, run, use_stdin, tty, running, keys, detached) \
         if use_stdin or tty else None
     try:
         for entry in logfile.follow(kept.link(), running, since=since_ns, interval=0.02):
@@ -508,30 +510,20 @@ _TERMINALS = {}  # container ID -> its pty master, while an API client is attach
 
 
 class _Feeder:
-    """The watcher's attach socket for this container: the client's bytes go in (its
-    stdin, or its terminal); a half-close by the client closes the container's stdin. A -t
-    container's watcher sends its terminal's master first (kept for resize) and then its
-    output, which is read and dropped here (the log has it; an unread client would stall
-    the watcher, whose writes to clients block)."""
+    """The attach socket of the run attached to (never a restart's: NextExit.connect): the
+    client's bytes go in (its stdin, or its terminal); a half-close by the client closes the
+    container's stdin. A -t container's watcher sends its terminal's master first (kept for
+    resize) and then its output, which is read and dropped here (the log has it; an unread
+    client would stall the watcher, whose writes to clients block)."""
 
-    def __init__(self, client, cid, stdin, tty, running, keys=None, detached=None):
-        from ..ops.monitor import attach_socket
-        self.cid = cid
+    def __init__(self, client, run, stdin, tty, running, keys=None, detached=None):
+        self.cid = run.cid
         self.keys, self.detached = keys, detached
         self.master = None
-        # the monitor records the container running a moment before its watcher listens
-        deadline = time.monotonic() + 10
-        while True:
-            self.conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                self.conn.connect(attach_socket(cid))
-                break
-            except OSError:
-                self.conn.close()
-                self.conn = None
-            if time.monotonic() > deadline or not running():
-                return
-            time.sleep(0.01)
+        # the run attached to (a lifecycle.NextExit made before its start), never a restart's
+        self.conn = run.connect(stop=lambda: not running())
+        if self.conn is None:
+            return
         if tty:
             try:
                 _msg, fds, _flags, _addr = socket.recv_fds(self.conn, 1, 1)
@@ -539,7 +531,7 @@ class _Feeder:
                 fds = []
             if fds:
                 self.master = fds[0]
-                _TERMINALS[cid] = self.master
+                _TERMINALS[self.cid] = self.master
             threading.Thread(target=self._drain, daemon=True).start()
         if stdin:
             threading.Thread(target=self._copy, args=(client,), daemon=True).start()

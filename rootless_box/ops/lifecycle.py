@@ -143,6 +143,33 @@ class NextExit:
             return True
         return self.die is None or ns <= self.die["timeNano"]
 
+    def connect(self, timeout=10, stop=None):
+        """A connection to this run's attach socket (its watcher's: stdin, a terminal), waited
+        for while the run lives (its monitor records it running a moment before its watcher
+        listens) -> the socket, or None once the run has ended (the socket may be a restart's
+        then: its input is not this client's), stop() says so, or after timeout. A connection
+        made before the run is found not ended is this run's: a restart's watcher listens
+        only after this run's die event."""
+        import socket
+        from .monitor import attach_socket
+        deadline = time.monotonic() + timeout
+        while True:
+            conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                conn.connect(attach_socket(self.cid))
+            except OSError:
+                conn.close()
+                conn = None
+            if self.ended():
+                if conn is not None:
+                    conn.close()
+                return None
+            if conn is not None:
+                return conn
+            if (stop is not None and stop()) or time.monotonic() >= deadline:
+                return None
+            time.sleep(0.01)
+
     def code(self, default=0):
         """The exit status: the die event's, else the record's (once ended)."""
         if self.die is not None:
@@ -159,16 +186,18 @@ class NextExit:
 WAIT_CONDITIONS = ("not-running", "next-exit", "removed")
 
 
-def wait_condition(store, record, condition="not-running", gone=None):
+def wait_condition(store, record, condition="not-running", gone=None, run=None):
     """Docker's wait conditions, as dockerd's State.Wait answers them -> the exit status, or
     None once gone() says the client left. not-running: at once for a container that is
     not running (created, exited), else its next exit; a restarting container counts as
     running, as in dockerd (Running stays true), and so does one being started. next-exit:
     the first exit after this call (NextExit's die event), even one a restart policy
     follows at once. removed: the removal, with the last exit's status. A removal ends every
-    condition (dockerd wakes all its waiters); one of a live container is rm -f's SIGKILL."""
+    condition (dockerd wakes all its waiters); one of a live container is rm -f's SIGKILL.
+    run: a NextExit made when the wait began (before its answer's headers, after which the
+    docker CLI starts the container)."""
     cid = record["Id"]
-    run = NextExit(store, cid)  # before the state is read: no exit after it is missed
+    run = run or NextExit(store, cid)  # before the state is read: no exit after it is missed
     state = containers.refresh_state(store, record)["State"]
     if condition == "not-running" and not _live(state):
         return state.get("ExitCode") or 0

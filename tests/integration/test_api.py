@@ -207,6 +207,21 @@ def test_run_interactive_feeds_stdin_until_eof(docker):
     assert (out.returncode, out.out) == (0, "a\nb\nend\n"), out.err
 
 
+
+def test_run_interactive_with_a_restart_policy_feeds_the_first_run_only(docker):
+    # the input reaches the first run, the client ends at its exit, and the restarted run
+    # is not given the first client's input (nor its end: its cat waits on)
+    out = docker("run", "-i", "--name", "ri", "--restart", "always", "base", "sh", "-c",
+                 "echo run; cat", input=b"in\n")
+    assert (out.returncode, out.out) == (0, "run\nin\n"), out.err
+    wait_for(lambda: docker("logs", "ri").out == "run\nin\nrun\n", timeout=20,
+             what="the restart's first line")
+    status = docker("inspect", "-f", "{{.State.Status}} {{.RestartCount}}", "ri").out.split()
+    assert status == ["running", "1"]
+    assert docker("stop", "-t", "1", "ri").returncode == 0
+    assert docker("logs", "ri").out == "run\nin\nrun\n"
+    assert docker("rm", "ri").returncode == 0
+
 def test_run_with_tty_is_a_terminal_of_the_clients_size(docker):
     out = docker("run", "-t", "--rm", "base", "sh", "-c", "tty; exit 3")
     assert out.returncode == 3

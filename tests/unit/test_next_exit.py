@@ -129,3 +129,56 @@ def test_a_client_gone_ends_the_wait_with_nothing(store):
     _record(store, "running")
     assert lifecycle.wait_condition(store, store.read_container(CID), "next-exit",
                                     lambda: True) is None
+
+
+# -- NextExit.connect: the attach socket of the run attached to, never a restart's ------------
+
+@pytest.fixture
+def listener(tmp_path, monkeypatch):
+    """A watcher's attach socket, listening for the container."""
+    import socket
+    from rootless_box.ops import monitor
+    path = str(tmp_path / "attach.sock")
+    monkeypatch.setattr(monitor, "attach_socket", lambda cid: path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(path)
+    sock.listen(4)
+    sock.settimeout(10)
+    yield sock
+    sock.close()
+
+
+def test_connect_reaches_the_live_runs_socket(store, listener):
+    _record(store, "running")
+    conn = lifecycle.NextExit(store, CID).connect(timeout=0)
+    with conn, listener.accept()[0] as watcher:
+        conn.sendall(b"in")
+        assert watcher.recv(2) == b"in"
+
+
+def test_the_api_feeder_of_an_ended_run_gives_a_restarts_socket_nothing(store, listener):
+    # the run exited before the client's feeder connected, and the restart's watcher listens
+    # at the same path: the client's input is not the restarted container's
+    import socket
+    from rootless_box.api import routes
+    _record(store, "running")
+    run = lifecycle.NextExit(store, CID)
+    events.emit(store, "container", "die", CID, {"exitCode": "0"})
+    client, ours = socket.socketpair()
+    with client, ours:
+        client.sendall(b"first client's input")
+        client.shutdown(socket.SHUT_WR)
+        feeder = routes._Feeder(ours, run, True, False, lambda: True)
+        assert feeder.conn is None  # no copying thread: nothing of the input can go
+        feeder.close()
+        listener.setblocking(False)
+        try:
+            restarted = listener.accept()[0]
+        except BlockingIOError:
+            pass
+        else:
+            with restarted:  # a connect made and closed at once, as the run had ended
+                restarted.settimeout(10)
+                assert restarted.recv(64) == b""
+        listener.settimeout(10)
+    assert lifecycle.NextExit(store, CID).connect(timeout=0) is not None  # a new client's

@@ -197,8 +197,9 @@ def wait_condition(store, record, condition="not-running", gone=None, run=None):
     run: a NextExit made when the wait began (before its answer's headers, after which the
     docker CLI starts the container)."""
     cid = record["Id"]
-    run = run or NextExit(store, cid)  # before the state is read: no exit after it is missed
-    state = containers.refresh_state(store, record)["State"]
+    run = run or NextExit(store, cid)
+    # the state read again after the mark: an exit before it is not this wait's next one
+    state = containers.refresh_state(store, store.read_container(cid) or record)["State"]
     if condition == "not-running" and not _live(state):
         return state.get("ExitCode") or 0
     started = state.get("StartedAt") or ""

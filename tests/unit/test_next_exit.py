@@ -182,3 +182,10 @@ def test_the_api_feeder_of_an_ended_run_gives_a_restarts_socket_nothing(store, l
                 assert restarted.recv(64) == b""
         listener.settimeout(10)
     assert lifecycle.NextExit(store, CID).connect(timeout=0) is not None  # a new client's
+
+
+def test_an_exit_before_the_wait_began_is_not_its_next_one(store):
+    stale = {"Id": CID, "State": {"Status": "running", "ExitCode": 0}}  # read before it
+    _record(store, "exited", 3)
+    steps = _script(lambda: None, lambda: _record(store, "running"), _die(store, 4))
+    assert lifecycle.wait_condition(store, stale, "next-exit", steps) == 4

@@ -22,7 +22,7 @@ import uuid
 
 from .. import config, errors
 from ..oci import reference
-from ..ops import containers, events, images, lifecycle, logfile, psfilter
+from ..ops import containers, images, lifecycle, logfile, psfilter
 from ..ops.containerjson import container_json, list_item
 from ..ops.imagefilter import IMAGE_FILTERS, image_filter, reference_matches
 from ..ops.storage import open_store
@@ -291,65 +291,21 @@ def container_resize(h, name):
 
 def container_wait(h, name):
     """Headers at once (the CLI waits for them before it starts the container), the body when
-    the condition holds; `removed` keeps the exit code the container last recorded."""
+    the condition holds (ops/lifecycle.wait_condition: dockerd's conditions)."""
     store = _store()
     record = _container(name)
     condition = h.arg("condition") or "not-running"
-    if condition not in ("not-running", "next-exit", "removed"):
-        raise HTTPError(400, "invalid condition: %s" % condition)
-    cid = record["Id"]
-    started = (record.get("State") or {}).get("StartedAt") or ""
-    # a restart policy turns an exit into `restarting` (live): dockerd wakes its waiters at
-    # that exit all the same, so an exit recorded since the wait began answers it
-    finished = (record.get("State") or {}).get("FinishedAt") or ""
-    journal = events.mark(store)
+    if condition not in lifecycle.WAIT_CONDITIONS:
+        raise HTTPError(400, "invalid condition: %s" % json.dumps(condition))  # dockerd: %q
+    run = lifecycle.NextExit(store, record["Id"])  # before the headers: then comes the start
     write, end = h.stream()
-    code, seen_running, seen_exit = 0, False, False
-    while True:
-        current = store.read_container(cid)
-        if current is None:
-            if not seen_exit:  # ran, exited and was removed (--rm) between two polls
-                code = _last_exit(store, cid, journal, code)
-            break
-        current = containers.refresh_state(store, current)
-        state = current["State"]
-        running = state.get("Status") in containers.LIVE_STATES
-        # being started counts as live, but not as having run: the `create` worker that
-        # made a record is its starter until it exits, and a next-exit wait seeing it go
-        # would otherwise answer 0 before the container ever started
-        live = running or containers.being_started(state)
-        if condition != "removed" and (state.get("FinishedAt") or "") != finished:
-            code = state.get("ExitCode") or 0
-            break
-        if running:
-            seen_running = True
-        else:
-            code = state.get("ExitCode") or 0
-            seen_exit = seen_running or (state.get("StartedAt") or "") != started
-            if condition == "not-running" and not live:
-                break  # Docker: a created or exited container is not running (one being
-                # started, as right after a start's answer, is about to run)
-            if condition == "next-exit" and (seen_running or (state.get("StartedAt") or "")
-                                             != started):
-                break
-        if _gone(h.connection):
-            return  # `run -d` drops its wait: no thread stays polling for it
-        time.sleep(0.02)
+    # `run -d` drops its wait: no thread stays polling for it
+    code = lifecycle.wait_condition(store, record, condition, lambda: _gone(h.connection),
+                                    run)
+    if code is None:
+        return
     write((json.dumps({"StatusCode": code, "Error": None}) + "\n").encode())
     end()
-
-
-def _last_exit(store, cid, journal, default):
-    """The exit code of cid's last `die` written to the events journal since the mark
-    journal (its record, and so its State, can be gone before a poll saw it exit)."""
-    for event in events.read(store, after=journal):
-        if event.get("Type") == "container" and event.get("Action") == "die" and \
-                event.get("id") == cid:
-            try:
-                default = int(event["Actor"]["Attributes"].get("exitCode", default))
-            except (TypeError, ValueError):
-                pass
-    return default
 
 
 def _frame(stream, data):
@@ -522,7 +478,7 @@ def _attached(conn, store, cid, kept, since_ns, tty, use_stdin, want, keys=None,
             return False  # the client left: stop following, leave nothing behind
         return not run.ended()
 
-    feeder = _Feeder(conn, cid, use_stdin, tty, running, keys, detached) \
+    feeder = _Feeder(conn, run, use_stdin, tty, running, keys, detached) \
         if use_stdin or tty else None
     try:
         for entry in logfile.follow(kept.link(), running, since=since_ns, interval=0.02):
@@ -554,30 +510,20 @@ _TERMINALS = {}  # container ID -> its pty master, while an API client is attach
 
 
 class _Feeder:
-    """The watcher's attach socket for this container: the client's bytes go in (its
-    stdin, or its terminal); a half-close by the client closes the container's stdin. A -t
-    container's watcher sends its terminal's master first (kept for resize) and then its
-    output, which is read and dropped here (the log has it; an unread client would stall
-    the watcher, whose writes to clients block)."""
+    """The attach socket of the run attached to (never a restart's: NextExit.connect): the
+    client's bytes go in (its stdin, or its terminal); a half-close by the client closes the
+    container's stdin. A -t container's watcher sends its terminal's master first (kept for
+    resize) and then its output, which is read and dropped here (the log has it; an unread
+    client would stall the watcher, whose writes to clients block)."""
 
-    def __init__(self, client, cid, stdin, tty, running, keys=None, detached=None):
-        from ..ops.monitor import attach_socket
-        self.cid = cid
+    def __init__(self, client, run, stdin, tty, running, keys=None, detached=None):
+        self.cid = run.cid
         self.keys, self.detached = keys, detached
         self.master = None
-        # the monitor records the container running a moment before its watcher listens
-        deadline = time.monotonic() + 10
-        while True:
-            self.conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                self.conn.connect(attach_socket(cid))
-                break
-            except OSError:
-                self.conn.close()
-                self.conn = None
-            if time.monotonic() > deadline or not running():
-                return
-            time.sleep(0.01)
+        # the run attached to (a lifecycle.NextExit made before its start), never a restart's
+        self.conn = run.connect(stop=lambda: not running())
+        if self.conn is None:
+            return
         if tty:
             try:
                 _msg, fds, _flags, _addr = socket.recv_fds(self.conn, 1, 1)
@@ -585,7 +531,7 @@ class _Feeder:
                 fds = []
             if fds:
                 self.master = fds[0]
-                _TERMINALS[cid] = self.master
+                _TERMINALS[self.cid] = self.master
             threading.Thread(target=self._drain, daemon=True).start()
         if stdin:
             threading.Thread(target=self._copy, args=(client,), daemon=True).start()

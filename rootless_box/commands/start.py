@@ -56,16 +56,12 @@ def main(parsed):
     return _attach(store, record, stdin=parsed.interactive, run=run)
 
 
-def _feed_stdin(cid):
+def _feed_stdin(run):
     """A child process that copies our stdin into the container's (through its watcher's
-    attach socket) until it ends; -> its pid, or None when the container takes no input."""
-    import socket
-    from ..ops.monitor import attach_socket
-    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        conn.connect(attach_socket(cid))
-    except OSError:
-        conn.close()
+    attach socket: run's, an ops.lifecycle.NextExit, never a restart's) until it ends; -> its
+    pid, or None when the container takes no input (or that run has ended)."""
+    conn = run.connect(timeout=0)  # its watcher listens before the start is answered
+    if conn is None:
         return None
     sys.stdout.flush()
     pid = os.fork()
@@ -102,7 +98,7 @@ def _attach(store, record, since_now=False, stdin=False, log=None, run=None):
     def running():
         return not run.ended()
 
-    feeder = _feed_stdin(cid) if stdin and current.get("Config", {}).get("OpenStdin") \
+    feeder = _feed_stdin(run) if stdin and current.get("Config", {}).get("OpenStdin") \
         else None
     out, err = sys.stdout.buffer, sys.stderr.buffer
     try:

@@ -1,4 +1,5 @@
-"""`wait CONTAINER...`: block until each stops, then print its exit code."""
+"""`wait CONTAINER...`: block until each stops, then print its exit code (Docker's CLI waits
+with not-running: a restart policy's restart does not hide an exit)."""
 
 import sys
 
@@ -16,8 +17,7 @@ def main(parsed):
     store = open_store()
 
     def wait_one(name):
-        record = lifecycle.wait_exit(store, containers.find(store, name))
-        code = record["State"].get("ExitCode", 0) if record else 0
+        code = lifecycle.wait_condition(store, containers.find(store, name))
         sys.stdout.write("%d\n" % code)
         sys.stdout.flush()
     return for_each(parsed.args, wait_one)

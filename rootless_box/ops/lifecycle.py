@@ -2,8 +2,9 @@
 
 Owns: Docker's stop (the container's stop signal, then SIGKILL after the timeout; a stop is
 remembered so restart policies leave the container down), kill (SIGKILL by default, any signal
-by name or number), wait (until the exit is recorded), restart, and NextExit: one run of a
-container as a client attached to it sees it end (Docker's `next-exit`).
+by name or number), wait (until the exit is recorded; the Engine API's conditions as dockerd
+answers them: wait_condition), restart, and NextExit: one run of a container as a client
+attached to it sees it end (Docker's `next-exit`).
 Must not: write a container's exit itself while its monitor lives (the monitor knows the
 status), or print.
 """
@@ -142,6 +143,33 @@ class NextExit:
             return True
         return self.die is None or ns <= self.die["timeNano"]
 
+    def connect(self, timeout=10, stop=None):
+        """A connection to this run's attach socket (its watcher's: stdin, a terminal), waited
+        for while the run lives (its monitor records it running a moment before its watcher
+        listens) -> the socket, or None once the run has ended (the socket may be a restart's
+        then: its input is not this client's), stop() says so, or after timeout. A connection
+        made before the run is found not ended is this run's: a restart's watcher listens
+        only after this run's die event."""
+        import socket
+        from .monitor import attach_socket
+        deadline = time.monotonic() + timeout
+        while True:
+            conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                conn.connect(attach_socket(self.cid))
+            except OSError:
+                conn.close()
+                conn = None
+            if self.ended():
+                if conn is not None:
+                    conn.close()
+                return None
+            if conn is not None:
+                return conn
+            if (stop is not None and stop()) or time.monotonic() >= deadline:
+                return None
+            time.sleep(0.01)
+
     def code(self, default=0):
         """The exit status: the die event's, else the record's (once ended)."""
         if self.die is not None:
@@ -153,6 +181,73 @@ class NextExit:
         if current is None:
             return default
         return current["State"].get("ExitCode", default) or 0
+
+
+WAIT_CONDITIONS = ("not-running", "next-exit", "removed")
+
+
+def wait_condition(store, record, condition="not-running", gone=None, run=None):
+    """Docker's wait conditions, as dockerd's State.Wait answers them -> the exit status, or
+    None once gone() says the client left. not-running: at once for a container that is
+    not running (created, exited), else its next exit; a restarting container counts as
+    running, as in dockerd (Running stays true), and so does one being started. next-exit:
+    the first exit after this call (NextExit's die event), even one a restart policy
+    follows at once. removed: the removal, with the last exit's status. A removal ends every
+    condition (dockerd wakes all its waiters); one of a live container is rm -f's SIGKILL.
+    run: a NextExit made when the wait began (before its answer's headers, after which the
+    docker CLI starts the container)."""
+    cid = record["Id"]
+    run = run or NextExit(store, cid)
+    # the state read again after the mark: an exit before it is not this wait's next one
+    state = containers.refresh_state(store, store.read_container(cid) or record)["State"]
+    if condition == "not-running" and not _live(state):
+        return state.get("ExitCode") or 0
+    started = state.get("StartedAt") or ""
+    code = state.get("ExitCode") or 0
+    # being started counts as live, not as having run: the API's `create` worker is its
+    # record's starter until it exits, and a next-exit wait seeing it go has seen no run
+    ran = state.get("Status") in containers.LIVE_STATES
+    while True:
+        if condition != "removed" and run._died():
+            return run.code()
+        current = store.read_container(cid)
+        if current is None:
+            if condition != "removed" and run._died():
+                return run.code()
+            return _last_die(store, run, 137 if ran else code)
+        state = containers.refresh_state(store, current)["State"]
+        if state.get("Status") in containers.LIVE_STATES:
+            ran = True
+        elif not containers.being_started(state):
+            code = state.get("ExitCode") or 0
+            # an exit with no die event (a killed keeper's), once this call saw a run; a
+            # stopped container waits for its next start under next-exit (dockerd)
+            if condition != "removed" and (
+                    ran or condition == "not-running" or
+                    (state.get("StartedAt") or "") != started):
+                return run.code(code) if run._died() else code
+            ran = False
+        if gone is not None and gone():
+            return None
+        time.sleep(_POLL)
+
+
+def _live(state):
+    return state.get("Status") in containers.LIVE_STATES or containers.being_started(state)
+
+
+def _last_die(store, run, default):
+    """The status of cid's last die event since run was made (the record, and its State, can
+    be gone before a poll saw the exit)."""
+    from . import events
+    for event in events.read(store, since=run.since, after=run.journal):
+        if event.get("Type") == "container" and event.get("Action") == "die" and \
+                event.get("id") == run.cid:
+            try:
+                default = int(event["Actor"]["Attributes"].get("exitCode", default))
+            except (TypeError, ValueError):
+                pass
+    return default
 
 
 def stop(store, name, timeout=None, sig=None):

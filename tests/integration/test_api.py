@@ -168,6 +168,34 @@ def test_run_attached_with_a_restart_policy_returns_at_the_first_exit(docker, se
         docker("inspect", "-f", "{{.Id}}", "ra", "rt").out.split())
 
 
+
+def test_run_waits_for_the_first_exit_and_wait_for_a_restarting_ones_next(docker):
+    # run's wait (next-exit) answers the first run's 7 while on-failure restarts it 3 times
+    out = docker("run", "--name", "of", "--restart", "on-failure:3", "base", "sh", "-c",
+                 "exit 7")
+    assert (out.returncode, out.out) == (7, ""), out.err
+    wait_for(lambda: docker("inspect", "-f", "{{.State.Status}} {{.RestartCount}} "
+                            "{{.State.ExitCode}}", "of").out.split() == ["exited", "3", "7"],
+             timeout=30, what="three restarts")
+    # each run n exits with n; the backoff doubles, so it is soon caught restarting: a
+    # restarting container is running to dockerd, and `wait` answers at its next exit, not
+    # with the exit it is restarting from
+    script = "echo >> /runs; exit $(wc -l < /runs)"
+    assert docker("run", "-d", "--name", "rs", "--restart", "always", "base", "sh", "-c",
+                  script).returncode == 0
+    caught = []
+
+    def restarting():
+        state = docker("inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "rs").out
+        if state.split()[0] != "restarting" or int(state.split()[1]) < 3:
+            return False
+        caught.append(int(state.split()[1]))
+        return True
+    wait_for(restarting, timeout=30, what="restarting after its third run")
+    out = docker("wait", "rs")
+    assert out.returncode == 0 and int(out.out) > caught[0], (out.out, out.err, caught)
+    assert docker("rm", "-f", "rs", "of").returncode == 0
+
 def test_run_with_entrypoint_env_workdir_user(docker):
     out = docker("run", "--rm", "--entrypoint", "sh", "-e", "A=1", "-w", "/tmp", "-u", "5:6",
                  "base", "-c", 'echo "$A $(pwd) $(id -u):$(id -g)"')
@@ -178,6 +206,21 @@ def test_run_interactive_feeds_stdin_until_eof(docker):
     out = docker("run", "-i", "--rm", "base", "sh", "-c", "cat; echo end", input=b"a\nb\n")
     assert (out.returncode, out.out) == (0, "a\nb\nend\n"), out.err
 
+
+
+def test_run_interactive_with_a_restart_policy_feeds_the_first_run_only(docker):
+    # the input reaches the first run, the client ends at its exit, and the restarted run
+    # is not given the first client's input (nor its end: its cat waits on)
+    out = docker("run", "-i", "--name", "ri", "--restart", "always", "base", "sh", "-c",
+                 "echo run; cat", input=b"in\n")
+    assert (out.returncode, out.out) == (0, "run\nin\n"), out.err
+    wait_for(lambda: docker("logs", "ri").out == "run\nin\nrun\n", timeout=20,
+             what="the restart's first line")
+    status = docker("inspect", "-f", "{{.State.Status}} {{.RestartCount}}", "ri").out.split()
+    assert status == ["running", "1"]
+    assert docker("stop", "-t", "1", "ri").returncode == 0
+    assert docker("logs", "ri").out == "run\nin\nrun\n"
+    assert docker("rm", "ri").returncode == 0
 
 def test_run_with_tty_is_a_terminal_of_the_clients_size(docker):
     out = docker("run", "-t", "--rm", "base", "sh", "-c", "tty; exit 3")

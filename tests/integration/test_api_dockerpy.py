@@ -68,6 +68,40 @@ def test_wait_answers_at_an_exit_a_restart_policy_follows(client):
         client.remove_container(cid, force=True)
 
 
+
+def test_wait_conditions_as_dockerd_answers_them(service, api_cli):
+    high = dockerpy.DockerClient(base_url=service.uri, version="auto")
+    ran = high.containers.create("base", ["sh", "-c", "exit 5"])
+
+    @contextlib.contextmanager
+    def waiting(condition):
+        """A wait whose headers came (the condition holds from then on, as for the docker
+        CLI, which starts the container once it has them) -> a reader of its answer."""
+        with contextlib.closing(socket.socket(socket.AF_UNIX)) as raw:
+            raw.settimeout(30)
+            raw.connect(service.uri[len("unix://"):])
+            raw.sendall(b"POST /containers/%s/wait?condition=%s HTTP/1.1\r\nHost: x\r\n"
+                        b"Content-Length: 0\r\n\r\n" % (ran.id.encode(), condition))
+            assert _read_until(raw, b"\r\n\r\n").startswith(b"HTTP/1.1 200")
+            yield lambda: _read_until(raw, b"}")
+    try:
+        # not-running: a created container is not running
+        assert ran.wait(condition="not-running", timeout=30) == {"StatusCode": 0,
+                                                                  "Error": None}
+        with waiting(b"next-exit") as answer:
+            ran.start()
+            assert b'{"StatusCode": 5, "Error": null}' in answer()
+        assert ran.wait(condition="not-running", timeout=30)["StatusCode"] == 5
+        with pytest.raises(dockerpy.errors.APIError, match='invalid condition: "gone"'):
+            ran.wait(condition="gone", timeout=30)
+        with waiting(b"removed") as answer:  # the status it had, once rm took it
+            ran.remove()
+            assert b'"StatusCode": 5' in answer()
+    finally:
+        api_cli("rm", "-f", ran.id)
+        high.close()
+
+
 def test_the_detach_keys_end_an_attach_and_leave_the_container_running(client):
     cid = client.create_container("base", "cat", stdin_open=True, tty=True)["Id"]
     try:

@@ -103,6 +103,26 @@ def test_stop_signal_from_run(user):
     assert state(user, "usr1")["ExitCode"] == 42
 
 
+
+def test_wait_answers_at_the_exit_a_restart_policy_follows(user):
+    # each run ends when /go appears (taking it): Docker's wait answers at the next exit,
+    # where waiting for a stopped record would wait through every restart
+    user.ok("run", "-d", "--name", "ra", "--restart", "always", "base:latest", "sh", "-c",
+            "until [ -e /go ]; do sleep 0.02; done; rm /go; exit 3")
+    waiter = subprocess.Popen(user.argv("wait", "ra"), env=user.env, stdout=subprocess.PIPE)
+    try:
+        def answered():
+            user("exec", "ra", "touch", "/go")  # refused while it restarts: again then
+            return waiter.poll() is not None
+        wait_for(answered, timeout=60, what="wait's answer")
+        assert waiter.communicate()[0] == b"3\n"
+        wait_for(lambda: state(user, "ra")["Status"] == "running" and
+                 restarts(user, "ra") >= 1, timeout=20, what="restarted")
+    finally:
+        waiter.kill()
+        waiter.wait()
+    user.ok("rm", "-f", "ra")
+
 def test_kill_signals(user):
     user.ok("run", "-d", "--name", "k", "base:latest", "sh", "-c",
             "trap 'exit 5' USR1; while :; do sleep 0.1; done")

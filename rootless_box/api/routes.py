@@ -392,6 +392,11 @@ def container_attach(h, name):
     except errors.UsageError as exc:
         raise HTTPError(400, str(exc)) from None
     initial = containers.refresh_state(store, record)["State"]
+    if initial.get("Status") == "restarting":
+        # dockerd's: the stream would be of a run that has ended (NextExit would end it at
+        # once) or of the next, which is not this client's to see
+        raise HTTPError(409, "Container %s is restarting, wait until the container is running"
+                        % cid)
     already = initial.get("Status") in containers.LIVE_STATES
     run = lifecycle.NextExit(store, cid)  # before the start: the stream ends at its exit
     since_ns = time.time_ns() if already else None

@@ -30,6 +30,9 @@ def main(parsed):
     keys = detach_sequence(parsed.detach_keys)
     store = open_store()
     record = containers.refresh_state(store, containers.find(store, parsed.args[0]))
+    if record["State"].get("Status") == "restarting":
+        raise Conflict("you cannot attach to a restarting container, wait until it is running",
+                       None, exit_code=1)
     if record["State"].get("Status") not in ("running", "paused"):
         raise Conflict("you cannot attach to a stopped container, start it first", None,
                        exit_code=1)

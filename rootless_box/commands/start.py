@@ -50,8 +50,16 @@ def main(parsed):
     run = NextExit(store, containers.find(store, parsed.args[0])["Id"])
     record = start_one(parsed.args[0], client=True)
     if record.get("Config", {}).get("Tty"):
+        from ..errors import Conflict
         from .attach import attach_terminal
-        code = attach_terminal(store, record, stdin=parsed.interactive, keys=keys, run=run)
+        try:
+            code = attach_terminal(store, record, stdin=parsed.interactive, keys=keys, run=run)
+        except Conflict:
+            # the run ended (and was restarted, or went) before this client connected, as
+            # in run's kept-apart path: its output is all in the log
+            if not run.ended():
+                raise
+            return _attach(store, record, run=run)
         return 0 if code is None else code  # detached: Docker's start -a says nothing
     return _attach(store, record, stdin=parsed.interactive, run=run)
 

@@ -392,9 +392,11 @@ def plumb(holder_net_fd, target_net_fd, links, stale=False):
                 nl.add_address(index, link["ip6"], link["prefix6"])
             nl.set_up(index)
             if link.get("route"):
+                # IPv4 only: no uplink carries IPv6 (N0's rules are `table ip`), and a v6
+                # default route into nowhere would make an outside AAAA answer hang until
+                # TCP gives up, where without it the connect fails at once and the client
+                # goes on to the IPv4 address
                 nl.add_default_route(link["gateway"], index)
-                if link.get("ip6"):
-                    nl.add_default_route(link["gateway6"], index)
 
 
 def unplumb(holder_net_fd, veths):

@@ -369,3 +369,26 @@ def test_a_committed_image_names_its_parent(client):
         made = client.commit(cid)["Id"]
         assert client.inspect_image(made)["Parent"] == client.inspect_image("base")["Id"]
         client.remove_image(made)
+
+
+def test_attach_to_a_restarting_container_is_dockerds_conflict(client):
+    """dockerd answers 409 to an attach while a container waits out its restart delay (the
+    stream would be of a run that has ended); after five restarts the delay is 3.2 s."""
+    import time
+    cid = client.create_container("base", ["sh", "-c", "exit 1"], host_config=
+                                  client.create_host_config(restart_policy={"Name": "always"}))
+    try:
+        client.start(cid)
+        deadline = time.monotonic() + 120
+        while True:
+            state = client.inspect_container(cid)
+            if state["RestartCount"] >= 5 and state["State"]["Restarting"]:
+                break
+            assert time.monotonic() < deadline, state["State"]
+            time.sleep(0.05)
+        with pytest.raises(dockerpy.errors.APIError) as caught:
+            client.attach(cid, stream=False, logs=False)
+        assert caught.value.response.status_code == 409
+        assert "is restarting, wait until the container is running" in str(caught.value)
+    finally:
+        client.remove_container(cid, force=True)

@@ -269,6 +269,33 @@ def test_bad_command_in_detached_run(user):
     assert user.ok("ps", "-q").out == ""
 
 
+def test_start_attached_to_a_terminal_container_whose_first_run_ends_at_once(user):
+    """`start -a` of a -t container with a restart policy whose run ends before the client
+    reaches its terminal (the socket is then a restart's, or gone): the first run's output
+    from the log and its status, as `run` does, not an error."""
+    user.ok("create", "-t", "--name", "quick", "--restart", "on-failure:2", "base",
+            "sh", "-c", "echo hi-from-quick; exit 4")
+    proc = user("start", "-a", "quick")
+    assert proc.returncode == 4, proc
+    assert proc.out.count("hi-from-quick") == 1, proc.out
+    wait_for(lambda: state(user, "quick")["Status"] == "exited" and
+             restarts(user, "quick") == 2, timeout=60, what="the restarts over")
+    user.ok("rm", "quick")
+
+
+def test_attach_to_a_restarting_container_is_refused(user):
+    """Docker's CLI: no attach to a container waiting out its restart delay (its stream
+    would be of a run that ended); the delay doubles, so after five restarts it is 3.2 s."""
+    user.ok("run", "-d", "--name", "loop", "--restart", "always", "base", "sh", "-c", "exit 1")
+    wait_for(lambda: restarts(user, "loop") >= 5 and
+             state(user, "loop")["Status"] == "restarting", timeout=120,
+             what="a long restart delay")
+    proc = user("attach", "loop")
+    assert_one_error(proc, 1)
+    assert "cannot attach to a restarting container" in proc.err, proc.err
+    user.ok("rm", "-f", "loop")
+
+
 def test_restart_needs_a_valid_policy_and_no_rm(user):
     assert_one_error(user("run", "-d", "--restart", "sometimes", "base:latest", "true"))
     # Docker's CLI: a container removed at its exit cannot be restarted (run and create,

@@ -149,21 +149,27 @@ def test_the_monitors_error_line_skips_a_spent_report():
 
 def test_the_grandchild_leaves_the_callers_directory_keeping_relative_paths_meaning(tmp_path):
     """A keeper must not hold the directory `run -d` ran in; a relative XDG_DATA_HOME still
-    names the same store when its restarts read it again."""
+    names the same store when its restarts read it again, and a relative RBX_INIT_PATH the
+    same init program (a restart looks it up again)."""
     here = os.getcwd()
-    saved = os.environ.get("XDG_DATA_HOME")
+    names = ("XDG_DATA_HOME", "RBX_INIT_PATH")
+    saved = {name: os.environ.get(name) for name in names}
     os.chdir(str(tmp_path))
     os.environ["XDG_DATA_HOME"] = "data"
+    os.environ["RBX_INIT_PATH"] = "bin/catatonit"
     try:
-        report = detach.spawn(lambda report_w: os.write(report_w, ("%s %s" % (
-            os.getcwd(), os.environ["XDG_DATA_HOME"])).encode()), report=True)
+        report = detach.spawn(lambda report_w: os.write(report_w, ("%s %s %s" % (
+            os.getcwd(), os.environ["XDG_DATA_HOME"], os.environ["RBX_INIT_PATH"])).encode()),
+            report=True)
     finally:
         os.chdir(here)
-        if saved is None:
-            del os.environ["XDG_DATA_HOME"]
-        else:
-            os.environ["XDG_DATA_HOME"] = saved
-    assert _read_to_eof(report).split() == ["/", str(tmp_path / "data")]
+        for name, value in saved.items():
+            if value is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = value
+    assert _read_to_eof(report).split() == ["/", str(tmp_path / "data"),
+                                            str(tmp_path / "bin" / "catatonit")]
 
 
 def test_the_store_and_runtime_roots_are_absolute_even_from_relative_variables(tmp_path,

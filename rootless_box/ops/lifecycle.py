@@ -55,9 +55,9 @@ def kill(store, name, sig="KILL"):
     if running is None:
         raise errors.Conflict("cannot kill container %s: container %s is not running" % (
             name, record["Id"]), None, exit_code=1)
-    _signal(running, number)
     from .events import container as event
-    event(store, running, "kill", signal=number)
+    event(store, running, "kill", signal=number)  # before: a `die` it causes comes after
+    _signal(running, number)
     return record
 
 
@@ -277,8 +277,10 @@ def stop(store, name, timeout=None, sig=None):
             return done or record
     current = store.read_container(record["Id"])
     if current is not None and current["State"].get("Status") in containers.LIVE_STATES:
-        _signal(current, 9)
+        # the event first, as for the stop signal above: the watcher writes `die` as soon
+        # as the container dies, which a busy machine let come before a kill written after
         event(store, current, "kill", signal=9)
+        _signal(current, 9)
         current = wait_exit(store, current) or current
     event(store, current or running, "stop")
     return current or record

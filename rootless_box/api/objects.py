@@ -99,10 +99,10 @@ def network_create(h):
                                bool(body.get("Internal")), conf.get("Subnet") or None,
                                conf.get("Gateway") or None, conf.get("IPRange") or None,
                                body.get("Labels") or {}, body.get("Options") or {},
-                               dict(conf.get("AuxiliaryAddresses") or {},
-                                    **(conf6.get("AuxiliaryAddresses") or {})) or None,
+                               conf.get("AuxiliaryAddresses") or None,
                                ipam.get("Options"), ipv6, conf6.get("Subnet") or None,
-                               conf6.get("Gateway") or None, conf6.get("IPRange") or None)
+                               conf6.get("Gateway") or None, conf6.get("IPRange") or None,
+                               conf6.get("AuxiliaryAddresses") or None)
     except errors.Conflict as exc:
         if "already exists" in exc.message:
             raise HTTPError(409, exc.message) from None

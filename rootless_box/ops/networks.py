@@ -251,9 +251,10 @@ def _ipam_config(family, subnet, gateway, ip_range, aux, taken):
 
 def create(store, name, driver="bridge", internal=False, subnet=None, gateway=None,
            ip_range=None, labels=None, options=None, aux=None, ipam_options=(),
-           ipv6=False, subnet6=None, gateway6=None, ip_range6=None):
+           ipv6=False, subnet6=None, gateway6=None, ip_range6=None, aux6=None):
     """aux: IPAM's auxiliary addresses ({name: ip} in the subnet of the address's family,
-    never given to a container); ipam_options: IPAM.Options as given (the Engine API keeps
+    never given to a container); aux6: more of them (the Engine API's IPv6 config has a map
+    of its own, whose names may repeat the IPv4 one's); ipam_options: IPAM.Options as given (the Engine API keeps
     null as null; the CLI's --ipam-opt map is {} when empty, as Docker's CLI sends it).
     ipv6: EnableIPv6, with a second IPAM config (subnet6, else a ULA /64). An IPv6 subnet
     without ipv6 is kept in IPAM but gives no addresses, as dockerd 28 does (a static
@@ -266,9 +267,9 @@ def create(store, name, driver="bridge", internal=False, subnet=None, gateway=No
         raise errors.Conflict("operation is not permitted on predefined %s network " % name)
     if (gateway or ip_range) and not subnet or (gateway6 or ip_range6) and not subnet6:
         raise errors.UsageError("gateway and ip-range need a subnet: give --subnet")
-    aux = aux or {}
-    aux4 = {k: v for k, v in aux.items() if not is_v6(v)}
-    aux6 = {k: v for k, v in aux.items() if is_v6(v)}
+    pairs = list((aux or {}).items()) + list((aux6 or {}).items())
+    aux4 = {k: v for k, v in pairs if not is_v6(v)}
+    aux6 = {k: v for k, v in pairs if is_v6(v)}
     if aux6 and not subnet6:
         raise errors.UsageError("no matching subnet for aux-address %s"
                                 % next(iter(aux6.values())))

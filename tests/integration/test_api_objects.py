@@ -459,6 +459,31 @@ def test_docker_py_objects(service, api_cli):
         client.close()
 
 
+def test_an_auxiliary_name_in_both_families_keeps_both_addresses(service, api_cli):
+    """Each IPAM config of the API's create body has its own AuxiliaryAddresses: a name in
+    the IPv4 one and the IPv6 one reserves both addresses (neither is given to a container)."""
+    dockerpy = pytest.importorskip("docker")
+    from docker.types import IPAMConfig, IPAMPool
+    client = dockerpy.DockerClient(base_url=service.uri, version="auto")
+    try:
+        ipam = IPAMConfig(pool_configs=[
+            IPAMPool(subnet="10.94.0.0/29", aux_addresses={"r": "10.94.0.2"}),
+            IPAMPool(subnet="fd00:db8:c::/64", aux_addresses={"r": "fd00:db8:c::2"})])
+        client.api.create_network("auxnet", ipam=ipam, enable_ipv6=True)
+        confs = client.api.inspect_network("auxnet")["IPAM"]["Config"]
+        assert [c.get("AuxiliaryAddresses") for c in confs] == [
+            {"r": "10.94.0.2"}, {"r": "fd00:db8:c::2"}]
+        ctr = client.containers.run("base", ["sleep", "600"], detach=True, name="auxc",
+                                    network="auxnet")
+        entry = client.api.inspect_container(ctr.id)["NetworkSettings"]["Networks"]["auxnet"]
+        assert (entry["IPAddress"], entry["GlobalIPv6Address"]) == ("10.94.0.3",
+                                                                    "fd00:db8:c::3")
+    finally:
+        api_cli("rm", "-f", "auxc")
+        _cleanup_networks(api_cli)
+        client.close()
+
+
 def test_docker_py_network_endpoints(service, api_cli):
     """What docker-py's own suite reads back: IPAM as created (null Options stays null, the
     auxiliary addresses kept and never given to a container), a name with a space, the

@@ -254,8 +254,9 @@ def create(store, name, driver="bridge", internal=False, subnet=None, gateway=No
            ipv6=False, subnet6=None, gateway6=None, ip_range6=None, aux6=None):
     """aux: IPAM's auxiliary addresses ({name: ip} in the subnet of the address's family,
     never given to a container); aux6: more of them (the Engine API's IPv6 config has a map
-    of its own, whose names may repeat the IPv4 one's); ipam_options: IPAM.Options as given (the Engine API keeps
-    null as null; the CLI's --ipam-opt map is {} when empty, as Docker's CLI sends it).
+    of its own, whose names may repeat the IPv4 one's); ipam_options: IPAM.Options as given
+    (the Engine API keeps null as null; the CLI's --ipam-opt map is {} when empty, as
+    Docker's CLI sends it).
     ipv6: EnableIPv6, with a second IPAM config (subnet6, else a ULA /64). An IPv6 subnet
     without ipv6 is kept in IPAM but gives no addresses, as dockerd 28 does (a static
     --ip6 in it is recorded; the caller warns)."""

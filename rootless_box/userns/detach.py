@@ -21,10 +21,9 @@ import os
 import sys
 
 _FAILED = 125  # what a child that raised exits with (nobody waits for it: for ps and strace)
-# what config.py finds the store and the runtime dir by: relative, they are relative to the
-# caller's directory, which a process that leaves it must keep meaning (its restarts re-read)
-# the paths a keeper may read again after leaving the caller's directory (a restart looks up
-# the init program and the subordinate id files anew)
+# the paths a keeper may read again after it left the caller's directory, where relative ones
+# were relative to: the store and the runtime dir (config.py), and what a restart looks up anew
+# (the init program, the subordinate id files)
 _PATH_VARIABLES = ("HOME", "XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_RUNTIME_DIR",
                    "RBX_INIT_PATH", "RBX_SUBUID_FILE", "RBX_SUBGID_FILE", "RBX_REGISTRIES_CONF",
                    "RBX_LAUNCHER")
